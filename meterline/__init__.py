@@ -1,0 +1,1 @@
+"""Cross-cutting pieces of meterline: settings, the CLI and the local stack launcher."""

@@ -1,0 +1,97 @@
+"""One frozen settings object, read once from the environment at start-up.
+
+Every process calls `Settings.from_env()` exactly once; nothing else in the code base reads
+`os.environ` for configuration. `meterline check-config` prints the resolved values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+def _port(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a port number, got {raw!r}") from exc
+    if not 0 < value < 65536:
+        raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str
+    redis_url: str
+    database_url: str
+    home: Path
+    api_host: str
+    api_port: int
+    ingest_host: str
+    ingest_port: int
+    events_topic: str
+    rejected_topic: str
+    events_partitions: int
+    consumer_group: str
+    max_body_bytes: int
+    publish_timeout_s: float
+    aggregator_batch_size: int
+    aggregator_batch_within_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("METERLINE_HOME", ".meterline")).resolve()
+        settings = cls(
+            kafka_bootstrap=env.get("METERLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            redis_url=env.get("METERLINE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            database_url=env.get(
+                "METERLINE_DATABASE_URL", "postgresql://meterline:meterline@127.0.0.1:5432/meterline"
+            ),
+            home=home,
+            api_host=env.get("METERLINE_API_HOST", "127.0.0.1"),
+            api_port=_port("METERLINE_API_PORT", env.get("METERLINE_API_PORT", "3000")),
+            ingest_host=env.get("METERLINE_INGEST_HOST", "127.0.0.1"),
+            ingest_port=_port("METERLINE_INGEST_PORT", env.get("METERLINE_INGEST_PORT", "3001")),
+            events_topic=env.get("METERLINE_EVENTS_TOPIC", "events"),
+            rejected_topic=env.get("METERLINE_REJECTED_TOPIC", "events.rejected"),
+            events_partitions=int(env.get("METERLINE_EVENTS_PARTITIONS", "4")),
+            consumer_group=env.get("METERLINE_CONSUMER_GROUP", "meterline-aggregator"),
+            max_body_bytes=int(env.get("METERLINE_MAX_BODY_BYTES", str(1024 * 1024))),
+            publish_timeout_s=float(env.get("METERLINE_PUBLISH_TIMEOUT_S", "8")),
+            aggregator_batch_size=int(env.get("METERLINE_AGGREGATOR_BATCH_SIZE", "2000")),
+            aggregator_batch_within_s=float(env.get("METERLINE_AGGREGATOR_BATCH_WITHIN_S", "0.05")),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(f"METERLINE_REDIS_URL must be a redis:// URL, got {self.redis_url!r}")
+        if urlsplit(self.database_url).scheme not in ("postgresql", "postgresql+psycopg", "postgres"):
+            raise ConfigError(f"METERLINE_DATABASE_URL must be a postgresql:// URL, got {self.database_url!r}")
+        if not self.kafka_bootstrap.strip():
+            raise ConfigError("METERLINE_KAFKA_BOOTSTRAP must name at least one broker")
+        if self.events_partitions < 1:
+            raise ConfigError("METERLINE_EVENTS_PARTITIONS must be at least 1")
+        if not 0 < self.publish_timeout_s <= 10:
+            raise ConfigError("METERLINE_PUBLISH_TIMEOUT_S must be in (0, 10]: a client waits at most 10 s")
+        if self.aggregator_batch_size < 1:
+            raise ConfigError("METERLINE_AGGREGATOR_BATCH_SIZE must be at least 1")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
+        scheme, _, rest = self.database_url.partition("://")
+        return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else self.database_url
+
+    def describe(self) -> dict[str, str]:
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}

@@ -1,0 +1,1 @@
+"""The rater: the Lago-compatible API, pricing, current usage and invoices."""

@@ -1,0 +1,95 @@
+"""Billing periods: which period of a subscription contains an instant, in the customer's timezone.
+
+Periods are half-open `[start, end)` in UTC; `end` is the next period's start. Calendar periods
+align to the interval's natural boundary (Monday, the 1st, a quarter, Jan 1); anniversary
+periods repeat from the subscription's start day, clamped to the last day of short months.
+The first period of a subscription starts at the start of its start day.
+"""
+
+from __future__ import annotations
+
+import calendar as _calendar
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+Interval = Literal["weekly", "monthly", "quarterly", "yearly"]
+BillingTime = Literal["calendar", "anniversary"]
+INTERVALS: tuple[str, ...] = ("weekly", "monthly", "quarterly", "yearly")
+BILLING_TIMES: tuple[str, ...] = ("calendar", "anniversary")
+_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    start: datetime  # UTC, inclusive
+    end: datetime  # UTC, exclusive
+
+    @property
+    def key(self) -> str:
+        """A stable identifier of the period, used in storage keys."""
+        return self.start.strftime("%Y%m%dT%H%M%SZ")
+
+    def contains(self, instant: datetime) -> bool:
+        return self.start <= instant < self.end
+
+
+def _add_months(day: date, months: int, anchor_day: int) -> date:
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    last = _calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(anchor_day, last))
+
+
+def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def _calendar_start(day: date, interval: str) -> date:
+    if interval == "weekly":
+        return day - timedelta(days=day.weekday())
+    if interval == "monthly":
+        return day.replace(day=1)
+    if interval == "quarterly":
+        return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    return date(day.year, 1, 1)
+
+
+def _next_start(start: date, interval: str, anchor_day: int) -> date:
+    if interval == "weekly":
+        return start + timedelta(days=7)
+    return _add_months(start, _MONTHS[interval], anchor_day)
+
+
+def _anniversary_start(day: date, interval: str, anchor: date) -> date:
+    if interval == "weekly":
+        return day - timedelta(days=(day - anchor).days % 7)
+    step = _MONTHS[interval]
+    months = (day.year - anchor.year) * 12 + day.month - anchor.month
+    candidate = _add_months(anchor, months - months % step, anchor.day)
+    if candidate > day:
+        candidate = _add_months(anchor, months - months % step - step, anchor.day)
+    return candidate
+
+
+def local_period_bounds(day: date, interval: str, billing_time: str, anchor: date) -> tuple[date, date]:
+    """The period containing local date `day` as local dates `[start, next_start)`, clipped at the anchor."""
+    if billing_time == "calendar":
+        start = _calendar_start(day, interval)
+        next_start = _next_start(start, interval, 1)
+    else:
+        start = _anniversary_start(day, interval, anchor)
+        next_start = _next_start(start, interval, anchor.day)
+    return max(start, anchor), next_start
+
+
+def period_containing(instant: datetime, *, interval: str, billing_time: str, started_on: date,
+                      timezone: str) -> Period | None:
+    """The billing period containing `instant` (aware), or None when it is before the subscription started."""
+    tz = ZoneInfo(timezone)
+    day = instant.astimezone(tz).date()
+    if day < started_on:
+        return None
+    start, next_start = local_period_bounds(day, interval, billing_time, started_on)
+    return Period(_local_midnight(start, tz), _local_midnight(next_start, tz))
