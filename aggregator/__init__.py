@@ -1,0 +1,1 @@
+"""The aggregator: a Faust worker that counts each event exactly once into per-period usage state."""

@@ -1,0 +1,79 @@
+"""Subscriptions as the aggregator sees them, read from PostgreSQL and cached for `ttl_s`.
+
+A short time-to-live keeps catalog changes (a new subscription, a new charge) visible to the
+aggregator within a second without restarting it, at one query per batch at most.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aggregator.model import Metric, SubscriptionView
+from rater.tables import billable_metrics, charges, customers, plans, subscriptions
+
+Scope = tuple[str, str]  # (organization_id, external_subscription_id)
+
+
+class SubscriptionCatalog:
+    def __init__(self, engine: AsyncEngine, ttl_s: float = 0.5):
+        self.engine = engine
+        self.ttl_s = ttl_s
+        self._cache: dict[Scope, tuple[SubscriptionView | None, float]] = {}
+
+    async def lookup(self, scopes: Iterable[Scope]) -> dict[Scope, SubscriptionView | None]:
+        now = time.monotonic()
+        wanted = set(scopes)
+        found = {s: v for s, (v, expires) in ((s, self._cache[s]) for s in wanted if s in self._cache)
+                 if expires > now}
+        missing = wanted - found.keys()
+        if missing:
+            fresh = await self._load(missing)
+            for scope in missing:
+                view = fresh.get(scope)
+                self._cache[scope] = (view, now + self.ttl_s)
+                found[scope] = view
+        if len(self._cache) > 100_000:
+            self._cache = {s: entry for s, entry in self._cache.items() if entry[1] > now}
+        return found
+
+    async def _load(self, scopes: set[Scope]) -> dict[Scope, SubscriptionView]:
+        query = (
+            select(subscriptions.c.id, subscriptions.c.organization_id, subscriptions.c.external_id,
+                   subscriptions.c.status, subscriptions.c.billing_time, subscriptions.c.started_at,
+                   subscriptions.c.subscription_at, subscriptions.c.plan_id, plans.c.interval,
+                   customers.c.timezone)
+            .join(plans, plans.c.id == subscriptions.c.plan_id)
+            .join(customers, customers.c.id == subscriptions.c.customer_id)
+            .where(tuple_(subscriptions.c.organization_id, subscriptions.c.external_id).in_(list(scopes)))
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            plan_ids = {row.plan_id for row in rows}
+            metrics_by_plan: dict[str, dict[str, Metric]] = {plan_id: {} for plan_id in plan_ids}
+            if plan_ids:
+                charge_rows = await conn.execute(
+                    select(charges.c.plan_id, billable_metrics.c.id, billable_metrics.c.code,
+                           billable_metrics.c.aggregation_type, billable_metrics.c.field_name)
+                    .join(billable_metrics, billable_metrics.c.id == charges.c.billable_metric_id)
+                    .where(charges.c.plan_id.in_(plan_ids))
+                )
+                for charge in charge_rows:
+                    metrics_by_plan[charge.plan_id][charge.code] = Metric(
+                        charge.id, charge.code, charge.aggregation_type, charge.field_name
+                    )
+        views: dict[Scope, SubscriptionView] = {}
+        for row in rows:
+            timezone = row.timezone or "UTC"
+            started = row.started_at or row.subscription_at
+            views[(row.organization_id, row.external_id)] = SubscriptionView(
+                id=row.id, organization_id=row.organization_id, external_id=row.external_id,
+                status=row.status, interval=row.interval, billing_time=row.billing_time,
+                started_on=started.astimezone(ZoneInfo(timezone)).date(), timezone=timezone,
+                metrics_by_code=metrics_by_plan[row.plan_id],
+            )
+        return views

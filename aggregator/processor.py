@@ -1,0 +1,112 @@
+"""One batch of the events topic, start to finish.
+
+Order of side effects for a batch, and what a crash between two steps does:
+1. plan every event (pure: decode, dedup inside the batch, look up the subscription, find the period);
+2. apply the planned events to Redis: one atomic Lua script per subscription marks transaction_ids
+   and updates usage together;
+   - crash after 2: offsets are not committed, the batch is redelivered; the dedup marks make the
+     Redis step a no-op for every event already applied;
+3. insert the same events into the PostgreSQL archive with ON CONFLICT DO NOTHING;
+   - crash after 3: redelivery re-runs 2 (no-op) and 3 (no-op): exactly once in both stores;
+4. publish rejected events to `events.rejected` and wait for Kafka's acknowledgement;
+   - crash after 4: the rejects are published again on redelivery (at least once; `replay-rejected`
+     is idempotent because replayed events keep their transaction_id);
+5. return; the Faust agent acknowledges the messages and their offsets are committed.
+
+Error kinds: an unusable event is *rejected* (routed, then committed); Redis or PostgreSQL being
+unreachable is *transient* (`TransientError`: nothing is committed, the agent backs off and
+retries the same batch); anything else is a bug and crashes the worker, which then replays from
+the last committed offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+import redis.exceptions
+import sqlalchemy.exc
+
+from aggregator.archive import EventArchive
+from aggregator.catalog import SubscriptionCatalog
+from aggregator.model import Planned, Rejected
+from aggregator.planning import plan
+from aggregator.redis_state import UsageState
+from schemas.events import Event, event_from_message
+
+RejectSink = Callable[[bytes, bytes], Awaitable[None]]  # (key, value) -> acknowledged
+
+
+class TransientError(RuntimeError):
+    """A store is unreachable: retry the same batch later, commit nothing."""
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+
+def rejection_message(payload: bytes, rejection: Rejected) -> bytes:
+    try:
+        original = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        original = payload.decode(errors="replace")
+    return orjson.dumps({"reason": rejection.reason, "detail": rejection.detail, "event": original})
+
+
+class BatchProcessor:
+    def __init__(self, catalog: SubscriptionCatalog, state: UsageState, archive: EventArchive,
+                 reject: RejectSink):
+        self.catalog = catalog
+        self.state = state
+        self.archive = archive
+        self.reject = reject
+
+    async def process(self, payloads: Sequence[bytes]) -> BatchResult:
+        try:
+            return await self._process(payloads)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                redis.exceptions.BusyLoadingError) as exc:
+            raise TransientError(f"Redis unavailable: {exc}") from exc
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, OSError) as exc:
+            raise TransientError(f"PostgreSQL unavailable: {exc}") from exc
+
+    async def _process(self, payloads: Sequence[bytes]) -> BatchResult:
+        result = BatchResult()
+        decoded: list[tuple[bytes, Event]] = []
+        rejects: list[tuple[bytes, Rejected]] = []
+        seen: set[tuple[str, str, str]] = set()
+        for payload in payloads:
+            try:
+                event = event_from_message(payload)
+            except ValueError as exc:
+                rejects.append((payload, Rejected("malformed", str(exc))))
+                continue
+            identity = (event.organization_id, event.external_subscription_id, event.transaction_id)
+            if identity in seen:
+                result.duplicates += 1
+                continue
+            seen.add(identity)
+            decoded.append((payload, event))
+
+        views = await self.catalog.lookup((e.organization_id, e.external_subscription_id) for _, e in decoded)
+        planned: list[Planned] = []
+        accepted: list[Event] = []
+        for payload, event in decoded:
+            outcome = plan(event, views.get((event.organization_id, event.external_subscription_id)))
+            if isinstance(outcome, Rejected):
+                rejects.append((payload, outcome))
+            else:
+                planned.append(outcome)
+                accepted.append(event)
+
+        result.applied = await self.state.apply(planned)  # step 2
+        result.duplicates += len(planned) - result.applied
+        await self.archive.store(accepted)  # step 3
+        for payload, rejection in rejects:  # step 4
+            await self.reject(b"", rejection_message(payload, rejection))
+            result.rejected[rejection.reason] = result.rejected.get(rejection.reason, 0) + 1
+        return result

@@ -1,0 +1,1 @@
+"""The ingest: validates usage events and makes them durable in Kafka before answering 200."""

@@ -1,0 +1,45 @@
+"""The standalone ingest (port 3001): event intake only, stateless, run as many replicas as needed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
+
+from ingest.publisher import EventPublisher
+from ingest.routes import EVENT_ROUTES
+from meterline.apikeys import ApiKeyResolver
+from meterline.http import EXCEPTION_HANDLERS, JSONResponse, ok
+from meterline.settings import Settings
+
+
+async def health(request: Request) -> JSONResponse:
+    return ok({"status": "ok", "service": request.app.state.service})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_async_engine(settings.sqlalchemy_url, pool_size=5, pool_pre_ping=True)
+        app.state.service = "ingest"
+        app.state.max_body_bytes = settings.max_body_bytes
+        app.state.api_keys = ApiKeyResolver(engine)
+        app.state.publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic,
+                                             settings.publish_timeout_s)
+        try:
+            yield
+        finally:
+            app.state.publisher.close()
+            await engine.dispose()
+
+    return Starlette(
+        routes=[Route("/health", health), *EVENT_ROUTES],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )

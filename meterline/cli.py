@@ -1,0 +1,171 @@
+"""The `meterline` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from meterline.settings import ConfigError, Settings
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, with `.meterline/env` (written by `up`) filling what is unset."""
+    env = dict(os.environ)
+    env_file = Path(env.get("METERLINE_HOME", ".meterline")) / "env"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip() and name.strip() not in env:
+                env[name.strip()] = value.strip()
+    return Settings.from_env(env)
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from meterline.stack.up import up
+
+    key = up(settings)
+    print(f"API key of the default organization (also in {settings.home / 'api-key'}):\n{key}")
+    return 0
+
+
+def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
+    from meterline.stack.up import down
+
+    down(settings)
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from meterline.stack.up import status
+
+    states = status(settings)
+    for name, pid in states.items():
+        print(f"{name:<11} {'running, pid ' + str(pid) if pid else 'not started by meterline'}")
+    return 0
+
+
+def _serve(app: object, host: str, port: int) -> int:
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    return 0
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    from rater.app import create_app
+
+    return _serve(create_app(settings), settings.api_host, settings.api_port)
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from ingest.app import create_app
+
+    return _serve(create_app(settings), settings.ingest_host, settings.ingest_port)
+
+
+def cmd_aggregator(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator.app import run_worker
+
+    sys.argv = [sys.argv[0]]  # Faust's worker parses argv; it must not see ours
+    run_worker(settings)
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from rater.migrate import upgrade
+
+    upgrade(settings.sqlalchemy_url)
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_org_create(settings: Settings, args: argparse.Namespace) -> int:
+    from meterline.orgs import ensure_organization
+
+    organization_id, key = ensure_organization(settings.sqlalchemy_url, args.name, args.api_key)
+    if key is None:
+        print(f"organization {args.name!r} already exists ({organization_id}); pass --api-key to add a key",
+              file=sys.stderr)
+        return 1
+    print(key)
+    return 0
+
+
+def cmd_example(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from meterline.example import run
+
+    key = args.api_key or (settings.home / "api-key").read_text().strip()
+    usage = run(f"http://{settings.api_host}:{settings.api_port}", key, users=args.users)
+    table = Table(title=f"Current usage {usage['from_datetime']} → {usage['to_datetime']}")
+    for column in ("metric", "charge model", "units", "events", "amount"):
+        table.add_column(column, justify="right" if column not in ("metric", "charge model") else "left")
+    for line in usage["charges_usage"]:
+        table.add_row(line["billable_metric"]["code"], line["charge"]["charge_model"], line["units"],
+                      str(line["events_count"]), f"{line['amount_cents'] / 100:,.2f} {line['amount_currency']}")
+    table.add_row("total", "", "", "", f"{usage['total_amount_cents'] / 100:,.2f} {usage['currency']}")
+    Console().print(table)
+    return 0
+
+
+def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
+    for name, value in settings.describe().items():
+        print(f"{name} = {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meterline", description="Usage metering and billing pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start Kafka, Redis, PostgreSQL and meterline's processes (idempotent)")
+    sub.add_parser("down", help="stop what `up` started")
+    sub.add_parser("status", help="which processes of the local stack run")
+    sub.add_parser("api", help="run the API (rater) server in the foreground")
+    sub.add_parser("ingest", help="run the standalone ingest server in the foreground")
+    sub.add_parser("aggregator", help="run the Faust aggregator worker in the foreground")
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("check-config", help="print the resolved settings and exit")
+    org = sub.add_parser("org", help="organizations").add_subparsers(dest="org_command", required=True)
+    create = org.add_parser("create", help="create an organization and print its API key")
+    create.add_argument("name")
+    create.add_argument("--api-key", help="use this key instead of generating one")
+    example = sub.add_parser("example", help="run the Segment example against the running API")
+    example.add_argument("--users", type=int, default=12000)
+    example.add_argument("--api-key")
+    return parser
+
+
+COMMANDS = {
+    "up": cmd_up, "down": cmd_down, "status": cmd_status, "api": cmd_api, "ingest": cmd_ingest,
+    "aggregator": cmd_aggregator, "migrate": cmd_migrate, "check-config": cmd_check_config,
+    "example": cmd_example,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    handler = cmd_org_create if args.command == "org" else COMMANDS[args.command]
+    from meterline.stack.proc import StackError
+
+    try:
+        return handler(settings, args)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""PostgreSQL from Debian's packages, a private cluster under `.meterline/postgres` when none answers.
+
+PostgreSQL refuses to run as root, so as root the cluster belongs to the `postgres` system user
+that the Debian package creates. When that user cannot reach `.meterline/` (a checkout inside a
+private home folder), the cluster lives in /var/lib/meterline/<hash of the checkout> instead.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from meterline.stack.proc import RunDir, StackError, apt_install, port_open, running_pid, start, wait_until
+
+MARKER = "postgres"
+
+
+def _bin_dir() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4]))
+    if not candidates:
+        apt_install("postgresql")
+        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4]))
+    if not candidates:
+        raise StackError("PostgreSQL binaries not found under /usr/lib/postgresql after installing them")
+    return Path(candidates[-1]).parent
+
+
+def _run_as() -> str | None:
+    return "postgres" if os.geteuid() == 0 else None
+
+
+def _data_dir(rundir: RunDir, user: str | None) -> Path:
+    """`.meterline/postgres/data`, owned by `user`, unless `user` cannot reach it (then /var/lib/meterline)."""
+    preferred = rundir.home / "postgres"
+    preferred.mkdir(parents=True, exist_ok=True)
+    if user is None:
+        return preferred / "data"
+    subprocess.run(["chown", f"{user}:{user}", str(preferred)], check=True)
+    if subprocess.run(["runuser", "-u", user, "--", "test", "-w", str(preferred)]).returncode == 0:
+        return preferred / "data"
+    digest = hashlib.sha256(str(rundir.home).encode()).hexdigest()[:12]
+    return Path("/var/lib/meterline") / digest / "data"
+
+
+def _as_user(user: str | None, argv: list[str]) -> list[str]:
+    return ["runuser", "-u", user, "--", *argv] if user else argv
+
+
+def ensure_running(rundir: RunDir, url: str) -> bool:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+    if running_pid(rundir, "postgres", MARKER) or port_open(host, port):
+        wait_until(lambda: port_open(host, port), 30, "PostgreSQL", rundir.logfile("postgres"))
+        _ensure_database(url)
+        return False
+    bindir = _bin_dir()
+    user = _run_as()
+    rundir.ensure()
+    data = _data_dir(rundir, user)
+    sockets = data.parent / "sockets"
+    data.mkdir(parents=True, exist_ok=True)
+    sockets.mkdir(parents=True, exist_ok=True)
+    if user:
+        subprocess.run(["chown", f"{user}:{user}", str(data.parent), str(data), str(sockets)], check=True)
+        data.chmod(0o700)
+    if not (data / "PG_VERSION").exists():
+        result = subprocess.run(
+            _as_user(user, [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                            "-E", "UTF8", "--locale=C.UTF-8"]),
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise StackError(f"initdb failed:\n{result.stdout}{result.stderr}")
+    logfile = rundir.logfile("postgres")
+    logfile.touch()
+    if user:
+        subprocess.run(["chown", f"{user}:{user}", str(logfile)], check=True)
+    start(rundir, "postgres", [
+        str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets),
+        "-c", f"listen_addresses={host}", "-c", "max_connections=200", "-c", "shared_buffers=256MB",
+        "-c", "fsync=on", "-c", "synchronous_commit=on",
+    ], user=user)
+    wait_until(lambda: port_open(host, port), 60, "PostgreSQL", logfile)
+    _ensure_database(url, superuser_dsn=f"host={sockets} port={port} user=postgres dbname=postgres")
+    return True
+
+
+def _ensure_database(url: str, superuser_dsn: str | None = None) -> None:
+    """Create the URL's role and database when we own the cluster; check the URL connects either way."""
+    import psycopg
+
+    parts = urlsplit(url)
+    user = unquote(parts.username or "meterline")
+    password = unquote(parts.password or "")
+    dbname = parts.path.lstrip("/") or "meterline"
+    if superuser_dsn is not None:
+        wait_until(lambda: _connects(superuser_dsn), 30, "PostgreSQL superuser connection")
+        with psycopg.connect(superuser_dsn, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone() is None:
+                conn.execute(
+                    psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                        psycopg.sql.Identifier(user), psycopg.sql.Literal(password)
+                    )
+                )
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is None:
+                conn.execute(
+                    psycopg.sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        psycopg.sql.Identifier(dbname), psycopg.sql.Identifier(user)
+                    )
+                )
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    wait_until(lambda: _connects(plain), 30, f"PostgreSQL database {dbname!r}")
+
+
+def _connects(dsn: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False

@@ -1,0 +1,28 @@
+"""Redis from Debian's redis-server package, a private instance under `.meterline/redis` when none answers."""
+
+from __future__ import annotations
+
+import shutil
+from urllib.parse import urlsplit
+
+from meterline.stack.proc import RunDir, apt_install, port_open, running_pid, start, wait_until
+
+MARKER = "redis-server"
+
+
+def ensure_running(rundir: RunDir, url: str) -> bool:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    if running_pid(rundir, "redis", MARKER) or port_open(host, port):
+        wait_until(lambda: port_open(host, port), 30, "Redis", rundir.logfile("redis"))
+        return False
+    if shutil.which("redis-server") is None:
+        apt_install("redis-server")
+    data = rundir.home / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    start(rundir, "redis", [
+        "redis-server", "--bind", host, "--port", str(port), "--dir", str(data),
+        "--save", "60 1000", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
+    ])
+    wait_until(lambda: port_open(host, port), 30, "Redis", rundir.logfile("redis"))
+    return True

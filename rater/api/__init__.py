@@ -1,0 +1,1 @@
+"""HTTP handlers of the Lago-compatible API, one module per resource."""

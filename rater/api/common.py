@@ -1,0 +1,48 @@
+"""What every handler needs: the caller's organization, its JSON input, the database, pagination."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.requests import Request
+
+from meterline.apikeys import authenticate
+from meterline.http import bad_request, read_json, root_object
+from rater.serializers import pagination
+
+DEFAULT_PER_PAGE = 100
+MAX_PER_PAGE = 1000
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def engine(request: Request) -> AsyncEngine:
+    return request.app.state.engine
+
+
+async def org_and_input(request: Request, root: str) -> tuple[str, Any]:
+    organization_id = await authenticate(request)
+    body = await read_json(request, request.app.state.max_body_bytes)
+    return organization_id, root_object(body, root)
+
+
+def page_params(request: Request) -> tuple[int, int]:
+    try:
+        page = int(request.query_params.get("page", "1"))
+        per_page = int(request.query_params.get("per_page", str(DEFAULT_PER_PAGE)))
+    except ValueError as exc:
+        raise bad_request("page and per_page must be integers") from exc
+    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
+        raise bad_request(f"page must be ≥ 1 and per_page between 1 and {MAX_PER_PAGE}")
+    return page, per_page
+
+
+async def paginate(conn: AsyncConnection, query: Select, page: int, per_page: int) -> tuple[list[Any], dict]:
+    total = (await conn.execute(select(func.count()).select_from(query.order_by(None).subquery()))).scalar_one()
+    rows = (await conn.execute(query.limit(per_page).offset((page - 1) * per_page))).all()
+    return list(rows), pagination(page, per_page, total)

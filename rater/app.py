@@ -1,0 +1,44 @@
+"""The API service (port 3000): Lago's v1 API for the catalog, current usage, and the event endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from ingest.app import health
+from ingest.publisher import EventPublisher
+from ingest.routes import EVENT_ROUTES
+from meterline.apikeys import ApiKeyResolver
+from meterline.http import EXCEPTION_HANDLERS
+from meterline.settings import Settings
+from rater.api import customers, metrics, plans, subscriptions, usage
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_async_engine(settings.sqlalchemy_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        app.state.service = "api"
+        app.state.engine = engine
+        app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+        app.state.max_body_bytes = settings.max_body_bytes
+        app.state.api_keys = ApiKeyResolver(engine)
+        app.state.publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic,
+                                             settings.publish_timeout_s)
+        try:
+            yield
+        finally:
+            app.state.publisher.close()
+            await app.state.redis.aclose()
+            await engine.dispose()
+
+    routes = [Route("/health", health), *EVENT_ROUTES, *usage.ROUTES, *metrics.ROUTES, *plans.ROUTES,
+              *customers.ROUTES, *subscriptions.ROUTES]
+    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

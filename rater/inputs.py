@@ -1,0 +1,117 @@
+"""Reading Lago-style input objects: collect every field's error codes, then fail once with all of them.
+
+`null` means "not given" (official clients send every attribute, unset ones as null).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from meterline.http import bad_request, validation_error
+
+MANDATORY = "value_is_mandatory"
+INVALID = "value_is_invalid"
+BAD_FORMAT = "invalid_format"
+TAKEN = "value_already_exist"
+
+
+class Input:
+    def __init__(self, raw: Any):
+        if not isinstance(raw, dict):
+            raise bad_request("the root value must be an object")
+        self.raw: dict[str, Any] = raw
+        self.errors: dict[str, list[str]] = {}
+
+    def given(self, name: str) -> bool:
+        return self.raw.get(name) is not None
+
+    def fail(self, name: str, code: str) -> None:
+        self.errors.setdefault(name, []).append(code)
+
+    def text(self, name: str, *, required: bool = False, max_length: int = 255) -> str | None:
+        value = self.raw.get(name)
+        if value is None or value == "":
+            if required:
+                self.fail(name, MANDATORY)
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.fail(name, BAD_FORMAT)
+            return None
+        text = str(value)
+        if len(text) > max_length:
+            self.fail(name, "value_is_too_long")
+            return None
+        return text
+
+    def choice(self, name: str, options: Iterable[str], *, required: bool = False) -> str | None:
+        value = self.text(name, required=required)
+        if value is not None and value not in tuple(options):
+            self.fail(name, INVALID)
+            return None
+        return value
+
+    def boolean(self, name: str) -> bool | None:
+        value = self.raw.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self.fail(name, BAD_FORMAT)
+            return None
+        return value
+
+    def integer(self, name: str, *, required: bool = False, minimum: int | None = 0) -> int | None:
+        value = self.raw.get(name)
+        if value is None:
+            if required:
+                self.fail(name, MANDATORY)
+            return None
+        if isinstance(value, bool):
+            self.fail(name, BAD_FORMAT)
+            return None
+        try:
+            number = int(value) if not isinstance(value, float) or value.is_integer() else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None:
+            self.fail(name, BAD_FORMAT)
+            return None
+        if minimum is not None and number < minimum:
+            self.fail(name, INVALID)
+            return None
+        return number
+
+    def currency(self, name: str, *, required: bool = False) -> str | None:
+        value = self.text(name, required=required, max_length=3)
+        if value is not None and not (len(value) == 3 and value.isalpha() and value.isupper()):
+            self.fail(name, "value_is_invalid")
+            return None
+        return value
+
+    def timezone(self, name: str) -> str | None:
+        value = self.text(name, max_length=64)
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail(name, "invalid_timezone")
+            return None
+        return value
+
+    def moment(self, name: str) -> datetime | None:
+        value = self.text(name, max_length=64)
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(name, BAD_FORMAT)
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    def check(self) -> None:
+        if self.errors:
+            raise validation_error(self.errors)

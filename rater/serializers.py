@@ -1,0 +1,165 @@
+"""Objects as Lago's serializers return them. Unsupported features are present as null or empty."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def billable_metric(row: Any) -> dict[str, Any]:
+    return {
+        "lago_id": row.id,
+        "name": row.name,
+        "code": row.code,
+        "description": row.description,
+        "aggregation_type": row.aggregation_type,
+        "weighted_interval": row.weighted_interval,
+        "recurring": row.recurring,
+        "rounding_function": row.rounding_function,
+        "rounding_precision": row.rounding_precision,
+        "created_at": iso(row.created_at),
+        "field_name": row.field_name,
+        "expression": row.expression,
+        "filters": [],
+    }
+
+
+def charge(row: Any) -> dict[str, Any]:
+    return {
+        "lago_id": row.id,
+        "lago_billable_metric_id": row.billable_metric_id,
+        "billable_metric_code": row.billable_metric_code,
+        "code": None,
+        "invoice_display_name": row.invoice_display_name,
+        "created_at": iso(row.created_at),
+        "charge_model": row.charge_model,
+        "pay_in_advance": row.pay_in_advance,
+        "invoiceable": row.invoiceable,
+        "regroup_paid_fees": None,
+        "prorated": False,
+        "min_amount_cents": row.min_amount_cents,
+        "properties": row.properties,
+        "filters": [],
+        "taxes": [],
+        "applied_pricing_unit": None,
+        "accepts_target_wallet": False,
+        "lago_parent_id": None,
+    }
+
+
+def plan(row: Any, charge_rows: list[Any]) -> dict[str, Any]:
+    return {
+        "lago_id": row.id,
+        "name": row.name,
+        "invoice_display_name": row.invoice_display_name,
+        "created_at": iso(row.created_at),
+        "code": row.code,
+        "interval": row.interval,
+        "description": row.description,
+        "amount_cents": row.amount_cents,
+        "amount_currency": row.amount_currency,
+        "trial_period": float(row.trial_period),
+        "pay_in_advance": row.pay_in_advance,
+        "bill_charges_monthly": row.bill_charges_monthly,
+        "bill_fixed_charges_monthly": None,
+        "minimum_commitment": None,
+        "charges": [charge(c) for c in charge_rows],
+        "fixed_charges": [],
+        "taxes": [],
+        "usage_thresholds": [],
+        "entitlements": [],
+        "metadata": None,
+    }
+
+
+_CUSTOMER_ATTRIBUTES = (
+    "address_line1", "address_line2", "city", "country", "legal_name", "legal_number", "logo_url",
+    "firstname", "lastname", "phone", "state", "tax_identification_number", "url", "zipcode",
+    "net_payment_term", "billing_entity_code",
+)
+
+
+def customer(row: Any) -> dict[str, Any]:
+    attributes = row.attributes or {}
+    body: dict[str, Any] = {
+        "lago_id": row.id,
+        "sequential_id": None,
+        "slug": None,
+        "external_id": row.external_id,
+        "name": row.name,
+        "email": row.email,
+        "currency": row.currency,
+        "timezone": row.timezone,
+        "applicable_timezone": row.timezone or "UTC",
+        "invoice_grace_period": row.invoice_grace_period,
+        "account_type": attributes.get("account_type", "customer"),
+        "customer_type": attributes.get("customer_type"),
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.created_at),
+        "finalize_zero_amount_invoice": "inherit",
+        "skip_invoice_custom_sections": False,
+        "billing_configuration": {"invoice_grace_period": row.invoice_grace_period, "payment_provider": None},
+        "shipping_address": {},
+        "metadata": [],
+        "integration_customers": [],
+    }
+    for name in _CUSTOMER_ATTRIBUTES:
+        body[name] = attributes.get(name)
+    return body
+
+
+def subscription(row: Any, period_start: datetime | None, period_end: datetime | None,
+                 trial_ended_at: datetime | None) -> dict[str, Any]:
+    return {
+        "lago_id": row.id,
+        "external_id": row.external_id,
+        "lago_customer_id": row.customer_id,
+        "external_customer_id": row.external_customer_id,
+        "billing_entity_code": None,
+        "name": row.name,
+        "plan_code": row.plan_code,
+        "plan_amount_cents": row.plan_amount_cents,
+        "plan_amount_currency": row.plan_amount_currency,
+        "status": row.status,
+        "billing_time": row.billing_time,
+        "subscription_at": iso(row.subscription_at),
+        "started_at": iso(row.started_at),
+        "trial_ended_at": iso(trial_ended_at),
+        "ending_at": iso(row.ending_at),
+        "terminated_at": iso(row.terminated_at),
+        "canceled_at": None,
+        "created_at": iso(row.created_at),
+        "previous_plan_code": None,
+        "next_plan_code": None,
+        "downgrade_plan_date": None,
+        "current_billing_period_started_at": iso(period_start),
+        "current_billing_period_ending_at": iso(period_end),
+        "on_termination_credit_note": None,
+        "on_termination_invoice": "generate",
+        "applied_invoice_custom_sections": [],
+        "payment_method": None,
+        "consolidate_invoice": None,
+        "cancellation_reason": None,
+        "activated_at": iso(row.started_at),
+        "activation_rules": [],
+        "purchase_order_number": None,
+    }
+
+
+def pagination(page: int, per_page: int, total: int) -> dict[str, Any]:
+    pages = (total + per_page - 1) // per_page if total else 0
+    current = page if total else 0
+    return {
+        "current_page": current,
+        "next_page": page + 1 if page < pages else None,
+        "prev_page": page - 1 if page > 1 and total else None,
+        "total_pages": pages,
+        "total_count": total,
+    }

@@ -1,0 +1,155 @@
+"""PostgreSQL tables (SQLAlchemy Core). Schema changes go through Alembic migrations in rater/migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData()
+
+
+def _created_at() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    _created_at(),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), ForeignKey("organizations.id"), nullable=False),
+    Column("key_sha256", String(64), nullable=False, unique=True),
+    Column("expires_at", DateTime(timezone=True)),
+    _created_at(),
+)
+
+billable_metrics = Table(
+    "billable_metrics",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), ForeignKey("organizations.id"), nullable=False),
+    Column("code", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", Text),
+    Column("aggregation_type", String(32), nullable=False),
+    Column("field_name", String(255)),
+    Column("recurring", Boolean, nullable=False, server_default="false"),
+    Column("weighted_interval", String(32)),
+    Column("rounding_function", String(16)),
+    Column("rounding_precision", Integer),
+    Column("expression", Text),
+    _created_at(),
+    UniqueConstraint("organization_id", "code", name="uq_billable_metrics_org_code"),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), ForeignKey("organizations.id"), nullable=False),
+    Column("code", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("invoice_display_name", String(255)),
+    Column("description", Text),
+    Column("interval", String(16), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("amount_currency", String(3), nullable=False),
+    Column("pay_in_advance", Boolean, nullable=False, server_default="false"),
+    Column("bill_charges_monthly", Boolean),
+    Column("trial_period", Integer, nullable=False, server_default="0"),
+    _created_at(),
+    UniqueConstraint("organization_id", "code", name="uq_plans_org_code"),
+)
+
+charges = Table(
+    "charges",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("plan_id", UUID(as_uuid=False), ForeignKey("plans.id", ondelete="CASCADE"), nullable=False),
+    Column("billable_metric_id", UUID(as_uuid=False), ForeignKey("billable_metrics.id"), nullable=False),
+    Column("charge_model", String(32), nullable=False),
+    Column("invoice_display_name", String(255)),
+    Column("pay_in_advance", Boolean, nullable=False, server_default="false"),
+    Column("invoiceable", Boolean, nullable=False, server_default="true"),
+    Column("min_amount_cents", BigInteger, nullable=False, server_default="0"),
+    Column("properties", JSONB, nullable=False),
+    Column("position", Integer, nullable=False, server_default="0"),
+    _created_at(),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), ForeignKey("organizations.id"), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("name", String(255)),
+    Column("email", String(255)),
+    Column("currency", String(3)),
+    Column("timezone", String(64)),
+    Column("invoice_grace_period", Integer),
+    Column("attributes", JSONB, nullable=False, server_default="{}"),
+    _created_at(),
+    UniqueConstraint("organization_id", "external_id", name="uq_customers_org_external_id"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), ForeignKey("organizations.id"), nullable=False),
+    Column("customer_id", UUID(as_uuid=False), ForeignKey("customers.id"), nullable=False),
+    Column("plan_id", UUID(as_uuid=False), ForeignKey("plans.id"), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("name", String(255)),
+    Column("status", String(16), nullable=False),
+    Column("billing_time", String(16), nullable=False),
+    Column("subscription_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("terminated_at", DateTime(timezone=True)),
+    Column("ending_at", DateTime(timezone=True)),
+    _created_at(),
+    UniqueConstraint("organization_id", "external_id", name="uq_subscriptions_org_external_id"),
+)
+
+# The durable ledger of applied events: one row per (organization, subscription, transaction_id),
+# first copy wins. Invoices are computed from this table, never from Redis.
+events = Table(
+    "events",
+    metadata,
+    Column("organization_id", UUID(as_uuid=False), nullable=False),
+    Column("external_subscription_id", String(255), nullable=False),
+    Column("transaction_id", String(255), nullable=False),
+    Column("lago_id", UUID(as_uuid=False), nullable=False),
+    Column("code", String(255), nullable=False),
+    Column("timestamp", DateTime(timezone=True), nullable=False),
+    Column("properties", JSONB, nullable=False),
+    Column("precise_total_amount_cents", String(64)),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    _created_at(),
+    UniqueConstraint(
+        "organization_id", "external_subscription_id", "transaction_id", name="uq_events_org_sub_transaction"
+    ),
+    Index("ix_events_org_sub_timestamp", "organization_id", "external_subscription_id", "timestamp"),
+)
