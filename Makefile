@@ -1,0 +1,54 @@
+# meterline — `make help` lists the targets. Everything runs from the project virtualenv in .venv/.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv up down status run test test-unit test-integration test-e2e lint logs clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-17s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed ## create .venv/ and install meterline with its dev tools
+
+up: venv ## start Kafka, Redis, PostgreSQL, the API, the ingest and the aggregator (idempotent)
+	$(BIN)/meterline up
+
+down: ## stop everything `make up` started
+	@test -x $(BIN)/meterline && $(BIN)/meterline down || true
+
+status: venv ## show which processes of the local stack run
+	$(BIN)/meterline status
+
+run: up ## bring the stack up and run the Segment example end to end
+	$(BIN)/meterline example
+
+test: up ## the whole suite: unit, integration (real Kafka/Redis/PostgreSQL) and end-to-end
+	$(BIN)/pytest $(PYTEST_ARGS) tests
+
+test-unit: venv ## unit tests only (no services)
+	$(BIN)/pytest $(PYTEST_ARGS) tests/unit
+
+test-integration: up ## integration tests against the local services
+	$(BIN)/pytest $(PYTEST_ARGS) tests/integration
+
+test-e2e: up ## end-to-end tests against the running processes
+	$(BIN)/pytest $(PYTEST_ARGS) tests/e2e
+
+lint: venv ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+logs: ## follow the logs of the local stack
+	tail -F .meterline/log/*.log
+
+clean: down ## stop the stack and delete its data (.meterline/)
+	rm -rf .meterline
