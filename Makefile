@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv up down status run test test-unit test-integration test-e2e lint logs clean
+.PHONY: help venv up down status run test test-unit test-integration test-e2e bench lint logs clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-17s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test-integration: up ## integration tests against the local services
 
 test-e2e: up ## end-to-end tests against the running processes
 	$(BIN)/pytest $(PYTEST_ARGS) tests/e2e
+
+bench: up ## run every benchmark against the local stack; writes .meterline/bench/latest.json
+	$(BIN)/meterline bench $(BENCH_ARGS)
 
 lint: venv ## ruff and mypy
 	$(BIN)/ruff check .

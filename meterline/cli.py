@@ -113,6 +113,15 @@ def cmd_example(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from meterline.bench.run import BenchContext, print_table, run_all
+
+    key = (settings.home / "api-key").read_text().strip()
+    report = run_all(BenchContext(settings, key, args.quick), set(args.only) if args.only else None)
+    print_table(report, settings.home / "bench" / "latest.json")
+    return 0
+
+
 def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
     for name, value in settings.describe().items():
         print(f"{name} = {value}")
@@ -137,13 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     example = sub.add_parser("example", help="run the Segment example against the running API")
     example.add_argument("--users", type=int, default=12000)
     example.add_argument("--api-key")
+    bench = sub.add_parser("bench", help="run the benchmarks against the running stack (make bench)")
+    bench.add_argument("--quick", action="store_true", help="small sizes, to check the benchmarks work")
+    bench.add_argument("--only", nargs="*", help="run only these benchmarks (e.g. ingest aggregator)")
     return parser
 
 
 COMMANDS = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "api": cmd_api, "ingest": cmd_ingest,
     "aggregator": cmd_aggregator, "migrate": cmd_migrate, "check-config": cmd_check_config,
-    "example": cmd_example,
+    "example": cmd_example, "bench": cmd_bench,
 }
 
 

@@ -1,0 +1,86 @@
+"""The benchmark runner behind `meterline bench` (see meterline/bench/__init__.py)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+from meterline.settings import Settings
+
+
+@dataclass(frozen=True)
+class BenchContext:
+    settings: Settings
+    api_key: str
+    quick: bool  # smaller sizes, for checking that a benchmark works; figures are not comparable
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    @property
+    def ingest_url(self) -> str:
+        return f"http://{self.settings.ingest_host}:{self.settings.ingest_port}"
+
+
+def discover(only: set[str] | None = None) -> list[ModuleType]:
+    import meterline.bench as package
+
+    modules = []
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.startswith("bench_") and (not only or info.name.removeprefix("bench_") in only):
+            modules.append(importlib.import_module(f"meterline.bench.{info.name}"))
+    return sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
+
+
+def run_all(ctx: BenchContext, only: set[str] | None = None,
+            say: Callable[[str], None] = print) -> dict[str, object]:
+    figures: dict[str, float] = {}
+    for module in discover(only):
+        name = module.__name__.rsplit(".", 1)[1].removeprefix("bench_")
+        say(f"benchmark {name} ...")
+        began = time.monotonic()
+        figures.update(module.run(ctx))
+        say(f"benchmark {name} done in {time.monotonic() - began:.1f}s")
+    report: dict[str, object] = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": _cpus(), "python": platform.python_version()},
+        "quick": ctx.quick,
+        "figures": figures,
+    }
+    out = ctx.settings.home / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    latest = out / "latest.json"
+    previous = json.loads(latest.read_text()) if latest.exists() else {}
+    if only and isinstance(previous.get("figures"), dict):  # a partial run keeps the other figures
+        report["figures"] = {**previous["figures"], **figures}
+    latest.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def print_table(report: dict[str, object], path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"meterline bench ({'quick' if report['quick'] else 'full'}) → {path}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    figures = report["figures"]
+    assert isinstance(figures, dict)
+    for name, value in sorted(figures.items()):
+        table.add_row(name, f"{value:,.2f}" if isinstance(value, float) else str(value))
+    Console().print(table)
