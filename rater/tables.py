@@ -153,3 +153,13 @@ events = Table(
     ),
     Index("ix_events_org_sub_timestamp", "organization_id", "external_subscription_id", "timestamp"),
 )
+
+# Billing periods that are closed for good (their invoice is finalized). The aggregator rejects
+# late events for them as `period_closed`; the biller inserts a row when it finalizes an invoice.
+closed_periods = Table(
+    "closed_periods",
+    metadata,
+    Column("subscription_id", UUID(as_uuid=False), ForeignKey("subscriptions.id"), primary_key=True),
+    Column("period_key", String(32), primary_key=True),
+    Column("closed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
