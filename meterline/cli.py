@@ -31,6 +31,14 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
+    from meterline.stack.up import init
+
+    key = init(settings)
+    print(f"topics and schema ready; API key of the default organization:\n{key}")
+    return 0
+
+
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
     from meterline.stack.up import down
 
@@ -133,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start Kafka, Redis, PostgreSQL and meterline's processes (idempotent)")
     sub.add_parser("down", help="stop what `up` started")
+    sub.add_parser("init", help="create topics, migrate the database, bootstrap the default organization")
     sub.add_parser("status", help="which processes of the local stack run")
     sub.add_parser("api", help="run the API (rater) server in the foreground")
     sub.add_parser("ingest", help="run the standalone ingest server in the foreground")
@@ -153,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {
-    "up": cmd_up, "down": cmd_down, "status": cmd_status, "api": cmd_api, "ingest": cmd_ingest,
+    "up": cmd_up, "init": cmd_init, "down": cmd_down, "status": cmd_status, "api": cmd_api, "ingest": cmd_ingest,
     "aggregator": cmd_aggregator, "migrate": cmd_migrate, "check-config": cmd_check_config,
     "example": cmd_example, "bench": cmd_bench,
 }

@@ -94,4 +94,9 @@ class Settings:
         return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else self.database_url
 
     def describe(self) -> dict[str, str]:
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        """The settings for display, with the database password masked."""
+        values = {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        parts = urlsplit(self.database_url)
+        if parts.password:
+            values["database_url"] = self.database_url.replace(f":{parts.password}@", ":***@", 1)
+        return values

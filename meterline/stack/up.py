@@ -92,6 +92,25 @@ def ensure_process(rundir: RunDir, settings: Settings, process: Process, say: Ca
     wait_until(ready, 90, process.name, logfile)
 
 
+def init(settings: Settings) -> str:
+    """Topics, migrations, `.meterline/env` and the default organization; returns its API key.
+
+    `meterline init` runs this alone (docker-compose's one-shot `init` service); `up` runs it too.
+    """
+    ensure_topics(settings.kafka_bootstrap, settings.events_topic, settings.rejected_topic,
+                  settings.events_partitions)
+    upgrade(settings.sqlalchemy_url)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    (settings.home / "env").write_text("\n".join(env_lines(settings)) + "\n")
+    key_file = settings.home / "api-key"
+    key = os.environ.get("METERLINE_API_KEY") or (key_file.read_text().strip() if key_file.exists() else None)
+    _, key = ensure_organization(settings.sqlalchemy_url, DEFAULT_ORGANIZATION, key or new_api_key())
+    assert key is not None
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    return key
+
+
 def up(settings: Settings, say: Callable[[str], None] = print) -> str:
     """Bring everything up; returns the default organization's API key."""
     began = time.monotonic()
@@ -103,16 +122,7 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> str:
         say(f"started Redis at {settings.redis_url}")
     if postgres.ensure_running(rundir, settings.database_url):
         say("started PostgreSQL")
-    ensure_topics(settings.kafka_bootstrap, settings.events_topic, settings.rejected_topic,
-                  settings.events_partitions)
-    upgrade(settings.sqlalchemy_url)
-    (settings.home / "env").write_text("\n".join(env_lines(settings)) + "\n")
-    key_file = settings.home / "api-key"
-    key = os.environ.get("METERLINE_API_KEY") or (key_file.read_text().strip() if key_file.exists() else None)
-    _, key = ensure_organization(settings.sqlalchemy_url, DEFAULT_ORGANIZATION, key or new_api_key())
-    assert key is not None
-    key_file.write_text(key + "\n")
-    key_file.chmod(0o600)
+    key = init(settings)
     for process in PROCESSES:
         ensure_process(rundir, settings, process, say)
     say(f"meterline is up in {time.monotonic() - began:.1f}s: API http://{settings.api_host}:{settings.api_port}, "

@@ -1,0 +1,14 @@
+# One image for the four meterline processes (api, ingest, aggregator, biller) and the one-shot init.
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 METERLINE_HOME=/var/lib/meterline
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY meterline ./meterline
+COPY ingest ./ingest
+COPY aggregator ./aggregator
+COPY rater ./rater
+COPY schemas ./schemas
+RUN pip install --no-cache-dir . && useradd --system --home /var/lib/meterline meterline \
+    && mkdir -p /var/lib/meterline && chown meterline /var/lib/meterline
+USER meterline
+ENTRYPOINT ["meterline"]

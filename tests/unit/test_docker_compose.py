@@ -1,0 +1,70 @@
+"""docker-compose.yml cannot run here (no Docker engine); this keeps it consistent with `make up`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from meterline.cli import build_parser
+from meterline.stack.up import PROCESSES
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def subcommands() -> set[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return set(action.choices)  # type: ignore[arg-type]
+
+
+def test_every_process_of_make_up_runs_in_compose_with_the_same_command() -> None:
+    for process in PROCESSES:
+        assert process.name in SERVICES, f"{process.name} is missing from docker-compose.yml"
+        assert SERVICES[process.name]["command"] == [process.command]
+        assert SERVICES[process.name]["build"] == "."
+
+
+def test_compose_commands_are_real_meterline_subcommands() -> None:
+    meterline_services = {name: s for name, s in SERVICES.items() if s.get("build") == "."}
+    assert set(meterline_services) == {"init", "api", "ingest", "aggregator", "biller"}
+    for service in meterline_services.values():
+        assert service["command"][0] in subcommands()
+
+
+def test_infrastructure_uses_official_images_with_healthchecks() -> None:
+    assert SERVICES["kafka"]["image"].startswith("apache/kafka:4.")
+    assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert SERVICES["redis"]["image"] == "redis:7"
+    assert SERVICES["postgres"]["image"].startswith("postgres:")
+    for name in ("kafka", "redis", "postgres", "api", "ingest"):
+        assert "healthcheck" in SERVICES[name], name
+
+
+def test_published_ports_are_bound_to_loopback() -> None:
+    for name, service in SERVICES.items():
+        for mapping in service.get("ports", []):
+            assert mapping.startswith("127.0.0.1:"), f"{name} publishes {mapping} on every interface"
+
+
+def test_processes_wait_for_init_and_point_at_the_compose_services() -> None:
+    for process in PROCESSES:
+        service = SERVICES[process.name]
+        assert service["depends_on"]["init"]["condition"] == "service_completed_successfully"
+        assert service["environment"]["METERLINE_KAFKA_BOOTSTRAP"] == "kafka:9092"
+        assert service["environment"]["METERLINE_REDIS_URL"].startswith("redis://redis:")
+        assert "@postgres:5432/" in service["environment"]["METERLINE_DATABASE_URL"]
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
+def test_docker_compose_config_accepts_the_file_when_the_plugin_exists() -> None:
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
+        pytest.skip("the docker compose plugin is not installed")
+    result = subprocess.run(["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
