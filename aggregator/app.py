@@ -35,6 +35,10 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         stream_buffer_maxsize=max(4 * settings.aggregator_batch_size, 4096),
         producer_acks=-1,
+        # A worker killed with SIGKILL leaves its group membership behind until the session times
+        # out; a short session lets its replacement take the partitions over in seconds.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
     )
     events = app.topic(settings.events_topic, value_type=bytes, key_type=bytes, internal=False)
     rejected = app.topic(settings.rejected_topic, value_type=bytes, key_type=bytes, internal=False)
