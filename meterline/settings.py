@@ -45,6 +45,10 @@ class Settings:
     publish_timeout_s: float
     aggregator_batch_size: int
     aggregator_batch_within_s: float
+    ingest_workers: int
+    ingest_rate_limit_events_per_s: float
+    ingest_rate_limit_burst: float
+    api_key_cache_ttl_s: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +73,11 @@ class Settings:
             publish_timeout_s=float(env.get("METERLINE_PUBLISH_TIMEOUT_S", "8")),
             aggregator_batch_size=int(env.get("METERLINE_AGGREGATOR_BATCH_SIZE", "2000")),
             aggregator_batch_within_s=float(env.get("METERLINE_AGGREGATOR_BATCH_WITHIN_S", "0.05")),
+            ingest_workers=int(env.get("METERLINE_INGEST_WORKERS", "1")),
+            # Events per second per organization and ingest process; 0 disables. Generous by default.
+            ingest_rate_limit_events_per_s=float(env.get("METERLINE_INGEST_RATE_LIMIT", "200000")),
+            ingest_rate_limit_burst=float(env.get("METERLINE_INGEST_RATE_BURST", "200000")),
+            api_key_cache_ttl_s=float(env.get("METERLINE_API_KEY_CACHE_TTL_S", "10")),
         )
         settings.validate()
         return settings
@@ -86,6 +95,13 @@ class Settings:
             raise ConfigError("METERLINE_PUBLISH_TIMEOUT_S must be in (0, 10]: a client waits at most 10 s")
         if self.aggregator_batch_size < 1:
             raise ConfigError("METERLINE_AGGREGATOR_BATCH_SIZE must be at least 1")
+        if self.ingest_workers < 1:
+            raise ConfigError("METERLINE_INGEST_WORKERS must be at least 1")
+        if self.ingest_rate_limit_events_per_s < 0 or self.ingest_rate_limit_burst < 100:
+            raise ConfigError("METERLINE_INGEST_RATE_LIMIT must be >= 0 (0: off) and METERLINE_INGEST_RATE_BURST "
+                              ">= 100 (one full batch)")
+        if not 0 < self.api_key_cache_ttl_s <= 30:
+            raise ConfigError("METERLINE_API_KEY_CACHE_TTL_S must be in (0, 30]: a revoked key stops within 30 s")
 
     @property
     def sqlalchemy_url(self) -> str:
