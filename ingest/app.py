@@ -10,9 +10,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from ingest.publisher import EventPublisher
+from ingest.intake import event_intake
 from ingest.routes import EVENT_ROUTES
-from meterline.apikeys import ApiKeyResolver
 from meterline.http import EXCEPTION_HANDLERS, JSONResponse, ok
 from meterline.settings import Settings
 
@@ -28,14 +27,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_async_engine(settings.sqlalchemy_url, pool_size=5, pool_pre_ping=True)
         app.state.service = "ingest"
-        app.state.max_body_bytes = settings.max_body_bytes
-        app.state.api_keys = ApiKeyResolver(engine)
-        app.state.publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic,
-                                             settings.publish_timeout_s)
         try:
-            yield
+            async with event_intake(app, settings, engine):
+                yield
         finally:
-            app.state.publisher.close()
             await engine.dispose()
 
     return Starlette(
@@ -43,3 +38,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+
+
+def app_from_env() -> Starlette:
+    """The factory uvicorn's worker processes call (`meterline ingest` with METERLINE_INGEST_WORKERS > 1)."""
+    from meterline.cli import load_settings
+
+    return create_app(load_settings())

@@ -1,13 +1,21 @@
 """Kafka publishing for the ingest: an idempotent confluent-kafka producer bridged to asyncio.
 
-A request's events are produced together and its future resolves only when the broker has
-acknowledged every one of them (acks=all), or fails with the first delivery error. A thread
-serves the producer's delivery callbacks; they hand results back to the event loop.
+A request's events are handed to librdkafka in one `produce_batch` call and its future resolves
+only when the broker has acknowledged every one of them (acks=all), or fails with the first
+delivery error. A thread serves the producer's delivery callbacks; they hand results back to the
+event loop with one `call_soon_threadsafe` per request, not per event.
+
+Failure bound: `message.timeout.ms` is the publish timeout, so librdkafka itself gives up on a
+message after it; the asyncio wait adds half a second of slack. A client therefore never waits
+longer than `timeout_s + 0.5` (≤ 10.5 s with the validated settings) and gets a 503, never a 200,
+for anything not acknowledged. A timed-out message may still have reached the broker (the ack was
+lost): the client retries, and the aggregator's dedup makes the retry safe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Sequence
 
@@ -15,13 +23,17 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from schemas.events import Event, event_to_message
 
+log = logging.getLogger("meterline.ingest.publisher")
+
 
 class PublishError(RuntimeError):
     """Kafka did not acknowledge the events in time; the client must retry (nothing was promised)."""
 
 
 class _RequestAck:
-    """Counts acknowledgements of one request's messages; called from the producer's poll thread."""
+    """Counts acknowledgements of one request's messages; called from the producer's poll thread only."""
+
+    __slots__ = ("loop", "remaining", "future")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, expected: int):
         self.loop = loop
@@ -30,7 +42,9 @@ class _RequestAck:
 
     def __call__(self, error: KafkaError | None, _message: object) -> None:
         if error is not None:
-            self.loop.call_soon_threadsafe(self._fail, error)
+            if self.remaining > 0:
+                self.remaining = -1  # report the first failure once; later callbacks change nothing
+                self.loop.call_soon_threadsafe(self._fail, error)
             return
         self.remaining -= 1
         if self.remaining == 0:
@@ -48,11 +62,13 @@ class _RequestAck:
 def producer_config(bootstrap: str, timeout_s: float) -> dict[str, object]:
     return {
         "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,
+        "enable.idempotence": True,  # implies acks=all and no duplicates from producer retries
         "acks": "all",
         "compression.type": "lz4",
         "linger.ms": 2,
         "batch.num.messages": 10000,
+        "batch.size": 1024 * 1024,
+        "queue.buffering.max.messages": 500_000,
         "queue.buffering.max.kbytes": 256 * 1024,
         "message.timeout.ms": int(timeout_s * 1000),
         "socket.connection.setup.timeout.ms": 3000,
@@ -65,38 +81,57 @@ class EventPublisher:
     def __init__(self, bootstrap: str, topic: str, timeout_s: float):
         self.topic = topic
         self.timeout_s = timeout_s
-        self._producer = Producer(producer_config(bootstrap, timeout_s))
+        self._bootstrap = bootstrap
+        self._fatal: KafkaError | None = None
+        self._producer = self._new_producer()
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
         self._poller.start()
+
+    def _new_producer(self) -> Producer:
+        return Producer({**producer_config(self._bootstrap, self.timeout_s), "error_cb": self._on_error})
+
+    def _on_error(self, error: KafkaError) -> None:
+        # Transient errors (broker down, connection refused) are retried by librdkafka and surface
+        # as message timeouts; only a fatal error (the idempotent state is lost) needs a new producer.
+        if error.fatal():
+            log.error("fatal Kafka producer error, the producer will be replaced: %s", error.str())
+            self._fatal = error
 
     def _poll(self) -> None:
         while not self._stopping.is_set():
             self._producer.poll(0.05)
 
+    def _replace_fatal_producer(self) -> None:
+        broken, self._producer = self._producer, self._new_producer()
+        self._fatal = None
+        broken.purge()  # its queued messages fail now (their requests answer 503) instead of at the timeout
+        broken.poll(0)
+
     async def publish(self, events: Sequence[Event]) -> None:
         """Return once Kafka acknowledged every event; raise PublishError otherwise (within the timeout)."""
-        ack = _RequestAck(asyncio.get_running_loop(), len(events))
+        if self._fatal is not None:
+            self._replace_fatal_producer()
+        messages = [{"value": event_to_message(event), "key": event.partition_key} for event in events]
+        ack = _RequestAck(asyncio.get_running_loop(), len(messages))
         try:
-            for event in events:
-                self._producer.produce(self.topic, event_to_message(event), event.partition_key, on_delivery=ack)
+            queued = self._producer.produce_batch(self.topic, messages, on_delivery=ack)
         except (BufferError, KafkaException) as exc:
             raise PublishError(f"the producer cannot take more events now: {exc}") from exc
+        if queued != len(messages):
+            # Some were queued and will still be delivered; the client retries all (dedup makes it safe).
+            reason = next((m["_error"] for m in messages if "_error" in m), "queue full")
+            raise PublishError(f"the producer cannot take more events now: {reason}")
         try:
             await asyncio.wait_for(asyncio.shield(ack.future), self.timeout_s + 0.5)
         except TimeoutError as exc:
             raise PublishError(f"Kafka did not acknowledge within {self.timeout_s:.0f}s") from exc
 
-    def broker_reachable(self, timeout_s: float = 2.0) -> bool:
-        try:
-            self._producer.list_topics(self.topic, timeout=timeout_s)
-        except KafkaException:
-            return False
-        return True
-
     def close(self, timeout_s: float = 10.0) -> int:
         """Flush in-flight events (graceful shutdown); returns how many could not be delivered."""
-        remaining = self._producer.flush(timeout_s)
-        self._stopping.set()
+        self._stopping.set()  # flush serves the callbacks from here on: one thread at a time
         self._poller.join(timeout=1)
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            log.error("%d events were not acknowledged by Kafka at shutdown", remaining)
         return remaining

@@ -1,4 +1,9 @@
-"""The event endpoints, served by the standalone ingest and mounted in the API as well."""
+"""The event endpoints, served by the standalone ingest and mounted in the API as well.
+
+POST order: authenticate (cached key) → read the body (size-limited) → validate every event →
+rate limit → publish and wait for Kafka's acknowledgement → 200. Anything failing before the
+publish changes nothing; a failed publish answers 503 and the client retries the whole request.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from ingest.archive import archived_event
 from ingest.publisher import EventPublisher, PublishError
+from ingest.ratelimit import RateLimiter, retry_after_header
 from meterline.apikeys import authenticate
 from meterline.http import (
+    ApiError,
     JSONResponse,
     bad_request,
+    not_found,
     ok,
     read_json,
     root_object,
@@ -22,8 +31,20 @@ from meterline.http import (
 from schemas.events import MAX_BATCH_EVENTS, Event, EventValidationError, event_to_api, parse_event
 
 
+def too_many_requests(wait_s: float) -> ApiError:
+    return ApiError(429, {"error": "Too Many Requests", "code": "too_many_requests"},
+                    headers={"Retry-After": retry_after_header(wait_s)})
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
+
+
+def _admit(request: Request, organization_id: str, events: int) -> None:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait_s = limiter.admit(organization_id, events, time.monotonic())
+    if wait_s > 0:
+        raise too_many_requests(wait_s)
 
 
 async def _publish(request: Request, events: list[Event]) -> None:
@@ -41,13 +62,13 @@ async def create_event(request: Request) -> JSONResponse:
         event = parse_event(raw, organization_id, _now_us())
     except EventValidationError as exc:
         raise validation_error(exc.details) from exc
+    _admit(request, organization_id, 1)
     await _publish(request, [event])
     return ok({"event": event_to_api(event)})
 
 
-async def create_batch(request: Request) -> JSONResponse:
-    organization_id = await authenticate(request)
-    raw = root_object(await read_json(request, request.app.state.max_body_bytes), "events")
+def _parse_batch(raw: Any, organization_id: str) -> list[Event]:
+    """All or nothing: every invalid event is reported under its index in the array."""
     if not isinstance(raw, list):
         raise bad_request("events must be an array")
     if not raw:
@@ -64,11 +85,30 @@ async def create_batch(request: Request) -> JSONResponse:
             errors[str(index)] = exc.details
     if errors:
         raise validation_error(errors)
+    return events
+
+
+async def create_batch(request: Request) -> JSONResponse:
+    organization_id = await authenticate(request)
+    raw = root_object(await read_json(request, request.app.state.max_body_bytes), "events")
+    events = _parse_batch(raw, organization_id)
+    _admit(request, organization_id, len(events))
     await _publish(request, events)
     return ok({"events": [event_to_api(event) for event in events]})
+
+
+async def get_event(request: Request) -> JSONResponse:
+    """The archived event (written by the aggregator, < 1 s after ingestion) of the caller's organization."""
+    organization_id = await authenticate(request)
+    transaction_id = request.path_params["transaction_id"]
+    event = await archived_event(request.app.state.engine, organization_id, transaction_id)
+    if event is None:
+        raise not_found("event")
+    return ok({"event": event})
 
 
 EVENT_ROUTES = [
     Route("/api/v1/events", create_event, methods=["POST"]),
     Route("/api/v1/events/batch", create_batch, methods=["POST"]),
+    Route("/api/v1/events/{transaction_id:path}", get_event, methods=["GET"]),
 ]

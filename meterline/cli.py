@@ -71,7 +71,15 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from ingest.app import create_app
 
-    return _serve(create_app(settings), settings.ingest_host, settings.ingest_port)
+    if settings.ingest_workers == 1:
+        return _serve(create_app(settings), settings.ingest_host, settings.ingest_port)
+    import uvicorn
+
+    # Several processes sharing the port: each builds its app (and Kafka producer) from the environment.
+    uvicorn.run("ingest.app:app_from_env", factory=True, workers=settings.ingest_workers,
+                host=settings.ingest_host, port=settings.ingest_port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=10)
+    return 0
 
 
 def cmd_aggregator(settings: Settings, args: argparse.Namespace) -> int:
@@ -130,6 +138,43 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    from meterline.lag import LagReader, rates, table_rows
+
+    reader = LagReader(settings.kafka_bootstrap, settings.consumer_group, settings.events_topic)
+
+    def render(previous, current) -> Table:  # type: ignore[no-untyped-def]
+        table = Table(title=f"consumer group {current.group} on topic {settings.events_topic}")
+        for column in ("partition", "committed", "end", "lag", "rate"):
+            table.add_column(column, justify="right")
+        for row in table_rows(current, rates(previous, current)):
+            table.add_row(*row)
+        return table
+
+    try:
+        previous = reader.read()
+        if not args.watch:
+            time.sleep(1.0)
+            Console().print(render(previous, reader.read()))
+            return 0
+        with Live(render(None, previous), refresh_per_second=4) as live:
+            while True:
+                time.sleep(args.interval)
+                current = reader.read()
+                live.update(render(previous, current))
+                previous = current
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        reader.close()
+
+
 def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
     for name, value in settings.describe().items():
         print(f"{name} = {value}")
@@ -155,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     example = sub.add_parser("example", help="run the Segment example against the running API")
     example.add_argument("--users", type=int, default=12000)
     example.add_argument("--api-key")
+    lag = sub.add_parser("lag", help="consumer lag per partition of the events topic")
+    lag.add_argument("--watch", action="store_true", help="refresh live until Ctrl-C")
+    lag.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes with --watch")
     bench = sub.add_parser("bench", help="run the benchmarks against the running stack (make bench)")
     bench.add_argument("--quick", action="store_true", help="small sizes, to check the benchmarks work")
     bench.add_argument("--only", nargs="*", help="run only these benchmarks (e.g. ingest aggregator)")
@@ -164,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "up": cmd_up, "init": cmd_init, "down": cmd_down, "status": cmd_status, "api": cmd_api, "ingest": cmd_ingest,
     "aggregator": cmd_aggregator, "migrate": cmd_migrate, "check-config": cmd_check_config,
-    "example": cmd_example, "bench": cmd_bench,
+    "example": cmd_example, "bench": cmd_bench, "lag": cmd_lag,
 }
 
 

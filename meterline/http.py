@@ -40,7 +40,8 @@ def not_allowed(code: str) -> ApiError:
 
 
 def validation_error(details: dict[str, Any]) -> ApiError:
-    return ApiError(422, {"error": "Unprocessable Entity", "code": "validation_errors", "error_details": details})
+    return ApiError(422, {"error": "Unprocessable Entity", "code": "validation_errors",
+                          "error_details": details})
 
 
 def unavailable(message: str) -> ApiError:
@@ -120,4 +121,5 @@ async def internal_error_handler(request: Request, exc: Exception) -> Response:
     return JSONResponse({"status": 500, "error": "Internal Server Error"}, status_code=500)
 
 
-EXCEPTION_HANDLERS = {ApiError: error_handler, HTTPException: http_error_handler, Exception: internal_error_handler}
+EXCEPTION_HANDLERS = {ApiError: error_handler, HTTPException: http_error_handler,
+                      Exception: internal_error_handler}

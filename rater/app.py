@@ -11,9 +11,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from ingest.app import health
-from ingest.publisher import EventPublisher
+from ingest.intake import event_intake
 from ingest.routes import EVENT_ROUTES
-from meterline.apikeys import ApiKeyResolver
 from meterline.http import EXCEPTION_HANDLERS
 from meterline.settings import Settings
 from rater.api import customers, metrics, plans, subscriptions, usage
@@ -28,14 +27,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.service = "api"
         app.state.engine = engine
         app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
-        app.state.max_body_bytes = settings.max_body_bytes
-        app.state.api_keys = ApiKeyResolver(engine)
-        app.state.publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic,
-                                             settings.publish_timeout_s)
         try:
-            yield
+            async with event_intake(app, settings, engine):  # API keys, rate limit, Kafka publisher
+                yield
         finally:
-            app.state.publisher.close()
             await app.state.redis.aclose()
             await engine.dispose()
 

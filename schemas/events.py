@@ -8,11 +8,11 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -20,6 +20,12 @@ import orjson
 MAX_BATCH_EVENTS = 100
 MESSAGE_VERSION = 1
 REQUIRED_FIELDS = ("transaction_id", "code", "external_subscription_id")
+# The archive stores identifiers as VARCHAR(255) and the amount as VARCHAR(64): longer values are
+# refused at the edge, where the client can still be told, instead of failing in the aggregator.
+MAX_IDENTIFIER_CHARS = 255
+MAX_AMOUNT_CHARS = 64
+MAX_TIMESTAMP_S = 253402300799  # 9999-12-31T23:59:59Z, the last second PostgreSQL and datetime share
+_NUL_IN_JSON = b"\\u0000"  # PostgreSQL text and JSONB cannot hold U+0000
 
 
 class EventValidationError(ValueError):
@@ -52,63 +58,82 @@ class Event:
 
 
 def _identifier(raw: dict[str, Any], name: str, errors: dict[str, list[str]]) -> str:
+    """A required identifier: a non-empty string (an integer is taken as its decimal string)."""
     value = raw.get(name)
     if value is None or value == "":
         errors[name] = ["value_is_mandatory"]
         return ""
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if type(value) is int:
+        value = str(value)
+    elif not isinstance(value, str):
         errors[name] = ["invalid_format"]
         return ""
-    return str(value)
+    if len(value) > MAX_IDENTIFIER_CHARS or "\x00" in value:
+        errors[name] = ["invalid_format"]
+        return ""
+    return value
 
 
 def _timestamp_us(value: Any, now_us: int) -> int | None:
     """Unix seconds as int, float or numeric string; None (absent) means now. Returns None when invalid."""
     if value is None:
         return now_us
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        seconds = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if type(value) is int:  # the common case, kept off Decimal
+        return value * 1_000_000 if 0 <= value <= MAX_TIMESTAMP_S else None
+    if isinstance(value, float):
+        seconds = Decimal(repr(value))  # repr: the shortest decimal that round-trips, no binary noise
     elif isinstance(value, str):
         try:
             seconds = Decimal(value.strip())
         except InvalidOperation:
             return None
     else:
-        return None
-    if not seconds.is_finite() or seconds < 0 or seconds > Decimal(253402300799):  # up to year 9999
+        return None  # bool, list, object
+    if not seconds.is_finite() or seconds < 0 or seconds > MAX_TIMESTAMP_S:
         return None
     return int(seconds * 1_000_000)
 
 
 def _amount(value: Any) -> str | None | bool:
-    """`precise_total_amount_cents`: a decimal number or string; returns False when invalid."""
+    """`precise_total_amount_cents`: a decimal number or numeric string; False when invalid."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return False
     try:
-        number = Decimal(str(value).strip())
+        number = Decimal(value.strip() if isinstance(value, str) else repr(value))
     except InvalidOperation:
         return False
-    return str(number) if number.is_finite() else False
+    if not number.is_finite():
+        return False
+    text = format(number, "f")  # plain notation: "1E+3" would not match the topic's JSON Schema
+    return text if len(text) <= MAX_AMOUNT_CHARS else False
+
+
+def _properties(value: Any) -> dict[str, Any] | None:
+    """An object (absent means empty); None when invalid."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        return None
+    if value and _NUL_IN_JSON in orjson.dumps(value):
+        return None
+    return value
 
 
 def parse_event(raw: Any, organization_id: str, now_us: int, lago_id: str | None = None) -> Event:
+    """Validate one client event; every invalid field is reported at once, as Lago does."""
     if not isinstance(raw, dict):
         raise EventValidationError({"event": ["invalid_format"]})
     errors: dict[str, list[str]] = {}
-    ids = {name: _identifier(raw, name, errors) for name in REQUIRED_FIELDS}
+    transaction_id = _identifier(raw, "transaction_id", errors)
+    code = _identifier(raw, "code", errors)
+    external_subscription_id = _identifier(raw, "external_subscription_id", errors)
     timestamp_us = _timestamp_us(raw.get("timestamp"), now_us)
     if timestamp_us is None:
         errors["timestamp"] = ["invalid_format"]
-    properties = raw.get("properties")
+    properties = _properties(raw.get("properties"))
     if properties is None:
-        properties = {}
-    elif not isinstance(properties, dict):
         errors["properties"] = ["invalid_format"]
     amount = _amount(raw.get("precise_total_amount_cents"))
     if amount is False:
@@ -118,12 +143,12 @@ def parse_event(raw: Any, organization_id: str, now_us: int, lago_id: str | None
     return Event(
         lago_id=lago_id or str(uuid.uuid4()),
         organization_id=organization_id,
-        transaction_id=ids["transaction_id"],
-        code=ids["code"],
-        external_subscription_id=ids["external_subscription_id"],
-        timestamp_us=timestamp_us or now_us,
+        transaction_id=transaction_id,
+        code=code,
+        external_subscription_id=external_subscription_id,
+        timestamp_us=timestamp_us or 0,
         received_at_us=now_us,
-        properties=properties,
+        properties=properties or {},
         precise_total_amount_cents=amount if isinstance(amount, str) else None,
     )
 
@@ -171,8 +196,14 @@ def event_from_message(payload: bytes) -> Event:
 
 def iso_ms(epoch_us: int) -> str:
     """ISO 8601 UTC with milliseconds, as every timestamp meterline returns."""
-    moment = datetime.fromtimestamp(epoch_us // 1000 / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    seconds, micros = divmod(epoch_us, 1_000_000)
+    return f"{_iso_seconds(seconds)}.{micros // 1000:03d}Z"
+
+
+@lru_cache(maxsize=8192)
+def _iso_seconds(seconds: int) -> str:
+    # Cached: the events of one batch mostly share a few seconds, and formatting dominates event_to_api.
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None).isoformat()
 
 
 def event_to_api(event: Event) -> dict[str, Any]:

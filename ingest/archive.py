@@ -1,0 +1,57 @@
+"""Reading the event archive (the `events` table the aggregator writes) for GET /events/{transaction_id}."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from meterline.http import unavailable
+from rater.tables import events, subscriptions
+from schemas.events import iso_ms
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_us(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+async def archived_event(engine: AsyncEngine, organization_id: str,
+                         transaction_id: str) -> dict[str, Any] | None:
+    """The event as Lago's API shows it, or None when not archived (yet) in this organization.
+
+    A transaction_id is unique per (organization, subscription); should two subscriptions carry
+    the same one, the first archived wins, as Lago returns one event.
+    """
+    query = (
+        select(events, subscriptions.c.id.label("subscription_id"), subscriptions.c.customer_id)
+        .select_from(events.outerjoin(subscriptions, and_(
+            subscriptions.c.organization_id == events.c.organization_id,
+            subscriptions.c.external_id == events.c.external_subscription_id)))
+        .where(events.c.organization_id == organization_id, events.c.transaction_id == transaction_id)
+        .order_by(events.c.created_at, events.c.received_at)
+        .limit(1)
+    )
+    try:
+        async with engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+    except (SQLAlchemyError, OSError) as exc:
+        raise unavailable("the event archive cannot be read right now, retry") from exc
+    if row is None:
+        return None
+    return {
+        "lago_id": row["lago_id"],
+        "transaction_id": row["transaction_id"],
+        "lago_customer_id": row["customer_id"],
+        "code": row["code"],
+        "timestamp": iso_ms(_epoch_us(row["timestamp"])),
+        "properties": row["properties"],
+        "lago_subscription_id": row["subscription_id"],
+        "external_subscription_id": row["external_subscription_id"],
+        "precise_total_amount_cents": row["precise_total_amount_cents"],
+        "created_at": iso_ms(_epoch_us(row["received_at"])),
+    }
