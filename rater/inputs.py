@@ -16,6 +16,7 @@ MANDATORY = "value_is_mandatory"
 INVALID = "value_is_invalid"
 BAD_FORMAT = "invalid_format"
 TAKEN = "value_already_exist"
+NOT_SUPPORTED = "not_supported"  # a Lago feature meterline does not have; refused rather than ignored
 
 
 class Input:

@@ -79,7 +79,7 @@ def plan(row: Any, charge_rows: list[Any]) -> dict[str, Any]:
     }
 
 
-_CUSTOMER_ATTRIBUTES = (
+CUSTOMER_ATTRIBUTES = (
     "address_line1", "address_line2", "city", "country", "legal_name", "legal_number", "logo_url",
     "firstname", "lastname", "phone", "state", "tax_identification_number", "url", "zipcode",
     "net_payment_term", "billing_entity_code",
@@ -102,15 +102,18 @@ def customer(row: Any) -> dict[str, Any]:
         "account_type": attributes.get("account_type", "customer"),
         "customer_type": attributes.get("customer_type"),
         "created_at": iso(row.created_at),
-        "updated_at": iso(row.created_at),
+        "updated_at": iso(getattr(row, "updated_at", None) or row.created_at),
         "finalize_zero_amount_invoice": "inherit",
         "skip_invoice_custom_sections": False,
         "billing_configuration": {"invoice_grace_period": row.invoice_grace_period, "payment_provider": None},
         "shipping_address": {},
         "metadata": [],
         "integration_customers": [],
+        "taxes": [],
+        "applicable_invoice_custom_sections": [],
+        "error_details": [],
     }
-    for name in _CUSTOMER_ATTRIBUTES:
+    for name in CUSTOMER_ATTRIBUTES:
         body[name] = attributes.get(name)
     return body
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -60,7 +61,10 @@ billable_metrics = Table(
     Column("rounding_precision", Integer),
     Column("expression", Text),
     _created_at(),
-    UniqueConstraint("organization_id", "code", name="uq_billable_metrics_org_code"),
+    Column("deleted_at", DateTime(timezone=True)),
+    # codes are unique among live rows only: a deleted metric's code can be reused (as in Lago)
+    Index("uq_billable_metrics_org_code", "organization_id", "code", unique=True,
+          postgresql_where=text("deleted_at IS NULL")),
 )
 
 plans = Table(
@@ -79,7 +83,9 @@ plans = Table(
     Column("bill_charges_monthly", Boolean),
     Column("trial_period", Integer, nullable=False, server_default="0"),
     _created_at(),
-    UniqueConstraint("organization_id", "code", name="uq_plans_org_code"),
+    Column("deleted_at", DateTime(timezone=True)),
+    Index("uq_plans_org_code", "organization_id", "code", unique=True,
+          postgresql_where=text("deleted_at IS NULL")),
 )
 
 charges = Table(
@@ -111,7 +117,10 @@ customers = Table(
     Column("invoice_grace_period", Integer),
     Column("attributes", JSONB, nullable=False, server_default="{}"),
     _created_at(),
-    UniqueConstraint("organization_id", "external_id", name="uq_customers_org_external_id"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("deleted_at", DateTime(timezone=True)),
+    Index("uq_customers_org_external_id", "organization_id", "external_id", unique=True,
+          postgresql_where=text("deleted_at IS NULL")),
 )
 
 subscriptions = Table(
@@ -131,10 +140,16 @@ subscriptions = Table(
     Column("ending_at", DateTime(timezone=True)),
     _created_at(),
     UniqueConstraint("organization_id", "external_id", name="uq_subscriptions_org_external_id"),
+    Index("ix_subscriptions_pending", "subscription_at", postgresql_where=text("status = 'pending'")),
 )
 
 # The durable ledger of applied events: one row per (organization, subscription, transaction_id),
 # first copy wins. Invoices are computed from this table, never from Redis.
+# `events` is partitioned by month of `timestamp` (aggregator/archive.py creates the partitions it
+# needs), so old months can be detached or dropped whole. PostgreSQL only enforces a unique key on
+# a partitioned table when it includes the partition key, and the dedup key must not include the
+# timestamp (the first copy wins whatever the timestamp of a later one): `event_keys`, a plain
+# table, holds that key, and an event row is inserted only when its key was new (one statement).
 events = Table(
     "events",
     metadata,
@@ -148,10 +163,17 @@ events = Table(
     Column("precise_total_amount_cents", String(64)),
     Column("received_at", DateTime(timezone=True), nullable=False),
     _created_at(),
-    UniqueConstraint(
-        "organization_id", "external_subscription_id", "transaction_id", name="uq_events_org_sub_transaction"
-    ),
     Index("ix_events_org_sub_timestamp", "organization_id", "external_subscription_id", "timestamp"),
+    postgresql_partition_by="RANGE (timestamp)",
+)
+
+event_keys = Table(
+    "event_keys",
+    metadata,
+    Column("organization_id", UUID(as_uuid=False), primary_key=True),
+    Column("external_subscription_id", String(255), primary_key=True),
+    Column("transaction_id", String(255), primary_key=True),
+    Column("timestamp", DateTime(timezone=True), nullable=False),  # finds the row's partition
 )
 
 # Billing periods that are closed for good (their invoice is finalized). The aggregator rejects

@@ -1,9 +1,19 @@
-"""/api/v1/billable_metrics"""
+"""/api/v1/billable_metrics
+
+Deleting marks the metric deleted (archived events and invoices keep referring to it) and frees
+its code. A metric that a live plan charges for cannot be deleted (422), and while a subscribed plan
+charges for it only its name and description can change: its aggregation state in Redis was built
+with the current code, aggregation type and field.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -12,32 +22,66 @@ from meterline.apikeys import authenticate
 from meterline.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
-from rater.inputs import TAKEN, Input
-from rater.tables import billable_metrics
+from rater.inputs import MANDATORY, NOT_SUPPORTED, TAKEN, Input
+from rater.tables import billable_metrics, charges, plans, subscriptions
 
 WEIGHTED_INTERVALS = ("seconds",)
+# What the aggregator's state depends on: frozen while a subscription may have events for it.
+FROZEN_WHEN_SUBSCRIBED = ("code", "aggregation_type", "field_name", "recurring", "weighted_interval")
 
 
-def metric_values(data: Input) -> dict[str, object]:
-    aggregation_type = data.choice("aggregation_type", AGGREGATION_TYPES, required=True)
-    values = {
-        "name": data.text("name", required=True),
-        "code": data.text("code", required=True),
-        "description": data.text("description", max_length=10_000),
-        "aggregation_type": aggregation_type,
-        "field_name": data.text("field_name", required=aggregation_type not in (None, "count_agg")),
-        "recurring": bool(data.boolean("recurring")),
-        "weighted_interval": data.choice("weighted_interval", WEIGHTED_INTERVALS),
-    }
-    if aggregation_type == "weighted_sum_agg" and values["weighted_interval"] is None:
-        values["weighted_interval"] = "seconds"
-    data.check()
-    return values
+def metric_fields(data: Input, *, creating: bool) -> dict[str, Any]:
+    """The fields given (all of them on create, with defaults), validated one by one."""
+    fields: dict[str, Any] = {}
+    if creating or data.given("name"):
+        fields["name"] = data.text("name", required=True)
+    if creating or data.given("code"):
+        fields["code"] = data.text("code", required=True)
+    if creating or data.given("description"):
+        fields["description"] = data.text("description", max_length=10_000)
+    if creating or data.given("aggregation_type"):
+        fields["aggregation_type"] = data.choice("aggregation_type", AGGREGATION_TYPES, required=True)
+    if creating or data.given("field_name"):
+        fields["field_name"] = data.text("field_name")
+    if creating or data.given("recurring"):
+        fields["recurring"] = bool(data.boolean("recurring"))
+    if creating or data.given("weighted_interval"):
+        fields["weighted_interval"] = data.choice("weighted_interval", WEIGHTED_INTERVALS)
+    for unsupported in ("expression", "rounding_function", "rounding_precision"):
+        if data.given(unsupported):
+            data.fail(unsupported, NOT_SUPPORTED)
+    if data.given("filters") and data.raw["filters"] != []:
+        data.fail("filters", NOT_SUPPORTED)
+    return fields
+
+
+def check_consistency(data: Input, merged: dict[str, Any]) -> None:
+    """Rules across fields, on the metric as it would be stored."""
+    aggregation_type = merged.get("aggregation_type")
+    if aggregation_type not in (None, "count_agg") and not merged.get("field_name"):
+        data.fail("field_name", MANDATORY)
+    if aggregation_type == "weighted_sum_agg" and merged.get("weighted_interval") is None:
+        merged["weighted_interval"] = "seconds"
+    if aggregation_type != "weighted_sum_agg":
+        merged["weighted_interval"] = None
+
+
+async def live_metric(conn: AsyncConnection, organization_id: str, code: str) -> Any:
+    row = (await conn.execute(select(billable_metrics).where(
+        billable_metrics.c.organization_id == organization_id, billable_metrics.c.code == code,
+        billable_metrics.c.deleted_at.is_(None),
+    ))).one_or_none()
+    if row is None:
+        raise not_found("billable_metric")
+    return row
 
 
 async def create_metric(request: Request) -> JSONResponse:
     organization_id, raw = await org_and_input(request, "billable_metric")
-    values = metric_values(Input(raw))
+    data = Input(raw)
+    values = metric_fields(data, creating=True)
+    check_consistency(data, values)
+    data.check()
     try:
         async with engine(request).begin() as conn:
             row = (await conn.execute(
@@ -50,23 +94,70 @@ async def create_metric(request: Request) -> JSONResponse:
     return ok({"billable_metric": serializers.billable_metric(row)})
 
 
+async def update_metric(request: Request) -> JSONResponse:
+    organization_id, raw = await org_and_input(request, "billable_metric")
+    data = Input(raw)
+    changes = metric_fields(data, creating=False)
+    try:
+        async with engine(request).begin() as conn:
+            row = await live_metric(conn, organization_id, request.path_params["code"])
+            changes = {k: v for k, v in changes.items() if v != getattr(row, k)}
+            frozen = [k for k in changes if k in FROZEN_WHEN_SUBSCRIBED]
+            if frozen and await _subscribed(conn, row.id):
+                for name in frozen:
+                    data.fail(name, "not_editable_while_subscribed")
+            merged = {**row._asdict(), **changes}
+            check_consistency(data, merged)
+            data.check()
+            changes["weighted_interval"] = merged["weighted_interval"]
+            row = (await conn.execute(update(billable_metrics).where(billable_metrics.c.id == row.id)
+                                      .values(**changes).returning(*billable_metrics.c))).one()
+    except IntegrityError as exc:
+        raise validation_error({"code": [TAKEN]}) from exc
+    return ok({"billable_metric": serializers.billable_metric(row)})
+
+
+async def _subscribed(conn: AsyncConnection, metric_id: str) -> bool:
+    """Whether any subscription (of any status) is on a plan that charges for the metric."""
+    return bool((await conn.execute(select(exists().where(
+        charges.c.billable_metric_id == metric_id, subscriptions.c.plan_id == charges.c.plan_id,
+    )))).scalar())
+
+
+async def delete_metric(request: Request) -> JSONResponse:
+    organization_id = await authenticate(request)
+    async with engine(request).begin() as conn:
+        row = await live_metric(conn, organization_id, request.path_params["code"])
+        used = (await conn.execute(
+            select(plans.c.code).join(charges, charges.c.plan_id == plans.c.id)
+            .where(charges.c.billable_metric_id == row.id, plans.c.deleted_at.is_(None)).limit(1)
+        )).scalar_one_or_none()
+        if used is not None:
+            raise validation_error({"billable_metric": ["used_by_plans"]})
+        row = (await conn.execute(update(billable_metrics).where(billable_metrics.c.id == row.id)
+                                  .values(deleted_at=datetime.now(UTC)).returning(*billable_metrics.c))).one()
+    return ok({"billable_metric": serializers.billable_metric(row)})
+
+
 async def get_metric(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
     async with engine(request).connect() as conn:
-        row = (await conn.execute(select(billable_metrics).where(
-            billable_metrics.c.organization_id == organization_id,
-            billable_metrics.c.code == request.path_params["code"],
-        ))).one_or_none()
-    if row is None:
-        raise not_found("billable_metric")
+        row = await live_metric(conn, organization_id, request.path_params["code"])
     return ok({"billable_metric": serializers.billable_metric(row)})
 
 
 async def list_metrics(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
     page, per_page = page_params(request)
-    query = (select(billable_metrics).where(billable_metrics.c.organization_id == organization_id)
+    query = (select(billable_metrics)
+             .where(billable_metrics.c.organization_id == organization_id,
+                    billable_metrics.c.deleted_at.is_(None))
              .order_by(billable_metrics.c.created_at.desc(), billable_metrics.c.id))
+    if request.query_params.getlist("aggregation_types[]"):
+        query = query.where(billable_metrics.c.aggregation_type.in_(
+            request.query_params.getlist("aggregation_types[]")))
+    if request.query_params.get("recurring") in ("true", "false"):
+        query = query.where(billable_metrics.c.recurring.is_(request.query_params["recurring"] == "true"))
     async with engine(request).connect() as conn:
         rows, meta = await paginate(conn, query, page, per_page)
     return ok({"billable_metrics": [serializers.billable_metric(r) for r in rows], "meta": meta})
@@ -76,4 +167,6 @@ ROUTES = [
     Route("/api/v1/billable_metrics", create_metric, methods=["POST"]),
     Route("/api/v1/billable_metrics", list_metrics, methods=["GET"]),
     Route("/api/v1/billable_metrics/{code}", get_metric, methods=["GET"]),
+    Route("/api/v1/billable_metrics/{code}", update_metric, methods=["PUT"]),
+    Route("/api/v1/billable_metrics/{code}", delete_metric, methods=["DELETE"]),
 ]

@@ -1,10 +1,16 @@
-"""/api/v1/plans"""
+"""/api/v1/plans
+
+PUT changes the keys given; when `charges` is given it is the plan's new list of charges: a charge
+with the `id` of an existing one updates it, one without is added, existing ones left out are
+removed (as in Lago). DELETE marks the plan deleted and terminates its subscriptions.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, cast, false, or_, select
+from sqlalchemy import String, cast, delete, exists, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
@@ -14,78 +20,138 @@ from meterline.apikeys import authenticate
 from meterline.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
-from rater.inputs import MANDATORY, TAKEN, Input
+from rater.inputs import BAD_FORMAT, MANDATORY, NOT_SUPPORTED, TAKEN, Input
 from rater.periods import INTERVALS
 from rater.pricing import InvalidChargeProperties, validate_properties
-from rater.tables import billable_metrics, charges, plans
+from rater.tables import billable_metrics, charges, plans, subscriptions
 
 CHARGE_MODELS = ("standard", "graduated", "volume", "package", "percentage")
+_UNSUPPORTED_LISTS = ("fixed_charges", "usage_thresholds", "tax_codes")
 
 
-def plan_values(data: Input) -> dict[str, Any]:
-    values = {
-        "name": data.text("name", required=True),
-        "code": data.text("code", required=True),
-        "invoice_display_name": data.text("invoice_display_name"),
-        "description": data.text("description", max_length=10_000),
-        "interval": data.choice("interval", INTERVALS, required=True),
-        "amount_cents": data.integer("amount_cents", required=True),
-        "amount_currency": data.currency("amount_currency", required=True),
-        "pay_in_advance": bool(data.boolean("pay_in_advance")),
-        "bill_charges_monthly": data.boolean("bill_charges_monthly"),
-        "trial_period": data.integer("trial_period") or 0,
+def plan_fields(data: Input, *, creating: bool) -> dict[str, Any]:
+    """The plan's own fields that were given (all of them on create, with defaults)."""
+    fields: dict[str, Any] = {}
+    readers = {
+        "name": lambda: data.text("name", required=True),
+        "code": lambda: data.text("code", required=True),
+        "invoice_display_name": lambda: data.text("invoice_display_name"),
+        "description": lambda: data.text("description", max_length=10_000),
+        "interval": lambda: data.choice("interval", INTERVALS, required=True),
+        "amount_cents": lambda: data.integer("amount_cents", required=True),
+        "amount_currency": lambda: data.currency("amount_currency", required=True),
+        "pay_in_advance": lambda: bool(data.boolean("pay_in_advance")),
+        "bill_charges_monthly": lambda: data.boolean("bill_charges_monthly"),
+        "trial_period": lambda: data.integer("trial_period") or 0,
     }
+    for name, read in readers.items():
+        if creating or data.given(name):
+            fields[name] = read()
     if data.given("charges") and not isinstance(data.raw["charges"], list):
-        data.fail("charges", "invalid_format")
-    return values
+        data.fail("charges", BAD_FORMAT)
+    for name in _UNSUPPORTED_LISTS:
+        if data.given(name) and data.raw[name] != []:
+            data.fail(name, NOT_SUPPORTED)
+    if data.given("minimum_commitment"):
+        data.fail("minimum_commitment", NOT_SUPPORTED)
+    return fields
 
 
-def charge_values(index: int, raw: Any, errors: dict[str, Any]) -> dict[str, Any] | None:
-    data = Input(raw) if isinstance(raw, dict) else None
-    if data is None:
-        errors[f"charges.{index}"] = ["invalid_format"]
+def _property_field(code: str) -> str:
+    """Lago keys a pricing error by the property at fault: invalid_graduated_ranges → graduated_ranges."""
+    return code.removeprefix("invalid_") if code.startswith("invalid_") else "properties"
+
+
+def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[str, Any] | None:
+    """One charge of the input, validated; errors go to `errors` (keyed as Lago does)."""
+    if not isinstance(raw, dict):
+        errors.setdefault(f"charges.{index}", []).append(BAD_FORMAT)
         return None
+    data = Input(raw)
     model = data.choice("charge_model", CHARGE_MODELS, required=True)
     properties = data.raw.get("properties") or {}
     if not isinstance(properties, dict):
-        data.fail("properties", "invalid_format")
+        data.fail("properties", BAD_FORMAT)
     elif model is not None:
         try:
             validate_properties(model, properties)
         except InvalidChargeProperties as exc:
-            data.fail("properties", exc.code)
-    if not data.given("billable_metric_id") and not data.given("billable_metric_code"):
+            data.fail(_property_field(exc.code), exc.code)
+    if data.given("filters") and data.raw["filters"] != []:
+        data.fail("filters", NOT_SUPPORTED)
+    if not any(data.given(name) for name in ("billable_metric_id", "billable_metric_code", "id")):
         data.fail("billable_metric_id", MANDATORY)
-    for name, codes in data.errors.items():
-        errors.setdefault(name if name == "properties" else f"charges.{index}.{name}", []).extend(codes)
-    if data.errors:
-        return None
-    return {
+    values = {
+        "id": data.text("id", max_length=64),
         "charge_model": model,
         "properties": properties,
         "invoice_display_name": data.text("invoice_display_name"),
         "pay_in_advance": bool(data.boolean("pay_in_advance")),
         "invoiceable": data.boolean("invoiceable") is not False,
         "min_amount_cents": data.integer("min_amount_cents") or 0,
-        "metric_id": data.raw.get("billable_metric_id"),
-        "metric_code": data.raw.get("billable_metric_code"),
+        "metric_id": data.text("billable_metric_id", max_length=64),
+        "metric_code": data.text("billable_metric_code"),
     }
+    for name, codes in data.errors.items():
+        key = name if name in ("graduated_ranges", "volume_ranges", "amount", "package_size", "rate",
+                               "properties") else f"charges.{index}.{name}"
+        errors.setdefault(key, []).extend(codes)
+    return None if data.errors else values
 
 
-async def _resolve_metrics(conn: AsyncConnection, organization_id: str, wanted: list[dict[str, Any]]) -> None:
-    ids = [str(c["metric_id"]) for c in wanted if c["metric_id"]]
-    codes = [str(c["metric_code"]) for c in wanted if not c["metric_id"]]
+def read_charges(data: Input, errors: dict[str, list[str]]) -> list[dict[str, Any]] | None:
+    """The `charges` list when given (None when not), every element validated."""
+    raw = data.raw.get("charges")
+    if not isinstance(raw, list):
+        return None
+    items = [charge_values(i, c, errors) for i, c in enumerate(raw)]
+    return [c for c in items if c is not None]
+
+
+async def _resolve_metrics(conn: AsyncConnection, organization_id: str, wanted: list[dict[str, Any]],
+                           existing: dict[str, Any]) -> None:
+    """Set `billable_metric_id` on each wanted charge, from its id or code (404 when unknown)."""
+    ids = [c["metric_id"] for c in wanted if c["metric_id"]]
+    codes = [c["metric_code"] for c in wanted if not c["metric_id"] and c["metric_code"]]
     rows = (await conn.execute(select(billable_metrics.c.id, billable_metrics.c.code).where(
-        billable_metrics.c.organization_id == organization_id,
-        or_(cast(billable_metrics.c.id, String).in_(ids) if ids else false(), billable_metrics.c.code.in_(codes)),
+        billable_metrics.c.organization_id == organization_id, billable_metrics.c.deleted_at.is_(None),
+        or_(cast(billable_metrics.c.id, String).in_(ids) if ids else false(),
+            billable_metrics.c.code.in_(codes) if codes else false()),
     ))).all()
-    by_id = {row.id: row.id for row in rows}
-    by_code = {row.code: row.id for row in rows}
+    by_id = {str(row.id): str(row.id) for row in rows}
+    by_code = {row.code: str(row.id) for row in rows}
     for item in wanted:
-        resolved = by_id.get(str(item["metric_id"])) if item["metric_id"] else by_code.get(str(item["metric_code"]))
+        if item["id"] in existing:  # an existing charge keeps its metric, as in Lago
+            item["billable_metric_id"] = existing[item["id"]].billable_metric_id
+            continue
+        metric_id, metric_code = item["metric_id"], item["metric_code"] or ""
+        resolved = by_id.get(metric_id) if metric_id else by_code.get(metric_code)
         if resolved is None:
             raise not_found("billable_metric")
         item["billable_metric_id"] = resolved
+
+
+def _charge_row(item: dict[str, Any], position: int) -> dict[str, Any]:
+    return {"billable_metric_id": item["billable_metric_id"], "charge_model": item["charge_model"],
+            "properties": item["properties"], "invoice_display_name": item["invoice_display_name"],
+            "pay_in_advance": item["pay_in_advance"], "invoiceable": item["invoiceable"],
+            "min_amount_cents": item["min_amount_cents"], "position": position}
+
+
+async def replace_charges(conn: AsyncConnection, organization_id: str, plan_id: str,
+                          wanted: list[dict[str, Any]]) -> None:
+    existing = {str(c.id): c for c in (await plan_charges(conn, [plan_id]))[plan_id]}
+    await _resolve_metrics(conn, organization_id, wanted, existing)
+    kept = {item["id"] for item in wanted if item["id"] in existing}
+    gone = [charge_id for charge_id in existing if charge_id not in kept]
+    if gone:
+        await conn.execute(delete(charges).where(charges.c.id.in_(gone)))
+    for position, item in enumerate(wanted):
+        values = _charge_row(item, position)
+        if item["id"] in existing:
+            await conn.execute(update(charges).where(charges.c.id == item["id"]).values(**values))
+        else:
+            await conn.execute(charges.insert().values(id=new_id(), plan_id=plan_id, **values))
 
 
 async def plan_charges(conn: AsyncConnection, plan_ids: list[str]) -> dict[str, list[Any]]:
@@ -100,50 +166,88 @@ async def plan_charges(conn: AsyncConnection, plan_ids: list[str]) -> dict[str, 
     return grouped
 
 
+async def live_plan(conn: AsyncConnection, organization_id: str, code: str) -> Any:
+    row = (await conn.execute(select(plans).where(
+        plans.c.organization_id == organization_id, plans.c.code == code, plans.c.deleted_at.is_(None),
+    ))).one_or_none()
+    if row is None:
+        raise not_found("plan")
+    return row
+
+
+async def _answer(conn: AsyncConnection, row: Any) -> JSONResponse:
+    return ok({"plan": serializers.plan(row, (await plan_charges(conn, [row.id]))[row.id])})
+
+
 async def create_plan(request: Request) -> JSONResponse:
     organization_id, raw = await org_and_input(request, "plan")
     data = Input(raw)
-    values = plan_values(data)
-    errors: dict[str, Any] = dict(data.errors)
-    raw_charges = data.raw.get("charges") if isinstance(data.raw.get("charges"), list) else []
-    wanted = [charge_values(i, c, errors) for i, c in enumerate(raw_charges)]
+    values = plan_fields(data, creating=True)
+    errors: dict[str, list[str]] = data.errors
+    wanted = read_charges(data, errors) or []
     if errors:
         raise validation_error(errors)
-    plan_id = new_id()
     try:
         async with engine(request).begin() as conn:
-            await _resolve_metrics(conn, organization_id, [c for c in wanted if c is not None])
-            row = (await conn.execute(plans.insert().values(id=plan_id, organization_id=organization_id, **values)
-                                      .returning(*plans.c))).one()
-            for position, item in enumerate(c for c in wanted if c is not None):
-                await conn.execute(charges.insert().values(
-                    id=new_id(), plan_id=plan_id, billable_metric_id=item["billable_metric_id"],
-                    charge_model=item["charge_model"], properties=item["properties"],
-                    invoice_display_name=item["invoice_display_name"], pay_in_advance=item["pay_in_advance"],
-                    invoiceable=item["invoiceable"], min_amount_cents=item["min_amount_cents"], position=position,
-                ))
-            charge_rows = (await plan_charges(conn, [plan_id]))[plan_id]
+            row = (await conn.execute(plans.insert().returning(*plans.c).values(
+                id=new_id(), organization_id=organization_id, **values))).one()
+            await replace_charges(conn, organization_id, row.id, wanted)
+            return await _answer(conn, row)
     except IntegrityError as exc:
         raise validation_error({"code": [TAKEN]}) from exc
-    return ok({"plan": serializers.plan(row, charge_rows)})
+
+
+async def update_plan(request: Request) -> JSONResponse:
+    organization_id, raw = await org_and_input(request, "plan")
+    data = Input(raw)
+    changes = plan_fields(data, creating=False)
+    errors: dict[str, list[str]] = data.errors
+    wanted = read_charges(data, errors)
+    try:
+        async with engine(request).begin() as conn:
+            row = await live_plan(conn, organization_id, request.path_params["code"])
+            changes = {k: v for k, v in changes.items() if v != getattr(row, k)}
+            if "interval" in changes and await _subscribed(conn, row.id):
+                errors.setdefault("interval", []).append("not_editable_while_subscribed")
+            if errors:
+                raise validation_error(errors)
+            if changes:
+                row = (await conn.execute(update(plans).where(plans.c.id == row.id).values(**changes)
+                                          .returning(*plans.c))).one()
+            if wanted is not None:
+                await replace_charges(conn, organization_id, row.id, wanted)
+            return await _answer(conn, row)
+    except IntegrityError as exc:
+        raise validation_error({"code": [TAKEN]}) from exc
+
+
+async def _subscribed(conn: AsyncConnection, plan_id: str) -> bool:
+    return bool((await conn.execute(select(exists().where(subscriptions.c.plan_id == plan_id)))).scalar())
+
+
+async def delete_plan(request: Request) -> JSONResponse:
+    organization_id = await authenticate(request)
+    now = datetime.now(UTC)
+    async with engine(request).begin() as conn:
+        row = await live_plan(conn, organization_id, request.path_params["code"])
+        await conn.execute(update(subscriptions).where(
+            subscriptions.c.plan_id == row.id, subscriptions.c.status.in_(("active", "pending")),
+        ).values(status="terminated", terminated_at=now))
+        row = (await conn.execute(update(plans).where(plans.c.id == row.id).values(deleted_at=now)
+                                  .returning(*plans.c))).one()
+        return await _answer(conn, row)
 
 
 async def get_plan(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
     async with engine(request).connect() as conn:
-        row = (await conn.execute(select(plans).where(
-            plans.c.organization_id == organization_id, plans.c.code == request.path_params["code"]
-        ))).one_or_none()
-        if row is None:
-            raise not_found("plan")
-        charge_rows = (await plan_charges(conn, [row.id]))[row.id]
-    return ok({"plan": serializers.plan(row, charge_rows)})
+        return await _answer(conn, await live_plan(conn, organization_id, request.path_params["code"]))
 
 
 async def list_plans(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
     page, per_page = page_params(request)
-    query = (select(plans).where(plans.c.organization_id == organization_id)
+    query = (select(plans).where(plans.c.organization_id == organization_id, plans.c.deleted_at.is_(None))
              .order_by(plans.c.created_at.desc(), plans.c.id))
     async with engine(request).connect() as conn:
         rows, meta = await paginate(conn, query, page, per_page)
@@ -155,4 +259,6 @@ ROUTES = [
     Route("/api/v1/plans", create_plan, methods=["POST"]),
     Route("/api/v1/plans", list_plans, methods=["GET"]),
     Route("/api/v1/plans/{code}", get_plan, methods=["GET"]),
+    Route("/api/v1/plans/{code}", update_plan, methods=["PUT"]),
+    Route("/api/v1/plans/{code}", delete_plan, methods=["DELETE"]),
 ]
