@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from ingest.routes import EVENT_ROUTES
 from meterline.http import EXCEPTION_HANDLERS
 from meterline.settings import Settings
 from rater.api import customers, metrics, plans, subscriptions, usage
+from rater.api.activation import activation_loop
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -27,10 +29,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.service = "api"
         app.state.engine = engine
         app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+        activator = asyncio.create_task(activation_loop(engine))  # pending subscriptions start on time
         try:
             async with event_intake(app, settings, engine):  # API keys, rate limit, Kafka publisher
                 yield
         finally:
+            activator.cancel()
             await app.state.redis.aclose()
             await engine.dispose()
 
