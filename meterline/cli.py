@@ -110,6 +110,24 @@ def cmd_org_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_org_key_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from meterline.orgs import UnknownOrganization, rotate_key
+
+    try:
+        key, expires_at = rotate_key(settings.sqlalchemy_url, args.name, timedelta(hours=args.grace_hours))
+    except UnknownOrganization:
+        print(f"no organization named {args.name!r}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(key)
+    print(f"the previous keys of {args.name!r} stop working at {expires_at.isoformat()}", file=sys.stderr)
+    return 0
+
+
 def cmd_example(settings: Settings, args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -197,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     create = org.add_parser("create", help="create an organization and print its API key")
     create.add_argument("name")
     create.add_argument("--api-key", help="use this key instead of generating one")
+    key = org.add_parser("key", help="API keys").add_subparsers(dest="key_command", required=True)
+    rotate = key.add_parser("rotate", help="print a new API key; the old ones keep working for a while")
+    rotate.add_argument("name")
+    rotate.add_argument("--grace-hours", type=float, default=24.0,
+                        help="how long the previous keys keep working (default 24; 0 revokes them now)")
     example = sub.add_parser("example", help="run the Segment example against the running API")
     example.add_argument("--users", type=int, default=12000)
     example.add_argument("--api-key")
@@ -226,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    handler = cmd_org_create if args.command == "org" else COMMANDS[args.command]
+    if args.command == "org":
+        handler = cmd_org_create if args.org_command == "create" else cmd_org_key_rotate
+    else:
+        handler = COMMANDS[args.command]
     from meterline.stack.proc import StackError
 
     try:

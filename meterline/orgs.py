@@ -1,13 +1,25 @@
-"""Organizations and their API keys (administration, used by the CLI and the stack bootstrap)."""
+"""Organizations and their API keys (administration, used by the CLI and the stack bootstrap).
+
+Only SHA-256 hashes of keys are stored. Rotating a key issues a new one and gives every older key
+of the organization an expiry `grace` from now (default 24 hours): clients can switch over without
+downtime, then the old keys stop working (within the API key cache TTL, ≤ 30 s, after expiry).
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, or_, select, update
 
 from meterline.apikeys import key_hash, new_api_key
 from rater.tables import api_keys, organizations
+
+DEFAULT_GRACE = timedelta(hours=24)
+
+
+class UnknownOrganization(LookupError):
+    pass
 
 
 def ensure_organization(sqlalchemy_url: str, name: str, api_key: str | None = None) -> tuple[str, str | None]:
@@ -29,13 +41,41 @@ def ensure_organization(sqlalchemy_url: str, name: str, api_key: str | None = No
             if api_key is None and not created:
                 return organization_id, None
             key = api_key or new_api_key()
-            known = conn.execute(select(api_keys.c.organization_id).where(api_keys.c.key_sha256 == key_hash(key)))
-            owner = known.scalar_one_or_none()
+            owner = conn.execute(
+                select(api_keys.c.organization_id).where(api_keys.c.key_sha256 == key_hash(key))
+            ).scalar_one_or_none()
             if owner is None:
                 conn.execute(api_keys.insert().values(id=str(uuid.uuid4()), organization_id=organization_id,
                                                       key_sha256=key_hash(key)))
             elif owner != organization_id:
                 raise ValueError("that API key already belongs to another organization")
             return organization_id, key
+    finally:
+        engine.dispose()
+
+
+def rotate_key(sqlalchemy_url: str, name: str, grace: timedelta = DEFAULT_GRACE,
+               now: datetime | None = None) -> tuple[str, datetime]:
+    """Issue a new key for organization `name`; older keys expire at `now + grace` (sooner expiries
+    are kept). Returns (new key, when the old keys stop working)."""
+    if grace < timedelta(0):
+        raise ValueError("the grace period cannot be negative")
+    expires_at = (now or datetime.now(UTC)) + grace
+    engine = create_engine(sqlalchemy_url)
+    try:
+        with engine.begin() as conn:
+            organization_id = conn.execute(
+                select(organizations.c.id).where(organizations.c.name == name).with_for_update()
+            ).scalar_one_or_none()
+            if organization_id is None:
+                raise UnknownOrganization(name)
+            conn.execute(update(api_keys).where(
+                api_keys.c.organization_id == organization_id,
+                or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > expires_at),
+            ).values(expires_at=expires_at))
+            key = new_api_key()
+            conn.execute(api_keys.insert().values(id=str(uuid.uuid4()), organization_id=organization_id,
+                                                  key_sha256=key_hash(key)))
+            return key, expires_at
     finally:
         engine.dispose()
