@@ -15,9 +15,22 @@ from ingest.app import health
 from ingest.intake import event_intake
 from ingest.routes import EVENT_ROUTES
 from meterline.http import EXCEPTION_HANDLERS
+from meterline.lag import LagReader
+from meterline.metrics import PipelineCollector
 from meterline.settings import Settings
-from rater.api import customers, metrics, plans, subscriptions, usage
+from rater.api import customers, metrics, ops, plans, subscriptions, usage
 from rater.api.activation import activation_loop
+from rater.monitor import PipelineMonitor
+
+_live_monitor: list[PipelineMonitor] = []  # the process-wide Prometheus collector reads the newest one
+
+
+def _register_pipeline_metrics(monitor: PipelineMonitor) -> None:
+    if not _live_monitor:
+        from prometheus_client import REGISTRY
+
+        REGISTRY.register(PipelineCollector(lambda: _live_monitor[0].snapshot()))
+    _live_monitor[:] = [monitor]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -30,14 +43,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.engine = engine
         app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
         activator = asyncio.create_task(activation_loop(engine))  # pending subscriptions start on time
+        app.state.monitor = PipelineMonitor(
+            lambda: LagReader(settings.kafka_bootstrap, settings.consumer_group, settings.events_topic),
+            app.state.redis,
+        )
+        _register_pipeline_metrics(app.state.monitor)
+        watcher = asyncio.create_task(app.state.monitor.run())
         try:
             async with event_intake(app, settings, engine):  # API keys, rate limit, Kafka publisher
                 yield
         finally:
             activator.cancel()
+            watcher.cancel()
+            app.state.monitor.close()
             await app.state.redis.aclose()
             await engine.dispose()
 
     routes = [Route("/health", health), *EVENT_ROUTES, *usage.ROUTES, *metrics.ROUTES, *plans.ROUTES,
-              *customers.ROUTES, *subscriptions.ROUTES]
+              *customers.ROUTES, *subscriptions.ROUTES, *ops.ROUTES]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

@@ -1,0 +1,105 @@
+"""The API's view of the whole pipeline: consumer lag and aggregator totals, refreshed every few seconds.
+
+Feeds `/metrics` (pipeline-wide series) and the ops page's `/ops/data`. Reading Kafka offsets is
+blocking, so it runs in a thread; a failed refresh keeps the last good sample and records the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from meterline.lag import LagReader, LagSample, rates
+from meterline.metrics import STATS_KEY
+
+log = logging.getLogger("meterline.monitor")
+
+
+def _int_stats(raw: dict[bytes, bytes]) -> dict[str, int]:
+    stats = {}
+    for key, value in raw.items():
+        try:
+            stats[key.decode()] = int(value)
+        except ValueError:
+            continue
+    return stats
+
+
+def throughput(history: deque[tuple[float, int, int]]) -> dict[str, float]:
+    """Events/s accepted into the topic and applied by the aggregators, over the kept history."""
+    if len(history) < 2:
+        return {"accepted_per_s": 0.0, "applied_per_s": 0.0}
+    (t0, end0, applied0), (t1, end1, applied1) = history[0], history[-1]
+    elapsed = max(t1 - t0, 1e-9)
+    return {"accepted_per_s": max(end1 - end0, 0) / elapsed, "applied_per_s": max(applied1 - applied0, 0) / elapsed}
+
+
+class PipelineMonitor:
+    def __init__(self, reader_factory: Callable[[], LagReader], redis: Redis, interval_s: float = 2.0):
+        self._reader_factory = reader_factory
+        self._reader: LagReader | None = None
+        self.redis = redis
+        self.interval_s = interval_s
+        self.previous: LagSample | None = None
+        self.lag: LagSample | None = None
+        self.stats: dict[str, int] = {}
+        self.error: str | None = None
+        self.refreshed_at: float | None = None
+        self.history: deque[tuple[float, int, int]] = deque(maxlen=6)
+
+    def snapshot(self) -> tuple[LagSample | None, dict[str, int]]:
+        return self.lag, self.stats
+
+    async def refresh(self) -> None:
+        try:
+            if self._reader is None:
+                self._reader = await asyncio.to_thread(self._reader_factory)
+            sample = await asyncio.to_thread(self._reader.read)
+            stats = _int_stats(await self.redis.hgetall(STATS_KEY))
+        except Exception as exc:  # any outage of Kafka or Redis: keep the last sample, say why
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
+        self.previous, self.lag, self.stats, self.error = self.lag, sample, stats, None
+        self.refreshed_at = time.time()
+        self.history.append((sample.taken_at, sample.total_end, stats.get("applied", 0)))
+
+    async def run(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.interval_s)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+    def ops_data(self) -> dict[str, Any]:
+        per_partition = rates(self.previous, self.lag) if self.lag else {}
+        partitions = [
+            {"partition": p.partition, "committed": p.committed, "end": p.end, "lag": p.lag,
+             "rate_per_s": round(per_partition.get(p.partition, 0.0), 1)}
+            for p in (self.lag.partitions if self.lag else ())
+        ]
+        rejected = {k.split(":", 1)[1]: v for k, v in self.stats.items() if k.startswith("rejected:")}
+        return {
+            "refreshed_at": self.refreshed_at,
+            "error": self.error,
+            "group": self.lag.group if self.lag else None,
+            "partitions": partitions,
+            "total_lag": self.lag.total_lag if self.lag else None,
+            "throughput": {k: round(v, 1) for k, v in throughput(self.history).items()},
+            "events": {"accepted": self.lag.total_end if self.lag else None,
+                       "applied": self.stats.get("applied", 0),
+                       "deduplicated": self.stats.get("deduplicated", 0)},
+            "rejected": rejected,
+            "last_invoice_run": {
+                "at": self.stats.get("biller_last_run_at"),
+                "invoices": self.stats.get("biller_last_run_invoices"),
+                "runs": self.stats.get("biller_runs", 0),
+            },
+        }
