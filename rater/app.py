@@ -26,11 +26,12 @@ _live_monitor: list[PipelineMonitor] = []  # the process-wide Prometheus collect
 
 
 def _register_pipeline_metrics(monitor: PipelineMonitor) -> None:
-    if not _live_monitor:
+    first = not _live_monitor
+    _live_monitor[:] = [monitor]
+    if first:
         from prometheus_client import REGISTRY
 
         REGISTRY.register(PipelineCollector(lambda: _live_monitor[0].snapshot()))
-    _live_monitor[:] = [monitor]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
