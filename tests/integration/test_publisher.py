@@ -20,7 +20,8 @@ TOPIC = "events"
 def events(organization_id: str, count: int, subscriptions: int = 7) -> list:
     now_us = time.time_ns() // 1000
     return [parse_event({"transaction_id": f"tr_{i}", "code": "api_calls",
-                         "external_subscription_id": f"sub_{i % subscriptions}", "timestamp": 1_781_049_600 + i, "properties": {"i": i, "user": f"u{i}"}},
+                         "external_subscription_id": f"sub_{i % subscriptions}", "timestamp": 1_781_049_600 + i,
+                         "properties": {"i": i, "user": f"u{i}"}},
                         organization_id, now_us) for i in range(count)]
 
 
