@@ -1,0 +1,109 @@
+"""rater.inputs: Lago-style input reading. `null` means not given; every field's errors are collected."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from meterline.http import ApiError
+from rater.inputs import Input
+
+
+def errors_of(data: Input) -> dict[str, list[str]]:
+    with pytest.raises(ApiError) as caught:
+        data.check()
+    assert caught.value.status == 422
+    assert caught.value.body["code"] == "validation_errors"
+    return caught.value.body["error_details"]
+
+
+@pytest.mark.parametrize("raw", [None, [], "x", 3])
+def test_root_must_be_an_object(raw: object) -> None:
+    with pytest.raises(ApiError) as caught:
+        Input(raw)
+    assert caught.value.status == 400
+    assert caught.value.body["error"].startswith("BadRequest: ")
+
+
+def test_null_means_not_given() -> None:
+    data = Input({"name": None, "code": None, "flag": None, "n": None})
+    assert not data.given("name")
+    assert data.text("name") is None
+    assert data.boolean("flag") is None
+    assert data.integer("n") is None
+    data.check()  # nothing required, nothing wrong
+
+
+def test_all_errors_are_collected_before_failing() -> None:
+    data = Input({"code": "", "amount_cents": "ten", "pay_in_advance": "yes", "amount_currency": "usd",
+                  "interval": "daily"})
+    data.text("name", required=True)
+    data.text("code", required=True)
+    data.integer("amount_cents", required=True)
+    data.boolean("pay_in_advance")
+    data.currency("amount_currency")
+    data.choice("interval", ("weekly", "monthly"))
+    assert errors_of(data) == {
+        "name": ["value_is_mandatory"], "code": ["value_is_mandatory"], "amount_cents": ["invalid_format"],
+        "pay_in_advance": ["invalid_format"], "amount_currency": ["value_is_invalid"],
+        "interval": ["value_is_invalid"],
+    }
+
+
+@pytest.mark.parametrize(("value", "expected"), [(5, 5), ("5", 5), (5.0, 5), (0, 0)])
+def test_integer_accepts_integral_numbers(value: object, expected: int) -> None:
+    assert Input({"n": value}).integer("n") == expected
+
+
+@pytest.mark.parametrize(("value", "code"), [(True, "invalid_format"), (2.5, "invalid_format"),
+                                             ("2.5", "invalid_format"), ([1], "invalid_format"),
+                                             (-1, "value_is_invalid")])
+def test_integer_rejects(value: object, code: str) -> None:
+    data = Input({"n": value})
+    assert data.integer("n") is None
+    assert errors_of(data) == {"n": [code]}
+
+
+def test_text_too_long_and_wrong_type() -> None:
+    data = Input({"a": "x" * 256, "b": {"nested": 1}, "c": 12})
+    assert data.text("a") is None
+    assert data.text("b") is None
+    assert data.text("c") == "12"  # numbers are accepted as text, as Rails does
+    assert errors_of(data) == {"a": ["value_is_too_long"], "b": ["invalid_format"]}
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York", "UTC", "Asia/Kolkata"])
+def test_timezone_accepts_iana_names(zone: str) -> None:
+    assert Input({"timezone": zone}).timezone("timezone") == zone
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "+02:00", "../../etc/passwd", "Europe/"])
+def test_timezone_rejects_unknown_names(zone: str) -> None:
+    data = Input({"timezone": zone})
+    assert data.timezone("timezone") is None
+    assert errors_of(data) == {"timezone": ["invalid_timezone"]}
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2026-06-10T00:00:00Z", datetime(2026, 6, 10, tzinfo=UTC)),
+    ("2026-06-10T02:00:00+02:00", datetime(2026, 6, 10, 2, tzinfo=timezone(timedelta(hours=2)))),
+    ("2026-06-10", datetime(2026, 6, 10, tzinfo=UTC)),  # no offset: UTC
+])
+def test_moment_parses_iso_8601(value: str, expected: datetime) -> None:
+    assert Input({"at": value}).moment("at") == expected
+
+
+@pytest.mark.parametrize("value", ["tomorrow", "2026-13-01", "10/06/2026"])
+def test_moment_rejects_other_formats(value: str) -> None:
+    data = Input({"at": value})
+    assert data.moment("at") is None
+    assert errors_of(data) == {"at": ["invalid_format"]}
+
+
+def test_choice_and_boolean() -> None:
+    data = Input({"billing_time": "anniversary", "recurring": True, "other": "nope"})
+    assert data.choice("billing_time", ("calendar", "anniversary")) == "anniversary"
+    assert data.boolean("recurring") is True
+    assert data.choice("other", ("a", "b")) is None
+    assert errors_of(data) == {"other": ["value_is_invalid"]}
