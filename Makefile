@@ -4,8 +4,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
+
+.PHONY: browser
 .PHONY: help venv up down status run test test-unit test-integration test-e2e bench lint logs clean
 
 help: ## list the targets
@@ -31,7 +34,11 @@ status: venv ## show which processes of the local stack run
 run: up ## bring the stack up and run the Segment example end to end
 	$(BIN)/meterline example
 
-test: up ## the whole suite: unit, integration (real Kafka/Redis/PostgreSQL) and end-to-end
+browser: ## Debian's Chromium, for the ops page's browser test
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+test: up browser ## the whole suite: unit, integration (real Kafka/Redis/PostgreSQL) and end-to-end
 	$(BIN)/pytest $(PYTEST_ARGS) tests
 
 test-unit: venv ## unit tests only (no services)
@@ -40,7 +47,7 @@ test-unit: venv ## unit tests only (no services)
 test-integration: up ## integration tests against the local services
 	$(BIN)/pytest $(PYTEST_ARGS) tests/integration
 
-test-e2e: up ## end-to-end tests against the running processes
+test-e2e: up browser ## end-to-end tests against the running processes
 	$(BIN)/pytest $(PYTEST_ARGS) tests/e2e
 
 bench: up ## run every benchmark against the local stack; writes .meterline/bench/latest.json
