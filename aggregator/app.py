@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -12,12 +14,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
-from aggregator.processor import BatchProcessor, TransientError
+from aggregator.processor import BatchProcessor, BatchResult, TransientError
 from aggregator.redis_state import UsageState
 from meterline.settings import Settings
 
 log = logging.getLogger("meterline.aggregator")
 MAX_BACKOFF_S = 5.0
+LOG_EVERY_S = 30.0
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -44,9 +47,9 @@ def create_app(settings: Settings) -> faust.App:
     rejected = app.topic(settings.rejected_topic, value_type=bytes, key_type=bytes, internal=False)
     resources: dict[str, Any] = {}
 
-    async def reject(key: bytes, value: bytes) -> None:
-        delivery = await rejected.send(key=key or None, value=value)
-        await delivery
+    async def reject(messages: Sequence[tuple[bytes, bytes]]) -> None:
+        deliveries = [await rejected.send(key=key or None, value=value) for key, value in messages]
+        await asyncio.gather(*deliveries)  # every reject acknowledged before the batch commits
 
     @app.task
     async def open_stores() -> None:
@@ -60,20 +63,53 @@ def create_app(settings: Settings) -> faust.App:
         while "processor" not in resources:
             await asyncio.sleep(0.05)
         processor: BatchProcessor = resources["processor"]
-        async for batch in stream.take(settings.aggregator_batch_size, within=settings.aggregator_batch_within_s):
-            backoff = 0.1
-            while True:
-                try:
-                    result = await processor.process(batch)
-                    break
-                except TransientError as exc:
-                    log.warning("batch of %d held back, retrying in %.1fs: %s", len(batch), backoff, exc)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
-            log.debug("batch %d: applied=%d duplicates=%d rejected=%s", len(batch), result.applied,
-                      result.duplicates, result.rejected)
+        totals = Totals()
+        batches = stream.take(settings.aggregator_batch_size, within=settings.aggregator_batch_within_s)
+        async for batch in batches:
+            result = await process_until_done(processor, batch)
+            totals.add(result)
+            if result.rejected:
+                log.info("batch of %d: %d events rejected to %s: %s", len(batch),
+                         sum(result.rejected.values()), settings.rejected_topic, result.rejected)
+            totals.maybe_log()
 
     return app
+
+
+async def process_until_done(processor: BatchProcessor, batch: Sequence[bytes]) -> BatchResult:
+    """Process one batch, retrying transient failures with backoff: the batch is never skipped, and
+    nothing is committed (the agent does not return) until it went through."""
+    backoff = 0.1
+    while True:
+        try:
+            return await processor.process(batch)
+        except TransientError as exc:
+            log.warning("batch of %d held back, retrying in %.1fs: %s", len(batch), backoff, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+class Totals:
+    """Running counts since start, logged at most every LOG_EVERY_S (the ops issue adds Prometheus)."""
+
+    def __init__(self) -> None:
+        self.result = BatchResult()
+        self.events = 0
+        self._logged = time.monotonic()
+
+    def add(self, result: BatchResult) -> None:
+        self.events += result.applied + result.duplicates + sum(result.rejected.values())
+        self.result.applied += result.applied
+        self.result.duplicates += result.duplicates
+        self.result.archived += result.archived
+        for reason, count in result.rejected.items():
+            self.result.rejected[reason] = self.result.rejected.get(reason, 0) + count
+
+    def maybe_log(self) -> None:
+        if time.monotonic() - self._logged >= LOG_EVERY_S:
+            self._logged = time.monotonic()
+            log.info("since start: events=%d applied=%d duplicates=%d archived=%d rejected=%s", self.events,
+                     self.result.applied, self.result.duplicates, self.result.archived, self.result.rejected)
 
 
 def run_worker(settings: Settings) -> None:

@@ -1,20 +1,23 @@
 """Subscriptions as the aggregator sees them, read from PostgreSQL and cached for `ttl_s`.
 
-A short time-to-live keeps catalog changes (a new subscription, a new charge) visible to the
-aggregator within a second without restarting it, at one query per batch at most.
+A short time-to-live keeps catalog changes (a new subscription, a new charge, a closed period)
+visible to the aggregator within a second without restarting it, at one query per batch at most.
+A pending subscription whose `subscription_at` has come counts as active (its activation may not
+have been written yet); a terminated one keeps receiving events dated before `terminated_at`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aggregator.model import Metric, SubscriptionView
-from rater.tables import billable_metrics, charges, customers, plans, subscriptions
+from rater.tables import billable_metrics, charges, closed_periods, customers, plans, subscriptions
 
 Scope = tuple[str, str]  # (organization_id, external_subscription_id)
 
@@ -45,14 +48,22 @@ class SubscriptionCatalog:
         query = (
             select(subscriptions.c.id, subscriptions.c.organization_id, subscriptions.c.external_id,
                    subscriptions.c.status, subscriptions.c.billing_time, subscriptions.c.started_at,
-                   subscriptions.c.subscription_at, subscriptions.c.plan_id, plans.c.interval,
-                   customers.c.timezone)
+                   subscriptions.c.subscription_at, subscriptions.c.terminated_at, subscriptions.c.plan_id,
+                   plans.c.interval, customers.c.timezone)
             .join(plans, plans.c.id == subscriptions.c.plan_id)
             .join(customers, customers.c.id == subscriptions.c.customer_id)
             .where(tuple_(subscriptions.c.organization_id, subscriptions.c.external_id).in_(list(scopes)))
         )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
+            closed: dict[str, set[str]] = {row.id: set() for row in rows}
+            if closed:
+                closed_rows = await conn.execute(
+                    select(closed_periods.c.subscription_id, closed_periods.c.period_key)
+                    .where(closed_periods.c.subscription_id.in_(list(closed)))
+                )
+                for closed_row in closed_rows:
+                    closed[closed_row.subscription_id].add(closed_row.period_key)
             plan_ids = {row.plan_id for row in rows}
             metrics_by_plan: dict[str, dict[str, Metric]] = {plan_id: {} for plan_id in plan_ids}
             if plan_ids:
@@ -67,13 +78,26 @@ class SubscriptionCatalog:
                         charge.id, charge.code, charge.aggregation_type, charge.field_name
                     )
         views: dict[Scope, SubscriptionView] = {}
+        now = datetime.now(UTC)  # a pending subscription counts from its subscription_at, as in the API
         for row in rows:
             timezone = row.timezone or "UTC"
             started = row.started_at or row.subscription_at
             views[(row.organization_id, row.external_id)] = SubscriptionView(
                 id=row.id, organization_id=row.organization_id, external_id=row.external_id,
-                status=row.status, interval=row.interval, billing_time=row.billing_time,
+                status=effective_status(row.status, row.subscription_at, now),
+                interval=row.interval, billing_time=row.billing_time,
                 started_on=started.astimezone(ZoneInfo(timezone)).date(), timezone=timezone,
                 metrics_by_code=metrics_by_plan[row.plan_id],
             )
         return views
+
+
+def effective_status(status: str, subscription_at: datetime, now: datetime) -> str:
+    """A pending subscription whose start has come is active for metering."""
+    if status == "pending" and subscription_at <= now:
+        return "active"
+    return status
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond

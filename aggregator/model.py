@@ -10,6 +10,9 @@ REJECT_REASONS = ("unknown_subscription", "unknown_metric", "missing_field", "in
                   "malformed")
 # Numeric properties are kept as integers of millionths so that Redis adds them exactly.
 VALUE_SCALE = 10**6
+# State of a period is kept this long after the period ends: long enough for the grace period and
+# the invoice to be finalized (from the archive, not from Redis), short enough not to keep it forever.
+STATE_RETENTION_S = 62 * 86400
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class SubscriptionView:
     started_on: date  # local date (customer's timezone) of the start
     timezone: str
     metrics_by_code: dict[str, Metric] = field(default_factory=dict)
+    terminated_at_us: int | None = None  # events at or after this instant belong to no open period
+    closed_period_keys: frozenset[str] = frozenset()  # periods whose invoice is finalized
 
     @property
     def scope(self) -> str:
@@ -42,7 +47,13 @@ class SubscriptionView:
 
 @dataclass(frozen=True)
 class Op:
-    """One state change: `kind` U (add to a unique set), N (count), S (sum), X (max), L (latest)."""
+    """One state change of a state key.
+
+    `kind`: U (add `value` to a unique set), N (count), S (add `value` to the sum), X (max),
+    L (latest: `value` at `timestamp_us`), W (weighted: add the integer `value` * 10**12 +
+    `timestamp_us` to the time-weighted sum, see aggregator/aggregations.py), P (record the
+    period length `value` in microseconds, needed to read a weighted sum back).
+    """
 
     kind: str
     key: str
@@ -55,6 +66,7 @@ class Planned:
     scope: str
     transaction_id: str
     ops: tuple[Op, ...]
+    expire_at_s: int = 0  # when the state keys of the event's period may go (period end + retention)
 
 
 @dataclass(frozen=True)

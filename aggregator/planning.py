@@ -1,19 +1,75 @@
-"""Turn one event into state changes, or a rejection with its reason. No I/O."""
+"""Turn one event into state changes, or a rejection with its reason. No I/O.
+
+The billing period of an event is found with rater.periods; consecutive events of one
+subscription almost always fall in the same period, so the last period found per subscription
+is remembered (a pure memo: same inputs, same period) and checked with two integer comparisons.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from aggregator.aggregations import MAX_SCALED, weighted_contribution
 from aggregator.keys import totals_key, unique_key
-from aggregator.model import VALUE_SCALE, Op, Planned, Rejected, SubscriptionView
+from aggregator.model import STATE_RETENTION_S, VALUE_SCALE, Op, Planned, Rejected, SubscriptionView
 from rater.periods import period_containing
 from schemas.events import Event
+
+_MEMO_LIMIT = 50_000
+
+
+class PeriodSlot:
+    """A billing period in integer microseconds, with the names its state keys use."""
+
+    __slots__ = ("start_us", "end_us", "key", "expire_at_s")
+
+    def __init__(self, start_us: int, end_us: int, key: str):
+        self.start_us = start_us
+        self.end_us = end_us
+        self.key = key
+        self.expire_at_s = end_us // 1_000_000 + STATE_RETENTION_S
+
+
+_last_period: dict[tuple[object, ...], PeriodSlot] = {}
+
+
+def _micros(moment: object) -> int:
+    from datetime import datetime
+
+    assert isinstance(moment, datetime)
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def period_of(timestamp_us: int, subscription: SubscriptionView) -> PeriodSlot | None:
+    """The billing period containing the instant, or None when it is before the subscription started."""
+    memo_key = (subscription.id, subscription.interval, subscription.billing_time, subscription.started_on,
+                subscription.timezone)
+    slot = _last_period.get(memo_key)
+    if slot is not None and slot.start_us <= timestamp_us < slot.end_us:
+        return slot
+    from datetime import UTC, datetime
+
+    instant = datetime.fromtimestamp(timestamp_us // 1_000_000, tz=UTC)
+    instant = instant.replace(microsecond=timestamp_us % 1_000_000)
+    period = period_containing(instant, interval=subscription.interval,
+                               billing_time=subscription.billing_time, started_on=subscription.started_on,
+                               timezone=subscription.timezone)
+    if period is None:
+        return None
+    slot = PeriodSlot(_micros(period.start), _micros(period.end), period.key)
+    if len(_last_period) > _MEMO_LIMIT:
+        _last_period.clear()
+    _last_period[memo_key] = slot
+    return slot
 
 
 def scaled(value: object) -> int | None:
     """A numeric property as an exact integer of millionths, or None when it is not such a number."""
     if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, int):
+        result = value * VALUE_SCALE
+        return result if abs(result) < MAX_SCALED else None
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
@@ -21,9 +77,20 @@ def scaled(value: object) -> int | None:
     if not number.is_finite():
         return None
     result = number * VALUE_SCALE
-    if result != result.to_integral_value() or abs(result) >= 2**62:
+    if result != result.to_integral_value() or abs(result) >= MAX_SCALED:
         return None
     return int(result)
+
+
+def _open_period(event: Event, subscription: SubscriptionView) -> PeriodSlot | Rejected:
+    if subscription.terminated_at_us is not None and event.timestamp_us >= subscription.terminated_at_us:
+        return Rejected("period_closed", "the event is after the subscription was terminated")
+    period = period_of(event.timestamp_us, subscription)
+    if period is None:
+        return Rejected("period_closed", "the event is before the subscription started")
+    if period.key in subscription.closed_period_keys:
+        return Rejected("period_closed", f"the billing period {period.key} is already invoiced")
+    return period
 
 
 def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejected:
@@ -32,31 +99,37 @@ def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejec
     metric = subscription.metrics_by_code.get(event.code)
     if metric is None:
         return Rejected("unknown_metric", f"the plan has no charge on a metric with code {event.code!r}")
-    period = period_containing(event.timestamp, interval=subscription.interval,
-                               billing_time=subscription.billing_time, started_on=subscription.started_on,
-                               timezone=subscription.timezone)
-    if period is None:
-        return Rejected("period_closed", "the event is before the subscription started")
+    period = _open_period(event, subscription)
+    if isinstance(period, Rejected):
+        return period
     scope = subscription.scope
-    totals = totals_key(scope, metric.id, period.key)
-    count = Op("N", totals)
     kind = metric.aggregation_type
+    totals = totals_key(scope, metric.id, period.key)
+    tx = event.transaction_id
     if kind == "count_agg":
-        return Planned(scope, event.transaction_id, (count,))
-    if metric.field_name is None or metric.field_name not in event.properties:
-        return Rejected("missing_field", f"property {metric.field_name!r} is missing")
-    raw = event.properties[metric.field_name]
+        return Planned(scope, tx, (Op("N", totals),), period.expire_at_s)
+    field_name = metric.field_name
+    if field_name is None or field_name not in event.properties:
+        return Rejected("missing_field", f"property {field_name!r} is missing")
+    raw = event.properties[field_name]
     if kind == "unique_count_agg":
         if raw is None or isinstance(raw, dict | list):
-            return Rejected("invalid_value", f"{metric.field_name} must be a string or a number")
-        return Planned(scope, event.transaction_id, (Op("U", unique_key(scope, metric.id, period.key), str(raw)),))
+            return Rejected("invalid_value", f"{field_name} must be a string or a number")
+        member = Op("U", unique_key(scope, metric.id, period.key), str(raw))
+        return Planned(scope, tx, (member,), period.expire_at_s)
     value = scaled(raw)
     if value is None:
-        return Rejected("invalid_value", f"{metric.field_name} must be a number with at most 6 decimals")
+        return Rejected("invalid_value", f"{field_name} must be a number below 10^9 with at most 6 decimals")
+    count = Op("N", totals)
     if kind == "sum_agg":
-        return Planned(scope, event.transaction_id, (count, Op("S", totals, str(value))))
+        return Planned(scope, tx, (count, Op("S", totals, str(value))), period.expire_at_s)
     if kind == "max_agg":
-        return Planned(scope, event.transaction_id, (count, Op("X", totals, str(value))))
+        return Planned(scope, tx, (count, Op("X", totals, str(value))), period.expire_at_s)
     if kind == "latest_agg":
-        return Planned(scope, event.transaction_id, (count, Op("L", totals, str(value), event.timestamp_us)))
+        latest = Op("L", totals, str(value), event.timestamp_us)
+        return Planned(scope, tx, (count, latest), period.expire_at_s)
+    if kind == "weighted_sum_agg":
+        high, low = weighted_contribution(value, event.timestamp_us, period.end_us)
+        return Planned(scope, tx, (count, Op("S", totals, str(value)), Op("W", totals, str(high), low),
+                                   Op("P", totals, str(period.end_us - period.start_us))), period.expire_at_s)
     return Rejected("unknown_metric", f"aggregation {kind} is not supported by this aggregator version")

@@ -8,10 +8,14 @@ Order of side effects for a batch, and what a crash between two steps does:
      Redis step a no-op for every event already applied;
 3. insert the same events into the PostgreSQL archive with ON CONFLICT DO NOTHING;
    - crash after 3: redelivery re-runs 2 (no-op) and 3 (no-op): exactly once in both stores;
-4. publish rejected events to `events.rejected` and wait for Kafka's acknowledgement;
+   - crash between 2 and 3 when Redis's marks were lost meanwhile (flush): the redelivered batch is
+     applied to Redis again and archived once; `meterline rebuild` after a flush re-applies the
+     archive through the same marks, so either way each transaction_id counts once;
+4. publish rejected events to `events.rejected` and wait for Kafka's acknowledgement of all of them;
    - crash after 4: the rejects are published again on redelivery (at least once; `replay-rejected`
      is idempotent because replayed events keep their transaction_id);
 5. return; the Faust agent acknowledges the messages and their offsets are committed.
+   - crash before the commit: everything above is redone, and every step is a no-op the second time.
 
 Error kinds: an unusable event is *rejected* (routed, then committed); Redis or PostgreSQL being
 unreachable is *transient* (`TransientError`: nothing is committed, the agent backs off and
@@ -35,7 +39,7 @@ from aggregator.planning import plan
 from aggregator.redis_state import UsageState
 from schemas.events import Event, event_from_message
 
-RejectSink = Callable[[bytes, bytes], Awaitable[None]]  # (key, value) -> acknowledged
+RejectSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # [(key, value)] -> all acknowledged
 
 
 class TransientError(RuntimeError):
@@ -44,17 +48,28 @@ class TransientError(RuntimeError):
 
 @dataclass
 class BatchResult:
-    applied: int = 0
-    duplicates: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
+    applied: int = 0  # events that changed Redis state
+    duplicates: int = 0  # copies of a transaction_id already counted (in this batch or before)
+    archived: int = 0  # rows new to the archive (more than `applied` when a batch is redelivered)
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> events sent to events.rejected
 
 
 def rejection_message(payload: bytes, rejection: Rejected) -> bytes:
+    """What `events.rejected` carries: the reason, a human detail and the original message as sent."""
     try:
         original = orjson.loads(payload)
     except orjson.JSONDecodeError:
         original = payload.decode(errors="replace")
     return orjson.dumps({"reason": rejection.reason, "detail": rejection.detail, "event": original})
+
+
+def rejection_key(payload: bytes) -> bytes:
+    """The original partition key (organization:subscription) when the payload has one."""
+    try:
+        data = orjson.loads(payload)
+        return f"{data['organization_id']}:{data['external_subscription_id']}".encode()
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return b""
 
 
 class BatchProcessor:
@@ -78,35 +93,35 @@ class BatchProcessor:
         result = BatchResult()
         decoded: list[tuple[bytes, Event]] = []
         rejects: list[tuple[bytes, Rejected]] = []
-        seen: set[tuple[str, str, str]] = set()
         for payload in payloads:
             try:
-                event = event_from_message(payload)
+                decoded.append((payload, event_from_message(payload)))
             except ValueError as exc:
                 rejects.append((payload, Rejected("malformed", str(exc))))
+
+        views = await self.catalog.lookup((e.organization_id, e.external_subscription_id) for _, e in decoded)
+        planned: list[Planned] = []
+        accepted: list[Event] = []
+        seen: set[tuple[str, str, str]] = set()  # only accepted copies count: a rejected one wins nothing
+        for payload, event in decoded:
+            outcome = plan(event, views.get((event.organization_id, event.external_subscription_id)))
+            if isinstance(outcome, Rejected):
+                rejects.append((payload, outcome))
                 continue
             identity = (event.organization_id, event.external_subscription_id, event.transaction_id)
             if identity in seen:
                 result.duplicates += 1
                 continue
             seen.add(identity)
-            decoded.append((payload, event))
-
-        views = await self.catalog.lookup((e.organization_id, e.external_subscription_id) for _, e in decoded)
-        planned: list[Planned] = []
-        accepted: list[Event] = []
-        for payload, event in decoded:
-            outcome = plan(event, views.get((event.organization_id, event.external_subscription_id)))
-            if isinstance(outcome, Rejected):
-                rejects.append((payload, outcome))
-            else:
-                planned.append(outcome)
-                accepted.append(event)
+            planned.append(outcome)
+            accepted.append(event)
 
         result.applied = await self.state.apply(planned)  # step 2
         result.duplicates += len(planned) - result.applied
-        await self.archive.store(accepted)  # step 3
-        for payload, rejection in rejects:  # step 4
-            await self.reject(b"", rejection_message(payload, rejection))
-            result.rejected[rejection.reason] = result.rejected.get(rejection.reason, 0) + 1
+        result.archived = await self.archive.store(accepted)  # step 3
+        if rejects:  # step 4
+            await self.reject([(rejection_key(payload), rejection_message(payload, rejection))
+                               for payload, rejection in rejects])
+            for _, rejection in rejects:
+                result.rejected[rejection.reason] = result.rejected.get(rejection.reason, 0) + 1
         return result

@@ -3,34 +3,41 @@
 The script checks each transaction_id against the subscription's dedup set and, only when it
 was not there, adds it and applies the event's operations. Marking and applying happen in one
 script, so a crash can never leave an event marked but not applied, or applied but not marked.
+Planning bounds every value (aggregations.MAX_SCALED), so no HINCRBY can overflow half-way.
+
+Expiry: each state key expires `STATE_RETENTION_S` after its period ends (its invoice is computed
+from the archive, so Redis needs it only while the period is open or just closed); the dedup set
+expires with the newest state its marks protected.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 
 from redis.asyncio import Redis
 
+from aggregator.aggregations import MetricUsage, descale, weighted_units
 from aggregator.keys import dedup_key, totals_key, unique_key
-from aggregator.model import VALUE_SCALE, Planned
+from aggregator.model import Planned
 
-# KEYS[1] dedup set, KEYS[2..] state keys. ARGV: per event `tx, nops, (kind, key index, value, ts) * nops`.
-# Returns one flag per event: 1 applied, 0 duplicate.
+__all__ = ["APPLY_LUA", "MetricUsage", "UsageState", "read_usage", "script_arguments"]
+
+# KEYS[1] dedup set, KEYS[2..m+1] state keys.
+# ARGV[1] expire-at of the dedup set, ARGV[2] m, ARGV[3..m+2] expire-at of each state key, then per
+# event `tx, nops, (kind, key index, value, ts) * nops`. Returns one flag per event: 1 applied, 0 duplicate.
 APPLY_LUA = """
+local nkeys = tonumber(ARGV[2])
 local applied = {}
-local i = 1
+local i = nkeys + 3
 while i <= #ARGV do
   local tx = ARGV[i]
   local nops = tonumber(ARGV[i + 1])
   i = i + 2
   local fresh = redis.call('SADD', KEYS[1], tx) == 1
   for _ = 1, nops do
-    local kind, key, value, ts = ARGV[i], KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3]
-    i = i + 4
     if fresh then
+      local kind, key, value = ARGV[i], KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2]
       if kind == 'U' then
         redis.call('SADD', key, value)
       elseif kind == 'N' then
@@ -43,14 +50,33 @@ while i <= #ARGV do
           redis.call('HSET', key, 'max', value)
         end
       elseif kind == 'L' then
+        local ts = ARGV[i + 3]
         local current = redis.call('HGET', key, 'latest_ts')
         if (not current) or tonumber(ts) >= tonumber(current) then
           redis.call('HSET', key, 'latest', value, 'latest_ts', ts)
         end
+      elseif kind == 'W' then
+        redis.call('HINCRBY', key, 'wh', value)
+        if redis.call('HINCRBY', key, 'wl', ARGV[i + 3]) >= 1000000000000 then
+          redis.call('HINCRBY', key, 'wl', '-1000000000000')
+          redis.call('HINCRBY', key, 'wh', 1)
+        end
+      elseif kind == 'P' then
+        redis.call('HSET', key, 'pl', value)
       end
     end
+    i = i + 4
   end
   applied[#applied + 1] = fresh and 1 or 0
+end
+-- state of a period past its retention is not kept (an expiry in the past deletes the key); the
+-- marks are only given an expiry in the future, so they never go while newer state needs them
+for k = 2, nkeys + 1 do
+  redis.call('EXPIREAT', KEYS[k], ARGV[k + 1])
+end
+if tonumber(ARGV[1]) > tonumber(redis.call('TIME')[1]) then
+  redis.call('EXPIREAT', KEYS[1], ARGV[1], 'NX')
+  redis.call('EXPIREAT', KEYS[1], ARGV[1], 'GT')
 end
 return applied
 """
@@ -59,16 +85,23 @@ return applied
 def script_arguments(planned: Sequence[Planned]) -> tuple[list[str], list[str]]:
     """KEYS and ARGV of one script call for events of a single subscription (same scope)."""
     keys = [dedup_key(planned[0].scope)]
+    expiry: list[str] = []
     index: dict[str, int] = {}
-    argv: list[str] = []
+    events: list[str] = []
+    newest = 0
     for item in planned:
-        argv += [item.transaction_id, str(len(item.ops))]
+        events += (item.transaction_id, str(len(item.ops)))
+        expire = item.expire_at_s
+        if expire > newest:
+            newest = expire
         for op in item.ops:
-            if op.key not in index:
+            position = index.get(op.key)
+            if position is None:
                 keys.append(op.key)
-                index[op.key] = len(keys)
-            argv += [op.kind, str(index[op.key]), op.value, str(op.timestamp_us)]
-    return keys, argv
+                expiry.append(str(expire))
+                position = index[op.key] = len(keys)
+            events += (op.kind, str(position), op.value, str(op.timestamp_us))
+    return keys, [str(newest), str(len(expiry)), *expiry, *events]
 
 
 class UsageState:
@@ -91,36 +124,30 @@ class UsageState:
         return sum(sum(int(flag) for flag in flags) for flags in results)
 
 
-@dataclass(frozen=True)
-class MetricUsage:
-    """Aggregated state of one metric in one period, as read back for pricing."""
-
-    unique_count: int
-    events_count: int
-    sum: Decimal
-    max: Decimal
-    latest: Decimal
+TOTALS_FIELDS = ("n", "sum", "max", "latest", "wh", "wl", "pl")
 
 
-def _descale(raw: bytes | None) -> Decimal:
-    return Decimal(int(raw)) / VALUE_SCALE if raw is not None else Decimal(0)
+def _int(raw: bytes | None) -> int:
+    return int(raw) if raw is not None else 0
 
 
-async def read_usage(redis: Redis, scope: str, metric_ids: Sequence[str], period_key: str) -> dict[str, MetricUsage]:
+async def read_usage(redis: Redis, scope: str, metric_ids: Sequence[str],
+                     period_key: str) -> dict[str, MetricUsage]:
     async with redis.pipeline(transaction=False) as pipe:
         for metric_id in metric_ids:
             pipe.scard(unique_key(scope, metric_id, period_key))
-            pipe.hmget(totals_key(scope, metric_id, period_key), "n", "sum", "max", "latest")
+            pipe.hmget(totals_key(scope, metric_id, period_key), *TOTALS_FIELDS)
         results = await pipe.execute()
     usage = {}
     for position, metric_id in enumerate(metric_ids):
         unique_count = int(results[2 * position])
-        count, total, maximum, latest = results[2 * position + 1]
+        count, total, maximum, latest, high, low, length = results[2 * position + 1]
         usage[metric_id] = MetricUsage(
             unique_count=unique_count,
             events_count=int(count) if count is not None else unique_count,
-            sum=_descale(total),
-            max=_descale(maximum),
-            latest=_descale(latest),
+            sum=descale(_int(total)),
+            max=descale(_int(maximum)),
+            latest=descale(_int(latest)),
+            weighted_sum=weighted_units(_int(high), _int(low), _int(length)),
         )
     return usage

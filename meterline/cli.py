@@ -199,6 +199,33 @@ def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay_rejected(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator.replay import parse_since, replay_rejected
+
+    replay_rejected(settings, args.reason, parse_since(args.since) if args.since else None)
+    return 0
+
+
+def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from aggregator.rebuild import RebuildResult, rebuild
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+        task = bar.add_task("subscriptions", total=None)
+
+        def progress(done: int, total: int, result: RebuildResult) -> None:
+            bar.update(task, completed=done, total=total,
+                       description=f"subscriptions ({result.events} events read, {result.restored} restored)")
+
+        result = asyncio.run(rebuild(settings, args.subscription, progress))
+    print(f"rebuilt {result.subscriptions} subscriptions: {result.events} archived events read, "
+          f"{result.restored} restored to Redis, outside open periods: {result.skipped or 0}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meterline", description="Usage metering and billing pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="run the benchmarks against the running stack (make bench)")
     bench.add_argument("--quick", action="store_true", help="small sizes, to check the benchmarks work")
     bench.add_argument("--only", nargs="*", help="run only these benchmarks (e.g. ingest aggregator)")
+    replay = sub.add_parser("replay-rejected", help="send rejected events (events.rejected) to the aggregator again")
+    replay.add_argument("--reason", help="only events rejected for this reason (e.g. unknown_subscription)")
+    replay.add_argument("--since", help="only events rejected at or after this instant (ISO 8601 or unix seconds)")
+    rebuild = sub.add_parser("rebuild", help="restore open periods' usage state in Redis from the event archive")
+    rebuild.add_argument("--subscription", help="only subscriptions with this external_id")
     return parser
 
 
@@ -236,6 +268,7 @@ COMMANDS = {
     "up": cmd_up, "init": cmd_init, "down": cmd_down, "status": cmd_status, "api": cmd_api, "ingest": cmd_ingest,
     "aggregator": cmd_aggregator, "migrate": cmd_migrate, "check-config": cmd_check_config,
     "example": cmd_example, "bench": cmd_bench, "lag": cmd_lag,
+    "replay-rejected": cmd_replay_rejected, "rebuild": cmd_rebuild,
 }
 
 

@@ -1,0 +1,113 @@
+"""`meterline rebuild`: restore the Redis state of open periods from the PostgreSQL archive.
+
+Redis is a cache of the archive (DESIGN invariant 3). Rebuilding re-applies every archived event
+of the periods that can still hold state (not closed, not past their retention) through the same
+planning and the same Lua script as the aggregator: the dedup marks make it idempotent, so it is
+safe to run on a state that is complete, partial or empty, and while the aggregator runs (an
+event applied by both counts once). It never deletes state. Run it after Redis lost data (flush,
+restart without persistence); until it finishes, current usage may read low, never high.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from aggregator.catalog import Scope, SubscriptionCatalog
+from aggregator.model import STATE_RETENTION_S, Planned, Rejected, SubscriptionView
+from aggregator.planning import period_of, plan
+from aggregator.redis_state import UsageState
+from meterline.settings import Settings
+from rater.tables import subscriptions
+from schemas.events import Event
+
+CHUNK = 2000
+EVENTS_SQL = text("""
+SELECT transaction_id, lago_id::text AS lago_id, code,
+       (extract(epoch FROM "timestamp") * 1000000)::bigint AS ts_us, properties, precise_total_amount_cents
+FROM events
+WHERE organization_id = :org AND external_subscription_id = :sub AND "timestamp" >= :since
+ORDER BY "timestamp", received_at
+""")
+
+
+@dataclass
+class RebuildResult:
+    subscriptions: int = 0
+    events: int = 0  # archived events read
+    restored: int = 0  # events that were missing from Redis and are now applied again
+    skipped: dict[str, int] = field(default_factory=dict)  # archived but outside any open period
+
+
+def earliest_open(view: SubscriptionView, now: datetime) -> datetime:
+    """The start of the oldest period whose state can still be in Redis (retention after its end)."""
+    oldest = now - timedelta(seconds=STATE_RETENTION_S)
+    slot = period_of(int(oldest.timestamp()) * 1_000_000, view)
+    if slot is None:
+        return datetime(1970, 1, 1, tzinfo=UTC)
+    return datetime.fromtimestamp(slot.start_us / 1_000_000, tz=UTC)
+
+
+async def _scopes(engine: AsyncEngine, external_id: str | None) -> list[Scope]:
+    query = select(subscriptions.c.organization_id, subscriptions.c.external_id).where(
+        subscriptions.c.status.in_(("active", "terminated", "pending")))
+    if external_id is not None:
+        query = query.where(subscriptions.c.external_id == external_id)
+    async with engine.connect() as conn:
+        return [(row.organization_id, row.external_id) for row in await conn.execute(query.order_by(
+            subscriptions.c.organization_id, subscriptions.c.external_id))]
+
+
+async def _rebuild_one(engine: AsyncEngine, state: UsageState, view: SubscriptionView, now: datetime,
+                       result: RebuildResult) -> None:
+    since = earliest_open(view, now)
+    params = {"org": view.organization_id, "sub": view.external_id, "since": since}
+    batch: list[Planned] = []
+    async with engine.connect() as conn:
+        rows = await conn.stream(EVENTS_SQL, params)
+        async for row in rows:
+            result.events += 1
+            event = Event(lago_id=row.lago_id, organization_id=view.organization_id, transaction_id=row.transaction_id,
+                          code=row.code, external_subscription_id=view.external_id, timestamp_us=row.ts_us,
+                          received_at_us=0, properties=row.properties,
+                          precise_total_amount_cents=row.precise_total_amount_cents)
+            outcome = plan(event, view)
+            if isinstance(outcome, Rejected):
+                result.skipped[outcome.reason] = result.skipped.get(outcome.reason, 0) + 1
+                continue
+            batch.append(outcome)
+            if len(batch) >= CHUNK:
+                result.restored += await state.apply(batch)
+                batch = []
+    if batch:
+        result.restored += await state.apply(batch)
+
+
+async def rebuild(settings: Settings, external_id: str | None = None,
+                  progress: Callable[[int, int, RebuildResult], None] | None = None) -> RebuildResult:
+    engine = create_async_engine(settings.sqlalchemy_url, pool_size=2)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=30)
+    result = RebuildResult()
+    try:
+        catalog = SubscriptionCatalog(engine, ttl_s=0)
+        state = UsageState(redis)
+        scopes = await _scopes(engine, external_id)
+        now = datetime.now(UTC)
+        for position in range(0, len(scopes), 500):
+            views = await catalog.lookup(scopes[position:position + 500])
+            for scope in scopes[position:position + 500]:
+                view = views.get(scope)
+                if view is not None:
+                    await _rebuild_one(engine, state, view, now, result)
+                    result.subscriptions += 1
+                if progress is not None:
+                    progress(result.subscriptions, len(scopes), result)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+    return result

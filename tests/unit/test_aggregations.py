@@ -1,0 +1,85 @@
+"""The aggregation functions, the weighted-sum arithmetic and the Lua argument layout."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from aggregator.aggregations import (
+    WEIGHT_BASE,
+    MetricUsage,
+    Sample,
+    fold,
+    weighted_contribution,
+    weighted_units,
+)
+from aggregator.model import Op, Planned
+from aggregator.redis_state import script_arguments
+
+DAY = 86400 * 1_000_000
+START, END = 0, 30 * DAY
+
+
+def samples(*pairs: tuple[int, int | str]) -> list[Sample]:
+    return [Sample(t, v) for t, v in pairs]
+
+
+def test_count_sum_max_latest() -> None:
+    events = samples((5 * DAY, 2_000_000), (1 * DAY, -500_000), (5 * DAY, 1_000_000), (3 * DAY, 9_000_000))
+    assert fold("count_agg", events, START, END).events_count == 4
+    usage = fold("sum_agg", events, START, END)
+    assert usage.sum == Decimal("11.5") and usage.events_count == 4
+    assert fold("max_agg", events, START, END).max == Decimal(9)
+    # newest timestamp wins; of two at the same time, the one applied last
+    assert fold("latest_agg", events, START, END).latest == Decimal(1)
+
+
+def test_unique_count_counts_distinct_text() -> None:
+    usage = fold("unique_count_agg", samples((0, "a"), (1, "b"), (2, "a"), (3, "1")), START, END)
+    assert (usage.unique_count, usage.events_count) == (3, 3)
+
+
+def test_empty_period() -> None:
+    assert fold("max_agg", [], START, END) == MetricUsage(0, 0, Decimal(0), Decimal(0), Decimal(0))
+
+
+def test_weighted_sum_is_the_time_average_of_the_gauge() -> None:
+    # +10 GB from day 0, +20 GB on day 15, -30 GB on day 24 (over a 30-day period):
+    # 10 x 15 + 30 x 9 + 0 x 6 = 420 GB-days / 30 days = 14 GB
+    events = samples((0, 10_000_000), (15 * DAY, 20_000_000), (24 * DAY, -30_000_000))
+    assert fold("weighted_sum_agg", events, START, END).weighted_sum == Decimal("14.000000")
+    # the order in which events arrive changes nothing
+    assert fold("weighted_sum_agg", list(reversed(events)), START, END).weighted_sum == Decimal("14.000000")
+
+
+def test_weighted_sum_rounds_half_even_to_six_decimals() -> None:
+    # 1 unit for one microsecond of a 3-microsecond period: 0.333333...
+    assert weighted_units(0, 1_000_000, 3) == Decimal("0.333333")
+    assert weighted_units(0, 2_000_000, 3) == Decimal("0.666667")
+    assert weighted_units(5, 5, 0) == Decimal(0)
+
+
+def test_weighted_contribution_keeps_the_low_part_in_range_for_negative_values() -> None:
+    high, low = weighted_contribution(-1, 0, 5)
+    assert (high, low) == (-1, WEIGHT_BASE - 5)
+    assert high * WEIGHT_BASE + low == -5
+
+
+def test_weighted_contribution_is_exact_beyond_64_bits() -> None:
+    value, length = 999_999_999_999_999, 366 * DAY
+    high, low = weighted_contribution(value, 0, length)
+    assert high * WEIGHT_BASE + low == value * length
+    assert value * length > 2**63
+
+
+def test_script_arguments_index_each_key_once_with_its_expiry() -> None:
+    planned = [
+        Planned("s", "tx-1", (Op("N", "k1"), Op("S", "k1", "5")), 100),
+        Planned("s", "tx-2", (Op("U", "k2", "u"),), 200),
+        Planned("s", "tx-3", (Op("L", "k1", "7", 42),), 100),
+    ]
+    keys, argv = script_arguments(planned)
+    assert keys == ["ml:{s}:tx", "k1", "k2"]
+    assert argv == ["200", "2", "100", "200",
+                    "tx-1", "2", "N", "2", "", "0", "S", "2", "5", "0",
+                    "tx-2", "1", "U", "3", "u", "0",
+                    "tx-3", "1", "L", "2", "7", "42"]
