@@ -13,6 +13,7 @@ from starlette.routing import Route
 from ingest.intake import event_intake
 from ingest.routes import EVENT_ROUTES
 from meterline.http import EXCEPTION_HANDLERS, JSONResponse, ok
+from meterline.ready import OPS_ROUTES
 from meterline.settings import Settings
 
 
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_async_engine(settings.sqlalchemy_url, pool_size=5, pool_pre_ping=True)
         app.state.service = "ingest"
+        app.state.settings = settings
         try:
             async with event_intake(app, settings, engine):
                 yield
@@ -34,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await engine.dispose()
 
     return Starlette(
-        routes=[Route("/health", health), *EVENT_ROUTES],
+        routes=[Route("/health", health), *OPS_ROUTES, *EVENT_ROUTES],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_async_engine(settings.sqlalchemy_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         app.state.service = "api"
+        app.state.settings = settings
         app.state.engine = engine
         app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
         activator = asyncio.create_task(activation_loop(engine))  # pending subscriptions start on time

@@ -1,21 +1,17 @@
-"""Operations endpoints of the API: /metrics (Prometheus), /ops (the page), /ops/data (its JSON), /ready."""
+"""Operations endpoints of the API: /ops (the page), /ops/data (its JSON), plus /ready and /metrics."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from meterline.http import JSONResponse, ok
+from meterline.ready import OPS_ROUTES
 
 PAGE = (Path(__file__).resolve().parents[1] / "static" / "ops.html").read_text()
-
-
-async def metrics(request: Request) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 async def ops_page(request: Request) -> HTMLResponse:
@@ -27,7 +23,7 @@ async def ops_data(request: Request) -> JSONResponse:
 
 
 ROUTES = [
-    Route("/metrics", metrics, methods=["GET"]),
+    *OPS_ROUTES,
     Route("/ops", ops_page, methods=["GET"]),
     Route("/ops/data", ops_data, methods=["GET"]),
 ]

@@ -1,0 +1,118 @@
+"""Prometheus metrics, readiness and consumer lag against the running stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from meterline.stack.proc import RunDir, running_pid
+from tests.builders import customer_body, metric_body, mtu_event, plan_body, subscription_body
+from tests.conftest import HOME, ROOT, Stack
+
+
+def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    response = httpx.get(f"{url}/metrics", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    series: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            series.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return series
+
+
+def total_lag(stack: Stack) -> float:
+    return sum(value for _, value in scrape(stack.api_url).get("meterline_consumer_lag", []))
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_ready_reports_every_service_on_both_http_processes(stack: Stack) -> None:
+    for url in (stack.api_url, stack.ingest_url):
+        response = httpx.get(f"{url}/ready", timeout=10)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"status": "ready",
+                                   "checks": {"kafka": "ok", "redis": "ok", "postgres": "ok"}}
+
+
+def test_api_metrics_carry_pipeline_wide_series(stack: Stack) -> None:
+    series = scrape(stack.api_url)
+    partitions = {labels["partition"] for labels, _ in series["meterline_consumer_lag"]}
+    assert partitions == {"0", "1", "2", "3"}
+    assert all(labels["group"] == "meterline-aggregator" and labels["topic"] == "events"
+               for labels, _ in series["meterline_consumer_lag"])
+    assert "meterline_pipeline_events_accepted_total" in series
+    outcomes = {labels["outcome"] for labels, _ in series["meterline_pipeline_events_total"]}
+    assert {"applied", "deduplicated"} <= outcomes
+
+
+def test_consumer_lag_counts_events_while_the_aggregator_is_paused(
+        stack: Stack, client: httpx.Client, ingest: httpx.Client, unique: str) -> None:
+    client.post("/billable_metrics", json=metric_body()).raise_for_status()
+    client.post("/plans", json=plan_body()).raise_for_status()
+    client.post("/customers", json=customer_body(f"lag-{unique}")).raise_for_status()
+    client.post("/subscriptions", json=subscription_body(f"lag-{unique}", f"sub-lag-{unique}")).raise_for_status()
+    wait_for(lambda: total_lag(stack) == 0, 30, "the aggregator to drain the topic")
+    aggregator = running_pid(RunDir(HOME), "aggregator", "meterline.cli aggregator")
+    assert aggregator is not None
+    events = [mtu_event(f"sub-lag-{unique}", f"tx-{n}", f"user-{n}") for n in range(300)]
+
+    os.kill(aggregator, signal.SIGSTOP)
+    try:
+        for start in range(0, 300, 100):
+            ingest.post("/events/batch", json={"events": events[start:start + 100]}).raise_for_status()
+        wait_for(lambda: total_lag(stack) == 300, 20, "the lag to reach the 300 events sent")
+    finally:
+        os.kill(aggregator, signal.SIGCONT)
+
+    wait_for(lambda: total_lag(stack) == 0, 60, "the lag to return to 0 after resuming")
+
+
+def test_lag_command_prints_a_table_with_a_total(stack: Stack) -> None:
+    result = subprocess.run([sys.executable, "-m", "meterline.cli", "lag"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "METERLINE_HOME": str(HOME)})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("partition" in line and "committed" in line and "lag" in line for line in lines)
+    assert any(line.strip().strip("│").strip().startswith("total") for line in lines)
+
+
+def test_ready_answers_503_naming_the_unreachable_service(stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A second ingest pointed at a Redis that does not exist: alive (/health) but not ready (/ready)."""
+    env = {**os.environ, "METERLINE_HOME": str(HOME), "METERLINE_INGEST_PORT": "3989",
+           "METERLINE_REDIS_URL": "redis://127.0.0.1:1/0", "METERLINE_INGEST_WORKERS": "1"}
+    log = open(tmp_path / "ingest.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "meterline.cli", "ingest"], cwd=ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def healthy() -> bool:
+            try:
+                return httpx.get("http://127.0.0.1:3989/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, 30, "the second ingest to start")
+        response = httpx.get("http://127.0.0.1:3989/ready", timeout=10)
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "not_ready"
+        assert body["checks"]["kafka"] == "ok" and body["checks"]["postgres"] == "ok"
+        assert body["checks"]["redis"].startswith("unreachable: ConnectionError")
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
