@@ -68,3 +68,20 @@ def test_docker_compose_config_accepts_the_file_when_the_plugin_exists() -> None
     result = subprocess.run(["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_observability_profile_scrapes_every_process_and_provisions_the_dashboard() -> None:
+    import json
+
+    for name in ("prometheus", "grafana"):
+        assert SERVICES[name]["profiles"] == ["observability"]
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = {t for job in scrape["scrape_configs"] for group in job["static_configs"] for t in group["targets"]}
+    assert targets == {"api:3000", "ingest:3001", "aggregator:9464", "biller:9465"}
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "meterline-dashboard.json").read_text())
+    expressions = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for series in ("meterline_consumer_lag", "meterline_pipeline_events_total", "meterline_ingest_request_seconds",
+                   "meterline_event_to_visible_seconds", "meterline_invoices_written_total"):
+        assert series in expressions
+    mounts = " ".join(SERVICES["grafana"]["volumes"])
+    assert "meterline-dashboard.json" in mounts and "provisioning" in mounts
