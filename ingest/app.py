@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Route
 
 from ingest.intake import event_intake
 from ingest.routes import EVENT_ROUTES
 from meterline.http import EXCEPTION_HANDLERS, JSONResponse, ok
+from meterline.logs import RequestIdMiddleware
 from meterline.ready import OPS_ROUTES
 from meterline.settings import Settings
 
@@ -38,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=[Route("/health", health), *OPS_ROUTES, *EVENT_ROUTES],
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(RequestIdMiddleware)],
         lifespan=lifespan,
     )
 
@@ -45,5 +48,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 def app_from_env() -> Starlette:
     """The factory uvicorn's worker processes call (`meterline ingest` with METERLINE_INGEST_WORKERS > 1)."""
     from meterline.cli import load_settings
+    from meterline.logs import configure
 
+    configure("ingest")
     return create_app(load_settings())

@@ -58,7 +58,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 def _serve(app: object, host: str, port: int) -> int:
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+                log_config=None)  # keep meterline's JSON log handler
     return 0
 
 
@@ -78,7 +79,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     # Several processes sharing the port: each builds its app (and Kafka producer) from the environment.
     uvicorn.run("ingest.app:app_from_env", factory=True, workers=settings.ingest_workers,
                 host=settings.ingest_host, port=settings.ingest_port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, log_config=None)
     return 0
 
 
@@ -87,6 +88,55 @@ def cmd_aggregator(settings: Settings, args: argparse.Namespace) -> int:
 
     sys.argv = [sys.argv[0]]  # Faust's worker parses argv; it must not see ours
     run_worker(settings)
+    return 0
+
+
+def _billing_engine(settings: Settings, connections: int = 10):  # type: ignore[no-untyped-def]
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    return create_async_engine(settings.sqlalchemy_url, pool_size=connections, max_overflow=2, pool_pre_ping=True)
+
+
+def cmd_biller(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rater.biller import run_loop
+
+    async def main() -> None:
+        engine = _billing_engine(settings)
+        try:
+            await run_loop(engine, args.interval)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_bill(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    from datetime import UTC, datetime
+
+    from rater.biller import run_once
+
+    try:
+        as_of = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC)
+    except ValueError:
+        print(f"--as-of must be an ISO 8601 time, got {args.as_of!r}", file=sys.stderr)
+        return 2
+    as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+
+    async def main() -> dict[str, object]:
+        engine = _billing_engine(settings)
+        try:
+            report = await run_once(engine, as_of)
+        finally:
+            await engine.dispose()
+        return {"as_of": as_of.isoformat(), "invoices": report.invoices, "skipped": report.skipped,
+                "finalized": report.finalized}
+
+    print(json.dumps(asyncio.run(main())))
     return 0
 
 
@@ -237,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("ingest", help="run the standalone ingest server in the foreground")
     sub.add_parser("aggregator", help="run the Faust aggregator worker in the foreground")
     sub.add_parser("migrate", help="apply database migrations")
+    biller = sub.add_parser("biller", help="run the biller loop in the foreground (bills as of now, sends webhooks)")
+    biller.add_argument("--interval", type=float, default=1.0, help="seconds between billing rounds")
+    bill = sub.add_parser("bill", help="run the biller once as of a time (default now), history included")
+    bill.add_argument("--as-of", help="ISO 8601 time, e.g. 2026-07-01T00:00:00Z (UTC when no offset)")
     sub.add_parser("check-config", help="print the resolved settings and exit")
     org = sub.add_parser("org", help="organizations").add_subparsers(dest="org_command", required=True)
     create = org.add_parser("create", help="create an organization and print its API key")
@@ -266,17 +320,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "up": cmd_up, "init": cmd_init, "down": cmd_down, "status": cmd_status, "api": cmd_api, "ingest": cmd_ingest,
-    "aggregator": cmd_aggregator, "migrate": cmd_migrate, "check-config": cmd_check_config,
+    "aggregator": cmd_aggregator, "migrate": cmd_migrate, "biller": cmd_biller, "bill": cmd_bill,
+    "check-config": cmd_check_config,
     "example": cmd_example, "bench": cmd_bench, "lag": cmd_lag,
     "replay-rejected": cmd_replay_rejected, "rebuild": cmd_rebuild,
 }
 
 
+SERVICES = ("api", "ingest", "aggregator", "biller")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command in SERVICES:  # long-running processes log JSON lines; commands log for people
+        from meterline.logs import configure
+
+        configure(args.command)
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        for noisy in ("httpx", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except ConfigError as exc:

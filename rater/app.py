@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ingest.app import health
@@ -16,9 +17,10 @@ from ingest.intake import event_intake
 from ingest.routes import EVENT_ROUTES
 from meterline.http import EXCEPTION_HANDLERS
 from meterline.lag import LagReader
+from meterline.logs import RequestIdMiddleware
 from meterline.metrics import PipelineCollector
 from meterline.settings import Settings
-from rater.api import customers, metrics, ops, plans, subscriptions, usage
+from rater.api import customers, invoices, metrics, ops, plans, subscriptions, usage, webhooks
 from rater.api.activation import activation_loop
 from rater.monitor import PipelineMonitor
 
@@ -62,5 +64,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await engine.dispose()
 
     routes = [Route("/health", health), *EVENT_ROUTES, *usage.ROUTES, *metrics.ROUTES, *plans.ROUTES,
-              *customers.ROUTES, *subscriptions.ROUTES, *ops.ROUTES]
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+              *customers.ROUTES, *subscriptions.ROUTES, *ops.ROUTES, *invoices.ROUTES, *webhooks.ROUTES]
+    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(RequestIdMiddleware)], lifespan=lifespan)
