@@ -7,7 +7,6 @@ import json
 import pkgutil
 import platform
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,15 +40,21 @@ def discover(only: set[str] | None = None) -> list[ModuleType]:
     return sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
 
 
-def run_all(ctx: BenchContext, only: set[str] | None = None,
-            say: Callable[[str], None] = print) -> dict[str, object]:
+def run_all(ctx: BenchContext, only: set[str] | None = None) -> dict[str, object]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     figures: dict[str, float] = {}
-    for module in discover(only):
-        name = module.__name__.rsplit(".", 1)[1].removeprefix("bench_")
-        say(f"benchmark {name} ...")
-        began = time.monotonic()
-        figures.update(module.run(ctx))
-        say(f"benchmark {name} done in {time.monotonic() - began:.1f}s")
+    modules = discover(only)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns) as progress:
+        overall = progress.add_task("benchmarks", total=len(modules))
+        for module in modules:
+            name = module.__name__.rsplit(".", 1)[1].removeprefix("bench_")
+            progress.update(overall, description=f"benchmark {name}")
+            began = time.monotonic()
+            figures.update(module.run(ctx))
+            progress.console.print(f"benchmark {name} done in {time.monotonic() - began:.1f}s")
+            progress.advance(overall)
     report: dict[str, object] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": _cpus(), "python": platform.python_version()},
