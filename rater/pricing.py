@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from rater.money import round_cents, to_precise_cents
@@ -117,6 +117,21 @@ def package(units: Decimal, amount: Decimal, package_size: int, free_units: int)
 
 def percentage(units: Decimal, rate: Decimal, fixed_amount: Decimal, events_count: int) -> Decimal:
     return units * rate / 100 + fixed_amount * events_count
+
+
+_UNIT_ROUNDING = {"round": ROUND_HALF_UP, "ceil": ROUND_CEILING, "floor": ROUND_FLOOR}
+
+
+def round_units(units: Decimal, function: str | None, precision: int | None) -> Decimal:
+    """The metric's rounding of aggregated units (before pricing): round (half-up), ceil or floor
+    to `precision` decimals (0 when unset; negative rounds to tens, hundreds...). No function: as is."""
+    if function is None:
+        return units
+    if function not in _UNIT_ROUNDING:
+        raise InvalidChargeProperties("invalid_rounding_function", f"unknown rounding function {function!r}")
+    quantum = Decimal(1).scaleb(-(precision or 0))
+    return units.quantize(quantum, rounding=_UNIT_ROUNDING[function]) if quantum <= 1 else \
+        (units / quantum).quantize(Decimal(1), rounding=_UNIT_ROUNDING[function]) * quantum
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from aggregator.redis_state import MetricUsage
-from rater.pricing import price
+from aggregator.aggregations import MetricUsage
+from rater.pricing import Fee, price, round_units
 from rater.serializers import iso
 
 
@@ -23,6 +23,9 @@ class ChargeLine:
     metric_name: str
     metric_code: str
     aggregation_type: str
+    rounding_function: str | None = None
+    rounding_precision: int | None = None
+    metric_description: str | None = None
 
 
 def units_of(aggregation_type: str, usage: MetricUsage) -> Decimal:
@@ -36,10 +39,25 @@ def units_of(aggregation_type: str, usage: MetricUsage) -> Decimal:
         return usage.max
     if aggregation_type == "latest_agg":
         return max(usage.latest, Decimal(0))
+    if aggregation_type == "weighted_sum_agg":
+        return usage.weighted_sum
     return Decimal(0)
 
 
-def _units_text(units: Decimal) -> str:
+EMPTY = MetricUsage(0, 0, Decimal(0), Decimal(0), Decimal(0))
+
+
+def charge_fee(charge: ChargeLine, usage: Mapping[str, MetricUsage], currency: str) -> tuple[int, Fee]:
+    """(events_count, fee) of one charge for a period's aggregated usage: the metric's unit rounding,
+    then the charge model's price, rounded once. Shared by current usage and invoices."""
+    state = usage.get(charge.metric_id, EMPTY)
+    units = round_units(units_of(charge.aggregation_type, state), charge.rounding_function,
+                        charge.rounding_precision)
+    events_count = state.unique_count if charge.aggregation_type == "unique_count_agg" else state.events_count
+    return events_count, price(charge.charge_model, charge.properties, units, currency, events_count)
+
+
+def units_text(units: Decimal) -> str:
     text = format(units.normalize(), "f") if units else "0"
     return text if "." in text else f"{text}.0"
 
@@ -48,16 +66,12 @@ def customer_usage(charges: Sequence[ChargeLine], usage: Mapping[str, MetricUsag
                    period_start: datetime, period_end: datetime, issuing_date: date) -> dict[str, Any]:
     lines = []
     total = 0
-    empty = MetricUsage(0, 0, Decimal(0), Decimal(0), Decimal(0))
     for charge in charges:
-        state = usage.get(charge.metric_id, empty)
-        units = units_of(charge.aggregation_type, state)
-        events_count = state.unique_count if charge.aggregation_type == "unique_count_agg" else state.events_count
-        fee = price(charge.charge_model, charge.properties, units, currency, events_count)
+        events_count, fee = charge_fee(charge, usage, currency)
         total += fee.amount_cents
         lines.append({
-            "units": _units_text(units),
-            "total_aggregated_units": _units_text(units),
+            "units": units_text(fee.units),
+            "total_aggregated_units": units_text(fee.units),
             "events_count": events_count,
             "amount_cents": fee.amount_cents,
             "amount_currency": currency,

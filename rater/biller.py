@@ -1,0 +1,134 @@
+"""The biller: invoices every billing moment due up to an instant, then finalizes drafts whose grace ended.
+
+`meterline bill --as-of T` runs it once as of T and replays the whole history of backdated
+subscriptions; `meterline biller` runs it as of now in a loop (from each subscription's creation
+day on) and delivers the webhook outbox. Whatever it missed while down is due at its next run.
+
+A run, step by step, and what a crash between steps does:
+1. read subscriptions, plans' charges and the moments already invoiced (one snapshot);
+2. compute the moments due (pure, rater.billing.schedule) and group them per customer and instant;
+3. write each group's invoice + fees in its own transaction under the customer's advisory lock,
+   re-checking there which moments are invoiced already;
+   - crash during 3: the transaction rolls back; the next run invoices that group; groups already
+     committed are skipped by their unique (subscription, billing_key);
+4. finalize the drafts whose grace period ended (refresh from the archive, number, close periods).
+Groups of one customer are written in time order (their sequential ids follow the calendar);
+customers are written concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rater.billing.schedule import due_until, since_creation_day
+from rater.billing.store import (
+    Catalog,
+    Group,
+    Subscribed,
+    billed_keys,
+    drafts_due,
+    finalize_draft,
+    load_catalog,
+    load_subscriptions,
+    write_group,
+)
+
+log = logging.getLogger("meterline.biller")
+
+
+@dataclass
+class RunReport:
+    invoices: int = 0
+    skipped: int = 0  # groups another biller had invoiced first
+    finalized: int = 0
+
+
+def plan_groups(subs: Sequence[Subscribed], billed: set[tuple[str, str]], as_of: datetime,
+                backdated: bool) -> list[Group]:
+    """The groups to invoice: each customer's unbilled moments, one group per (currency, instant)."""
+    groups: dict[tuple[str, str, datetime], Group] = {}
+    for sub in subs:
+        moments = due_until(sub.terms, as_of)
+        if not backdated:
+            moments = since_creation_day(sub.terms, moments)
+        for due in moments:
+            if (sub.terms.subscription_id, due.billing_key) in billed:
+                continue
+            key = (sub.terms.customer_id, sub.currency, due.at)
+            if key not in groups:
+                groups[key] = Group(sub.organization_id, sub.organization_name, sub.terms.customer_id, sub.currency,
+                                    due.at, sub.terms.timezone, sub.grace_days, [])
+            groups[key].items.append((sub, due))
+    return sorted(groups.values(), key=lambda g: (g.customer_id, g.at))
+
+
+async def _write_customer(engine: AsyncEngine, groups: list[Group], catalog: Catalog, as_of: datetime,
+                          report: RunReport) -> None:
+    for group in groups:
+        try:
+            async with engine.begin() as conn:
+                invoice_id = await write_group(conn, group, catalog, as_of)
+        except IntegrityError:  # another biller committed the same moment between our check and insert
+            invoice_id = None
+        if invoice_id is None:
+            report.skipped += 1
+        else:
+            report.invoices += 1
+
+
+async def _finalize(engine: AsyncEngine, invoice_id: str, report: RunReport) -> None:
+    async with engine.begin() as conn:
+        if await finalize_draft(conn, invoice_id):
+            report.finalized += 1
+
+
+async def run_once(engine: AsyncEngine, as_of: datetime, *, backdated: bool = True,
+                   organization_id: str | None = None, concurrency: int = 8) -> RunReport:
+    async with engine.connect() as conn:
+        subs = await load_subscriptions(conn, as_of, organization_id)
+        billed = await billed_keys(conn, [s.terms.subscription_id for s in subs])
+        catalog = await load_catalog(conn, {s.plan_id for s in subs})
+    by_customer: dict[str, list[Group]] = defaultdict(list)
+    for group in plan_groups(subs, billed, as_of, backdated):
+        by_customer[group.customer_id].append(group)
+    report = RunReport()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one_customer(groups: list[Group]) -> None:
+        async with gate:
+            await _write_customer(engine, groups, catalog, as_of, report)
+
+    await asyncio.gather(*(one_customer(groups) for groups in by_customer.values()))
+    async with engine.connect() as conn:
+        drafts = await drafts_due(conn, as_of)
+
+    for invoice_id in drafts:  # in due order, so a customer's sequential ids follow the calendar
+        await _finalize(engine, invoice_id, report)
+    return report
+
+
+async def run_loop(engine: AsyncEngine, interval_s: float = 1.0, say: Callable[[str], None] = print) -> None:
+    """Bill as of now every `interval_s`, and deliver the webhook outbox; errors are logged and retried."""
+    import httpx
+
+    from rater.billing.outbox import deliver_due
+
+    async with httpx.AsyncClient() as http:
+        say("biller ready")
+        while True:
+            try:
+                report = await run_once(engine, datetime.now(UTC), backdated=False)
+                if report.invoices or report.finalized:
+                    log.info("billed: %d invoice(s) created, %d finalized", report.invoices, report.finalized)
+                await deliver_due(engine, http)
+            except Exception:  # the database may restart; the next round retries from durable state
+                log.exception("billing round failed")
+            await asyncio.sleep(interval_s)

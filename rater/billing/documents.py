@@ -1,0 +1,42 @@
+"""Load an invoice with everything its Lago document shows (adapter over rater.billing.render)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rater import serializers
+from rater.api.subscriptions import render as render_subscription
+from rater.api.subscriptions import subscription_query
+from rater.billing import render
+from rater.billing.tables import fees, invoice_subscriptions, invoices
+from rater.tables import customers, plans, subscriptions
+
+
+async def customers_by_id(conn: AsyncConnection, ids: set[str]) -> dict[str, dict[str, Any]]:
+    rows = (await conn.execute(select(customers).where(customers.c.id.in_(sorted(ids))))).all() if ids else []
+    return {row.id: serializers.customer(row) for row in rows}
+
+
+async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, Any]:
+    row = (await conn.execute(select(invoices).where(invoices.c.id == invoice_id))).one()
+    customer = (await customers_by_id(conn, {row.customer_id}))[row.customer_id]
+    moments = (await conn.execute(select(invoice_subscriptions).where(invoice_subscriptions.c.invoice_id == invoice_id)
+                                  )).all()
+    sub_rows = {s.id: s for s in (await conn.execute(subscription_query(row.organization_id).where(
+        subscriptions.c.id.in_([m.subscription_id for m in moments])))).all()}
+    fee_rows = (await conn.execute(select(fees).where(fees.c.invoice_id == invoice_id).order_by(fees.c.position))
+                ).all()
+    in_advance = dict((await conn.execute(select(plans.c.id, plans.c.pay_in_advance).where(
+        plans.c.id.in_({s.plan_id for s in sub_rows.values()})))).all()) if sub_rows else {}
+    fee_docs = []
+    for fee_row in fee_rows:
+        sub = sub_rows[fee_row.subscription_id]
+        fee_docs.append(render.fee(fee_row, row, customer["external_id"], sub.external_id,
+                                   bool(in_advance.get(sub.plan_id))))
+    periods = [render.billing_period(m, sub_rows[m.subscription_id].external_id, sub_rows[m.subscription_id].plan_id)
+               for m in moments]
+    subs = [render_subscription(sub_rows[s]) for s in dict.fromkeys(m.subscription_id for m in moments)]
+    return render.invoice_extended(row, customer, fee_docs, subs, periods)

@@ -1,0 +1,75 @@
+"""Delivering the webhook outbox: claim due rows, POST them signed, record the outcome, back off.
+
+Order for one delivery, and what a crash between steps does:
+1. claim: push `next_attempt_at` a lease ahead (FOR UPDATE SKIP LOCKED, so concurrent billers
+   never claim the same row) and commit;
+2. POST the signed payload;  - crash here: the lease expires and the row is retried (at least once);
+3. record success, or the failure with the next attempt after a backoff (failed for good after
+   MAX_ATTEMPTS).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rater.billing.documents import invoice_document
+from rater.billing.signing import backoff, gives_up, headers
+from rater.billing.tables import webhook_deliveries, webhook_endpoints
+
+log = logging.getLogger("meterline.webhooks")
+LEASE_S = 60
+TIMEOUT_S = 10.0
+
+_CLAIM = text(f"""
+UPDATE webhook_deliveries SET next_attempt_at = now() + interval '{LEASE_S} seconds'
+WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+RETURNING id
+""")
+
+
+async def deliver_due(engine: AsyncEngine, http: httpx.AsyncClient, limit: int = 100) -> int:
+    """Try every due delivery once; the number delivered successfully."""
+    async with engine.begin() as conn:
+        ids = [row.id for row in await conn.execute(_CLAIM, {"limit": limit})]
+    delivered = 0
+    for delivery_id in ids:
+        delivered += await _deliver(engine, http, delivery_id)
+    return delivered
+
+
+async def _deliver(engine: AsyncEngine, http: httpx.AsyncClient, delivery_id: str) -> int:
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            select(webhook_deliveries, webhook_endpoints.c.webhook_url, webhook_endpoints.c.hmac_key)
+            .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
+            .where(webhook_deliveries.c.id == delivery_id))).one()
+        document = await invoice_document(conn, row.object_id)
+    body = orjson.dumps({"webhook_type": row.webhook_type, "object_type": "invoice", "invoice": document})
+    status_code, error = None, None
+    try:
+        response = await http.post(row.webhook_url, content=body, headers=headers(row.hmac_key, body, row.id),
+                                   timeout=TIMEOUT_S)
+        status_code = response.status_code
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    attempts = row.attempts + 1
+    now = datetime.now(UTC)
+    if error is None:
+        values = {"status": "succeeded", "delivered_at": now}
+    else:
+        log.info("webhook %s to %s failed (attempt %d): %s", row.webhook_type, row.webhook_url, attempts, error)
+        values = {"status": "failed" if gives_up(attempts) else "pending", "next_attempt_at": now + backoff(attempts),
+                  "last_error": error[:1000]}
+    async with engine.begin() as conn:
+        await conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id).values(
+            attempts=attempts, last_status_code=status_code, **values))
+    return 1 if error is None else 0

@@ -1,0 +1,151 @@
+"""Invoices and fees as Lago's serializers return them (keys of the spec). Pure: rows in, dicts out.
+
+Unsupported features (taxes, coupons, credits, credit notes, payment providers) are present with
+zero or empty values so typed clients parse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from rater.money import minor_units
+from rater.serializers import iso
+
+
+def _currency_amount(cents: Decimal, currency: str) -> str:
+    return str(cents.scaleb(-minor_units(currency)))
+
+
+def fee(row: Any, invoice: Any, external_customer_id: str, external_subscription_id: str,
+        pay_in_advance: bool) -> dict[str, Any]:
+    precise = Decimal(row.precise_amount_cents)
+    units = Decimal(row.units)
+    unit_amount = (precise.scaleb(-minor_units(row.currency)) / units) if units else Decimal(0)
+    is_charge = row.fee_type == "charge"
+    return {
+        "lago_id": row.id,
+        "lago_charge_id": row.charge_id,
+        "lago_charge_filter_id": None,
+        "lago_fixed_charge_id": None,
+        "lago_invoice_id": row.invoice_id,
+        "lago_true_up_fee_id": None,
+        "lago_true_up_parent_fee_id": None,
+        "lago_subscription_id": row.subscription_id,
+        "lago_customer_id": invoice.customer_id,
+        "external_customer_id": external_customer_id,
+        "external_subscription_id": external_subscription_id,
+        "amount_cents": row.amount_cents,
+        "precise_amount_cents": str(precise),
+        "precise_amount": _currency_amount(precise, row.currency),
+        "precise_total_amount": _currency_amount(precise, row.currency),
+        "amount_currency": row.currency,
+        "taxes_amount_cents": 0,
+        "taxes_precise_amount": "0.0",
+        "taxes_rate": 0.0,
+        "units": row.units,
+        "precise_unit_amount": str(unit_amount.normalize()) if unit_amount else "0.0",
+        "total_aggregated_units": row.units,
+        "total_amount_cents": row.amount_cents,
+        "total_amount_currency": row.currency,
+        "events_count": row.events_count,
+        "pay_in_advance": pay_in_advance and not is_charge,
+        "invoiceable": True,
+        "from_date": iso(row.from_datetime),
+        "to_date": iso(row.to_datetime - timedelta(milliseconds=1)) if row.to_datetime else None,
+        "payment_status": invoice.payment_status,
+        "created_at": iso(row.created_at),
+        "succeeded_at": iso(invoice.finalized_at) if invoice.payment_status == "succeeded" else None,
+        "failed_at": None,
+        "refunded_at": None,
+        "event_transaction_id": None,
+        "description": None,
+        "precise_coupons_amount_cents": "0.0",
+        "sub_total_excluding_taxes_amount_cents": row.amount_cents,
+        "sub_total_excluding_taxes_precise_amount_cents": str(precise),
+        "amount_details": {},
+        "self_billed": False,
+        "item": {
+            "type": row.fee_type,
+            "code": row.item_code,
+            "name": row.item_name,
+            "description": None,
+            "invoice_display_name": row.invoice_display_name or row.item_name,
+            "filter_invoice_display_name": None,
+            "filters": None,
+            "lago_item_id": row.billable_metric_id if is_charge else row.subscription_id,
+            "item_type": "BillableMetric" if is_charge else "Subscription",
+            "grouped_by": {},
+        },
+        "applied_taxes": [],
+        "pricing_unit_details": None,
+        "presentation_breakdowns": [],
+    }
+
+
+def billing_period(moment: Any, external_subscription_id: str, plan_id: str) -> dict[str, Any]:
+    def last_ms(moment_end: Any) -> str | None:
+        return iso(moment_end - timedelta(milliseconds=1)) if moment_end else None
+
+    return {
+        "lago_subscription_id": moment.subscription_id,
+        "external_subscription_id": external_subscription_id,
+        "lago_plan_id": plan_id,
+        "subscription_from_datetime": iso(moment.fee_from),
+        "subscription_to_datetime": last_ms(moment.fee_to),
+        "charges_from_datetime": iso(moment.charges_from),
+        "charges_to_datetime": last_ms(moment.charges_to),
+        "invoicing_reason": moment.invoicing_reason,
+    }
+
+
+def invoice(row: Any, customer: dict[str, Any]) -> dict[str, Any]:
+    """The invoice as listed (Lago's InvoiceObject): totals, status and the customer."""
+    return {
+        "lago_id": row.id,
+        "billing_entity_code": None,
+        "sequential_id": row.sequential_id,
+        "number": row.number,
+        "issuing_date": row.issuing_date.isoformat(),
+        "payment_dispute_lost_at": None,
+        "payment_due_date": row.issuing_date.isoformat(),
+        "payment_overdue": False,
+        "net_payment_term": 0,
+        "invoice_type": "subscription",
+        "status": row.status,
+        "payment_status": row.payment_status,
+        "currency": row.currency,
+        "fees_amount_cents": row.fees_amount_cents,
+        "coupons_amount_cents": 0,
+        "credit_notes_amount_cents": 0,
+        "sub_total_excluding_taxes_amount_cents": row.fees_amount_cents,
+        "taxes_amount_cents": 0,
+        "sub_total_including_taxes_amount_cents": row.fees_amount_cents,
+        "prepaid_credit_amount_cents": 0,
+        "prepaid_granted_credit_amount_cents": 0,
+        "prepaid_purchased_credit_amount_cents": 0,
+        "progressive_billing_credit_amount_cents": 0,
+        "total_amount_cents": row.total_amount_cents,
+        "total_due_amount_cents": 0 if row.payment_status == "succeeded" else row.total_amount_cents,
+        "version_number": 4,
+        "self_billed": False,
+        "file_url": None,
+        "web_url": None,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+        "customer": customer,
+        "metadata": [],
+        "applied_taxes": [],
+        "applied_invoice_custom_sections": [],
+        "applied_usage_thresholds": [],
+    }
+
+
+def invoice_extended(row: Any, customer: dict[str, Any], fees: Sequence[dict[str, Any]],
+                     subscriptions: Sequence[dict[str, Any]], billing_periods: Sequence[dict[str, Any]]
+                     ) -> dict[str, Any]:
+    """The invoice as fetched one by one (Lago's InvoiceObjectExtended)."""
+    return {**invoice(row, customer), "fees": list(fees), "subscriptions": list(subscriptions),
+            "billing_periods": list(billing_periods), "credits": [], "error_details": []}

@@ -1,0 +1,188 @@
+"""What is due when: the billing moments of one subscription up to a given instant. Pure.
+
+A subscription produces, in time order:
+- `start`        pay in advance, no trial, not backdated: the first period's fee at the start
+                 (prorated for calendar billing, full for anniversary billing);
+- `trial_end`    pay in advance with a trial that ends inside a period: the fee from the trial end
+                 to that period's end, prorated on whole days rounded up;
+- `periodic`     every period end (the billing day): the usage of the past period, plus the fee of
+                 the coming period (in advance) or of the past one (in arrears, prorated when the
+                 trial or the start cut it);
+- `termination`  at termination: the usage of the period so far, plus the arrears fee up to the
+                 termination day (in advance, that period was paid already).
+
+Each moment has a `billing_key` that names it uniquely within the subscription; the store's
+unique key on (subscription, billing_key) makes billing it twice impossible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from rater.money import round_cents
+from rater.periods import Period, local_period_bounds, period_containing
+
+INVOICING_REASONS = {
+    "start": "subscription_starting",
+    "trial_end": "subscription_periodic",
+    "periodic": "subscription_periodic",
+    "termination": "subscription_terminating",
+}
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What billing needs to know about a subscription and its plan."""
+
+    subscription_id: str
+    customer_id: str
+    started_at: datetime
+    created_at: datetime
+    interval: str
+    billing_time: str
+    timezone: str
+    pay_in_advance: bool
+    amount_cents: int
+    trial_days: int
+    ended_at: datetime | None  # terminated_at, or ending_at once it has passed
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def started_on(self) -> date:
+        return self.started_at.astimezone(self.zone).date()
+
+    @property
+    def trial_end(self) -> datetime | None:
+        return self.started_at + timedelta(days=self.trial_days) if self.trial_days > 0 else None
+
+
+@dataclass(frozen=True)
+class Due:
+    """One billing moment of one subscription."""
+
+    kind: str
+    at: datetime
+    billing_key: str
+    fee_cents: int
+    fee_from: datetime | None
+    fee_to: datetime | None
+    charges: Period | None  # the usage window [start, end) billed, if any
+    closes: Period | None  # the billing period this moment closes for good (its key goes to closed_periods)
+
+    @property
+    def invoicing_reason(self) -> str:
+        return INVOICING_REASONS[self.kind]
+
+
+def _period(terms: Terms, instant: datetime) -> Period:
+    period = period_containing(instant, interval=terms.interval, billing_time=terms.billing_time,
+                               started_on=terms.started_on, timezone=terms.timezone)
+    assert period is not None, "instant before the subscription started"
+    return period
+
+
+def _local(terms: Terms, instant: datetime) -> date:
+    return instant.astimezone(terms.zone).date()
+
+
+def full_days(terms: Terms, period: Period) -> int:
+    """Days of the whole period `period` belongs to (a first calendar period is clipped at the start)."""
+    day = _local(terms, period.start)
+    anchor = date.min if terms.billing_time == "calendar" else terms.started_on
+    start, next_start = local_period_bounds(day, terms.interval, terms.billing_time, anchor)
+    return (next_start - start).days
+
+
+def days_between(terms: Terms, start: datetime, end: datetime) -> int:
+    """Whole local days from `start` to `end`, a started day counting as a whole one."""
+    end_local = end.astimezone(terms.zone)
+    last = end_local.date() if end_local.time() == datetime.min.time() else end_local.date() + timedelta(days=1)
+    return max((last - _local(terms, start)).days, 0)
+
+
+def prorated(terms: Terms, period: Period, start: datetime, end: datetime) -> int:
+    """The fee for [start, end) within `period`: round(days × amount / days of the whole period)."""
+    days, whole = days_between(terms, start, end), full_days(terms, period)
+    if days >= whole:
+        return terms.amount_cents
+    return round_cents(Decimal(days) * terms.amount_cents / whole)
+
+
+def _arrears_fee(terms: Terms, period: Period, stop: datetime) -> tuple[int, datetime, datetime]:
+    begin = max(period.start, terms.trial_end or period.start)
+    if begin >= stop:
+        return 0, period.start, stop
+    return prorated(terms, period, begin, stop), begin, stop
+
+
+def _start(terms: Terms, first: Period) -> Due | None:
+    backdated = terms.started_on < _local(terms, terms.created_at)
+    if not terms.pay_in_advance or terms.trial_days > 0 or backdated:
+        return None
+    fee = terms.amount_cents if terms.billing_time == "anniversary" else prorated(terms, first, first.start,
+                                                                                  first.end)
+    return Due("start", terms.started_at, f"start:{first.key}", fee, first.start, first.end, None, None)
+
+
+def _trial_end(terms: Terms) -> Due | None:
+    trial_end = terms.trial_end
+    if trial_end is None or not terms.pay_in_advance:
+        return None
+    if terms.ended_at is not None and terms.ended_at <= trial_end:
+        return None
+    period = _period(terms, trial_end)
+    if trial_end <= period.start:  # the trial ends on a billing day: that day bills the full fee
+        return None
+    fee = prorated(terms, period, trial_end, period.end)
+    return Due("trial_end", trial_end, f"trial_end:{period.key}", fee, trial_end, period.end, None, None)
+
+
+def _periodic(terms: Terms, period: Period) -> Due:
+    following = _period(terms, period.end)
+    if terms.pay_in_advance:
+        in_trial = terms.trial_end is not None and terms.trial_end > following.start
+        fee, fee_from, fee_to = (0 if in_trial else terms.amount_cents), following.start, following.end
+    else:
+        fee, fee_from, fee_to = _arrears_fee(terms, period, period.end)
+    return Due("periodic", period.end, f"period:{period.key}", fee, fee_from, fee_to, period, period)
+
+
+def _termination(terms: Terms, period: Period, ended_at: datetime) -> Due:
+    if terms.pay_in_advance:
+        fee, fee_from, fee_to = 0, period.start, ended_at
+    else:
+        fee, fee_from, fee_to = _arrears_fee(terms, period, ended_at)
+    return Due("termination", ended_at, f"termination:{period.key}", fee, fee_from, fee_to,
+               Period(period.start, ended_at), period)
+
+
+def due_until(terms: Terms, as_of: datetime) -> list[Due]:
+    """Every billing moment of the subscription at or before `as_of`, in time order."""
+    ended_at = terms.ended_at
+    if terms.started_at > as_of or (ended_at is not None and ended_at <= terms.started_at):
+        return []
+    first = _period(terms, terms.started_at)
+    moments = [m for m in (_start(terms, first), _trial_end(terms)) if m is not None]
+    period = first
+    while period.end <= as_of and (ended_at is None or period.end < ended_at):
+        moments.append(_periodic(terms, period))
+        period = _period(terms, period.end)
+    if ended_at is not None and ended_at <= as_of:
+        moments.append(_termination(terms, period, ended_at))
+    return sorted((m for m in moments if m.at <= as_of), key=lambda m: m.at)
+
+
+def since_creation_day(terms: Terms, moments: list[Due]) -> list[Due]:
+    """The moments from the local day the subscription was created on.
+
+    A backdated subscription has no invoice for the moments before it existed (Lago's rule); the
+    biller loop bills from its creation day on, `meterline bill` replays the whole history.
+    """
+    day = _local(terms, terms.created_at)
+    return [m for m in moments if _local(terms, m.at) >= day]
