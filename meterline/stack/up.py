@@ -41,6 +41,7 @@ PROCESSES = (
     Process("api", "api", health_url=lambda s: f"http://{s.api_host}:{s.api_port}/health"),
     Process("ingest", "ingest", health_url=lambda s: f"http://{s.ingest_host}:{s.ingest_port}/health"),
     Process("aggregator", "aggregator", ready_line="Ready"),
+    Process("biller", "biller", ready_line="biller ready"),
 )
 SERVICES = (("kafka", kafka.MARKER), ("redis", redis_server.MARKER), ("postgres", postgres.MARKER))
 

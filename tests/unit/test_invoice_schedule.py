@@ -97,6 +97,6 @@ def test_free_plan_still_has_a_zero_subscription_fee_each_billing_day() -> None:
 def test_catch_up_lists_every_missed_billing_day_once() -> None:
     plan = terms(utc(2026, 1, 5), created=utc(2026, 1, 1))
     keys = [m.billing_key for m in due_until(plan, utc(2026, 5, 15))]
-    assert keys == ["start:20260105T000000Z", "period:20260105T000000Z", "period:20260201T000000Z", "period:20260301T000000Z",
-                    "period:20260401T000000Z"]
+    assert keys == ["start:20260105T000000Z", "period:20260105T000000Z", "period:20260201T000000Z",
+                    "period:20260301T000000Z", "period:20260401T000000Z"]
     assert len(set(keys)) == len(keys)
