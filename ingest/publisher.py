@@ -132,6 +132,6 @@ class EventPublisher:
         self._stopping.set()  # flush serves the callbacks from here on: one thread at a time
         self._poller.join(timeout=1)
         remaining = self._producer.flush(timeout_s)
-        if remaining:
-            log.error("%d events were not acknowledged by Kafka at shutdown", remaining)
+        (log.error if remaining else log.info)("Kafka producer flushed at shutdown: %d events not acknowledged",
+                                               remaining)
         return remaining
