@@ -88,6 +88,8 @@ class SubscriptionCatalog:
                 interval=row.interval, billing_time=row.billing_time,
                 started_on=started.astimezone(ZoneInfo(timezone)).date(), timezone=timezone,
                 metrics_by_code=metrics_by_plan[row.plan_id],
+                terminated_at_us=_micros(row.terminated_at) if row.terminated_at else None,
+                closed_period_keys=frozenset(closed[row.id]),
             )
         return views
 
