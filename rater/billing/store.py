@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, literal, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -171,7 +172,7 @@ async def enqueue_webhooks(conn: AsyncConnection, organization_id: str, invoice_
     """One outbox row per endpoint of the organization and webhook type, in the caller's transaction."""
     for webhook_type in webhook_types:
         rows = select(func.gen_random_uuid(), webhook_endpoints.c.organization_id, webhook_endpoints.c.id,
-                      literal(webhook_type), literal(invoice_id)).where(
+                      literal(webhook_type), literal(invoice_id, UUID(as_uuid=False))).where(
             webhook_endpoints.c.organization_id == organization_id)
         await conn.execute(pg_insert(webhook_deliveries).from_select(
             ["id", "organization_id", "endpoint_id", "webhook_type", "object_id"], rows,

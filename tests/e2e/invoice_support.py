@@ -1,0 +1,100 @@
+"""Helpers of the invoice end-to-end tests: a catalog per test, backdated events, `meterline bill --as-of`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from tests.conftest import ROOT
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def epoch(text: str) -> int:
+    return int(at(text).timestamp())
+
+
+def bill(as_of: str) -> dict[str, Any]:
+    """One billing run as of `as_of`, as the command line runs it."""
+    done = subprocess.run([sys.executable, "-m", "meterline.cli", "bill", "--as-of", as_of], cwd=ROOT,
+                          env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def create(client: httpx.Client, path: str, root: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(path, json={root: body})
+    assert response.status_code == 200, response.text
+    return response.json()[root]
+
+
+def mtu_metric(client: httpx.Client, code: str = "mtu") -> None:
+    create(client, "/billable_metrics", "billable_metric", {
+        "name": "MTU", "code": code, "aggregation_type": "unique_count_agg", "field_name": "user_id"})
+
+
+def plan(client: httpx.Client, code: str, *, amount: int, advance: bool, trial: int = 0,
+         charges: list[dict[str, Any]] | None = None) -> None:
+    create(client, "/plans", "plan", {
+        "name": code.title(), "code": code, "interval": "monthly", "amount_cents": amount, "amount_currency": "USD",
+        "pay_in_advance": advance, "trial_period": trial, "charges": charges or []})
+
+
+def per_unit(metric_code: str, amount: str) -> dict[str, Any]:
+    return {"billable_metric_code": metric_code, "charge_model": "standard", "properties": {"amount": amount}}
+
+
+def customer(client: httpx.Client, external_id: str, timezone: str = "UTC", grace: int | None = None) -> None:
+    body: dict[str, Any] = {"external_id": external_id, "name": "Acme", "currency": "USD", "timezone": timezone}
+    if grace is not None:
+        body["invoice_grace_period"] = grace
+    create(client, "/customers", "customer", body)
+
+
+def subscribe(client: httpx.Client, customer_id: str, subscription_id: str, plan_code: str, subscription_at: str,
+              billing_time: str = "calendar") -> dict[str, Any]:
+    return create(client, "/subscriptions", "subscription", {
+        "external_customer_id": customer_id, "plan_code": plan_code, "external_id": subscription_id,
+        "subscription_at": subscription_at, "billing_time": billing_time})
+
+
+def send(client: httpx.Client, events: list[dict[str, Any]]) -> None:
+    for start in range(0, len(events), 100):
+        response = client.post("/events/batch", json={"events": events[start:start + 100]})
+        assert response.status_code == 200, response.text
+
+
+def mtu_events(subscription_id: str, prefix: str, users: range, timestamp: str, code: str = "mtu"
+               ) -> list[dict[str, Any]]:
+    return [{"transaction_id": f"{prefix}-{n}", "code": code, "external_subscription_id": subscription_id,
+             "timestamp": epoch(timestamp), "properties": {"user_id": f"user-{n}"}} for n in users]
+
+
+def wait_archived(client: httpx.Client, transaction_ids: list[str], timeout_s: float = 60) -> None:
+    """Until every event is in the archive (what invoices are computed from)."""
+    deadline = time.monotonic() + timeout_s
+    for transaction_id in transaction_ids:
+        while client.get(f"/events/{transaction_id}").status_code != 200:
+            assert time.monotonic() < deadline, f"event {transaction_id} never archived"
+            time.sleep(0.1)
+
+
+def invoices_of(client: httpx.Client, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's invoices, oldest first, each fetched in full (fees, billing periods)."""
+    response = client.get("/invoices", params={"external_customer_id": customer_id, "per_page": 100})
+    assert response.status_code == 200, response.text
+    listed = sorted(response.json()["invoices"], key=lambda i: (i["issuing_date"], i["created_at"]))
+    return [client.get(f"/invoices/{i['lago_id']}").json()["invoice"] for i in listed]
+
+
+def fee_lines(invoice: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+    return [(f["item"]["type"], f["item"]["code"], f["units"], f["amount_cents"]) for f in invoice["fees"]]
