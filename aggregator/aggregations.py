@@ -77,18 +77,18 @@ def fold(aggregation_type: str, samples: Iterable[Sample], period_start_us: int,
         distinct = len({str(s.value) for s in items})
         return MetricUsage(distinct, distinct, Decimal(0), Decimal(0), Decimal(0))
     numbers = [(s.timestamp_us, int(s.value)) for s in items] if aggregation_type != "count_agg" else []
-    total = sum(v for _, v in numbers)
-    maximum = max((v for _, v in numbers), default=0)
+    # only what the aggregation keeps in Redis (planning emits no other operation for it)
+    total = sum(v for _, v in numbers) if aggregation_type in ("sum_agg", "weighted_sum_agg") else 0
+    maximum = max((v for _, v in numbers), default=0) if aggregation_type == "max_agg" else 0
     latest = 0
-    if numbers:
+    if numbers and aggregation_type == "latest_agg":
         # the newest event wins; among equal timestamps the one applied last (as the script does)
         latest = max(enumerate(numbers), key=lambda item: (item[1][0], item[0]))[1][1]
-    high, low = 0, 0
-    for timestamp_us, value in numbers:
-        h, lo = weighted_contribution(value, timestamp_us, period_end_us)
-        high, low = high + h, low + lo
-    high, low = high + low // WEIGHT_BASE, low % WEIGHT_BASE
     weighted = Decimal(0)
     if aggregation_type == "weighted_sum_agg":
-        weighted = weighted_units(high, low, period_end_us - period_start_us)
+        high, low = 0, 0
+        for timestamp_us, value in numbers:
+            h, lo = weighted_contribution(value, timestamp_us, period_end_us)
+            high, low = high + h, low + lo
+        weighted = weighted_units(high + low // WEIGHT_BASE, low % WEIGHT_BASE, period_end_us - period_start_us)
     return MetricUsage(0, len(items), descale(total), descale(maximum), descale(latest), weighted)

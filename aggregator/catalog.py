@@ -38,8 +38,9 @@ class SubscriptionCatalog:
             fresh = await self._load(missing)
             for scope in missing:
                 view = fresh.get(scope)
-                self._cache[scope] = (view, now + self.ttl_s)
                 found[scope] = view
+                if view is not None:  # an unknown subscription is asked again: it may just be created
+                    self._cache[scope] = (view, now + self.ttl_s)
         if len(self._cache) > 100_000:
             self._cache = {s: entry for s, entry in self._cache.items() if entry[1] > now}
         return found

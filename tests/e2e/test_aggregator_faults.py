@@ -1,0 +1,299 @@
+"""The aggregator under faults, against the running processes and real Kafka, Redis and PostgreSQL:
+kill -9 mid-stream, Redis flushed then rebuilt, PostgreSQL stopped during ingestion, and an
+unknown subscription's event rejected then replayed. Every test asserts exact units and cents."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+import pytest
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from meterline.stack.proc import RunDir, running_pid
+from meterline.stack.up import PROCESSES
+from tests.builders import customer_body
+from tests.conftest import HOME, ROOT, Services
+
+MARKERS = {p.name: p.marker for p in PROCESSES}
+CALLS = {"name": "API calls", "code": "api_calls", "aggregation_type": "sum_agg", "field_name": "calls"}
+SEATS = {"name": "Seats", "code": "seats", "aggregation_type": "unique_count_agg", "field_name": "seat"}
+
+
+def meterline(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "meterline.cli", *args], cwd=ROOT, capture_output=True,
+                            text=True, timeout=timeout, env={**os.environ, "METERLINE_HOME": str(HOME)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def seed(client: httpx.Client, unique: str, subscribe: bool = True) -> tuple[str, str]:
+    for metric in (CALLS, SEATS):
+        assert client.post("/billable_metrics", json={"billable_metric": metric}).status_code == 200
+    plan = {"name": "Usage", "code": "usage", "interval": "monthly", "amount_cents": 0, "amount_currency": "USD",
+            "charges": [
+                {"billable_metric_code": "api_calls", "charge_model": "standard", "properties": {"amount": "0.05"}},
+                {"billable_metric_code": "seats", "charge_model": "standard", "properties": {"amount": "2"}},
+            ]}
+    assert client.post("/plans", json={"plan": plan}).status_code == 200
+    customer_id, subscription_id = f"cust-{unique}", f"sub-{unique}"
+    assert client.post("/customers", json=customer_body(customer_id)).status_code == 200
+    if subscribe:
+        subscribe_to(client, customer_id, subscription_id)
+    return customer_id, subscription_id
+
+
+def subscribe_to(client: httpx.Client, customer_id: str, subscription_id: str) -> None:
+    body = {"subscription": {"external_customer_id": customer_id, "plan_code": "usage", "external_id": subscription_id}}
+    response = client.post("/subscriptions", json=body)
+    assert response.status_code == 200, response.text
+
+
+def workload(subscription_id: str, distinct: int) -> tuple[list[dict[str, Any]], int, int]:
+    """`distinct` events (calls 1..5, 40 seats), then 20% of them again with the same transaction_id,
+    interleaved. Returns the events to send, the expected calls and the expected seats."""
+    now = int(time.time())
+    events = []
+    for n in range(distinct):
+        code, properties = ("seats", {"seat": f"seat-{n % 40}"}) if n % 10 == 0 else \
+            ("api_calls", {"calls": n % 5 + 1})
+        events.append({"transaction_id": f"tx-{n}", "code": code, "external_subscription_id": subscription_id,
+                       "timestamp": now, "properties": properties})
+    calls = sum(e["properties"]["calls"] for e in events if e["code"] == "api_calls")
+    seats = len({e["properties"]["seat"] for e in events if e["code"] == "seats"})
+    mixed: list[dict[str, Any]] = []
+    for n, event in enumerate(events):
+        mixed.append(event)
+        if n % 5 == 4:  # a repeat of a random earlier event: 20% of the traffic is repeated
+            mixed.append(dict(events[(n * 7919) % (n + 1)]))
+    return mixed, calls, seats
+
+
+def send(ingest: httpx.Client, events: list[dict[str, Any]], deadline_s: float = 120) -> None:
+    """Send in batches of 100; a batch refused (503) or not answered is sent again, like a client would."""
+    deadline = time.monotonic() + deadline_s
+    for start in range(0, len(events), 100):
+        while True:
+            try:
+                response = ingest.post("/events/batch", json={"events": events[start:start + 100]})
+                if response.status_code == 200:
+                    break
+                assert response.status_code in (429, 503), response.text
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the ingest did not accept events again"
+            time.sleep(0.2)
+
+
+def usage_of(client: httpx.Client, customer_id: str, subscription_id: str) -> dict[str, Any]:
+    response = client.get(f"/customers/{customer_id}/current_usage",
+                          params={"external_subscription_id": subscription_id})
+    assert response.status_code == 200, response.text
+    return response.json()["customer_usage"]
+
+
+def lines(usage: dict[str, Any]) -> dict[str, tuple[str, int, int]]:
+    return {line["billable_metric"]["code"]: (line["units"], line["events_count"], line["amount_cents"])
+            for line in usage["charges_usage"]}
+
+
+def settle(client: httpx.Client, customer_id: str, subscription_id: str, calls: int, seats: int,
+           timeout_s: float = 120) -> dict[str, Any]:
+    """Wait until both charges reach the expected units, then a little more: a double count would show."""
+    deadline = time.monotonic() + timeout_s
+    usage: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        usage = usage_of(client, customer_id, subscription_id)
+        found = lines(usage)
+        if float(found["api_calls"][0]) >= calls and float(found["seats"][0]) >= seats:
+            time.sleep(2.0)
+            return usage_of(client, customer_id, subscription_id)
+        time.sleep(0.2)
+    raise AssertionError(f"usage never reached {calls} calls and {seats} seats: {lines(usage)}")
+
+
+def assert_exact(usage: dict[str, Any], calls: int, calls_events: int, seats: int) -> None:
+    assert lines(usage) == {
+        "api_calls": (f"{calls}.0", calls_events, calls * 5),  # $0.05 a call
+        "seats": (f"{seats}.0", seats, seats * 200),  # $2 a seat
+    }
+    assert usage["amount_cents"] == calls * 5 + seats * 200
+
+
+def archived(services: Services, subscription_id: str) -> tuple[int, int]:
+    with psycopg.connect(services.database_url) as conn:
+        row = conn.execute("SELECT count(*), count(DISTINCT transaction_id) FROM events "
+                           "WHERE external_subscription_id = %s", (subscription_id,)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def pid_of(name: str) -> int | None:
+    return running_pid(RunDir(HOME), name, MARKERS.get(name, "postgres"))
+
+
+def wait_gone(pid: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
+        if stat and stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+@pytest.fixture
+def restore_stack() -> Iterator[None]:
+    """Whatever a fault test stopped is running again afterwards."""
+    yield
+    meterline("up")
+
+
+def test_kill_9_mid_stream_then_restart_counts_exactly_once(
+        client: httpx.Client, ingest: httpx.Client, unique: str, services: Services, restore_stack: None) -> None:
+    customer_id, subscription_id = seed(client, unique)
+    events, calls, seats = workload(subscription_id, 6000)
+    sender = threading.Thread(target=send, args=(ingest, events))
+    sender.start()
+    time.sleep(1.0)  # mid-stream: the aggregator is busy with the first batches
+    victim = pid_of("aggregator")
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    wait_gone(victim)
+    assert pid_of("aggregator") is None
+    time.sleep(1.0)  # events keep arriving while no aggregator runs
+    restart = meterline("up")
+    assert "started aggregator" in restart.stdout
+    sender.join(timeout=180)
+    assert not sender.is_alive()
+
+    usage = settle(client, customer_id, subscription_id, calls, seats)
+
+    assert_exact(usage, calls, 5400, seats)
+    assert archived(services, subscription_id) == (6000, 6000)
+
+
+def test_redis_flush_then_rebuild_restores_identical_usage(
+        client: httpx.Client, ingest: httpx.Client, unique: str, services: Services) -> None:
+    customer_id, subscription_id = seed(client, unique)
+    events, calls, seats = workload(subscription_id, 3000)
+    send(ingest, events)
+    before = settle(client, customer_id, subscription_id, calls, seats)
+    assert_exact(before, calls, 2700, seats)
+
+    redis.Redis.from_url(services.redis_url).flushdb()
+    emptied = usage_of(client, customer_id, subscription_id)
+    assert lines(emptied) == {"api_calls": ("0.0", 0, 0), "seats": ("0.0", 0, 0)}
+
+    result = meterline("rebuild", "--subscription", subscription_id)
+
+    assert "3000 archived events read, 3000 restored" in result.stdout
+    assert usage_of(client, customer_id, subscription_id) == before
+    # rebuilding again is a no-op: the dedup marks came back with the state
+    again = meterline("rebuild", "--subscription", subscription_id)
+    assert "3000 archived events read, 0 restored" in again.stdout
+    assert usage_of(client, customer_id, subscription_id) == before
+    # and the aggregator still refuses the old copies
+    send(ingest, events[:500])
+    time.sleep(2.0)
+    assert usage_of(client, customer_id, subscription_id) == before
+
+
+def postmaster_pid() -> int:
+    """The postgres server process (the pid file names the `runuser` wrapper when run as root)."""
+    wrapper = pid_of("postgres")
+    assert wrapper is not None, "PostgreSQL of this stack is not running"
+    children = Path(f"/proc/{wrapper}/task/{wrapper}/children").read_text().split()
+    return int(children[0]) if children else wrapper
+
+
+def test_postgres_stopped_during_ingestion_loses_and_doubles_nothing(
+        client: httpx.Client, ingest: httpx.Client, unique: str, services: Services, restore_stack: None) -> None:
+    customer_id, subscription_id = seed(client, unique)
+    events, calls, seats = workload(subscription_id, 4000)
+    third = len(events) // 3
+    send(ingest, events[:third])
+    server = postmaster_pid()
+    os.kill(server, signal.SIGINT)  # fast shutdown: connections are cut, as in a crash of the database
+    wait_gone(server)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(services.database_url, connect_timeout=2)
+    send(ingest, events[third:2 * third])  # accepted into Kafka (or retried) while PostgreSQL is down
+    time.sleep(5.0)  # the aggregator holds its batch and backs off meanwhile
+    meterline("up")  # starts PostgreSQL again
+    send(ingest, events[2 * third:])
+
+    usage = settle(client, customer_id, subscription_id, calls, seats)
+
+    assert_exact(usage, calls, 3600, seats)
+    assert archived(services, subscription_id) == (4000, 4000)
+
+
+def rejected_messages(services: Services, organization_id: str) -> list[dict[str, Any]]:
+    consumer = Consumer({"bootstrap.servers": services.kafka_bootstrap, "group.id": f"test-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    try:
+        topic = "events.rejected"
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        found, done = [], {p for p, end in ends.items() if end == 0}
+        deadline = time.monotonic() + 30
+        while len(done) < len(ends) and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error():
+                continue
+            body = orjson.loads(message.value())
+            if isinstance(body.get("event"), dict) and body["event"].get("organization_id") == organization_id:
+                found.append(body)
+            if message.offset() + 1 >= ends[message.partition()]:
+                done.add(message.partition())
+        return found
+    finally:
+        consumer.close()
+
+
+def test_unknown_subscription_is_rejected_then_replayed_once(
+        client: httpx.Client, ingest: httpx.Client, unique: str, services: Services) -> None:
+    customer_id, subscription_id = seed(client, unique, subscribe=False)
+    since = time.time() - 1
+    event = {"transaction_id": "late-1", "code": "api_calls", "external_subscription_id": subscription_id,
+             "timestamp": int(time.time()), "properties": {"calls": 7}}
+    send(ingest, [event, event])
+    organization_id = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with psycopg.connect(services.database_url) as conn:
+            row = conn.execute("SELECT organization_id FROM customers WHERE external_id = %s",
+                               (customer_id,)).fetchone()
+        assert row is not None
+        organization_id = str(row[0])
+        found = rejected_messages(services, organization_id)
+        if len(found) >= 2:
+            break
+        time.sleep(0.5)
+    assert [(m["reason"], m["event"]["transaction_id"], m["event"]["properties"]) for m in found] == \
+        [("unknown_subscription", "late-1", {"calls": 7})] * 2
+    assert archived(services, subscription_id) == (0, 0)
+
+    subscribe_to(client, customer_id, subscription_id)
+    meterline("replay-rejected", "--reason", "unknown_subscription", "--since", str(since))
+    usage = settle(client, customer_id, subscription_id, 7, 0)
+    assert_exact(usage, 7, 1, 0)
+    # replaying again (both copies again) bills nothing more
+    meterline("replay-rejected", "--reason", "unknown_subscription", "--since", str(since))
+    time.sleep(3.0)
+    assert_exact(usage_of(client, customer_id, subscription_id), 7, 1, 0)
+    assert archived(services, subscription_id) == (1, 1)

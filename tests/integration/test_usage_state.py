@@ -1,0 +1,150 @@
+"""The Lua script's semantics through a real Redis: dedup marks, every aggregation, expiry, read-back."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import date
+from decimal import Decimal
+from typing import TypeVar
+
+from redis.asyncio import Redis
+
+from aggregator.aggregations import Sample, fold
+from aggregator.keys import dedup_key, totals_key, unique_key
+from aggregator.model import Metric, Planned, SubscriptionView
+from aggregator.planning import period_of, plan
+from aggregator.redis_state import UsageState, read_usage
+from schemas.events import Event
+from tests.conftest import Services
+
+T = TypeVar("T")
+ORG = "00000000-0000-0000-0000-0000000000aa"
+DAY_US = 86400 * 1_000_000
+
+
+def run(services: Services, body: Callable[[Redis], Awaitable[T]]) -> T:
+    async def main() -> T:
+        redis = Redis.from_url(services.redis_url)
+        try:
+            return await body(redis)
+        finally:
+            await redis.aclose()
+    return asyncio.run(main())
+
+
+def subscription(unique: str, aggregation_type: str) -> SubscriptionView:
+    metric = Metric(f"metric-{unique}", "m", aggregation_type, None if aggregation_type == "count_agg" else "v")
+    # started long ago so that a period of last month is open; the current month's period is used
+    return SubscriptionView(id=f"id-{unique}", organization_id=ORG, external_id=f"sub-{unique}", status="active",
+                            interval="monthly", billing_time="calendar", started_on=date(2020, 1, 1),
+                            timezone="UTC", metrics_by_code={"m": metric})
+
+
+def events_of(view: SubscriptionView, values: list[object]) -> list[Event]:
+    now_us = int(time.time()) * 1_000_000
+    slot = period_of(now_us, view)
+    assert slot is not None
+    rng = random.Random(7)
+    return [Event(lago_id="l", organization_id=ORG, transaction_id=f"tx-{n}", code="m",
+                  external_subscription_id=view.external_id,
+                  timestamp_us=rng.randrange(slot.start_us, slot.end_us), received_at_us=0,
+                  properties={"v": value}) for n, value in enumerate(values)]
+
+
+def planned(view: SubscriptionView, events: list[Event]) -> list[Planned]:
+    items = [plan(e, view) for e in events]
+    assert all(isinstance(item, Planned) for item in items)
+    return items  # type: ignore[return-value]
+
+
+def check_against_fold(services: Services, unique: str, aggregation_type: str, values: list[object]) -> None:
+    view = subscription(unique, aggregation_type)
+    events = events_of(view, values)
+    slot = period_of(events[0].timestamp_us, view)
+    assert slot is not None
+    items = planned(view, events)
+
+    async def body(redis: Redis) -> tuple[int, int, dict[str, object]]:
+        state = UsageState(redis)
+        first = 0
+        for start in range(0, len(items), 7):  # several batches, each one script per subscription
+            first += await state.apply(items[start:start + 7])
+        again = await state.apply(list(reversed(items)))  # every copy again, in another order
+        usage = await read_usage(redis, view.scope, [f"metric-{unique}"], slot.key)
+        return first, again, usage  # type: ignore[return-value]
+
+    first, again, usage = run(services, body)
+    assert (first, again) == (len(events), 0)
+    samples = [Sample(e.timestamp_us, str(e.properties["v"]) if aggregation_type == "unique_count_agg"
+                      else int(Decimal(str(e.properties["v"])) * 10**6)) for e in events]
+    assert usage[f"metric-{unique}"] == fold(aggregation_type, samples, slot.start_us, slot.end_us)
+
+
+def test_count_sum_max_latest_match_the_reference(services: Services, unique: str) -> None:
+    values: list[object] = [3, "2.5", -1, 7, "0.000001", 7, 12, -4]
+    for aggregation_type in ("count_agg", "sum_agg", "max_agg", "latest_agg"):
+        check_against_fold(services, f"{unique}-{aggregation_type}", aggregation_type, values)
+
+
+def test_unique_count_is_exact(services: Services, unique: str) -> None:
+    check_against_fold(services, unique, "unique_count_agg", [f"user-{n % 37}" for n in range(200)])
+
+
+def test_weighted_sum_matches_the_reference_with_carries(services: Services, unique: str) -> None:
+    # large values over a month overflow the low word many times: the carry must be exact
+    values: list[object] = [999_999_999, "-123456.789012", 5, 424242.5, -999_999_999, 1] * 5
+    check_against_fold(services, unique, "weighted_sum_agg", values)
+
+
+def test_marks_and_state_expire_after_the_period(services: Services, unique: str) -> None:
+    view = subscription(unique, "sum_agg")
+    [item] = planned(view, events_of(view, [4]))
+
+    async def body(redis: Redis) -> tuple[int, int]:
+        await UsageState(redis).apply([item])
+        return await redis.expiretime(item.ops[0].key), await redis.expiretime(dedup_key(view.scope))
+
+    state_expiry, marks_expiry = run(services, body)
+    assert state_expiry == item.expire_at_s
+    assert marks_expiry == item.expire_at_s
+
+
+def test_state_of_a_period_past_its_retention_is_not_kept(services: Services, unique: str) -> None:
+    view = subscription(unique, "unique_count_agg")
+    event = Event(lago_id="l", organization_id=ORG, transaction_id="old", code="m",
+                  external_subscription_id=view.external_id, timestamp_us=1_600_000_000 * 1_000_000,
+                  received_at_us=0, properties={"v": "u"})
+    item = plan(event, view)
+    assert isinstance(item, Planned)
+
+    async def body(redis: Redis) -> tuple[int, int, int]:
+        applied = await UsageState(redis).apply([item])
+        return applied, await redis.exists(item.ops[0].key), await redis.sismember(dedup_key(view.scope), "old")
+
+    assert run(services, body) == (1, 0, 1)
+
+
+def test_one_script_per_subscription_in_one_batch(services: Services, unique: str) -> None:
+    first, second = subscription(f"{unique}-a", "count_agg"), subscription(f"{unique}-b", "count_agg")
+    items = planned(first, events_of(first, [0] * 3)) + planned(second, events_of(second, [0] * 2))
+    # the same transaction_id under another subscription is another event
+    assert {i.transaction_id for i in items} == {"tx-0", "tx-1", "tx-2"}
+
+    async def body(redis: Redis) -> tuple[int, list[object]]:
+        applied = await UsageState(redis).apply(items)
+        counts = [await redis.hget(i.ops[0].key, "n") for i in (items[0], items[3])]
+        return applied, counts
+
+    assert run(services, body) == (5, [b"3", b"2"])
+
+
+def test_read_usage_of_an_empty_period(services: Services, unique: str) -> None:
+    async def body(redis: Redis) -> object:
+        return await read_usage(redis, f"{ORG}:nothing-{unique}", ["x"], "20260101T000000Z")
+
+    usage = run(services, body)
+    assert usage == {"x": fold("sum_agg", [], 0, 1)}
+    assert unique_key("s", "m", "p") != totals_key("s", "m", "p")
