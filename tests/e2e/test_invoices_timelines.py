@@ -1,0 +1,131 @@
+"""The contract's billing timelines end to end: backdated subscriptions, past events, `meterline bill --as-of`."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+import httpx
+
+from tests.e2e.invoice_support import (
+    bill,
+    customer,
+    fee_lines,
+    invoices_of,
+    mtu_events,
+    mtu_metric,
+    per_unit,
+    plan,
+    send,
+    subscribe,
+    wait_archived,
+)
+
+
+def test_pay_in_advance_start_without_trial_is_invoiced_at_once_prorated(client: httpx.Client, unique: str) -> None:
+    plan(client, "pro", amount=12000, advance=True)
+    customer(client, f"c-{unique}")
+    now = datetime.now(UTC)
+    subscribe(client, f"c-{unique}", f"s-{unique}", "pro", now.isoformat())
+    bill(now.isoformat())  # the biller loop may have been first: either way exactly one invoice
+    days_in_month = calendar.monthrange(now.year, now.month)[1]
+    days = days_in_month - now.day + 1
+    expected = int((Decimal(days) * 12000 / days_in_month).quantize(Decimal(1), ROUND_HALF_UP))
+    (invoice,) = invoices_of(client, f"c-{unique}")
+    assert fee_lines(invoice) == [("subscription", "pro", "1.0", expected)]
+    assert invoice["billing_periods"][0]["invoicing_reason"] == "subscription_starting"
+    assert invoice["status"] == "finalized"
+    assert invoice["issuing_date"] == now.date().isoformat()
+
+
+def test_anniversary_subscription_bills_on_its_day_with_the_usage_of_its_own_period(client: httpx.Client,
+                                                                                     unique: str) -> None:
+    mtu_metric(client)
+    plan(client, "anniv", amount=5000, advance=True, charges=[per_unit("mtu", "0.5")])
+    customer(client, f"c-{unique}")
+    subscribe(client, f"c-{unique}", f"s-{unique}", "anniv", "2026-01-31T00:00:00Z", billing_time="anniversary")
+    before = mtu_events(f"s-{unique}", "a", range(4), "2026-02-27T23:00:00Z")  # first period: Jan 31 - Feb 27
+    after = mtu_events(f"s-{unique}", "b", range(10, 13), "2026-02-28T01:00:00Z")  # second period
+    send(client, before + after)
+    wait_archived(client, [before[-1]["transaction_id"], after[-1]["transaction_id"]])
+
+    bill("2026-02-27T23:59:00Z")
+    assert invoices_of(client, f"c-{unique}") == []  # backdated: no start invoice, and not yet the day
+    bill("2026-03-01T00:00:00Z")
+    (invoice,) = invoices_of(client, f"c-{unique}")
+    assert invoice["issuing_date"] == "2026-02-28"  # the 31st clamped in February
+    assert fee_lines(invoice) == [("subscription", "anniv", "1.0", 5000), ("charge", "mtu", "4.0", 200)]
+    period = invoice["billing_periods"][0]
+    assert (period["charges_from_datetime"], period["charges_to_datetime"]) == (
+        "2026-01-31T00:00:00.000Z", "2026-02-27T23:59:59.999Z")
+    assert (period["subscription_from_datetime"], period["subscription_to_datetime"]) == (
+        "2026-02-28T00:00:00.000Z", "2026-03-30T23:59:59.999Z")
+
+
+def test_new_york_customer_events_near_midnight_fall_in_their_local_month(client: httpx.Client, unique: str) -> None:
+    mtu_metric(client)
+    plan(client, "ny", amount=1000, advance=False, charges=[per_unit("mtu", "1")])
+    customer(client, f"c-{unique}", timezone="America/New_York")
+    subscribe(client, f"c-{unique}", f"s-{unique}", "ny", "2026-05-01T04:00:00Z")  # May 1st, 00:00 in New York
+    may = mtu_events(f"s-{unique}", "may", range(1), "2026-06-01T03:30:00Z")  # May 31st, 23:30 local
+    june = mtu_events(f"s-{unique}", "june", range(1, 3), "2026-06-01T04:30:00Z")  # June 1st, 00:30 local
+    send(client, may + june)
+    wait_archived(client, [may[0]["transaction_id"], june[-1]["transaction_id"]])
+
+    bill("2026-06-01T03:59:00Z")
+    assert invoices_of(client, f"c-{unique}") == []  # still May 31st in New York
+    bill("2026-07-01T04:00:00Z")
+    may_invoice, june_invoice = invoices_of(client, f"c-{unique}")
+    assert may_invoice["issuing_date"] == "2026-06-01"
+    assert fee_lines(may_invoice) == [("subscription", "ny", "1.0", 1000), ("charge", "mtu", "1.0", 100)]
+    assert may_invoice["billing_periods"][0]["charges_to_datetime"] == "2026-06-01T03:59:59.999Z"
+    assert june_invoice["issuing_date"] == "2026-07-01"
+    assert fee_lines(june_invoice) == [("subscription", "ny", "1.0", 1000), ("charge", "mtu", "2.0", 200)]
+
+
+def test_free_plan_produces_zero_invoices_finalized_as_paid_with_the_subscription_line_kept(
+        client: httpx.Client, unique: str) -> None:
+    mtu_metric(client)
+    mtu_metric(client, "seats")
+    plan(client, "free", amount=0, advance=False, charges=[per_unit("mtu", "0"), per_unit("seats", "3")])
+    customer(client, f"c-{unique}")
+    subscribe(client, f"c-{unique}", f"s-{unique}", "free", "2026-03-01T00:00:00Z")
+    events = mtu_events(f"s-{unique}", "m", range(5), "2026-03-15T12:00:00Z")
+    send(client, events)
+    wait_archived(client, [events[-1]["transaction_id"]])
+
+    bill("2026-05-01T00:00:00Z")
+    march, april = invoices_of(client, f"c-{unique}")
+    # 5 MTUs at $0 stay (units); the seats charge with no usage is left out; the $0 fee line stays
+    assert fee_lines(march) == [("subscription", "free", "1.0", 0), ("charge", "mtu", "5.0", 0)]
+    assert fee_lines(april) == [("subscription", "free", "1.0", 0)]
+    for invoice in (march, april):
+        assert (invoice["status"], invoice["payment_status"], invoice["total_amount_cents"]) == (
+            "finalized", "succeeded", 0)
+    assert [march["sequential_id"], april["sequential_id"]] == [1, 2]
+
+
+def test_a_biller_down_on_the_first_catches_up_every_missed_billing_day_once(client: httpx.Client,
+                                                                            unique: str) -> None:
+    mtu_metric(client)
+    plan(client, "basic", amount=3000, advance=False, charges=[per_unit("mtu", "1")])
+    customer(client, f"c-{unique}")
+    subscribe(client, f"c-{unique}", f"s-{unique}", "basic", "2026-02-16T00:00:00Z")
+    events = (mtu_events(f"s-{unique}", "feb", range(2), "2026-02-20T00:00:00Z")
+              + mtu_events(f"s-{unique}", "mar", range(3), "2026-03-20T00:00:00Z")
+              + mtu_events(f"s-{unique}", "apr", range(4), "2026-04-20T00:00:00Z"))
+    send(client, events)
+    wait_archived(client, [events[1]["transaction_id"], events[4]["transaction_id"], events[-1]["transaction_id"]])
+
+    bill("2026-05-15T00:00:00Z")  # down on March 1st, April 1st and May 1st
+    invoices = invoices_of(client, f"c-{unique}")
+    bill("2026-05-15T00:00:00Z")
+    assert invoices_of(client, f"c-{unique}") == invoices
+    assert [i["issuing_date"] for i in invoices] == ["2026-03-01", "2026-04-01", "2026-05-01"]
+    assert [fee_lines(i) for i in invoices] == [
+        [("subscription", "basic", "1.0", 1393), ("charge", "mtu", "2.0", 200)],  # Feb 16-28: 13 of 28 days
+        [("subscription", "basic", "1.0", 3000), ("charge", "mtu", "3.0", 300)],
+        [("subscription", "basic", "1.0", 3000), ("charge", "mtu", "4.0", 400)],
+    ]
+    assert [i["sequential_id"] for i in invoices] == [1, 2, 3]
