@@ -24,7 +24,7 @@ from rater.api.activation import activate_due
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
 from rater.api.customers import live_customer, upsert_customer
 from rater.api.plans import live_plan, plan_charges
-from rater.inputs import INVALID, TAKEN, Input
+from rater.inputs import INVALID, NOT_SUPPORTED, TAKEN, Input
 from rater.lifecycle import LIVE, STATUSES
 from rater.periods import BILLING_TIMES, period_containing
 from rater.tables import customers, plans, subscriptions
@@ -98,6 +98,8 @@ def subscription_input(data: Input) -> dict[str, Any]:
         "subscription_at": data.moment("subscription_at"),
         "ending_at": data.moment("ending_at"),
     }
+    if data.given("plan_overrides"):  # a per-subscription plan: meterline bills the plan as it is
+        data.fail("plan_overrides", NOT_SUPPORTED)
     data.check()
     return values
 
