@@ -118,7 +118,7 @@ def cmd_bill(settings: Settings, args: argparse.Namespace) -> int:
     import json
     from datetime import UTC, datetime
 
-    from rater.biller import run_once
+    from rater.biller import organization_named, run_once
 
     try:
         as_of = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC)
@@ -130,13 +130,18 @@ def cmd_bill(settings: Settings, args: argparse.Namespace) -> int:
     async def main() -> dict[str, object]:
         engine = _billing_engine(settings)
         try:
-            report = await run_once(engine, as_of)
+            organization_id = await organization_named(engine, args.organization) if args.organization else None
+            report = await run_once(engine, as_of, organization_id=organization_id)
         finally:
             await engine.dispose()
         return {"as_of": as_of.isoformat(), "invoices": report.invoices, "skipped": report.skipped,
                 "finalized": report.finalized}
 
-    print(json.dumps(asyncio.run(main())))
+    try:
+        print(json.dumps(asyncio.run(main())))
+    except LookupError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -291,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     biller.add_argument("--interval", type=float, default=1.0, help="seconds between billing rounds")
     bill = sub.add_parser("bill", help="run the biller once as of a time (default now), history included")
     bill.add_argument("--as-of", help="ISO 8601 time, e.g. 2026-07-01T00:00:00Z (UTC when no offset)")
+    bill.add_argument("--organization", help="only this organization (its id or name)")
     sub.add_parser("check-config", help="print the resolved settings and exit")
     org = sub.add_parser("org", help="organizations").add_subparsers(dest="org_command", required=True)
     create = org.add_parser("create", help="create an organization and print its API key")

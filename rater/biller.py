@@ -115,6 +115,20 @@ async def run_once(engine: AsyncEngine, as_of: datetime, *, backdated: bool = Tr
     return report
 
 
+async def organization_named(engine: AsyncEngine, id_or_name: str) -> str:
+    """The id of the organization with this id or name; LookupError when there is none."""
+    from sqlalchemy import String, cast, or_, select
+
+    from rater.tables import organizations
+
+    async with engine.connect() as conn:
+        found = (await conn.execute(select(organizations.c.id).where(or_(
+            cast(organizations.c.id, String) == id_or_name, organizations.c.name == id_or_name)))).scalar_one_or_none()
+    if found is None:
+        raise LookupError(f"no organization {id_or_name!r}")
+    return found
+
+
 async def run_loop(engine: AsyncEngine, interval_s: float = 1.0, say: Callable[[str], None] = print) -> None:
     """Bill as of now every `interval_s`, and deliver the webhook outbox; errors are logged and retried."""
     import httpx

@@ -23,9 +23,14 @@ def epoch(text: str) -> int:
     return int(at(text).timestamp())
 
 
-def bill(as_of: str) -> dict[str, Any]:
+def bill_command(as_of: str, unique: str) -> list[str]:
+    """`meterline bill` for the test's own organization (the `org_key` fixture names it test-<unique>)."""
+    return [sys.executable, "-m", "meterline.cli", "bill", "--as-of", as_of, "--organization", f"test-{unique}"]
+
+
+def bill(as_of: str, unique: str) -> dict[str, Any]:
     """One billing run as of `as_of`, as the command line runs it."""
-    done = subprocess.run([sys.executable, "-m", "meterline.cli", "bill", "--as-of", as_of], cwd=ROOT,
+    done = subprocess.run(bill_command(as_of, unique), cwd=ROOT,
                           env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

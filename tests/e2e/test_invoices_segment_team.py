@@ -33,9 +33,9 @@ def test_trial_end_then_billing_day_with_full_fee_and_usage_since_the_start(clie
     send(client, june + after_trial + july)
     wait_archived(client, [june[-1]["transaction_id"], after_trial[-1]["transaction_id"], july[-1]["transaction_id"]])
 
-    bill("2026-06-23T23:00:00Z")
+    bill("2026-06-23T23:00:00Z", unique)
     assert invoices_of(client, f"acme-{unique}") == []
-    bill("2026-06-24T12:00:00Z")
+    bill("2026-06-24T12:00:00Z", unique)
     (trial_end,) = invoices_of(client, f"acme-{unique}")
     assert trial_end["total_amount_cents"] == 2800
     assert fee_lines(trial_end) == [("subscription", "team", "1.0", 2800)]
@@ -44,7 +44,7 @@ def test_trial_end_then_billing_day_with_full_fee_and_usage_since_the_start(clie
     assert trial_end["billing_periods"][0]["subscription_from_datetime"] == "2026-06-24T00:00:00.000Z"
     assert trial_end["billing_periods"][0]["subscription_to_datetime"] == "2026-06-30T23:59:59.999Z"
 
-    bill("2026-07-01T00:30:00Z")
+    bill("2026-07-01T00:30:00Z", unique)
     first, billing_day = invoices_of(client, f"acme-{unique}")
     assert first["lago_id"] == trial_end["lago_id"]
     assert billing_day["issuing_date"] == "2026-07-01"
@@ -63,7 +63,7 @@ def test_trial_end_then_billing_day_with_full_fee_and_usage_since_the_start(clie
     assert billing_day["customer"]["external_id"] == f"acme-{unique}"
 
     # the same run again changes nothing
-    bill("2026-07-01T00:30:00Z")
+    bill("2026-07-01T00:30:00Z", unique)
     assert invoices_of(client, f"acme-{unique}") == [first, billing_day]
 
     # June is closed: a late June event is rejected (never archived) while a July one is accepted

@@ -28,7 +28,7 @@ def test_pay_in_advance_start_without_trial_is_invoiced_at_once_prorated(client:
     customer(client, f"c-{unique}")
     now = datetime.now(UTC)
     subscribe(client, f"c-{unique}", f"s-{unique}", "pro", now.isoformat())
-    bill(now.isoformat())  # the biller loop may have been first: either way exactly one invoice
+    bill(now.isoformat(), unique)  # the biller loop may have been first: either way exactly one invoice
     days_in_month = calendar.monthrange(now.year, now.month)[1]
     days = days_in_month - now.day + 1
     expected = int((Decimal(days) * 12000 / days_in_month).quantize(Decimal(1), ROUND_HALF_UP))
@@ -50,9 +50,9 @@ def test_anniversary_subscription_bills_on_its_day_with_the_usage_of_its_own_per
     send(client, before + after)
     wait_archived(client, [before[-1]["transaction_id"], after[-1]["transaction_id"]])
 
-    bill("2026-02-27T23:59:00Z")
+    bill("2026-02-27T23:59:00Z", unique)
     assert invoices_of(client, f"c-{unique}") == []  # backdated: no start invoice, and not yet the day
-    bill("2026-03-01T00:00:00Z")
+    bill("2026-03-01T00:00:00Z", unique)
     (invoice,) = invoices_of(client, f"c-{unique}")
     assert invoice["issuing_date"] == "2026-02-28"  # the 31st clamped in February
     assert fee_lines(invoice) == [("subscription", "anniv", "1.0", 5000), ("charge", "mtu", "4.0", 200)]
@@ -73,9 +73,9 @@ def test_new_york_customer_events_near_midnight_fall_in_their_local_month(client
     send(client, may + june)
     wait_archived(client, [may[0]["transaction_id"], june[-1]["transaction_id"]])
 
-    bill("2026-06-01T03:59:00Z")
+    bill("2026-06-01T03:59:00Z", unique)
     assert invoices_of(client, f"c-{unique}") == []  # still May 31st in New York
-    bill("2026-07-01T04:00:00Z")
+    bill("2026-07-01T04:00:00Z", unique)
     may_invoice, june_invoice = invoices_of(client, f"c-{unique}")
     assert may_invoice["issuing_date"] == "2026-06-01"
     assert fee_lines(may_invoice) == [("subscription", "ny", "1.0", 1000), ("charge", "mtu", "1.0", 100)]
@@ -95,7 +95,7 @@ def test_free_plan_produces_zero_invoices_finalized_as_paid_with_the_subscriptio
     send(client, events)
     wait_archived(client, [events[-1]["transaction_id"]])
 
-    bill("2026-05-01T00:00:00Z")
+    bill("2026-05-01T00:00:00Z", unique)
     march, april = invoices_of(client, f"c-{unique}")
     # 5 MTUs at $0 stay (units); the seats charge with no usage is left out; the $0 fee line stays
     assert fee_lines(march) == [("subscription", "free", "1.0", 0), ("charge", "mtu", "5.0", 0)]
@@ -118,9 +118,9 @@ def test_a_biller_down_on_the_first_catches_up_every_missed_billing_day_once(cli
     send(client, events)
     wait_archived(client, [events[1]["transaction_id"], events[4]["transaction_id"], events[-1]["transaction_id"]])
 
-    bill("2026-05-15T00:00:00Z")  # down on March 1st, April 1st and May 1st
+    bill("2026-05-15T00:00:00Z", unique)  # down on March 1st, April 1st and May 1st
     invoices = invoices_of(client, f"c-{unique}")
-    bill("2026-05-15T00:00:00Z")
+    bill("2026-05-15T00:00:00Z", unique)
     assert invoices_of(client, f"c-{unique}") == invoices
     assert [i["issuing_date"] for i in invoices] == ["2026-03-01", "2026-04-01", "2026-05-01"]
     assert [fee_lines(i) for i in invoices] == [
