@@ -108,7 +108,7 @@ async def run_once(engine: AsyncEngine, as_of: datetime, *, backdated: bool = Tr
 
     await asyncio.gather(*(one_customer(groups) for groups in by_customer.values()))
     async with engine.connect() as conn:
-        drafts = await drafts_due(conn, as_of)
+        drafts = await drafts_due(conn, as_of, organization_id)
 
     for invoice_id in drafts:  # in due order, so a customer's sequential ids follow the calendar
         await _finalize(engine, invoice_id, report)

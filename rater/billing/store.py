@@ -284,9 +284,11 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
     return True
 
 
-async def drafts_due(conn: AsyncConnection, as_of: datetime) -> list[str]:
-    rows = await conn.execute(select(invoices.c.id).where(invoices.c.status == "draft", invoices.c.grace_until <= as_of)
-                              .order_by(invoices.c.due_at))
+async def drafts_due(conn: AsyncConnection, as_of: datetime, organization_id: str | None = None) -> list[str]:
+    query = select(invoices.c.id).where(invoices.c.status == "draft", invoices.c.grace_until <= as_of)
+    if organization_id is not None:
+        query = query.where(invoices.c.organization_id == organization_id)
+    rows = await conn.execute(query.order_by(invoices.c.due_at))
     return [row.id for row in rows]
 
 

@@ -1,0 +1,115 @@
+"""Webhooks: endpoints registered per organization receive invoice.created and invoice.finalized,
+HMAC-signed, retried with backoff from the outbox when the receiver fails."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.invoice_support import bill, customer, invoices_of, plan, subscribe
+
+
+class Receiver:
+    """A small HTTP receiver on 127.0.0.1 that fails its first `failures` requests with a 500."""
+
+    def __init__(self, failures: int):
+        self.failures = failures
+        self.received: list[tuple[dict[str, str], bytes, int]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = 500 if len(receiver.received) < receiver.failures else 200
+                receiver.received.append((dict(self.headers), body, status))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while sum(1 for *_, status in self.received if status == 200) < count:
+            assert time.monotonic() < deadline, f"only {self.received!r}"
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver(failures=1)
+    yield found
+    found.server.shutdown()
+
+
+def test_invoice_webhooks_are_signed_delivered_and_retried(client: httpx.Client, receiver: Receiver,
+                                                          unique: str) -> None:
+    response = client.post("/webhook_endpoints", json={"webhook_endpoint": {"webhook_url": receiver.url}})
+    assert response.status_code == 200, response.text
+    endpoint = response.json()["webhook_endpoint"]
+    assert (endpoint["webhook_url"], endpoint["signature_algo"]) == (receiver.url, "hmac")
+    plan(client, "basic", amount=900, advance=False)
+    customer(client, f"c-{unique}")
+    subscribe(client, f"c-{unique}", f"s-{unique}", "basic", "2026-04-01T00:00:00Z")
+    bill("2026-05-01T00:00:00Z", unique)
+    (invoice,) = invoices_of(client, f"c-{unique}")
+
+    receiver.wait_for(2)  # delivered by the biller loop that `make up` started
+    first_headers, _, first_status = receiver.received[0]
+    assert first_status == 500
+    unique_key = first_headers["X-Lago-Unique-Key"]
+    retried = [h for h, _, _status in receiver.received[1:] if h["X-Lago-Unique-Key"] == unique_key]
+    assert len(retried) == 1  # the failed delivery came again, with the same unique key
+    delivered = {}
+    for headers, body, status in receiver.received:
+        expected = base64.b64encode(hmac.new(endpoint["hmac_key"].encode(), body, hashlib.sha256).digest()).decode()
+        assert headers["X-Lago-Signature"] == expected
+        assert headers["X-Lago-Signature-Algorithm"] == "hmac"
+        if status == 200:
+            payload = json.loads(body)
+            delivered[payload["webhook_type"]] = payload
+    assert sorted(delivered) == ["invoice.created", "invoice.finalized"]
+    for payload in delivered.values():
+        assert payload["object_type"] == "invoice"
+        assert payload["invoice"]["lago_id"] == invoice["lago_id"]
+        assert payload["invoice"]["total_amount_cents"] == 900
+        assert payload["invoice"]["fees"][0]["amount_cents"] == 900
+    time.sleep(1.5)
+    assert len(receiver.received) == 3  # nothing is sent twice once it succeeded
+
+
+def test_webhook_endpoint_validation_listing_and_deletion(client: httpx.Client, unique: str) -> None:
+    def create(body: dict[str, Any]) -> httpx.Response:
+        return client.post("/webhook_endpoints", json={"webhook_endpoint": body})
+
+    assert create({"webhook_url": "ftp://example.com/x"}).json()["error_details"] == {"webhook_url": ["invalid_format"]}
+    assert create({}).json()["error_details"] == {"webhook_url": ["value_is_mandatory"]}
+    jwt = create({"webhook_url": "https://example.com/a", "signature_algo": "jwt"})
+    assert (jwt.status_code, jwt.json()["error_details"]) == (422, {"signature_algo": ["value_is_invalid"]})
+    assert client.post("/webhook_endpoints", json={"nope": {}}).status_code == 400
+    made = create({"webhook_url": f"https://example.com/{unique}", "name": "prod"})
+    assert made.status_code == 200
+    duplicate = create({"webhook_url": f"https://example.com/{unique}"})
+    assert (duplicate.status_code, duplicate.json()["error_details"]) == (422, {"webhook_url": ["value_already_exist"]})
+    lago_id = made.json()["webhook_endpoint"]["lago_id"]
+    listed = client.get("/webhook_endpoints").json()
+    assert [e["lago_id"] for e in listed["webhook_endpoints"]] == [lago_id]
+    assert client.get(f"/webhook_endpoints/{lago_id}").json()["webhook_endpoint"]["name"] == "prod"
+    assert client.delete(f"/webhook_endpoints/{lago_id}").status_code == 200
+    gone = client.get(f"/webhook_endpoints/{lago_id}")
+    assert (gone.status_code, gone.json()["code"]) == (404, "webhook_endpoint_not_found")
+    assert client.delete("/webhook_endpoints/not-a-uuid").status_code == 404
