@@ -29,6 +29,7 @@ async def current_usage(request: Request) -> JSONResponse:
         customer_id = (await conn.execute(select(customers.c.id).where(
             customers.c.organization_id == organization_id,
             customers.c.external_id == request.path_params["external_id"],
+            customers.c.deleted_at.is_(None),  # a deleted customer's external_id may be reused
         ))).scalar_one_or_none()
         if customer_id is None:
             raise not_found("customer")

@@ -198,6 +198,8 @@ def test_invalid_customers_and_subscriptions(client: httpx.Client) -> None:
     invalid(client.post("/subscriptions", json=subscription_body("acme", "s1", billing_time="weekly",
                                                                  subscription_at="next monday")),
             {"billing_time": ["value_is_invalid"], "subscription_at": ["invalid_format"]})
+    invalid(client.post("/subscriptions", json=subscription_body("acme", "s1", plan_overrides={"amount_cents": 1})),
+            {"plan_overrides": ["not_supported"]})
     ok(client.post("/subscriptions", json=subscription_body("acme", "s1")))
     invalid(client.post("/subscriptions", json=subscription_body("acme", "s1")),
             {"external_id": ["value_already_exist"]})
@@ -356,3 +358,9 @@ def test_terminate_and_delete_cascade(client: httpx.Client) -> None:
     ok(client.post("/plans", json=plan_body()))
     assert ok(client.post("/customers", json=customer_body("c0")))["customer"]["lago_id"] != terminated[
         "lago_customer_id"]
+    # the new c0 is the one current usage is about, not the deleted one
+    ok(client.post("/subscriptions", json=subscription_body("c0", "s3")))
+    usage = ok(client.get("/customers/c0/current_usage", params={"external_subscription_id": "s3"}))
+    assert usage["customer_usage"]["charges_usage"][0]["units"] == "0.0"
+    old = client.get("/customers/c0/current_usage", params={"external_subscription_id": "s0"})
+    assert old.status_code == 405 and old.json()["code"] == "no_active_subscription"
