@@ -31,12 +31,12 @@ def ensure_organization(sqlalchemy_url: str, name: str, api_key: str | None = No
     engine = create_engine(sqlalchemy_url)
     try:
         with engine.begin() as conn:
-            organization_id = conn.execute(
+            existing: str | None = conn.execute(
                 select(organizations.c.id).where(organizations.c.name == name)
             ).scalar_one_or_none()
-            created = organization_id is None
+            created = existing is None
+            organization_id = existing or str(uuid.uuid4())
             if created:
-                organization_id = str(uuid.uuid4())
                 conn.execute(organizations.insert().values(id=organization_id, name=name))
             if api_key is None and not created:
                 return organization_id, None

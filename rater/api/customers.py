@@ -59,7 +59,7 @@ async def upsert_customer(conn: AsyncConnection, organization_id: str, values: d
     attributes = values.pop("attributes", {})
     statement = insert(customers).values(id=new_id(), organization_id=organization_id, attributes=attributes,
                                          **values)
-    updates = {k: statement.excluded[k] for k in values if k != "external_id"}
+    updates: dict[str, Any] = {k: statement.excluded[k] for k in values if k != "external_id"}
     updates["attributes"] = customers.c.attributes.op("||")(statement.excluded.attributes)
     updates["updated_at"] = func.now()
     statement = statement.on_conflict_do_update(
