@@ -1,66 +1,178 @@
-"""GET /api/v1/customers/{external_id}/current_usage — read from Redis, priced on the fly."""
+"""Current usage: `GET /customers/{id}/current_usage` (Lago's shape) and its live stream (SSE).
+
+The answer is Redis state priced by the plan's charges. Redis is read with one pipelined round
+trip (SCARD of the unique set, HMGET of the totals: O(1) whatever the number of MTUs); the catalog
+part (customer, subscription, plan charges, metrics) comes from PostgreSQL and is cached per
+process for `CATALOG_TTL_S`, so a catalog change shows within a second and the hot path makes no
+database query. Negative answers (unknown customer, no active subscription) are cached as well.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from aggregator.redis_state import read_usage
 from meterline.apikeys import authenticate
-from meterline.http import JSONResponse, bad_request, not_allowed, not_found, ok
+from meterline.http import ApiError, JSONResponse, bad_request, not_allowed, not_found, ok
 from rater.api.common import engine
+from rater.api.customers import live_customer
 from rater.api.plans import plan_charges
 from rater.api.subscriptions import subscription_query
 from rater.periods import period_containing
-from rater.tables import billable_metrics, customers, subscriptions
+from rater.tables import billable_metrics, subscriptions
 from rater.usage import ChargeLine, customer_usage
 
+CATALOG_TTL_S = 1.0
+STREAM_EVERY_S = 0.25  # the stream looks at Redis (and may push) at most this often
+KEEPALIVE_S = 15.0
 
-async def current_usage(request: Request) -> JSONResponse:
+
+@dataclass(frozen=True)
+class UsageView:
+    """Everything but the Redis state needed to answer current usage for one subscription."""
+
+    scope: str
+    interval: str
+    billing_time: str
+    started_on: date
+    timezone: str
+    currency: str
+    lines: tuple[ChargeLine, ...]
+    metric_ids: tuple[str, ...]
+
+
+CacheKey = tuple[str, str, str]  # (organization, customer external id, subscription external id)
+
+
+class UsageCatalog:
+    def __init__(self, engine: AsyncEngine, ttl_s: float = CATALOG_TTL_S):
+        self.engine = engine
+        self.ttl_s = ttl_s
+        self._cache: dict[CacheKey, tuple[UsageView | ApiError, float]] = {}
+
+    async def view(self, key: CacheKey) -> UsageView:
+        now = time.monotonic()
+        entry = self._cache.get(key)
+        if entry is None or entry[1] <= now:
+            async with self.engine.connect() as conn:
+                found = await _load_view(conn, *key)
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            entry = (found, now + self.ttl_s)
+            self._cache[key] = entry
+        if isinstance(entry[0], ApiError):
+            raise entry[0]
+        return entry[0]
+
+
+async def _load_view(conn: AsyncConnection, organization_id: str, customer_external_id: str,
+                     subscription_external_id: str) -> UsageView | ApiError:
+    customer = await live_customer(conn, organization_id, customer_external_id)
+    if customer is None:
+        return not_found("customer")
+    row = (await conn.execute(subscription_query(organization_id).where(
+        subscriptions.c.customer_id == customer.id,
+        subscriptions.c.external_id == subscription_external_id,
+        subscriptions.c.status == "active",
+    ))).first()
+    if row is None or row.started_at is None:
+        return not_allowed("no_active_subscription")
+    charge_rows = (await plan_charges(conn, [row.plan_id]))[row.plan_id]
+    metrics = {m.id: m for m in (await conn.execute(select(billable_metrics).where(
+        billable_metrics.c.id.in_([c.billable_metric_id for c in charge_rows])))).all()} if charge_rows else {}
+    lines = tuple(
+        ChargeLine(c.id, c.charge_model, c.properties, c.invoice_display_name, c.billable_metric_id,
+                   metrics[c.billable_metric_id].name, metrics[c.billable_metric_id].code,
+                   metrics[c.billable_metric_id].aggregation_type, metrics[c.billable_metric_id].rounding_function,
+                   metrics[c.billable_metric_id].rounding_precision)
+        for c in charge_rows
+    )
+    timezone = row.timezone or "UTC"
+    return UsageView(
+        scope=f"{organization_id}:{row.external_id}", interval=row.interval, billing_time=row.billing_time,
+        started_on=row.started_at.astimezone(ZoneInfo(timezone)).date(), timezone=timezone,
+        currency=row.plan_amount_currency, lines=lines, metric_ids=tuple(sorted({line.metric_id for line in lines})),
+    )
+
+
+def _catalog(request: Request) -> UsageCatalog:
+    state = request.app.state
+    if getattr(state, "usage_catalog", None) is None:
+        state.usage_catalog = UsageCatalog(engine(request))
+    return state.usage_catalog
+
+
+async def _request_key(request: Request) -> CacheKey:
     organization_id = await authenticate(request)
     external_subscription_id = request.query_params.get("external_subscription_id")
     if not external_subscription_id:
         raise bad_request("param is missing or the value is empty: external_subscription_id")
-    async with engine(request).connect() as conn:
-        customer_id = (await conn.execute(select(customers.c.id).where(
-            customers.c.organization_id == organization_id,
-            customers.c.external_id == request.path_params["external_id"],
-            customers.c.deleted_at.is_(None),  # a deleted customer's external_id may be reused
-        ))).scalar_one_or_none()
-        if customer_id is None:
-            raise not_found("customer")
-        row = (await conn.execute(subscription_query(organization_id).where(
-            subscriptions.c.customer_id == customer_id,
-            subscriptions.c.external_id == external_subscription_id,
-            subscriptions.c.status == "active",
-        ))).one_or_none()
-        if row is None:
-            raise not_allowed("no_active_subscription")
-        charge_rows = (await plan_charges(conn, [row.plan_id]))[row.plan_id]
-        metric_rows = {m.id: m for m in (await conn.execute(select(billable_metrics).where(
-            billable_metrics.c.id.in_([c.billable_metric_id for c in charge_rows])
-        ))).all()} if charge_rows else {}
-    timezone = row.timezone or "UTC"
-    now = datetime.now(UTC)
-    period = period_containing(now, interval=row.interval, billing_time=row.billing_time,
-                               started_on=row.started_at.astimezone(ZoneInfo(timezone)).date(), timezone=timezone)
-    if period is None:
+    return organization_id, request.path_params["external_id"], external_subscription_id
+
+
+async def usage_body(request: Request, view: UsageView, now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    period = period_containing(now, interval=view.interval, billing_time=view.billing_time,
+                               started_on=view.started_on, timezone=view.timezone)
+    if period is None:  # started later today in another timezone's reckoning: nothing is due yet
         raise not_allowed("no_active_subscription")
-    lines = [
-        ChargeLine(c.id, c.charge_model, c.properties, c.invoice_display_name, c.billable_metric_id,
-                   metric_rows[c.billable_metric_id].name, metric_rows[c.billable_metric_id].code,
-                   metric_rows[c.billable_metric_id].aggregation_type)
-        for c in charge_rows
-    ]
-    usage = await read_usage(request.app.state.redis, f"{organization_id}:{row.external_id}",
-                             sorted({line.metric_id for line in lines}), period.key)
-    body = customer_usage(lines, usage, row.plan_amount_currency, period.start, period.end,
-                          period.end.astimezone(ZoneInfo(timezone)).date())
-    return ok({"customer_usage": body})
+    usage = await read_usage(request.app.state.redis, view.scope, view.metric_ids, period.key)
+    return customer_usage(view.lines, usage, view.currency, period.start, period.end,
+                          period.end.astimezone(ZoneInfo(view.timezone)).date())
 
 
-ROUTES = [Route("/api/v1/customers/{external_id}/current_usage", current_usage, methods=["GET"])]
+async def current_usage(request: Request) -> JSONResponse:
+    view = await _catalog(request).view(await _request_key(request))
+    return ok({"customer_usage": await usage_body(request, view)})
+
+
+async def current_usage_stream(request: Request) -> StreamingResponse:
+    """Server-Sent Events: the current usage now, then again whenever it changes (checked every 250 ms).
+
+    Errors known before the stream starts (401, 400, 404, 405) are ordinary JSON answers. Once
+    streaming, a subscription that stops being active ends the stream with an `error` event.
+    """
+    key = await _request_key(request)
+    catalog = _catalog(request)
+    first = await usage_body(request, await catalog.view(key))
+
+    async def events() -> AsyncIterator[bytes]:
+        body, last_sent, quiet_since = first, b"", time.monotonic()
+        while True:
+            payload = orjson.dumps({"customer_usage": body})
+            if payload != last_sent:
+                yield b"event: customer_usage\ndata: " + payload + b"\n\n"
+                last_sent, quiet_since = payload, time.monotonic()
+            elif time.monotonic() - quiet_since >= KEEPALIVE_S:
+                yield b": keepalive\n\n"
+                quiet_since = time.monotonic()
+            await asyncio.sleep(STREAM_EVERY_S)
+            if await request.is_disconnected():
+                return
+            try:
+                body = await usage_body(request, await catalog.view(key))
+            except ApiError as exc:
+                yield b"event: error\ndata: " + orjson.dumps(exc.body) + b"\n\n"
+                return
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+ROUTES = [
+    Route("/api/v1/customers/{external_id}/current_usage", current_usage, methods=["GET"]),
+    Route("/api/v1/customers/{external_id}/current_usage/stream", current_usage_stream, methods=["GET"]),
+]
