@@ -110,3 +110,30 @@ def test_ranges_starting_at_one_are_accepted() -> None:
     )
     assert ranges[0].units_of(Decimal(10)) == 10
     assert ranges[1].units_of(Decimal(12)) == 2
+
+
+@pytest.mark.parametrize(
+    ("units", "function", "precision", "expected"),
+    [
+        ("2.345", "round", 2, "2.35"),  # half-up
+        ("2.344", "round", 2, "2.34"),
+        ("2.341", "ceil", 2, "2.35"),
+        ("2.349", "floor", 2, "2.34"),
+        ("2.5", "round", None, "3"),
+        ("1250", "round", -2, "1300"),
+        ("1249", "floor", -2, "1200"),
+        ("2.5", None, None, "2.5"),  # no rounding function: units as aggregated
+    ],
+)
+def test_metric_units_rounding(units: str, function: str | None, precision: int | None, expected: str) -> None:
+    from rater.pricing import round_units
+
+    assert round_units(Decimal(units), function, precision) == Decimal(expected)
+
+
+def test_unknown_rounding_function_is_refused() -> None:
+    from rater.pricing import round_units
+
+    with pytest.raises(InvalidChargeProperties) as error:
+        round_units(Decimal(1), "bankers", 0)
+    assert error.value.code == "invalid_rounding_function"

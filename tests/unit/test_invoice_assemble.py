@@ -1,0 +1,77 @@
+"""Invoice assembly (rater.billing.assemble): which lines an invoice holds, totals, numbering. Pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from aggregator.aggregations import MetricUsage
+from rater.billing.assemble import (
+    PlanItem,
+    draft_number,
+    invoice_number,
+    moment_fees,
+    payment_status_at_finalization,
+    total_cents,
+)
+from rater.billing.schedule import Due
+from rater.periods import Period
+from rater.usage import ChargeLine
+
+JUNE = Period(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
+JULY = Period(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 8, 1, tzinfo=UTC))
+TEAM = PlanItem("team", "Team", None)
+MTU = ChargeLine("ch-1", "graduated", {"graduated_ranges": [
+    {"from_value": 0, "to_value": 10000, "per_unit_amount": "0", "flat_amount": "0"},
+    {"from_value": 10001, "to_value": None, "per_unit_amount": "0.012", "flat_amount": "0"}]},
+    None, "m-1", "MTU", "mtu", "unique_count_agg")
+STORAGE = ChargeLine("ch-2", "standard", {"amount": "0.3333"}, "Storage GB", "m-2", "Storage", "gb", "sum_agg",
+                     "round", 1)
+
+
+def billing_day(fee: int = 12000) -> Due:
+    return Due("periodic", JULY.start, f"period:{JUNE.key}", fee, JULY.start, JULY.end, JUNE, JUNE)
+
+
+def usage(mtus: int = 0, gb: str = "0") -> dict[str, MetricUsage]:
+    return {"m-1": MetricUsage(mtus, mtus, Decimal(0), Decimal(0), Decimal(0)),
+            "m-2": MetricUsage(0, 3, Decimal(gb), Decimal(0), Decimal(0))}
+
+
+def test_subscription_line_first_then_usage_lines_with_units_and_exact_cents() -> None:
+    lines = moment_fees(billing_day(), TEAM, [MTU, STORAGE], usage(10_050, "10.04"), "USD")
+    assert [(line.fee_type, line.item_code, line.units, line.amount_cents) for line in lines] == [
+        ("subscription", "team", Decimal(1), 12000),
+        ("charge", "mtu", Decimal(10050), 60),
+        ("charge", "gb", Decimal("10.0"), 333),  # 10.04 GB rounded to 10.0 by the metric, x $0.3333
+    ]
+    assert lines[2].precise_amount_cents == Decimal("333.300")
+    assert (lines[1].from_datetime, lines[1].to_datetime) == (JUNE.start, JUNE.end)
+    assert (lines[0].from_datetime, lines[0].to_datetime) == (JULY.start, JULY.end)
+    assert total_cents(lines) == 12393
+
+
+def test_zero_usage_lines_are_left_out_but_the_subscription_line_stays() -> None:
+    lines = moment_fees(billing_day(fee=0), TEAM, [MTU, STORAGE], usage(), "USD")
+    assert [(line.fee_type, line.amount_cents) for line in lines] == [("subscription", 0)]
+    assert total_cents(lines) == 0
+
+
+def test_units_without_amount_are_kept() -> None:
+    lines = moment_fees(billing_day(), TEAM, [MTU], usage(5_000), "USD")
+    assert [(line.item_code, line.units, line.amount_cents) for line in lines[1:]] == [("mtu", Decimal(5000), 0)]
+
+
+def test_a_moment_without_usage_window_bills_only_the_fee() -> None:
+    trial_end = Due("trial_end", datetime(2026, 6, 24, tzinfo=UTC), "trial_end:x", 2800, None, None, None, None)
+    assert [line.amount_cents for line in moment_fees(trial_end, TEAM, [MTU], usage(20_000), "USD")] == [2800]
+
+
+def test_payment_status_and_numbers() -> None:
+    assert payment_status_at_finalization(0) == "succeeded"
+    assert payment_status_at_finalization(1) == "pending"
+    customer_id = "0f3c5a1e-9b7d-4c2a-8e6f-1a2b3c4d5e6f"
+    assert invoice_number("Acme Corp", customer_id, 7) == "ACM-0F3C5A1E-007"
+    assert invoice_number("Acme Corp", customer_id, 1234) == "ACM-0F3C5A1E-1234"
+    assert draft_number("a-b", customer_id) == "AB-0F3C5A1E-DRAFT"
+    assert invoice_number("", customer_id, 1) == "INV-0F3C5A1E-001"
