@@ -118,6 +118,12 @@ async def create_subscription(request: Request) -> JSONResponse:
         if customer is None:  # Lago creates an unknown customer on the fly
             customer = await upsert_customer(conn, organization_id,
                                              {"external_id": values["external_customer_id"]})
+        # a customer is billed in one currency: the first plan's, unless it was set before
+        if customer.currency is None:
+            await conn.execute(update(customers).where(customers.c.id == customer.id)
+                               .values(currency=plan.amount_currency))
+        elif customer.currency != plan.amount_currency:
+            raise validation_error({"currency": ["currencies_does_not_match"]})
         try:
             async with conn.begin_nested():
                 await conn.execute(subscriptions.insert().values(

@@ -204,6 +204,12 @@ def test_invalid_customers_and_subscriptions(client: httpx.Client) -> None:
     invalid(client.post("/subscriptions", json=subscription_body("acme", "s1")),
             {"external_id": ["value_already_exist"]})
     invalid(client.get("/subscriptions", params={"status[]": "sleeping"}), {"status": ["value_is_invalid"]})
+    # one currency per customer: set by the first subscription when the customer had none
+    ok(client.post("/customers", json=customer_body("euro", currency="EUR")))
+    invalid(client.post("/subscriptions", json=subscription_body("euro", "s-eur")),
+            {"currency": ["currencies_does_not_match"]})
+    ok(client.post("/subscriptions", json=subscription_body("no-currency-yet", "s-usd")))
+    assert ok(client.get("/customers/no-currency-yet"))["customer"]["currency"] == "USD"
 
 
 def test_metric_used_by_a_plan_cannot_be_deleted(client: httpx.Client) -> None:
