@@ -23,12 +23,22 @@ from meterline.http import (
     bad_request,
     not_found,
     ok,
-    read_json,
+    parse_json,
+    read_body,
     root_object,
     unavailable,
     validation_error,
 )
-from schemas.events import MAX_BATCH_EVENTS, Event, EventValidationError, event_to_api, parse_event
+from schemas.events import (
+    MAX_BATCH_EVENTS,
+    Event,
+    EventValidationError,
+    event_to_api,
+    new_lago_ids,
+    parse_event,
+)
+
+_NUL = b"\\u0000"  # how JSON spells U+0000; absent from a body, no string in it holds one
 
 
 def too_many_requests(wait_s: float) -> ApiError:
@@ -57,9 +67,10 @@ async def _publish(request: Request, events: list[Event]) -> None:
 
 async def create_event(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
-    raw = root_object(await read_json(request, request.app.state.max_body_bytes), "event")
+    body = await read_body(request, request.app.state.max_body_bytes)
+    raw = root_object(parse_json(body), "event")
     try:
-        event = parse_event(raw, organization_id, _now_us())
+        event = parse_event(raw, organization_id, _now_us(), may_hold_nul=_NUL in body)
     except EventValidationError as exc:
         raise validation_error(exc.details) from exc
     _admit(request, organization_id, 1)
@@ -67,7 +78,7 @@ async def create_event(request: Request) -> JSONResponse:
     return ok({"event": event_to_api(event)})
 
 
-def _parse_batch(raw: Any, organization_id: str) -> list[Event]:
+def _parse_batch(raw: Any, organization_id: str, may_hold_nul: bool = True) -> list[Event]:
     """All or nothing: every invalid event is reported under its index in the array."""
     if not isinstance(raw, list):
         raise bad_request("events must be an array")
@@ -76,11 +87,12 @@ def _parse_batch(raw: Any, organization_id: str) -> list[Event]:
     if len(raw) > MAX_BATCH_EVENTS:
         raise validation_error({"events": ["too_many_events"]})
     now_us = _now_us()
+    lago_ids = new_lago_ids(len(raw))
     events: list[Event] = []
     errors: dict[str, Any] = {}
     for index, item in enumerate(raw):
         try:
-            events.append(parse_event(item, organization_id, now_us))
+            events.append(parse_event(item, organization_id, now_us, lago_ids[index], may_hold_nul))
         except EventValidationError as exc:
             errors[str(index)] = exc.details
     if errors:
@@ -90,8 +102,9 @@ def _parse_batch(raw: Any, organization_id: str) -> list[Event]:
 
 async def create_batch(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
-    raw = root_object(await read_json(request, request.app.state.max_body_bytes), "events")
-    events = _parse_batch(raw, organization_id)
+    body = await read_body(request, request.app.state.max_body_bytes)
+    raw = root_object(parse_json(body), "events")
+    events = _parse_batch(raw, organization_id, may_hold_nul=_NUL in body)
     _admit(request, organization_id, len(events))
     await _publish(request, events)
     return ok({"events": [event_to_api(event) for event in events]})

@@ -70,8 +70,8 @@ async def error_handler(request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
 
 
-async def read_json(request: Request, max_bytes: int) -> Any:
-    """The request's JSON body; 413 past `max_bytes` (checked while reading), 400 when not JSON."""
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request's body; 413 past `max_bytes` (checked while reading, whatever Content-Length says)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise too_large(max_bytes)
@@ -82,10 +82,20 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         if size > max_bytes:
             raise too_large(max_bytes)
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of `body`; 400 in Lago's format when it is not JSON."""
     try:
-        return orjson.loads(b"".join(chunks))
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"the body is not valid JSON ({exc.msg} at position {exc.pos})") from exc
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
+    """The request's JSON body; 413 past `max_bytes`, 400 when not JSON."""
+    return parse_json(await read_body(request, max_bytes))
 
 
 def root_object(body: Any, key: str) -> Any:

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -34,9 +34,13 @@ class EventValidationError(ValueError):
         self.details = details
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
-    """A validated usage event, as accepted at the edge. Times are integer microseconds since the epoch."""
+    """A validated usage event, as accepted at the edge. Times are integer microseconds since the epoch.
+
+    Treat it as immutable. It is not declared frozen because a frozen dataclass's __init__ (one
+    object.__setattr__ per field) took 13% of the ingest's CPU.
+    """
 
     lago_id: str
     organization_id: str
@@ -57,7 +61,7 @@ class Event:
         return datetime.fromtimestamp(self.timestamp_us / 1_000_000, tz=UTC)
 
 
-def _identifier(raw: dict[str, Any], name: str, errors: dict[str, list[str]]) -> str:
+def _identifier(raw: dict[str, Any], name: str, errors: dict[str, list[str]], may_hold_nul: bool) -> str:
     """A required identifier: a non-empty string (an integer is taken as its decimal string)."""
     value = raw.get(name)
     if value is None or value == "":
@@ -68,7 +72,7 @@ def _identifier(raw: dict[str, Any], name: str, errors: dict[str, list[str]]) ->
     elif not isinstance(value, str):
         errors[name] = ["invalid_format"]
         return ""
-    if len(value) > MAX_IDENTIFIER_CHARS or "\x00" in value:
+    if len(value) > MAX_IDENTIFIER_CHARS or (may_hold_nul and "\x00" in value):
         errors[name] = ["invalid_format"]
         return ""
     return value
@@ -110,29 +114,51 @@ def _amount(value: Any) -> str | None | bool:
     return text if len(text) <= MAX_AMOUNT_CHARS else False
 
 
-def _properties(value: Any) -> dict[str, Any] | None:
+def _properties(value: Any, may_hold_nul: bool) -> dict[str, Any] | None:
     """An object (absent means empty); None when invalid."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         return None
-    if value and _NUL_IN_JSON in orjson.dumps(value):
+    if may_hold_nul and value and _NUL_IN_JSON in orjson.dumps(value):
         return None
     return value
 
 
-def parse_event(raw: Any, organization_id: str, now_us: int, lago_id: str | None = None) -> Event:
-    """Validate one client event; every invalid field is reported at once, as Lago does."""
+_UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def new_lago_ids(count: int) -> list[str]:
+    """`count` random (version 4) UUIDs from one read of the OS's randomness.
+
+    uuid.uuid4() per event (a getrandom call and a UUID object each) was a fifth of the ingest's
+    time for 100-event batches; this is the same 122 random bits, formatted directly.
+    """
+    raw = os.urandom(16 * count).hex()
+    ids = []
+    for start in range(0, 32 * count, 32):
+        h = raw[start:start + 32]
+        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
+    return ids
+
+
+def parse_event(raw: Any, organization_id: str, now_us: int, lago_id: str | None = None,
+                may_hold_nul: bool = True) -> Event:
+    """Validate one client event; every invalid field is reported at once, as Lago does.
+
+    `may_hold_nul=False` skips the search for U+0000: the caller knows the JSON text it parsed
+    has no `\\u0000` escape (JSON cannot carry a raw NUL), so no string in it holds one.
+    """
     if not isinstance(raw, dict):
         raise EventValidationError({"event": ["invalid_format"]})
     errors: dict[str, list[str]] = {}
-    transaction_id = _identifier(raw, "transaction_id", errors)
-    code = _identifier(raw, "code", errors)
-    external_subscription_id = _identifier(raw, "external_subscription_id", errors)
+    transaction_id = _identifier(raw, "transaction_id", errors, may_hold_nul)
+    code = _identifier(raw, "code", errors, may_hold_nul)
+    external_subscription_id = _identifier(raw, "external_subscription_id", errors, may_hold_nul)
     timestamp_us = _timestamp_us(raw.get("timestamp"), now_us)
     if timestamp_us is None:
         errors["timestamp"] = ["invalid_format"]
-    properties = _properties(raw.get("properties"))
+    properties = _properties(raw.get("properties"), may_hold_nul)
     if properties is None:
         errors["properties"] = ["invalid_format"]
     amount = _amount(raw.get("precise_total_amount_cents"))
@@ -141,7 +167,7 @@ def parse_event(raw: Any, organization_id: str, now_us: int, lago_id: str | None
     if errors:
         raise EventValidationError(errors)
     return Event(
-        lago_id=lago_id or str(uuid.uuid4()),
+        lago_id=lago_id or new_lago_ids(1)[0],
         organization_id=organization_id,
         transaction_id=transaction_id,
         code=code,
@@ -154,6 +180,10 @@ def parse_event(raw: Any, organization_id: str, now_us: int, lago_id: str | None
 
 
 def event_to_message(event: Event) -> bytes:
+    """The topic message, described by schemas/event.schema.json.
+
+    A dict literal per event: faster with orjson than serializing the slotted dataclass itself.
+    """
     return orjson.dumps(
         {
             "v": MESSAGE_VERSION,
@@ -194,6 +224,7 @@ def event_from_message(payload: bytes) -> Event:
         raise ValueError(f"malformed events message: {exc!r}") from exc
 
 
+@lru_cache(maxsize=4096)  # a batch's events share their created_at, and mostly a few timestamps
 def iso_ms(epoch_us: int) -> str:
     """ISO 8601 UTC with milliseconds, as every timestamp meterline returns."""
     seconds, micros = divmod(epoch_us, 1_000_000)
