@@ -7,11 +7,13 @@ day on) and delivers the webhook outbox. Whatever it missed while down is due at
 A run, step by step, and what a crash between steps does:
 1. read subscriptions, plans' charges and the moments already invoiced (one snapshot);
 2. compute the moments due (pure, rater.billing.schedule) and group them per customer and instant;
-3. write each group's invoice + fees in its own transaction under the customer's advisory lock,
-   re-checking there which moments are invoiced already;
-   - crash during 3: the transaction rolls back; the next run invoices that group; groups already
+3. read the usage of every moment from the archive (one query per organization, plan and window);
+4. write the invoices, a batch of whole customers per transaction under their advisory locks
+   (rater.billing.writer); a moment a racing biller invoiced meanwhile fails the unique key, rolls
+   the batch back, and the batch is redone one group per transaction, skipping the conflicting ones;
+   - crash during 4: the transaction rolls back; the next run invoices that group; groups already
      committed are skipped by their unique (subscription, billing_key);
-4. finalize the drafts whose grace period ended (refresh from the archive, number, close periods).
+5. finalize the drafts whose grace period ended (refresh from the archive, number, close periods).
 Groups of one customer are written in time order (their sequential ids follow the calendar);
 customers are written concurrently.
 """
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,15 +34,19 @@ from rater.billing.store import (
     Catalog,
     Group,
     Subscribed,
+    UsageByMoment,
     billed_keys,
     drafts_due,
     finalize_draft,
     load_catalog,
     load_subscriptions,
-    write_group,
+    organizations_with_webhooks,
+    prefetch_usage,
 )
+from rater.billing.writer import write_groups
 
 log = logging.getLogger("meterline.biller")
+BATCH_GROUPS = 100  # invoices per transaction
 
 
 @dataclass
@@ -70,18 +75,31 @@ def plan_groups(subs: Sequence[Subscribed], billed: set[tuple[str, str]], as_of:
     return sorted(groups.values(), key=lambda g: (g.customer_id, g.at))
 
 
-async def _write_customer(engine: AsyncEngine, groups: list[Group], catalog: Catalog, as_of: datetime,
-                          report: RunReport) -> None:
+def batches(groups: Sequence[Group], size: int) -> list[list[Group]]:
+    """Consecutive groups cut into batches of about `size`, never splitting one customer's groups
+    (they must be written in order, by one transaction after the other)."""
+    cut: list[list[Group]] = []
     for group in groups:
-        try:
-            async with engine.begin() as conn:
-                invoice_id = await write_group(conn, group, catalog, as_of)
-        except IntegrityError:  # another biller committed the same moment between our check and insert
-            invoice_id = None
-        if invoice_id is None:
-            report.skipped += 1
+        if cut and (len(cut[-1]) < size or cut[-1][-1].customer_id == group.customer_id):
+            cut[-1].append(group)
         else:
-            report.invoices += 1
+            cut.append([group])
+    return cut
+
+
+async def _write_batch(engine: AsyncEngine, batch: list[Group], catalog: Catalog, as_of: datetime,
+                       usage: UsageByMoment, notify: set[str], report: RunReport) -> None:
+    try:
+        async with engine.begin() as conn:
+            written = await write_groups(conn, batch, catalog, as_of, usage, notify)
+        report.invoices += written  # after the commit, and not across an await (concurrent batches)
+        return
+    except IntegrityError:  # a racing biller invoiced some of these moments: redo them one by one
+        if len(batch) == 1:
+            report.skipped += 1
+            return
+    for group in batch:
+        await _write_batch(engine, [group], catalog, as_of, usage, notify, report)
 
 
 async def _finalize(engine: AsyncEngine, invoice_id: str, report: RunReport) -> None:
@@ -91,22 +109,22 @@ async def _finalize(engine: AsyncEngine, invoice_id: str, report: RunReport) -> 
 
 
 async def run_once(engine: AsyncEngine, as_of: datetime, *, backdated: bool = True,
-                   organization_id: str | None = None, concurrency: int = 8) -> RunReport:
+                   organization_id: str | None = None, concurrency: int = 4) -> RunReport:
     async with engine.connect() as conn:
         subs = await load_subscriptions(conn, as_of, organization_id)
         billed = await billed_keys(conn, [s.terms.subscription_id for s in subs])
         catalog = await load_catalog(conn, {s.plan_id for s in subs})
-    by_customer: dict[str, list[Group]] = defaultdict(list)
-    for group in plan_groups(subs, billed, as_of, backdated):
-        by_customer[group.customer_id].append(group)
+        groups = plan_groups(subs, billed, as_of, backdated)
+        usage = await prefetch_usage(conn, [item for group in groups for item in group.items], catalog)
+        notify = await organizations_with_webhooks(conn)
     report = RunReport()
     gate = asyncio.Semaphore(concurrency)
 
-    async def one_customer(groups: list[Group]) -> None:
+    async def one_batch(batch: list[Group]) -> None:
         async with gate:
-            await _write_customer(engine, groups, catalog, as_of, report)
+            await _write_batch(engine, batch, catalog, as_of, usage, notify, report)
 
-    await asyncio.gather(*(one_customer(groups) for groups in by_customer.values()))
+    await asyncio.gather(*(one_batch(batch) for batch in batches(groups, BATCH_GROUPS)))
     async with engine.connect() as conn:
         drafts = await drafts_due(conn, as_of, organization_id)
 

@@ -90,14 +90,9 @@ def _usage(index: int, metric: MetricSpec, row: Any, period_us: int) -> MetricUs
     return MetricUsage(0, count, value("s"), value("x"), value("l"), weighted)
 
 
-async def window_usage(conn: AsyncConnection, organization_id: str, external_subscription_id: str,
-                       window: Period, period: Period, metrics: Sequence[MetricSpec]) -> dict[str, MetricUsage]:
-    """Aggregates of every metric over the events of `window` (within the billing `period`)."""
-    unique = list({m.id: m for m in metrics}.values())
-    if not unique:
-        return {}
-    params: dict[str, Any] = {"org": organization_id, "sub": external_subscription_id, "start": window.start,
-                              "end": window.end, "codes": [m.code for m in unique],
+def _params(organization_id: str, window: Period, period: Period, unique: list[MetricSpec]) -> tuple[dict, list]:
+    params: dict[str, Any] = {"org": organization_id, "start": window.start, "end": window.end,
+                              "codes": [m.code for m in unique],
                               "period_end_us": int(period.end.timestamp()) * 1_000_000 + period.end.microsecond}
     columns: list[str] = []
     for index, metric in enumerate(unique):
@@ -105,9 +100,32 @@ async def window_usage(conn: AsyncConnection, organization_id: str, external_sub
         if metric.field_name is not None:
             params[f"f{index}"] = metric.field_name
         columns += _columns(index, metric)
-    query = text(f"SELECT {', '.join(columns)} FROM events WHERE organization_id = :org "  # noqa: S608
-                 "AND external_subscription_id = :sub AND timestamp >= :start AND timestamp < :end "
-                 "AND code = ANY(:codes)")
-    row = (await conn.execute(query, params)).one()
+    return params, columns
+
+
+_WHERE = ("FROM events WHERE organization_id = :org AND timestamp >= :start AND timestamp < :end "
+          "AND code = ANY(:codes)")
+
+
+async def windows_usage(conn: AsyncConnection, organization_id: str, external_subscription_ids: Sequence[str],
+                        window: Period, period: Period, metrics: Sequence[MetricSpec]
+                        ) -> dict[str, dict[str, MetricUsage]]:
+    """Aggregates of every metric over `window` for many subscriptions sharing it, in one query.
+    Subscriptions without events are absent from the answer (their usage is zero)."""
+    unique = list({m.id: m for m in metrics}.values())
+    if not unique or not external_subscription_ids:
+        return {}
+    params, columns = _params(organization_id, window, period, unique)
+    params["subs"] = list(external_subscription_ids)
+    query = text(f"SELECT external_subscription_id, {', '.join(columns)} {_WHERE} "  # noqa: S608
+                 "AND external_subscription_id = ANY(:subs) GROUP BY external_subscription_id")
     period_us = (period.end - period.start) // timedelta(microseconds=1)
-    return {m.id: _usage(i, m, row, period_us) for i, m in enumerate(unique)}
+    return {row.external_subscription_id: {m.id: _usage(i, m, row, period_us) for i, m in enumerate(unique)}
+            for row in (await conn.execute(query, params)).all()}
+
+
+async def window_usage(conn: AsyncConnection, organization_id: str, external_subscription_id: str,
+                       window: Period, period: Period, metrics: Sequence[MetricSpec]) -> dict[str, MetricUsage]:
+    """Aggregates of every metric over the events of `window` (within the billing `period`)."""
+    found = await windows_usage(conn, organization_id, [external_subscription_id], window, period, metrics)
+    return found.get(external_subscription_id, {})

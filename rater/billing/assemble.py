@@ -76,16 +76,16 @@ def payment_status_at_finalization(total: int) -> str:
     return "succeeded" if total == 0 else "pending"
 
 
-def _number_prefix(organization_name: str, customer_id: str) -> str:
+def number_prefix(organization_name: str, customer_id: str) -> str:
     letters = "".join(ch for ch in organization_name.upper() if ch.isalnum())[:3] or "INV"
     return f"{letters}-{customer_id.replace('-', '')[:8].upper()}"
 
 
 def invoice_number(organization_name: str, customer_id: str, sequential_id: int) -> str:
     """Lago-style per-customer numbering: organization prefix, customer, sequence."""
-    return f"{_number_prefix(organization_name, customer_id)}-{sequential_id:03d}"
+    return f"{number_prefix(organization_name, customer_id)}-{sequential_id:03d}"
 
 
 def draft_number(organization_name: str, customer_id: str) -> str:
     """A draft has no sequence yet (finalizing assigns it), as Lago shows drafts."""
-    return f"{_number_prefix(organization_name, customer_id)}-DRAFT"
+    return f"{number_prefix(organization_name, customer_id)}-DRAFT"

@@ -1,6 +1,9 @@
 """Delivering the webhook outbox: claim due rows, POST them signed, record the outcome, back off.
 
 Order for one delivery, and what a crash between steps does:
+0. only rows at least a second old: the biller commits invoices without waiting for the WAL flush
+   (rater.billing.store.lock_customer), which PostgreSQL completes within 3 x wal_writer_delay; a
+   webhook is never sent for an invoice a crash could still take back;
 1. claim: push `next_attempt_at` a lease ahead (FOR UPDATE SKIP LOCKED, so concurrent billers
    never claim the same row) and commit;
 2. POST the signed payload;  - crash here: the lease expires and the row is retried (at least once);
@@ -29,6 +32,7 @@ TIMEOUT_S = 10.0
 _CLAIM = text(f"""
 UPDATE webhook_deliveries SET next_attempt_at = now() + interval '{LEASE_S} seconds'
 WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
+             AND created_at <= now() - interval '1 second'
              ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)
 RETURNING id
 """)

@@ -11,21 +11,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, literal, select, text, tuple_, update
+from sqlalchemy import String, column, delete, func, insert, literal, select, text, true, update, values
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rater.billing.archive_usage import MetricSpec, window_usage
+from aggregator.aggregations import MetricUsage
+from rater.billing.archive_usage import MetricSpec, window_usage, windows_usage
 from rater.billing.assemble import (
     FeeLine,
     PlanItem,
-    draft_number,
     invoice_number,
-    moment_fees,
     payment_status_at_finalization,
     usage_fees,
 )
@@ -67,6 +67,10 @@ class Group:
     timezone: str
     grace_days: int
     items: list[tuple[Subscribed, Due]]
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 def _subscribed(row: Any) -> Subscribed:
@@ -142,20 +146,45 @@ async def billed_keys(conn: AsyncConnection, subscription_ids: Sequence[str]) ->
     return found
 
 
-async def lock_customer(conn: AsyncConnection, customer_id: str) -> None:
-    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 6))"), {"key": customer_id})
+async def lock_customer(conn: AsyncConnection, customer_id: str, durable_commit: bool = True) -> None:
+    """Take the customer's transaction-level lock (released at commit or rollback).
+
+    `durable_commit=False` also turns the transaction's commit asynchronous (no WAL flush wait):
+    for the biller's writes, whose every row is recomputed identically from the archive by the next
+    run if a crash loses the last fraction of a second of commits; it is what lets 10,000 invoices
+    commit in seconds instead of waiting 10,000 times for the disk.
+    """
+    if durable_commit:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 6))"), {"key": customer_id})
+    else:
+        await conn.execute(text("SELECT set_config('synchronous_commit', 'off', true), "
+                                "pg_advisory_xact_lock(hashtextextended(:key, 6))"), {"key": customer_id})
 
 
-async def _moment_fees(conn: AsyncConnection, sub: Subscribed, due: Due, catalog: Catalog) -> list[FeeLine]:
-    entries = catalog.get(sub.plan_id, [])
-    usage = {}
-    if due.charges is not None and entries:
-        usage = await window_usage(conn, sub.organization_id, sub.external_id, due.charges, due.closes or due.charges,
-                                   [spec for _, spec in entries])
-    return moment_fees(due, sub.plan, [line for line, _ in entries], usage, sub.currency)
+UsageByMoment = dict[tuple[str, str], dict[str, MetricUsage]]  # (subscription id, billing key) -> usage
 
 
-def _fee_rows(invoice_id: str, subscription_id: str, lines: Sequence[FeeLine], currency: str,
+async def prefetch_usage(conn: AsyncConnection, items: Sequence[tuple[Subscribed, Due]], catalog: Catalog
+                         ) -> UsageByMoment:
+    """The archive usage of every moment, one query per (organization, plan, window) for all its subscriptions."""
+    batches: dict[tuple[str, str, Period, Period], list[tuple[Subscribed, Due]]] = {}
+    for sub, due in items:
+        if due.charges is not None and catalog.get(sub.plan_id):
+            key = (sub.organization_id, sub.plan_id, due.charges, due.closes or due.charges)
+            batches.setdefault(key, []).append((sub, due))
+    found: UsageByMoment = {}
+    for (organization_id, plan_id, window, period), members in batches.items():
+        specs = [spec for _, spec in catalog[plan_id]]
+        for start in range(0, len(members), 2000):
+            chunk = members[start:start + 2000]
+            usage = await windows_usage(conn, organization_id, [sub.external_id for sub, _ in chunk], window, period,
+                                        specs)
+            for sub, due in chunk:
+                found[(sub.terms.subscription_id, due.billing_key)] = usage.get(sub.external_id, {})
+    return found
+
+
+def fee_rows(invoice_id: str, subscription_id: str, lines: Sequence[FeeLine], currency: str,
               first_position: int) -> list[dict[str, Any]]:
     return [{
         "id": str(uuid.uuid4()), "invoice_id": invoice_id, "subscription_id": subscription_id,
@@ -170,53 +199,17 @@ def _fee_rows(invoice_id: str, subscription_id: str, lines: Sequence[FeeLine], c
 async def enqueue_webhooks(conn: AsyncConnection, organization_id: str, invoice_id: str,
                            webhook_types: Sequence[str]) -> None:
     """One outbox row per endpoint of the organization and webhook type, in the caller's transaction."""
-    for webhook_type in webhook_types:
-        rows = select(func.gen_random_uuid(), webhook_endpoints.c.organization_id, webhook_endpoints.c.id,
-                      literal(webhook_type), literal(invoice_id, UUID(as_uuid=False))).where(
-            webhook_endpoints.c.organization_id == organization_id)
-        await conn.execute(pg_insert(webhook_deliveries).from_select(
-            ["id", "organization_id", "endpoint_id", "webhook_type", "object_id"], rows,
-        ).on_conflict_do_nothing(constraint="uq_webhook_deliveries_once"))
+    kinds = values(column("webhook_type", String), name="kinds").data([(kind,) for kind in webhook_types])
+    rows = select(func.gen_random_uuid(), webhook_endpoints.c.organization_id, webhook_endpoints.c.id,
+                  kinds.c.webhook_type, literal(invoice_id, UUID(as_uuid=False))).select_from(
+        webhook_endpoints.join(kinds, true())).where(webhook_endpoints.c.organization_id == organization_id)
+    await conn.execute(pg_insert(webhook_deliveries).from_select(
+        ["id", "organization_id", "endpoint_id", "webhook_type", "object_id"], rows,
+    ).on_conflict_do_nothing(constraint="uq_webhook_deliveries_once"))
 
 
-async def write_group(conn: AsyncConnection, group: Group, catalog: Catalog, as_of: datetime) -> str | None:
-    """Invoice the group's moments not invoiced yet, in the caller's transaction; the invoice id or None."""
-    await lock_customer(conn, group.customer_id)
-    keys = [(sub.terms.subscription_id, due.billing_key) for sub, due in group.items]
-    done = set((await conn.execute(select(invoice_subscriptions.c.subscription_id, invoice_subscriptions.c.billing_key)
-                                   .where(tuple_(invoice_subscriptions.c.subscription_id,
-                                                 invoice_subscriptions.c.billing_key).in_(keys)))).all())
-    items = [(sub, due) for sub, due in group.items if (sub.terms.subscription_id, due.billing_key) not in done]
-    if not items:
-        return None
-    invoice_id = str(uuid.uuid4())
-    fee_rows: list[dict[str, Any]] = []
-    for sub, due in items:
-        lines = await _moment_fees(conn, sub, due, catalog)
-        fee_rows += _fee_rows(invoice_id, sub.terms.subscription_id, lines, group.currency, len(fee_rows))
-    total = sum(row["amount_cents"] for row in fee_rows)
-    grace_until = group.at + timedelta(days=group.grace_days)
-    await conn.execute(insert(invoices).values(
-        id=invoice_id, organization_id=group.organization_id, customer_id=group.customer_id, due_at=group.at,
-        issuing_date=group.at.astimezone(items[0][0].terms.zone).date(), grace_until=grace_until, status="draft",
-        payment_status="pending", currency=group.currency, fees_amount_cents=total, total_amount_cents=total,
-        number=draft_number(group.organization_name, group.customer_id),
-    ))
-    await conn.execute(insert(invoice_subscriptions), [{
-        "invoice_id": invoice_id, "subscription_id": sub.terms.subscription_id, "billing_key": due.billing_key,
-        "kind": due.kind, "invoicing_reason": due.invoicing_reason, "fee_amount_cents": due.fee_cents,
-        "fee_from": due.fee_from, "fee_to": due.fee_to,
-        "charges_from": due.charges.start if due.charges else None,
-        "charges_to": due.charges.end if due.charges else None,
-        "closes_period_key": due.closes.key if due.closes else None,
-        "period_start": due.closes.start if due.closes else None,
-        "period_end": due.closes.end if due.closes else None,
-    } for sub, due in items])
-    await conn.execute(insert(fees), fee_rows)
-    await enqueue_webhooks(conn, group.organization_id, invoice_id, ["invoice.created"])
-    if grace_until <= as_of:
-        await _finalize(conn, invoice_id, group.organization_id, group.customer_id, group.organization_name, total)
-    return invoice_id
+async def organizations_with_webhooks(conn: AsyncConnection) -> set[str]:
+    return set((await conn.execute(select(webhook_endpoints.c.organization_id).distinct())).scalars())
 
 
 async def _finalize(conn: AsyncConnection, invoice_id: str, organization_id: str, customer_id: str,
@@ -262,7 +255,7 @@ async def refresh_draft(conn: AsyncConnection, invoice_id: str) -> bool:
         usage = await window_usage(conn, sub.organization_id, sub.external_id, window, due.closes or window,
                                    [spec for _, spec in entries])
         lines = usage_fees(due, [line for line, _ in entries], usage, invoice.currency)
-        rows += _fee_rows(invoice_id, sub.terms.subscription_id, lines, invoice.currency, position + len(rows))
+        rows += fee_rows(invoice_id, sub.terms.subscription_id, lines, invoice.currency, position + len(rows))
     if rows:
         await conn.execute(insert(fees), rows)
     total = (await conn.execute(select(func.coalesce(func.sum(fees.c.amount_cents), 0))
