@@ -1,0 +1,99 @@
+"""Current usage latency for a subscription with 1,000,000 MTUs (100,000 with --quick).
+
+1. Through the API: an MTU metric (unique_count_agg), the Segment Team price, a customer and a
+   subscription starting now.
+2. The usage state is written straight into Redis with the aggregator's own key layout
+   (aggregator.keys.unique_key for the current period): SADD of 1,000,000 distinct user ids, what the
+   aggregator's Lua script leaves after as many distinct users (the pipeline's speed is measured by
+   the aggregator and end-to-end benchmarks, not here).
+3. 2,000 sequential GET /customers/{id}/current_usage over one keep-alive connection (after 100
+   warm-up requests), each timed on the client: `usage_query_p99_ms` and `usage_query_p50_ms`.
+   Every answer is checked to price the 1,000,000 MTUs (Segment Team: 1,000,500 cents).
+The Redis key is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+from redis import Redis
+from sqlalchemy import create_engine, select
+
+from aggregator.keys import unique_key
+from meterline.bench.run import BenchContext
+from meterline.example import MTU_METRIC, team_plan
+from rater.periods import period_containing
+from rater.tables import subscriptions
+
+ORDER = 50
+CHUNK = 10_000
+
+
+def _ok(response: httpx.Response) -> dict:
+    if response.status_code != 200:
+        raise RuntimeError(f"{response.request.method} {response.request.url} -> {response.status_code}: "
+                           f"{response.text[:300]}")
+    return response.json()
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _fill(redis: Redis, key: str, members: int) -> None:
+    for start in range(0, members, CHUNK):
+        redis.sadd(key, *(f"user_{n}" for n in range(start, min(start + CHUNK, members))))
+
+
+def run(ctx: BenchContext) -> dict[str, float]:
+    members = 100_000 if ctx.quick else 1_000_000
+    requests = 300 if ctx.quick else 2_000
+    run_id = uuid.uuid4().hex[:8]
+    http = httpx.Client(base_url=f"{ctx.api_url}/api/v1", timeout=30,
+                        headers={"Authorization": f"Bearer {ctx.api_key}"})
+    metric = _ok(http.post("/billable_metrics", json={"billable_metric": {
+        **MTU_METRIC, "code": f"bench_mtu_{run_id}"}}))["billable_metric"]
+    plan = team_plan(f"bench_usage_{run_id}")
+    plan["charges"][0]["billable_metric_code"] = metric["code"]
+    _ok(http.post("/plans", json={"plan": plan}))
+    customer_id, subscription_id = f"bench_usage_{run_id}", f"bench_usage_sub_{run_id}"
+    _ok(http.post("/customers", json={"customer": {"external_id": customer_id, "currency": "USD",
+                                                   "timezone": "UTC"}}))
+    _ok(http.post("/subscriptions", json={"subscription": {
+        "external_customer_id": customer_id, "plan_code": plan["code"], "external_id": subscription_id}}))
+    engine = create_engine(ctx.settings.sqlalchemy_url)
+    with engine.connect() as conn:
+        organization_id = conn.execute(select(subscriptions.c.organization_id).where(
+            subscriptions.c.external_id == subscription_id)).scalar_one()
+    engine.dispose()
+    now = datetime.now(UTC)
+    period = period_containing(now, interval="monthly", billing_time="calendar", started_on=now.date(),
+                               timezone="UTC")
+    assert period is not None
+    key = unique_key(f"{organization_id}:{subscription_id}", metric["lago_id"], period.key)
+    redis = Redis.from_url(ctx.settings.redis_url)
+    try:
+        _fill(redis, key, members)
+        expected = 100_500 + max(members - 100_000, 0)  # Segment Team: 1 cent per MTU past 100,000
+        params = {"external_subscription_id": subscription_id}
+        path = f"/customers/{customer_id}/current_usage"
+        latencies = []
+        for index in range(100 + requests):
+            began = time.perf_counter()
+            response = http.get(path, params=params)
+            elapsed = time.perf_counter() - began
+            body = _ok(response)["customer_usage"]
+            if body["charges_usage"][0]["units"] != f"{members}.0" or body["amount_cents"] != expected:
+                raise RuntimeError(f"unexpected usage for {members} MTUs: {body['charges_usage'][0]}")
+            if index >= 100:
+                latencies.append(elapsed * 1000)
+    finally:
+        redis.delete(key)
+        redis.close()
+        http.close()
+    return {"usage_query_p99_ms": round(_percentile(latencies, 0.99), 2),
+            "usage_query_p50_ms": round(_percentile(latencies, 0.50), 2), "usage_query_mtus": float(members)}
