@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import httpx
@@ -129,3 +129,31 @@ def test_a_biller_down_on_the_first_catches_up_every_missed_billing_day_once(cli
         [("subscription", "basic", "1.0", 3000), ("charge", "mtu", "4.0", 400)],
     ]
     assert [i["sequential_id"] for i in invoices] == [1, 2, 3]
+
+
+def test_termination_bills_the_usage_so_far_and_the_fee_up_to_the_termination_day(client: httpx.Client,
+                                                                                 unique: str) -> None:
+    mtu_metric(client)
+    plan(client, "arrears", amount=3000, advance=False, charges=[per_unit("mtu", "1")])
+    customer(client, f"c-{unique}")
+    subscribe(client, f"c-{unique}", f"s-{unique}", "arrears", "2026-03-01T00:00:00Z")
+    events = mtu_events(f"s-{unique}", "x", range(3), "2026-03-05T00:00:00Z")
+    send(client, events)
+    wait_archived(client, [events[-1]["transaction_id"]])
+    bill("2026-04-01T00:00:00Z", unique)  # March
+    terminated = client.delete(f"/subscriptions/s-{unique}")
+    assert terminated.status_code == 200, terminated.text
+    ended = datetime.fromisoformat(terminated.json()["subscription"]["terminated_at"].replace("Z", "+00:00"))
+    after = (ended + timedelta(seconds=1)).isoformat()  # the answer's terminated_at is cut to milliseconds
+    bill(after, unique)  # April through the month of the termination, then the termination
+    invoices = invoices_of(client, f"c-{unique}")
+    last = invoices[-1]
+    assert last["billing_periods"][0]["invoicing_reason"] == "subscription_terminating"
+    days_in_month = calendar.monthrange(ended.year, ended.month)[1]
+    expected = int((Decimal(ended.day) * 3000 / days_in_month).quantize(Decimal(1), ROUND_HALF_UP))
+    assert fee_lines(last) == [("subscription", "arrears", "1.0", expected)]  # no usage since April
+    assert last["billing_periods"][0]["charges_to_datetime"] == (ended - timedelta(milliseconds=1)).strftime(
+        "%Y-%m-%dT%H:%M:%S.") + f"{(ended - timedelta(milliseconds=1)).microsecond // 1000:03d}Z"
+    assert fee_lines(invoices[0]) == [("subscription", "arrears", "1.0", 3000), ("charge", "mtu", "3.0", 300)]
+    bill(after, unique)
+    assert len(invoices_of(client, f"c-{unique}")) == len(invoices)
