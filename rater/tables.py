@@ -141,6 +141,8 @@ subscriptions = Table(
     _created_at(),
     UniqueConstraint("organization_id", "external_id", name="uq_subscriptions_org_external_id"),
     Index("ix_subscriptions_pending", "subscription_at", postgresql_where=text("status = 'pending'")),
+    Index("ix_subscriptions_ending", "ending_at",
+          postgresql_where=text("status = 'active' AND ending_at IS NOT NULL")),
 )
 
 # The durable ledger of applied events: one row per (organization, subscription, transaction_id),

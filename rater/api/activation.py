@@ -1,8 +1,9 @@
-"""Pending subscriptions become active when their `subscription_at` comes.
+"""Subscriptions change status on time: pending ones become active at `subscription_at`, active
+ones with an `ending_at` are terminated then (`terminated_at = ending_at`).
 
-The status is written back to PostgreSQL (before each subscription read of the API, and every
-second by the API's background loop), so every reader that filters on `status = 'active'` (current
-usage, the biller) sees the activation within a second without knowing about pending ones.
+The status is written to PostgreSQL (before each subscription read of the API, and every second by
+the API's background loop), so every reader that filters on `status` (current usage, the biller,
+the aggregator's catalog) sees the change within a second without knowing these rules.
 """
 
 from __future__ import annotations
@@ -20,13 +21,19 @@ INTERVAL_S = 1.0
 
 
 async def activate_due(conn: AsyncConnection) -> int:
-    """Activate every pending subscription whose start has come; the number activated."""
-    result = await conn.execute(
+    """Activate every pending subscription whose start has come, then end those whose `ending_at`
+    has come; the number of subscriptions changed."""
+    activated = await conn.execute(
         update(subscriptions)
         .where(subscriptions.c.status == "pending", subscriptions.c.subscription_at <= func.now())
         .values(status="active", started_at=subscriptions.c.subscription_at)
     )
-    return result.rowcount or 0
+    ended = await conn.execute(
+        update(subscriptions)
+        .where(subscriptions.c.status == "active", subscriptions.c.ending_at <= func.now())
+        .values(status="terminated", terminated_at=subscriptions.c.ending_at)
+    )
+    return (activated.rowcount or 0) + (ended.rowcount or 0)
 
 
 async def activation_loop(engine: AsyncEngine, interval_s: float = INTERVAL_S) -> None:
@@ -36,7 +43,7 @@ async def activation_loop(engine: AsyncEngine, interval_s: float = INTERVAL_S) -
             async with engine.begin() as conn:
                 count = await activate_due(conn)
             if count:
-                log.info("activated %d pending subscription(s)", count)
+                log.info("%d subscription(s) activated or ended on time", count)
         except Exception:  # the database may restart; the next round retries
             log.exception("activating pending subscriptions failed")
         await asyncio.sleep(interval_s)

@@ -149,6 +149,8 @@ async def update_subscription(request: Request) -> JSONResponse:
         changes["name"] = data.text("name")
     if data.given("ending_at"):
         changes["ending_at"] = data.moment("ending_at")
+        if changes["ending_at"] is not None and changes["ending_at"] <= datetime.now(UTC):
+            data.fail("ending_at", INVALID)
     subscription_at = data.moment("subscription_at")
     data.check()
     statuses = wanted_statuses(request, LIVE)

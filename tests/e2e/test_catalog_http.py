@@ -370,3 +370,24 @@ def test_terminate_and_delete_cascade(client: httpx.Client) -> None:
     assert usage["customer_usage"]["charges_usage"][0]["units"] == "0.0"
     old = client.get("/customers/c0/current_usage", params={"external_subscription_id": "s0"})
     assert old.status_code == 405 and old.json()["code"] == "no_active_subscription"
+
+
+def test_subscription_ends_at_its_ending_at(client: httpx.Client) -> None:
+    seed_catalog(client)
+    ends = datetime.now(UTC) + timedelta(seconds=2)
+    created = ok(client.post("/subscriptions", json=subscription_body(
+        "acme", "ending", ending_at=ends.isoformat())))["subscription"]
+    assert created["status"] == "active" and created["ending_at"] is not None
+    invalid(client.put("/subscriptions/ending", json={"subscription": {"ending_at": "2020-01-01T00:00:00Z"}}),
+            {"ending_at": ["value_is_invalid"]})
+    invalid(client.post("/subscriptions", json=subscription_body(
+        "acme", "never", subscription_at="2030-01-02T00:00:00Z", ending_at="2030-01-01T00:00:00Z")),
+        {"ending_at": ["value_is_invalid"]})
+    # the API's once-a-second check terminates it, whether or not anyone reads it
+    deadline = time.monotonic() + 10
+    while (terminated := client.get("/subscriptions/ending", params={"status": "terminated"})).status_code != 200:
+        assert time.monotonic() < deadline, "the subscription did not end"
+        time.sleep(0.1)
+    body = terminated.json()["subscription"]
+    assert body["status"] == "terminated" and body["terminated_at"] == created["ending_at"]
+    assert (datetime.fromisoformat(body["terminated_at"].replace("Z", "+00:00")) - ends) < timedelta(milliseconds=1)
