@@ -94,11 +94,12 @@ def stack_settings(services: Services) -> Iterator[Settings]:
     rundir = RunDir(settings.home)
     if running_pid(rundir, "kafka", kafka.MARKER) is None:
         pytest.fail(f"no Kafka broker started by `make up` under {settings.home}: this test stops and restarts it")
+    running = [process for process in PROCESSES if running_pid(rundir, process.name, process.marker)]
     try:
         yield settings
-    finally:  # whatever happened, leave the stack running: broker first, then any process that died with it
+    finally:  # whatever happened, leave the stack as it was: broker first, then any process that died with it
         kafka.ensure_running(rundir, settings.kafka_bootstrap, settings.events_partitions)
-        for process in PROCESSES:
+        for process in running:
             ensure_process(rundir, settings, process, lambda _: None)
 
 
