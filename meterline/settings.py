@@ -73,7 +73,8 @@ class Settings:
             publish_timeout_s=float(env.get("METERLINE_PUBLISH_TIMEOUT_S", "8")),
             aggregator_batch_size=int(env.get("METERLINE_AGGREGATOR_BATCH_SIZE", "2000")),
             aggregator_batch_within_s=float(env.get("METERLINE_AGGREGATOR_BATCH_WITHIN_S", "0.05")),
-            ingest_workers=int(env.get("METERLINE_INGEST_WORKERS", "1")),
+            # ingest processes sharing the port; measured on 2 cores: 2 beat 1 by ~60% (bench_ingest)
+            ingest_workers=int(env.get("METERLINE_INGEST_WORKERS", "2")),
             # Events per second per organization and ingest process; 0 disables. Generous by default.
             ingest_rate_limit_events_per_s=float(env.get("METERLINE_INGEST_RATE_LIMIT", "200000")),
             ingest_rate_limit_burst=float(env.get("METERLINE_INGEST_RATE_BURST", "200000")),
