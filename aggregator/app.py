@@ -20,7 +20,7 @@ from meterline.settings import Settings
 
 log = logging.getLogger("meterline.aggregator")
 MAX_BACKOFF_S = 5.0
-LOG_EVERY_S = 30.0
+LOG_EVERY_S = 10.0
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -95,9 +95,11 @@ class Totals:
     def __init__(self) -> None:
         self.result = BatchResult()
         self.events = 0
+        self.batches = 0
         self._logged = time.monotonic()
 
     def add(self, result: BatchResult) -> None:
+        self.batches += 1
         self.events += result.applied + result.duplicates + sum(result.rejected.values())
         self.result.applied += result.applied
         self.result.duplicates += result.duplicates
@@ -108,8 +110,9 @@ class Totals:
     def maybe_log(self) -> None:
         if time.monotonic() - self._logged >= LOG_EVERY_S:
             self._logged = time.monotonic()
-            log.info("since start: events=%d applied=%d duplicates=%d archived=%d rejected=%s", self.events,
-                     self.result.applied, self.result.duplicates, self.result.archived, self.result.rejected)
+            counts = self.result
+            log.info("since start: batches=%d events=%d applied=%d duplicates=%d archived=%d rejected=%s",
+                     self.batches, self.events, counts.applied, counts.duplicates, counts.archived, counts.rejected)
 
 
 def run_worker(settings: Settings) -> None:

@@ -1,9 +1,10 @@
 """The durable event archive in PostgreSQL: idempotent batch inserts, first copy wins.
 
-One statement per batch: the batch travels as one array per column (`unnest`), its keys go into
-`event_keys` (ON CONFLICT DO NOTHING), and only the rows whose key was new go into the monthly
-partitioned `events` table (see migration 0004 for why the key lives in its own table). Array
-parameters keep the statement the same for every batch size, so PostgreSQL plans it once.
+One statement per batch: the batch travels as one JSON document of rows (`jsonb_to_recordset`),
+its keys go into `event_keys` (ON CONFLICT DO NOTHING), and only the rows whose key was new go
+into the monthly partitioned `events` table (see migration 0005 for why the key lives in its own
+table). One parameter keeps the statement the same for every batch size, so it is planned once;
+building it is one orjson call, where per-column arrays cost psycopg ~30 us per event to dump.
 Partitions are created the first time a month is seen (`meterline_events_partition`).
 """
 
@@ -19,24 +20,19 @@ from schemas.events import Event
 
 INSERT_SQL = """
 WITH input AS (
-  SELECT * FROM unnest(%(org)s::uuid[], %(sub)s::text[], %(tx)s::text[], %(lago)s::uuid[], %(code)s::text[],
-                       %(ts)s::bigint[], %(props)s::text[], %(amount)s::text[], %(recv)s::bigint[])
-    AS i(organization_id, external_subscription_id, transaction_id, lago_id, code, ts_us, properties, amount,
-         received_us)
+  SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+    AS i(o uuid, s text, t text, l uuid, c text, ts bigint, p jsonb, a text, r bigint)
 ), fresh AS (
   INSERT INTO event_keys (organization_id, external_subscription_id, transaction_id, "timestamp")
-  SELECT organization_id, external_subscription_id, transaction_id,
-         'epoch'::timestamptz + ts_us * interval '1 microsecond'
-  FROM input
+  SELECT o, s, t, 'epoch'::timestamptz + ts * interval '1 microsecond' FROM input
   ON CONFLICT DO NOTHING
-  RETURNING organization_id, external_subscription_id, transaction_id
+  RETURNING organization_id AS o, external_subscription_id AS s, transaction_id AS t
 )
 INSERT INTO events (organization_id, external_subscription_id, transaction_id, lago_id, code, "timestamp",
                     properties, precise_total_amount_cents, received_at)
-SELECT i.organization_id, i.external_subscription_id, i.transaction_id, i.lago_id, i.code,
-       'epoch'::timestamptz + i.ts_us * interval '1 microsecond', i.properties::jsonb, i.amount,
-       'epoch'::timestamptz + i.received_us * interval '1 microsecond'
-FROM input i JOIN fresh f USING (organization_id, external_subscription_id, transaction_id)
+SELECT i.o, i.s, i.t, i.l, i.c, 'epoch'::timestamptz + i.ts * interval '1 microsecond', i.p, i.a,
+       'epoch'::timestamptz + i.r * interval '1 microsecond'
+FROM input i JOIN fresh f USING (o, s, t)
 """
 PARTITION_SQL = "SELECT meterline_events_partition('epoch'::timestamptz + %(us)s * interval '1 microsecond')"
 
@@ -45,19 +41,15 @@ def month_of(epoch_us: int) -> tuple[int, int]:
     return moment.year, moment.month
 
 
-def columns(batch: Sequence[Event]) -> dict[str, list[object]]:
-    """The batch as one list per column, in the order of INSERT_SQL's unnest."""
-    return {
-        "org": [e.organization_id for e in batch],
-        "sub": [e.external_subscription_id for e in batch],
-        "tx": [e.transaction_id for e in batch],
-        "lago": [e.lago_id for e in batch],
-        "code": [e.code for e in batch],
-        "ts": [e.timestamp_us for e in batch],
-        "props": [orjson.dumps(e.properties).decode() for e in batch],
-        "amount": [e.precise_total_amount_cents for e in batch],
-        "recv": [e.received_at_us for e in batch],
-    }
+def rows_document(batch: Sequence[Event]) -> str:
+    """The batch as one JSON array of rows (INSERT_SQL's recordset): one orjson call for the whole
+    batch, parsed by PostgreSQL in C; the properties travel as JSON, never re-encoded as text."""
+    return orjson.dumps([
+        {"o": e.organization_id, "s": e.external_subscription_id, "t": e.transaction_id, "l": e.lago_id,
+         "c": e.code, "ts": e.timestamp_us, "p": e.properties, "a": e.precise_total_amount_cents,
+         "r": e.received_at_us}
+        for e in batch
+    ]).decode()
 
 
 class EventArchive:
@@ -99,5 +91,5 @@ class EventArchive:
             return 0
         await self._ensure_partitions(batch)
         async with self.engine.begin() as conn:
-            result = await conn.exec_driver_sql(INSERT_SQL, columns(batch))
+            result = await conn.exec_driver_sql(INSERT_SQL, {"rows": rows_document(batch)})
             return int(result.rowcount)

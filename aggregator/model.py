@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 AGGREGATION_TYPES = ("count_agg", "sum_agg", "max_agg", "unique_count_agg", "latest_agg", "weighted_sum_agg")
 REJECT_REASONS = ("unknown_subscription", "unknown_metric", "missing_field", "invalid_value", "period_closed",
@@ -45,8 +46,7 @@ class SubscriptionView:
         return f"{self.organization_id}:{self.external_id}"
 
 
-@dataclass(frozen=True)
-class Op:
+class Op(NamedTuple):  # a tuple, not a dataclass: one is built per event on the hot path
     """One state change of a state key.
 
     `kind`: U (add `value` to a unique set), N (count), S (add `value` to the sum), X (max),
@@ -61,8 +61,7 @@ class Op:
     timestamp_us: int = 0
 
 
-@dataclass(frozen=True)
-class Planned:
+class Planned(NamedTuple):
     scope: str
     transaction_id: str
     ops: tuple[Op, ...]

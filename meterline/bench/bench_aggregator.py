@@ -1,0 +1,324 @@
+"""Aggregator throughput against the raw Kafka consume ceiling, and Redis memory per unique member.
+
+1. Pre-create `SUBSCRIPTIONS` subscriptions on a plan with an MTU charge (unique_count_agg) and an
+   API-calls charge (sum_agg) through the API, then fill a topic of its own (`bench.aggregator.<run>`,
+   as many partitions as `events`) with N events, 10% of them repeated transaction_ids.
+2. The ceiling: a plain confluent-kafka consumer reading the whole topic without processing.
+3. The aggregator: a dedicated worker process (`meterline aggregator`, the command the stack runs)
+   with a fresh consumer group on that topic, writing to the stack's Redis and PostgreSQL. It is
+   timed by its committed offsets, from its first commit to the commit of the last event: the rate
+   at which events become counted, archived and committed, start-up excluded.
+   `aggregator_cpu_us_per_event`: the worker's CPU time over the same span, per event (a figure
+   that holds on a busy machine, where wall-clock rates depend on the neighbours).
+4. `aggregator_faust_floor_events_per_s`: a Faust worker with the same settings and the same
+   `take()` loop that does nothing with its batches, on the same topic: what Faust's per-message
+   machinery alone allows, next to the raw ceiling.
+5. `redis_bytes_per_unique_member`: MEMORY USAGE of one period's unique set after 1,000,000
+   distinct users went through the real Lua script (100,000 with --quick), per member; and
+   `redis_bytes_per_event_with_mark`: the whole used_memory delta per event (member + dedup mark).
+
+Profiling the worker while this runs: `py-spy record -o aggregator.svg --pid <worker pid>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from redis import Redis as SyncRedis
+
+from meterline.bench.run import BenchContext
+from meterline.settings import Settings
+from schemas.events import Event, event_to_message
+
+ORDER = 30
+SUBSCRIPTIONS = 100
+
+
+def _client(ctx: BenchContext) -> httpx.Client:
+    return httpx.Client(base_url=f"{ctx.api_url}/api/v1", timeout=30,
+                        headers={"Authorization": f"Bearer {ctx.api_key}"})
+
+
+def _ok(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code != 200:
+        raise RuntimeError(f"{response.request.method} {response.request.url} -> {response.status_code}: "
+                           f"{response.text[:300]}")
+    return response.json()
+
+
+def create_subscriptions(ctx: BenchContext, run: str) -> tuple[str, list[str]]:
+    """(organization_id, external subscription ids) of SUBSCRIPTIONS fresh subscriptions."""
+    with _client(ctx) as http:
+        for metric in ({"name": "MTU", "code": f"mtu_{run}", "aggregation_type": "unique_count_agg",
+                        "field_name": "user_id"},
+                       {"name": "Calls", "code": f"calls_{run}", "aggregation_type": "sum_agg",
+                        "field_name": "calls"}):
+            _ok(http.post("/billable_metrics", json={"billable_metric": metric}))
+        _ok(http.post("/plans", json={"plan": {
+            "name": "bench", "code": f"plan_{run}", "interval": "monthly", "amount_cents": 0,
+            "amount_currency": "USD", "charges": [
+                {"billable_metric_code": f"mtu_{run}", "charge_model": "standard", "properties": {"amount": "0.01"}},
+                {"billable_metric_code": f"calls_{run}", "charge_model": "standard", "properties": {"amount": "0.001"}},
+            ]}}))
+        subscriptions = []
+        organization_id = ""
+        for n in range(SUBSCRIPTIONS):
+            customer = _ok(http.post("/customers", json={"customer": {
+                "external_id": f"bench-{run}-c{n}", "currency": "USD", "timezone": "UTC"}}))["customer"]
+            organization_id = customer.get("lago_organization_id") or organization_id
+            external_id = f"bench-{run}-s{n}"
+            _ok(http.post("/subscriptions", json={"subscription": {
+                "external_customer_id": f"bench-{run}-c{n}", "plan_code": f"plan_{run}", "external_id": external_id}}))
+            subscriptions.append(external_id)
+    return organization_id, subscriptions
+
+
+def organization_of(settings: Settings, api_key: str) -> str:
+    import psycopg
+
+    from meterline.apikeys import key_hash
+
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute("SELECT organization_id FROM api_keys WHERE key_sha256 = %s",
+                           (key_hash(api_key),)).fetchone()
+    assert row is not None, "the bench API key is unknown"
+    return str(row[0])
+
+
+def fill_topic(settings: Settings, topic: str, organization_id: str, subscriptions: list[str], run: str,
+               count: int) -> None:
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=settings.events_partitions,
+                                                replication_factor=1)]).values():
+        future.result()
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 20, "batch.size": 1_000_000,
+                         "compression.type": "lz4", "acks": "all", "enable.idempotence": True,
+                         "queue.buffering.max.messages": 1_000_000})
+    now_us = int(time.time()) * 1_000_000
+    for n in range(count):
+        original = n - 9 if n % 10 == 9 else n  # every 10th event repeats an earlier transaction_id
+        subscription = subscriptions[original % len(subscriptions)]
+        if original % 4 == 0:
+            code, properties = f"calls_{run}", {"calls": original % 7 + 1}
+        else:
+            code, properties = f"mtu_{run}", {"user_id": f"user-{original % 50_000}"}
+        event = Event(lago_id=str(uuid.UUID(int=n)), organization_id=organization_id, transaction_id=f"tx-{original}",
+                      code=code, external_subscription_id=subscription, timestamp_us=now_us + n,
+                      received_at_us=now_us + n, properties=properties)
+        while True:
+            try:
+                producer.produce(topic, key=event.partition_key, value=event_to_message(event))
+                break
+            except BufferError:
+                producer.poll(0.1)
+    producer.flush(120)
+
+
+def ceiling(settings: Settings, topic: str, count: int) -> float:
+    """Events per second a plain confluent-kafka consumer reads from the topic, doing nothing else."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"bench-ceiling-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    seen, first = 0, 0.0
+    deadline = time.monotonic() + 300
+    while seen < count and time.monotonic() < deadline:
+        messages = consumer.consume(10_000, 1.0)
+        if messages and not first:
+            first = time.monotonic()
+        seen += sum(1 for m in messages if not m.error())
+    elapsed = time.monotonic() - first
+    consumer.close()
+    return seen / elapsed if elapsed > 0 else 0.0
+
+
+def committed(settings: Settings, group: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in range(settings.events_partitions)],
+                                     timeout=10)
+        return sum(max(tp.offset, 0) for tp in offsets)
+    finally:
+        consumer.close()
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def aggregator_rate(ctx: BenchContext, topic: str, group: str, count: int) -> tuple[float, float]:
+    """(events per second, CPU microseconds per event) of a dedicated worker draining the topic."""
+    settings = ctx.settings
+    env = {**os.environ, "METERLINE_HOME": str(settings.home), "METERLINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+           "METERLINE_REDIS_URL": settings.redis_url, "METERLINE_DATABASE_URL": settings.database_url,
+           "METERLINE_EVENTS_TOPIC": topic, "METERLINE_CONSUMER_GROUP": group, "PYTHONUNBUFFERED": "1"}
+    log = open(settings.home / "log" / "bench-aggregator.log", "ab")  # noqa: SIM115 - closed in finally
+    worker = subprocess.Popen([sys.executable, "-m", "meterline.cli", "aggregator"], env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        first: tuple[float, int, float] | None = None
+        deadline = time.monotonic() + (120 if ctx.quick else 600)
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"the bench aggregator exited ({worker.returncode}); see bench-aggregator.log")
+            done = committed(settings, group, topic)
+            now = time.monotonic()
+            if done and first is None:
+                first = (now, done, _cpu_s(worker.pid))
+            if done >= count:
+                assert first is not None
+                if now == first[0]:
+                    raise RuntimeError("everything was committed at once: use more events")
+                cpu_us = (_cpu_s(worker.pid) - first[2]) * 1e6 / (done - first[1])
+                return (done - first[1]) / (now - first[0]), cpu_us
+            time.sleep(0.1)
+        raise RuntimeError("the bench aggregator did not drain the topic in time")
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        log.close()
+
+
+def faust_floor(settings: Settings, topic: str, count: int) -> float:
+    """Events per second of a do-nothing Faust worker (`python -m meterline.bench.bench_aggregator`)."""
+    result = subprocess.run([sys.executable, "-m", "meterline.bench.bench_aggregator", topic,
+                             f"bench-floor-{uuid.uuid4().hex[:8]}", str(count)], capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "METERLINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap})
+    for line in (result.stdout + result.stderr).splitlines():
+        if "FLOOR " in line:
+            return float(line.split("FLOOR ", 1)[1].split()[0])
+    raise RuntimeError(f"the Faust floor worker failed: {(result.stdout + result.stderr)[-2000:]}")
+
+
+def _floor_worker(topic: str, group: str, count: int) -> None:
+    """The aggregator's Faust settings and take() loop, with nothing done to the batches."""
+    import faust
+
+    from aggregator.app import create_app
+
+    settings = Settings.from_env()
+    app = create_app(Settings(**{**settings.__dict__, "events_topic": f"{topic}.unused", "consumer_group": group}))
+    source = app.topic(topic, value_type=bytes, key_type=bytes, internal=False)
+    seen: dict[str, float] = {"n": 0}
+
+    @app.agent(source, concurrency=1)
+    async def drain(stream: faust.StreamT) -> None:
+        async for batch in stream.take(settings.aggregator_batch_size, within=settings.aggregator_batch_within_s):
+            if "t0" not in seen:
+                seen["t0"], seen["n0"] = time.monotonic(), len(batch)
+            seen["n"] += len(batch)
+            if seen["n"] >= count:
+                elapsed = time.monotonic() - seen["t0"]
+                print(f"FLOOR {(seen['n'] - seen['n0']) / elapsed:.1f} events/s", flush=True)
+                os._exit(0)
+
+    sys.argv = [sys.argv[0], "worker", "-l", "warn", "--without-web"]
+    app.main()
+
+
+def redis_memory(settings: Settings, members: int) -> dict[str, float]:
+    """Bytes per distinct member of a unique_count set, through the real planning and Lua script."""
+    from datetime import date
+
+    from redis.asyncio import Redis
+
+    from aggregator.model import Metric, Planned, SubscriptionView
+    from aggregator.planning import plan
+    from aggregator.redis_state import UsageState
+
+    scope_id = f"bench-memory-{uuid.uuid4().hex[:8]}"
+    view = SubscriptionView(id=scope_id, organization_id="00000000-0000-0000-0000-00000000bead", external_id=scope_id,
+                            status="active", interval="monthly", billing_time="calendar",
+                            started_on=date(2020, 1, 1), timezone="UTC",
+                            metrics_by_code={"mtu": Metric("m", "mtu", "unique_count_agg", "user_id")})
+    now_us = int(time.time()) * 1_000_000
+    sync = SyncRedis.from_url(settings.redis_url)
+
+    async def fill() -> str:
+        redis = Redis.from_url(settings.redis_url)
+        state = UsageState(redis)
+        key = ""
+        for start in range(0, members, 5000):
+            batch = []
+            for n in range(start, min(start + 5000, members)):
+                event = Event(lago_id="x", organization_id=view.organization_id, transaction_id=f"t{n}", code="mtu",
+                              external_subscription_id=scope_id, timestamp_us=now_us, received_at_us=now_us,
+                              properties={"user_id": f"user_{n}"})
+                item = plan(event, view)
+                assert isinstance(item, Planned)
+                batch.append(item)
+            key = batch[0].ops[0].key
+            await state.apply(batch)
+        await redis.aclose()
+        return key
+
+    before = int(sync.info("memory")["used_memory"])
+    key = asyncio.run(fill())
+    after = int(sync.info("memory")["used_memory"])
+    set_bytes = int(sync.memory_usage(key, samples=0) or 0)
+    assert sync.scard(key) == members
+    sync.delete(key, f"ml:{{{view.scope}}}:tx")
+    return {"redis_bytes_per_unique_member": set_bytes / members,
+            "redis_bytes_per_event_with_mark": (after - before) / members}
+
+
+def cleanup(settings: Settings, topic: str, group: str, organization_id: str, run: str) -> None:
+    import psycopg
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    existing = admin.list_topics(timeout=30).topics
+    doomed = [name for name in existing if name == topic or name.startswith((group, "bench-floor-"))]
+    for future in (admin.delete_topics(doomed).values() if doomed else []):
+        with contextlib.suppress(Exception):
+            future.result()
+    pattern = f"bench-{run}-%"
+    with psycopg.connect(settings.database_url) as conn:  # the archive keeps no bench events
+        conn.execute("DELETE FROM events WHERE organization_id = %s AND external_subscription_id LIKE %s",
+                     (organization_id, pattern))
+        conn.execute("DELETE FROM event_keys WHERE organization_id = %s AND external_subscription_id LIKE %s",
+                     (organization_id, pattern))
+    redis = SyncRedis.from_url(settings.redis_url)
+    for key in redis.scan_iter(match=f"ml:{{{organization_id}:bench-{run}-*", count=1000):
+        redis.delete(key)
+
+
+def run(ctx: BenchContext) -> dict[str, float]:
+    settings = ctx.settings
+    count = 30_000 if ctx.quick else 400_000
+    run_id = uuid.uuid4().hex[:8]
+    topic, group = f"bench.aggregator.{run_id}", f"bench-aggregator-{run_id}"
+    organization_id = organization_of(settings, ctx.api_key)
+    _, subscriptions = create_subscriptions(ctx, run_id)
+    try:
+        fill_topic(settings, topic, organization_id, subscriptions, run_id, count)
+        raw = ceiling(settings, topic, count)
+        rate, cpu_us = aggregator_rate(ctx, topic, group, count)
+        floor = faust_floor(settings, topic, count)
+    finally:
+        cleanup(settings, topic, group, organization_id, run_id)
+    figures = {"aggregator_events_per_s": rate, "aggregator_ceiling_events_per_s": raw,
+               "aggregator_ceiling_ratio": rate / raw if raw else 0.0, "aggregator_cpu_us_per_event": cpu_us,
+               "aggregator_faust_floor_events_per_s": floor}
+    figures.update(redis_memory(settings, 100_000 if ctx.quick else 1_000_000))
+    return figures
+
+
+if __name__ == "__main__":
+    _floor_worker(sys.argv[1], sys.argv[2], int(sys.argv[3]))
