@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rater.billing.schedule import due_until, since_creation_day
+from rater.billing.schedule import Due, due_until, since_creation_day
 from rater.billing.store import (
     Catalog,
     Group,
@@ -56,22 +57,28 @@ class RunReport:
     finalized: int = 0
 
 
-def plan_groups(subs: Sequence[Subscribed], billed: set[tuple[str, str]], as_of: datetime,
-                backdated: bool) -> list[Group]:
-    """The groups to invoice: each customer's unbilled moments, one group per (currency, instant)."""
-    groups: dict[tuple[str, str, datetime], Group] = {}
+def due_moments(subs: Sequence[Subscribed], as_of: datetime, backdated: bool) -> list[tuple[Subscribed, Due]]:
+    """Every moment due by `as_of` (from each subscription's creation day on, unless `backdated`)."""
+    found = []
     for sub in subs:
         moments = due_until(sub.terms, as_of)
         if not backdated:
             moments = since_creation_day(sub.terms, moments)
-        for due in moments:
-            if (sub.terms.subscription_id, due.billing_key) in billed:
-                continue
-            key = (sub.terms.customer_id, sub.currency, due.at)
-            if key not in groups:
-                groups[key] = Group(sub.organization_id, sub.organization_name, sub.terms.customer_id, sub.currency,
-                                    due.at, sub.terms.timezone, sub.grace_days, [])
-            groups[key].items.append((sub, due))
+        found += [(sub, due) for due in moments]
+    return found
+
+
+def plan_groups(moments: Sequence[tuple[Subscribed, Due]], billed: set[tuple[str, str]]) -> list[Group]:
+    """The groups to invoice: each customer's unbilled moments, one group per (currency, instant)."""
+    groups: dict[tuple[str, str, datetime], Group] = {}
+    for sub, due in moments:
+        if (sub.terms.subscription_id, due.billing_key) in billed:
+            continue
+        key = (sub.terms.customer_id, sub.currency, due.at)
+        if key not in groups:
+            groups[key] = Group(sub.organization_id, sub.organization_name, sub.terms.customer_id, sub.currency,
+                                due.at, sub.terms.timezone, sub.grace_days, [])
+        groups[key].items.append((sub, due))
     return sorted(groups.values(), key=lambda g: (g.customer_id, g.at))
 
 
@@ -112,9 +119,10 @@ async def run_once(engine: AsyncEngine, as_of: datetime, *, backdated: bool = Tr
                    organization_id: str | None = None, concurrency: int = 4) -> RunReport:
     async with engine.connect() as conn:
         subs = await load_subscriptions(conn, as_of, organization_id)
-        billed = await billed_keys(conn, [s.terms.subscription_id for s in subs])
-        catalog = await load_catalog(conn, {s.plan_id for s in subs})
-        groups = plan_groups(subs, billed, as_of, backdated)
+        moments = due_moments(subs, as_of, backdated)
+        billed = await billed_keys(conn, sorted({sub.terms.subscription_id for sub, _ in moments}))
+        catalog = await load_catalog(conn, {sub.plan_id for sub, _ in moments})
+        groups = plan_groups(moments, billed)
         usage = await prefetch_usage(conn, [item for group in groups for item in group.items], catalog)
         notify = await organizations_with_webhooks(conn)
     report = RunReport()
@@ -147,20 +155,26 @@ async def organization_named(engine: AsyncEngine, id_or_name: str) -> str:
     return found
 
 
-async def run_loop(engine: AsyncEngine, interval_s: float = 1.0, say: Callable[[str], None] = print) -> None:
-    """Bill as of now every `interval_s`, and deliver the webhook outbox; errors are logged and retried."""
+async def run_loop(engine: AsyncEngine, bill_every_s: float = 5.0, deliver_every_s: float = 1.0,
+                   say: Callable[[str], None] = print) -> None:
+    """Bill as of now every `bill_every_s` (a round reads every subscription, so not more often than
+    billing days need), deliver the webhook outbox every `deliver_every_s`; errors are logged and the
+    next round retries from durable state."""
     import httpx
 
     from rater.billing.outbox import deliver_due
 
+    next_bill = 0.0
     async with httpx.AsyncClient() as http:
         say("biller ready")
         while True:
             try:
-                report = await run_once(engine, datetime.now(UTC), backdated=False)
-                if report.invoices or report.finalized:
-                    log.info("billed: %d invoice(s) created, %d finalized", report.invoices, report.finalized)
+                if time.monotonic() >= next_bill:
+                    next_bill = time.monotonic() + bill_every_s
+                    report = await run_once(engine, datetime.now(UTC), backdated=False)
+                    if report.invoices or report.finalized:
+                        log.info("billed: %d invoice(s) created, %d finalized", report.invoices, report.finalized)
                 await deliver_due(engine, http)
             except Exception:  # the database may restart; the next round retries from durable state
                 log.exception("billing round failed")
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(deliver_every_s)
