@@ -29,8 +29,11 @@ async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, 
         subscriptions.c.id.in_([m.subscription_id for m in moments])))).all()}
     fee_rows = (await conn.execute(select(fees).where(fees.c.invoice_id == invoice_id).order_by(fees.c.position))
                 ).all()
-    in_advance = dict((await conn.execute(select(plans.c.id, plans.c.pay_in_advance).where(
-        plans.c.id.in_({s.plan_id for s in sub_rows.values()})))).all()) if sub_rows else {}
+    in_advance: dict[str, bool] = {}
+    if sub_rows:
+        rows = await conn.execute(select(plans.c.id, plans.c.pay_in_advance).where(
+            plans.c.id.in_({s.plan_id for s in sub_rows.values()})))
+        in_advance = {row.id: row.pay_in_advance for row in rows}
     fee_docs = []
     for fee_row in fee_rows:
         sub = sub_rows[fee_row.subscription_id]
