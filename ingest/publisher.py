@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -104,7 +105,8 @@ class EventPublisher:
         """Return once Kafka acknowledged every event; raise PublishError otherwise (within the timeout)."""
         if self._fatal is not None:
             self._replace_fatal_producer()
-        messages = [{"value": event_to_message(event), "key": event.partition_key} for event in events]
+        messages: list[dict[str, Any]] = [{"value": event_to_message(event), "key": event.partition_key}
+                                          for event in events]
         loop = asyncio.get_running_loop()
         ack = _RequestAck(loop, len(messages))
         try:
