@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rater.billing.schedule import Due, due_until, since_creation_day
+from rater.billing.schedule import Due, creation_day_start, due_until, since_creation_day
 from rater.billing.store import (
     Catalog,
     Group,
@@ -61,9 +61,10 @@ def due_moments(subs: Sequence[Subscribed], as_of: datetime, backdated: bool) ->
     """Every moment due by `as_of` (from each subscription's creation day on, unless `backdated`)."""
     found = []
     for sub in subs:
-        moments = due_until(sub.terms, as_of)
-        if not backdated:
-            moments = since_creation_day(sub.terms, moments)
+        if backdated:
+            moments = due_until(sub.terms, as_of)
+        else:
+            moments = since_creation_day(sub.terms, due_until(sub.terms, as_of, creation_day_start(sub.terms)))
         found += [(sub, due) for due in moments]
     return found
 

@@ -162,20 +162,29 @@ def _termination(terms: Terms, period: Period, ended_at: datetime) -> Due:
                Period(period.start, ended_at), period)
 
 
-def due_until(terms: Terms, as_of: datetime) -> list[Due]:
-    """Every billing moment of the subscription at or before `as_of`, in time order."""
+def due_until(terms: Terms, as_of: datetime, since: datetime | None = None) -> list[Due]:
+    """Every billing moment of the subscription at or before `as_of`, in time order; with `since`,
+    only the periodic moments from `since` on are computed (periods are found directly, not walked
+    from the start, so a subscription that has run for years costs the same as a new one)."""
     ended_at = terms.ended_at
     if terms.started_at > as_of or (ended_at is not None and ended_at <= terms.started_at):
         return []
     first = _period(terms, terms.started_at)
     moments = [m for m in (_start(terms, first), _trial_end(terms)) if m is not None]
     period = first
+    if since is not None and since > terms.started_at:
+        period = _period(terms, since - timedelta(microseconds=1))
     while period.end <= as_of and (ended_at is None or period.end < ended_at):
         moments.append(_periodic(terms, period))
         period = _period(terms, period.end)
     if ended_at is not None and ended_at <= as_of:
         moments.append(_termination(terms, period, ended_at))
     return sorted((m for m in moments if m.at <= as_of), key=lambda m: m.at)
+
+
+def creation_day_start(terms: Terms) -> datetime:
+    day = _local(terms, terms.created_at)
+    return datetime.combine(day, datetime.min.time(), tzinfo=terms.zone)
 
 
 def since_creation_day(terms: Terms, moments: list[Due]) -> list[Due]:

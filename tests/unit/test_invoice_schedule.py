@@ -100,3 +100,13 @@ def test_catch_up_lists_every_missed_billing_day_once() -> None:
     assert keys == ["start:20260105T000000Z", "period:20260105T000000Z", "period:20260201T000000Z",
                     "period:20260301T000000Z", "period:20260401T000000Z"]
     assert len(set(keys)) == len(keys)
+
+
+def test_moments_since_an_instant_are_the_same_as_the_tail_of_the_whole_history() -> None:
+    for start in (utc(2020, 1, 31, 8), utc(2021, 6, 10)):
+        for billing_time in ("calendar", "anniversary"):
+            plan = terms(start, billing_time=billing_time, trial=14, created=utc(2026, 3, 14, 15))
+            whole = due_until(plan, utc(2026, 7, 2))
+            since = utc(2026, 3, 14)
+            assert [m for m in due_until(plan, utc(2026, 7, 2), since) if m.kind == "periodic"] == [
+                m for m in whole if m.kind == "periodic" and m.at >= since]
