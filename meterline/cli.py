@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("aggregator", help="run the Faust aggregator worker in the foreground")
     sub.add_parser("migrate", help="apply database migrations")
     biller = sub.add_parser("biller", help="run the biller loop in the foreground (bills as of now, sends webhooks)")
-    biller.add_argument("--interval", type=float, default=5.0, help="seconds between billing rounds")
+    biller.add_argument("--interval", type=float, default=30.0, help="seconds between billing rounds")
     bill = sub.add_parser("bill", help="run the biller once as of a time (default now), history included")
     bill.add_argument("--as-of", help="ISO 8601 time, e.g. 2026-07-01T00:00:00Z (UTC when no offset)")
     bill.add_argument("--organization", help="only this organization (its id or name)")

@@ -156,11 +156,12 @@ async def organization_named(engine: AsyncEngine, id_or_name: str) -> str:
     return found
 
 
-async def run_loop(engine: AsyncEngine, bill_every_s: float = 5.0, deliver_every_s: float = 1.0,
+async def run_loop(engine: AsyncEngine, bill_every_s: float = 30.0, deliver_every_s: float = 1.0,
                    say: Callable[[str], None] = print) -> None:
-    """Bill as of now every `bill_every_s` (a round reads every subscription, so not more often than
-    billing days need), deliver the webhook outbox every `deliver_every_s`; errors are logged and the
-    next round retries from durable state."""
+    """Bill as of now every `bill_every_s`, deliver the webhook outbox every `deliver_every_s`; errors
+    are logged and the next round retries from durable state. A round reads every subscription
+    (about 0.1 ms of CPU each), so it runs twice a minute: invoices follow their billing moment
+    within 30 s, which billing days do not need to beat."""
     import httpx
 
     from rater.billing.outbox import deliver_due
