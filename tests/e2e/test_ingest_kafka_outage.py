@@ -28,6 +28,7 @@ from tests.e2e.ingest_support import Org, new_org
 from tests.kafka_reading import end_offsets, read_since
 
 TOPIC = "events"
+REJECTED = "events.rejected"
 BOUND_S = 10.0  # the contract: a client gets its answer within 10 s whatever Kafka does
 SENDERS = 4
 
@@ -88,8 +89,25 @@ class Load:
             time.sleep(0.2)
 
 
+def wait_for_pipeline(services: Services, stack: Stack, timeout_s: float = 180) -> None:
+    """The aggregator consumes again: an event of an unknown subscription reaches `events.rejected`."""
+    start = end_offsets(services.kafka_bootstrap, REJECTED)
+    marker = f"after-outage-{time.time_ns()}"
+    with httpx.Client(base_url=stack.ingest_url, headers={"Authorization": f"Bearer {stack.api_key}"}) as client:
+        deadline = time.monotonic() + timeout_s
+        while client.post("/api/v1/events", json={"event": {"transaction_id": marker, "code": "none",
+                                                             "external_subscription_id": marker}},
+                           timeout=15).status_code != 200:
+            assert time.monotonic() < deadline, "the ingest does not accept events after the outage"
+            time.sleep(1)
+    while not any(marker.encode() in record.value
+                  for record in read_since(services.kafka_bootstrap, REJECTED, start)):
+        assert time.monotonic() < deadline, "the aggregator did not resume after the outage"
+        time.sleep(1)
+
+
 @pytest.fixture
-def stack_settings(services: Services) -> Iterator[Settings]:
+def stack_settings(services: Services, stack: Stack) -> Iterator[Settings]:
     settings = load_settings()
     rundir = RunDir(settings.home)
     if running_pid(rundir, "kafka", kafka.MARKER) is None:
@@ -101,6 +119,7 @@ def stack_settings(services: Services) -> Iterator[Settings]:
         kafka.ensure_running(rundir, settings.kafka_bootstrap, settings.events_partitions)
         for process in running:
             ensure_process(rundir, settings, process, lambda _: None)
+        wait_for_pipeline(services, stack)  # the next tests find a working pipeline, not one catching up
 
 
 def test_kafka_outage_answers_503_in_time_recovers_and_loses_no_accepted_event(
