@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ingest.publisher import producer_config
@@ -233,9 +233,20 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
+def _messages_in_topic(settings: Settings) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "meterline-bench-ingest",
+                         "log_level": 3})
+    try:
+        partitions = consumer.list_topics(TOPIC, timeout=30).topics[TOPIC].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=30)[1] for p in partitions)
+    finally:
+        consumer.close()
+
+
 def run(ctx: BenchContext) -> dict[str, float]:
     plan = QUICK if ctx.quick else FULL
     _topic(ctx.settings)
+    before = _messages_in_topic(ctx.settings)
     port = _free_port()
     ingest = _start_ingest(ctx, port)
     try:
@@ -246,6 +257,9 @@ def run(ctx: BenchContext) -> dict[str, float]:
         raise RuntimeError(f"{len(failures)} requests failed during the ingest benchmark: {sorted(set(failures))}")
     if not latencies:
         raise RuntimeError("no request completed during the ingest benchmark")
+    written = _messages_in_topic(ctx.settings) - before
+    if written < len(latencies) * EVENTS_PER_REQUEST:  # a 200 means in the topic: check it holds
+        raise RuntimeError(f"{len(latencies) * EVENTS_PER_REQUEST} events were accepted but only {written} written")
     events_per_s = len(latencies) * EVENTS_PER_REQUEST / plan.measure_s
     ceiling = _ceiling(ctx.settings, 200_000 if ctx.quick else 1_000_000)
     return {
