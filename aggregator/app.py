@@ -16,6 +16,7 @@ from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.processor import BatchProcessor, BatchResult, TransientError
 from aggregator.redis_state import UsageState
+from aggregator.stats import record
 from meterline.settings import Settings
 
 log = logging.getLogger("meterline.aggregator")
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> faust.App:
     async def open_stores() -> None:
         engine = create_async_engine(settings.sqlalchemy_url, pool_size=4, pool_pre_ping=True)
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+        resources["redis"] = redis
         resources["processor"] = BatchProcessor(SubscriptionCatalog(engine), UsageState(redis),
                                                 EventArchive(engine), reject)
 
@@ -66,7 +68,9 @@ def create_app(settings: Settings) -> faust.App:
         totals = Totals()
         batches = stream.take(settings.aggregator_batch_size, within=settings.aggregator_batch_within_s)
         async for batch in batches:
+            began = time.monotonic()
             result = await process_until_done(processor, batch)
+            await record(resources["redis"], result, len(batch), time.monotonic() - began)
             totals.add(result)
             if result.rejected:
                 log.info("batch of %d: %d events rejected to %s: %s", len(batch),
@@ -90,7 +94,7 @@ async def process_until_done(processor: BatchProcessor, batch: Sequence[bytes]) 
 
 
 class Totals:
-    """Running counts since start, logged at most every LOG_EVERY_S (the ops issue adds Prometheus)."""
+    """Running counts since start of this worker, logged at most every LOG_EVERY_S."""
 
     def __init__(self) -> None:
         self.result = BatchResult()

@@ -83,3 +83,11 @@ def test_script_arguments_index_each_key_once_with_its_expiry() -> None:
                     "tx-1", "2", "N", "2", "", "0", "S", "2", "5", "0",
                     "tx-2", "1", "U", "3", "u", "0",
                     "tx-3", "1", "L", "2", "7", "42"]
+
+
+def test_stats_increments_of_a_batch() -> None:
+    from aggregator.processor import BatchResult
+    from aggregator.stats import stats_increments
+
+    result = BatchResult(applied=7, duplicates=0, archived=7, rejected={"unknown_metric": 2, "period_closed": 1})
+    assert stats_increments(result) == {"applied": 7, "rejected:unknown_metric": 2, "rejected:period_closed": 1}

@@ -1,0 +1,45 @@
+"""Counting what the aggregator does: this worker's Prometheus series and the pipeline-wide totals.
+
+The totals go to the Redis hash `meterline.metrics.STATS_KEY` (applied, deduplicated,
+rejected:<reason>), summed over every worker, which the API's /metrics and /ops pages read.
+They are counted after a batch went through, best effort: a Redis hiccup here never holds back a
+batch whose usage is already applied and archived (it only leaves the counters a batch short).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis.exceptions
+from redis.asyncio import Redis
+
+from aggregator.processor import BatchResult
+from meterline.metrics import AGGREGATOR_APPLY_LATENCY, AGGREGATOR_BATCH_SIZE, AGGREGATOR_EVENTS, STATS_KEY
+
+log = logging.getLogger("meterline.aggregator")
+
+
+def stats_increments(result: BatchResult) -> dict[str, int]:
+    """The `ml:stats` fields a batch adds to (pure)."""
+    fields = {"applied": result.applied, "deduplicated": result.duplicates}
+    fields.update({f"rejected:{reason}": count for reason, count in result.rejected.items()})
+    return {name: count for name, count in fields.items() if count}
+
+
+async def record(client: Redis, result: BatchResult, batch_size: int, seconds: float) -> None:
+    AGGREGATOR_BATCH_SIZE.observe(batch_size)
+    AGGREGATOR_APPLY_LATENCY.observe(seconds)
+    AGGREGATOR_EVENTS.labels("applied", "").inc(result.applied)
+    AGGREGATOR_EVENTS.labels("deduplicated", "").inc(result.duplicates)
+    for reason, count in result.rejected.items():
+        AGGREGATOR_EVENTS.labels("rejected", reason).inc(count)
+    increments = stats_increments(result)
+    if not increments:
+        return
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            for name, count in increments.items():
+                pipe.hincrby(STATS_KEY, name, count)
+            await pipe.execute()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        log.warning("pipeline totals not updated for a batch of %d: %s", batch_size, exc)
