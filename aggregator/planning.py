@@ -68,8 +68,8 @@ def scaled(value: object) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        result = value * VALUE_SCALE
-        return result if abs(result) < MAX_SCALED else None
+        whole = value * VALUE_SCALE
+        return whole if abs(whole) < MAX_SCALED else None
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:

@@ -79,16 +79,17 @@ def read_rejected(settings: Settings, since: datetime | None) -> Iterator[bytes]
             message = consumer.poll(5.0)
             if message is None:
                 continue
-            if message.error():
-                if message.error().code() == -191:  # _PARTITION_EOF
-                    live.discard(message.partition())
+            error, partition, offset = message.error(), message.partition() or 0, message.offset() or 0
+            if error is not None:
+                if error.code() == -191:  # _PARTITION_EOF
+                    live.discard(partition)
                     continue
-                raise KafkaException(message.error())
+                raise KafkaException(error)
             value = message.value()
             if value is not None:
                 yield value
-            if message.offset() + 1 >= ends[message.partition()]:
-                live.discard(message.partition())
+            if offset + 1 >= ends[partition]:
+                live.discard(partition)
     finally:
         consumer.close()
 

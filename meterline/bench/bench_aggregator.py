@@ -109,6 +109,7 @@ def fill_topic(settings: Settings, topic: str, organization_id: str, subscriptio
     for n in range(count):
         original = n - 9 if n % 10 == 9 else n  # every 10th event repeats an earlier transaction_id
         subscription = subscriptions[original % len(subscriptions)]
+        properties: dict[str, object]
         if original % 4 == 0:
             code, properties = f"calls_{run}", {"calls": original % 7 + 1}
         else:
