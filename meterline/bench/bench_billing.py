@@ -8,6 +8,7 @@
    `meterline bill --as-of` runs): every subscription's January closes, one invoice + fees each,
    finalized (grace 0), periods recorded in closed_periods.
 The biller loop of the stack never touches these: it bills from a subscription's creation day on.
+3. The organization and all its rows are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -81,6 +82,27 @@ async def _seed(engine: AsyncEngine, organization_id: str, run: str, count: int)
                 for n in range(size) for e in range(EVENTS_PER_SUBSCRIPTION)])
 
 
+async def _remove(engine: AsyncEngine, organization_id: str) -> None:
+    """Delete the run's organization and everything in it: the stack's biller loop reads every
+    subscription each round, and 10,000 more per benchmark run would only slow it down."""
+    statements = [
+        "DELETE FROM invoices WHERE organization_id = :org",  # fees and moments cascade
+        "DELETE FROM closed_periods WHERE subscription_id IN "
+        "(SELECT id FROM subscriptions WHERE organization_id = :org)",
+        "DELETE FROM subscriptions WHERE organization_id = :org",
+        "DELETE FROM customers WHERE organization_id = :org",
+        "DELETE FROM charges WHERE plan_id IN (SELECT id FROM plans WHERE organization_id = :org)",
+        "DELETE FROM plans WHERE organization_id = :org",
+        "DELETE FROM billable_metrics WHERE organization_id = :org",
+        "DELETE FROM events WHERE organization_id = :org",
+        "DELETE FROM api_keys WHERE organization_id = :org",
+        "DELETE FROM organizations WHERE id = :org",
+    ]
+    async with engine.begin() as conn:
+        for statement in statements:
+            await conn.execute(text(statement), {"org": organization_id})
+
+
 async def _measure(ctx: BenchContext, count: int) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
     organization_id, _ = ensure_organization(ctx.settings.sqlalchemy_url, f"bench-billing-{run}")
@@ -93,6 +115,7 @@ async def _measure(ctx: BenchContext, count: int) -> dict[str, float]:
         async with engine.connect() as conn:
             written = (await conn.execute(select(func.count()).where(
                 invoices.c.organization_id == organization_id, invoices.c.status == "finalized"))).scalar_one()
+        await _remove(engine, organization_id)
     finally:
         await engine.dispose()
     if report.invoices != count or written != count:
