@@ -141,7 +141,7 @@ def _start_ingest(ctx: BenchContext, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "METERLINE_HOME": str(settings.home), "METERLINE_INGEST_PORT": str(port),
            "METERLINE_EVENTS_TOPIC": TOPIC, "METERLINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "METERLINE_DATABASE_URL": settings.database_url, "METERLINE_REDIS_URL": settings.redis_url,
-           "METERLINE_INGEST_WORKERS": str(settings.ingest_workers), "METERLINE_INGEST_RATE_LIMIT": "0"}
+           "METERLINE_INGEST_WORKERS": str(settings.ingest_workers)}
     log = open(settings.home / "log" / "bench-ingest.log", "ab")  # noqa: SIM115 - the child keeps it
     process = subprocess.Popen([sys.executable, "-m", "meterline.cli", "ingest"], env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
