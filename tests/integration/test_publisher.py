@@ -7,7 +7,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Producer
 
 from ingest.publisher import EventPublisher, PublishError
 from schemas.events import event_from_message, event_to_message, parse_event
@@ -119,4 +119,27 @@ def test_close_flushes_what_is_still_queued(services: Services) -> None:
     assert asyncio.run(publish_then_close_at_once()) == 0
     mine = [r for r in read_since(services.kafka_bootstrap, TOPIC, start)
             if r.key.startswith(organization_id.encode())]
+    assert sorted(event_from_message(r.value).lago_id for r in mine) == sorted(e.lago_id for e in batch)
+
+
+def test_a_fatal_producer_error_is_recovered_with_a_new_producer(services: Services) -> None:
+    """librdkafka reports a fatal error (the idempotent producer's state is lost) through error_cb;
+    the next publish replaces the producer instead of failing forever."""
+    organization_id = str(uuid.uuid4())
+    batch = events(organization_id, 10)
+    start = end_offsets(services.kafka_bootstrap, TOPIC)
+
+    async def scenario() -> bool:
+        publisher = EventPublisher(services.kafka_bootstrap, TOPIC, timeout_s=8)
+        try:
+            await publisher.publish(batch[:5])
+            broken = publisher._producer
+            publisher._on_error(KafkaError(KafkaError._FATAL, "simulated fatal error", fatal=True))
+            await publisher.publish(batch[5:])
+            return publisher._producer is not broken
+        finally:
+            publisher.close()
+
+    assert asyncio.run(scenario())
+    mine = [r for r in read_since(services.kafka_bootstrap, TOPIC, start) if r.key.startswith(organization_id.encode())]
     assert sorted(event_from_message(r.value).lago_id for r in mine) == sorted(e.lago_id for e in batch)
