@@ -143,3 +143,25 @@ def test_another_organization_cannot_see_or_change_an_invoice(client: httpx.Clie
         assert intruder.get(f"/invoices/{invoice['lago_id']}").status_code == 404
         assert intruder.put(f"/invoices/{invoice['lago_id']}/finalize").status_code == 404
         assert intruder.get("/invoices").json()["meta"]["total_count"] == 0
+
+
+def test_lagos_python_client_reads_lists_refreshes_and_finalizes_invoices(client: httpx.Client, stack: Stack,
+                                                                         org_key: str, unique: str) -> None:
+    from lago_python_client.client import Client
+
+    seed(client, unique, grace=400)
+    june = mtu_events(f"s-{unique}", "a", range(3), "2026-06-10T00:00:00Z")
+    send(client, june)
+    wait_archived(client, [june[-1]["transaction_id"]])
+    bill("2026-07-01T00:00:00Z", unique)
+    lago = Client(api_key=org_key, api_url=f"{stack.api_url}/")
+    listed = lago.invoices.find_all({"external_customer_id": f"c-{unique}"})
+    (summary,) = listed["invoices"]
+    assert (summary.status, summary.total_amount_cents, summary.currency) == ("draft", 1600, "USD")
+    invoice = lago.invoices.find(summary.lago_id)
+    assert [(f.item.type, f.amount_cents) for f in invoice.fees.__root__] == [("subscription", 1000), ("charge", 600)]
+    assert invoice.billing_periods.__root__[0].invoicing_reason == "subscription_periodic"
+    assert invoice.customer.external_id == f"c-{unique}"
+    assert lago.invoices.refresh(summary.lago_id).total_amount_cents == 1600
+    final = lago.invoices.finalize(summary.lago_id)
+    assert (final.status, final.sequential_id) == ("finalized", 1)
