@@ -95,9 +95,9 @@ def test_ready_answers_503_naming_the_unreachable_service(stack: Stack, tmp_path
     """A second ingest pointed at a Redis that does not exist: alive (/health) but not ready (/ready)."""
     env = {**os.environ, "METERLINE_HOME": str(HOME), "METERLINE_INGEST_PORT": "3989",
            "METERLINE_REDIS_URL": "redis://127.0.0.1:1/0", "METERLINE_INGEST_WORKERS": "1"}
-    log = open(tmp_path / "ingest.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "meterline.cli", "ingest"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / "ingest.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "meterline.cli", "ingest"], cwd=ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
     try:
         def healthy() -> bool:
             try:
@@ -115,4 +115,3 @@ def test_ready_answers_503_naming_the_unreachable_service(stack: Stack, tmp_path
     finally:
         process.terminate()
         process.wait(timeout=20)
-        log.close()

@@ -1,12 +1,12 @@
 """catalog, api keys and event archive
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 22:31:55.202902
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
@@ -27,9 +27,11 @@ def upgrade() -> None:
     sa.Column('precise_total_amount_cents', sa.String(length=64), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.UniqueConstraint('organization_id', 'external_subscription_id', 'transaction_id', name='uq_events_org_sub_transaction')
+    sa.UniqueConstraint('organization_id', 'external_subscription_id', 'transaction_id',
+                        name='uq_events_org_sub_transaction')
     )
-    op.create_index('ix_events_org_sub_timestamp', 'events', ['organization_id', 'external_subscription_id', 'timestamp'], unique=False)
+    op.create_index('ix_events_org_sub_timestamp', 'events',
+                    ['organization_id', 'external_subscription_id', 'timestamp'], unique=False)
     op.create_table('organizations',
     sa.Column('id', sa.UUID(as_uuid=False), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
