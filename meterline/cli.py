@@ -100,13 +100,20 @@ def _billing_engine(settings: Settings, connections: int = 10):  # type: ignore[
 def cmd_biller(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from rater.biller import run_loop
+    from redis.asyncio import Redis
+
+    from meterline.metrics import serve_metrics
+    from rater.biller import record_run, run_loop
+
+    serve_metrics(settings.biller_metrics_host, settings.biller_metrics_port)
 
     async def main() -> None:
         engine = _billing_engine(settings)
+        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
         try:
-            await run_loop(engine, args.interval)  # webhooks go out every second
+            await run_loop(engine, args.interval, on_run=lambda report: record_run(redis, report))
         finally:
+            await redis.aclose()
             await engine.dispose()
 
     asyncio.run(main())

@@ -8,14 +8,16 @@ Redis hash `ml:stats`, so one scrape of the API shows the whole pipeline.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from meterline.lag import LagSample
 
+log = logging.getLogger("meterline.metrics")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STATS_KEY = "ml:stats"  # Redis hash: applied, deduplicated, rejected:<reason>, biller_* fields
 
@@ -80,3 +82,14 @@ class PipelineCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         lag, stats = self._snapshot()
         return pipeline_families(lag, stats)
+
+
+def serve_metrics(host: str, port: int) -> None:
+    """`/metrics` of a process without an HTTP server of its own (aggregator, biller). Port 0 disables it;
+    a port already taken (a second worker on one machine) is logged, never fatal."""
+    if port == 0:
+        return
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        log.warning("metrics server not started on %s:%d: %s", host, port, exc)

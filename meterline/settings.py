@@ -7,9 +7,9 @@ Every process calls `Settings.from_env()` exactly once; nothing else in the code
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 
@@ -46,6 +46,10 @@ class Settings:
     aggregator_batch_size: int
     aggregator_batch_within_s: float
     ingest_workers: int
+    aggregator_metrics_host: str
+    aggregator_metrics_port: int  # 0 disables the aggregator's /metrics server
+    biller_metrics_host: str
+    biller_metrics_port: int  # 0 disables the biller's /metrics server
     ingest_rate_limit_events_per_s: float
     ingest_rate_limit_burst: float
     api_key_cache_ttl_s: float
@@ -75,6 +79,10 @@ class Settings:
             aggregator_batch_within_s=float(env.get("METERLINE_AGGREGATOR_BATCH_WITHIN_S", "0.05")),
             # ingest processes sharing the port; measured on 2 cores: 2 beat 1 by ~60% (bench_ingest)
             ingest_workers=int(env.get("METERLINE_INGEST_WORKERS", "2")),
+            aggregator_metrics_host=env.get("METERLINE_AGGREGATOR_METRICS_HOST", "127.0.0.1"),
+            aggregator_metrics_port=int(env.get("METERLINE_AGGREGATOR_METRICS_PORT", "9464")),
+            biller_metrics_host=env.get("METERLINE_BILLER_METRICS_HOST", "127.0.0.1"),
+            biller_metrics_port=int(env.get("METERLINE_BILLER_METRICS_PORT", "9465")),
             # Events per second per organization and ingest process; 0 disables. Generous by default.
             ingest_rate_limit_events_per_s=float(env.get("METERLINE_INGEST_RATE_LIMIT", "200000")),
             ingest_rate_limit_burst=float(env.get("METERLINE_INGEST_RATE_BURST", "200000")),

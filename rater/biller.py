@@ -23,13 +23,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from meterline.metrics import BILLER_RUNS, INVOICES_WRITTEN, STATS_KEY
 from rater.billing.schedule import Due, creation_day_start, due_until, since_creation_day
 from rater.billing.store import (
     Catalog,
@@ -156,8 +159,23 @@ async def organization_named(engine: AsyncEngine, id_or_name: str) -> str:
     return found
 
 
+async def record_run(redis: Redis, report: RunReport) -> None:
+    """Count a loop round for Prometheus and for the ops page (which reads the `ml:stats` hash in Redis)."""
+    BILLER_RUNS.inc()
+    INVOICES_WRITTEN.inc(report.invoices)
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hset(STATS_KEY, mapping={"biller_last_run_at": int(time.time()),
+                                          "biller_last_run_invoices": report.invoices})
+            pipe.hincrby(STATS_KEY, "biller_runs", 1)
+            await pipe.execute()
+    except RedisError as exc:  # the ops page shows an older run; billing is unaffected
+        log.warning("could not record the billing run in Redis: %s", exc)
+
+
 async def run_loop(engine: AsyncEngine, bill_every_s: float = 30.0, deliver_every_s: float = 1.0,
-                   say: Callable[[str], None] = print) -> None:
+                   say: Callable[[str], None] = print,
+                   on_run: Callable[[RunReport], Awaitable[None]] | None = None) -> None:
     """Bill as of now every `bill_every_s`, deliver the webhook outbox every `deliver_every_s`; errors
     are logged and the next round retries from durable state. A round reads every subscription
     (about 0.1 ms of CPU each), so it runs twice a minute: invoices follow their billing moment
@@ -176,6 +194,8 @@ async def run_loop(engine: AsyncEngine, bill_every_s: float = 30.0, deliver_ever
                     report = await run_once(engine, datetime.now(UTC), backdated=False)
                     if report.invoices or report.finalized:
                         log.info("billed: %d invoice(s) created, %d finalized", report.invoices, report.finalized)
+                    if on_run is not None:
+                        await on_run(report)
                 await deliver_due(engine, http)
             except Exception:  # the database may restart; the next round retries from durable state
                 log.exception("billing round failed")

@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from meterline.metrics import WEBHOOK_DELIVERIES
 from rater.billing.documents import invoice_document
 from rater.billing.signing import backoff, gives_up, headers
 from rater.billing.tables import webhook_deliveries, webhook_endpoints
@@ -69,7 +70,9 @@ async def _deliver(engine: AsyncEngine, http: httpx.AsyncClient, delivery_id: st
     now = datetime.now(UTC)
     if error is None:
         values = {"status": "succeeded", "delivered_at": now}
+        WEBHOOK_DELIVERIES.labels(outcome="succeeded").inc()
     else:
+        WEBHOOK_DELIVERIES.labels(outcome="failed" if gives_up(attempts) else "retrying").inc()
         log.info("webhook %s to %s failed (attempt %d): %s", row.webhook_type, row.webhook_url, attempts, error)
         values = {"status": "failed" if gives_up(attempts) else "pending", "next_attempt_at": now + backoff(attempts),
                   "last_error": error[:1000]}
