@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 from redis.asyncio import Redis
@@ -43,6 +44,10 @@ def create_app(settings: Settings) -> faust.App:
         # out; a short session lets its replacement take the partitions over in seconds.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
+        # Faust would wait for a held-back batch (e.g. PostgreSQL down) before a rebalance or a
+        # stop completes; not waiting is safe: an unfinished batch is never committed (`abandon`)
+        # and whoever processes it again does so exactly once.
+        stream_wait_empty=False,
     )
     events = app.topic(settings.events_topic, value_type=bytes, key_type=bytes, internal=False)
     rejected = app.topic(settings.rejected_topic, value_type=bytes, key_type=bytes, internal=False)
@@ -69,7 +74,10 @@ def create_app(settings: Settings) -> faust.App:
         batches = stream.take(settings.aggregator_batch_size, within=settings.aggregator_batch_within_s)
         async for batch in batches:
             began = time.monotonic()
-            result = await process_until_done(processor, batch)
+            try:
+                result = await process_until_done(processor, batch)
+            except BaseException as exc:  # noqa: BLE001 - shutdown or a bug in the middle of a batch
+                abandon(len(batch), exc)
             await record(resources["redis"], result, len(batch), time.monotonic() - began)
             totals.add(result)
             if result.rejected:
@@ -91,6 +99,25 @@ async def process_until_done(processor: BatchProcessor, batch: Sequence[bytes]) 
             log.warning("batch of %d held back, retrying in %.1fs: %s", len(batch), backoff, exc)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+def abandon(size: int, exc: BaseException) -> NoReturn:
+    """Leave at once, without acknowledging the batch in progress.
+
+    Faust's take() acknowledges the events of a batch when its consumer goes away (the buffer
+    generator's `finally`), and its shutdown then commits them: a worker stopped (SIGTERM) or
+    crashing while a batch is held back would skip that batch. Exiting here commits nothing; the
+    next worker gets the batch again from the last commit, and the dedup marks and the archive's
+    key make the replay exact.
+    """
+    if isinstance(exc, asyncio.CancelledError):
+        log.warning("stopping in the middle of a batch of %d: leaving it uncommitted for the next worker", size)
+        code = 0
+    else:
+        log.critical("batch of %d failed, leaving it uncommitted", size, exc_info=exc)
+        code = 70
+    logging.shutdown()
+    os._exit(code)
 
 
 class Totals:

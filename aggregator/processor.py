@@ -17,10 +17,11 @@ Order of side effects for a batch, and what a crash between two steps does:
 5. return; the Faust agent acknowledges the messages and their offsets are committed.
    - crash before the commit: everything above is redone, and every step is a no-op the second time.
 
-Error kinds: an unusable event is *rejected* (routed, then committed); Redis or PostgreSQL being
-unreachable is *transient* (`TransientError`: nothing is committed, the agent backs off and
-retries the same batch); anything else is a bug and crashes the worker, which then replays from
-the last committed offset.
+Error kinds: an unusable event is *rejected* (routed, then committed), and so is an event whose
+planning raised (a bug: `malformed`, replayable once fixed, instead of a worker that crash-loops
+on it); Redis or PostgreSQL being unreachable is *transient* (`TransientError`: nothing is
+committed, the agent backs off and retries the same batch); anything else is a bug and ends the
+worker without committing (aggregator/app.py `abandon`), which then replays from the last commit.
 """
 
 from __future__ import annotations
@@ -104,7 +105,10 @@ class BatchProcessor:
         accepted: list[Event] = []
         seen: set[tuple[str, str, str]] = set()  # only accepted copies count: a rejected one wins nothing
         for payload, event in decoded:
-            outcome = plan(event, views.get((event.organization_id, event.external_subscription_id)))
+            try:
+                outcome = plan(event, views.get((event.organization_id, event.external_subscription_id)))
+            except Exception as exc:  # noqa: BLE001 - a planning bug must not stop the stream on this event
+                outcome = Rejected("malformed", f"the aggregator could not plan this event: {exc!r}")
             if isinstance(outcome, Rejected):
                 rejects.append((payload, outcome))
                 continue
