@@ -141,7 +141,7 @@ def archived(services: Services, subscription_id: str) -> tuple[int, int]:
 
 
 def pid_of(name: str) -> int | None:
-    return running_pid(RunDir(HOME), name, MARKERS.get(name, "postgres"))
+    return running_pid(RunDir(HOME), name, MARKERS.get(name, {"redis": "redis-server"}.get(name, "postgres")))
 
 
 def wait_gone(pid: int, timeout_s: float = 60) -> None:
@@ -303,3 +303,25 @@ def test_unknown_subscription_is_rejected_then_replayed_once(
     time.sleep(3.0)
     assert_exact(usage_of(client, customer_id, subscription_id), 7, 1, 0)
     assert archived(services, subscription_id) == (1, 1)
+
+
+def test_redis_stopped_during_ingestion_loses_and_doubles_nothing(
+        client: httpx.Client, ingest: httpx.Client, unique: str, services: Services, restore_stack: None) -> None:
+    customer_id, subscription_id = seed(client, unique)
+    events, calls, seats = workload(subscription_id, 3000)
+    half = len(events) // 2
+    send(ingest, events[:half])
+    server = pid_of("redis")
+    assert server is not None
+    os.kill(server, signal.SIGTERM)  # shutdown saves the dataset (the stack runs Redis with save points)
+    wait_gone(server)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        redis.Redis.from_url(services.redis_url, socket_connect_timeout=1).ping()
+    send(ingest, events[half:])  # the aggregator cannot apply these: it holds the batch and backs off
+    time.sleep(4.0)
+    meterline("up")  # starts Redis again
+
+    usage = settle(client, customer_id, subscription_id, calls, seats)
+
+    assert_exact(usage, calls, 2700, seats)
+    assert archived(services, subscription_id) == (3000, 3000)
