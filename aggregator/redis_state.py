@@ -28,11 +28,12 @@ __all__ = ["APPLY_LUA", "MetricUsage", "UsageState", "read_usage", "script_argum
 # in C: one argument instead of ~6 per event keeps client-side encoding and Redis's argument
 # parsing off the hot path) of strings: the expire-at of the dedup set, m, the expire-at of each
 # state key, then per event `tx, nops, (kind, key index, value, ts) * nops`. Every number travels
-# as a string, so none goes through a Lua double. Returns one flag per event: 1 applied, 0 duplicate.
+# as a string, so none goes through a Lua double. Returns how many events were applied (the others
+# were duplicates): one integer, not a flag per event the client would have to parse.
 APPLY_LUA = """
 local A = cjson.decode(ARGV[1])
 local nkeys = tonumber(A[2])
-local applied = {}
+local applied = 0
 local i = nkeys + 3
 while i <= #A do
   local tx = A[i]
@@ -71,7 +72,9 @@ while i <= #A do
     end
     i = i + 4
   end
-  applied[#applied + 1] = fresh and 1 or 0
+  if fresh then
+    applied = applied + 1
+  end
 end
 -- state of a period past its retention is not kept (an expiry in the past deletes the key); the
 -- marks are only given an expiry in the future, so they never go while newer state needs them
@@ -126,7 +129,7 @@ class UsageState:
                 keys, argv = script_arguments(items)
                 await self._apply(keys=keys, args=[orjson.dumps(argv)], client=pipe)
             results = await pipe.execute()
-        return sum(sum(int(flag) for flag in flags) for flags in results)
+        return sum(int(count) for count in results)
 
 
 TOTALS_FIELDS = ("n", "sum", "max", "latest", "wh", "wl", "pl")
