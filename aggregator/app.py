@@ -15,14 +15,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
-from aggregator.processor import BatchProcessor, BatchResult, TransientError
+from aggregator.processor import BatchProcessor, process_until_done
 from aggregator.redis_state import UsageState
-from aggregator.stats import record
+from aggregator.stats import Totals, record
 from meterline.settings import Settings
 
 log = logging.getLogger("meterline.aggregator")
-MAX_BACKOFF_S = 5.0
-LOG_EVERY_S = 10.0
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -88,19 +86,6 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-async def process_until_done(processor: BatchProcessor, batch: Sequence[bytes]) -> BatchResult:
-    """Process one batch, retrying transient failures with backoff: the batch is never skipped, and
-    nothing is committed (the agent does not return) until it went through."""
-    backoff = 0.1
-    while True:
-        try:
-            return await processor.process(batch)
-        except TransientError as exc:
-            log.warning("batch of %d held back, retrying in %.1fs: %s", len(batch), backoff, exc)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
-
-
 def abandon(size: int, exc: BaseException) -> NoReturn:
     """Leave at once, without acknowledging the batch in progress.
 
@@ -118,32 +103,6 @@ def abandon(size: int, exc: BaseException) -> NoReturn:
         code = 70
     logging.shutdown()
     os._exit(code)
-
-
-class Totals:
-    """Running counts since start of this worker, logged at most every LOG_EVERY_S."""
-
-    def __init__(self) -> None:
-        self.result = BatchResult()
-        self.events = 0
-        self.batches = 0
-        self._logged = time.monotonic()
-
-    def add(self, result: BatchResult) -> None:
-        self.batches += 1
-        self.events += result.applied + result.duplicates + sum(result.rejected.values())
-        self.result.applied += result.applied
-        self.result.duplicates += result.duplicates
-        self.result.archived += result.archived
-        for reason, count in result.rejected.items():
-            self.result.rejected[reason] = self.result.rejected.get(reason, 0) + count
-
-    def maybe_log(self) -> None:
-        if time.monotonic() - self._logged >= LOG_EVERY_S:
-            self._logged = time.monotonic()
-            counts = self.result
-            log.info("since start: batches=%d events=%d applied=%d duplicates=%d archived=%d rejected=%s",
-                     self.batches, self.events, counts.applied, counts.duplicates, counts.archived, counts.rejected)
 
 
 def run_worker(settings: Settings) -> None:

@@ -26,6 +26,8 @@ worker without committing (aggregator/app.py `abandon`), which then replays from
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +42,8 @@ from aggregator.planning import plan
 from aggregator.redis_state import UsageState
 from schemas.events import Event, event_from_message
 
+log = logging.getLogger("meterline.aggregator")
+MAX_BACKOFF_S = 5.0
 RejectSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # [(key, value)] -> all acknowledged
 
 
@@ -129,3 +133,16 @@ class BatchProcessor:
             for _, rejection in rejects:
                 result.rejected[rejection.reason] = result.rejected.get(rejection.reason, 0) + 1
         return result
+
+
+async def process_until_done(processor: BatchProcessor, batch: Sequence[bytes]) -> BatchResult:
+    """Process one batch, retrying transient failures with backoff: the batch is never skipped, and
+    nothing is committed (the agent does not return) until it went through."""
+    backoff = 0.1
+    while True:
+        try:
+            return await processor.process(batch)
+        except TransientError as exc:
+            log.warning("batch of %d held back, retrying in %.1fs: %s", len(batch), backoff, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)

@@ -9,6 +9,7 @@ batch whose usage is already applied and archived (it only leaves the counters a
 from __future__ import annotations
 
 import logging
+import time
 
 import redis.exceptions
 from redis.asyncio import Redis
@@ -17,6 +18,7 @@ from aggregator.processor import BatchResult
 from meterline.metrics import AGGREGATOR_APPLY_LATENCY, AGGREGATOR_BATCH_SIZE, AGGREGATOR_EVENTS, STATS_KEY
 
 log = logging.getLogger("meterline.aggregator")
+LOG_EVERY_S = 10.0
 
 
 def stats_increments(result: BatchResult) -> dict[str, int]:
@@ -43,3 +45,29 @@ async def record(client: Redis, result: BatchResult, batch_size: int, seconds: f
             await pipe.execute()
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         log.warning("pipeline totals not updated for a batch of %d: %s", batch_size, exc)
+
+
+class Totals:
+    """Running counts since start of this worker, logged at most every LOG_EVERY_S."""
+
+    def __init__(self) -> None:
+        self.result = BatchResult()
+        self.events = 0
+        self.batches = 0
+        self._logged = time.monotonic()
+
+    def add(self, result: BatchResult) -> None:
+        self.batches += 1
+        self.events += result.applied + result.duplicates + sum(result.rejected.values())
+        self.result.applied += result.applied
+        self.result.duplicates += result.duplicates
+        self.result.archived += result.archived
+        for reason, count in result.rejected.items():
+            self.result.rejected[reason] = self.result.rejected.get(reason, 0) + count
+
+    def maybe_log(self) -> None:
+        if time.monotonic() - self._logged >= LOG_EVERY_S:
+            self._logged = time.monotonic()
+            counts = self.result
+            log.info("since start: batches=%d events=%d applied=%d duplicates=%d archived=%d rejected=%s",
+                     self.batches, self.events, counts.applied, counts.duplicates, counts.archived, counts.rejected)

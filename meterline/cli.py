@@ -84,6 +84,11 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_aggregator(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.aggregator_runtime == "kafka":
+        from aggregator.kafka_loop import run_kafka_loop
+
+        run_kafka_loop(settings)
+        return 0
     from aggregator.app import run_worker
 
     sys.argv = [sys.argv[0]]  # Faust's worker parses argv; it must not see ours

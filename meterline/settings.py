@@ -53,6 +53,7 @@ class Settings:
     ingest_rate_limit_events_per_s: float
     ingest_rate_limit_burst: float
     api_key_cache_ttl_s: float
+    aggregator_runtime: str = "faust"  # or "kafka": aggregator/kafka_loop.py
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +88,7 @@ class Settings:
             ingest_rate_limit_events_per_s=float(env.get("METERLINE_INGEST_RATE_LIMIT", "200000")),
             ingest_rate_limit_burst=float(env.get("METERLINE_INGEST_RATE_BURST", "200000")),
             api_key_cache_ttl_s=float(env.get("METERLINE_API_KEY_CACHE_TTL_S", "10")),
+            aggregator_runtime=env.get("METERLINE_AGGREGATOR_RUNTIME", "faust"),
         )
         settings.validate()
         return settings
@@ -109,6 +111,8 @@ class Settings:
         if self.ingest_rate_limit_events_per_s < 0 or self.ingest_rate_limit_burst < 100:
             raise ConfigError("METERLINE_INGEST_RATE_LIMIT must be >= 0 (0: off) and METERLINE_INGEST_RATE_BURST "
                               ">= 100 (one full batch)")
+        if self.aggregator_runtime not in ("faust", "kafka"):
+            raise ConfigError("METERLINE_AGGREGATOR_RUNTIME must be faust or kafka")
         if not 0 < self.api_key_cache_ttl_s <= 30:
             raise ConfigError("METERLINE_API_KEY_CACHE_TTL_S must be in (0, 30]: a revoked key stops within 30 s")
 

@@ -10,6 +10,8 @@
    at which events become counted, archived and committed, start-up excluded.
    `aggregator_cpu_us_per_event`: the worker's CPU time over the same span, per event (a figure
    that holds on a busy machine, where wall-clock rates depend on the neighbours).
+   `aggregator_kafka_loop_events_per_s` (and its CPU and ratio): the same, for a worker with
+   METERLINE_AGGREGATOR_RUNTIME=kafka (aggregator/kafka_loop.py) on a second topic of N fresh events.
 4. `aggregator_faust_floor_events_per_s`: a Faust worker with the same settings and the same
    `take()` loop that does nothing with its batches, on the same topic: what Faust's per-message
    machinery alone allows, next to the raw ceiling.
@@ -97,7 +99,7 @@ def organization_of(settings: Settings, api_key: str) -> str:
 
 
 def fill_topic(settings: Settings, topic: str, organization_id: str, subscriptions: list[str], run: str,
-               count: int) -> None:
+               count: int, prefix: str = "tx") -> None:
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     for future in admin.create_topics([NewTopic(topic, num_partitions=settings.events_partitions,
                                                 replication_factor=1)]).values():
@@ -114,9 +116,9 @@ def fill_topic(settings: Settings, topic: str, organization_id: str, subscriptio
             code, properties = f"calls_{run}", {"calls": original % 7 + 1}
         else:
             code, properties = f"mtu_{run}", {"user_id": f"user-{original % 50_000}"}
-        event = Event(lago_id=str(uuid.UUID(int=n)), organization_id=organization_id, transaction_id=f"tx-{original}",
-                      code=code, external_subscription_id=subscription, timestamp_us=now_us + n,
-                      received_at_us=now_us + n, properties=properties)
+        event = Event(lago_id=str(uuid.UUID(int=n)), organization_id=organization_id,
+                      transaction_id=f"{prefix}-{original}", code=code, external_subscription_id=subscription,
+                      timestamp_us=now_us + n, received_at_us=now_us + n, properties=properties)
         while True:
             try:
                 producer.produce(topic, key=event.partition_key, value=event_to_message(event))
@@ -160,12 +162,14 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def aggregator_rate(ctx: BenchContext, topic: str, group: str, count: int) -> tuple[float, float]:
+def aggregator_rate(ctx: BenchContext, topic: str, group: str, count: int,
+                    runtime: str = "faust") -> tuple[float, float]:
     """(events per second, CPU microseconds per event) of a dedicated worker draining the topic."""
     settings = ctx.settings
     env = {**os.environ, "METERLINE_HOME": str(settings.home), "METERLINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "METERLINE_REDIS_URL": settings.redis_url, "METERLINE_DATABASE_URL": settings.database_url,
-           "METERLINE_EVENTS_TOPIC": topic, "METERLINE_CONSUMER_GROUP": group, "PYTHONUNBUFFERED": "1"}
+           "METERLINE_EVENTS_TOPIC": topic, "METERLINE_CONSUMER_GROUP": group, "PYTHONUNBUFFERED": "1",
+           "METERLINE_AGGREGATOR_RUNTIME": runtime}
     log = open(settings.home / "log" / "bench-aggregator.log", "ab")  # noqa: SIM115 - closed in finally
     worker = subprocess.Popen([sys.executable, "-m", "meterline.cli", "aggregator"], env=env, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
@@ -285,7 +289,7 @@ def cleanup(settings: Settings, topic: str, group: str, organization_id: str, ru
 
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     existing = admin.list_topics(timeout=30).topics
-    doomed = [name for name in existing if name == topic or name.startswith((group, "bench-floor-"))]
+    doomed = [name for name in existing if name.startswith((topic, group, "bench-floor-"))]
     for future in (admin.delete_topics(doomed).values() if doomed else []):
         with contextlib.suppress(Exception):
             future.result()
@@ -309,14 +313,18 @@ def run(ctx: BenchContext) -> dict[str, float]:
     _, subscriptions = create_subscriptions(ctx, run_id)
     try:
         fill_topic(settings, topic, organization_id, subscriptions, run_id, count)
+        fill_topic(settings, f"{topic}.loop", organization_id, subscriptions, run_id, count, prefix="loop")
         raw = ceiling(settings, topic, count)
         rate, cpu_us = aggregator_rate(ctx, topic, group, count)
         floor = faust_floor(settings, topic, count)
+        loop_rate, loop_cpu_us = aggregator_rate(ctx, f"{topic}.loop", f"{group}-loop", count, runtime="kafka")
     finally:
         cleanup(settings, topic, group, organization_id, run_id)
     figures = {"aggregator_events_per_s": rate, "aggregator_ceiling_events_per_s": raw,
                "aggregator_ceiling_ratio": rate / raw if raw else 0.0, "aggregator_cpu_us_per_event": cpu_us,
-               "aggregator_faust_floor_events_per_s": floor}
+               "aggregator_faust_floor_events_per_s": floor,
+               "aggregator_kafka_loop_events_per_s": loop_rate, "aggregator_kafka_loop_cpu_us_per_event": loop_cpu_us,
+               "aggregator_kafka_loop_ceiling_ratio": loop_rate / raw if raw else 0.0}
     figures.update(redis_memory(settings, 100_000 if ctx.quick else 1_000_000))
     return figures
 
