@@ -119,7 +119,8 @@ def stack_settings(services: Services, stack: Stack) -> Iterator[Settings]:
         kafka.ensure_running(rundir, settings.kafka_bootstrap, settings.events_partitions)
         for process in running:
             ensure_process(rundir, settings, process, lambda _: None)
-        wait_for_pipeline(services, stack)  # the next tests find a working pipeline, not one catching up
+        if any(process.name == "aggregator" for process in running):
+            wait_for_pipeline(services, stack)  # the next tests find a working pipeline, not one catching up
 
 
 def test_kafka_outage_answers_503_in_time_recovers_and_loses_no_accepted_event(
