@@ -12,6 +12,12 @@
 
 Figures: `ingest_events_per_s`, `ingest_ceiling_events_per_s`, `ingest_p99_ms`, `ingest_ceiling_ratio`.
 Profiling the ingest while this runs: `py-spy record --subprocesses -o ingest.svg --pid <ingest pid>`.
+
+Where the time goes (py-spy, one worker at ~60k events/s, Python threads; Nov 2026): validating
+the batch 15% (+5% lago_ids), building the topic messages 11%, produce_batch into librdkafka 8%,
+delivery reports 6%, the response (echo dicts 8%, orjson 6%, socket write 9%), parsing the body
+5%, uvicorn/Starlette/asyncio the rest. librdkafka's own thread adds ~1.5 µs per event (lz4,
+protocol); all in, ~9-10 µs of CPU per event. Two workers beat one on 2 cores (A/B, same run).
 """
 
 from __future__ import annotations
