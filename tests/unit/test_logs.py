@@ -1,12 +1,6 @@
+import asyncio
 import json
 import logging
-
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from meterline.logs import JsonFormatter, RequestIdMiddleware, work_id
 
@@ -32,18 +26,33 @@ def test_json_line_carries_service_level_message_extras_and_work_id() -> None:
     assert entry["ts"].endswith("Z")
 
 
+def call(app: RequestIdMiddleware, headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Drive the middleware as an ASGI server would; the response headers it sent."""
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": headers}
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    return dict(sent[0]["headers"])
+
+
 def test_request_id_is_echoed_or_generated_and_bound_while_handling() -> None:
     seen: list[str | None] = []
 
-    async def handler(request: Request) -> PlainTextResponse:
+    async def inner(scope: dict, receive: object, send) -> None:  # type: ignore[no-untyped-def]
         seen.append(work_id.get())
-        return PlainTextResponse("ok")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
 
-    app = Starlette(routes=[Route("/", handler)], middleware=[Middleware(RequestIdMiddleware)])
-    with TestClient(app) as client:
-        given = client.get("/", headers={"X-Request-Id": "req-42"})
-        generated = client.get("/")
-    assert given.headers["x-request-id"] == "req-42"
-    assert len(generated.headers["x-request-id"]) == 32
-    assert seen == ["req-42", generated.headers["x-request-id"]]
+    app = RequestIdMiddleware(inner)  # type: ignore[arg-type]
+    given = call(app, [(b"x-request-id", b"req-42")])
+    generated = call(app, [])
+    assert given[b"x-request-id"] == b"req-42"
+    assert len(generated[b"x-request-id"]) == 32
+    assert seen == ["req-42", generated[b"x-request-id"].decode()]
     assert work_id.get() is None
