@@ -18,6 +18,7 @@ from aggregator.catalog import SubscriptionCatalog
 from aggregator.processor import BatchProcessor, process_until_done
 from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, record
+from meterline.logs import work_id
 from meterline.settings import Settings
 
 log = logging.getLogger("meterline.aggregator")
@@ -71,6 +72,7 @@ def create_app(settings: Settings) -> faust.App:
         totals = Totals()
         batches = stream.take(settings.aggregator_batch_size, within=settings.aggregator_batch_within_s)
         async for batch in batches:
+            work_id.set(f"batch-{os.getpid()}-{totals.batches + 1}")  # on every log line of this batch
             began = time.monotonic()
             try:
                 result = await process_until_done(processor, batch)
@@ -105,7 +107,20 @@ def abandon(size: int, exc: BaseException) -> NoReturn:
     os._exit(code)
 
 
+def logging_config(service: str) -> dict[str, Any]:
+    """Faust's worker replaces the root handlers at start; this makes it install meterline's JSON lines."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "meterline.logs.JsonFormatter", "service": service}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                                "stream": "ext://sys.stderr"}},
+        "root": {"level": "INFO", "handlers": ["stderr"]},
+        "loggers": {"aiokafka": {"level": "WARNING"}},
+    }
+
+
 def run_worker(settings: Settings) -> None:
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel="INFO", quiet=True)
+    worker = faust.Worker(app, loglevel="INFO", quiet=True, logging_config=logging_config("aggregator"))
     worker.execute_from_commandline()

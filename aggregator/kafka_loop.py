@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Sequence
 
@@ -29,6 +30,7 @@ from aggregator.catalog import SubscriptionCatalog
 from aggregator.processor import BatchProcessor, TransientError, process_until_done
 from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, record
+from meterline.logs import work_id
 from meterline.settings import Settings
 
 log = logging.getLogger("meterline.aggregator")
@@ -94,6 +96,7 @@ async def run_loop(settings: Settings) -> None:
                     payloads.append(value)
             if not payloads:
                 continue
+            work_id.set(f"batch-{os.getpid()}-{totals.batches + 1}")
             began = loop.time()
             work = asyncio.ensure_future(process_until_done(processor, payloads))
             stop_wait = asyncio.ensure_future(stopping.wait())

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -57,6 +58,8 @@ class BatchResult:
     duplicates: int = 0  # copies of a transaction_id already counted (in this batch or before)
     archived: int = 0  # rows new to the archive (more than `applied` when a batch is redelivered)
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> events sent to events.rejected
+    visible_at: float = 0.0  # when the batch's usage became readable (Redis applied), Unix seconds
+    received_at_us: list[int] = field(default_factory=list)  # ingest acceptance time of each applied candidate
 
 
 def rejection_message(payload: bytes, rejection: Rejected) -> bytes:
@@ -125,6 +128,8 @@ class BatchProcessor:
             accepted.append(event)
 
         result.applied = await self.state.apply(planned)  # step 2
+        result.visible_at = time.time()
+        result.received_at_us = [event.received_at_us for event in accepted]
         result.duplicates += len(planned) - result.applied
         result.archived = await self.archive.store(accepted)  # step 3
         if rejects:  # step 4

@@ -15,7 +15,13 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from aggregator.processor import BatchResult
-from meterline.metrics import AGGREGATOR_APPLY_LATENCY, AGGREGATOR_BATCH_SIZE, AGGREGATOR_EVENTS, STATS_KEY
+from meterline.metrics import (
+    AGGREGATOR_APPLY_LATENCY,
+    AGGREGATOR_BATCH_SIZE,
+    AGGREGATOR_EVENTS,
+    EVENT_TO_VISIBLE,
+    STATS_KEY,
+)
 
 log = logging.getLogger("meterline.aggregator")
 LOG_EVERY_S = 10.0
@@ -35,6 +41,8 @@ async def record(client: Redis, result: BatchResult, batch_size: int, seconds: f
     AGGREGATOR_EVENTS.labels("deduplicated", "").inc(result.duplicates)
     for reason, count in result.rejected.items():
         AGGREGATOR_EVENTS.labels("rejected", reason).inc(count)
+    for received_us in result.received_at_us:  # acceptance at the ingest -> readable in current usage
+        EVENT_TO_VISIBLE.observe(max(result.visible_at - received_us / 1_000_000, 0.0))
     increments = stats_increments(result)
     if not increments:
         return

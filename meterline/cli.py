@@ -84,6 +84,9 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_aggregator(settings: Settings, args: argparse.Namespace) -> int:
+    from meterline.metrics import serve_metrics
+
+    serve_metrics(settings.aggregator_metrics_host, settings.aggregator_metrics_port)
     if settings.aggregator_runtime == "kafka":
         from aggregator.kafka_loop import run_kafka_loop
 

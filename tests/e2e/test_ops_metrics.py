@@ -115,3 +115,32 @@ def test_ready_answers_503_naming_the_unreachable_service(stack: Stack, tmp_path
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_each_process_counts_its_own_work(stack: Stack, client: httpx.Client, unique: str) -> None:
+    """The API (which serves events too) counts requests and events; the aggregator its batches and
+    the event-to-visible latency of every applied event, on its own /metrics port."""
+    def counter(url: str, name: str, **labels: str) -> float:
+        return sum(v for got, v in scrape(url).get(name, []) if all(got.get(k) == w for k, w in labels.items()))
+
+    client.post("/billable_metrics", json=metric_body()).raise_for_status()
+    client.post("/plans", json=plan_body()).raise_for_status()
+    client.post("/customers", json=customer_body(f"m-{unique}")).raise_for_status()
+    client.post("/subscriptions", json=subscription_body(f"m-{unique}", f"sub-m-{unique}")).raise_for_status()
+    aggregator_url = "http://127.0.0.1:9464"
+    requests_before = counter(stack.api_url, "meterline_ingest_requests_total", endpoint="batch", status="200")
+    invalid_before = counter(stack.api_url, "meterline_ingest_requests_total", endpoint="batch", status="422")
+    accepted_before = counter(stack.api_url, "meterline_ingest_events_accepted_total")
+    visible_before = counter(aggregator_url, "meterline_event_to_visible_seconds_count")
+
+    events = [mtu_event(f"sub-m-{unique}", f"tx-{n}", f"user-{n}") for n in range(25)]
+    client.post("/events/batch", json={"events": events}).raise_for_status()
+    assert client.post("/events/batch", json={"events": []}).status_code == 422
+
+    assert counter(stack.api_url, "meterline_ingest_requests_total", endpoint="batch", status="200") \
+        == requests_before + 1
+    assert counter(stack.api_url, "meterline_ingest_requests_total", endpoint="batch", status="422") \
+        == invalid_before + 1
+    assert counter(stack.api_url, "meterline_ingest_events_accepted_total") == accepted_before + 25
+    wait_for(lambda: counter(aggregator_url, "meterline_event_to_visible_seconds_count") >= visible_before + 25,
+             30, "the aggregator to apply the 25 events")
