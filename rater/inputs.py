@@ -16,6 +16,8 @@ MANDATORY = "value_is_mandatory"
 INVALID = "value_is_invalid"
 BAD_FORMAT = "invalid_format"
 TAKEN = "value_already_exist"
+INT32_MAX = 2**31 - 1  # PostgreSQL integer columns
+INT64_MAX = 2**63 - 1  # PostgreSQL bigint columns (amounts in cents)
 NOT_SUPPORTED = "not_supported"  # a Lago feature meterline does not have; refused rather than ignored
 
 
@@ -63,7 +65,8 @@ class Input:
             return None
         return value
 
-    def integer(self, name: str, *, required: bool = False, minimum: int | None = 0) -> int | None:
+    def integer(self, name: str, *, required: bool = False, minimum: int | None = 0,
+                maximum: int = INT32_MAX) -> int | None:
         value = self.raw.get(name)
         if value is None:
             if required:
@@ -79,8 +82,8 @@ class Input:
         if number is None:
             self.fail(name, BAD_FORMAT)
             return None
-        if minimum is not None and number < minimum:
-            self.fail(name, INVALID)
+        if (minimum is not None and number < minimum) or number > maximum:
+            self.fail(name, INVALID)  # past the column's range: a clear 422, never a database error
             return None
         return number
 
@@ -97,7 +100,7 @@ class Input:
             return None
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a folder: IsADirectoryError
             self.fail(name, "invalid_timezone")
             return None
         return value

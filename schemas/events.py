@@ -108,7 +108,8 @@ def _amount(value: Any) -> str | None | bool:
         number = Decimal(value.strip() if isinstance(value, str) else repr(value))
     except InvalidOperation:
         return False
-    if not number.is_finite():
+    # Checked before formatting: "1E+999999999" would otherwise become a gigabyte of digits.
+    if not number.is_finite() or abs(number.adjusted()) >= MAX_AMOUNT_CHARS:
         return False
     text = format(number, "f")  # plain notation: "1E+3" would not match the topic's JSON Schema
     return text if len(text) <= MAX_AMOUNT_CHARS else False

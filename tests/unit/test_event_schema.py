@@ -122,7 +122,8 @@ def test_precise_total_amount_cents(value: Any, expected: str | None) -> None:
     assert parse_event(body(precise_total_amount_cents=value), ORG, NOW_US).precise_total_amount_cents == expected
 
 
-@pytest.mark.parametrize("value", ["abc", "", "NaN", "Infinity", True, [1], {"a": 1}, "1" * 65])
+@pytest.mark.parametrize("value", ["abc", "", "NaN", "Infinity", True, [1], {"a": 1}, "1" * 65,
+                                   "1E+999999999", "1E-999999999", "1e64"])
 def test_precise_total_amount_cents_not_a_number_is_invalid_format(value: Any) -> None:
     assert errors_of(body(precise_total_amount_cents=value)) == {"precise_total_amount_cents": ["invalid_format"]}
 

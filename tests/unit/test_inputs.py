@@ -58,7 +58,8 @@ def test_integer_accepts_integral_numbers(value: object, expected: int) -> None:
 
 @pytest.mark.parametrize(("value", "code"), [(True, "invalid_format"), (2.5, "invalid_format"),
                                              ("2.5", "invalid_format"), ([1], "invalid_format"),
-                                             (-1, "value_is_invalid")])
+                                             (-1, "value_is_invalid"), (2**31, "value_is_invalid"),
+                                             ("9" * 30, "value_is_invalid")])
 def test_integer_rejects(value: object, code: str) -> None:
     data = Input({"n": value})
     assert data.integer("n") is None
@@ -78,7 +79,14 @@ def test_timezone_accepts_iana_names(zone: str) -> None:
     assert Input({"timezone": zone}).timezone("timezone") == zone
 
 
-@pytest.mark.parametrize("zone", ["Mars/Olympus", "+02:00", "../../etc/passwd", "Europe/"])
+def test_integer_maximum_can_be_widened_for_bigint_columns() -> None:
+    assert Input({"n": 2**40}).integer("n", maximum=2**63 - 1) == 2**40
+    data = Input({"n": 2**63})
+    assert data.integer("n", maximum=2**63 - 1) is None
+    assert errors_of(data) == {"n": ["value_is_invalid"]}
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "+02:00", "../../etc/passwd", "Europe/", "America", "Europe"])
 def test_timezone_rejects_unknown_names(zone: str) -> None:
     data = Input({"timezone": zone})
     assert data.timezone("timezone") is None
