@@ -22,7 +22,6 @@ from meterline.apikeys import authenticate
 from meterline.http import (
     ApiError,
     JSONResponse,
-    bad_request,
     not_found,
     ok,
     parse_json,
@@ -114,7 +113,7 @@ async def create_event(request: Request) -> JSONResponse:
 def _parse_batch(raw: Any, organization_id: str, may_hold_nul: bool = True) -> list[Event]:
     """All or nothing: every invalid event is reported under its index in the array."""
     if not isinstance(raw, list):
-        raise bad_request("events must be an array")
+        raise validation_error({"events": ["invalid_format"]})
     if not raw:
         raise validation_error({"events": ["no_events"]})
     if len(raw) > MAX_BATCH_EVENTS:

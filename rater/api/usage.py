@@ -18,15 +18,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from aggregator.catalog import effective_status
 from aggregator.redis_state import read_usage
 from meterline.apikeys import authenticate
-from meterline.http import ApiError, JSONResponse, bad_request, not_allowed, not_found, ok
+from meterline.http import ApiError, JSONResponse, bad_request, not_allowed, not_found, ok, unavailable
 from rater.api.common import engine
 from rater.api.customers import live_customer
 from rater.api.plans import plan_charges
@@ -86,10 +88,13 @@ async def _load_view(conn: AsyncConnection, organization_id: str, customer_exter
     row = (await conn.execute(subscription_query(organization_id).where(
         subscriptions.c.customer_id == customer.id,
         subscriptions.c.external_id == subscription_external_id,
-        subscriptions.c.status == "active",
+        subscriptions.c.status.in_(("active", "pending")),
     ))).first()
-    if row is None or row.started_at is None:
+    # A pending subscription is active from its subscription_at on, as the aggregator counts it,
+    # before the activation loop has written the new status.
+    if row is None or effective_status(row.status, row.subscription_at, datetime.now(UTC)) != "active":
         return not_allowed("no_active_subscription")
+    started_at = row.started_at or row.subscription_at
     charge_rows = (await plan_charges(conn, [row.plan_id]))[row.plan_id]
     metrics = {m.id: m for m in (await conn.execute(select(billable_metrics).where(
         billable_metrics.c.id.in_([c.billable_metric_id for c in charge_rows])))).all()} if charge_rows else {}
@@ -103,7 +108,7 @@ async def _load_view(conn: AsyncConnection, organization_id: str, customer_exter
     timezone = row.timezone or "UTC"
     return UsageView(
         scope=f"{organization_id}:{row.external_id}", interval=row.interval, billing_time=row.billing_time,
-        started_on=row.started_at.astimezone(ZoneInfo(timezone)).date(), timezone=timezone,
+        started_on=started_at.astimezone(ZoneInfo(timezone)).date(), timezone=timezone,
         currency=row.plan_amount_currency, lines=lines, metric_ids=tuple(sorted({line.metric_id for line in lines})),
     )
 
@@ -129,7 +134,10 @@ async def usage_body(request: Request, view: UsageView, now: datetime | None = N
                                started_on=view.started_on, timezone=view.timezone)
     if period is None:  # started later today in another timezone's reckoning: nothing is due yet
         raise not_allowed("no_active_subscription")
-    usage = await read_usage(request.app.state.redis, view.scope, view.metric_ids, period.key)
+    try:
+        usage = await read_usage(request.app.state.redis, view.scope, view.metric_ids, period.key)
+    except RedisError as exc:
+        raise unavailable("current usage cannot be read now (Redis unreachable), retry") from exc
     return customer_usage(view.lines, usage, view.currency, period.start, period.end,
                           period.end.astimezone(ZoneInfo(view.timezone)).date())
 

@@ -155,10 +155,11 @@ def test_missing_root_key_is_400(http: httpx.Client, path: str, body: Any, key: 
 
 
 @pytest.mark.parametrize("events", [{"0": event()}, "event", 5])
-def test_batch_events_not_an_array_is_400(http: httpx.Client, events: Any) -> None:
+def test_batch_events_not_an_array_is_422(http: httpx.Client, events: Any) -> None:
     response = http.post("/events/batch", json={"events": events})
-    assert response.status_code == 400
-    assert response.json() == {"status": 400, "error": "BadRequest: events must be an array"}
+    assert response.status_code == 422
+    assert response.json() == {"status": 422, "error": "Unprocessable Entity", "code": "validation_errors",
+                               "error_details": {"events": ["invalid_format"]}}
 
 
 # --- 401 -----------------------------------------------------------------------------------------

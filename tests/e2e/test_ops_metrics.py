@@ -144,3 +144,34 @@ def test_each_process_counts_its_own_work(stack: Stack, client: httpx.Client, un
     assert counter(stack.api_url, "meterline_ingest_events_accepted_total") == accepted_before + 25
     wait_for(lambda: counter(aggregator_url, "meterline_event_to_visible_seconds_count") >= visible_before + 25,
              30, "the aggregator to apply the 25 events")
+
+
+def test_current_usage_answers_503_when_redis_is_unreachable(stack: Stack, client: httpx.Client, unique: str,
+                                                             tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A second API on the same database but a Redis that does not exist: a clear 503, not a 500."""
+    client.post("/billable_metrics", json=metric_body()).raise_for_status()
+    client.post("/plans", json=plan_body()).raise_for_status()
+    client.post("/customers", json=customer_body(f"r-{unique}")).raise_for_status()
+    client.post("/subscriptions", json=subscription_body(f"r-{unique}", f"sub-r-{unique}")).raise_for_status()
+    env = {**os.environ, "METERLINE_HOME": str(HOME), "METERLINE_API_PORT": "3988",
+           "METERLINE_REDIS_URL": "redis://127.0.0.1:1/0"}
+    with open(tmp_path / "api.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "meterline.cli", "api"], cwd=ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def healthy() -> bool:
+            try:
+                return httpx.get("http://127.0.0.1:3988/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, 30, "the second API to start")
+        response = httpx.get(f"http://127.0.0.1:3988/api/v1/customers/r-{unique}/current_usage",
+                             params={"external_subscription_id": f"sub-r-{unique}"},
+                             headers=client.headers, timeout=15)
+        assert response.status_code == 503
+        assert response.json()["code"] == "service_unavailable"
+        assert response.headers["retry-after"] == "1"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
