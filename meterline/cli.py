@@ -7,8 +7,12 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meterline.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 
 def load_settings() -> Settings:
@@ -55,7 +59,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(app: object, host: str, port: int) -> int:
+def _serve(app: Starlette, host: str, port: int) -> int:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10,

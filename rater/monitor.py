@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from redis.asyncio import Redis
@@ -21,11 +21,11 @@ from meterline.metrics import STATS_KEY
 log = logging.getLogger("meterline.monitor")
 
 
-def _int_stats(raw: dict[bytes, bytes]) -> dict[str, int]:
+def _int_stats(raw: Mapping[bytes | str, bytes | str]) -> dict[str, int]:
     stats = {}
     for key, value in raw.items():
         try:
-            stats[key.decode()] = int(value)
+            stats[key.decode() if isinstance(key, bytes) else key] = int(value)
         except ValueError:
             continue
     return stats

@@ -9,7 +9,10 @@ import rater.billing.tables  # noqa: F401  (registers the billing tables on the 
 from rater.tables import metadata
 
 config = context.config
-engine = create_engine(config.get_main_option("sqlalchemy.url"))
+url = config.get_main_option("sqlalchemy.url")
+if not url:
+    raise RuntimeError("run migrations through `meterline migrate`, which passes the database URL")
+engine = create_engine(url)
 with engine.connect() as connection:
     context.configure(connection=connection, target_metadata=metadata, compare_type=True)
     with context.begin_transaction():
