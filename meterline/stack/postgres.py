@@ -55,9 +55,12 @@ def ensure_running(rundir: RunDir, url: str) -> bool:
     host, port = parts.hostname or "127.0.0.1", parts.port or 5432
     if running_pid(rundir, "postgres", MARKER) or port_open(host, port):
         wait_until(lambda: port_open(host, port), 30, "PostgreSQL", rundir.logfile("postgres"))
-        _ensure_database(url)
+        _adopt(url, port)
         return False
     bindir = _bin_dir()
+    if port_open(host, port):  # installing the package started Debian's own cluster on this port: use it
+        _adopt(url, port)
+        return False
     user = _run_as()
     rundir.ensure()
     data = _data_dir(rundir, user)
@@ -87,6 +90,29 @@ def ensure_running(rundir: RunDir, url: str) -> bool:
     wait_until(lambda: port_open(host, port), 60, "PostgreSQL", logfile)
     _ensure_database(url, superuser_dsn=f"host={sockets} port={port} user=postgres dbname=postgres")
     return True
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _adopt(url: str, port: int) -> None:
+    """A server we did not start answers. If the URL's role or database is missing there and it is a local
+    Debian cluster (peer authentication for the `postgres` user), create them through its socket."""
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    if not _connects(plain) and os.geteuid() == 0 and Path("/var/run/postgresql").is_dir():
+        parts = urlsplit(url)
+        user, dbname = unquote(parts.username or "meterline"), parts.path.lstrip("/") or "meterline"
+        psql = ["runuser", "-u", "postgres", "--", "psql", "-h", "/var/run/postgresql", "-p", str(port), "-q",
+                "-d", "postgres", "-c"]
+        for statement in (f"CREATE ROLE {_ident(user)} LOGIN PASSWORD {_literal(unquote(parts.password or ''))}",
+                          f"CREATE DATABASE {_ident(dbname)} OWNER {_ident(user)}"):
+            subprocess.run([*psql, statement], capture_output=True)  # "already exists" is fine
+    _ensure_database(url)
 
 
 def _ensure_database(url: str, superuser_dsn: str | None = None) -> None:
