@@ -6,33 +6,74 @@ into the monthly partitioned `events` table (see migration 0005 for why the key 
 table). One parameter keeps the statement the same for every batch size, so it is planned once;
 building it is one orjson call, where per-column arrays cost psycopg ~30 us per event to dump.
 Partitions are created the first time a month is seen (`meterline_events_partition`).
+
+Closed periods are decided here, inside PostgreSQL, not from the catalog's 0.5 s cache: every row
+carries its subscription id and period key, and a row whose (subscription, period) is in
+`closed_periods` is not archived; its key comes back (`Stored.closed`) for the processor to reject
+as `period_closed`. The biller closes a period and reads the usage it invoices in one transaction
+holding the subscription's EXCLUSIVE advisory lock (rater.billing.locks); this transaction holds
+the SHARED lock of each subscription of the batch, taken in its own statement *before* the insert
+(in READ COMMITTED the insert's snapshot is taken when the insert starts, so it sees a close that
+committed while we waited for the lock). So a row is either committed before the biller's read
+(it is on the invoice) or checked after the close committed (it is rejected): never neither.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from rater.billing.locks import SUBSCRIPTION_LOCK_SEED
 from schemas.events import Event
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What one batch did to the archive."""
+
+    archived: int  # rows new to the archive
+    # (organization, subscription, transaction_id) refused: period closed, and never archived before
+    closed: list[tuple[str, str, str]]
+    already_closed: int  # rows of a closed period whose transaction_id was archived before it closed
 
 INSERT_SQL = """
 WITH input AS (
   SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
-    AS i(o uuid, s text, t text, l uuid, c text, ts bigint, p jsonb, a text, r bigint)
+    AS i(o uuid, s text, t text, l uuid, c text, ts bigint, p jsonb, a text, r bigint, sid uuid, pk text)
+), shut AS (
+  SELECT c.subscription_id AS sid, c.period_key AS pk
+  FROM (SELECT DISTINCT sid, pk FROM input) d
+  JOIN closed_periods c ON c.subscription_id = d.sid AND c.period_key = d.pk
+), open AS (
+  SELECT i.* FROM input i LEFT JOIN shut USING (sid, pk) WHERE shut.sid IS NULL
 ), fresh AS (
   INSERT INTO event_keys (organization_id, external_subscription_id, transaction_id, "timestamp")
-  SELECT o, s, t, 'epoch'::timestamptz + ts * interval '1 microsecond' FROM input
+  SELECT o, s, t, 'epoch'::timestamptz + ts * interval '1 microsecond' FROM open
   ON CONFLICT DO NOTHING
   RETURNING organization_id AS o, external_subscription_id AS s, transaction_id AS t
+), written AS (
+  INSERT INTO events (organization_id, external_subscription_id, transaction_id, lago_id, code, "timestamp",
+                      properties, precise_total_amount_cents, received_at)
+  SELECT i.o, i.s, i.t, i.l, i.c, 'epoch'::timestamptz + i.ts * interval '1 microsecond', i.p, i.a,
+         'epoch'::timestamptz + i.r * interval '1 microsecond'
+  FROM open i JOIN fresh f USING (o, s, t)
+  RETURNING 1
 )
-INSERT INTO events (organization_id, external_subscription_id, transaction_id, lago_id, code, "timestamp",
-                    properties, precise_total_amount_cents, received_at)
-SELECT i.o, i.s, i.t, i.l, i.c, 'epoch'::timestamptz + i.ts * interval '1 microsecond', i.p, i.a,
-       'epoch'::timestamptz + i.r * interval '1 microsecond'
-FROM input i JOIN fresh f USING (o, s, t)
+SELECT (SELECT count(*) FROM written) AS archived,
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(i.o, i.s, i.t)), '[]'::jsonb) FROM input i JOIN shut USING (sid, pk)
+        WHERE NOT EXISTS (SELECT 1 FROM event_keys k WHERE k.organization_id = i.o
+                          AND k.external_subscription_id = i.s AND k.transaction_id = i.t)) AS closed,
+       (SELECT count(*) FROM input i JOIN shut USING (sid, pk)) AS shut
+"""
+# The shared side of the per-subscription lock (see the module docstring), in lock-key order like
+# the biller's exclusive side, so the two never wait on each other in a cycle.
+LOCK_SQL = """
+SELECT count(pg_advisory_xact_lock_shared(k))
+FROM (SELECT DISTINCT hashtextextended(sid, %(seed)s) AS k FROM unnest(CAST(%(subs)s AS text[])) AS sid ORDER BY 1) o
 """
 PARTITION_SQL = "SELECT meterline_events_partition('epoch'::timestamptz + %(us)s * interval '1 microsecond')"
 
@@ -41,14 +82,15 @@ def month_of(epoch_us: int) -> tuple[int, int]:
     return moment.year, moment.month
 
 
-def rows_document(batch: Sequence[Event]) -> str:
+def rows_document(batch: Sequence[Event], owners: Sequence[tuple[str, str]]) -> str:
     """The batch as one JSON array of rows (INSERT_SQL's recordset): one orjson call for the whole
-    batch, parsed by PostgreSQL in C; the properties travel as JSON, never re-encoded as text."""
+    batch, parsed by PostgreSQL in C; the properties travel as JSON, never re-encoded as text.
+    `owners[n]` is event n's (subscription id, period key)."""
     return orjson.dumps([
         {"o": e.organization_id, "s": e.external_subscription_id, "t": e.transaction_id, "l": e.lago_id,
          "c": e.code, "ts": e.timestamp_us, "p": e.properties, "a": e.precise_total_amount_cents,
-         "r": e.received_at_us}
-        for e in batch
+         "r": e.received_at_us, "sid": sid, "pk": pk}
+        for e, (sid, pk) in zip(batch, owners, strict=True)
     ]).decode()
 
 
@@ -85,11 +127,15 @@ class EventArchive:
             end = int(datetime(end_year, end_month, 1, tzinfo=UTC).timestamp()) * 1_000_000
             self._window = (start, end)
 
-    async def store(self, batch: Sequence[Event]) -> int:
-        """Archive a batch; returns how many rows were new (the others were archived before)."""
+    async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]]) -> Stored:
+        """Archive a batch (owners[n]: event n's subscription id and period key), skipping the rows
+        of closed periods; what was new, and what was refused as closed."""
         if not batch:
-            return 0
+            return Stored(0, [], 0)
         await self._ensure_partitions(batch)
         async with self.engine.begin() as conn:
-            result = await conn.exec_driver_sql(INSERT_SQL, {"rows": rows_document(batch)})
-            return int(result.rowcount)
+            await conn.exec_driver_sql(LOCK_SQL, {"subs": sorted({sid for sid, _ in owners}),
+                                                  "seed": SUBSCRIPTION_LOCK_SEED})
+            result = await conn.exec_driver_sql(INSERT_SQL, {"rows": rows_document(batch, owners)})
+            archived, closed, shut = result.one()
+            return Stored(int(archived), [(o, s, t) for o, s, t in closed], int(shut) - len(closed))

@@ -66,6 +66,7 @@ class Planned(NamedTuple):
     transaction_id: str
     ops: tuple[Op, ...]
     expire_at_s: int = 0  # when the state keys of the event's period may go (period end + retention)
+    period_key: str = ""  # the billing period the event counts in (the archive refuses it once closed)
 
 
 @dataclass(frozen=True)

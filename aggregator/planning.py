@@ -107,7 +107,7 @@ def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejec
     totals = totals_key(scope, metric.id, period.key)
     tx = event.transaction_id
     if kind == "count_agg":
-        return Planned(scope, tx, (Op("N", totals),), period.expire_at_s)
+        return Planned(scope, tx, (Op("N", totals),), period.expire_at_s, period.key)
     field_name = metric.field_name
     if field_name is None or field_name not in event.properties:
         return Rejected("missing_field", f"property {field_name!r} is missing")
@@ -116,20 +116,21 @@ def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejec
         if raw is None or isinstance(raw, dict | list):
             return Rejected("invalid_value", f"{field_name} must be a string or a number")
         member = Op("U", unique_key(scope, metric.id, period.key), str(raw))
-        return Planned(scope, tx, (member,), period.expire_at_s)
+        return Planned(scope, tx, (member,), period.expire_at_s, period.key)
     value = scaled(raw)
     if value is None:
         return Rejected("invalid_value", f"{field_name} must be a number below 10^9 with at most 6 decimals")
     count = Op("N", totals)
     if kind == "sum_agg":
-        return Planned(scope, tx, (count, Op("S", totals, str(value))), period.expire_at_s)
+        return Planned(scope, tx, (count, Op("S", totals, str(value))), period.expire_at_s, period.key)
     if kind == "max_agg":
-        return Planned(scope, tx, (count, Op("X", totals, str(value))), period.expire_at_s)
+        return Planned(scope, tx, (count, Op("X", totals, str(value))), period.expire_at_s, period.key)
     if kind == "latest_agg":
         latest = Op("L", totals, str(value), event.timestamp_us)
-        return Planned(scope, tx, (count, latest), period.expire_at_s)
+        return Planned(scope, tx, (count, latest), period.expire_at_s, period.key)
     if kind == "weighted_sum_agg":
         high, low = weighted_contribution(value, event.timestamp_us, period.end_us)
         return Planned(scope, tx, (count, Op("S", totals, str(value)), Op("W", totals, str(high), low),
-                                   Op("P", totals, str(period.end_us - period.start_us))), period.expire_at_s)
+                                   Op("P", totals, str(period.end_us - period.start_us))), period.expire_at_s,
+                       period.key)
     return Rejected("unknown_metric", f"aggregation {kind} is not supported by this aggregator version")

@@ -6,7 +6,13 @@ Order of side effects for a batch, and what a crash between two steps does:
    and updates usage together;
    - crash after 2: offsets are not committed, the batch is redelivered; the dedup marks make the
      Redis step a no-op for every event already applied;
-3. insert the same events into the PostgreSQL archive with ON CONFLICT DO NOTHING;
+3. insert the same events into the PostgreSQL archive with ON CONFLICT DO NOTHING, except those
+   whose billing period is closed by then: PostgreSQL decides it under the subscription's lock
+   (aggregator/archive.py), and those events join the rejects as `period_closed`. Their Redis
+   apply in step 2 stays, harmlessly: a closed period's Redis state is read by nothing — invoices
+   come from the archive, current usage reads only the period containing now (which a biller
+   closes only once it has ended or the subscription was terminated, after which events are
+   refused at planning), and `meterline rebuild` re-applies only archived events;
    - crash after 3: redelivery re-runs 2 (no-op) and 3 (no-op): exactly once in both stores;
    - crash between 2 and 3 when Redis's marks were lost meanwhile (flush): the redelivered batch is
      applied to Redis again and archived once; `meterline rebuild` after a flush re-applies the
@@ -54,7 +60,7 @@ class TransientError(RuntimeError):
 
 @dataclass
 class BatchResult:
-    applied: int = 0  # events that changed Redis state
+    applied: int = 0  # events that changed Redis state (one the archive then refused is also in `rejected`)
     duplicates: int = 0  # copies of a transaction_id already counted (in this batch or before)
     archived: int = 0  # rows new to the archive (more than `applied` when a batch is redelivered)
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> events sent to events.rejected
@@ -110,6 +116,8 @@ class BatchProcessor:
         views = await self.catalog.lookup((e.organization_id, e.external_subscription_id) for _, e in decoded)
         planned: list[Planned] = []
         accepted: list[Event] = []
+        owners: list[tuple[str, str]] = []  # each accepted event's (subscription id, period key)
+        payload_of: dict[tuple[str, str, str], bytes] = {}
         seen: set[tuple[str, str, str]] = set()  # only accepted copies count: a rejected one wins nothing
         for payload, event in decoded:
             try:
@@ -126,12 +134,20 @@ class BatchProcessor:
             seen.add(identity)
             planned.append(outcome)
             accepted.append(event)
+            owners.append((views[(event.organization_id, event.external_subscription_id)].id,  # type: ignore[union-attr]
+                           outcome.period_key))
+            payload_of[identity] = payload
 
         result.applied = await self.state.apply(planned)  # step 2
         result.visible_at = time.time()
         result.received_at_us = [event.received_at_us for event in accepted]
         result.duplicates += len(planned) - result.applied
-        result.archived = await self.archive.store(accepted)  # step 3
+        stored = await self.archive.store(accepted, owners)  # step 3
+        result.archived = stored.archived
+        result.duplicates += stored.already_closed
+        for identity in stored.closed:  # closed while this batch was in flight: refused by the archive
+            rejects.append((payload_of[identity], Rejected(
+                "period_closed", "the billing period of this event was invoiced before it was archived")))
         if rejects:  # step 4
             await self.reject([(rejection_key(payload), rejection_message(payload, rejection))
                                for payload, rejection in rejects])

@@ -7,7 +7,8 @@ day on) and delivers the webhook outbox. Whatever it missed while down is due at
 A run, step by step, and what a crash between steps does:
 1. read subscriptions, plans' charges and the moments already invoiced (one snapshot);
 2. compute the moments due (pure, rater.billing.schedule) and group them per customer and instant;
-3. read the usage of every moment from the archive (one query per organization, plan and window);
+3. read the usage of every moment of a draft from the archive (one query per organization, plan and
+   window); a finalized invoice's usage is read in step 4, after its periods are closed;
 4. write the invoices, a batch of whole customers per transaction under their advisory locks
    (rater.billing.writer); a moment a racing biller invoiced meanwhile fails the unique key, rolls
    the batch back, and the batch is redone one group per transaction, skipping the conflicting ones;
@@ -47,7 +48,7 @@ from rater.billing.store import (
     organizations_with_webhooks,
     prefetch_usage,
 )
-from rater.billing.writer import write_groups
+from rater.billing.writer import is_final, write_groups
 
 log = logging.getLogger("meterline.biller")
 BATCH_GROUPS = 100  # invoices per transaction
@@ -127,7 +128,9 @@ async def run_once(engine: AsyncEngine, as_of: datetime, *, backdated: bool = Tr
         billed = await billed_keys(conn, sorted({sub.terms.subscription_id for sub, _ in moments}))
         catalog = await load_catalog(conn, {sub.plan_id for sub, _ in moments})
         groups = plan_groups(moments, billed)
-        usage = await prefetch_usage(conn, [item for group in groups for item in group.items], catalog)
+        # drafts only: a finalized invoice reads its usage after closing its periods (writer.write_groups)
+        usage = await prefetch_usage(conn, [item for group in groups if not is_final(group, as_of)
+                                            for item in group.items], catalog)
         notify = await organizations_with_webhooks(conn)
     report = RunReport()
     gate = asyncio.Semaphore(concurrency)

@@ -29,6 +29,7 @@ from rater.billing.assemble import (
     payment_status_at_finalization,
     usage_fees,
 )
+from rater.billing.locks import lock_subscriptions_exclusive
 from rater.billing.schedule import Due, Terms
 from rater.billing.tables import fees, invoice_subscriptions, invoices, webhook_deliveries, webhook_endpoints
 from rater.periods import Period
@@ -214,7 +215,7 @@ async def organizations_with_webhooks(conn: AsyncConnection) -> set[str]:
 
 async def _finalize(conn: AsyncConnection, invoice_id: str, organization_id: str, customer_id: str,
                     organization_name: str, total: int) -> None:
-    """Number the invoice, close its billing periods, and queue invoice.finalized (customer lock held)."""
+    """Number the invoice and queue invoice.finalized (customer lock held, periods already closed)."""
     sequential_id = (await conn.execute(select(func.coalesce(func.max(invoices.c.sequential_id), 0) + 1)
                                         .where(invoices.c.customer_id == customer_id))).scalar_one()
     await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
@@ -222,20 +223,20 @@ async def _finalize(conn: AsyncConnection, invoice_id: str, organization_id: str
         number=invoice_number(organization_name, customer_id, sequential_id),
         payment_status=payment_status_at_finalization(total), finalized_at=func.now(), updated_at=func.now(),
     ))
-    closing = select(invoice_subscriptions.c.subscription_id, invoice_subscriptions.c.closes_period_key).where(
-        invoice_subscriptions.c.invoice_id == invoice_id, invoice_subscriptions.c.closes_period_key.is_not(None))
-    await conn.execute(pg_insert(closed_periods).from_select(["subscription_id", "period_key"], closing)
-                       .on_conflict_do_nothing())
     await enqueue_webhooks(conn, organization_id, invoice_id, ["invoice.finalized"])
 
 
-async def refresh_draft(conn: AsyncConnection, invoice_id: str) -> bool:
-    """Recompute a draft's usage fees from the archive (late events count); False when not a draft."""
+async def _lock_draft(conn: AsyncConnection, invoice_id: str) -> Any:
+    """The invoice under its customer's lock and a row lock; None when it is not a draft (any more)."""
     invoice = (await conn.execute(select(invoices).where(invoices.c.id == invoice_id))).one()
     await lock_customer(conn, invoice.customer_id)
     invoice = (await conn.execute(select(invoices).where(invoices.c.id == invoice_id).with_for_update())).one()
-    if invoice.status != "draft":
-        return False
+    return invoice if invoice.status == "draft" else None
+
+
+async def _refresh_locked(conn: AsyncConnection, invoice: Any) -> None:
+    """Recompute a locked draft's usage fees from the archive (a new snapshot: late events count)."""
+    invoice_id = invoice.id
     moments = (await conn.execute(select(invoice_subscriptions).where(invoice_subscriptions.c.invoice_id == invoice_id))
                ).all()
     found = await _subscribed_by_id(conn, [m.subscription_id for m in moments])
@@ -262,13 +263,37 @@ async def refresh_draft(conn: AsyncConnection, invoice_id: str) -> bool:
                                 .where(fees.c.invoice_id == invoice_id))).scalar_one()
     await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
         fees_amount_cents=total, total_amount_cents=total, updated_at=func.now()))
+
+
+async def refresh_draft(conn: AsyncConnection, invoice_id: str) -> bool:
+    """Recompute a draft's usage fees from the archive (late events count); False when not a draft."""
+    invoice = await _lock_draft(conn, invoice_id)
+    if invoice is None:
+        return False
+    await _refresh_locked(conn, invoice)
     return True
 
 
 async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
-    """Refresh then finalize a draft; False when it was not a draft (already final)."""
-    if not await refresh_draft(conn, invoice_id):
+    """Close the draft's billing periods, refresh it from the archive, then number it, in the
+    caller's transaction (committed durably: lock_customer); False when it was not a draft.
+
+    The order is what keeps late events from vanishing: the periods are closed under the
+    subscriptions' exclusive locks (rater.billing.locks) before the usage is read, so an event is
+    either archived before the read (on this invoice) or refused by the archive as period_closed.
+    """
+    invoice = await _lock_draft(conn, invoice_id)
+    if invoice is None:
         return False
+    closing = (await conn.execute(
+        select(invoice_subscriptions.c.subscription_id, invoice_subscriptions.c.closes_period_key).where(
+            invoice_subscriptions.c.invoice_id == invoice_id, invoice_subscriptions.c.closes_period_key.is_not(None))
+    )).all()
+    if closing:
+        await lock_subscriptions_exclusive(conn, [row.subscription_id for row in closing])
+        await conn.execute(pg_insert(closed_periods).on_conflict_do_nothing(), [
+            {"subscription_id": row.subscription_id, "period_key": row.closes_period_key} for row in closing])
+    await _refresh_locked(conn, invoice)
     row = (await conn.execute(
         select(invoices.c.organization_id, invoices.c.customer_id, invoices.c.total_amount_cents, organizations.c.name)
         .join(organizations, organizations.c.id == invoices.c.organization_id).where(invoices.c.id == invoice_id)

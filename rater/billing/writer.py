@@ -2,7 +2,8 @@
 
 One transaction holds up to a batch of groups (whole customers, in time order): it locks those
 customers (advisory locks taken in customer order, so concurrent billers never deadlock), then
-inserts every invoice, moment, fee, closed period and outbox row in a handful of statements. A
+closes the billing periods of the invoices it finalizes and reads their usage (see write_groups),
+then inserts every invoice, moment, fee and outbox row in a handful of statements. A
 moment that a racing biller invoiced meanwhile fails the unique key (subscription, billing_key)
 and rolls the whole batch back; the biller then writes that batch one group per transaction, so
 only the conflicting groups are skipped. Each invoice is thus committed with all its fees or not
@@ -21,7 +22,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rater.billing.assemble import draft_number, moment_fees, number_prefix, payment_status_at_finalization
-from rater.billing.store import Catalog, Group, UsageByMoment, enqueue_webhooks, fee_rows
+from rater.billing.locks import lock_subscriptions_exclusive
+from rater.billing.store import Catalog, Group, UsageByMoment, enqueue_webhooks, fee_rows, prefetch_usage
 from rater.billing.tables import fees, invoice_subscriptions, invoices
 from rater.tables import closed_periods
 
@@ -37,14 +39,18 @@ SELECT :id, :org, :customer, :due_at, :issuing_date, :grace_until, 'finalized', 
 FROM (SELECT coalesce(max(sequential_id), 0) + 1 AS seq FROM invoices WHERE customer_id = :customer) AS next
 """)
 
-# Asynchronous commit for the biller's batches: every row is recomputed identically from the archive
-# by the next run if a crash loses the last fraction of a second of commits, and webhooks are only
-# sent for rows a second old (rater.billing.outbox). Locks in customer order: no deadlock.
+# Locks in customer order: no deadlock. A transaction that closes billing periods commits durably
+# (the aggregator refuses events from the moment the close is visible, and a finalized invoice is
+# acted upon: numbered, sent). One that only writes drafts commits asynchronously (no WAL flush
+# wait): a crash loses at most the last ~3 x wal_writer_delay (600 ms by default) of such commits,
+# and nothing acted on them yet: every draft row is recomputed identically from the archive by the
+# next run, drafts are refreshed from the archive before they are finalized, and webhooks are
+# only delivered for outbox rows more than a second old (rater.billing.outbox).
 _LOCK = text("""
-SELECT set_config('synchronous_commit', 'off', true),
-       (SELECT count(pg_advisory_xact_lock(hashtextextended(key, 6)))
+SELECT (SELECT count(pg_advisory_xact_lock(hashtextextended(key, 6)))
         FROM (SELECT unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS ordered)
 """)
+_ASYNC_COMMIT = text("SELECT set_config('synchronous_commit', 'off', true)")
 
 
 def _moment_row(invoice_id: str, sub: Any, due: Any) -> dict[str, Any]:
@@ -60,15 +66,34 @@ def _moment_row(invoice_id: str, sub: Any, due: Any) -> dict[str, Any]:
     }
 
 
+def is_final(group: Group, as_of: datetime) -> bool:
+    """Whether the group's invoice is finalized when written (its grace period ended by `as_of`)."""
+    return group.at + timedelta(days=group.grace_days) <= as_of
+
+
 async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: Catalog, as_of: datetime,
                        usage: UsageByMoment, notify: set[str]) -> int:
     """Invoice the groups in the caller's transaction; the number of invoices written.
 
     A group due before the end of its grace period is finalized at once: numbered in the insert,
-    its billing periods closed, invoice.finalized queued with invoice.created.
+    its billing periods closed, invoice.finalized queued with invoice.created. Its usage is not
+    taken from `usage` (read before this transaction): the periods are closed first, under the
+    subscriptions' exclusive locks, and only then is its usage read from the archive, so every
+    event the archive accepted for a closed period is on this invoice, and every later one is
+    refused as period_closed by the archive insert (aggregator/archive.py).
     """
     await conn.execute(_LOCK, {"keys": sorted({g.customer_id for g in groups})})
-    finals, drafts, moments, fee_list, closing, webhooks = [], [], [], [], [], []
+    final_items = [item for group in groups if is_final(group, as_of) for item in group.items]
+    closing = [{"subscription_id": sub.terms.subscription_id, "period_key": due.closes.key}
+               for sub, due in final_items if due.closes is not None]
+    if closing:
+        await lock_subscriptions_exclusive(conn, [row["subscription_id"] for row in closing])
+        await conn.execute(pg_insert(closed_periods).on_conflict_do_nothing(), closing)
+    else:
+        await conn.execute(_ASYNC_COMMIT)
+    if final_items:  # read after the close, in this transaction (new snapshot: READ COMMITTED)
+        usage = {**usage, **await prefetch_usage(conn, final_items, catalog)}
+    finals, drafts, moments, fee_list, webhooks = [], [], [], [], []
     for group in groups:
         invoice_id = str(uuid.uuid4())
         rows: list[dict[str, Any]] = []
@@ -83,12 +108,10 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
         values = {"id": invoice_id, "org": group.organization_id, "customer": group.customer_id,
                   "due_at": group.at, "issuing_date": group.at.astimezone(group.zone).date(),
                   "grace_until": grace_until, "currency": group.currency, "total": total}
-        final = grace_until <= as_of
+        final = is_final(group, as_of)
         if final:
             finals.append({**values, "payment_status": payment_status_at_finalization(total),
                            "prefix": number_prefix(group.organization_name, group.customer_id)})
-            closing += [{"subscription_id": sub.terms.subscription_id, "period_key": due.closes.key}
-                        for sub, due in group.items if due.closes is not None]
         else:
             drafts.append({
                 "id": invoice_id, "organization_id": group.organization_id, "customer_id": group.customer_id,
@@ -101,8 +124,7 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
                              ["invoice.created", "invoice.finalized"] if final else ["invoice.created"]))
     # invoices in the groups' order (one customer's in time order: its sequential ids follow the calendar)
     for statement, rows in ((_INSERT_FINAL, finals), (insert(invoices), drafts),
-                            (insert(invoice_subscriptions), moments), (insert(fees), fee_list),
-                            (pg_insert(closed_periods).on_conflict_do_nothing(), closing)):
+                            (insert(invoice_subscriptions), moments), (insert(fees), fee_list)):
         if rows:
             await conn.execute(statement, rows)
     for organization_id, invoice_id, kinds in webhooks:

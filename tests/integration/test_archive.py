@@ -29,7 +29,10 @@ def store_batches(services: Services, *batches: list[Event]) -> list[int]:
         engine = create_async_engine(services.sqlalchemy_url)
         try:
             archive = EventArchive(engine)
-            return [await archive.store(batch) for batch in batches]
+            # no closed period: owners are subscription ids with no closed_periods row
+            return [(await archive.store(batch, [(str(uuid.uuid5(uuid.NAMESPACE_URL, e.external_subscription_id)),
+                                                   "20260301T000000Z") for e in batch])).archived
+                    for batch in batches]
         finally:
             await engine.dispose()
     return asyncio.run(main())

@@ -39,7 +39,7 @@ def archive_and_read(services: Services, batch: list[Event], metrics: list[Metri
     async def main() -> dict[str, MetricUsage]:
         engine = create_async_engine(services.sqlalchemy_url)
         try:
-            await EventArchive(engine).store(batch)
+            await EventArchive(engine).store(batch, [(str(uuid.uuid4()), "p") for _ in batch])  # no closed period
             async with engine.connect() as conn:
                 return await window_usage(conn, org, sub, WINDOW, PERIOD, metrics)
         finally:

@@ -50,7 +50,7 @@ MARCH_EXPIRY = micros(2026, 4, 1) // 1_000_000 + STATE_RETENTION_S
 
 def test_count_event_lands_in_its_calendar_month() -> None:
     assert plan(event(), view()) == Planned(SCOPE, "tx-1", (Op("N", totals_key(SCOPE, "m-count", MARCH)),),
-                                            MARCH_EXPIRY)
+                                            MARCH_EXPIRY, MARCH)
 
 
 def test_first_period_starts_on_the_start_day() -> None:
