@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -91,30 +93,41 @@ def test_lag_command_prints_a_table_with_a_total(stack: Stack) -> None:
     assert any(line.strip().strip("│").strip().startswith("total") for line in lines)
 
 
-def test_ready_answers_503_naming_the_unreachable_service(stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A second ingest pointed at a Redis that does not exist: alive (/health) but not ready (/ready)."""
-    env = {**os.environ, "METERLINE_HOME": str(HOME), "METERLINE_INGEST_PORT": "3989",
+@contextlib.contextmanager
+def without_redis(command: str, port: int, log_dir: Path) -> Iterator[str]:
+    """A second `meterline <command>` on `port`, sharing the stack but pointed at a Redis that does not exist;
+    yields its base URL once /health answers."""
+    port_variable = "METERLINE_API_PORT" if command == "api" else "METERLINE_INGEST_PORT"
+    env = {**os.environ, "METERLINE_HOME": str(HOME), port_variable: str(port),
            "METERLINE_REDIS_URL": "redis://127.0.0.1:1/0", "METERLINE_INGEST_WORKERS": "1"}
-    with open(tmp_path / "ingest.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "meterline.cli", "ingest"], cwd=ROOT, env=env,
+    with open(log_dir / f"{command}.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "meterline.cli", command], cwd=ROOT, env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
-    try:
-        def healthy() -> bool:
-            try:
-                return httpx.get("http://127.0.0.1:3989/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+    url = f"http://127.0.0.1:{port}"
 
-        wait_for(healthy, 30, "the second ingest to start")
-        response = httpx.get("http://127.0.0.1:3989/ready", timeout=10)
-        assert response.status_code == 503
-        body = response.json()
-        assert body["status"] == "not_ready"
-        assert body["checks"]["kafka"] == "ok" and body["checks"]["postgres"] == "ok"
-        assert body["checks"]["redis"].startswith("unreachable: ConnectionError")
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(healthy, 30, f"the second {command} to start")
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_ready_answers_503_naming_the_unreachable_service(stack: Stack, tmp_path: Path) -> None:
+    """A second ingest pointed at a Redis that does not exist: alive (/health) but not ready (/ready)."""
+    with without_redis("ingest", 3989, tmp_path) as url:
+        response = httpx.get(f"{url}/ready", timeout=10)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not_ready"
+    assert body["checks"]["kafka"] == "ok" and body["checks"]["postgres"] == "ok"
+    assert body["checks"]["redis"].startswith("unreachable: ConnectionError")
 
 
 def test_each_process_counts_its_own_work(stack: Stack, client: httpx.Client, unique: str) -> None:
@@ -147,31 +160,16 @@ def test_each_process_counts_its_own_work(stack: Stack, client: httpx.Client, un
 
 
 def test_current_usage_answers_503_when_redis_is_unreachable(stack: Stack, client: httpx.Client, unique: str,
-                                                             tmp_path) -> None:  # type: ignore[no-untyped-def]
+                                                             tmp_path: Path) -> None:
     """A second API on the same database but a Redis that does not exist: a clear 503, not a 500."""
     client.post("/billable_metrics", json=metric_body()).raise_for_status()
     client.post("/plans", json=plan_body()).raise_for_status()
     client.post("/customers", json=customer_body(f"r-{unique}")).raise_for_status()
     client.post("/subscriptions", json=subscription_body(f"r-{unique}", f"sub-r-{unique}")).raise_for_status()
-    env = {**os.environ, "METERLINE_HOME": str(HOME), "METERLINE_API_PORT": "3988",
-           "METERLINE_REDIS_URL": "redis://127.0.0.1:1/0"}
-    with open(tmp_path / "api.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "meterline.cli", "api"], cwd=ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    try:
-        def healthy() -> bool:
-            try:
-                return httpx.get("http://127.0.0.1:3988/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, 30, "the second API to start")
-        response = httpx.get(f"http://127.0.0.1:3988/api/v1/customers/r-{unique}/current_usage",
+    with without_redis("api", 3988, tmp_path) as url:
+        response = httpx.get(f"{url}/api/v1/customers/r-{unique}/current_usage",
                              params={"external_subscription_id": f"sub-r-{unique}"},
                              headers=client.headers, timeout=15)
-        assert response.status_code == 503
-        assert response.json()["code"] == "service_unavailable"
-        assert response.headers["retry-after"] == "1"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    assert response.status_code == 503
+    assert response.json()["code"] == "service_unavailable"
+    assert response.headers["retry-after"] == "1"
