@@ -7,6 +7,7 @@ publish changes nothing; a failed publish answers 503 and the client retries the
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -81,17 +82,20 @@ def instrumented(endpoint: str) -> Callable[[Handler], Handler]:
         @functools.wraps(handler)
         async def wrapper(request: Request) -> JSONResponse:
             began = time.perf_counter()
-            status = 500
+            status = "500"  # a bug: the error handler answers 500
             try:
                 response = await handler(request)
-                status = response.status_code
+                status = str(response.status_code)
                 return response
             except ApiError as exc:
-                status = exc.status
+                status = str(exc.status)
+                raise
+            except asyncio.CancelledError:  # the client went away; nothing was answered
+                status = "cancelled"
                 raise
             finally:
                 latency.observe(time.perf_counter() - began)
-                INGEST_REQUESTS.labels(endpoint, str(status)).inc()
+                INGEST_REQUESTS.labels(endpoint, status).inc()
         return wrapper
     return decorate
 
