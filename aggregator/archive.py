@@ -28,7 +28,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rater.billing.locks import SUBSCRIPTION_LOCK_SEED
-from schemas.events import Event
+from schemas.events import Event, moment_of
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ FROM (SELECT DISTINCT hashtextextended(sid, %(seed)s) AS k FROM unnest(CAST(%(su
 PARTITION_SQL = "SELECT meterline_events_partition('epoch'::timestamptz + %(us)s * interval '1 microsecond')"
 
 def month_of(epoch_us: int) -> tuple[int, int]:
-    moment = datetime.fromtimestamp(epoch_us // 1_000_000, tz=UTC)
+    moment = moment_of(epoch_us)
     return moment.year, moment.month
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aggregator.model import Metric, SubscriptionView
 from rater.tables import billable_metrics, charges, closed_periods, customers, plans, subscriptions
+from schemas.events import epoch_us
 
 Scope = tuple[str, str]  # (organization_id, external_subscription_id)
 
@@ -89,7 +90,7 @@ class SubscriptionCatalog:
                 interval=row.interval, billing_time=row.billing_time,
                 started_on=started.astimezone(ZoneInfo(timezone)).date(), timezone=timezone,
                 metrics_by_code=metrics_by_plan[row.plan_id],
-                terminated_at_us=_micros(row.terminated_at) if row.terminated_at else None,
+                terminated_at_us=epoch_us(row.terminated_at) if row.terminated_at else None,
                 closed_period_keys=frozenset(closed[row.id]),
             )
         return views
@@ -101,6 +102,3 @@ def effective_status(status: str, subscription_at: datetime, now: datetime) -> s
         return "active"
     return status
 
-
-def _micros(moment: datetime) -> int:
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond

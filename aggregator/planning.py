@@ -13,7 +13,7 @@ from aggregator.aggregations import MAX_SCALED, weighted_contribution
 from aggregator.keys import totals_key, unique_key
 from aggregator.model import STATE_RETENTION_S, VALUE_SCALE, Op, Planned, Rejected, SubscriptionView
 from rater.periods import period_containing
-from schemas.events import Event
+from schemas.events import Event, epoch_us, moment_of
 
 _MEMO_LIMIT = 50_000
 
@@ -33,13 +33,6 @@ class PeriodSlot:
 _last_period: dict[tuple[object, ...], PeriodSlot] = {}
 
 
-def _micros(moment: object) -> int:
-    from datetime import datetime
-
-    assert isinstance(moment, datetime)
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
-
-
 def period_of(timestamp_us: int, subscription: SubscriptionView) -> PeriodSlot | None:
     """The billing period containing the instant, or None when it is before the subscription started."""
     memo_key = (subscription.id, subscription.interval, subscription.billing_time, subscription.started_on,
@@ -47,16 +40,12 @@ def period_of(timestamp_us: int, subscription: SubscriptionView) -> PeriodSlot |
     slot = _last_period.get(memo_key)
     if slot is not None and slot.start_us <= timestamp_us < slot.end_us:
         return slot
-    from datetime import UTC, datetime
-
-    instant = datetime.fromtimestamp(timestamp_us // 1_000_000, tz=UTC)
-    instant = instant.replace(microsecond=timestamp_us % 1_000_000)
-    period = period_containing(instant, interval=subscription.interval,
+    period = period_containing(moment_of(timestamp_us), interval=subscription.interval,
                                billing_time=subscription.billing_time, started_on=subscription.started_on,
                                timezone=subscription.timezone)
     if period is None:
         return None
-    slot = PeriodSlot(_micros(period.start), _micros(period.end), period.key)
+    slot = PeriodSlot(epoch_us(period.start), epoch_us(period.end), period.key)
     if len(_last_period) > _MEMO_LIMIT:
         _last_period.clear()
     _last_period[memo_key] = slot

@@ -24,7 +24,7 @@ from aggregator.planning import period_of, plan
 from aggregator.redis_state import UsageState
 from meterline.settings import Settings
 from rater.tables import subscriptions
-from schemas.events import Event
+from schemas.events import EPOCH, Event, epoch_us, moment_of
 
 CHUNK = 2000
 EVENTS_SQL = text("""
@@ -47,10 +47,10 @@ class RebuildResult:
 def earliest_open(view: SubscriptionView, now: datetime) -> datetime:
     """The start of the oldest period whose state can still be in Redis (retention after its end)."""
     oldest = now - timedelta(seconds=STATE_RETENTION_S)
-    slot = period_of(int(oldest.timestamp()) * 1_000_000, view)
+    slot = period_of(epoch_us(oldest), view)
     if slot is None:
-        return datetime(1970, 1, 1, tzinfo=UTC)
-    return datetime.fromtimestamp(slot.start_us / 1_000_000, tz=UTC)
+        return EPOCH
+    return moment_of(slot.start_us)
 
 
 async def _scopes(engine: AsyncEngine, external_id: str | None) -> list[Scope]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, select
@@ -11,13 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from meterline.http import unavailable
 from rater.tables import event_keys, events, subscriptions
-from schemas.events import iso_ms
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _epoch_us(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+from schemas.events import epoch_us, iso_ms
 
 
 async def archived_event(engine: AsyncEngine, organization_id: str,
@@ -55,10 +48,10 @@ async def archived_event(engine: AsyncEngine, organization_id: str,
         "transaction_id": row["transaction_id"],
         "lago_customer_id": row["customer_id"],
         "code": row["code"],
-        "timestamp": iso_ms(_epoch_us(row["timestamp"])),
+        "timestamp": iso_ms(epoch_us(row["timestamp"])),
         "properties": row["properties"],
         "lago_subscription_id": row["subscription_id"],
         "external_subscription_id": row["external_subscription_id"],
         "precise_total_amount_cents": row["precise_total_amount_cents"],
-        "created_at": iso_ms(_epoch_us(row["received_at"])),
+        "created_at": iso_ms(epoch_us(row["received_at"])),
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -58,7 +58,7 @@ class Event:
 
     @property
     def timestamp(self) -> datetime:
-        return datetime.fromtimestamp(self.timestamp_us / 1_000_000, tz=UTC)
+        return moment_of(self.timestamp_us)
 
 
 def _identifier(raw: dict[str, Any], name: str, errors: dict[str, list[str]], may_hold_nul: bool) -> str:
@@ -223,6 +223,20 @@ def event_from_message(payload: bytes) -> Event:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed events message: {exc!r}") from exc
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_us(moment: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch, exactly (the unit of every event time)."""
+    return (moment - EPOCH) // _MICROSECOND
+
+
+def moment_of(epoch_us: int) -> datetime:
+    """Integer microseconds since the epoch as an aware UTC datetime, exactly."""
+    return EPOCH + timedelta(microseconds=epoch_us)
 
 
 @lru_cache(maxsize=4096)  # a batch's events share their created_at, and mostly a few timestamps

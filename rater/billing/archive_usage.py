@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aggregator.aggregations import UNITS_QUANTUM, MetricUsage
 from rater.periods import Period
+from schemas.events import epoch_us
 
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
@@ -93,7 +94,7 @@ def _usage(index: int, metric: MetricSpec, row: Any, period_us: int) -> MetricUs
 def _params(organization_id: str, window: Period, period: Period, unique: list[MetricSpec]) -> tuple[dict, list]:
     params: dict[str, Any] = {"org": organization_id, "start": window.start, "end": window.end,
                               "codes": [m.code for m in unique],
-                              "period_end_us": int(period.end.timestamp()) * 1_000_000 + period.end.microsecond}
+                              "period_end_us": epoch_us(period.end)}
     columns: list[str] = []
     for index, metric in enumerate(unique):
         params[f"c{index}"] = metric.code

@@ -219,3 +219,14 @@ def test_the_schema_refuses_what_the_ingest_refuses() -> None:
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({**good, field: bad}, TOPIC_SCHEMA)
     assert isinstance(event_from_message(json.dumps(good).encode()), Event)
+
+
+def test_epoch_microseconds_round_trip_exactly() -> None:
+    from datetime import UTC, datetime
+
+    from schemas.events import epoch_us, moment_of
+
+    moment = datetime(2026, 6, 30, 23, 59, 59, 999_999, tzinfo=UTC)
+    assert epoch_us(moment) == 1_782_863_999_999_999
+    assert moment_of(1_782_863_999_999_999) == moment
+    assert epoch_us(moment_of(-1)) == -1  # before 1970 too
