@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
+from aggregator.fetch_chunks import ChunkSchema, use_chunks
 from aggregator.processor import BatchProcessor, process_until_done
 from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, record
@@ -35,9 +36,10 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=1,
         topic_partitions=settings.events_partitions,
         consumer_auto_offset_reset="earliest",
-        broker_commit_every=settings.aggregator_batch_size,
+        # counted in chunks (aggregator/fetch_chunks.py), of at most aggregator_batch_size events each
+        broker_commit_every=settings.events_partitions,
         broker_commit_interval=1.0,
-        stream_buffer_maxsize=max(4 * settings.aggregator_batch_size, 4096),
+        stream_buffer_maxsize=2 * settings.events_partitions,
         producer_acks=-1,
         # A worker killed with SIGKILL leaves its group membership behind until the session times
         # out; a short session lets its replacement take the partitions over in seconds.
@@ -47,8 +49,10 @@ def create_app(settings: Settings) -> faust.App:
         # stop completes; not waiting is safe: an unfinished batch is never committed (`abandon`)
         # and whoever processes it again does so exactly once.
         stream_wait_empty=False,
+        broker_max_poll_records=settings.aggregator_batch_size,
     )
-    events = app.topic(settings.events_topic, value_type=bytes, key_type=bytes, internal=False)
+    use_chunks(app)
+    events = app.topic(settings.events_topic, schema=ChunkSchema(), internal=False)
     rejected = app.topic(settings.rejected_topic, value_type=bytes, key_type=bytes, internal=False)
     resources: dict[str, Any] = {}
 
@@ -70,8 +74,10 @@ def create_app(settings: Settings) -> faust.App:
             await asyncio.sleep(0.05)
         processor: BatchProcessor = resources["processor"]
         totals = Totals()
-        batches = stream.take(settings.aggregator_batch_size, within=settings.aggregator_batch_within_s)
-        async for batch in batches:
+        # each item is a chunk: one partition's fetched values (aggregator/fetch_chunks.py)
+        chunks = stream.take(settings.events_partitions, within=settings.aggregator_batch_within_s)
+        async for taken in chunks:
+            batch = [value for chunk in taken for value in chunk]
             work_id.set(f"batch-{os.getpid()}-{totals.batches + 1}")  # on every log line of this batch
             began = time.monotonic()
             try:

@@ -217,18 +217,20 @@ def _floor_worker(topic: str, group: str, count: int) -> None:
     import faust
 
     from aggregator.app import create_app
+    from aggregator.fetch_chunks import ChunkSchema
 
     settings = Settings.from_env()
     app = create_app(Settings(**{**settings.__dict__, "events_topic": f"{topic}.unused", "consumer_group": group}))
-    source = app.topic(topic, value_type=bytes, key_type=bytes, internal=False)
+    source = app.topic(topic, schema=ChunkSchema(), internal=False)
     seen: dict[str, float] = {"n": 0}
 
     @app.agent(source, concurrency=1)
     async def drain(stream: faust.StreamT) -> None:
-        async for batch in stream.take(settings.aggregator_batch_size, within=settings.aggregator_batch_within_s):
+        async for chunks in stream.take(settings.events_partitions, within=settings.aggregator_batch_within_s):
+            events = sum(len(chunk) for chunk in chunks)
             if "t0" not in seen:
-                seen["t0"], seen["n0"] = time.monotonic(), len(batch)
-            seen["n"] += len(batch)
+                seen["t0"], seen["n0"] = time.monotonic(), events
+            seen["n"] += events
             if seen["n"] >= count:
                 elapsed = time.monotonic() - seen["t0"]
                 print(f"FLOOR {(seen['n'] - seen['n0']) / elapsed:.1f} events/s", flush=True)
