@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import faust
 from redis.asyncio import Redis
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.fetch_chunks import ChunkSchema, use_chunks
-from aggregator.processor import BatchProcessor, process_until_done
+from aggregator.processor import BatchProcessor, BatchResult, Finished, Pipeline
 from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, record
 from meterline.logs import work_id
@@ -72,36 +72,49 @@ def create_app(settings: Settings) -> faust.App:
     async def aggregate(stream: faust.StreamT) -> None:
         while "processor" not in resources:
             await asyncio.sleep(0.05)
-        processor: BatchProcessor = resources["processor"]
+        pipeline = Pipeline(resources["processor"], abandon)
         totals = Totals()
-        # each item is a chunk: one partition's fetched values (aggregator/fetch_chunks.py)
-        chunks = stream.take(settings.events_partitions, within=settings.aggregator_batch_within_s)
-        async for taken in chunks:
-            batch = [value for chunk in taken for value in chunk]
-            work_id.set(f"batch-{os.getpid()}-{totals.batches + 1}")  # on every log line of this batch
-            began = time.monotonic()
-            try:
-                result = await process_until_done(processor, batch)
-            except BaseException as exc:  # noqa: BLE001 - shutdown or a bug in the middle of a batch
+        submitted = 0
+
+        def on_archived(events: Sequence[faust.EventT], size: int, began: float) -> Finished:
+            async def finished(result: BatchResult) -> None:
+                for event in events:  # only now may Faust commit the batch's offsets
+                    await stream.ack(event)
+                await record(resources["redis"], result, size, time.monotonic() - began)
+                totals.add(result)
+                if result.rejected:
+                    log.info("batch of %d: %d events rejected to %s: %s", size,
+                             sum(result.rejected.values()), settings.rejected_topic, result.rejected)
+                totals.maybe_log()
+            return finished
+
+        # Each event of the stream is a chunk, one partition's fetched values (aggregator/fetch_chunks.py).
+        # noack_take: the agent acknowledges a batch itself, once the pipeline archived it.
+        batches = cast(faust.Stream, stream).noack_take(settings.events_partitions, within=settings.aggregator_batch_within_s)
+        batch: list[bytes] = []
+        try:
+            async for events in batches:
+                batch = [value for event in events for value in event.value]
+                submitted += 1
+                work_id.set(f"batch-{os.getpid()}-{submitted}")  # on every log line of this batch
+                await pipeline.submit(batch, on_archived(events, len(batch), time.monotonic()))
+                batch = []
+        except BaseException as exc:  # noqa: BLE001 - a stop, or a bug, with a batch in flight or not
+            if batch or pipeline.busy:
                 abandon(len(batch), exc)
-            await record(resources["redis"], result, len(batch), time.monotonic() - began)
-            totals.add(result)
-            if result.rejected:
-                log.info("batch of %d: %d events rejected to %s: %s", len(batch),
-                         sum(result.rejected.values()), settings.rejected_topic, result.rejected)
-            totals.maybe_log()
+            raise
 
     return app
 
 
 def abandon(size: int, exc: BaseException) -> NoReturn:
-    """Leave at once, without acknowledging the batch in progress.
+    """Leave at once, without acknowledging the batches in progress.
 
-    Faust's take() acknowledges the events of a batch when its consumer goes away (the buffer
-    generator's `finally`), and its shutdown then commits them: a worker stopped (SIGTERM) or
-    crashing while a batch is held back would skip that batch. Exiting here commits nothing; the
-    next worker gets the batch again from the last commit, and the dedup marks and the archive's
-    key make the replay exact.
+    A worker stopped (SIGTERM) or failing while a batch is held back (an outage) or in the
+    pipeline leaves without committing anything more; the next worker gets those batches again
+    from the last commit, and the dedup marks and the archive's key make the replay exact. (Plain
+    `take()` would be wrong here: it acknowledges a batch's events when its consumer goes away,
+    and Faust's shutdown then commits them.)
     """
     if isinstance(exc, asyncio.CancelledError):
         log.warning("stopping in the middle of a batch of %d: leaving it uncommitted for the next worker", size)

@@ -23,6 +23,12 @@ Order of side effects for a batch, and what a crash between two steps does:
 5. return; the Faust agent acknowledges the messages and their offsets are committed.
    - crash before the commit: everything above is redone, and every step is a no-op the second time.
 
+Steps 1-2 (`apply`) and 3-4 (`archive`) are separate calls so that `Pipeline` can overlap them
+across batches: batch N+1 is planned and applied to Redis while PostgreSQL archives batch N. That
+changes none of the above: each batch still reaches Redis before the archive, batches are archived
+one at a time and in order, and a batch is acknowledged only after its own step 4, so a commit
+never covers a batch that was not archived. A crash with two batches in flight redoes both.
+
 Error kinds: an unusable event is *rejected* (routed, then committed), and so is an event whose
 planning raised (a bug: `malformed`, replayable once fixed, instead of a worker that crash-loops
 on it); Redis or PostgreSQL being unreachable is *transient* (`TransientError`: nothing is
@@ -35,8 +41,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import NoReturn, TypeVar
 
 import orjson
 import redis.exceptions
@@ -51,6 +59,7 @@ from schemas.events import Event, event_from_message
 
 log = logging.getLogger("meterline.aggregator")
 MAX_BACKOFF_S = 5.0
+T = TypeVar("T")
 RejectSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # [(key, value)] -> all acknowledged
 
 
@@ -66,6 +75,17 @@ class BatchResult:
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> events sent to events.rejected
     visible_at: float = 0.0  # when the batch's usage became readable (Redis applied), Unix seconds
     received_at_us: list[int] = field(default_factory=list)  # ingest acceptance time of each applied candidate
+
+
+@dataclass
+class Applied:
+    """A batch after steps 1-2: what the archive gets, and the rejects found so far."""
+
+    result: BatchResult = field(default_factory=BatchResult)
+    accepted: list[Event] = field(default_factory=list)
+    owners: list[tuple[str, str]] = field(default_factory=list)  # each accepted event's (subscription id, period key)
+    payload_of: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
+    rejects: list[tuple[bytes, Rejected]] = field(default_factory=list)
 
 
 def rejection_message(payload: bytes, rejection: Rejected) -> bytes:
@@ -91,22 +111,26 @@ class BatchProcessor:
                  reject: RejectSink):
         self.catalog = catalog
         self.state = state
-        self.archive = archive
+        self.archive_store = archive
         self.reject = reject
 
-    async def process(self, payloads: Sequence[bytes]) -> BatchResult:
-        try:
-            return await self._process(payloads)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                redis.exceptions.BusyLoadingError) as exc:
-            raise TransientError(f"Redis unavailable: {exc}") from exc
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, OSError) as exc:
-            raise TransientError(f"PostgreSQL unavailable: {exc}") from exc
+    async def apply(self, payloads: Sequence[bytes]) -> Applied:
+        """Steps 1-2."""
+        with transient_errors():
+            return await self._apply(payloads)
 
-    async def _process(self, payloads: Sequence[bytes]) -> BatchResult:
-        result = BatchResult()
+    async def archive(self, applied: Applied) -> BatchResult:
+        """Steps 3-4, for a batch `apply` went through."""
+        with transient_errors():
+            return await self._archive(applied)
+
+    async def process(self, payloads: Sequence[bytes]) -> BatchResult:
+        return await self.archive(await self.apply(payloads))
+
+    async def _apply(self, payloads: Sequence[bytes]) -> Applied:
+        applied = Applied()
+        result, rejects = applied.result, applied.rejects
         decoded: list[tuple[bytes, Event]] = []
-        rejects: list[tuple[bytes, Rejected]] = []
         for payload in payloads:
             try:
                 decoded.append((payload, event_from_message(payload)))
@@ -115,13 +139,11 @@ class BatchProcessor:
 
         views = await self.catalog.lookup((e.organization_id, e.external_subscription_id) for _, e in decoded)
         planned: list[Planned] = []
-        accepted: list[Event] = []
-        owners: list[tuple[str, str]] = []  # each accepted event's (subscription id, period key)
-        payload_of: dict[tuple[str, str, str], bytes] = {}
         seen: set[tuple[str, str, str]] = set()  # only accepted copies count: a rejected one wins nothing
         for payload, event in decoded:
+            view = views.get((event.organization_id, event.external_subscription_id))
             try:
-                outcome = plan(event, views.get((event.organization_id, event.external_subscription_id)))
+                outcome = plan(event, view)
             except Exception as exc:  # noqa: BLE001 - a planning bug must not stop the stream on this event
                 outcome = Rejected("malformed", f"the aggregator could not plan this event: {exc!r}")
             if isinstance(outcome, Rejected):
@@ -133,37 +155,99 @@ class BatchProcessor:
                 continue
             seen.add(identity)
             planned.append(outcome)
-            accepted.append(event)
-            owners.append((views[(event.organization_id, event.external_subscription_id)].id,  # type: ignore[union-attr]
-                           outcome.period_key))
-            payload_of[identity] = payload
+            applied.accepted.append(event)
+            applied.owners.append((view.id, outcome.period_key))  # type: ignore[union-attr]  # planned: known
+            applied.payload_of[identity] = payload
 
         result.applied = await self.state.apply(planned)  # step 2
         result.visible_at = time.time()
-        result.received_at_us = [event.received_at_us for event in accepted]
+        result.received_at_us = [event.received_at_us for event in applied.accepted]
         result.duplicates += len(planned) - result.applied
-        stored = await self.archive.store(accepted, owners)  # step 3
+        return applied
+
+    async def _archive(self, applied: Applied) -> BatchResult:
+        result, rejects = replace(applied.result), list(applied.rejects)  # a retry starts from the same
+        stored = await self.archive_store.store(applied.accepted, applied.owners)  # step 3
         result.archived = stored.archived
         result.duplicates += stored.already_closed
         for identity in stored.closed:  # closed while this batch was in flight: refused by the archive
-            rejects.append((payload_of[identity], Rejected(
+            rejects.append((applied.payload_of[identity], Rejected(
                 "period_closed", "the billing period of this event was invoiced before it was archived")))
         if rejects:  # step 4
             await self.reject([(rejection_key(payload), rejection_message(payload, rejection))
                                for payload, rejection in rejects])
-            for _, rejection in rejects:
-                result.rejected[rejection.reason] = result.rejected.get(rejection.reason, 0) + 1
+        result.rejected = {}
+        for _, rejection in rejects:
+            result.rejected[rejection.reason] = result.rejected.get(rejection.reason, 0) + 1
         return result
 
 
-async def process_until_done(processor: BatchProcessor, batch: Sequence[bytes]) -> BatchResult:
-    """Process one batch, retrying transient failures with backoff: the batch is never skipped, and
-    nothing is committed (the agent does not return) until it went through."""
+@contextmanager
+def transient_errors() -> Iterator[None]:
+    """A store that cannot be reached is a TransientError: retried, never skipped."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+            redis.exceptions.BusyLoadingError) as exc:
+        raise TransientError(f"Redis unavailable: {exc}") from exc
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, OSError) as exc:
+        raise TransientError(f"PostgreSQL unavailable: {exc}") from exc
+
+
+async def until_done(step: Callable[[], Awaitable[T]], size: int) -> T:
+    """Run a step of a batch, retrying transient failures with backoff: the batch is never skipped,
+    and nothing is committed (it is not acknowledged) until it went through."""
     backoff = 0.1
     while True:
         try:
-            return await processor.process(batch)
+            return await step()
         except TransientError as exc:
-            log.warning("batch of %d held back, retrying in %.1fs: %s", len(batch), backoff, exc)
+            log.warning("batch of %d held back, retrying in %.1fs: %s", size, backoff, exc)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+async def process_until_done(processor: BatchProcessor, batch: Sequence[bytes]) -> BatchResult:
+    """One batch through all four steps, transient failures retried."""
+    applied = await until_done(lambda: processor.apply(batch), len(batch))
+    return await until_done(lambda: processor.archive(applied), len(batch))
+
+
+Finished = Callable[[BatchResult], Awaitable[None]]
+
+
+class Pipeline:
+    """Batches through `apply` and `archive`, the archive of one overlapping the apply of the next.
+
+    `submit` returns once its batch is applied (Redis), leaving the batch's archive step running;
+    it first waits for the previous batch's archive, so at most one batch is being archived and
+    batches finish in order. `finished(result)` runs after a batch's step 4: that is where the
+    caller acknowledges it. A failure other than a transient one (a bug) goes to `failed`, which
+    must not return (the worker leaves without acknowledging what is in flight).
+    """
+
+    def __init__(self, processor: BatchProcessor, failed: Callable[[int, BaseException], NoReturn]):
+        self.processor = processor
+        self.failed = failed
+        self._archiving: asyncio.Future[None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._archiving is not None and not self._archiving.done()
+
+    async def submit(self, batch: Sequence[bytes], finished: Finished) -> None:
+        applied = await until_done(lambda: self.processor.apply(batch), len(batch))
+        await self.drain()
+        self._archiving = asyncio.ensure_future(self._archive(applied, len(batch), finished))
+
+    async def drain(self) -> None:
+        """Wait until the batch being archived, if any, is finished."""
+        if self._archiving is not None:
+            await asyncio.shield(self._archiving)
+
+    async def _archive(self, applied: Applied, size: int, finished: Finished) -> None:
+        try:
+            result = await until_done(lambda: self.processor.archive(applied), size)
+            await finished(result)
+        except BaseException as exc:  # noqa: BLE001 - a stop or a bug in the middle of a batch
+            self.failed(size, exc)

@@ -1,0 +1,179 @@
+"""BatchProcessor and its Pipeline: every batch reaches Redis before the archive, batches are archived
+one at a time and in order while the next one is applied, a batch is finished (acknowledged) only
+after its archive step, transient failures are retried and a bug stops everything.
+
+The stores are recording fakes (the real ones are covered by tests/integration and the e2e fault
+tests); what is tested here is the processor's own ordering logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import date
+from typing import NoReturn
+
+import pytest
+
+from aggregator.archive import Stored
+from aggregator.model import Metric, Planned, SubscriptionView
+from aggregator.processor import BatchProcessor, BatchResult, Pipeline
+from schemas.events import Event, event_to_message
+
+ORG = "00000000-0000-0000-0000-0000000000aa"
+VIEW = SubscriptionView(id="sub-1", organization_id=ORG, external_id="s1", status="active", interval="monthly",
+                        billing_time="calendar", started_on=date(2020, 1, 1), timezone="UTC",
+                        metrics_by_code={"calls": Metric("m1", "calls", "count_agg", None)})
+NOW_US = 1_795_000_000_000_000
+
+
+def message(tx: str, subscription: str = "s1") -> bytes:
+    return event_to_message(Event(lago_id="x", organization_id=ORG, transaction_id=tx, code="calls",
+                                  external_subscription_id=subscription, timestamp_us=NOW_US,
+                                  received_at_us=NOW_US, properties={}))
+
+
+class Catalog:
+    async def lookup(self, scopes):  # noqa: ANN001, ANN201
+        return {scope: VIEW if scope == (ORG, "s1") else None for scope in scopes}
+
+
+class Journal:
+    """Redis and the archive in one: records what each received, in order, and slows each call a
+    little so that the two stages overlap."""
+
+    def __init__(self, fail_archive_call: int | None = None):
+        self.entries: list[tuple[str, list[str]]] = []
+        self.fail_archive_call = fail_archive_call
+        self.applied_txs: set[str] = set()
+
+    async def apply(self, planned: Sequence[Planned]) -> int:
+        txs = [item.transaction_id for item in planned]
+        self.entries.append(("redis-begin", txs))
+        await asyncio.sleep(0.002)
+        fresh = [tx for tx in txs if tx not in self.applied_txs]
+        self.applied_txs.update(fresh)
+        self.entries.append(("redis-end", txs))
+        return len(fresh)
+
+    async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]]) -> Stored:
+        txs = [event.transaction_id for event in batch]
+        calls = sum(1 for kind, _ in self.entries if kind == "archive-begin")
+        self.entries.append(("archive-begin", txs))
+        await asyncio.sleep(0.003)
+        if calls == self.fail_archive_call:
+            raise OSError("connection refused")  # a transient failure: PostgreSQL unreachable
+        self.entries.append(("archive-end", txs))
+        return Stored(len(txs), [], 0)
+
+
+def reraise(size: int, exc: BaseException) -> NoReturn:
+    raise exc
+
+
+def make(journal: Journal, rejected: list[tuple[bytes, bytes]]) -> BatchProcessor:
+    async def reject(messages: Sequence[tuple[bytes, bytes]]) -> None:
+        rejected.extend(messages)
+
+    return BatchProcessor(Catalog(), journal, journal, reject)  # type: ignore[arg-type]
+
+
+def test_one_batch_is_applied_then_archived_and_its_copies_and_rejects_go_nowhere_else() -> None:
+    journal, rejected = Journal(), list[tuple[bytes, bytes]]()
+    payloads = [message(f"t{n}") for n in range(4)] + [message("t2"), message("u1", subscription="nope")]
+    result = asyncio.run(make(journal, rejected).process(payloads))
+
+    assert (result.applied, result.archived, result.duplicates) == (4, 4, 1)
+    assert result.rejected == {"unknown_subscription": 1}
+    assert len(rejected) == 1
+    assert [kind for kind, _ in journal.entries] == ["redis-begin", "redis-end", "archive-begin", "archive-end"]
+    assert journal.entries[0][1] == ["t0", "t1", "t2", "t3"]
+
+
+def test_the_pipeline_overlaps_one_batch_s_archive_with_the_next_apply_and_finishes_batches_in_order() -> None:
+    journal, rejected = Journal(), list[tuple[bytes, bytes]]()
+    finished: list[tuple[int, int]] = []
+
+    def failed(size: int, exc: BaseException) -> NoReturn:
+        raise AssertionError(f"no batch may fail here: {exc!r}")
+
+    async def run() -> None:
+        pipeline = Pipeline(make(journal, rejected), failed)
+        for number in range(3):
+            async def done(result: BatchResult, number: int = number) -> None:
+                finished.append((number, result.archived))
+                journal.entries.append(("finished", [str(number)]))
+            await pipeline.submit([message(f"b{number}-{n}") for n in range(3)], done)
+        assert pipeline.busy
+        await pipeline.drain()
+        assert not pipeline.busy
+
+    asyncio.run(run())
+    assert finished == [(0, 3), (1, 3), (2, 3)]
+    order = [(kind, txs[0][:2]) for kind, txs in journal.entries]
+    for number in range(3):
+        batch = f"b{number}"
+        assert order.index(("redis-end", batch)) < order.index(("archive-begin", batch))
+        assert order.index(("archive-end", batch)) < order.index(("finished", str(number)))
+    for number in range(2):  # one archive at a time, in order; the next batch applied meanwhile
+        assert order.index(("finished", str(number))) < order.index(("archive-begin", f"b{number + 1}"))
+        assert order.index(("redis-begin", f"b{number + 1}")) < order.index(("archive-end", f"b{number}"))
+
+
+def test_a_failing_archive_is_retried_and_the_batch_finishes_once() -> None:
+    journal, rejected = Journal(fail_archive_call=0), list[tuple[bytes, bytes]]()
+    payloads = [message(f"t{n}") for n in range(3)] + [message("u1", subscription="nope")]
+    results: list[BatchResult] = []
+
+    async def run() -> None:
+        pipeline = Pipeline(make(journal, rejected), reraise)
+
+        async def done(result: BatchResult) -> None:
+            results.append(result)
+        await pipeline.submit(payloads, done)
+        await pipeline.drain()
+
+    asyncio.run(run())
+    assert [kind for kind, _ in journal.entries].count("archive-begin") == 2
+    assert len(results) == 1
+    assert (results[0].applied, results[0].archived, results[0].duplicates) == (3, 3, 0)
+    assert results[0].rejected == {"unknown_subscription": 1}
+    assert len(rejected) == 1  # rejects go out once, with the archive step that went through
+
+
+def test_a_bug_in_the_archive_step_goes_to_failed_without_finishing_the_batch() -> None:
+    journal, rejected = Journal(), list[tuple[bytes, bytes]]()
+    failures: list[tuple[int, str]] = []
+    finished: list[BatchResult] = []
+
+    class Broken(Journal):
+        async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]]) -> Stored:
+            raise KeyError("a bug")
+
+    async def run() -> None:
+        def failed(size: int, exc: BaseException) -> NoReturn:
+            failures.append((size, repr(exc)))
+            raise RuntimeError("the worker leaves")  # abandon() exits the process instead
+
+        processor = BatchProcessor(Catalog(), journal, Broken(), make(journal, rejected).reject)  # type: ignore[arg-type]
+        pipeline = Pipeline(processor, failed)
+
+        async def done(result: BatchResult) -> None:
+            finished.append(result)
+        await pipeline.submit([message("t1"), message("t2")], done)
+        with pytest.raises(RuntimeError, match="the worker leaves"):
+            await pipeline.drain()
+
+    asyncio.run(run())
+    assert failures == [(2, "KeyError('a bug')")]
+    assert finished == []
+
+
+def test_a_redelivered_batch_is_applied_once() -> None:
+    journal, rejected = Journal(), list[tuple[bytes, bytes]]()
+    payloads = [message(f"t{n}") for n in range(5)]
+    processor = make(journal, rejected)
+    first = asyncio.run(processor.process(payloads))
+    second = asyncio.run(processor.process(payloads))
+    assert (first.applied, first.duplicates) == (5, 0)
+    assert (second.applied, second.duplicates) == (0, 5)
