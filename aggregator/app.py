@@ -90,7 +90,8 @@ def create_app(settings: Settings) -> faust.App:
 
         # Each event of the stream is a chunk, one partition's fetched values (aggregator/fetch_chunks.py).
         # noack_take: the agent acknowledges a batch itself, once the pipeline archived it.
-        batches = cast(faust.Stream, stream).noack_take(settings.events_partitions, within=settings.aggregator_batch_within_s)
+        batches = cast(faust.Stream, stream).noack_take(settings.events_partitions,
+                                                        within=settings.aggregator_batch_within_s)
         batch: list[bytes] = []
         try:
             async for events in batches:
