@@ -36,7 +36,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=1,
         topic_partitions=settings.events_partitions,
         consumer_auto_offset_reset="earliest",
-        # counted in chunks (aggregator/fetch_chunks.py), of at most aggregator_batch_size events each
+        # Faust counts chunks (aggregator/fetch_chunks.py): the events of one partition in one fetch
         broker_commit_every=settings.events_partitions,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=2 * settings.events_partitions,
@@ -49,7 +49,7 @@ def create_app(settings: Settings) -> faust.App:
         # stop completes; not waiting is safe: an unfinished batch is never committed (`abandon`)
         # and whoever processes it again does so exactly once.
         stream_wait_empty=False,
-        broker_max_poll_records=settings.aggregator_batch_size,
+        broker_max_poll_records=settings.aggregator_batch_size,  # events per fetch, all partitions together
     )
     use_chunks(app)
     events = app.topic(settings.events_topic, schema=ChunkSchema(), internal=False)

@@ -33,7 +33,7 @@ KAFKA_ACK_LATENCY = Histogram("meterline_kafka_ack_seconds", "Produce to acknowl
 AGGREGATOR_EVENTS = Counter("meterline_aggregator_events_total",
                             "Events handled by this aggregator worker by outcome", ["outcome", "reason"])
 AGGREGATOR_BATCH_SIZE = Histogram("meterline_aggregator_batch_size", "Events per processed batch",
-                                  buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
+                                  buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000))
 AGGREGATOR_APPLY_LATENCY = Histogram("meterline_aggregator_batch_seconds",
                                      "Processing time of one batch (Redis, archive, rejects)",
                                      buckets=LATENCY_BUCKETS)
