@@ -67,7 +67,7 @@ class ChunkConsumer(aiokafka_driver.Consumer):
             except Exception as exc:  # noqa: BLE001 - Faust's own handling of this case
                 self.log.warning(f"exception performing seek when flow not active {exc}")
             return [], generation_id
-        fetched = []
+        fetched: list[tuple[TP, Sequence[Any]]] = []
         for tp, partition_records in records.items():
             if partition_records and (active_partitions is None or tp in active_partitions
                                       or tp in self._buffered_partitions):
