@@ -2,15 +2,17 @@
 
 Why: Faust moves every Kafka message through its conductor, a channel queue and the stream
 iterator, and its fetch loop waits on each delivery with two fresh tasks (`Service.wait_first`).
-Profiled on the development machine that is ~75 us of CPU per message, a ceiling of ~13,000
-messages/s for an agent that does nothing (bench_aggregator's `aggregator_faust_floor_events_per_s`).
+Profiled on the development machine that was ~75 us of CPU per message, a ceiling of ~13,000
+messages/s for an agent that does nothing (bench_aggregator's `aggregator_faust_floor_events_per_s`;
+with chunks it is above the raw consume ceiling).
 The aggregator processes messages in batches anyway, so the per-message hop buys it nothing.
 
 What changes: `ChunkConsumer._drain_messages` (the Faust fetch loop, otherwise kept as Faust wrote
-it: flow control, generation checks, rebalances, commits) groups the records of one `getmany()` by
-partition and delivers each group as a single `ConsumerMessage`: its offset is the group's last
-offset and its value the list of the records' values. `ChunkSchema` passes that list through
-undecoded. The agent still reads the topic through `stream.take()`; each item is a chunk.
+it: flow control, generation checks, rebalances, commits) takes the records of one fetch (what
+Faust's `getmany` reads, without building a Faust message per record) and delivers each
+partition's records as a single `ConsumerMessage`: its offset is their last offset and its value
+the list of their values. `ChunkSchema` passes that list through undecoded. The agent still reads
+the topic as a Faust stream, in batches of chunks (`noack_take`, aggregator/app.py).
 
 Offsets stay exact: before a chunk is delivered, the offsets it covers other than its own (the
 first to the one before last) are registered as a *gap* of the partition, the mechanism Faust
