@@ -1,9 +1,9 @@
 """The aggregator without Faust: the same BatchProcessor driven by a plain confluent-kafka consumer.
 
-Chosen with METERLINE_AGGREGATOR_RUNTIME=kafka (the default stays `faust`). Faust hands events to
-a stream one at a time, which costs ~75 us of CPU per event before any work is done
-(bench_aggregator's `aggregator_faust_floor_events_per_s`); this loop takes up to
-`aggregator_batch_size` messages per `consume()` call from librdkafka, in C.
+Chosen with METERLINE_AGGREGATOR_RUNTIME=kafka (the default is `faust`). It takes up to
+`aggregator_batch_size` messages per `consume()` call from librdkafka, in C, and runs its batches
+one after the other (no pipeline); `make bench` measures it beside the Faust worker
+(`aggregator_kafka_loop_events_per_s`) as a reference point for the Faust runtime's overhead.
 
 Exactly once, as with Faust (aggregator/processor.py): a batch is processed (Redis, archive,
 rejects) and only then are the offsets committed, synchronously. librdkafka runs rebalance

@@ -12,9 +12,9 @@
    that holds on a busy machine, where wall-clock rates depend on the neighbours).
    `aggregator_kafka_loop_events_per_s` (and its CPU and ratio): the same, for a worker with
    METERLINE_AGGREGATOR_RUNTIME=kafka (aggregator/kafka_loop.py) on a second topic of N fresh events.
-4. `aggregator_faust_floor_events_per_s`: a Faust worker with the same settings and the same
-   `take()` loop that does nothing with its batches, on the same topic: what Faust's per-message
-   machinery alone allows, next to the raw ceiling.
+4. `aggregator_faust_floor_events_per_s`: a Faust worker with the same settings, transport and
+   batching (chunks, aggregator/fetch_chunks.py) that does nothing with its batches, on the same
+   topic: what the Faust side alone allows, next to the raw ceiling.
 5. `redis_bytes_per_unique_member`: MEMORY USAGE of one period's unique set after 1,000,000
    distinct users went through the real Lua script (100,000 with --quick), per member; and
    `redis_bytes_per_event_with_mark`: the whole used_memory delta per event (member + dedup mark).
@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -213,7 +213,7 @@ def faust_floor(settings: Settings, topic: str, count: int) -> float:
 
 
 def _floor_worker(topic: str, group: str, count: int) -> None:
-    """The aggregator's Faust settings and take() loop, with nothing done to the batches."""
+    """The aggregator's Faust settings and batching, with nothing done to the batches."""
     import faust
 
     from aggregator.app import create_app
@@ -226,8 +226,12 @@ def _floor_worker(topic: str, group: str, count: int) -> None:
 
     @app.agent(source, concurrency=1)
     async def drain(stream: faust.StreamT) -> None:
-        async for chunks in stream.take(settings.events_partitions, within=settings.aggregator_batch_within_s):
-            events = sum(len(chunk) for chunk in chunks)
+        batches = cast(faust.Stream, stream).noack_take(settings.events_partitions,
+                                                        within=settings.aggregator_batch_within_s)
+        async for chunks in batches:
+            events = sum(len(chunk.value) for chunk in chunks)
+            for chunk in chunks:
+                await stream.ack(chunk)
             if "t0" not in seen:
                 seen["t0"], seen["n0"] = time.monotonic(), events
             seen["n"] += events

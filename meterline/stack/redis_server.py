@@ -5,16 +5,28 @@ from __future__ import annotations
 import shutil
 from urllib.parse import urlsplit
 
+import redis
+
 from meterline.stack.proc import RunDir, apt_install, port_open, running_pid, start, wait_until
 
 MARKER = "redis-server"
+
+
+def answers(url: str) -> bool:
+    """Redis serves commands: the port is open and the dataset is loaded (a restarted Redis accepts
+    connections while it reads its append-only file, answering LOADING to everything)."""
+    try:
+        with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1) as client:
+            return bool(client.ping())
+    except redis.exceptions.RedisError:
+        return False
 
 
 def ensure_running(rundir: RunDir, url: str) -> bool:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 6379
     if running_pid(rundir, "redis", MARKER) or port_open(host, port):
-        wait_until(lambda: port_open(host, port), 30, "Redis", rundir.logfile("redis"))
+        wait_until(lambda: answers(url), 60, "Redis", rundir.logfile("redis"))
         return False
     if shutil.which("redis-server") is None:
         apt_install("redis-server")
@@ -28,5 +40,5 @@ def ensure_running(rundir: RunDir, url: str) -> bool:
         # synced every second keeps a restart from needing a rebuild at all.
         "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no", "--protected-mode", "no",
     ])
-    wait_until(lambda: port_open(host, port), 30, "Redis", rundir.logfile("redis"))
+    wait_until(lambda: answers(url), 60, "Redis", rundir.logfile("redis"))
     return True
