@@ -100,6 +100,7 @@ def create_app(settings: Settings) -> faust.App:
                 work_id.set(f"batch-{os.getpid()}-{submitted}")  # on every log line of this batch
                 await pipeline.submit(batch, on_archived(events, len(batch), time.monotonic()))
                 batch = []
+            await pipeline.drain()  # the stream ended (the worker stops): finish the batch in the archive
         except BaseException as exc:  # noqa: BLE001 - a stop, or a bug, with a batch in flight or not
             if batch or pipeline.busy:
                 abandon(len(batch), exc)

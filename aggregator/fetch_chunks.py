@@ -14,17 +14,16 @@ partition's records as a single `ConsumerMessage`: its offset is their last offs
 the list of their values. `ChunkSchema` passes that list through undecoded. The agent still reads
 the topic as a Faust stream, in batches of chunks (`noack_take`, aggregator/app.py).
 
-Offsets stay exact: before a chunk is delivered, the offsets it covers other than its own (the
-first to the one before last) are registered as a *gap* of the partition, the mechanism Faust
-already uses for offsets it never delivers (compaction, transaction markers). Faust counts gap
-offsets as acknowledged only up to the highest acknowledged offset, so nothing of a chunk is
-committed before the chunk itself is acknowledged, and then all of it is (`Consumer._new_offset`).
+Offsets stay exact: `ChunkLedger` decides what Faust commits. A partition's offsets are committed
+up to the end of the chunks acknowledged, in delivery order, and a chunk is acknowledged by the
+agent only once its events are applied and archived.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import faust
@@ -55,7 +54,63 @@ class ChunkSchema(faust.Schema):
         return message.value
 
 
+class ChunkLedger:
+    """Which offset of each partition may be committed: one past the last of the chunks delivered
+    in the current consumer generation that were all acknowledged, oldest first.
+
+    Faust's own bookkeeping (a list of acknowledged offsets, gaps for offsets never delivered) is
+    not used for chunks: a chunk stands for many offsets, and an acknowledgement arriving late, from
+    before a rebalance or a seek, could otherwise vouch for offsets of chunks nobody processed.
+    Here an acknowledgement counts only for the very chunk it belongs to, in delivery order, and
+    chunks of an older generation (or from before a seek) are forgotten: their events are read and
+    processed again, which the dedup marks and the archive's key make harmless.
+    """
+
+    def __init__(self) -> None:
+        self._delivered: dict[TP, deque[tuple[int | None, Message]]] = defaultdict(deque)
+
+    def delivered(self, tp: TP, generation_id: int | None, chunk: Message) -> None:
+        self._delivered[tp].append((generation_id, chunk))
+
+    def forget(self, tps: Iterable[TP] | None = None) -> None:
+        for tp in list(self._delivered) if tps is None else tps:
+            self._delivered.pop(tp, None)
+
+    def committable(self, tp: TP, generation_id: int | None) -> int | None:
+        pending = self._delivered.get(tp)
+        offset = None
+        while pending:
+            generation, chunk = pending[0]
+            if generation != generation_id:
+                pending.popleft()  # delivered before a rebalance: read again since
+            elif chunk.acked:
+                offset = chunk.offset + 1
+                pending.popleft()
+            else:
+                break
+        return offset
+
+
 class ChunkConsumer(aiokafka_driver.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ledger = ChunkLedger()
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """The offset to commit (Faust asks before each commit): from the ledger. Faust's list of
+        acknowledged offsets, which its acks still fill, is emptied here and not used."""
+        self._acked[tp].clear()
+        self._acked_index[tp].clear()
+        return self.ledger.committable(tp, self.app.consumer_generation_id)
+
+    async def perform_seek(self) -> None:
+        self.ledger.forget()
+        await super().perform_seek()
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        self.ledger.forget([partition])
+        await super().seek(partition, offset)
+
     async def _fetch(self, timeout: float) -> tuple[list[tuple[TP, Sequence[Any]]], int | None]:
         """Faust's `getmany`, by partition instead of by record: the records fetched for each
         partition, without building a Faust message per record."""
@@ -78,12 +133,9 @@ class ChunkConsumer(aiokafka_driver.Consumer):
         return fetched, generation_id
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - driven by Faust
-        callback = self.callback
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
         read_offset = self._read_offset
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        commit_every = self._commit_every
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
@@ -92,6 +144,10 @@ class ChunkConsumer(aiokafka_driver.Consumer):
                     continue
                 fetched, generation_id = await self._fetch(timeout=1.0)
                 for tp, records in fetched:
+                    if self._commit_every is not None and self._n_acked >= self._commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    # nothing awaited from this check until the chunk is handed over
                     if not self.flow_active or self.app.consumer_generation_id != generation_id:
                         break  # a rebalance began: Faust seeks back to the committed offsets
                     last_read = read_offset.get(tp)
@@ -100,16 +156,11 @@ class ChunkConsumer(aiokafka_driver.Consumer):
                         if not records:
                             continue
                     chunk = chunk_message(tp, records, generation_id)
-                    if acks_enabled_for(chunk.topic):
-                        first = records[0].offset
-                        if last_read and first - last_read > 1:  # offsets Kafka skipped, as Faust does
-                            await self._add_gap(tp, last_read + 1, first - 1)
-                        if chunk.offset > first:  # the chunk's other offsets, acknowledged with it
-                            await self._add_gap(tp, first, chunk.offset - 1)
-                    if commit_every is not None and self._n_acked >= commit_every:
-                        self._n_acked = 0
-                        await self.commit()
-                    await self.wait_first(callback(chunk), self.suspend_flow.wait())
+                    self.ledger.delivered(tp, generation_id, chunk)
+                    delivery = self.callback(chunk)
+                    outcome = await self.wait_first(delivery, self.suspend_flow.wait())
+                    if delivery not in outcome.done:
+                        break  # a rebalance interrupted the delivery: the chunk is read again after it
                     read_offset[tp] = chunk.offset
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:

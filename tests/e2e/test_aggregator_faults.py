@@ -219,6 +219,20 @@ def postmaster_pid() -> int:
     return int(children[0]) if children else wrapper
 
 
+def offsets(services: Services) -> tuple[dict[int, int], dict[int, int]]:
+    """(end offset, offset the aggregator's group committed) of each partition of `events`."""
+    consumer = Consumer({"bootstrap.servers": services.kafka_bootstrap, "group.id": "meterline-aggregator",
+                         "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics("events", timeout=10).topics["events"].partitions
+        tps = [TopicPartition("events", p) for p in partitions]
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
+        committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
+        return ends, committed
+    finally:
+        consumer.close()
+
+
 def test_postgres_stopped_during_ingestion_and_worker_stopped_meanwhile_loses_and_doubles_nothing(
         client: httpx.Client, ingest: httpx.Client, unique: str, services: Services, restore_stack: None) -> None:
     customer_id, subscription_id = seed(client, unique)
@@ -230,8 +244,13 @@ def test_postgres_stopped_during_ingestion_and_worker_stopped_meanwhile_loses_an
     wait_gone(server)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(services.database_url, connect_timeout=2)
+    ends_before, _ = offsets(services)
     send(ingest, events[third:2 * third])  # accepted into Kafka (or retried) while PostgreSQL is down
     time.sleep(5.0)  # the aggregator holds its batch and backs off meanwhile
+    ends_after, committed = offsets(services)
+    assert sum(ends_after.values()) - sum(ends_before.values()) >= third
+    # none of the events it could not archive is committed (commits happen every second)
+    assert all(committed[p] <= ends_before[p] for p in ends_before), (committed, ends_before)
     # a graceful stop while a batch is held back must not commit that batch (Faust acks a take()
     # buffer when its consumer goes away): the batch is processed by the next worker instead
     worker = pid_of("aggregator")

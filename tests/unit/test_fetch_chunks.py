@@ -1,0 +1,83 @@
+"""What the Faust worker may commit when each partition's fetched records reach it as one chunk
+(aggregator/fetch_chunks.py): the ledger's decisions, and the chunk message itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faust.types import TP
+
+from aggregator.fetch_chunks import ChunkLedger, chunk_message
+
+EVENTS = TP("events", 0)
+OTHER = TP("events", 1)
+
+
+@dataclass
+class Chunk:  # what the ledger reads of a delivered chunk message
+    offset: int
+    acked: bool = False
+
+
+def test_offsets_are_committable_only_through_the_chunks_acknowledged_in_delivery_order() -> None:
+    ledger = ChunkLedger()
+    first, second, third = Chunk(199), Chunk(299), Chunk(399)
+    for chunk in (first, second, third):
+        ledger.delivered(EVENTS, 7, chunk)  # type: ignore[arg-type]
+
+    assert ledger.committable(EVENTS, 7) is None
+    second.acked = True  # acknowledged before the chunk delivered ahead of it: vouches for nothing yet
+    assert ledger.committable(EVENTS, 7) is None
+    first.acked = True
+    assert ledger.committable(EVENTS, 7) == 300
+    assert ledger.committable(EVENTS, 7) is None  # nothing new since
+    third.acked = True
+    assert ledger.committable(EVENTS, 7) == 400
+    assert ledger.committable(OTHER, 7) is None
+
+
+def test_an_acknowledgement_from_before_a_rebalance_counts_for_nothing() -> None:
+    ledger = ChunkLedger()
+    stale = Chunk(299)
+    ledger.delivered(EVENTS, 7, stale)  # type: ignore[arg-type]
+    fresh = Chunk(350)  # the partition was read again from the committed offset 200 after the rebalance
+    ledger.delivered(EVENTS, 8, fresh)  # type: ignore[arg-type]
+
+    stale.acked = True  # its batch was archived late, after the rebalance
+    assert ledger.committable(EVENTS, 8) is None  # not 300, and never 351 before `fresh` is acknowledged
+    fresh.acked = True
+    assert ledger.committable(EVENTS, 8) == 351
+
+
+def test_a_seek_forgets_what_was_delivered_before_it() -> None:
+    ledger = ChunkLedger()
+    before = Chunk(299, acked=True)
+    ledger.delivered(EVENTS, 7, before)  # type: ignore[arg-type]
+    ledger.delivered(OTHER, 7, Chunk(10, acked=True))  # type: ignore[arg-type]
+    ledger.forget([EVENTS])
+    assert ledger.committable(EVENTS, 7) is None
+    assert ledger.committable(OTHER, 7) == 11
+    ledger.delivered(OTHER, 7, Chunk(20, acked=True))  # type: ignore[arg-type]
+    ledger.forget()
+    assert ledger.committable(OTHER, 7) is None
+
+
+@dataclass
+class Record:  # the fields of aiokafka's ConsumerRecord a chunk is made of
+    offset: int
+    value: bytes | None
+    topic: str = "events"
+    partition: int = 0
+    timestamp: int | None = 1_795_000_000_123
+    timestamp_type: int = 0
+
+
+def test_a_chunk_is_the_last_record_s_position_and_every_value_but_tombstones() -> None:
+    records = [Record(40, b"a"), Record(41, None), Record(42, b"bc")]
+    chunk = chunk_message(EVENTS, records, 7)
+    assert (chunk.topic, chunk.partition, chunk.offset, chunk.tp) == ("events", 0, 42, EVENTS)
+    assert chunk.value == [b"a", b"bc"]
+    assert chunk.timestamp == 1_795_000_000.123
+    assert chunk.generation_id == 7
+    assert chunk.serialized_value_size == 3
+    assert chunk.acked is False
