@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -42,10 +43,43 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class RepeatFilter(logging.Filter):
+    """Lets each message of the given libraries through at most once every `every_s` seconds.
+
+    With the broker down, aiokafka logs the same connection error thousands of times a second
+    (faust-streaming issue 624): hundreds of megabytes of identical lines per outage. A message is
+    its logger and format string (not its arguments), and the first copy let through after a quiet
+    spell carries `repeats_suppressed`, how many were left out.
+    """
+
+    def __init__(self, prefixes: tuple[str, ...] = ("aiokafka",), every_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.prefixes = prefixes
+        self.every_s = every_s
+        self.clock = clock
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}  # -> (last let through, left out since)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        key = (record.name, str(record.msg))
+        now = self.clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.every_s:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return False
+        if seen is not None and seen[1]:
+            record.repeats_suppressed = seen[1]
+        self._seen[key] = (now, 0)
+        return True
+
+
 def configure(service: str, level: int = logging.INFO) -> logging.Handler:
     """Send every logger's records to stderr as JSON lines. Returns the handler (Faust reuses it)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -2,7 +2,7 @@ import asyncio
 import json
 import logging
 
-from meterline.logs import JsonFormatter, RequestIdMiddleware, work_id
+from meterline.logs import JsonFormatter, RepeatFilter, RequestIdMiddleware, work_id
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:
@@ -56,3 +56,29 @@ def test_request_id_is_echoed_or_generated_and_bound_while_handling() -> None:
     assert len(generated[b"x-request-id"]) == 32
     assert seen == ["req-42", generated[b"x-request-id"].decode()]
     assert work_id.get() is None
+
+
+def test_repeats_of_a_library_message_are_let_through_once_per_interval_with_a_count() -> None:
+    now = [100.0]
+    repeats = RepeatFilter(prefixes=("aiokafka",), every_s=10.0, clock=lambda: now[0])
+
+    def copy(name: str = "aiokafka", message: str = "Unable connect to node with id %s: %s") -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, message, (1, "refused"), None)
+
+    first = copy()
+    assert repeats.filter(first) is True
+    assert not hasattr(first, "repeats_suppressed")
+    assert [repeats.filter(copy()) for _ in range(5000)] == [False] * 5000
+    assert repeats.filter(copy("aiokafka", "Unable to update metadata from %r")) is True  # another message
+    assert repeats.filter(copy("meterline.aggregator")) is True  # other loggers are never held back
+    now[0] = 109.9
+    assert repeats.filter(copy()) is False
+    now[0] = 110.0
+    after = copy()
+    assert repeats.filter(after) is True
+    assert after.repeats_suppressed == 5001  # type: ignore[attr-defined]
+    assert json.loads(JsonFormatter("aggregator").format(after))["repeats_suppressed"] == 5001
+    now[0] = 125.0
+    quiet = copy()
+    assert repeats.filter(quiet) is True
+    assert not hasattr(quiet, "repeats_suppressed")
