@@ -102,8 +102,8 @@ def create_app(settings: Settings) -> faust.App:
                 batch = []
             await pipeline.drain()  # the stream ended (the worker stops): finish the batch in the archive
         except BaseException as exc:  # noqa: BLE001 - a stop, or a bug, with a batch in flight or not
-            if batch or pipeline.busy:
-                abandon(len(batch), exc)
+            if batch or pipeline.archiving:
+                abandon(len(batch) + pipeline.archiving, exc)
             raise
 
     return app
@@ -119,10 +119,10 @@ def abandon(size: int, exc: BaseException) -> NoReturn:
     and Faust's shutdown then commits them.)
     """
     if isinstance(exc, asyncio.CancelledError):
-        log.warning("stopping in the middle of a batch of %d: leaving it uncommitted for the next worker", size)
+        log.warning("stopping with %d events in flight: leaving them uncommitted for the next worker", size)
         code = 0
     else:
-        log.critical("batch of %d failed, leaving it uncommitted", size, exc_info=exc)
+        log.critical("processing failed with %d events in flight, leaving them uncommitted", size, exc_info=exc)
         code = 70
     logging.shutdown()
     os._exit(code)

@@ -230,15 +230,18 @@ class Pipeline:
         self.processor = processor
         self.failed = failed
         self._archiving: asyncio.Future[None] | None = None
+        self._archiving_size = 0
 
     @property
-    def busy(self) -> bool:
-        return self._archiving is not None and not self._archiving.done()
+    def archiving(self) -> int:
+        """Events of the batch being archived (0 when none is)."""
+        return self._archiving_size if self._archiving is not None and not self._archiving.done() else 0
 
     async def submit(self, batch: Sequence[bytes], finished: Finished) -> None:
         applied = await until_done(lambda: self.processor.apply(batch), len(batch))
         await self.drain()
         self._archiving = asyncio.ensure_future(self._archive(applied, len(batch), finished))
+        self._archiving_size = len(batch)
 
     async def drain(self) -> None:
         """Wait until the batch being archived, if any, is finished."""

@@ -344,3 +344,47 @@ def test_redis_stopped_during_ingestion_loses_and_doubles_nothing(
 
     assert_exact(usage, calls, 2700, seats)
     assert archived(services, subscription_id) == (3000, 3000)
+
+
+def test_a_second_worker_joining_and_the_first_leaving_mid_stream_counts_exactly_once(
+        client: httpx.Client, ingest: httpx.Client, unique: str, services: Services, restore_stack: None) -> None:
+    """Scaling out and back in: two rebalances of the consumer group while events stream to every
+    partition (six subscriptions), and batches in flight in both workers at each of them."""
+    customer_id, first = seed(client, unique)
+    subscriptions = [first] + [f"sub-{unique}-{n}" for n in range(1, 6)]
+    for subscription_id in subscriptions[1:]:
+        subscribe_to(client, customer_id, subscription_id)
+    loads = {subscription_id: workload(subscription_id, 1500) for subscription_id in subscriptions}
+    mixed = [event for batch in zip(*(events for events, _, _ in loads.values()), strict=True) for event in batch]
+
+    def paced() -> None:  # about 1,500 events/s, so that the stream outlasts both rebalances
+        for start in range(0, len(mixed), 100):
+            send(ingest, mixed[start:start + 100])
+            time.sleep(0.06)
+
+    sender = threading.Thread(target=paced)
+    sender.start()
+    time.sleep(1.5)
+    log = (HOME / "log" / f"test-aggregator-{unique}.log").open("ab")
+    second = subprocess.Popen([sys.executable, "-m", "meterline.cli", "aggregator"], cwd=ROOT, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True,
+                              env={**os.environ, "METERLINE_HOME": str(HOME), "METERLINE_AGGREGATOR_METRICS_PORT": "0"})
+    try:
+        time.sleep(5.0)  # the group rebalances over both workers
+        first_worker = pid_of("aggregator")
+        assert first_worker is not None
+        os.kill(first_worker, signal.SIGTERM)  # the first leaves mid-stream: the second takes everything
+        wait_gone(first_worker)
+        sender.join(timeout=180)
+        assert not sender.is_alive()
+
+        for subscription_id, (_, calls, seats) in loads.items():
+            usage = settle(client, customer_id, subscription_id, calls, seats)
+            assert_exact(usage, calls, 1350, seats)
+            assert archived(services, subscription_id) == (1500, 1500)
+        assert second.poll() is None
+        assert "Executing _on_partitions_assigned" in (HOME / "log" / f"test-aggregator-{unique}.log").read_text()
+    finally:
+        second.terminate()
+        second.wait(60)
+        log.close()

@@ -104,9 +104,9 @@ def test_the_pipeline_overlaps_one_batch_s_archive_with_the_next_apply_and_finis
                 finished.append((number, result.archived))
                 journal.entries.append(("finished", [str(number)]))
             await pipeline.submit([message(f"b{number}-{n}") for n in range(3)], done)
-        assert pipeline.busy
+        assert pipeline.archiving == 3
         await pipeline.drain()
-        assert not pipeline.busy
+        assert pipeline.archiving == 0
 
     asyncio.run(run())
     assert finished == [(0, 3), (1, 3), (2, 3)]
