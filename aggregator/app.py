@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
-from aggregator.fetch_chunks import ChunkSchema, use_chunks
+from aggregator.fetch_chunks import ChunkSchema, mark_archived, use_chunks
 from aggregator.processor import BatchProcessor, BatchResult, Finished, Pipeline
 from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, record
@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> faust.App:
         def on_archived(events: Sequence[faust.EventT], size: int, began: float) -> Finished:
             async def finished(result: BatchResult) -> None:
                 for event in events:  # only now may Faust commit the batch's offsets
+                    mark_archived(event.message)
                     await stream.ack(event)
                 await record(resources["redis"], result, size, time.monotonic() - began)
                 totals.add(result)
@@ -101,10 +102,12 @@ def create_app(settings: Settings) -> faust.App:
                 await pipeline.submit(batch, on_archived(events, len(batch), time.monotonic()))
                 batch = []
             await pipeline.drain()  # the stream ended (the worker stops): finish the batch in the archive
-        except BaseException as exc:  # noqa: BLE001 - a stop, or a bug, with a batch in flight or not
+        except asyncio.CancelledError as exc:  # the worker stops
             if batch or pipeline.archiving:
                 abandon(len(batch) + pipeline.archiving, exc)
             raise
+        except BaseException as exc:  # noqa: BLE001 - a bug: Faust would restart the agent on the same stream
+            abandon(len(batch) + pipeline.archiving, exc)
 
     return app
 

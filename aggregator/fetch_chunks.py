@@ -15,8 +15,7 @@ the list of their values. `ChunkSchema` passes that list through undecoded. The 
 the topic as a Faust stream, in batches of chunks (`noack_take`, aggregator/app.py).
 
 Offsets stay exact: `ChunkLedger` decides what Faust commits. A partition's offsets are committed
-up to the end of the chunks acknowledged, in delivery order, and a chunk is acknowledged by the
-agent only once its events are applied and archived.
+up to the end of the chunks the agent marked archived (`mark_archived`), in delivery order.
 """
 
 from __future__ import annotations
@@ -33,15 +32,32 @@ from faust.types import TP, ConsumerMessage, Message
 from mode import Service, ServiceT
 
 
-def chunk_message(tp: TP, records: Sequence[Any], generation_id: int | None) -> ConsumerMessage:
-    """One message standing for consecutive records (aiokafka's) of one partition: the last one's
-    position, the values of all of them (None values, i.e. tombstones, are left out)."""
+class ChunkMessage(ConsumerMessage):
+    """A chunk: the last record's position, the values of all of them. `archived` is set by the
+    agent alone (`mark_archived`), once every event of the chunk is applied and archived; Faust's
+    own `acked` is not trusted for commits, as Faust also acknowledges messages it skips or drops."""
+
+    __slots__ = ("archived",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.archived = False
+
+
+def chunk_message(tp: TP, records: Sequence[Any], generation_id: int | None) -> ChunkMessage:
+    """One message standing for consecutive records (aiokafka's) of one partition (None values,
+    i.e. tombstones, are left out)."""
     last = records[-1]
     values = [record.value for record in records if record.value is not None]
     timestamp = last.timestamp / 1000.0 if last.timestamp is not None else cast(float, None)
-    return ConsumerMessage(last.topic, last.partition, last.offset, timestamp, last.timestamp_type, None, None,
-                           cast(Any, values), None, 0, sum(len(value) for value in values), tp,
-                           generation_id=generation_id)
+    return ChunkMessage(last.topic, last.partition, last.offset, timestamp, last.timestamp_type, None, None,
+                        cast(Any, values), None, 0, sum(len(value) for value in values), tp,
+                        generation_id=generation_id)
+
+
+def mark_archived(message: Message) -> None:
+    """The chunk's events are applied and archived: its offsets may be committed."""
+    cast(ChunkMessage, message).archived = True
 
 
 class ChunkSchema(faust.Schema):
@@ -56,39 +72,44 @@ class ChunkSchema(faust.Schema):
 
 class ChunkLedger:
     """Which offset of each partition may be committed: one past the last of the chunks delivered
-    in the current consumer generation that were all acknowledged, oldest first.
+    in the current consumer generation that were all archived, oldest first.
 
     Faust's own bookkeeping (a list of acknowledged offsets, gaps for offsets never delivered) is
     not used for chunks: a chunk stands for many offsets, and an acknowledgement arriving late, from
     before a rebalance or a seek, could otherwise vouch for offsets of chunks nobody processed.
-    Here an acknowledgement counts only for the very chunk it belongs to, in delivery order, and
+    Here only the agent's mark counts, only for the very chunk it belongs to, in delivery order, and
     chunks of an older generation (or from before a seek) are forgotten: their events are read and
     processed again, which the dedup marks and the archive's key make harmless.
     """
 
     def __init__(self) -> None:
-        self._delivered: dict[TP, deque[tuple[int | None, Message]]] = defaultdict(deque)
+        self._delivered: dict[TP, deque[tuple[int | None, ChunkMessage]]] = defaultdict(deque)
+        self._ready: dict[TP, tuple[int | None, int]] = {}  # (generation, offset): offered until committed
 
-    def delivered(self, tp: TP, generation_id: int | None, chunk: Message) -> None:
+    def delivered(self, tp: TP, generation_id: int | None, chunk: ChunkMessage) -> None:
         self._delivered[tp].append((generation_id, chunk))
 
     def forget(self, tps: Iterable[TP] | None = None) -> None:
         for tp in list(self._delivered) if tps is None else tps:
             self._delivered.pop(tp, None)
+        for tp in list(self._ready) if tps is None else tps:
+            self._ready.pop(tp, None)
 
     def committable(self, tp: TP, generation_id: int | None) -> int | None:
+        """The offset to commit: the same again until a later one is ready (Faust skips an offset
+        it already committed, and retries one whose commit failed)."""
         pending = self._delivered.get(tp)
-        offset = None
         while pending:
             generation, chunk = pending[0]
             if generation != generation_id:
                 pending.popleft()  # delivered before a rebalance: read again since
-            elif chunk.acked:
-                offset = chunk.offset + 1
+            elif chunk.archived:
+                self._ready[tp] = (generation, chunk.offset + 1)
                 pending.popleft()
             else:
                 break
-        return offset
+        ready = self._ready.get(tp)
+        return ready[1] if ready is not None and ready[0] == generation_id else None
 
 
 class ChunkConsumer(aiokafka_driver.Consumer):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from faust.types import TP
 
-from aggregator.fetch_chunks import ChunkLedger, chunk_message
+from aggregator.fetch_chunks import ChunkLedger, chunk_message, mark_archived
 
 EVENTS = TP("events", 0)
 OTHER = TP("events", 1)
@@ -16,7 +16,7 @@ OTHER = TP("events", 1)
 @dataclass
 class Chunk:  # what the ledger reads of a delivered chunk message
     offset: int
-    acked: bool = False
+    archived: bool = False
 
 
 def test_offsets_are_committable_only_through_the_chunks_acknowledged_in_delivery_order() -> None:
@@ -26,13 +26,14 @@ def test_offsets_are_committable_only_through_the_chunks_acknowledged_in_deliver
         ledger.delivered(EVENTS, 7, chunk)  # type: ignore[arg-type]
 
     assert ledger.committable(EVENTS, 7) is None
-    second.acked = True  # acknowledged before the chunk delivered ahead of it: vouches for nothing yet
+    second.archived = True  # archived before the chunk delivered ahead of it: vouches for nothing yet
     assert ledger.committable(EVENTS, 7) is None
-    first.acked = True
+    first.archived = True
     assert ledger.committable(EVENTS, 7) == 300
-    assert ledger.committable(EVENTS, 7) is None  # nothing new since
-    third.acked = True
+    assert ledger.committable(EVENTS, 7) == 300  # offered again (Faust skips it once committed)
+    third.archived = True
     assert ledger.committable(EVENTS, 7) == 400
+    assert ledger.committable(EVENTS, 8) is None  # a rebalance since: nothing of generation 7 counts
     assert ledger.committable(OTHER, 7) is None
 
 
@@ -43,21 +44,21 @@ def test_an_acknowledgement_from_before_a_rebalance_counts_for_nothing() -> None
     fresh = Chunk(350)  # the partition was read again from the committed offset 200 after the rebalance
     ledger.delivered(EVENTS, 8, fresh)  # type: ignore[arg-type]
 
-    stale.acked = True  # its batch was archived late, after the rebalance
+    stale.archived = True  # its batch was archived late, after the rebalance
     assert ledger.committable(EVENTS, 8) is None  # not 300, and never 351 before `fresh` is acknowledged
-    fresh.acked = True
+    fresh.archived = True
     assert ledger.committable(EVENTS, 8) == 351
 
 
 def test_a_seek_forgets_what_was_delivered_before_it() -> None:
     ledger = ChunkLedger()
-    before = Chunk(299, acked=True)
+    before = Chunk(299, archived=True)
     ledger.delivered(EVENTS, 7, before)  # type: ignore[arg-type]
-    ledger.delivered(OTHER, 7, Chunk(10, acked=True))  # type: ignore[arg-type]
+    ledger.delivered(OTHER, 7, Chunk(10, archived=True))  # type: ignore[arg-type]
     ledger.forget([EVENTS])
     assert ledger.committable(EVENTS, 7) is None
     assert ledger.committable(OTHER, 7) == 11
-    ledger.delivered(OTHER, 7, Chunk(20, acked=True))  # type: ignore[arg-type]
+    ledger.delivered(OTHER, 7, Chunk(20, archived=True))  # type: ignore[arg-type]
     ledger.forget()
     assert ledger.committable(OTHER, 7) is None
 
@@ -80,4 +81,7 @@ def test_a_chunk_is_the_last_record_s_position_and_every_value_but_tombstones() 
     assert chunk.timestamp == 1_795_000_000.123
     assert chunk.generation_id == 7
     assert chunk.serialized_value_size == 3
-    assert chunk.acked is False
+    assert chunk.archived is False
+    mark_archived(chunk)
+    assert chunk.archived is True
+    assert chunk.acked is False  # Faust's own acknowledgement is a different flag
