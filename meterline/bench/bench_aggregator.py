@@ -34,14 +34,14 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any, cast
+from typing import cast
 
 import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from redis import Redis as SyncRedis
 
-from meterline.bench.run import BenchContext
+from meterline.bench.run import BenchContext, ok
 from meterline.settings import Settings
 from schemas.events import Event, event_to_message
 
@@ -54,12 +54,6 @@ def _client(ctx: BenchContext) -> httpx.Client:
                         headers={"Authorization": f"Bearer {ctx.api_key}"})
 
 
-def _ok(response: httpx.Response) -> dict[str, Any]:
-    if response.status_code != 200:
-        raise RuntimeError(f"{response.request.method} {response.request.url} -> {response.status_code}: "
-                           f"{response.text[:300]}")
-    return response.json()
-
 
 def create_subscriptions(ctx: BenchContext, run: str) -> tuple[str, list[str]]:
     """(organization_id, external subscription ids) of SUBSCRIPTIONS fresh subscriptions."""
@@ -68,8 +62,8 @@ def create_subscriptions(ctx: BenchContext, run: str) -> tuple[str, list[str]]:
                         "field_name": "user_id"},
                        {"name": "Calls", "code": f"calls_{run}", "aggregation_type": "sum_agg",
                         "field_name": "calls"}):
-            _ok(http.post("/billable_metrics", json={"billable_metric": metric}))
-        _ok(http.post("/plans", json={"plan": {
+            ok(http.post("/billable_metrics", json={"billable_metric": metric}))
+        ok(http.post("/plans", json={"plan": {
             "name": "bench", "code": f"plan_{run}", "interval": "monthly", "amount_cents": 0,
             "amount_currency": "USD", "charges": [
                 {"billable_metric_code": f"mtu_{run}", "charge_model": "standard", "properties": {"amount": "0.01"}},
@@ -78,11 +72,11 @@ def create_subscriptions(ctx: BenchContext, run: str) -> tuple[str, list[str]]:
         subscriptions = []
         organization_id = ""
         for n in range(SUBSCRIPTIONS):
-            customer = _ok(http.post("/customers", json={"customer": {
+            customer = ok(http.post("/customers", json={"customer": {
                 "external_id": f"bench-{run}-c{n}", "currency": "USD", "timezone": "UTC"}}))["customer"]
             organization_id = customer.get("lago_organization_id") or organization_id
             external_id = f"bench-{run}-s{n}"
-            _ok(http.post("/subscriptions", json={"subscription": {
+            ok(http.post("/subscriptions", json={"subscription": {
                 "external_customer_id": f"bench-{run}-c{n}", "plan_code": f"plan_{run}", "external_id": external_id}}))
             subscriptions.append(external_id)
     return organization_id, subscriptions

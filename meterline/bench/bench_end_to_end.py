@@ -20,13 +20,12 @@ import bisect
 import threading
 import time
 import uuid
-from typing import Any
 
 import httpx
 from redis import Redis
 
 from meterline.bench.bench_aggregator import organization_of
-from meterline.bench.run import BenchContext
+from meterline.bench.run import BenchContext, ok, percentile
 
 ORDER = 40
 SUBSCRIPTIONS = 10
@@ -36,35 +35,25 @@ POLLERS = 2
 BATCH = 100
 
 
-def _ok(response: httpx.Response) -> dict[str, Any]:
-    if response.status_code != 200:
-        raise RuntimeError(f"{response.request.method} {response.request.url} -> {response.status_code}: "
-                           f"{response.text[:300]}")
-    return response.json()
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def _setup(ctx: BenchContext, run: str) -> tuple[str, list[str], str]:
     """(customer id, subscription ids, organization id)"""
     with httpx.Client(base_url=f"{ctx.api_url}/api/v1", timeout=30,
                       headers={"Authorization": f"Bearer {ctx.api_key}"}) as http:
-        _ok(http.post("/billable_metrics", json={"billable_metric": {
+        ok(http.post("/billable_metrics", json={"billable_metric": {
             "name": "Calls", "code": f"e2e_{run}", "aggregation_type": "count_agg"}}))
-        _ok(http.post("/plans", json={"plan": {
+        ok(http.post("/plans", json={"plan": {
             "name": "e2e", "code": f"e2e_{run}", "interval": "monthly", "amount_cents": 0, "amount_currency": "USD",
             "charges": [{"billable_metric_code": f"e2e_{run}", "charge_model": "standard",
                          "properties": {"amount": "0.001"}}]}}))
         customer_id = f"bench-e2e-{run}"
-        _ok(http.post("/customers", json={"customer": {
+        ok(http.post("/customers", json={"customer": {
             "external_id": customer_id, "currency": "USD", "timezone": "UTC"}}))
         subscriptions = []
         for n in range(SUBSCRIPTIONS):
             subscription_id = f"bench-e2e-{run}-s{n}"
-            _ok(http.post("/subscriptions", json={"subscription": {
+            ok(http.post("/subscriptions", json={"subscription": {
                 "external_customer_id": customer_id, "plan_code": f"e2e_{run}", "external_id": subscription_id}}))
             subscriptions.append(subscription_id)
     return customer_id, subscriptions, organization_of(ctx.settings, ctx.api_key)
@@ -94,7 +83,7 @@ def _poll(ctx: BenchContext, customer_id: str, subscription_ids: list[str], expe
     with httpx.Client(base_url=ctx.api_url, timeout=30, headers={"Authorization": f"Bearer {ctx.api_key}"}) as http:
         while len(done) < len(subscription_ids) and time.monotonic() < deadline:
             for subscription_id in subscription_ids:
-                usage = _ok(http.get(path, params={"external_subscription_id": subscription_id}))["customer_usage"]
+                usage = ok(http.get(path, params={"external_subscription_id": subscription_id}))["customer_usage"]
                 count = int(usage["charges_usage"][0]["events_count"])
                 seen[subscription_id].append((time.monotonic(), count))
                 if count >= expected:
@@ -154,6 +143,6 @@ def run(ctx: BenchContext) -> dict[str, float]:
         last = max(at for s in subscription_ids for at, _ in accepted[s])
     finally:
         _cleanup(ctx, organization_id, run_id)
-    return {"e2e_visible_p99_ms": round(_percentile(all_latencies, 0.99), 1),
-            "e2e_visible_p50_ms": round(_percentile(all_latencies, 0.50), 1),
+    return {"e2e_visible_p99_ms": round(percentile(all_latencies, 0.99), 1),
+            "e2e_visible_p50_ms": round(percentile(all_latencies, 0.50), 1),
             "e2e_offered_events_per_s": round(requests * BATCH * SUBSCRIPTIONS / (last - began), 1)}

@@ -40,7 +40,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ingest.publisher import producer_config
-from meterline.bench.run import BenchContext
+from meterline.bench.run import BenchContext, percentile
 from meterline.settings import Settings
 from schemas.events import event_to_message, parse_event
 
@@ -234,10 +234,6 @@ def _ceiling(settings: Settings, events: int) -> float:
     return len(messages) / elapsed
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
 
 def _messages_in_topic(settings: Settings) -> int:
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "meterline-bench-ingest",
@@ -272,7 +268,7 @@ def run(ctx: BenchContext) -> dict[str, float]:
         "ingest_events_per_s": round(events_per_s, 1),
         "ingest_ceiling_events_per_s": round(ceiling, 1),
         "ingest_ceiling_ratio": round(events_per_s / ceiling, 3),
-        "ingest_p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
-        "ingest_p50_ms": round(_percentile(latencies, 0.50) * 1000, 2),
+        "ingest_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        "ingest_p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
         "ingest_workers": float(ctx.settings.ingest_workers),
     }

@@ -23,7 +23,7 @@ from redis import Redis
 from sqlalchemy import create_engine, select
 
 from aggregator.keys import unique_key
-from meterline.bench.run import BenchContext
+from meterline.bench.run import BenchContext, ok, percentile
 from meterline.example import MTU_METRIC, team_plan
 from rater.periods import period_containing
 from rater.tables import subscriptions
@@ -32,16 +32,6 @@ ORDER = 50
 CHUNK = 10_000
 
 
-def _ok(response: httpx.Response) -> dict:
-    if response.status_code != 200:
-        raise RuntimeError(f"{response.request.method} {response.request.url} -> {response.status_code}: "
-                           f"{response.text[:300]}")
-    return response.json()
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def _fill(redis: Redis, key: str, members: int) -> None:
@@ -55,15 +45,15 @@ def run(ctx: BenchContext) -> dict[str, float]:
     run_id = uuid.uuid4().hex[:8]
     http = httpx.Client(base_url=f"{ctx.api_url}/api/v1", timeout=30,
                         headers={"Authorization": f"Bearer {ctx.api_key}"})
-    metric = _ok(http.post("/billable_metrics", json={"billable_metric": {
+    metric = ok(http.post("/billable_metrics", json={"billable_metric": {
         **MTU_METRIC, "code": f"bench_mtu_{run_id}"}}))["billable_metric"]
     plan = team_plan(f"bench_usage_{run_id}")
     plan["charges"][0]["billable_metric_code"] = metric["code"]
-    _ok(http.post("/plans", json={"plan": plan}))
+    ok(http.post("/plans", json={"plan": plan}))
     customer_id, subscription_id = f"bench_usage_{run_id}", f"bench_usage_sub_{run_id}"
-    _ok(http.post("/customers", json={"customer": {"external_id": customer_id, "currency": "USD",
+    ok(http.post("/customers", json={"customer": {"external_id": customer_id, "currency": "USD",
                                                    "timezone": "UTC"}}))
-    _ok(http.post("/subscriptions", json={"subscription": {
+    ok(http.post("/subscriptions", json={"subscription": {
         "external_customer_id": customer_id, "plan_code": plan["code"], "external_id": subscription_id}}))
     engine = create_engine(ctx.settings.sqlalchemy_url)
     with engine.connect() as conn:
@@ -86,7 +76,7 @@ def run(ctx: BenchContext) -> dict[str, float]:
             began = time.perf_counter()
             response = http.get(path, params=params)
             elapsed = time.perf_counter() - began
-            body = _ok(response)["customer_usage"]
+            body = ok(response)["customer_usage"]
             if body["charges_usage"][0]["units"] != f"{members}.0" or body["amount_cents"] != expected:
                 raise RuntimeError(f"unexpected usage for {members} MTUs: {body['charges_usage'][0]}")
             if index >= 100:
@@ -95,5 +85,5 @@ def run(ctx: BenchContext) -> dict[str, float]:
         redis.delete(key)
         redis.close()
         http.close()
-    return {"usage_query_p99_ms": round(_percentile(latencies, 0.99), 2),
-            "usage_query_p50_ms": round(_percentile(latencies, 0.50), 2), "usage_query_mtus": float(members)}
+    return {"usage_query_p99_ms": round(percentile(latencies, 0.99), 2),
+            "usage_query_p50_ms": round(percentile(latencies, 0.50), 2), "usage_query_mtus": float(members)}

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from meterline.settings import Settings
 
@@ -28,6 +29,20 @@ class BenchContext:
     @property
     def ingest_url(self) -> str:
         return f"http://{self.settings.ingest_host}:{self.settings.ingest_port}"
+
+
+def ok(response: Any) -> dict[str, Any]:
+    """The JSON body of a 200 answer (an httpx response), or an error naming the request."""
+    if response.status_code != 200:
+        raise RuntimeError(f"{response.request.method} {response.request.url} -> {response.status_code}: "
+                           f"{response.text[:300]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def discover(only: set[str] | None = None) -> list[ModuleType]:

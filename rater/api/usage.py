@@ -10,6 +10,7 @@ database query. Negative answers (unknown customer, no active subscription) are 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from rater.api.subscriptions import subscription_query
 from rater.periods import period_containing
 from rater.tables import billable_metrics, subscriptions
 from rater.usage import ChargeLine, customer_usage
+
+log = logging.getLogger("meterline.api")
 
 CATALOG_TTL_S = 1.0
 STREAM_EVERY_S = 0.25  # the stream looks at Redis (and may push) at most this often
@@ -137,6 +140,7 @@ async def usage_body(request: Request, view: UsageView, now: datetime | None = N
     try:
         usage = await read_usage(request.app.state.redis, view.scope, view.metric_ids, period.key)
     except RedisError as exc:
+        log.warning("current usage of %s unavailable: %r", view.scope, exc)
         raise unavailable("current usage cannot be read now (Redis unreachable), retry") from exc
     return customer_usage(view.lines, usage, view.currency, period.start, period.end,
                           period.end.astimezone(ZoneInfo(view.timezone)).date())
