@@ -126,12 +126,12 @@ def fill_topic(settings: Settings, topic: str, organization_id: str, subscriptio
 
 def ceiling(settings: Settings, topic: str, count: int, runs: int = 3) -> float:
     """Events per second a plain confluent-kafka consumer reads from the topic, doing nothing else:
-    the median of `runs` reads of the whole topic, each assigned its partitions from the start (no
-    group join to wait for) and timed from its first `consume()` call. (Timing from the first message
-    instead let librdkafka prefetch part of the topic before the clock started: figures between
-    180,000 and 880,000 events/s on the same topic.)"""
+    the median of `runs` reads of the whole topic after one untimed read (a broker just started
+    serves a topic at half the speed of a warm one), each assigned its partitions from the start
+    (no group join to wait for) and timed from its first `consume()` call. (Timing from the first
+    message instead let librdkafka prefetch part of the topic before the clock started.)"""
     rates = []
-    for _ in range(runs):
+    for _ in range(runs + 1):
         consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"bench-ceiling-{uuid.uuid4()}",
                              "enable.auto.commit": False})
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(settings.events_partitions)])
@@ -142,7 +142,7 @@ def ceiling(settings: Settings, topic: str, count: int, runs: int = 3) -> float:
             seen += sum(1 for m in consumer.consume(10_000, 1.0) if not m.error())
         rates.append(seen / (time.monotonic() - began))
         consumer.close()
-    return statistics.median(rates)
+    return statistics.median(rates[1:])
 
 
 def committed(settings: Settings, group: str, topic: str) -> int:
