@@ -14,6 +14,9 @@ partition's records as a single `ConsumerMessage`: its offset is their last offs
 the list of their values. `ChunkSchema` passes that list through undecoded. The agent still reads
 the topic as a Faust stream, in batches of chunks (`noack_take`, aggregator/app.py).
 
+This overrides Faust internals of faust-streaming 0.15.3 (pinned in pyproject.toml): an upgrade must
+re-read `Consumer._drain_messages`, `getmany`, `_new_offset` and `perform_seek` against these.
+
 Offsets stay exact: `ChunkLedger` decides what Faust commits. A partition's offsets are committed
 up to the end of the chunks the agent marked archived (`mark_archived`), in delivery order.
 """
