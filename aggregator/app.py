@@ -18,7 +18,7 @@ from aggregator.catalog import SubscriptionCatalog
 from aggregator.fetch_chunks import ChunkSchema, mark_archived, use_chunks
 from aggregator.processor import BatchProcessor, BatchResult, Finished, Pipeline
 from aggregator.redis_state import UsageState
-from aggregator.stats import Totals, record
+from aggregator.stats import Totals, batch_done
 from meterline.logs import work_id
 from meterline.settings import Settings
 
@@ -81,12 +81,7 @@ def create_app(settings: Settings) -> faust.App:
                 for event in events:  # only now may Faust commit the batch's offsets
                     mark_archived(event.message)
                     await stream.ack(event)
-                await record(resources["redis"], result, size, time.monotonic() - began)
-                totals.add(result)
-                if result.rejected:
-                    log.info("batch of %d: %d events rejected to %s: %s", size,
-                             sum(result.rejected.values()), settings.rejected_topic, result.rejected)
-                totals.maybe_log()
+                await batch_done(resources["redis"], totals, result, size, time.monotonic() - began)
             return finished
 
         # Each event of the stream is a chunk, one partition's fetched values (aggregator/fetch_chunks.py).

@@ -29,8 +29,8 @@ from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.processor import BatchProcessor, TransientError, process_until_done
 from aggregator.redis_state import UsageState
-from aggregator.stats import Totals, record
-from meterline.logs import work_id
+from aggregator.stats import Totals, batch_done
+from meterline.logs import configure, work_id
 from meterline.settings import Settings
 
 log = logging.getLogger("meterline.aggregator")
@@ -111,9 +111,7 @@ async def run_loop(settings: Settings) -> None:
                 consumer.commit(asynchronous=False)
             except KafkaException as exc:  # e.g. the partitions moved: their new owner redoes it as no-ops
                 log.warning("offsets of a processed batch not committed: %s", exc)
-            await record(redis, result, len(payloads), loop.time() - began)
-            totals.add(result)
-            totals.maybe_log()
+            await batch_done(redis, totals, result, len(payloads), loop.time() - began)
     finally:
         consumer.close()
         await redis.aclose()
@@ -121,5 +119,5 @@ async def run_loop(settings: Settings) -> None:
 
 
 def run_kafka_loop(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+    configure("aggregator")  # the JSON lines every other process writes
     asyncio.run(run_loop(settings))

@@ -124,9 +124,6 @@ class BatchProcessor:
         with transient_errors():
             return await self._archive(applied)
 
-    async def process(self, payloads: Sequence[bytes]) -> BatchResult:
-        return await self.archive(await self.apply(payloads))
-
     async def _apply(self, payloads: Sequence[bytes]) -> Applied:
         applied = Applied()
         result, rejects = applied.result, applied.rejects

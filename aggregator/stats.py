@@ -79,3 +79,12 @@ class Totals:
             counts = self.result
             log.info("since start: batches=%d events=%d applied=%d duplicates=%d archived=%d rejected=%s",
                      self.batches, self.events, counts.applied, counts.duplicates, counts.archived, counts.rejected)
+
+
+async def batch_done(client: Redis, totals: Totals, result: BatchResult, size: int, seconds: float) -> None:
+    """Everything counted once a batch went through (either runtime): metrics, pipeline totals, logs."""
+    await record(client, result, size, seconds)
+    totals.add(result)
+    if result.rejected:
+        log.info("batch of %d: %d events rejected: %s", size, sum(result.rejected.values()), result.rejected)
+    totals.maybe_log()

@@ -17,7 +17,7 @@ import pytest
 
 from aggregator.archive import Stored
 from aggregator.model import Metric, Planned, SubscriptionView
-from aggregator.processor import BatchProcessor, BatchResult, Pipeline
+from aggregator.processor import BatchProcessor, BatchResult, Pipeline, process_until_done
 from schemas.events import Event, event_to_message
 
 ORG = "00000000-0000-0000-0000-0000000000aa"
@@ -81,7 +81,7 @@ def make(journal: Journal, rejected: list[tuple[bytes, bytes]]) -> BatchProcesso
 def test_one_batch_is_applied_then_archived_and_its_copies_and_rejects_go_nowhere_else() -> None:
     journal, rejected = Journal(), list[tuple[bytes, bytes]]()
     payloads = [message(f"t{n}") for n in range(4)] + [message("t2"), message("u1", subscription="nope")]
-    result = asyncio.run(make(journal, rejected).process(payloads))
+    result = asyncio.run(process_until_done(make(journal, rejected), payloads))
 
     assert (result.applied, result.archived, result.duplicates) == (4, 4, 1)
     assert result.rejected == {"unknown_subscription": 1}
@@ -173,7 +173,7 @@ def test_a_redelivered_batch_is_applied_once() -> None:
     journal, rejected = Journal(), list[tuple[bytes, bytes]]()
     payloads = [message(f"t{n}") for n in range(5)]
     processor = make(journal, rejected)
-    first = asyncio.run(processor.process(payloads))
-    second = asyncio.run(processor.process(payloads))
+    first = asyncio.run(process_until_done(processor, payloads))
+    second = asyncio.run(process_until_done(processor, payloads))
     assert (first.applied, first.duplicates) == (5, 0)
     assert (second.applied, second.duplicates) == (0, 5)
