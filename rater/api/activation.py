@@ -1,7 +1,8 @@
 """Subscriptions change status on time: pending ones become active at `subscription_at`, active
 ones with an `ending_at` are terminated then (`terminated_at = ending_at`).
 
-The status is written to PostgreSQL (before each subscription read of the API, and every second by
+The status is written to PostgreSQL (before each subscription read of the API, for what it reads,
+and every second by
 the API's background loop), so every reader that filters on `status` (current usage, the biller,
 the aggregator's catalog) sees the change within a second without knowing these rules.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import func, update
+from sqlalchemy import ColumnElement, func, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rater.tables import subscriptions
@@ -20,17 +21,18 @@ log = logging.getLogger("meterline.activation")
 INTERVAL_S = 1.0
 
 
-async def activate_due(conn: AsyncConnection) -> int:
+async def activate_due(conn: AsyncConnection, *scope: ColumnElement[bool]) -> int:
     """Activate every pending subscription whose start has come, then end those whose `ending_at`
-    has come; the number of subscriptions changed."""
+    has come, among those `scope` selects (all when empty); the number of subscriptions changed.
+    An API read scopes it to what it reads, so it never writes other organizations' rows."""
     activated = await conn.execute(
         update(subscriptions)
-        .where(subscriptions.c.status == "pending", subscriptions.c.subscription_at <= func.now())
+        .where(subscriptions.c.status == "pending", subscriptions.c.subscription_at <= func.now(), *scope)
         .values(status="active", started_at=subscriptions.c.subscription_at)
     )
     ended = await conn.execute(
         update(subscriptions)
-        .where(subscriptions.c.status == "active", subscriptions.c.ending_at <= func.now())
+        .where(subscriptions.c.status == "active", subscriptions.c.ending_at <= func.now(), *scope)
         .values(status="terminated", terminated_at=subscriptions.c.ending_at)
     )
     return (activated.rowcount or 0) + (ended.rowcount or 0)

@@ -77,7 +77,8 @@ def wanted_statuses(request: Request, default: tuple[str, ...]) -> list[str]:
 
 async def find_subscription(conn: AsyncConnection, organization_id: str, external_id: str,
                             statuses: list[str] | tuple[str, ...] = ("active",)) -> Any:
-    await activate_due(conn)
+    await activate_due(conn, subscriptions.c.organization_id == organization_id,
+                       subscriptions.c.external_id == external_id)
     row = (await conn.execute(
         subscription_query(organization_id)
         .where(subscriptions.c.external_id == external_id, subscriptions.c.status.in_(statuses))
@@ -206,7 +207,7 @@ async def list_subscriptions(request: Request) -> JSONResponse:
     if request.query_params.get("plan_code"):
         query = query.where(plans.c.code == request.query_params["plan_code"], plans.c.deleted_at.is_(None))
     async with engine(request).begin() as conn:
-        await activate_due(conn)
+        await activate_due(conn, subscriptions.c.organization_id == organization_id)
         rows, meta = await paginate(conn, query, page, per_page)
     return ok({"subscriptions": [render(r) for r in rows], "meta": meta})
 
