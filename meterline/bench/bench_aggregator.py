@@ -36,12 +36,11 @@ import time
 import uuid
 from typing import cast
 
-import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from redis import Redis as SyncRedis
 
-from meterline.bench.run import BenchContext, ok
+from meterline.bench.run import BenchContext, forget_subscriptions, ok
 from meterline.settings import Settings
 from schemas.events import Event, event_to_message
 
@@ -49,15 +48,10 @@ ORDER = 30
 SUBSCRIPTIONS = 100
 
 
-def _client(ctx: BenchContext) -> httpx.Client:
-    return httpx.Client(base_url=f"{ctx.api_url}/api/v1", timeout=30,
-                        headers={"Authorization": f"Bearer {ctx.api_key}"})
 
-
-
-def create_subscriptions(ctx: BenchContext, run: str) -> tuple[str, list[str]]:
-    """(organization_id, external subscription ids) of SUBSCRIPTIONS fresh subscriptions."""
-    with _client(ctx) as http:
+def create_subscriptions(ctx: BenchContext, run: str) -> list[str]:
+    """The external ids of SUBSCRIPTIONS fresh subscriptions."""
+    with ctx.client(f"{ctx.api_url}/api/v1") as http:
         for metric in ({"name": "MTU", "code": f"mtu_{run}", "aggregation_type": "unique_count_agg",
                         "field_name": "user_id"},
                        {"name": "Calls", "code": f"calls_{run}", "aggregation_type": "sum_agg",
@@ -70,28 +64,14 @@ def create_subscriptions(ctx: BenchContext, run: str) -> tuple[str, list[str]]:
                 {"billable_metric_code": f"calls_{run}", "charge_model": "standard", "properties": {"amount": "0.001"}},
             ]}}))
         subscriptions = []
-        organization_id = ""
         for n in range(SUBSCRIPTIONS):
-            customer = ok(http.post("/customers", json={"customer": {
-                "external_id": f"bench-{run}-c{n}", "currency": "USD", "timezone": "UTC"}}))["customer"]
-            organization_id = customer.get("lago_organization_id") or organization_id
+            ok(http.post("/customers", json={"customer": {
+                "external_id": f"bench-{run}-c{n}", "currency": "USD", "timezone": "UTC"}}))
             external_id = f"bench-{run}-s{n}"
             ok(http.post("/subscriptions", json={"subscription": {
                 "external_customer_id": f"bench-{run}-c{n}", "plan_code": f"plan_{run}", "external_id": external_id}}))
             subscriptions.append(external_id)
-    return organization_id, subscriptions
-
-
-def organization_of(settings: Settings, api_key: str) -> str:
-    import psycopg
-
-    from meterline.apikeys import key_hash
-
-    with psycopg.connect(settings.database_url) as conn:
-        row = conn.execute("SELECT organization_id FROM api_keys WHERE key_sha256 = %s",
-                           (key_hash(api_key),)).fetchone()
-    assert row is not None, "the bench API key is unknown"
-    return str(row[0])
+    return subscriptions
 
 
 def fill_topic(settings: Settings, topic: str, organization_id: str, subscriptions: list[str], run: str,
@@ -291,23 +271,13 @@ def redis_memory(settings: Settings, members: int) -> dict[str, float]:
 
 
 def cleanup(settings: Settings, topic: str, group: str, organization_id: str, run: str) -> None:
-    import psycopg
-
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     existing = admin.list_topics(timeout=30).topics
     doomed = [name for name in existing if name.startswith((topic, group, "bench-floor-"))]
     for future in (admin.delete_topics(doomed).values() if doomed else []):
         with contextlib.suppress(Exception):
             future.result()
-    pattern = f"bench-{run}-%"
-    with psycopg.connect(settings.database_url) as conn:  # the archive keeps no bench events
-        conn.execute("DELETE FROM events WHERE organization_id = %s AND external_subscription_id LIKE %s",
-                     (organization_id, pattern))
-        conn.execute("DELETE FROM event_keys WHERE organization_id = %s AND external_subscription_id LIKE %s",
-                     (organization_id, pattern))
-    redis = SyncRedis.from_url(settings.redis_url)
-    for key in redis.scan_iter(match=f"ml:{{{organization_id}:bench-{run}-*", count=1000):
-        redis.delete(key)
+    forget_subscriptions(settings, organization_id, f"bench-{run}-")
 
 
 def run(ctx: BenchContext) -> dict[str, float]:
@@ -315,8 +285,8 @@ def run(ctx: BenchContext) -> dict[str, float]:
     count = 150_000 if ctx.quick else 400_000  # quick still spans several commits (one a second)
     run_id = uuid.uuid4().hex[:8]
     topic, group = f"bench.aggregator.{run_id}", f"bench-aggregator-{run_id}"
-    organization_id = organization_of(settings, ctx.api_key)
-    _, subscriptions = create_subscriptions(ctx, run_id)
+    organization_id = ctx.organization_id()
+    subscriptions = create_subscriptions(ctx, run_id)
     try:
         fill_topic(settings, topic, organization_id, subscriptions, run_id, count)
         fill_topic(settings, f"{topic}.loop", organization_id, subscriptions, run_id, count, prefix="loop")

@@ -21,11 +21,7 @@ import threading
 import time
 import uuid
 
-import httpx
-from redis import Redis
-
-from meterline.bench.bench_aggregator import organization_of
-from meterline.bench.run import BenchContext, ok, percentile
+from meterline.bench.run import BenchContext, forget_subscriptions, ok, percentile
 
 ORDER = 40
 SUBSCRIPTIONS = 10
@@ -39,8 +35,7 @@ BATCH = 100
 
 def _setup(ctx: BenchContext, run: str) -> tuple[str, list[str], str]:
     """(customer id, subscription ids, organization id)"""
-    with httpx.Client(base_url=f"{ctx.api_url}/api/v1", timeout=30,
-                      headers={"Authorization": f"Bearer {ctx.api_key}"}) as http:
+    with ctx.client(f"{ctx.api_url}/api/v1") as http:
         ok(http.post("/billable_metrics", json={"billable_metric": {
             "name": "Calls", "code": f"e2e_{run}", "aggregation_type": "count_agg"}}))
         ok(http.post("/plans", json={"plan": {
@@ -56,13 +51,13 @@ def _setup(ctx: BenchContext, run: str) -> tuple[str, list[str], str]:
             ok(http.post("/subscriptions", json={"subscription": {
                 "external_customer_id": customer_id, "plan_code": f"e2e_{run}", "external_id": subscription_id}}))
             subscriptions.append(subscription_id)
-    return customer_id, subscriptions, organization_of(ctx.settings, ctx.api_key)
+    return customer_id, subscriptions, ctx.organization_id()
 
 
 def _send(ctx: BenchContext, run: str, subscription_id: str, requests: int, began: float,
           accepted: list[tuple[float, int]], failures: list[str]) -> None:
     interval = BATCH * SUBSCRIPTIONS / RATE
-    with httpx.Client(base_url=ctx.ingest_url, timeout=30, headers={"Authorization": f"Bearer {ctx.api_key}"}) as http:
+    with ctx.client(ctx.ingest_url) as http:
         for n in range(requests):
             delay = began + n * interval - time.monotonic()
             if delay > 0:
@@ -80,7 +75,7 @@ def _poll(ctx: BenchContext, customer_id: str, subscription_ids: list[str], expe
           seen: dict[str, list[tuple[float, int]]]) -> None:
     path = f"/api/v1/customers/{customer_id}/current_usage"
     done: set[str] = set()
-    with httpx.Client(base_url=ctx.api_url, timeout=30, headers={"Authorization": f"Bearer {ctx.api_key}"}) as http:
+    with ctx.client(ctx.api_url) as http:
         while len(done) < len(subscription_ids) and time.monotonic() < deadline:
             for subscription_id in subscription_ids:
                 usage = ok(http.get(path, params={"external_subscription_id": subscription_id}))["customer_usage"]
@@ -100,21 +95,6 @@ def latencies(accepted: list[tuple[float, int]], seen: list[tuple[float, int]]) 
             raise RuntimeError(f"{target} events never became visible")
         result.append(max(seen[first][0] - accepted_at, 0.0) * 1000)
     return result
-
-
-def _cleanup(ctx: BenchContext, organization_id: str, run: str) -> None:
-    import psycopg
-
-    pattern = f"bench-e2e-{run}-%"
-    with psycopg.connect(ctx.settings.database_url) as conn:
-        conn.execute("DELETE FROM events WHERE organization_id = %s AND external_subscription_id LIKE %s",
-                     (organization_id, pattern))
-        conn.execute("DELETE FROM event_keys WHERE organization_id = %s AND external_subscription_id LIKE %s",
-                     (organization_id, pattern))
-    redis = Redis.from_url(ctx.settings.redis_url)
-    for key in redis.scan_iter(match=f"ml:{{{organization_id}:bench-e2e-{run}-*", count=1000):
-        redis.delete(key)
-    redis.close()
 
 
 def run(ctx: BenchContext) -> dict[str, float]:
@@ -142,7 +122,7 @@ def run(ctx: BenchContext) -> dict[str, float]:
         all_latencies = [value for s in subscription_ids for value in latencies(accepted[s], seen[s])]
         last = max(at for s in subscription_ids for at, _ in accepted[s])
     finally:
-        _cleanup(ctx, organization_id, run_id)
+        forget_subscriptions(ctx.settings, organization_id, f"bench-e2e-{run_id}-")
     return {"e2e_visible_p99_ms": round(percentile(all_latencies, 0.99), 1),
             "e2e_visible_p50_ms": round(percentile(all_latencies, 0.50), 1),
             "e2e_offered_events_per_s": round(requests * BATCH * SUBSCRIPTIONS / (last - began), 1)}

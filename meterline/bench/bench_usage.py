@@ -18,15 +18,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import httpx
 from redis import Redis
-from sqlalchemy import create_engine, select
 
 from aggregator.keys import unique_key
 from meterline.bench.run import BenchContext, ok, percentile
 from meterline.example import MTU_METRIC, team_plan
 from rater.periods import period_containing
-from rater.tables import subscriptions
 
 ORDER = 50
 CHUNK = 10_000
@@ -43,8 +40,7 @@ def run(ctx: BenchContext) -> dict[str, float]:
     members = 100_000 if ctx.quick else 1_000_000
     requests = 300 if ctx.quick else 2_000
     run_id = uuid.uuid4().hex[:8]
-    http = httpx.Client(base_url=f"{ctx.api_url}/api/v1", timeout=30,
-                        headers={"Authorization": f"Bearer {ctx.api_key}"})
+    http = ctx.client(f"{ctx.api_url}/api/v1")
     metric = ok(http.post("/billable_metrics", json={"billable_metric": {
         **MTU_METRIC, "code": f"bench_mtu_{run_id}"}}))["billable_metric"]
     plan = team_plan(f"bench_usage_{run_id}")
@@ -55,11 +51,7 @@ def run(ctx: BenchContext) -> dict[str, float]:
                                                    "timezone": "UTC"}}))
     ok(http.post("/subscriptions", json={"subscription": {
         "external_customer_id": customer_id, "plan_code": plan["code"], "external_id": subscription_id}}))
-    engine = create_engine(ctx.settings.sqlalchemy_url)
-    with engine.connect() as conn:
-        organization_id = conn.execute(select(subscriptions.c.organization_id).where(
-            subscriptions.c.external_id == subscription_id)).scalar_one()
-    engine.dispose()
+    organization_id = ctx.organization_id()
     now = datetime.now(UTC)
     period = period_containing(now, interval="monthly", billing_time="calendar", started_on=now.date(),
                                timezone="UTC")

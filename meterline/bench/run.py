@@ -13,6 +13,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
+import psycopg
+from redis import Redis
+
+from meterline.apikeys import key_hash
 from meterline.settings import Settings
 
 
@@ -29,6 +34,32 @@ class BenchContext:
     @property
     def ingest_url(self) -> str:
         return f"http://{self.settings.ingest_host}:{self.settings.ingest_port}"
+
+    def client(self, base_url: str) -> httpx.Client:
+        """An HTTP client authenticated with the bench's API key (the API's or the ingest's URL)."""
+        return httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {self.api_key}"})
+
+    def organization_id(self) -> str:
+        """The organization the bench's API key belongs to."""
+        with psycopg.connect(self.settings.database_url) as conn:
+            row = conn.execute("SELECT organization_id FROM api_keys WHERE key_sha256 = %s",
+                               (key_hash(self.api_key),)).fetchone()
+        assert row is not None, "the bench API key is unknown"
+        return str(row[0])
+
+
+def forget_subscriptions(settings: Settings, organization_id: str, prefix: str) -> None:
+    """Remove what a benchmark left of the subscriptions whose external id starts with `prefix`:
+    their archived events and their Redis state (the archive keeps no bench events)."""
+    pattern = f"{prefix}%"
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute("DELETE FROM events WHERE organization_id = %s AND external_subscription_id LIKE %s",
+                     (organization_id, pattern))
+        conn.execute("DELETE FROM event_keys WHERE organization_id = %s AND external_subscription_id LIKE %s",
+                     (organization_id, pattern))
+    with Redis.from_url(settings.redis_url) as redis:
+        for key in redis.scan_iter(match=f"ml:{{{organization_id}:{prefix}*", count=1000):
+            redis.delete(key)
 
 
 def ok(response: Any) -> dict[str, Any]:
