@@ -22,6 +22,15 @@ def meterline(*args: str) -> subprocess.CompletedProcess[str]:
                           cwd=ROOT, env=dict(os.environ), timeout=60)
 
 
+def create_org(name: str) -> str:
+    """`meterline org create NAME`, which must succeed; the key it printed."""
+    created = meterline("org", "create", name)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("ml_")
+    return key
+
+
 def status_with(stack: Stack, key: str) -> int:
     return httpx.get(f"{stack.api_url}/api/v1/plans", headers={"Authorization": f"Bearer {key}"},
                      timeout=10).status_code
@@ -42,9 +51,7 @@ def stored_keys(services: Services, name: str) -> list[tuple[str, datetime | Non
 def test_rotation_keeps_the_old_key_working_for_the_grace_period(stack: Stack, services: Services,
                                                                  unique: str) -> None:
     name = f"rotate-{unique}"
-    created = meterline("org", "create", name)
-    assert created.returncode == 0, created.stderr
-    old = created.stdout.strip()
+    old = create_org(name)
     rotated = meterline("org", "key", "rotate", name, "--grace-hours", "2")
     assert rotated.returncode == 0, rotated.stderr
     new = rotated.stdout.strip()
@@ -63,7 +70,7 @@ def test_rotation_keeps_the_old_key_working_for_the_grace_period(stack: Stack, s
 
 def test_rotation_without_grace_revokes_the_old_key(stack: Stack, services: Services, unique: str) -> None:
     name = f"revoke-{unique}"
-    old = meterline("org", "create", name).stdout.strip()
+    old = create_org(name)
     new, expires_at = rotate_key(services.sqlalchemy_url, name, timedelta(0))
     assert expires_at <= datetime.now(UTC)
     # neither key was seen by the API before, so no cache hides the revocation
@@ -73,13 +80,15 @@ def test_rotation_without_grace_revokes_the_old_key(stack: Stack, services: Serv
     newest, _ = rotate_key(services.sqlalchemy_url, name, timedelta(hours=24))
     assert status_with(stack, old) == 401
     assert status_with(stack, newest) == 200
-    assert [expiry is None for _, expiry in stored_keys(services, name)] == [False, False, True]
+    keys = stored_keys(services, name)
+    assert [digest for digest, _ in keys] == [key_hash(old), key_hash(new), key_hash(newest)]
+    assert [expiry is None for _, expiry in keys] == [False, False, True]
 
 
 def test_rotation_errors(services: Services, unique: str) -> None:
     unknown = meterline("org", "key", "rotate", f"nobody-{unique}")
     assert unknown.returncode == 1 and "no organization named" in unknown.stderr
-    meterline("org", "create", f"neg-{unique}")
+    create_org(f"neg-{unique}")
     negative = meterline("org", "key", "rotate", f"neg-{unique}", "--grace-hours", "-1")
     assert negative.returncode == 2 and "cannot be negative" in negative.stderr
     with pytest.raises(ValueError):

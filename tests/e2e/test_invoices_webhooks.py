@@ -100,7 +100,9 @@ def test_webhook_endpoint_validation_listing_and_deletion(client: httpx.Client, 
     assert create({}).json()["error_details"] == {"webhook_url": ["value_is_mandatory"]}
     jwt = create({"webhook_url": "https://example.com/a", "signature_algo": "jwt"})
     assert (jwt.status_code, jwt.json()["error_details"]) == (422, {"signature_algo": ["value_is_invalid"]})
-    assert client.post("/webhook_endpoints", json={"nope": {}}).status_code == 400
+    no_root = client.post("/webhook_endpoints", json={"nope": {}})
+    assert (no_root.status_code, no_root.json()) == (
+        400, {"status": 400, "error": "BadRequest: param is missing or the value is empty: webhook_endpoint"})
     made = create({"webhook_url": f"https://example.com/{unique}", "name": "prod"})
     assert made.status_code == 200
     duplicate = create({"webhook_url": f"https://example.com/{unique}"})

@@ -79,25 +79,26 @@ def test_package_and_percentage() -> None:
 
 
 @pytest.mark.parametrize(
-    "ranges",
+    ("ranges", "code"),
     [
-        [],
-        [{"from_value": 5, "to_value": None, "per_unit_amount": "1"}],
-        [{"from_value": 0, "to_value": 10, "per_unit_amount": "1"}],
-        [
+        ([], "invalid_graduated_ranges"),
+        ([{"from_value": 5, "to_value": None, "per_unit_amount": "1"}], "invalid_graduated_ranges"),
+        ([{"from_value": 0, "to_value": 10, "per_unit_amount": "1"}], "invalid_graduated_ranges"),
+        ([
             {"from_value": 0, "to_value": 10, "per_unit_amount": "1"},
             {"from_value": 12, "to_value": None, "per_unit_amount": "1"},
-        ],
-        [
+        ], "invalid_graduated_ranges"),
+        ([
             {"from_value": 0, "to_value": None, "per_unit_amount": "1"},
             {"from_value": 1, "to_value": None, "per_unit_amount": "1"},
-        ],
-        [{"from_value": 0, "to_value": None, "per_unit_amount": "-1"}],
+        ], "invalid_graduated_ranges"),
+        ([{"from_value": 0, "to_value": None, "per_unit_amount": "-1"}], "invalid_amount"),
     ],
 )
-def test_invalid_graduated_ranges_are_refused(ranges: list) -> None:
-    with pytest.raises(InvalidChargeProperties):
+def test_invalid_graduated_ranges_are_refused_with_their_code(ranges: list, code: str) -> None:
+    with pytest.raises(InvalidChargeProperties) as refused:
         validate_properties("graduated", {"graduated_ranges": ranges})
+    assert refused.value.code == code
 
 
 def test_ranges_starting_at_one_are_accepted() -> None:
