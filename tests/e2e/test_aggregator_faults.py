@@ -81,6 +81,12 @@ def workload(subscription_id: str, distinct: int) -> tuple[list[dict[str, Any]],
     return mixed, calls, seats
 
 
+def barrier(subscription_id: str) -> dict[str, Any]:
+    """One new API call: sent after copies of earlier events, its arrival in usage shows they went through."""
+    return {"transaction_id": f"barrier-{uuid.uuid4()}", "code": "api_calls",
+            "external_subscription_id": subscription_id, "timestamp": int(time.time()), "properties": {"calls": 1}}
+
+
 def send(ingest: httpx.Client, events: list[dict[str, Any]], deadline_s: float = 120) -> None:
     """Send in batches of 100; a batch refused (503) or not answered is sent again, like a client would."""
     deadline = time.monotonic() + deadline_s
@@ -95,6 +101,18 @@ def send(ingest: httpx.Client, events: list[dict[str, Any]], deadline_s: float =
                 pass
             assert time.monotonic() < deadline, "the ingest did not accept events again"
             time.sleep(0.2)
+
+
+def stream_in_background(ingest: httpx.Client, events: list[dict[str, Any]], pause_s: float) -> threading.Thread:
+    """A started thread sending the events in batches of 100, pausing between batches."""
+    def paced() -> None:
+        for start in range(0, len(events), 100):
+            send(ingest, events[start:start + 100])
+            time.sleep(pause_s)
+
+    sender = threading.Thread(target=paced)
+    sender.start()
+    return sender
 
 
 def usage_of(client: httpx.Client, customer_id: str, subscription_id: str) -> dict[str, Any]:
@@ -165,9 +183,9 @@ def test_kill_9_mid_stream_then_restart_counts_exactly_once(
         client: httpx.Client, ingest: httpx.Client, unique: str, services: Services, restore_stack: None) -> None:
     customer_id, subscription_id = seed(client, unique)
     events, calls, seats = workload(subscription_id, 6000)
-    sender = threading.Thread(target=send, args=(ingest, events))
-    sender.start()
+    sender = stream_in_background(ingest, events, 0.03)  # 72 batches: about 3 s
     time.sleep(1.0)  # mid-stream: the aggregator is busy with the first batches
+    assert sender.is_alive()
     victim = pid_of("aggregator")
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
@@ -205,10 +223,11 @@ def test_redis_flush_then_rebuild_restores_identical_usage(
     again = meterline("rebuild", "--subscription", subscription_id)
     assert "3000 archived events read, 0 restored" in again.stdout
     assert usage_of(client, customer_id, subscription_id) == before
-    # and the aggregator still refuses the old copies
-    send(ingest, events[:500])
-    time.sleep(2.0)
-    assert usage_of(client, customer_id, subscription_id) == before
+    # and the aggregator still refuses the old copies: a new event sent after them (same partition,
+    # so counted after them) shows when they went through
+    send(ingest, events[:500] + [barrier(subscription_id)])
+    after = settle(client, customer_id, subscription_id, calls + 1, seats)
+    assert_exact(after, calls + 1, 2701, seats)
 
 
 def postmaster_pid() -> int:
@@ -319,9 +338,9 @@ def test_unknown_subscription_is_rejected_then_replayed_once(
     assert_exact(usage, 7, 1, 0)
     # replaying again (both copies again) bills nothing more
     meterline("replay-rejected", "--reason", "unknown_subscription", "--since", str(since))
-    time.sleep(3.0)
-    assert_exact(usage_of(client, customer_id, subscription_id), 7, 1, 0)
-    assert archived(services, subscription_id) == (1, 1)
+    send(ingest, [barrier(subscription_id)])  # counted after the replayed copies (same partition)
+    assert_exact(settle(client, customer_id, subscription_id, 8, 0), 8, 2, 0)
+    assert archived(services, subscription_id) == (2, 2)
 
 
 def test_redis_stopped_during_ingestion_loses_and_doubles_nothing(
@@ -357,13 +376,7 @@ def test_a_second_worker_joining_and_the_first_leaving_mid_stream_counts_exactly
     loads = {subscription_id: workload(subscription_id, 1500) for subscription_id in subscriptions}
     mixed = [event for batch in zip(*(events for events, _, _ in loads.values()), strict=True) for event in batch]
 
-    def paced() -> None:  # about 1,500 events/s, so that the stream outlasts both rebalances
-        for start in range(0, len(mixed), 100):
-            send(ingest, mixed[start:start + 100])
-            time.sleep(0.06)
-
-    sender = threading.Thread(target=paced)
-    sender.start()
+    sender = stream_in_background(ingest, mixed, 0.1)  # 108 batches: over 11 s, beyond both rebalances
     time.sleep(1.5)
     log = (HOME / "log" / f"test-aggregator-{unique}.log").open("ab")
     second = subprocess.Popen([sys.executable, "-m", "meterline.cli", "aggregator"], cwd=ROOT, stdout=log,
@@ -373,6 +386,7 @@ def test_a_second_worker_joining_and_the_first_leaving_mid_stream_counts_exactly
         time.sleep(5.0)  # the group rebalances over both workers
         first_worker = pid_of("aggregator")
         assert first_worker is not None
+        assert sender.is_alive()
         os.kill(first_worker, signal.SIGTERM)  # the first leaves mid-stream: the second takes everything
         wait_gone(first_worker)
         sender.join(timeout=180)
