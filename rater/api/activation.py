@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, func, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from rater.lifecycle import LIVE
 from rater.tables import subscriptions
 
 log = logging.getLogger("meterline.activation")
@@ -49,3 +51,10 @@ async def activation_loop(engine: AsyncEngine, interval_s: float = INTERVAL_S) -
         except Exception:  # the database may restart; the next round retries
             log.exception("activating pending subscriptions failed")
         await asyncio.sleep(interval_s)
+
+
+async def terminate(conn: AsyncConnection, now: datetime, *which: ColumnElement[bool]) -> None:
+    """Terminate now the live (active or pending) subscriptions `which` selects: one, or all of a
+    customer or a plan being deleted."""
+    await conn.execute(update(subscriptions).where(subscriptions.c.status.in_(LIVE), *which)
+                       .values(status="terminated", terminated_at=now))

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from meterline.apikeys import authenticate
 from meterline.http import JSONResponse, not_found, ok
 from rater import serializers
+from rater.api.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
 from rater.inputs import Input
 from rater.serializers import CUSTOMER_ATTRIBUTES
@@ -99,9 +100,7 @@ async def delete_customer(request: Request) -> JSONResponse:
         row = await live_customer(conn, organization_id, request.path_params["external_id"])
         if row is None:
             raise not_found("customer")
-        await conn.execute(update(subscriptions).where(
-            subscriptions.c.customer_id == row.id, subscriptions.c.status.in_(("active", "pending")),
-        ).values(status="terminated", terminated_at=now))
+        await terminate(conn, now, subscriptions.c.customer_id == row.id)
         row = (await conn.execute(update(customers).where(customers.c.id == row.id)
                                   .values(deleted_at=now, updated_at=now).returning(*customers.c))).one()
     return ok({"customer": serializers.customer(row)})

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from meterline.apikeys import authenticate
 from meterline.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
+from rater.api.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
 from rater.inputs import BAD_FORMAT, INT64_MAX, MANDATORY, NOT_SUPPORTED, TAKEN, Input
 from rater.periods import INTERVALS
@@ -230,9 +231,7 @@ async def delete_plan(request: Request) -> JSONResponse:
     now = datetime.now(UTC)
     async with engine(request).begin() as conn:
         row = await live_plan(conn, organization_id, request.path_params["code"])
-        await conn.execute(update(subscriptions).where(
-            subscriptions.c.plan_id == row.id, subscriptions.c.status.in_(("active", "pending")),
-        ).values(status="terminated", terminated_at=now))
+        await terminate(conn, now, subscriptions.c.plan_id == row.id)
         row = (await conn.execute(update(plans).where(plans.c.id == row.id).values(deleted_at=now)
                                   .returning(*plans.c))).one()
         return await _answer(conn, row)

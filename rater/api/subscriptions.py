@@ -20,7 +20,7 @@ from starlette.routing import Route
 from meterline.apikeys import authenticate
 from meterline.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
-from rater.api.activation import activate_due
+from rater.api.activation import activate_due, terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
 from rater.api.customers import live_customer, upsert_customer
 from rater.api.plans import live_plan, plan_charges
@@ -174,16 +174,9 @@ async def terminate_subscription(request: Request) -> JSONResponse:
     async with engine(request).begin() as conn:
         row = await find_subscription(conn, organization_id, request.path_params["external_id"],
                                       [s for s in statuses if s in LIVE] or ["active"])
-        await terminate(conn, [row.id], now)
+        await terminate(conn, now, subscriptions.c.id == row.id)
         row = await find_subscription(conn, organization_id, row.external_id, ("terminated",))
     return ok({"subscription": render(row, now)})
-
-
-async def terminate(conn: AsyncConnection, subscription_ids: list[str], now: datetime) -> None:
-    if subscription_ids:
-        await conn.execute(update(subscriptions).where(
-            subscriptions.c.id.in_(subscription_ids), subscriptions.c.status.in_(LIVE),
-        ).values(status="terminated", terminated_at=now))
 
 
 async def get_subscription(request: Request) -> JSONResponse:

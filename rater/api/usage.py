@@ -34,6 +34,7 @@ from rater.api.common import engine
 from rater.api.customers import live_customer
 from rater.api.plans import plan_charges
 from rater.api.subscriptions import subscription_query
+from rater.lifecycle import LIVE
 from rater.periods import period_containing
 from rater.tables import billable_metrics, subscriptions
 from rater.usage import ChargeLine, customer_usage
@@ -91,7 +92,7 @@ async def _load_view(conn: AsyncConnection, organization_id: str, customer_exter
     row = (await conn.execute(subscription_query(organization_id).where(
         subscriptions.c.customer_id == customer.id,
         subscriptions.c.external_id == subscription_external_id,
-        subscriptions.c.status.in_(("active", "pending")),
+        subscriptions.c.status.in_(LIVE),
     ))).first()
     # A pending subscription is active from its subscription_at on, as the aggregator counts it,
     # before the activation loop has written the new status.
