@@ -11,11 +11,8 @@ from __future__ import annotations
 import calendar as _calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
 from zoneinfo import ZoneInfo
 
-Interval = Literal["weekly", "monthly", "quarterly", "yearly"]
-BillingTime = Literal["calendar", "anniversary"]
 INTERVALS: tuple[str, ...] = ("weekly", "monthly", "quarterly", "yearly")
 BILLING_TIMES: tuple[str, ...] = ("calendar", "anniversary")
 _MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
@@ -30,9 +27,6 @@ class Period:
     def key(self) -> str:
         """A stable identifier of the period, used in storage keys."""
         return self.start.strftime("%Y%m%dT%H%M%SZ")
-
-    def contains(self, instant: datetime) -> bool:
-        return self.start <= instant < self.end
 
 
 def _add_months(day: date, months: int, anchor_day: int) -> date:

@@ -25,7 +25,6 @@ class ChargeLine:
     aggregation_type: str
     rounding_function: str | None = None
     rounding_precision: int | None = None
-    metric_description: str | None = None
 
 
 def units_of(aggregation_type: str, usage: MetricUsage) -> Decimal:

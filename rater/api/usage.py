@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from redis.exceptions import RedisError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -32,11 +31,11 @@ from meterline.apikeys import authenticate
 from meterline.http import ApiError, JSONResponse, bad_request, not_allowed, not_found, ok, unavailable
 from rater.api.common import engine
 from rater.api.customers import live_customer
-from rater.api.plans import plan_charges
 from rater.api.subscriptions import subscription_query
+from rater.billing.store import load_catalog
 from rater.lifecycle import LIVE
 from rater.periods import period_containing
-from rater.tables import billable_metrics, subscriptions
+from rater.tables import subscriptions
 from rater.usage import ChargeLine, customer_usage
 
 log = logging.getLogger("meterline.api")
@@ -99,16 +98,7 @@ async def _load_view(conn: AsyncConnection, organization_id: str, customer_exter
     if row is None or effective_status(row.status, row.subscription_at, datetime.now(UTC)) != "active":
         return not_allowed("no_active_subscription")
     started_at = row.started_at or row.subscription_at
-    charge_rows = (await plan_charges(conn, [row.plan_id]))[row.plan_id]
-    metrics = {m.id: m for m in (await conn.execute(select(billable_metrics).where(
-        billable_metrics.c.id.in_([c.billable_metric_id for c in charge_rows])))).all()} if charge_rows else {}
-    lines = tuple(
-        ChargeLine(c.id, c.charge_model, c.properties, c.invoice_display_name, c.billable_metric_id,
-                   metrics[c.billable_metric_id].name, metrics[c.billable_metric_id].code,
-                   metrics[c.billable_metric_id].aggregation_type, metrics[c.billable_metric_id].rounding_function,
-                   metrics[c.billable_metric_id].rounding_precision)
-        for c in charge_rows
-    )
+    lines = tuple(line for line, _ in (await load_catalog(conn, [row.plan_id]))[row.plan_id])
     timezone = row.timezone or "UTC"
     return UsageView(
         scope=f"{organization_id}:{row.external_id}", interval=row.interval, billing_time=row.billing_time,

@@ -124,14 +124,13 @@ async def load_catalog(conn: AsyncConnection, plan_ids: Iterable[str]) -> Catalo
                charges.c.invoice_display_name, billable_metrics.c.id.label("metric_id"),
                billable_metrics.c.name, billable_metrics.c.code, billable_metrics.c.aggregation_type,
                billable_metrics.c.field_name, billable_metrics.c.rounding_function,
-               billable_metrics.c.rounding_precision, billable_metrics.c.description)
+               billable_metrics.c.rounding_precision)
         .join(billable_metrics, billable_metrics.c.id == charges.c.billable_metric_id)
         .where(charges.c.plan_id.in_(wanted)).order_by(charges.c.plan_id, charges.c.position)
     )).all()
     for row in rows:
         line = ChargeLine(row.id, row.charge_model, row.properties, row.invoice_display_name, row.metric_id,
-                          row.name, row.code, row.aggregation_type, row.rounding_function, row.rounding_precision,
-                          row.description)
+                          row.name, row.code, row.aggregation_type, row.rounding_function, row.rounding_precision)
         catalog[row.plan_id].append((line, MetricSpec(row.metric_id, row.code, row.aggregation_type,
                                                       row.field_name)))
     return catalog
