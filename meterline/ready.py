@@ -39,10 +39,11 @@ async def _kafka(request: Request) -> None:
 
 
 async def _redis(request: Request) -> None:
-    client: Redis | None = getattr(request.app.state, "redis", None)
-    if client is None:
-        client = request.app.state.ready_redis = Redis.from_url(request.app.state.settings.redis_url,
-                                                               socket_timeout=2, socket_connect_timeout=2)
+    state = request.app.state
+    client: Redis | None = getattr(state, "redis", None) or getattr(state, "ready_redis", None)
+    if client is None:  # a process without a Redis client of its own (the ingest) makes one, once
+        client = state.ready_redis = Redis.from_url(state.settings.redis_url, socket_timeout=2,
+                                                    socket_connect_timeout=2)
     await client.ping()
 
 

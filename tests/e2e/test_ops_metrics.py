@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from meterline.stack.proc import RunDir, running_pid
 from tests.builders import customer_body, metric_body, mtu_event, plan_body, subscription_body
-from tests.conftest import HOME, ROOT, Stack
+from tests.conftest import HOME, ROOT, Services, Stack
 
 
 def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -49,6 +50,18 @@ def test_ready_reports_every_service_on_both_http_processes(stack: Stack) -> Non
         assert response.status_code == 200, response.text
         assert response.json() == {"status": "ready",
                                    "checks": {"kafka": "ok", "redis": "ok", "postgres": "ok"}}
+
+
+def test_readiness_probes_reuse_their_redis_connection(stack: Stack, services: Services) -> None:
+    for url in (stack.api_url, stack.ingest_url):
+        for _ in range(5):  # every ingest worker has made its client
+            assert httpx.get(f"{url}/ready", timeout=10).status_code == 200
+    with redis.Redis.from_url(services.redis_url) as client:
+        before = int(client.info("clients")["connected_clients"])
+        for _ in range(40):
+            for url in (stack.api_url, stack.ingest_url):
+                assert httpx.get(f"{url}/ready", timeout=10).status_code == 200
+        assert int(client.info("clients")["connected_clients"]) == before
 
 
 def test_api_metrics_carry_pipeline_wide_series(stack: Stack) -> None:
