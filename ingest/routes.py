@@ -34,14 +34,13 @@ from meterline.http import (
 from meterline.metrics import INGEST_EVENTS, INGEST_LATENCY, INGEST_REQUESTS, KAFKA_ACK_LATENCY
 from schemas.events import (
     MAX_BATCH_EVENTS,
+    NUL_IN_JSON,
     Event,
     EventValidationError,
     event_to_api,
     new_lago_ids,
     parse_event,
 )
-
-_NUL = b"\\u0000"  # how JSON spells U+0000; absent from a body, no string in it holds one
 
 
 def too_many_requests(wait_s: float) -> ApiError:
@@ -106,7 +105,7 @@ async def create_event(request: Request) -> JSONResponse:
     body = await read_body(request, request.app.state.max_body_bytes)
     raw = root_object(parse_json(body), "event")
     try:
-        event = parse_event(raw, organization_id, _now_us(), may_hold_nul=_NUL in body)
+        event = parse_event(raw, organization_id, _now_us(), may_hold_nul=NUL_IN_JSON in body)
     except EventValidationError as exc:
         raise validation_error(exc.details) from exc
     _admit(request, organization_id, 1)
@@ -141,7 +140,7 @@ async def create_batch(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
     body = await read_body(request, request.app.state.max_body_bytes)
     raw = root_object(parse_json(body), "events")
-    events = _parse_batch(raw, organization_id, may_hold_nul=_NUL in body)
+    events = _parse_batch(raw, organization_id, may_hold_nul=NUL_IN_JSON in body)
     _admit(request, organization_id, len(events))
     await _publish(request, events)
     return ok({"events": [event_to_api(event) for event in events]})

@@ -117,9 +117,9 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     """Starlette's own errors (unknown route, wrong method) in Lago's shape."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        body: dict[str, Any] = {"status": 404, "error": "Not Found", "code": "resource_not_found"}
+        body = not_found("resource").body
     elif exc.status_code == 405:
-        body = {"status": 405, "error": "Method Not Allowed", "code": "method_not_allowed"}
+        body = not_allowed("method_not_allowed").body
     else:
         body = {"status": exc.status_code, "error": str(exc.detail)}
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))

@@ -1,6 +1,6 @@
 """Consumer lag per partition: the group's committed offset against the partition's end offset.
 
-`read_lag` is the thin Kafka adapter; `LagSample` and `rates` are pure, so the table, the
+`LagReader` is the thin Kafka adapter; `LagSample` and `rates` are pure, so the table, the
 Prometheus gauge and the ops page all compute the same numbers.
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import create_engine, or_, select, update
+from sqlalchemy import Connection, create_engine, or_, select, update
 
 from meterline.apikeys import key_hash, new_api_key
 from rater.tables import api_keys, organizations
@@ -45,13 +45,17 @@ def ensure_organization(sqlalchemy_url: str, name: str, api_key: str | None = No
                 select(api_keys.c.organization_id).where(api_keys.c.key_sha256 == key_hash(key))
             ).scalar_one_or_none()
             if owner is None:
-                conn.execute(api_keys.insert().values(id=str(uuid.uuid4()), organization_id=organization_id,
-                                                      key_sha256=key_hash(key)))
+                _add_key(conn, organization_id, key)
             elif owner != organization_id:
                 raise ValueError("that API key already belongs to another organization")
             return organization_id, key
     finally:
         engine.dispose()
+
+
+def _add_key(conn: Connection, organization_id: str, key: str) -> None:
+    conn.execute(api_keys.insert().values(id=str(uuid.uuid4()), organization_id=organization_id,
+                                          key_sha256=key_hash(key)))
 
 
 def rotate_key(sqlalchemy_url: str, name: str, grace: timedelta = DEFAULT_GRACE,
@@ -74,8 +78,7 @@ def rotate_key(sqlalchemy_url: str, name: str, grace: timedelta = DEFAULT_GRACE,
                 or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > expires_at),
             ).values(expires_at=expires_at))
             key = new_api_key()
-            conn.execute(api_keys.insert().values(id=str(uuid.uuid4()), organization_id=organization_id,
-                                                  key_sha256=key_hash(key)))
+            _add_key(conn, organization_id, key)
             return key, expires_at
     finally:
         engine.dispose()

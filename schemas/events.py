@@ -19,13 +19,12 @@ import orjson
 
 MAX_BATCH_EVENTS = 100
 MESSAGE_VERSION = 1
-REQUIRED_FIELDS = ("transaction_id", "code", "external_subscription_id")
 # The archive stores identifiers as VARCHAR(255) and the amount as VARCHAR(64): longer values are
 # refused at the edge, where the client can still be told, instead of failing in the aggregator.
 MAX_IDENTIFIER_CHARS = 255
 MAX_AMOUNT_CHARS = 64
 MAX_TIMESTAMP_S = 253402300799  # 9999-12-31T23:59:59Z, the last second PostgreSQL and datetime share
-_NUL_IN_JSON = b"\\u0000"  # PostgreSQL text and JSONB cannot hold U+0000
+NUL_IN_JSON = b"\\u0000"  # how JSON spells U+0000, which PostgreSQL text and JSONB cannot hold
 
 
 class EventValidationError(ValueError):
@@ -55,10 +54,6 @@ class Event:
     @property
     def partition_key(self) -> bytes:
         return f"{self.organization_id}:{self.external_subscription_id}".encode()
-
-    @property
-    def timestamp(self) -> datetime:
-        return moment_of(self.timestamp_us)
 
 
 def _identifier(raw: dict[str, Any], name: str, errors: dict[str, list[str]], may_hold_nul: bool) -> str:
@@ -121,7 +116,7 @@ def _properties(value: Any, may_hold_nul: bool) -> dict[str, Any] | None:
         return {}
     if not isinstance(value, dict):
         return None
-    if may_hold_nul and value and _NUL_IN_JSON in orjson.dumps(value):
+    if may_hold_nul and value and NUL_IN_JSON in orjson.dumps(value):
         return None
     return value
 
