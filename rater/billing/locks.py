@@ -3,17 +3,27 @@
 The aggregator's archive insert holds it SHARED (aggregator/archive.py: many batches at once), the
 biller holds it EXCLUSIVE in the transaction that inserts `closed_periods` and then reads the usage
 it invoices. Both take their locks in the order of the lock key (the hash), so no two transactions
-ever wait on each other in a cycle; the customer locks (seed 6) are a separate key space.
+ever wait on each other in a cycle; the customer locks (CUSTOMER_LOCK_SEED) are a separate key
+space, taken in customer order by whoever writes a customer's invoices.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from rater.tables import closed_periods
+
 SUBSCRIPTION_LOCK_SEED = 7
+CUSTOMER_LOCK_SEED = 6
+
+_CUSTOMERS = text("""
+SELECT count(pg_advisory_xact_lock(hashtextextended(key, :seed)))
+FROM (SELECT DISTINCT key FROM unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS ordered
+""")
 
 _EXCLUSIVE = text("""
 SELECT count(pg_advisory_xact_lock(k))
@@ -27,3 +37,18 @@ async def lock_subscriptions_exclusive(conn: AsyncConnection, subscription_ids: 
     wanted = sorted(set(subscription_ids))
     if wanted:
         await conn.execute(_EXCLUSIVE, {"subs": wanted, "seed": SUBSCRIPTION_LOCK_SEED})
+
+
+async def lock_customers(conn: AsyncConnection, customer_ids: Iterable[str]) -> None:
+    """The customers' transaction-level locks, in customer order (no deadlock between billers)."""
+    await conn.execute(_CUSTOMERS, {"keys": sorted(set(customer_ids)), "seed": CUSTOMER_LOCK_SEED})
+
+
+async def close_periods(conn: AsyncConnection, closing: Sequence[tuple[str, str]]) -> None:
+    """Close billing periods, (subscription id, period key) each: under the subscriptions' exclusive
+    locks, so that an archive insert of their events either went before (and is visible to the usage
+    read after this, in the same transaction) or comes after and is refused as period_closed."""
+    if closing:
+        await lock_subscriptions_exclusive(conn, [subscription_id for subscription_id, _ in closing])
+        await conn.execute(insert(closed_periods).on_conflict_do_nothing(),
+                           [{"subscription_id": sid, "period_key": key} for sid, key in closing])

@@ -2,7 +2,7 @@
 
 Order for one delivery, and what a crash between steps does:
 0. only rows at least a second old: the biller commits invoices without waiting for the WAL flush
-   (rater.billing.store.lock_customer), which PostgreSQL completes within 3 x wal_writer_delay; a
+   (rater.billing.writer: drafts only), which PostgreSQL completes within 3 x wal_writer_delay; a
    webhook is never sent for an invoice a crash could still take back;
 1. claim: push `next_attempt_at` a lease ahead (FOR UPDATE SKIP LOCKED, so concurrent billers
    never claim the same row) and commit;

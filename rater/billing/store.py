@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, column, delete, func, insert, literal, select, text, true, update, values
+from sqlalchemy import String, column, delete, func, insert, literal, select, true, update, values
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,11 +29,11 @@ from rater.billing.assemble import (
     payment_status_at_finalization,
     usage_fees,
 )
-from rater.billing.locks import lock_subscriptions_exclusive
+from rater.billing.locks import close_periods, lock_customers
 from rater.billing.schedule import Due, Terms
 from rater.billing.tables import fees, invoice_subscriptions, invoices, webhook_deliveries, webhook_endpoints
 from rater.periods import Period
-from rater.tables import billable_metrics, charges, closed_periods, customers, organizations, plans, subscriptions
+from rater.tables import billable_metrics, charges, customers, organizations, plans, subscriptions
 from rater.usage import ChargeLine, units_text
 
 BILLED_STATUSES = ("active", "pending", "terminated")
@@ -146,21 +146,6 @@ async def billed_keys(conn: AsyncConnection, subscription_ids: Sequence[str]) ->
     return found
 
 
-async def lock_customer(conn: AsyncConnection, customer_id: str, durable_commit: bool = True) -> None:
-    """Take the customer's transaction-level lock (released at commit or rollback).
-
-    `durable_commit=False` also turns the transaction's commit asynchronous (no WAL flush wait):
-    for the biller's writes, whose every row is recomputed identically from the archive by the next
-    run if a crash loses the last fraction of a second of commits; it is what lets 10,000 invoices
-    commit in seconds instead of waiting 10,000 times for the disk.
-    """
-    if durable_commit:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 6))"), {"key": customer_id})
-    else:
-        await conn.execute(text("SELECT set_config('synchronous_commit', 'off', true), "
-                                "pg_advisory_xact_lock(hashtextextended(:key, 6))"), {"key": customer_id})
-
-
 UsageByMoment = dict[tuple[str, str], dict[str, MetricUsage]]  # (subscription id, billing key) -> usage
 
 
@@ -228,7 +213,7 @@ async def _finalize(conn: AsyncConnection, invoice_id: str, organization_id: str
 async def _lock_draft(conn: AsyncConnection, invoice_id: str) -> Any:
     """The invoice under its customer's lock and a row lock; None when it is not a draft (any more)."""
     invoice = (await conn.execute(select(invoices).where(invoices.c.id == invoice_id))).one()
-    await lock_customer(conn, invoice.customer_id)
+    await lock_customers(conn, [invoice.customer_id])
     invoice = (await conn.execute(select(invoices).where(invoices.c.id == invoice_id).with_for_update())).one()
     return invoice if invoice.status == "draft" else None
 
@@ -275,7 +260,7 @@ async def refresh_draft(conn: AsyncConnection, invoice_id: str) -> bool:
 
 async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
     """Close the draft's billing periods, refresh it from the archive, then number it, in the
-    caller's transaction (committed durably: lock_customer); False when it was not a draft.
+    caller's transaction (committed durably); False when it was not a draft.
 
     The order is what keeps late events from vanishing: the periods are closed under the
     subscriptions' exclusive locks (rater.billing.locks) before the usage is read, so an event is
@@ -288,10 +273,7 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
         select(invoice_subscriptions.c.subscription_id, invoice_subscriptions.c.closes_period_key).where(
             invoice_subscriptions.c.invoice_id == invoice_id, invoice_subscriptions.c.closes_period_key.is_not(None))
     )).all()
-    if closing:
-        await lock_subscriptions_exclusive(conn, [row.subscription_id for row in closing])
-        await conn.execute(pg_insert(closed_periods).on_conflict_do_nothing(), [
-            {"subscription_id": row.subscription_id, "period_key": row.closes_period_key} for row in closing])
+    await close_periods(conn, [(row.subscription_id, row.closes_period_key) for row in closing])
     await _refresh_locked(conn, invoice)
     row = (await conn.execute(
         select(invoices.c.organization_id, invoices.c.customer_id, invoices.c.total_amount_cents, organizations.c.name)

@@ -18,14 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rater.billing.assemble import draft_number, moment_fees, number_prefix, payment_status_at_finalization
-from rater.billing.locks import lock_subscriptions_exclusive
+from rater.billing.locks import close_periods, lock_customers
 from rater.billing.store import Catalog, Group, UsageByMoment, enqueue_webhooks, fee_rows, prefetch_usage
 from rater.billing.tables import fees, invoice_subscriptions, invoices
-from rater.tables import closed_periods
 
 # A finalized invoice takes the customer's next sequential id in the same statement (the customer
 # lock is held, so max + 1 is safe; the unique (customer, sequential_id) would catch a mistake).
@@ -39,17 +37,14 @@ SELECT :id, :org, :customer, :due_at, :issuing_date, :grace_until, 'finalized', 
 FROM (SELECT coalesce(max(sequential_id), 0) + 1 AS seq FROM invoices WHERE customer_id = :customer) AS next
 """)
 
-# Locks in customer order: no deadlock. A transaction that closes billing periods commits durably
-# (the aggregator refuses events from the moment the close is visible, and a finalized invoice is
-# acted upon: numbered, sent). One that only writes drafts commits asynchronously (no WAL flush
-# wait): a crash loses at most the last ~3 x wal_writer_delay (600 ms by default) of such commits,
-# and nothing acted on them yet: every draft row is recomputed identically from the archive by the
-# next run, drafts are refreshed from the archive before they are finalized, and webhooks are
-# only delivered for outbox rows more than a second old (rater.billing.outbox).
-_LOCK = text("""
-SELECT (SELECT count(pg_advisory_xact_lock(hashtextextended(key, 6)))
-        FROM (SELECT unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS ordered)
-""")
+# Customers are locked in their order (rater.billing.locks): no deadlock. A transaction that closes
+# billing periods commits durably (the aggregator refuses events from the moment the close is
+# visible, and a finalized invoice is acted upon: numbered, sent). One that only writes drafts
+# commits asynchronously (no WAL flush wait): a crash loses at most the last ~3 x wal_writer_delay
+# (600 ms by default) of such commits, and nothing acted on them yet: every draft row is recomputed
+# identically from the archive by the next run, drafts are refreshed from the archive before they
+# are finalized, and webhooks are only delivered for outbox rows more than a second old
+# (rater.billing.outbox).
 _ASYNC_COMMIT = text("SELECT set_config('synchronous_commit', 'off', true)")
 
 
@@ -82,13 +77,11 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
     event the archive accepted for a closed period is on this invoice, and every later one is
     refused as period_closed by the archive insert (aggregator/archive.py).
     """
-    await conn.execute(_LOCK, {"keys": sorted({g.customer_id for g in groups})})
+    await lock_customers(conn, [g.customer_id for g in groups])
     final_items = [item for group in groups if is_final(group, as_of) for item in group.items]
-    closing = [{"subscription_id": sub.terms.subscription_id, "period_key": due.closes.key}
-               for sub, due in final_items if due.closes is not None]
+    closing = [(sub.terms.subscription_id, due.closes.key) for sub, due in final_items if due.closes is not None]
     if closing:
-        await lock_subscriptions_exclusive(conn, [row["subscription_id"] for row in closing])
-        await conn.execute(pg_insert(closed_periods).on_conflict_do_nothing(), closing)
+        await close_periods(conn, closing)
     else:
         await conn.execute(_ASYNC_COMMIT)
     if final_items:  # read after the close, in this transaction (new snapshot: READ COMMITTED)
