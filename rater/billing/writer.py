@@ -20,7 +20,13 @@ from typing import Any
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rater.billing.assemble import draft_number, moment_fees, number_prefix, payment_status_at_finalization
+from rater.billing.assemble import (
+    draft_number,
+    moment_fees,
+    number_prefix,
+    payment_status_at_finalization,
+    total_cents,
+)
 from rater.billing.locks import close_periods, lock_customers
 from rater.billing.store import Catalog, Group, UsageByMoment, enqueue_webhooks, fee_rows, prefetch_usage
 from rater.billing.tables import fees, invoice_subscriptions, invoices
@@ -90,13 +96,14 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
     for group in groups:
         invoice_id = str(uuid.uuid4())
         rows: list[dict[str, Any]] = []
+        total = 0
         for sub, due in group.items:
             lines = moment_fees(due, sub.plan, [line for line, _ in catalog.get(sub.plan_id, [])],
                                 usage.get((sub.terms.subscription_id, due.billing_key), {}), sub.currency)
             rows += fee_rows(invoice_id, sub.terms.subscription_id, lines, group.currency, len(rows))
+            total += total_cents(lines)
             moments.append(_moment_row(invoice_id, sub, due))
         fee_list += rows
-        total = sum(row["amount_cents"] for row in rows)
         grace_until = group.at + timedelta(days=group.grace_days)
         values = {"id": invoice_id, "org": group.organization_id, "customer": group.customer_id,
                   "due_at": group.at, "issuing_date": group.at.astimezone(group.zone).date(),
