@@ -47,7 +47,9 @@ def test_ops_page_shows_live_pipeline_numbers(page, stack: Stack, client: httpx.
     page.goto(f"{stack.api_url}/ops")
     page.wait_for_function("document.getElementById('accepted').textContent !== '–'", timeout=15_000)
     accepted_before = number(page.text_content("#accepted"))
-    assert page.locator("#partitions tr[data-partition]").count() >= 1
+    unknown = "#rejected tr[data-reason='unknown_subscription'] td:nth-child(2)"
+    unknown_before = number(page.text_content(unknown)) if page.locator(unknown).count() else 0
+    assert page.locator("#partitions tr[data-partition]").count() == 4
     assert page.text_content("#total-lag") != "–"
 
     client.post("/billable_metrics", json=metric_body()).raise_for_status()
@@ -62,9 +64,13 @@ def test_ops_page_shows_live_pipeline_numbers(page, stack: Stack, client: httpx.
         f"Number(document.getElementById('accepted').textContent.replaceAll(',', '')) >= {accepted_before + 41}",
         timeout=15_000,
     )
-    page.wait_for_selector("#rejected tr[data-reason='unknown_subscription']", timeout=15_000)
+    page.wait_for_function(  # the one unknown subscription's event, counted among the rejects
+        f"(document.querySelector(\"{unknown}\")?.textContent ?? '0').replaceAll(',', '') == '{unknown_before + 1}'",
+        timeout=15_000,
+    )
     time.sleep(1.5)  # one more refresh so the screenshot shows settled numbers
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
-    assert number(page.text_content("#accepted")) >= accepted_before + 41
+    assert number(page.text_content("#accepted")) == accepted_before + 41
+    assert number(page.text_content(unknown)) == unknown_before + 1
     assert requests_to_elsewhere == []  # self-contained: no CDN, works offline
