@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -172,11 +173,13 @@ events = Table(
 event_keys = Table(
     "event_keys",
     metadata,
-    Column("organization_id", UUID(as_uuid=False), primary_key=True),
-    Column("external_subscription_id", String(255), primary_key=True),
-    Column("transaction_id", String(255), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), nullable=False),
+    Column("external_subscription_id", String(255), nullable=False),
+    Column("transaction_id", String(255), nullable=False),
     Column("timestamp", DateTime(timezone=True), nullable=False),  # finds the row's partition
-    Index("ix_event_keys_org_transaction", "organization_id", "transaction_id"),  # GET /events/{transaction_id}
+    # the key in this order: its (organization_id, transaction_id) prefix also serves
+    # GET /events/{transaction_id}, so each archived event updates one B-tree here, not two
+    PrimaryKeyConstraint("organization_id", "transaction_id", "external_subscription_id", name="event_keys_pkey"),
 )
 
 # Billing periods that are closed for good (their invoice is finalized). The aggregator rejects
