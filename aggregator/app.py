@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.fetch_chunks import ChunkSchema, mark_archived, use_chunks
+from aggregator.heap import settle
 from aggregator.processor import BatchProcessor, BatchResult, Finished, Pipeline
 from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, batch_done
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> faust.App:
     async def aggregate(stream: faust.StreamT) -> None:
         while "processor" not in resources:
             await asyncio.sleep(0.05)
+        settle()
         pipeline = Pipeline(resources["processor"], abandon)
         totals = Totals()
         submitted = 0

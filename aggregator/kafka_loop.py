@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
+from aggregator.heap import settle
 from aggregator.processor import BatchProcessor, TransientError, process_until_done
 from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, batch_done
@@ -81,6 +82,7 @@ async def run_loop(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     totals = Totals()
+    settle()
     log.info("Ready: consuming %s as group %s (confluent-kafka runtime)", settings.events_topic,
              settings.consumer_group)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import NamedTuple
 
 AGGREGATION_TYPES = ("count_agg", "sum_agg", "max_agg", "unique_count_agg", "latest_agg", "weighted_sum_agg")
@@ -40,7 +41,7 @@ class SubscriptionView:
     terminated_at_us: int | None = None  # events at or after this instant belong to no open period
     closed_period_keys: frozenset[str] = frozenset()  # periods whose invoice is finalized
 
-    @property
+    @cached_property  # read for every event of the subscription
     def scope(self) -> str:
         """The Redis hash tag: every key of a subscription lives in one cluster slot."""
         return f"{self.organization_id}:{self.external_id}"

@@ -93,22 +93,23 @@ def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejec
         return period
     scope = subscription.scope
     kind = metric.aggregation_type
-    totals = totals_key(scope, metric.id, period.key)
     tx = event.transaction_id
     if kind == "count_agg":
-        return Planned(scope, tx, (Op("N", totals),), period.expire_at_s, period.key)
+        return Planned(scope, tx, (Op("N", totals_key(scope, metric.id, period.key)),), period.expire_at_s,
+                       period.key)
     field_name = metric.field_name
     if field_name is None or field_name not in event.properties:
         return Rejected("missing_field", f"property {field_name!r} is missing")
     raw = event.properties[field_name]
     if kind == "unique_count_agg":
-        if raw is None or isinstance(raw, dict | list):
+        if raw is None or isinstance(raw, (dict, list)):  # a tuple: `dict | list` builds a union per call
             return Rejected("invalid_value", f"{field_name} must be a string or a number")
         member = Op("U", unique_key(scope, metric.id, period.key), str(raw))
         return Planned(scope, tx, (member,), period.expire_at_s, period.key)
     value = scaled(raw)
     if value is None:
         return Rejected("invalid_value", f"{field_name} must be a number below 10^9 with at most 6 decimals")
+    totals = totals_key(scope, metric.id, period.key)
     count = Op("N", totals)
     if kind == "sum_agg":
         return Planned(scope, tx, (count, Op("S", totals, str(value))), period.expire_at_s, period.key)

@@ -91,3 +91,26 @@ def test_stats_increments_of_a_batch() -> None:
 
     result = BatchResult(applied=7, duplicates=0, archived=7, rejected={"unknown_metric": 2, "period_closed": 1})
     assert stats_increments(result) == {"applied": 7, "rejected:unknown_metric": 2, "rejected:period_closed": 1}
+
+
+def test_observe_many_leaves_the_samples_observe_leaves() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from aggregator.stats import observe_many
+
+    registry = CollectorRegistry()
+    bounds = (0.001, 0.01, 0.1, 1.0)
+    one_by_one = Histogram("one_by_one", "h", buckets=bounds, registry=registry)
+    in_bulk = Histogram("in_bulk", "h", buckets=bounds, registry=registry)
+    values = [0.0, 0.001, 0.0010001, 0.01, 0.05, 0.1, 0.75, 1.0, 3.5, 3.5, 120.0]  # on and between the bounds
+    for value in values:
+        one_by_one.observe(value)
+    observe_many(in_bulk, values)
+    observe_many(in_bulk, [])
+
+    def samples(name: str) -> list[tuple[str, dict[str, str], float]]:
+        [metric] = [m for m in registry.collect() if m.name == name]
+        return [(s.name.removeprefix(name), s.labels, s.value) for s in metric.samples if "created" not in s.name]
+
+    assert samples("in_bulk") == samples("one_by_one")
+    assert [value for _, labels, value in samples("in_bulk") if labels] == [2, 4, 6, 8, 11]
