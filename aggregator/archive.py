@@ -133,9 +133,10 @@ class EventArchive:
         if not batch:
             return Stored(0, [], 0)
         await self._ensure_partitions(batch)
+        # built before the transaction: between the lock and the insert, PostgreSQL would wait for it
+        rows, subscriptions = rows_document(batch, owners), sorted({sid for sid, _ in owners})
         async with self.engine.begin() as conn:
-            await conn.exec_driver_sql(LOCK_SQL, {"subs": sorted({sid for sid, _ in owners}),
-                                                  "seed": SUBSCRIPTION_LOCK_SEED})
-            result = await conn.exec_driver_sql(INSERT_SQL, {"rows": rows_document(batch, owners)})
+            await conn.exec_driver_sql(LOCK_SQL, {"subs": subscriptions, "seed": SUBSCRIPTION_LOCK_SEED})
+            result = await conn.exec_driver_sql(INSERT_SQL, {"rows": rows})
             archived, closed, shut = result.one()
             return Stored(int(archived), [(o, s, t) for o, s, t in closed], int(shut) - len(closed))

@@ -15,7 +15,8 @@ the list of their values. `ChunkSchema` passes that list through undecoded. The 
 the topic as a Faust stream, in batches of chunks (`noack_take`, aggregator/app.py).
 
 This overrides Faust internals of faust-streaming 0.15.3 (pinned in pyproject.toml): an upgrade must
-re-read `Consumer._drain_messages`, `getmany`, `_new_offset` and `perform_seek` against these.
+re-read `Consumer._drain_messages`, `getmany`, `_new_offset`, `perform_seek`, `on_buffer_drop`
+and `_wait_next_records` against these.
 
 Offsets stay exact: `ChunkLedger` decides what Faust commits. A partition's offsets are committed
 up to the end of the chunks the agent marked archived (`mark_archived`), in delivery order.
@@ -24,6 +25,7 @@ up to the end of the chunks the agent marked archived (`mark_archived`), in deli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
@@ -119,6 +121,7 @@ class ChunkConsumer(aiokafka_driver.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ledger = ChunkLedger()
+        self._buffer_dropped = asyncio.Event()
 
     def _new_offset(self, tp: TP) -> int | None:
         """The offset to commit (Faust asks before each commit): from the ledger. Faust's list of
@@ -135,9 +138,30 @@ class ChunkConsumer(aiokafka_driver.Consumer):
         self.ledger.forget([partition])
         await super().seek(partition, offset)
 
+    def on_buffer_drop(self, tp: TP) -> None:
+        super().on_buffer_drop(tp)
+        self._buffer_dropped.set()
+
+    async def _held_back(self, timeout: float) -> bool:
+        """When the full buffer holds every partition back, wait (at most `timeout`) until it drops;
+        whether they are all still held back. False at once when some partition may be fetched."""
+        if not self._buffered_partitions or self._get_active_partitions():
+            return False
+        self._buffer_dropped.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._buffer_dropped.wait(), timeout)
+        return not self._get_active_partitions()
+
     async def _fetch(self, timeout: float) -> tuple[list[tuple[TP, Sequence[Any]]], int | None]:
         """Faust's `getmany`, by partition instead of by record: the records fetched for each
-        partition, without building a Faust message per record."""
+        partition, without building a Faust message per record.
+
+        When every partition is held back because the stream's buffer is full (Faust's flow
+        control: `on_buffer_full`), Faust's fetch sleeps a whole second before it looks again,
+        though the agent empties the buffer in a fraction of that; draining a backlog, those
+        seconds were a fifth of the time. Here the fetch waits for the buffer to drop instead."""
+        if await self._held_back(timeout):
+            return [], self.app.consumer_generation_id
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:

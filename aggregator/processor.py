@@ -59,6 +59,10 @@ from schemas.events import Event, event_from_message
 
 log = logging.getLogger("meterline.aggregator")
 MAX_BACKOFF_S = 5.0
+# events decoded or planned between two yields to the event loop: a batch is ~100 ms of CPU, during
+# which the previous batch's archive (aggregator/archive.py), three round trips to PostgreSQL,
+# could not move on to its next statement
+YIELD_EVERY = 1000
 T = TypeVar("T")
 RejectSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # [(key, value)] -> all acknowledged
 
@@ -128,7 +132,9 @@ class BatchProcessor:
         applied = Applied()
         result, rejects = applied.result, applied.rejects
         decoded: list[tuple[bytes, Event]] = []
-        for payload in payloads:
+        for n, payload in enumerate(payloads):
+            if n % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             try:
                 decoded.append((payload, event_from_message(payload)))
             except ValueError as exc:
@@ -137,7 +143,9 @@ class BatchProcessor:
         views = await self.catalog.lookup((e.organization_id, e.external_subscription_id) for _, e in decoded)
         planned: list[Planned] = []
         seen: set[tuple[str, str, str]] = set()  # only accepted copies count: a rejected one wins nothing
-        for payload, event in decoded:
+        for n, (payload, event) in enumerate(decoded):
+            if n % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             view = views.get((event.organization_id, event.external_subscription_id))
             try:
                 outcome = plan(event, view)

@@ -1,13 +1,16 @@
 """What the Faust worker may commit when each partition's fetched records reach it as one chunk
-(aggregator/fetch_chunks.py): the ledger's decisions, and the chunk message itself."""
+(aggregator/fetch_chunks.py): the ledger's decisions, the chunk message itself, and how soon a fetch
+held back by a full buffer goes on."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 
 from faust.types import TP
 
-from aggregator.fetch_chunks import ChunkLedger, chunk_message, mark_archived
+from aggregator.fetch_chunks import ChunkConsumer, ChunkLedger, chunk_message, mark_archived
 
 EVENTS = TP("events", 0)
 OTHER = TP("events", 1)
@@ -85,3 +88,39 @@ def test_a_chunk_is_the_last_record_s_position_and_every_value_but_tombstones() 
     mark_archived(chunk)
     assert chunk.archived is True
     assert chunk.acked is False  # Faust's own acknowledgement is a different flag
+
+
+def held_back_consumer(active: set[TP], buffered: set[TP]) -> ChunkConsumer:
+    """The flow-control state of a ChunkConsumer (Faust's on_buffer_full/on_buffer_drop read and
+    write only these), without the Faust app a whole consumer needs."""
+    consumer = object.__new__(ChunkConsumer)
+    consumer._active_partitions = set(active)
+    consumer._paused_partitions = set()
+    consumer._buffered_partitions = set(buffered)
+    consumer._buffer_dropped = asyncio.Event()
+    return consumer
+
+
+def test_a_fetch_held_back_by_the_full_buffer_goes_on_as_soon_as_the_buffer_drops() -> None:
+    async def scenario() -> None:
+        consumer = held_back_consumer(active=set(), buffered={EVENTS, OTHER})
+        waiting = asyncio.ensure_future(consumer._held_back(timeout=5.0))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # every partition is held back: nothing to fetch yet
+
+        began = time.monotonic()
+        consumer.on_buffer_drop(OTHER)
+        assert await waiting is False
+        assert time.monotonic() - began < 1.0  # not Faust's one-second sleep
+        assert consumer._get_active_partitions() == {OTHER}
+
+    asyncio.run(scenario())
+
+
+def test_a_fetch_is_held_back_at_most_its_timeout_and_never_when_a_partition_may_be_fetched() -> None:
+    async def held_back(active: set[TP], buffered: set[TP], timeout: float) -> bool:
+        return await held_back_consumer(active, buffered)._held_back(timeout)
+
+    assert asyncio.run(held_back(set(), {EVENTS}, timeout=0.05)) is True  # still full after the timeout
+    assert asyncio.run(held_back({OTHER}, {EVENTS}, timeout=30.0)) is False
+    assert asyncio.run(held_back(set(), set(), timeout=30.0)) is False  # nothing buffered: not flow control
