@@ -60,8 +60,8 @@ from schemas.events import Event, event_from_message
 log = logging.getLogger("meterline.aggregator")
 MAX_BACKOFF_S = 5.0
 # events decoded or planned between two yields to the event loop: a batch is ~100 ms of CPU, during
-# which the previous batch's archive (aggregator/archive.py), three round trips to PostgreSQL,
-# could not move on to its next statement
+# which neither the previous batch's archive (three round trips to PostgreSQL) nor Faust's fetch
+# loop could move on
 YIELD_EVERY = 1000
 T = TypeVar("T")
 RejectSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # [(key, value)] -> all acknowledged
