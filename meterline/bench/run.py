@@ -50,13 +50,16 @@ class BenchContext:
 
 def forget_subscriptions(settings: Settings, organization_id: str, prefix: str) -> None:
     """Remove what a benchmark left of the subscriptions whose external id starts with `prefix`:
-    their archived events and their Redis state (the archive keeps no bench events)."""
+    their archived events and their Redis state (the archive keeps no bench events). The archive
+    tables are vacuumed too: left to autovacuum, the dead rows of a 400,000-event run slowed the
+    inserts of the next run by ~10%."""
     pattern = f"{prefix}%"
-    with psycopg.connect(settings.database_url) as conn:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:  # VACUUM runs outside a transaction
         conn.execute("DELETE FROM events WHERE organization_id = %s AND external_subscription_id LIKE %s",
                      (organization_id, pattern))
         conn.execute("DELETE FROM event_keys WHERE organization_id = %s AND external_subscription_id LIKE %s",
                      (organization_id, pattern))
+        conn.execute("VACUUM events, event_keys")
     with Redis.from_url(settings.redis_url) as redis:
         for key in redis.scan_iter(match=f"ml:{{{organization_id}:{prefix}*", count=1000):
             redis.delete(key)
