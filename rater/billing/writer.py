@@ -43,9 +43,9 @@ SELECT :id, :org, :customer, :due_at, :issuing_date, :grace_until, 'finalized', 
 FROM (SELECT coalesce(max(sequential_id), 0) + 1 AS seq FROM invoices WHERE customer_id = :customer) AS next
 """)
 
-# Customers are locked in their order (rater.billing.locks): no deadlock. A transaction that closes
-# billing periods commits durably (the aggregator refuses events from the moment the close is
-# visible, and a finalized invoice is acted upon: numbered, sent). One that only writes drafts
+# Customers are locked in their order (rater.billing.locks): no deadlock. A transaction that
+# finalizes invoices commits durably (a finalized invoice is acted upon: numbered, sent; and the
+# aggregator refuses events from the moment a period's close is visible). One that only writes drafts
 # commits asynchronously (no WAL flush wait): a crash loses at most the last ~3 x wal_writer_delay
 # (600 ms by default) of such commits, and nothing acted on them yet: every draft row is recomputed
 # identically from the archive by the next run, drafts are refreshed from the archive before they
@@ -67,9 +67,14 @@ def _moment_row(invoice_id: str, sub: Any, due: Any) -> dict[str, Any]:
     }
 
 
+def grace_until(group: Group) -> datetime:
+    """When the group's invoice stops being a draft: the end of the customer's grace period."""
+    return group.at + timedelta(days=group.grace_days)
+
+
 def is_final(group: Group, as_of: datetime) -> bool:
     """Whether the group's invoice is finalized when written (its grace period ended by `as_of`)."""
-    return group.at + timedelta(days=group.grace_days) <= as_of
+    return grace_until(group) <= as_of
 
 
 async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: Catalog, as_of: datetime,
@@ -85,10 +90,9 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
     """
     await lock_customers(conn, [g.customer_id for g in groups])
     final_items = [item for group in groups if is_final(group, as_of) for item in group.items]
-    closing = [(sub.terms.subscription_id, due.closes.key) for sub, due in final_items if due.closes is not None]
-    if closing:
-        await close_periods(conn, closing)
-    else:
+    await close_periods(conn, [(sub.terms.subscription_id, due.closes.key)
+                               for sub, due in final_items if due.closes is not None])
+    if not final_items:  # finalized invoices (with or without a period to close) commit durably
         await conn.execute(_ASYNC_COMMIT)
     if final_items:  # read after the close, in this transaction (new snapshot: READ COMMITTED)
         usage = {**usage, **await prefetch_usage(conn, final_items, catalog)}
@@ -104,18 +108,18 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
             total += total_cents(lines)
             moments.append(_moment_row(invoice_id, sub, due))
         fee_list += rows
-        grace_until = group.at + timedelta(days=group.grace_days)
+        ends = grace_until(group)
         values = {"id": invoice_id, "org": group.organization_id, "customer": group.customer_id,
                   "due_at": group.at, "issuing_date": group.at.astimezone(group.zone).date(),
-                  "grace_until": grace_until, "currency": group.currency, "total": total}
-        final = is_final(group, as_of)
+                  "grace_until": ends, "currency": group.currency, "total": total}
+        final = ends <= as_of
         if final:
             finals.append({**values, "payment_status": payment_status_at_finalization(total),
                            "prefix": number_prefix(group.organization_name, group.customer_id)})
         else:
             drafts.append({
                 "id": invoice_id, "organization_id": group.organization_id, "customer_id": group.customer_id,
-                "due_at": group.at, "issuing_date": values["issuing_date"], "grace_until": grace_until,
+                "due_at": group.at, "issuing_date": values["issuing_date"], "grace_until": ends,
                 "status": "draft", "payment_status": "pending", "currency": group.currency,
                 "fees_amount_cents": total, "total_amount_cents": total,
                 "number": draft_number(group.organization_name, group.customer_id)})
