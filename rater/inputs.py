@@ -17,7 +17,12 @@ INVALID = "value_is_invalid"
 BAD_FORMAT = "invalid_format"
 TAKEN = "value_already_exist"
 INT32_MAX = 2**31 - 1  # PostgreSQL integer columns
-INT64_MAX = 2**63 - 1  # PostgreSQL bigint columns (amounts in cents)
+# A count of days (grace period, trial) a biller adds to dates: past this, the date it computes
+# would overflow Python's and PostgreSQL's calendars and stop every billing run, not one request.
+MAX_DAYS = 36_500
+# An amount in cents (plan fee, minimum): low enough that an invoice's total of many such fees
+# stays within PostgreSQL's bigint.
+MAX_AMOUNT_CENTS = 10**15
 NOT_SUPPORTED = "not_supported"  # a Lago feature meterline does not have; refused rather than ignored
 
 

@@ -20,7 +20,7 @@ from meterline.http import JSONResponse, not_found, ok
 from rater import serializers
 from rater.api.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
-from rater.inputs import Input
+from rater.inputs import MAX_DAYS, Input
 from rater.serializers import CUSTOMER_ATTRIBUTES
 from rater.tables import customers, subscriptions
 
@@ -40,10 +40,10 @@ def customer_values(data: Input) -> dict[str, Any]:
         values["timezone"] = data.timezone("timezone")
     billing = data.raw.get("billing_configuration")
     if data.given("invoice_grace_period"):
-        values["invoice_grace_period"] = data.integer("invoice_grace_period")
+        values["invoice_grace_period"] = data.integer("invoice_grace_period", maximum=MAX_DAYS)
     elif isinstance(billing, dict) and billing.get("invoice_grace_period") is not None:
         nested = Input(billing)  # where the official client puts it
-        values["invoice_grace_period"] = nested.integer("invoice_grace_period")
+        values["invoice_grace_period"] = nested.integer("invoice_grace_period", maximum=MAX_DAYS)
         for code in nested.errors.get("invoice_grace_period", []):
             data.fail("billing_configuration.invoice_grace_period", code)
     if data.given("account_type"):

@@ -21,7 +21,7 @@ from meterline.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
 from rater.api.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
-from rater.inputs import BAD_FORMAT, INT64_MAX, MANDATORY, NOT_SUPPORTED, TAKEN, Input
+from rater.inputs import BAD_FORMAT, MANDATORY, MAX_AMOUNT_CENTS, MAX_DAYS, NOT_SUPPORTED, TAKEN, Input
 from rater.periods import INTERVALS
 from rater.pricing import InvalidChargeProperties, validate_properties
 from rater.tables import billable_metrics, charges, plans, subscriptions
@@ -39,11 +39,11 @@ def plan_fields(data: Input, *, creating: bool) -> dict[str, Any]:
         "invoice_display_name": lambda: data.text("invoice_display_name"),
         "description": lambda: data.text("description", max_length=10_000),
         "interval": lambda: data.choice("interval", INTERVALS, required=True),
-        "amount_cents": lambda: data.integer("amount_cents", required=True, maximum=INT64_MAX),
+        "amount_cents": lambda: data.integer("amount_cents", required=True, maximum=MAX_AMOUNT_CENTS),
         "amount_currency": lambda: data.currency("amount_currency", required=True),
         "pay_in_advance": lambda: bool(data.boolean("pay_in_advance")),
         "bill_charges_monthly": lambda: data.boolean("bill_charges_monthly"),
-        "trial_period": lambda: data.integer("trial_period") or 0,
+        "trial_period": lambda: data.integer("trial_period", maximum=MAX_DAYS) or 0,
     }
     for name, read in readers.items():
         if creating or data.given(name):
@@ -89,7 +89,7 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
         "invoice_display_name": data.text("invoice_display_name"),
         "pay_in_advance": bool(data.boolean("pay_in_advance")),
         "invoiceable": data.boolean("invoiceable") is not False,
-        "min_amount_cents": data.integer("min_amount_cents", maximum=INT64_MAX) or 0,
+        "min_amount_cents": data.integer("min_amount_cents", maximum=MAX_AMOUNT_CENTS) or 0,
         "metric_id": data.text("billable_metric_id", max_length=64),
         "metric_code": data.text("billable_metric_code"),
     }

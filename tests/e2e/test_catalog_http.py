@@ -164,6 +164,11 @@ def test_invalid_plans(client: httpx.Client) -> None:
     invalid(client.post("/plans", json=plan_body(interval="daily", amount_cents="ten", amount_currency="dollars")),
             {"interval": ["value_is_invalid"], "amount_cents": ["invalid_format"],
              "amount_currency": ["value_is_too_long"]})
+    invalid(client.post("/plans", json=plan_body("big", amount_cents=10**15 + 1, trial_period=36_501, charges=[
+        {"billable_metric_code": "monthly_tracked_users", "charge_model": "standard",
+         "properties": {"amount": "1"}, "min_amount_cents": 10**15 + 1}])),
+            {"amount_cents": ["value_is_invalid"], "trial_period": ["value_is_invalid"],
+             "charges.0.min_amount_cents": ["value_is_invalid"]})
 
     def graduated(ranges: list[dict[str, Any]]) -> dict[str, Any]:
         return plan_body("g", charges=[{"billable_metric_code": "monthly_tracked_users",
@@ -195,6 +200,9 @@ def test_invalid_customers_and_subscriptions(client: httpx.Client) -> None:
             {"timezone": ["invalid_timezone"], "currency": ["value_is_invalid"]})
     invalid(client.post("/customers", json=customer_body("acme", billing_configuration={
         "invoice_grace_period": "soon"})), {"billing_configuration.invoice_grace_period": ["invalid_format"]})
+    # a day count no biller can add to a date (it would stop every billing run, not one request)
+    invalid(client.post("/customers", json=customer_body("acme", invoice_grace_period=36_501)),
+            {"invoice_grace_period": ["value_is_invalid"]})
     seed_catalog(client)
     invalid(client.post("/subscriptions", json={"subscription": {}}), {
         "external_customer_id": ["value_is_mandatory"], "plan_code": ["value_is_mandatory"],
