@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rater.billing.locks import SUBSCRIPTION_LOCK_SEED
+from rater.billing.locks import lock_subscriptions_shared
 from schemas.events import Event, moment_of
 
 
@@ -68,12 +68,6 @@ SELECT (SELECT count(*) FROM written) AS archived,
         WHERE NOT EXISTS (SELECT 1 FROM event_keys k WHERE k.organization_id = i.o
                           AND k.external_subscription_id = i.s AND k.transaction_id = i.t)) AS closed,
        (SELECT count(*) FROM input i JOIN shut USING (sid, pk)) AS shut
-"""
-# The shared side of the per-subscription lock (see the module docstring), in lock-key order like
-# the biller's exclusive side, so the two never wait on each other in a cycle.
-LOCK_SQL = """
-SELECT count(pg_advisory_xact_lock_shared(k))
-FROM (SELECT DISTINCT hashtextextended(sid, %(seed)s) AS k FROM unnest(CAST(%(subs)s AS text[])) AS sid ORDER BY 1) o
 """
 PARTITION_SQL = "SELECT meterline_events_partition('epoch'::timestamptz + %(us)s * interval '1 microsecond')"
 
@@ -133,10 +127,9 @@ class EventArchive:
         if not batch:
             return Stored(0, [], 0)
         await self._ensure_partitions(batch)
-        # built before the transaction: between the lock and the insert, PostgreSQL would wait for it
-        rows, subscriptions = rows_document(batch, owners), sorted({sid for sid, _ in owners})
+        rows = rows_document(batch, owners)  # before the transaction: PostgreSQL would wait for it
         async with self.engine.begin() as conn:
-            await conn.exec_driver_sql(LOCK_SQL, {"subs": subscriptions, "seed": SUBSCRIPTION_LOCK_SEED})
+            await lock_subscriptions_shared(conn, [sid for sid, _ in owners])
             result = await conn.exec_driver_sql(INSERT_SQL, {"rows": rows})
             archived, closed, shut = result.one()
             return Stored(int(archived), [(o, s, t) for o, s, t in closed], int(shut) - len(closed))

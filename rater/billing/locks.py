@@ -25,10 +25,14 @@ SELECT count(pg_advisory_xact_lock(hashtextextended(key, :seed)))
 FROM (SELECT DISTINCT key FROM unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS ordered
 """)
 
-_EXCLUSIVE = text("""
-SELECT count(pg_advisory_xact_lock(k))
+# One statement takes all the locks of a transaction's subscriptions, in lock-key order: the
+# shared and the exclusive side must order them alike, so both come from this one text.
+_SUBSCRIPTIONS = """
+SELECT count({lock}(k))
 FROM (SELECT DISTINCT hashtextextended(sid, :seed) AS k FROM unnest(CAST(:subs AS text[])) AS sid ORDER BY 1) o
-""")
+"""
+_EXCLUSIVE = text(_SUBSCRIPTIONS.format(lock="pg_advisory_xact_lock"))
+_SHARED = text(_SUBSCRIPTIONS.format(lock="pg_advisory_xact_lock_shared"))
 
 
 async def lock_subscriptions_exclusive(conn: AsyncConnection, subscription_ids: Iterable[str]) -> None:
@@ -37,6 +41,14 @@ async def lock_subscriptions_exclusive(conn: AsyncConnection, subscription_ids: 
     wanted = sorted(set(subscription_ids))
     if wanted:
         await conn.execute(_EXCLUSIVE, {"subs": wanted, "seed": SUBSCRIPTION_LOCK_SEED})
+
+
+async def lock_subscriptions_shared(conn: AsyncConnection, subscription_ids: Iterable[str]) -> None:
+    """The archive's side: wait while a period of these subscriptions is being closed, and keep
+    closes out until the caller's transaction ends; many archive inserts hold it at once."""
+    wanted = sorted(set(subscription_ids))
+    if wanted:
+        await conn.execute(_SHARED, {"subs": wanted, "seed": SUBSCRIPTION_LOCK_SEED})
 
 
 async def lock_customers(conn: AsyncConnection, customer_ids: Iterable[str]) -> None:
