@@ -14,6 +14,9 @@ import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import psycopg
+from psycopg import sql
+
 from meterline.stack.proc import RunDir, StackError, apt_install, port_open, running_pid, start, wait_until
 
 MARKER = "postgres"
@@ -92,59 +95,46 @@ def ensure_running(rundir: RunDir, url: str) -> bool:
     return True
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _target(url: str) -> tuple[str, str, str, str]:
+    """The URL's role, password and database, and the URL as psycopg takes it."""
+    parts = urlsplit(url)
+    return (unquote(parts.username or "meterline"), unquote(parts.password or ""),
+            parts.path.lstrip("/") or "meterline", url.replace("postgresql+psycopg://", "postgresql://"))
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def _creations(user: str, password: str, dbname: str) -> list[sql.Composed]:
+    return [sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(user), sql.Literal(password)),
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(user))]
 
 
 def _adopt(url: str, port: int) -> None:
-    """A server we did not start answers. If the URL's role or database is missing there and it is a local
-    Debian cluster (peer authentication for the `postgres` user), create them through its socket."""
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    """A server answers on the port (ours from an earlier `up`, or one we did not start). If the URL's
+    role or database is missing there and it is a local Debian cluster (peer authentication for the
+    `postgres` user), create them through its socket."""
+    user, password, dbname, plain = _target(url)
     if not _connects(plain) and os.geteuid() == 0 and Path("/var/run/postgresql").is_dir():
-        parts = urlsplit(url)
-        user, dbname = unquote(parts.username or "meterline"), parts.path.lstrip("/") or "meterline"
         psql = ["runuser", "-u", "postgres", "--", "psql", "-h", "/var/run/postgresql", "-p", str(port), "-q",
                 "-d", "postgres", "-c"]
-        for statement in (f"CREATE ROLE {_ident(user)} LOGIN PASSWORD {_literal(unquote(parts.password or ''))}",
-                          f"CREATE DATABASE {_ident(dbname)} OWNER {_ident(user)}"):
-            subprocess.run([*psql, statement], capture_output=True)  # "already exists" is fine
+        for statement in _creations(user, password, dbname):
+            subprocess.run([*psql, statement.as_string()], capture_output=True)  # "already exists" is fine
     _ensure_database(url)
 
 
 def _ensure_database(url: str, superuser_dsn: str | None = None) -> None:
     """Create the URL's role and database when we own the cluster; check the URL connects either way."""
-    import psycopg
-
-    parts = urlsplit(url)
-    user = unquote(parts.username or "meterline")
-    password = unquote(parts.password or "")
-    dbname = parts.path.lstrip("/") or "meterline"
+    user, password, dbname, plain = _target(url)
     if superuser_dsn is not None:
         wait_until(lambda: _connects(superuser_dsn), 30, "PostgreSQL superuser connection")
+        role, database = _creations(user, password, dbname)
         with psycopg.connect(superuser_dsn, autocommit=True) as conn:
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone() is None:
-                conn.execute(
-                    psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                        psycopg.sql.Identifier(user), psycopg.sql.Literal(password)
-                    )
-                )
+                conn.execute(role)
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is None:
-                conn.execute(
-                    psycopg.sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        psycopg.sql.Identifier(dbname), psycopg.sql.Identifier(user)
-                    )
-                )
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
+                conn.execute(database)
     wait_until(lambda: _connects(plain), 30, f"PostgreSQL database {dbname!r}")
 
 
 def _connects(dsn: str) -> bool:
-    import psycopg
-
     try:
         with psycopg.connect(dsn, connect_timeout=2):
             return True
