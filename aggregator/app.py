@@ -20,7 +20,7 @@ from aggregator.heap import settle
 from aggregator.processor import BatchProcessor, BatchResult, Finished, Pipeline
 from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, batch_done
-from meterline.logs import work_id
+from meterline.logs import logging_config, work_id
 from meterline.settings import Settings
 
 log = logging.getLogger("meterline.aggregator")
@@ -130,20 +130,6 @@ def abandon(size: int, exc: BaseException) -> NoReturn:
         code = 70
     logging.shutdown()
     os._exit(code)
-
-
-def logging_config(service: str) -> dict[str, Any]:
-    """Faust's worker replaces the root handlers at start; this makes it install meterline's JSON lines."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "meterline.logs.JsonFormatter", "service": service}},
-        "filters": {"repeats": {"()": "meterline.logs.RepeatFilter"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["repeats"],
-                                "stream": "ext://sys.stderr"}},
-        "root": {"level": "INFO", "handlers": ["stderr"]},
-        "loggers": {"aiokafka": {"level": "WARNING"}},
-    }
 
 
 def run_worker(settings: Settings) -> None:

@@ -31,7 +31,7 @@ from aggregator.heap import settle
 from aggregator.processor import BatchProcessor, TransientError, process_until_done
 from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, batch_done
-from meterline.logs import configure, work_id
+from meterline.logs import work_id
 from meterline.settings import Settings
 
 log = logging.getLogger("meterline.aggregator")
@@ -121,5 +121,4 @@ async def run_loop(settings: Settings) -> None:
 
 
 def run_kafka_loop(settings: Settings) -> None:
-    configure("aggregator")  # the JSON lines every other process writes
     asyncio.run(run_loop(settings))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import sys
+import logging.config
 import time
 import uuid
 from collections.abc import Callable
@@ -75,17 +75,24 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-def configure(service: str, level: int = logging.INFO) -> logging.Handler:
-    """Send every logger's records to stderr as JSON lines. Returns the handler (Faust reuses it)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
-    handler.addFilter(RepeatFilter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("httpx", "alembic", "aiokafka", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    return handler
+def logging_config(service: str) -> dict[str, Any]:
+    """Every logger's records to stderr as JSON lines, the libraries' chatter at WARNING: for
+    `logging.config.dictConfig`, and for Faust's worker, which installs its own at start."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter, "service": service}},
+        "filters": {"repeats": {"()": RepeatFilter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["repeats"],
+                                "stream": "ext://sys.stderr"}},
+        "root": {"level": "INFO", "handlers": ["stderr"]},
+        "loggers": {noisy: {"level": "WARNING"} for noisy in ("httpx", "alembic", "aiokafka", "uvicorn.access")},
+    }
+
+
+def configure(service: str) -> None:
+    """Send every logger's records to stderr as JSON lines."""
+    logging.config.dictConfig(logging_config(service))
 
 
 class RequestIdMiddleware:

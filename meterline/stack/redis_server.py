@@ -30,7 +30,8 @@ def ensure_running(rundir: RunDir, url: str) -> bool:
         return False
     if shutil.which("redis-server") is None:
         apt_install("redis-server")
-        if port_open(host, port):  # the package started its own service on this port: use it
+        if port_open(host, port):  # the package started its own service on this port: use it, once loaded
+            wait_until(lambda: answers(url), 60, "Redis")
             return False
     data = rundir.home / "redis"
     data.mkdir(parents=True, exist_ok=True)
