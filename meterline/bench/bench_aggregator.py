@@ -149,7 +149,8 @@ def aggregator_rate(ctx: BenchContext, topic: str, group: str, count: int,
     env = {**os.environ, "METERLINE_HOME": str(settings.home), "METERLINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "METERLINE_REDIS_URL": settings.redis_url, "METERLINE_DATABASE_URL": settings.database_url,
            "METERLINE_EVENTS_TOPIC": topic, "METERLINE_CONSUMER_GROUP": group, "PYTHONUNBUFFERED": "1",
-           "METERLINE_AGGREGATOR_RUNTIME": runtime}
+           "METERLINE_AGGREGATOR_RUNTIME": runtime,
+           "METERLINE_AGGREGATOR_METRICS_PORT": "0"}  # the stack's worker serves /metrics on the port
     log = open(settings.home / "log" / "bench-aggregator.log", "ab")  # noqa: SIM115 - closed in finally
     worker = subprocess.Popen([sys.executable, "-m", "meterline.cli", "aggregator"], env=env, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
