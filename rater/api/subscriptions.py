@@ -89,6 +89,11 @@ async def find_subscription(conn: AsyncConnection, organization_id: str, externa
     return row
 
 
+async def reread(conn: AsyncConnection, organization_id: str, subscription_id: str) -> Any:
+    """The row this transaction just terminated (no activation pass: nothing terminated activates)."""
+    return (await conn.execute(subscription_query(organization_id).where(subscriptions.c.id == subscription_id))).one()
+
+
 def subscription_input(data: Input) -> dict[str, Any]:
     values = {
         "external_customer_id": data.text("external_customer_id", required=True),
@@ -161,6 +166,7 @@ async def update_subscription(request: Request) -> JSONResponse:
             changes["subscription_at"] = subscription_at
         if changes:
             await conn.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**changes))
+            # found again with its activation: a subscription_at moved to the past starts it now
             row = await find_subscription(conn, organization_id, row.external_id, (row.status, "active"))
     return ok({"subscription": render(row)})
 
@@ -175,7 +181,7 @@ async def terminate_subscription(request: Request) -> JSONResponse:
         row = await find_subscription(conn, organization_id, request.path_params["external_id"],
                                       [s for s in statuses if s in LIVE] or ["active"])
         await terminate(conn, now, subscriptions.c.id == row.id)
-        row = await find_subscription(conn, organization_id, row.external_id, ("terminated",))
+        row = await reread(conn, organization_id, row.id)
     return ok({"subscription": render(row, now)})
 
 
