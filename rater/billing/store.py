@@ -218,11 +218,15 @@ async def _lock_draft(conn: AsyncConnection, invoice_id: str) -> Any:
     return invoice if invoice.status == "draft" else None
 
 
-async def _refresh_locked(conn: AsyncConnection, invoice: Any) -> None:
-    """Recompute a locked draft's usage fees from the archive (a new snapshot: late events count)."""
+async def _moments(conn: AsyncConnection, invoice_id: str) -> list[Any]:
+    return list((await conn.execute(
+        select(invoice_subscriptions).where(invoice_subscriptions.c.invoice_id == invoice_id))).all())
+
+
+async def _refresh_locked(conn: AsyncConnection, invoice: Any, moments: list[Any]) -> int:
+    """Recompute a locked draft's usage fees from the archive (a new snapshot: late events count);
+    its new total in cents. `moments`: its invoice_subscriptions rows."""
     invoice_id = invoice.id
-    moments = (await conn.execute(select(invoice_subscriptions).where(invoice_subscriptions.c.invoice_id == invoice_id))
-               ).all()
     found = await _subscribed_by_id(conn, [m.subscription_id for m in moments])
     subscribed = {s.terms.subscription_id: s for s in found}
     catalog = await load_catalog(conn, [s.plan_id for s in subscribed.values()])
@@ -247,6 +251,7 @@ async def _refresh_locked(conn: AsyncConnection, invoice: Any) -> None:
                                 .where(fees.c.invoice_id == invoice_id))).scalar_one()
     await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
         fees_amount_cents=total, total_amount_cents=total, updated_at=func.now()))
+    return int(total)
 
 
 async def refresh_draft(conn: AsyncConnection, invoice_id: str) -> bool:
@@ -254,7 +259,7 @@ async def refresh_draft(conn: AsyncConnection, invoice_id: str) -> bool:
     invoice = await _lock_draft(conn, invoice_id)
     if invoice is None:
         return False
-    await _refresh_locked(conn, invoice)
+    await _refresh_locked(conn, invoice, await _moments(conn, invoice_id))
     return True
 
 
@@ -269,17 +274,13 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
     invoice = await _lock_draft(conn, invoice_id)
     if invoice is None:
         return False
-    closing = (await conn.execute(
-        select(invoice_subscriptions.c.subscription_id, invoice_subscriptions.c.closes_period_key).where(
-            invoice_subscriptions.c.invoice_id == invoice_id, invoice_subscriptions.c.closes_period_key.is_not(None))
-    )).all()
-    await close_periods(conn, [(row.subscription_id, row.closes_period_key) for row in closing])
-    await _refresh_locked(conn, invoice)
-    row = (await conn.execute(
-        select(invoices.c.organization_id, invoices.c.customer_id, invoices.c.total_amount_cents, organizations.c.name)
-        .join(organizations, organizations.c.id == invoices.c.organization_id).where(invoices.c.id == invoice_id)
-    )).one()
-    await _finalize(conn, invoice_id, row.organization_id, row.customer_id, row.name, row.total_amount_cents)
+    moments = await _moments(conn, invoice_id)
+    await close_periods(conn, [(m.subscription_id, m.closes_period_key) for m in moments
+                               if m.closes_period_key is not None])
+    total = await _refresh_locked(conn, invoice, moments)
+    name = (await conn.execute(select(organizations.c.name).where(organizations.c.id == invoice.organization_id))
+            ).scalar_one()
+    await _finalize(conn, invoice_id, invoice.organization_id, invoice.customer_id, name, total)
     return True
 
 
