@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -55,3 +56,13 @@ def poll_usage(client: httpx.Client, customer_id: str, subscription_id: str, unt
                               params={"external_subscription_id": subscription_id}).json()["customer_usage"]
         time.sleep(0.1)
     raise AssertionError(f"usage never reached {until_units} units: {last}")
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Poll `condition` until it holds; fail the test naming `what` when it does not in time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -24,8 +24,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from meterline.stack.proc import RunDir, running_pid
 from meterline.stack.up import PROCESSES
-from tests.builders import customer_body
+from tests.builders import customer_body, wait_for
 from tests.conftest import HOME, ROOT, Services
+from tests.kafka_reading import end_offsets
 
 MARKERS = {p.name: p.marker for p in PROCESSES}
 CALLS = {"name": "API calls", "code": "api_calls", "aggregation_type": "sum_agg", "field_name": "calls"}
@@ -240,14 +241,12 @@ def postmaster_pid() -> int:
 
 def offsets(services: Services) -> tuple[dict[int, int], dict[int, int]]:
     """(end offset, offset the aggregator's group committed) of each partition of `events`."""
+    ends = end_offsets(services.kafka_bootstrap, "events")
     consumer = Consumer({"bootstrap.servers": services.kafka_bootstrap, "group.id": "meterline-aggregator",
                          "enable.auto.commit": False})
     try:
-        partitions = consumer.list_topics("events", timeout=10).topics["events"].partitions
-        tps = [TopicPartition("events", p) for p in partitions]
-        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
-        committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
-        return ends, committed
+        committed = consumer.committed([TopicPartition("events", p) for p in ends], timeout=10)
+        return ends, {tp.partition: tp.offset for tp in committed}
     finally:
         consumer.close()
 
@@ -382,8 +381,10 @@ def test_a_second_worker_joining_and_the_first_leaving_mid_stream_counts_exactly
     second = subprocess.Popen([sys.executable, "-m", "meterline.cli", "aggregator"], cwd=ROOT, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True,
                               env={**os.environ, "METERLINE_HOME": str(HOME), "METERLINE_AGGREGATOR_METRICS_PORT": "0"})
+    second_log = HOME / "log" / f"test-aggregator-{unique}.log"
+    assigned = "Executing _on_partitions_assigned"
     try:
-        time.sleep(5.0)  # the group rebalances over both workers
+        wait_for(lambda: assigned in second_log.read_text(), 60, "the group to rebalance over both workers")
         first_worker = pid_of("aggregator")
         assert first_worker is not None
         assert sender.is_alive()
@@ -397,7 +398,7 @@ def test_a_second_worker_joining_and_the_first_leaving_mid_stream_counts_exactly
             assert_exact(usage, calls, 1350, seats)
             assert archived(services, subscription_id) == (1500, 1500)
         assert second.poll() is None
-        assert "Executing _on_partitions_assigned" in (HOME / "log" / f"test-aggregator-{unique}.log").read_text()
+        assert second_log.read_text().count(assigned) >= 2  # it joined beside the first, then took over
     finally:
         second.terminate()
         second.wait(60)
