@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import NoReturn
 
+import orjson
 import pytest
 
 from aggregator.archive import Stored
@@ -67,6 +68,14 @@ class Journal:
         return Stored(len(txs), [], 0)
 
 
+def assert_rejected(rejected: list[tuple[bytes, bytes]], payload: bytes, reason: str, detail: str) -> None:
+    """`rejected` holds exactly this one message for events.rejected: its original key, the reason and the event."""
+    [(key, value)] = rejected
+    event = orjson.loads(payload)
+    assert key == f"{event['organization_id']}:{event['external_subscription_id']}".encode()
+    assert orjson.loads(value) == {"reason": reason, "detail": detail, "event": event}
+
+
 def reraise(size: int, exc: BaseException) -> NoReturn:
     raise exc
 
@@ -85,7 +94,7 @@ def test_one_batch_is_applied_then_archived_and_its_copies_and_rejects_go_nowher
 
     assert (result.applied, result.archived, result.duplicates) == (4, 4, 1)
     assert result.rejected == {"unknown_subscription": 1}
-    assert len(rejected) == 1
+    assert_rejected(rejected, payloads[-1], "unknown_subscription", "no active subscription 'nope'")
     assert [kind for kind, _ in journal.entries] == ["redis-begin", "redis-end", "archive-begin", "archive-end"]
     assert journal.entries[0][1] == ["t0", "t1", "t2", "t3"]
 
@@ -138,7 +147,8 @@ def test_a_failing_archive_is_retried_and_the_batch_finishes_once() -> None:
     assert len(results) == 1
     assert (results[0].applied, results[0].archived, results[0].duplicates) == (3, 3, 0)
     assert results[0].rejected == {"unknown_subscription": 1}
-    assert len(rejected) == 1  # rejects go out once, with the archive step that went through
+    # rejects go out once, with the archive step that went through
+    assert_rejected(rejected, payloads[-1], "unknown_subscription", "no active subscription 'nope'")
 
 
 def test_a_bug_in_the_archive_step_goes_to_failed_without_finishing_the_batch() -> None:
@@ -169,11 +179,31 @@ def test_a_bug_in_the_archive_step_goes_to_failed_without_finishing_the_batch() 
     assert finished == []
 
 
-def test_a_redelivered_batch_is_applied_once() -> None:
+def test_a_redelivered_batch_goes_through_both_stores_again_and_counts_what_redis_had_as_duplicates() -> None:
     journal, rejected = Journal(), list[tuple[bytes, bytes]]()
     payloads = [message(f"t{n}") for n in range(5)]
     processor = make(journal, rejected)
     first = asyncio.run(process_until_done(processor, payloads))
     second = asyncio.run(process_until_done(processor, payloads))
     assert (first.applied, first.duplicates) == (5, 0)
-    assert (second.applied, second.duplicates) == (0, 5)
+    assert (second.applied, second.duplicates) == (0, 5)  # Redis's dedup marks decide, not the processor
+    txs = ["t0", "t1", "t2", "t3", "t4"]
+    assert journal.entries[4:] == [("redis-begin", txs), ("redis-end", txs), ("archive-begin", txs),
+                                   ("archive-end", txs)]  # a crash before the commit is redone in full
+
+
+def test_events_the_archive_refuses_as_closed_are_rejected_with_their_original_message() -> None:
+    journal, rejected = Journal(), list[tuple[bytes, bytes]]()
+
+    class Closing(Journal):  # the period of t1 was closed while the batch was in flight; t2's key was archived
+        async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]]) -> Stored:
+            return Stored(1, [(ORG, "s1", "t1")], 1)
+
+    payloads = [message("t0"), message("t1"), message("t2")]
+    processor = BatchProcessor(Catalog(), journal, Closing(), make(journal, rejected).reject)  # type: ignore[arg-type]
+    result = asyncio.run(process_until_done(processor, payloads))
+
+    assert (result.applied, result.archived, result.duplicates) == (3, 1, 1)
+    assert result.rejected == {"period_closed": 1}
+    assert_rejected(rejected, payloads[1], "period_closed",
+                    "the billing period of this event was invoiced before it was archived")
