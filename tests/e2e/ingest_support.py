@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 @dataclass
-class IngestProcess:
+class ServerProcess:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
@@ -48,29 +48,38 @@ class IngestProcess:
 
 
 @contextmanager
-def private_ingest(**settings: str) -> Iterator[IngestProcess]:
+def private_ingest(**settings: str) -> Iterator[ServerProcess]:
     """A standalone ingest of its own (e.g. with a tiny rate limit) on a free port, beside the stack's."""
+    with private_server("ingest", **settings) as ingest:
+        yield ingest
+
+
+@contextmanager
+def private_server(command: str, **settings: str) -> Iterator[ServerProcess]:
+    """A `meterline ingest` or `meterline api` of its own on a free port, beside the stack's, with
+    `settings` (METERLINE_* variables) over the stack's; yielded once /health answers."""
     port = free_port()
-    env = {**os.environ, **_stack_env(), "METERLINE_HOME": str(HOME), "METERLINE_INGEST_PORT": str(port),
+    port_variable = "METERLINE_API_PORT" if command == "api" else "METERLINE_INGEST_PORT"
+    env = {**os.environ, **_stack_env(), "METERLINE_HOME": str(HOME), port_variable: str(port),
            "PYTHONUNBUFFERED": "1", **settings}
-    log = HOME / "log" / f"test-ingest-{port}.log"
+    log = HOME / "log" / f"test-{command}-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as output:
-        process = subprocess.Popen([sys.executable, "-m", "meterline.cli", "ingest"], cwd=ROOT, env=env,
+        process = subprocess.Popen([sys.executable, "-m", "meterline.cli", command], cwd=ROOT, env=env,
                                    stdout=output, stderr=subprocess.STDOUT)
-    ingest = IngestProcess(f"http://127.0.0.1:{port}", process, log)
+    server = ServerProcess(f"http://127.0.0.1:{port}", process, log)
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert process.poll() is None, f"the ingest exited at start: {log.read_text()[-2000:]}"
+            assert process.poll() is None, f"the {command} exited at start: {log.read_text()[-2000:]}"
             try:
-                if httpx.get(f"{ingest.url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, f"the ingest did not come up: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"the {command} did not come up: {log.read_text()[-2000:]}"
             time.sleep(0.2)
-        yield ingest
+        yield server
     finally:
         if process.poll() is None:
             process.kill()

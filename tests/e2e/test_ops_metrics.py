@@ -8,8 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import redis
@@ -18,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from meterline.stack.proc import RunDir, running_pid
 from tests.builders import customer_body, metric_body, mtu_event, plan_body, subscription_body, wait_for
 from tests.conftest import HOME, ROOT, Services, Stack
+from tests.e2e.ingest_support import ServerProcess, private_server
 
 
 def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -106,36 +105,15 @@ def test_lag_command_prints_a_table_with_a_total(stack: Stack) -> None:
     assert any(line.strip().strip("│").strip().startswith("total") for line in lines)
 
 
-@contextlib.contextmanager
-def without_redis(command: str, port: int, log_dir: Path) -> Iterator[str]:
-    """A second `meterline <command>` on `port`, sharing the stack but pointed at a Redis that does not exist;
-    yields its base URL once /health answers."""
-    port_variable = "METERLINE_API_PORT" if command == "api" else "METERLINE_INGEST_PORT"
-    env = {**os.environ, "METERLINE_HOME": str(HOME), port_variable: str(port),
-           "METERLINE_REDIS_URL": "redis://127.0.0.1:1/0", "METERLINE_INGEST_WORKERS": "1"}
-    with open(log_dir / f"{command}.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "meterline.cli", command], cwd=ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{url}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(healthy, 30, f"the second {command} to start")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+def without_redis(command: str) -> contextlib.AbstractContextManager[ServerProcess]:
+    """A second `meterline <command>` sharing the stack but pointed at a Redis that does not exist."""
+    return private_server(command, METERLINE_REDIS_URL="redis://127.0.0.1:1/0", METERLINE_INGEST_WORKERS="1")
 
 
-def test_ready_answers_503_naming_the_unreachable_service(stack: Stack, tmp_path: Path) -> None:
+def test_ready_answers_503_naming_the_unreachable_service(stack: Stack) -> None:
     """A second ingest pointed at a Redis that does not exist: alive (/health) but not ready (/ready)."""
-    with without_redis("ingest", 3989, tmp_path) as url:
-        response = httpx.get(f"{url}/ready", timeout=10)
+    with without_redis("ingest") as server:
+        response = httpx.get(f"{server.url}/ready", timeout=10)
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "not_ready"
@@ -172,15 +150,15 @@ def test_each_process_counts_its_own_work(stack: Stack, client: httpx.Client, un
              30, "the aggregator to apply the 25 events")
 
 
-def test_current_usage_answers_503_when_redis_is_unreachable(stack: Stack, client: httpx.Client, unique: str,
-                                                             tmp_path: Path) -> None:
+def test_current_usage_answers_503_when_redis_is_unreachable(stack: Stack, client: httpx.Client,
+                                                             unique: str) -> None:
     """A second API on the same database but a Redis that does not exist: a clear 503, not a 500."""
     client.post("/billable_metrics", json=metric_body()).raise_for_status()
     client.post("/plans", json=plan_body()).raise_for_status()
     client.post("/customers", json=customer_body(f"r-{unique}")).raise_for_status()
     client.post("/subscriptions", json=subscription_body(f"r-{unique}", f"sub-r-{unique}")).raise_for_status()
-    with without_redis("api", 3988, tmp_path) as url:
-        response = httpx.get(f"{url}/api/v1/customers/r-{unique}/current_usage",
+    with without_redis("api") as server:
+        response = httpx.get(f"{server.url}/api/v1/customers/r-{unique}/current_usage",
                              params={"external_subscription_id": f"sub-r-{unique}"},
                              headers=client.headers, timeout=15)
     assert response.status_code == 503
