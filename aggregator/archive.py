@@ -1,34 +1,48 @@
 """The durable event archive in PostgreSQL: idempotent batch inserts, first copy wins.
 
-One statement per batch: the batch travels as one JSON document of rows (`jsonb_to_recordset`),
-its keys go into `event_keys` (ON CONFLICT DO NOTHING), and only the rows whose key was new go
-into the monthly partitioned `events` table (see migration 0005 for why the key lives in its own
-table). One parameter keeps the statement the same for every batch size, so it is planned once;
-building it is one orjson call, where per-column arrays cost psycopg ~30 us per event to dump.
-Partitions are created the first time a month is seen (`meterline_events_partition`).
+An event's key goes into `event_keys` (primary key: organization, subscription, transaction_id)
+and only an event whose key was new goes into the monthly partitioned `events` table (see
+migration 0005 for why the key lives in its own table). Partitions are created the first time a
+month is seen (`meterline_events_partition`). A batch takes one of two ways in:
+- COPY (aggregator/copy_text.py) for the events Redis's dedup marks took for new
+  (`new_to_redis`): no JSON to parse, no conflict check per row, half of PostgreSQL's CPU per
+  event. Their keys are expected to be new to the archive too; when one is not (Redis lost marks
+  the archive kept: a flush, a failover), the COPY fails on the primary key, the transaction is
+  rolled back and the whole batch is inserted again the careful way. A duplicate is never written.
+- INSERT ... ON CONFLICT DO NOTHING (INSERT_SQL) for the others: copies Redis had already counted
+  (normally archived before, but not when a crash came between Redis and the archive), and rows of
+  a closed period. One statement per batch: the rows travel as one JSON document
+  (`jsonb_to_recordset`), so the statement is the same for every batch size and planned once.
 
 Closed periods are decided here, inside PostgreSQL, not from the catalog's 0.5 s cache: every row
 carries its subscription id and period key, and a row whose (subscription, period) is in
 `closed_periods` is not archived; its key comes back (`Stored.closed`) for the processor to reject
 as `period_closed`. The biller closes a period and reads the usage it invoices in one transaction
 holding the subscription's EXCLUSIVE advisory lock (rater.billing.locks); this transaction holds
-the SHARED lock of each subscription of the batch, taken in its own statement *before* the insert
-(in READ COMMITTED the insert's snapshot is taken when the insert starts, so it sees a close that
-committed while we waited for the lock). So a row is either committed before the biller's read
+the SHARED lock of each subscription of the batch, taken in its own statement *before* the closed
+periods are read (in READ COMMITTED a statement's snapshot is taken when it starts, so it sees a
+close that committed while we waited for the lock). Rows of a closed (subscription, period) are
+never copied: they go through INSERT_SQL. So a row is either committed before the biller's read
 (it is on the invoice) or checked after the close committed (it is rejected): never neither.
 """
-
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
+import psycopg
+import psycopg.errors
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from aggregator.copy_text import EVENT_COLUMNS, KEY_COLUMNS, copy_text
 from rater.billing.locks import lock_subscriptions_shared
 from schemas.events import Event, moment_of
+
+log = logging.getLogger("meterline.aggregator")
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,13 @@ SELECT (SELECT count(*) FROM written) AS archived,
                           AND k.external_subscription_id = i.s AND k.transaction_id = i.t)) AS closed,
        (SELECT count(*) FROM input i JOIN shut USING (sid, pk)) AS shut
 """
+# which of the batch's (subscription, period) pairs are closed: 1-based positions in the arrays
+CLOSED_SQL = """
+SELECT o.n FROM unnest(%(sids)s::uuid[], %(keys)s::text[]) WITH ORDINALITY AS o(sid, pk, n)
+JOIN closed_periods c ON c.subscription_id = o.sid AND c.period_key = o.pk
+"""
+COPY_KEYS_SQL = "COPY event_keys ({}) FROM STDIN".format(", ".join(f'"{c}"' for c in KEY_COLUMNS))
+COPY_EVENTS_SQL = "COPY events ({}) FROM STDIN".format(", ".join(f'"{c}"' for c in EVENT_COLUMNS))
 PARTITION_SQL = "SELECT meterline_events_partition('epoch'::timestamptz + %(us)s * interval '1 microsecond')"
 
 def month_of(epoch_us: int) -> tuple[int, int]:
@@ -121,15 +142,64 @@ class EventArchive:
             end = int(datetime(end_year, end_month, 1, tzinfo=UTC).timestamp()) * 1_000_000
             self._window = (start, end)
 
-    async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]]) -> Stored:
-        """Archive a batch (owners[n]: event n's subscription id and period key), skipping the rows
-        of closed periods; what was new, and what was refused as closed."""
+    async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]],
+                    new_to_redis: Sequence[bool] = ()) -> Stored:
+        """Archive a batch (owners[n]: event n's subscription id and period key; new_to_redis[n]:
+        whether Redis's marks took event n for new, when known), skipping the rows of closed
+        periods; what was new, and what was refused as closed."""
         if not batch:
             return Stored(0, [], 0)
         await self._ensure_partitions(batch)
-        rows = rows_document(batch, owners)  # before the transaction: PostgreSQL would wait for it
+        copied = [n for n, new in enumerate(new_to_redis) if new]
+        try:
+            return await self._store(batch, owners, copied)
+        except psycopg.errors.UniqueViolation:
+            log.warning("a batch of %d events held keys the archive already had but Redis had not: "
+                        "inserted again with conflict checks", len(batch))
+            return await self._store(batch, owners, [])
+
+    async def _store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]], copied: list[int]) -> Stored:
+        # built before the transaction, where PostgreSQL would wait for them
+        copy = copy_text([batch[n] for n in copied]) if copied else None
+        inserted = _others(len(batch), copied)
+        document = rows_document([batch[n] for n in inserted], [owners[n] for n in inserted])
         async with self.engine.begin() as conn:
             await lock_subscriptions_shared(conn, [sid for sid, _ in owners])
-            result = await conn.exec_driver_sql(INSERT_SQL, {"rows": rows})
-            archived, closed, shut = result.one()
-            return Stored(int(archived), [(o, s, t) for o, s, t in closed], int(shut) - len(closed))
+            if copied:
+                closed = await closed_pairs(conn, {owners[n] for n in copied})
+                if closed:  # rare: a batch that met a close; its rows of the closed periods are checked
+                    copied = [n for n in copied if owners[n] not in closed]
+                    inserted = _others(len(batch), copied)
+                    copy = copy_text([batch[n] for n in copied]) if copied else None
+                    document = rows_document([batch[n] for n in inserted], [owners[n] for n in inserted])
+                if copy is not None:
+                    await copy_rows(conn, *copy)
+            archived, closed_keys, shut = len(copied), [], 0
+            if inserted:
+                result = await conn.exec_driver_sql(INSERT_SQL, {"rows": document})
+                more, closed_keys, shut = result.one()
+                archived += int(more)
+            return Stored(archived, [(o, s, t) for o, s, t in closed_keys], int(shut) - len(closed_keys))
+
+
+def _others(size: int, chosen: list[int]) -> list[int]:
+    taken = set(chosen)
+    return [n for n in range(size) if n not in taken]
+
+
+async def closed_pairs(conn: AsyncConnection, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (subscription id, period key) pairs are closed."""
+    ordered = list(pairs)
+    result = await conn.exec_driver_sql(CLOSED_SQL, {"sids": [sid for sid, _ in ordered],
+                                                     "keys": [key for _, key in ordered]})
+    return {ordered[n - 1] for (n,) in result}
+
+
+async def copy_rows(conn: AsyncConnection, keys: str, events: str) -> None:
+    """COPY rows into `event_keys` and `events`, inside the connection's transaction."""
+    driver = cast(psycopg.AsyncConnection[Any], (await conn.get_raw_connection()).driver_connection)
+    async with driver.cursor() as cursor:
+        async with cursor.copy(COPY_KEYS_SQL) as keys_copy:
+            await keys_copy.write(keys)
+        async with cursor.copy(COPY_EVENTS_SQL) as events_copy:
+            await events_copy.write(events)

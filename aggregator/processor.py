@@ -6,17 +6,22 @@ Order of side effects for a batch, and what a crash between two steps does:
    and updates usage together;
    - crash after 2: offsets are not committed, the batch is redelivered; the dedup marks make the
      Redis step a no-op for every event already applied;
-3. insert the same events into the PostgreSQL archive with ON CONFLICT DO NOTHING, except those
-   whose billing period is closed by then: PostgreSQL decides it under the subscription's lock
-   (aggregator/archive.py), and those events join the rejects as `period_closed`. Their Redis
-   apply in step 2 stays, harmlessly: a closed period's Redis state is read by nothing — invoices
-   come from the archive, current usage reads only the period containing now (which a biller
-   closes only once it has ended or the subscription was terminated, after which events are
+3. insert the same events into the PostgreSQL archive, first copy wins: those step 2 applied are
+   copied in without conflict checks, the others go through ON CONFLICT DO NOTHING
+   (aggregator/archive.py); except those whose billing period is closed by then: PostgreSQL decides
+   it under the subscription's lock, and those events join the rejects as `period_closed`. Their
+   Redis apply in step 2 stays, harmlessly: a closed period's Redis state is read by nothing —
+   invoices come from the archive, current usage reads only the period containing now (which a
+   biller closes only once it has ended or the subscription was terminated, after which events are
    refused at planning), and `meterline rebuild` re-applies only archived events;
    - crash after 3: redelivery re-runs 2 (no-op) and 3 (no-op): exactly once in both stores;
-   - crash between 2 and 3 when Redis's marks were lost meanwhile (flush): the redelivered batch is
-     applied to Redis again and archived once; `meterline rebuild` after a flush re-applies the
-     archive through the same marks, so either way each transaction_id counts once;
+   - crash between 2 and 3: on redelivery step 2 finds every event marked, so step 3 inserts them
+     all with conflict checks: each is archived once;
+   - Redis's marks lost (a flush) for events already archived (a crash after 3, say): the
+     redelivered batch is applied to Redis again, its copy into the archive fails on a key already
+     there, and the archive inserts the batch again with conflict checks (archived once);
+     `meterline rebuild` after a flush re-applies the archive through the same marks, so either way
+     each transaction_id counts once;
 4. publish rejected events to `events.rejected` and wait for Kafka's acknowledgement of all of them;
    - crash after 4: the rejects are published again on redelivery (at least once; `replay-rejected`
      is idempotent because replayed events keep their transaction_id);
@@ -47,6 +52,7 @@ from dataclasses import dataclass, field, replace
 from typing import NoReturn, TypeVar
 
 import orjson
+import psycopg
 import redis.exceptions
 import sqlalchemy.exc
 
@@ -88,6 +94,7 @@ class Applied:
     result: BatchResult = field(default_factory=BatchResult)
     accepted: list[Event] = field(default_factory=list)
     owners: list[tuple[str, str]] = field(default_factory=list)  # each accepted event's (subscription id, period key)
+    new_to_redis: list[bool] = field(default_factory=list)  # whether step 2 applied each accepted event
     payload_of: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
     rejects: list[tuple[bytes, Rejected]] = field(default_factory=list)
 
@@ -164,7 +171,8 @@ class BatchProcessor:
             applied.owners.append((view.id, outcome.period_key))  # type: ignore[union-attr]  # planned: known
             applied.payload_of[identity] = payload
 
-        result.applied = await self.state.apply(planned)  # step 2
+        applied.new_to_redis = await self.state.apply(planned)  # step 2
+        result.applied = sum(applied.new_to_redis)
         result.visible_at = time.time()
         result.received_at_us = [event.received_at_us for event in applied.accepted]
         result.duplicates += len(planned) - result.applied
@@ -172,7 +180,7 @@ class BatchProcessor:
 
     async def _archive(self, applied: Applied) -> BatchResult:
         result, rejects = replace(applied.result), list(applied.rejects)  # a retry starts from the same
-        stored = await self.archive_store.store(applied.accepted, applied.owners)  # step 3
+        stored = await self.archive_store.store(applied.accepted, applied.owners, applied.new_to_redis)  # step 3
         result.archived = stored.archived
         result.duplicates += stored.already_closed
         for identity in stored.closed:  # closed while this batch was in flight: refused by the archive
@@ -195,7 +203,8 @@ def transient_errors() -> Iterator[None]:
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
             redis.exceptions.BusyLoadingError) as exc:
         raise TransientError(f"Redis unavailable: {exc}") from exc
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, OSError) as exc:
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, OSError,
+            psycopg.OperationalError, psycopg.InterfaceError) as exc:  # psycopg's own: the archive's COPY
         raise TransientError(f"PostgreSQL unavailable: {exc}") from exc
 
 

@@ -82,10 +82,10 @@ async def _rebuild_one(engine: AsyncEngine, state: UsageState, view: Subscriptio
                 continue
             batch.append(outcome)
             if len(batch) >= CHUNK:
-                result.restored += await state.apply(batch)
+                result.restored += sum(await state.apply(batch))
                 batch = []
     if batch:
-        result.restored += await state.apply(batch)
+        result.restored += sum(await state.apply(batch))
 
 
 async def rebuild(settings: Settings, external_id: str | None = None,

@@ -22,18 +22,20 @@ from aggregator.aggregations import MetricUsage, descale, weighted_units
 from aggregator.keys import dedup_key, totals_key, unique_key
 from aggregator.model import Planned
 
+ONE = ord("1")  # a flag of the script's answer, as iterating bytes gives it
+
 __all__ = ["APPLY_LUA", "MetricUsage", "UsageState", "read_usage", "script_arguments"]
 
 # KEYS[1] dedup set, KEYS[2..m+1] state keys. ARGV[1] is one JSON array (decoded by Redis's cjson
 # in C: one argument instead of ~6 per event keeps client-side encoding and Redis's argument
 # parsing off the hot path) of strings: the expire-at of the dedup set, m, the expire-at of each
 # state key, then per event `tx, nops, (kind, key index, value, ts) * nops`. Every number travels
-# as a string, so none goes through a Lua double. Returns how many events were applied (the others
-# were duplicates): one integer, not a flag per event the client would have to parse.
+# as a string, so none goes through a Lua double. Returns one character per event, in order: 1 when
+# it was applied, 0 when it was a duplicate (the archive copies the new ones without conflict checks).
 APPLY_LUA = """
 local A = cjson.decode(ARGV[1])
 local nkeys = tonumber(A[2])
-local applied = 0
+local flags = {}
 local i = nkeys + 3
 while i <= #A do
   local tx = A[i]
@@ -72,9 +74,7 @@ while i <= #A do
     end
     i = i + 4
   end
-  if fresh then
-    applied = applied + 1
-  end
+  flags[#flags + 1] = fresh and '1' or '0'
 end
 -- state of a period past its retention is not kept (an expiry in the past deletes the key); the
 -- marks are only given an expiry in the future, so they never go while newer state needs them
@@ -85,7 +85,7 @@ if tonumber(A[1]) > tonumber(redis.call('TIME')[1]) then
   redis.call('EXPIREAT', KEYS[1], A[1], 'NX')
   redis.call('EXPIREAT', KEYS[1], A[1], 'GT')
 end
-return applied
+return table.concat(flags)
 """
 
 
@@ -117,19 +117,24 @@ class UsageState:
         self.redis = redis
         self._apply = redis.register_script(APPLY_LUA)
 
-    async def apply(self, planned: Sequence[Planned]) -> int:
-        """Apply a batch, one atomic script per subscription, in one round trip. Returns events applied."""
-        by_scope: dict[str, list[Planned]] = defaultdict(list)
-        for item in planned:
-            by_scope[item.scope].append(item)
+    async def apply(self, planned: Sequence[Planned]) -> list[bool]:
+        """Apply a batch, one atomic script per subscription, in one round trip. Returns, for each
+        event, whether it was applied (False: its transaction_id was already marked)."""
+        by_scope: dict[str, list[int]] = defaultdict(list)
+        for n, item in enumerate(planned):
+            by_scope[item.scope].append(n)
+        applied = [False] * len(planned)
         if not by_scope:
-            return 0
+            return applied
         async with self.redis.pipeline(transaction=False) as pipe:
-            for items in by_scope.values():
-                keys, argv = script_arguments(items)
+            for positions in by_scope.values():
+                keys, argv = script_arguments([planned[n] for n in positions])
                 await self._apply(keys=keys, args=[orjson.dumps(argv)], client=pipe)
             results = await pipe.execute()
-        return sum(int(count) for count in results)
+        for positions, flags in zip(by_scope.values(), results, strict=True):
+            for n, flag in zip(positions, flags, strict=True):
+                applied[n] = flag == ONE
+        return applied
 
 
 TOTALS_FIELDS = ("n", "sum", "max", "latest", "wh", "wl", "pl")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import psycopg
+import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from aggregator.archive import EventArchive
+from aggregator.archive import EventArchive, Stored
 from schemas.events import Event
 from tests.conftest import Services
 
@@ -24,18 +27,23 @@ def event(org: str, sub: str, tx: str, timestamp_us: int, value: object = 1) -> 
                  properties={"value": value, "nested": {"ok": True}}, precise_total_amount_cents="12.5")
 
 
-def store_batches(services: Services, *batches: list[Event]) -> list[int]:
-    async def main() -> list[int]:
+def store(services: Services, batch: list[Event], owners: list[tuple[str, str]] | None = None,
+          new_to_redis: Sequence[bool] = ()) -> Stored:
+    """One batch through a fresh EventArchive. Owners default to subscription ids with no
+    closed_periods row: no period of theirs is closed."""
+    async def main() -> Stored:
         engine = create_async_engine(services.sqlalchemy_url)
         try:
-            archive = EventArchive(engine)
-            # no closed period: owners are subscription ids with no closed_periods row
-            return [(await archive.store(batch, [(str(uuid.uuid5(uuid.NAMESPACE_URL, e.external_subscription_id)),
-                                                   "20260301T000000Z") for e in batch])).archived
-                    for batch in batches]
+            return await EventArchive(engine).store(
+                batch, owners or [(str(uuid.uuid5(uuid.NAMESPACE_URL, e.external_subscription_id)), "20260301T000000Z")
+                                  for e in batch], new_to_redis)
         finally:
             await engine.dispose()
     return asyncio.run(main())
+
+
+def store_batches(services: Services, *batches: list[Event]) -> list[int]:
+    return [store(services, batch).archived for batch in batches]
 
 
 def rows(services: Services, org: str) -> list[tuple[object, ...]]:
@@ -85,3 +93,84 @@ def test_unique_key_is_enforced_by_event_keys(services: Services) -> None:
         except psycopg.errors.UniqueViolation:
             pass
     assert keys == (1,)
+
+
+FALLBACK = "held keys the archive already had but Redis had not"
+
+
+def test_events_new_to_redis_are_copied_exactly_even_with_tabs_newlines_and_backslashes(
+        services: Services, caplog: pytest.LogCaptureFixture) -> None:
+    org = str(uuid.uuid4())
+    odd = "sub\twith\ttabs\nnewline\\back\rslash \\N"
+    batch = [event(org, odd, "tx\t1\\", micros(2026, 3, 2) + 5, value="a\tb\nc\\d \"q\" \u00e9"),
+             event(org, "plain", "tx-2", micros(1969, 12, 31, 23, 59) + 999_999, value=None),
+             Event(lago_id=str(uuid.uuid4()), organization_id=org, transaction_id="\\.", code="c\\ode",
+                   external_subscription_id="plain", timestamp_us=micros(2026, 3, 2), received_at_us=micros(2026, 3, 2),
+                   properties={}, precise_total_amount_cents=None)]
+    with caplog.at_level(logging.WARNING, logger="meterline.aggregator"):
+        assert store(services, batch, new_to_redis=[True, True, True]) == Stored(3, [], 0)
+    assert FALLBACK not in caplog.text  # copied, not inserted again with conflict checks
+    assert rows(services, org) == [
+        ("events_p202603", "plain", "\\.", datetime(2026, 3, 2, tzinfo=UTC), {}, None,
+         datetime(2026, 3, 2, tzinfo=UTC)),
+        ("events_p196912", "plain", "tx-2", datetime(1969, 12, 31, 23, 59, 0, 999_999, tzinfo=UTC),
+         {"value": None, "nested": {"ok": True}}, "12.5", datetime(1969, 12, 31, 23, 59, 1, 6, tzinfo=UTC)),
+        ("events_p202603", odd, "tx\t1\\", datetime(2026, 3, 2, 0, 0, 0, 5, tzinfo=UTC),
+         {"value": "a\tb\nc\\d \"q\" \u00e9", "nested": {"ok": True}}, "12.5",
+         datetime(2026, 3, 2, 0, 0, 0, 12, tzinfo=UTC)),
+    ]
+
+
+def test_a_key_redis_took_for_new_that_the_archive_had_is_not_written_twice(
+        services: Services, caplog: pytest.LogCaptureFixture) -> None:
+    org = str(uuid.uuid4())
+    first = event(org, "s", "kept", micros(2026, 3, 2), value=1)
+    assert store(services, [first], new_to_redis=[True]).archived == 1
+    # Redis lost its marks (a flush): both look new to it, one is archived already
+    again = [event(org, "s", "kept", micros(2026, 3, 3), value=2), event(org, "s", "new", micros(2026, 3, 3), value=3)]
+    with caplog.at_level(logging.WARNING, logger="meterline.aggregator"):
+        assert store(services, again, new_to_redis=[True, True]) == Stored(1, [], 0)
+    assert caplog.text.count(FALLBACK) == 1
+    assert [(r[2], r[4]["value"]) for r in rows(services, org)] == [("kept", 1), ("new", 3)]
+
+
+def test_events_redis_had_counted_are_archived_when_missing_and_once(services: Services) -> None:
+    # a crash between Redis and the archive: redelivered, every event is a duplicate to Redis
+    org = str(uuid.uuid4())
+    assert store(services, [event(org, "s", "a", micros(2026, 3, 2))], new_to_redis=[True]).archived == 1
+    batch = [event(org, "s", "a", micros(2026, 3, 2)), event(org, "s", "b", micros(2026, 3, 2))]
+    assert store(services, batch, new_to_redis=[False, False]) == Stored(1, [], 0)
+    assert store(services, batch, new_to_redis=[False, True]) == Stored(0, [], 0)  # b: a fallback, no copy
+    assert [r[2] for r in rows(services, org)] == ["a", "b"]
+
+
+def new_subscription(services: Services, org: str) -> str:
+    """A subscription's id, with its organization, customer and plan."""
+    ids = {name: str(uuid.uuid4()) for name in ("customer", "plan", "subscription")}
+    with psycopg.connect(services.database_url) as conn:
+        conn.execute("INSERT INTO organizations (id, name) VALUES (%s, %s)", (org, f"archive-{org}"))
+        conn.execute("INSERT INTO customers (id, organization_id, external_id) VALUES (%s, %s, 'c')",
+                     (ids["customer"], org))
+        conn.execute("INSERT INTO plans (id, organization_id, code, name, interval, amount_cents, amount_currency) "
+                     "VALUES (%s, %s, 'p', 'p', 'monthly', 0, 'USD')", (ids["plan"], org))
+        conn.execute("INSERT INTO subscriptions (id, organization_id, customer_id, plan_id, external_id, status, "
+                     "billing_time, subscription_at) VALUES (%s, %s, %s, %s, 's', 'active', 'calendar', now())",
+                     (ids["subscription"], org, ids["customer"], ids["plan"]))
+    return ids["subscription"]
+
+
+def test_rows_of_a_closed_period_are_refused_whichever_way_they_come(services: Services) -> None:
+    org = str(uuid.uuid4())
+    early = event(org, "s", "early", micros(2026, 3, 2))
+    closed = "20260301T000000Z"
+    subscription = new_subscription(services, org)
+    assert store(services, [early], [(subscription, closed)], [True]).archived == 1  # before the close
+    with psycopg.connect(services.database_url) as conn:
+        conn.execute("INSERT INTO closed_periods (subscription_id, period_key) VALUES (%s, %s)", (subscription, closed))
+    batch = [early, event(org, "s", "late", micros(2026, 3, 9)), event(org, "s", "late-dup", micros(2026, 3, 9)),
+             event(org, "s", "open", micros(2026, 4, 2))]
+    owners = [(subscription, closed)] * 3 + [(subscription, "20260401T000000Z")]
+    # early: a copy Redis had counted; late: new to Redis; late-dup: counted by Redis, never archived
+    assert store(services, batch, owners, [False, True, False, True]) == Stored(
+        1, [(org, "s", "late"), (org, "s", "late-dup")], 1)
+    assert [r[2] for r in rows(services, org)] == ["early", "open"]

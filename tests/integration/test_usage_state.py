@@ -67,9 +67,9 @@ def check_against_fold(services: Services, unique: str, aggregation_type: str, v
     assert slot is not None
     items = planned(view, events)
 
-    async def body(redis: Redis) -> tuple[int, int, dict[str, object]]:
+    async def body(redis: Redis) -> tuple[list[bool], list[bool], dict[str, object]]:
         state = UsageState(redis)
-        first = 0
+        first: list[bool] = []
         for start in range(0, len(items), 7):  # several batches, each one script per subscription
             first += await state.apply(items[start:start + 7])
         again = await state.apply(list(reversed(items)))  # every copy again, in another order
@@ -77,7 +77,7 @@ def check_against_fold(services: Services, unique: str, aggregation_type: str, v
         return first, again, usage  # type: ignore[return-value]
 
     first, again, usage = run(services, body)
-    assert (first, again) == (len(events), 0)
+    assert (first, again) == ([True] * len(events), [False] * len(events))
     samples = [Sample(e.timestamp_us, str(e.properties["v"]) if aggregation_type == "unique_count_agg"
                       else int(Decimal(str(e.properties["v"])) * 10**6)) for e in events]
     assert usage[f"metric-{unique}"] == fold(aggregation_type, samples, slot.start_us, slot.end_us)
@@ -120,11 +120,11 @@ def test_state_of_a_period_past_its_retention_is_not_kept(services: Services, un
     item = plan(event, view)
     assert isinstance(item, Planned)
 
-    async def body(redis: Redis) -> tuple[int, int, int]:
+    async def body(redis: Redis) -> tuple[list[bool], int, int]:
         applied = await UsageState(redis).apply([item])
         return applied, await redis.exists(item.ops[0].key), await redis.sismember(dedup_key(view.scope), "old")
 
-    assert run(services, body) == (1, 0, 1)
+    assert run(services, body) == ([True], 0, 1)
 
 
 def test_one_script_per_subscription_in_one_batch(services: Services, unique: str) -> None:
@@ -133,12 +133,27 @@ def test_one_script_per_subscription_in_one_batch(services: Services, unique: st
     # the same transaction_id under another subscription is another event
     assert {i.transaction_id for i in items} == {"tx-0", "tx-1", "tx-2"}
 
-    async def body(redis: Redis) -> tuple[int, list[object]]:
+    async def body(redis: Redis) -> tuple[list[bool], list[object]]:
         applied = await UsageState(redis).apply(items)
         counts = [await redis.hget(i.ops[0].key, "n") for i in (items[0], items[3])]
         return applied, counts
 
-    assert run(services, body) == (5, [b"3", b"2"])
+    assert run(services, body) == ([True] * 5, [b"3", b"2"])
+
+
+def test_each_event_s_flag_says_whether_it_was_applied_in_the_batch_s_order(services: Services, unique: str) -> None:
+    first, second = subscription(f"{unique}-a", "count_agg"), subscription(f"{unique}-b", "count_agg")
+    a, b = planned(first, events_of(first, [0] * 4)), planned(second, events_of(second, [0] * 3))
+    mixed = [a[0], b[0], a[1], a[2], b[1], a[3], b[2]]  # the two subscriptions' scripts interleave
+
+    async def body(redis: Redis) -> tuple[list[bool], list[bool], list[object]]:
+        state = UsageState(redis)
+        before = await state.apply([a[1], b[2]])
+        flags = await state.apply(mixed)
+        counts = [await redis.hget(item.ops[0].key, "n") for item in (a[0], b[0])]
+        return before, flags, counts
+
+    assert run(services, body) == ([True, True], [True, True, False, True, True, True, False], [b"4", b"3"])
 
 
 def test_read_usage_of_an_empty_period(services: Services, unique: str) -> None:

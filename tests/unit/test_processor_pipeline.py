@@ -14,11 +14,19 @@ from datetime import date
 from typing import NoReturn
 
 import orjson
+import psycopg
 import pytest
 
 from aggregator.archive import Stored
 from aggregator.model import Metric, Planned, SubscriptionView
-from aggregator.processor import BatchProcessor, BatchResult, Pipeline, process_until_done
+from aggregator.processor import (
+    BatchProcessor,
+    BatchResult,
+    Pipeline,
+    TransientError,
+    process_until_done,
+    transient_errors,
+)
 from schemas.events import Event, event_to_message
 
 ORG = "00000000-0000-0000-0000-0000000000aa"
@@ -47,18 +55,21 @@ class Journal:
         self.entries: list[tuple[str, list[str]]] = []
         self.fail_archive_call = fail_archive_call
         self.applied_txs: set[str] = set()
+        self.new_to_redis: list[list[bool]] = []  # what each archive call was told Redis applied
 
-    async def apply(self, planned: Sequence[Planned]) -> int:
+    async def apply(self, planned: Sequence[Planned]) -> list[bool]:
         txs = [item.transaction_id for item in planned]
         self.entries.append(("redis-begin", txs))
         await asyncio.sleep(0.002)
-        fresh = [tx for tx in txs if tx not in self.applied_txs]
-        self.applied_txs.update(fresh)
+        fresh = [tx not in self.applied_txs for tx in txs]
+        self.applied_txs.update(txs)
         self.entries.append(("redis-end", txs))
-        return len(fresh)
+        return fresh
 
-    async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]]) -> Stored:
+    async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]],
+                    new_to_redis: Sequence[bool] = ()) -> Stored:
         txs = [event.transaction_id for event in batch]
+        self.new_to_redis.append(list(new_to_redis))
         calls = sum(1 for kind, _ in self.entries if kind == "archive-begin")
         self.entries.append(("archive-begin", txs))
         await asyncio.sleep(0.003)
@@ -97,6 +108,7 @@ def test_one_batch_is_applied_then_archived_and_its_copies_and_rejects_go_nowher
     assert_rejected(rejected, payloads[-1], "unknown_subscription", "no active subscription 'nope'")
     assert [kind for kind, _ in journal.entries] == ["redis-begin", "redis-end", "archive-begin", "archive-end"]
     assert journal.entries[0][1] == ["t0", "t1", "t2", "t3"]
+    assert journal.new_to_redis == [[True, True, True, True]]  # the archive may copy them without conflict checks
 
 
 def test_the_pipeline_overlaps_one_batch_s_archive_with_the_next_apply_and_finishes_batches_in_order() -> None:
@@ -157,7 +169,8 @@ def test_a_bug_in_the_archive_step_goes_to_failed_without_finishing_the_batch() 
     finished: list[BatchResult] = []
 
     class Broken(Journal):
-        async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]]) -> Stored:
+        async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]],
+                        new_to_redis: Sequence[bool] = ()) -> Stored:
             raise KeyError("a bug")
 
     async def run() -> None:
@@ -187,6 +200,8 @@ def test_a_redelivered_batch_goes_through_both_stores_again_and_counts_what_redi
     second = asyncio.run(process_until_done(processor, payloads))
     assert (first.applied, first.duplicates) == (5, 0)
     assert (second.applied, second.duplicates) == (0, 5)  # Redis's dedup marks decide, not the processor
+    # the second time the archive is told none was new to Redis: it inserts them with conflict checks
+    assert journal.new_to_redis == [[True] * 5, [False] * 5]
     txs = ["t0", "t1", "t2", "t3", "t4"]
     assert journal.entries[4:] == [("redis-begin", txs), ("redis-end", txs), ("archive-begin", txs),
                                    ("archive-end", txs)]  # a crash before the commit is redone in full
@@ -196,7 +211,8 @@ def test_events_the_archive_refuses_as_closed_are_rejected_with_their_original_m
     journal, rejected = Journal(), list[tuple[bytes, bytes]]()
 
     class Closing(Journal):  # the period of t1 was closed while the batch was in flight; t2's key was archived
-        async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]]) -> Stored:
+        async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]],
+                        new_to_redis: Sequence[bool] = ()) -> Stored:
             return Stored(1, [(ORG, "s1", "t1")], 1)
 
     payloads = [message("t0"), message("t1"), message("t2")]
@@ -207,3 +223,11 @@ def test_events_the_archive_refuses_as_closed_are_rejected_with_their_original_m
     assert result.rejected == {"period_closed": 1}
     assert_rejected(rejected, payloads[1], "period_closed",
                     "the billing period of this event was invoiced before it was archived")
+
+
+@pytest.mark.parametrize("error", [psycopg.OperationalError("server closed the connection unexpectedly"),
+                                   psycopg.InterfaceError("the connection is closed")])
+def test_psycopg_s_own_connection_errors_are_transient(error: Exception) -> None:
+    # the archive's COPY runs on the driver's connection, so its failures are not SQLAlchemy's
+    with pytest.raises(TransientError, match="^PostgreSQL unavailable: "), transient_errors():
+        raise error
