@@ -197,27 +197,40 @@ def event_to_message(event: Event) -> bytes:
 
 
 def event_from_message(payload: bytes) -> Event:
-    """Decode a message from the events topic. Raises ValueError on anything not of this schema."""
+    """Decode a message from the events topic. Raises ValueError on anything not of this schema.
+
+    Fields are taken as they are and their types checked afterwards, not converted: this runs for
+    every event the aggregator reads, and a conversion call per field cost a quarter of it."""
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc}") from exc
-    if not isinstance(data, dict) or data.get("v") != MESSAGE_VERSION:
+    if type(data) is not dict or data.get("v") != MESSAGE_VERSION:
         raise ValueError("not an events message of version 1")
     try:
-        return Event(
-            lago_id=str(data["lago_id"]),
-            organization_id=str(data["organization_id"]),
-            transaction_id=str(data["transaction_id"]),
-            code=str(data["code"]),
-            external_subscription_id=str(data["external_subscription_id"]),
-            timestamp_us=int(data["timestamp_us"]),
-            received_at_us=int(data["received_at_us"]),
-            properties=dict(data.get("properties") or {}),
-            precise_total_amount_cents=data.get("precise_total_amount_cents"),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"malformed events message: {exc!r}") from exc
+        event = Event(data["lago_id"], data["organization_id"], data["transaction_id"], data["code"],
+                      data["external_subscription_id"], data["timestamp_us"], data["received_at_us"],
+                      data.get("properties") or {}, data.get("precise_total_amount_cents"))
+    except KeyError as exc:
+        raise ValueError(f"malformed events message: no {exc}") from exc
+    if not (type(event.lago_id) is str and type(event.organization_id) is str and type(event.transaction_id) is str
+            and type(event.code) is str and type(event.external_subscription_id) is str
+            and type(event.timestamp_us) is int and type(event.received_at_us) is int
+            and type(event.properties) is dict
+            and (event.precise_total_amount_cents is None or type(event.precise_total_amount_cents) is str)):
+        raise ValueError(f"malformed events message: {_mistyped(event)} is not of its type")
+    return event
+
+
+def _mistyped(event: Event) -> str:
+    """The first field of a decoded message whose type is not the schema's (the error path only)."""
+    expected: dict[str, tuple[type, ...]] = {
+        "properties": (dict,), "timestamp_us": (int,), "received_at_us": (int,),
+        "precise_total_amount_cents": (str, type(None))}
+    for name in Event.__dataclass_fields__:
+        if type(getattr(event, name)) not in expected.get(name, (str,)):
+            return name
+    return "a field"
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
