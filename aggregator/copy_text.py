@@ -11,7 +11,6 @@ otherwise it is written again with every field escaped.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 import orjson
 
@@ -24,7 +23,6 @@ NULL = "\\N"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-@lru_cache(maxsize=4096)  # a batch's events mostly share a few seconds
 def _second_text(epoch_s: int) -> str:
     moment = moment_of(epoch_s * 1_000_000)
     return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} "
@@ -45,6 +43,8 @@ def _lines(batch: Sequence[Event], escaped: bool) -> tuple[str, str]:
     keys: list[str] = []
     events: list[str] = []
     dumps = orjson.dumps
+    # moment_text, inlined: a batch's events share a few seconds, each formatted once
+    seconds: dict[int, str] = {}
     for event in batch:
         organization, subscription, transaction = (event.organization_id, event.external_subscription_id,
                                                     event.transaction_id)
@@ -55,11 +55,15 @@ def _lines(batch: Sequence[Event], escaped: bool) -> tuple[str, str]:
                 escape(organization), escape(subscription), escape(transaction), escape(lago_id), escape(code),
                 escape(properties))
             amount = None if amount is None else escape(amount)
-        moment = moment_text(event.timestamp_us)
+        second, micros = divmod(event.timestamp_us, 1_000_000)
+        prefix = seconds.get(second) or seconds.setdefault(second, _second_text(second))
+        moment = f"{prefix}.{micros:06d}+00"
+        second, micros = divmod(event.received_at_us, 1_000_000)
+        prefix = seconds.get(second) or seconds.setdefault(second, _second_text(second))
         head = f"{organization}\t{subscription}\t{transaction}\t"
         keys.append(f"{head}{moment}\n")
         events.append(f"{head}{lago_id}\t{code}\t{moment}\t{properties}\t{NULL if amount is None else amount}\t"
-                      f"{moment_text(event.received_at_us)}\n")
+                      f"{prefix}.{micros:06d}+00\n")
     return "".join(keys), "".join(events)
 
 
@@ -71,8 +75,8 @@ def _only_separators(text: str, rows: int, columns: int, backslashes: int) -> bo
 def copy_text(batch: Sequence[Event]) -> tuple[str, str]:
     """The batch's `event_keys` rows (KEY_COLUMNS) and `events` rows (EVENT_COLUMNS), as COPY text."""
     keys, events = _lines(batch, escaped=False)
-    nulls = sum(1 for event in batch if event.precise_total_amount_cents is None)
-    rows = len(batch)
-    if _only_separators(keys, rows, len(KEY_COLUMNS), 0) and _only_separators(events, rows, len(EVENT_COLUMNS), nulls):
+    nulls = [event.precise_total_amount_cents for event in batch].count(None)
+    # every field of a key row is also in its event row, so the event rows alone tell
+    if _only_separators(events, len(batch), len(EVENT_COLUMNS), nulls):
         return keys, events
     return _lines(batch, escaped=True)
