@@ -32,49 +32,100 @@ __all__ = ["APPLY_LUA", "MetricUsage", "UsageState", "read_usage", "script_argum
 # state key, then per event `tx, nops, (kind, key index, value, ts) * nops`. Every number travels
 # as a string, so none goes through a Lua double. Returns one character per event, in order: 1 when
 # it was applied, 0 when it was a duplicate (the archive copies the new ones without conflict checks).
+#
+# A call into Redis from Lua costs more than the command itself, so the script makes few of them:
+# the marks are checked with SMISMEMBER and set with SADD a thousand at a time; members of a unique
+# set are added a thousand at a time, a count goes up once per key, a max or a latest is compared
+# with the stored one once per key (the batch's own max, and its latest, the later of equal times
+# winning, as applying the events one by one would leave). Sums and weighted sums are added per
+# event, as exact integers in Redis (a Lua number is a double).
 APPLY_LUA = """
 local A = cjson.decode(ARGV[1])
 local nkeys = tonumber(A[2])
-local flags = {}
+local CHUNK = 1000
+local txs, starts = {}, {}
 local i = nkeys + 3
 while i <= #A do
-  local tx = A[i]
-  local nops = tonumber(A[i + 1])
-  i = i + 2
-  local fresh = redis.call('SADD', KEYS[1], tx) == 1
-  for _ = 1, nops do
-    if fresh then
-      local kind, key, value = A[i], KEYS[tonumber(A[i + 1])], A[i + 2]
+  txs[#txs + 1] = A[i]
+  starts[#starts + 1] = i
+  i = i + 2 + 4 * tonumber(A[i + 1])
+end
+local marked = {}
+for s = 1, #txs, CHUNK do
+  local answer = redis.call('SMISMEMBER', KEYS[1], unpack(txs, s, math.min(s + CHUNK - 1, #txs)))
+  for k = 1, #answer do
+    marked[s + k - 1] = answer[k] == 1
+  end
+end
+local flags, new, seen = {}, {}, {}
+local members, counts, maxima, latest = {}, {}, {}, {}
+for e = 1, #txs do
+  local tx = txs[e]
+  local fresh = not marked[e] and not seen[tx]
+  seen[tx] = true
+  flags[e] = fresh and '1' or '0'
+  if fresh then
+    new[#new + 1] = tx
+    i = starts[e]
+    local nops = tonumber(A[i + 1])
+    i = i + 2
+    for _ = 1, nops do
+      local kind, k, value = A[i], tonumber(A[i + 1]), A[i + 2]
       if kind == 'U' then
-        redis.call('SADD', key, value)
+        local list = members[k]
+        if not list then
+          list = {}
+          members[k] = list
+        end
+        list[#list + 1] = value
       elseif kind == 'N' then
-        redis.call('HINCRBY', key, 'n', 1)
+        counts[k] = (counts[k] or 0) + 1
       elseif kind == 'S' then
-        redis.call('HINCRBY', key, 'sum', value)
+        redis.call('HINCRBY', KEYS[k], 'sum', value)
       elseif kind == 'X' then
-        local current = redis.call('HGET', key, 'max')
-        if (not current) or tonumber(value) > tonumber(current) then
-          redis.call('HSET', key, 'max', value)
+        if (not maxima[k]) or tonumber(value) > tonumber(maxima[k]) then
+          maxima[k] = value
         end
       elseif kind == 'L' then
         local ts = A[i + 3]
-        local current = redis.call('HGET', key, 'latest_ts')
-        if (not current) or tonumber(ts) >= tonumber(current) then
-          redis.call('HSET', key, 'latest', value, 'latest_ts', ts)
+        if (not latest[k]) or tonumber(ts) >= tonumber(latest[k][2]) then
+          latest[k] = {value, ts}
         end
       elseif kind == 'W' then
-        redis.call('HINCRBY', key, 'wh', value)
-        if redis.call('HINCRBY', key, 'wl', A[i + 3]) >= 1000000000000 then
-          redis.call('HINCRBY', key, 'wl', '-1000000000000')
-          redis.call('HINCRBY', key, 'wh', 1)
+        redis.call('HINCRBY', KEYS[k], 'wh', value)
+        if redis.call('HINCRBY', KEYS[k], 'wl', A[i + 3]) >= 1000000000000 then
+          redis.call('HINCRBY', KEYS[k], 'wl', '-1000000000000')
+          redis.call('HINCRBY', KEYS[k], 'wh', 1)
         end
       elseif kind == 'P' then
-        redis.call('HSET', key, 'pl', value)
+        redis.call('HSET', KEYS[k], 'pl', value)
       end
+      i = i + 4
     end
-    i = i + 4
   end
-  flags[#flags + 1] = fresh and '1' or '0'
+end
+for s = 1, #new, CHUNK do
+  redis.call('SADD', KEYS[1], unpack(new, s, math.min(s + CHUNK - 1, #new)))
+end
+for k, list in pairs(members) do
+  for s = 1, #list, CHUNK do
+    redis.call('SADD', KEYS[k], unpack(list, s, math.min(s + CHUNK - 1, #list)))
+  end
+end
+for k, n in pairs(counts) do
+  redis.call('HINCRBY', KEYS[k], 'n', n)
+end
+for k, value in pairs(maxima) do
+  local current = redis.call('HGET', KEYS[k], 'max')
+  if (not current) or tonumber(value) > tonumber(current) then
+    redis.call('HSET', KEYS[k], 'max', value)
+  end
+end
+for k, pair in pairs(latest) do
+  local current = redis.call('HGET', KEYS[k], 'latest_ts')
+  if (not current) or tonumber(pair[2]) >= tonumber(current) then
+    redis.call('HSET', KEYS[k], 'latest', pair[1], 'latest_ts', pair[2])
+  end
 end
 -- state of a period past its retention is not kept (an expiry in the past deletes the key); the
 -- marks are only given an expiry in the future, so they never go while newer state needs them
@@ -87,7 +138,6 @@ if tonumber(A[1]) > tonumber(redis.call('TIME')[1]) then
 end
 return table.concat(flags)
 """
-
 
 def script_arguments(planned: Sequence[Planned]) -> tuple[list[str], list[str]]:
     """KEYS and the flat argument list (before JSON encoding) for events of one subscription."""

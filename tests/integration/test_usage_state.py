@@ -163,3 +163,50 @@ def test_read_usage_of_an_empty_period(services: Services, unique: str) -> None:
     usage = run(services, body)
     assert usage == {"x": fold("sum_agg", [], 0, 1)}
     assert unique_key("s", "m", "p") != totals_key("s", "m", "p")
+
+
+def test_a_latest_of_equal_times_is_the_later_event_within_a_batch_and_after_the_stored_one(
+        services: Services, unique: str) -> None:
+    view = subscription(unique, "latest_agg")
+    now_us = int(time.time()) * 1_000_000
+
+    def at(tx: str, value: int, timestamp_us: int) -> Planned:
+        item = plan(Event(lago_id="l", organization_id=ORG, transaction_id=tx, code="m",
+                          external_subscription_id=view.external_id, timestamp_us=timestamp_us, received_at_us=0,
+                          properties={"v": value}), view)
+        assert isinstance(item, Planned)
+        return item
+
+    async def body(redis: Redis) -> list[object]:
+        state = UsageState(redis)
+        key = at("x", 0, now_us).ops[1].key
+        seen = []
+        await state.apply([at("a", 5, now_us), at("b", 6, now_us), at("c", 4, now_us - 1)])
+        seen.append(await redis.hmget(key, "latest", "latest_ts"))
+        await state.apply([at("d", 7, now_us - 2), at("e", 8, now_us)])  # equal to the stored time: it wins
+        seen.append(await redis.hmget(key, "latest", "latest_ts"))
+        return seen
+
+    ts = str(now_us).encode()
+    assert run(services, body) == [[b"6000000", ts], [b"8000000", ts]]
+
+
+def test_thousands_of_events_of_one_subscription_in_one_script_repeats_included(
+        services: Services, unique: str) -> None:
+    view = subscription(unique, "unique_count_agg")
+    events = events_of(view, [f"user-{n % 2100}" for n in range(2500)])  # past a thousand marks and members
+    items = planned(view, events)
+    slot = period_of(events[0].timestamp_us, view)
+    assert slot is not None
+
+    async def body(redis: Redis) -> tuple[list[bool], list[bool], object, object]:
+        state = UsageState(redis)
+        first = await state.apply(items + items[:3])  # a transaction_id twice in one call counts once
+        again = await state.apply(items)
+        usage = await read_usage(redis, view.scope, [f"metric-{unique}"], slot.key)
+        return first, again, usage[f"metric-{unique}"].unique_count, await redis.scard(dedup_key(view.scope))
+
+    first, again, members, marks = run(services, body)
+    assert first == [True] * 2500 + [False] * 3
+    assert again == [False] * 2500
+    assert (members, marks) == (2100, 2500)
