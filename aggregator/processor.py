@@ -95,6 +95,8 @@ class Applied:
     accepted: list[Event] = field(default_factory=list)
     owners: list[tuple[str, str]] = field(default_factory=list)  # each accepted event's (subscription id, period key)
     new_to_redis: list[bool] = field(default_factory=list)  # whether step 2 applied each accepted event
+    # the message of each accepted event, by (organization, subscription, transaction_id): also what
+    # tells a later copy in the batch that it is one
     payload_of: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
     rejects: list[tuple[bytes, Rejected]] = field(default_factory=list)
 
@@ -149,7 +151,8 @@ class BatchProcessor:
 
         views = await self.catalog.lookup((e.organization_id, e.external_subscription_id) for _, e in decoded)
         planned: list[Planned] = []
-        seen: set[tuple[str, str, str]] = set()  # only accepted copies count: a rejected one wins nothing
+        # the first accepted copy of each transaction; a rejected copy wins nothing
+        first_copies = applied.payload_of
         for n, (payload, event) in enumerate(decoded):
             if n % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
@@ -162,14 +165,13 @@ class BatchProcessor:
                 rejects.append((payload, outcome))
                 continue
             identity = (event.organization_id, event.external_subscription_id, event.transaction_id)
-            if identity in seen:
+            if identity in first_copies:
                 result.duplicates += 1
                 continue
-            seen.add(identity)
             planned.append(outcome)
             applied.accepted.append(event)
             applied.owners.append((view.id, outcome.period_key))  # type: ignore[union-attr]  # planned: known
-            applied.payload_of[identity] = payload
+            first_copies[identity] = payload
 
         applied.new_to_redis = await self.state.apply(planned)  # step 2
         result.applied = sum(applied.new_to_redis)
