@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         # Faust counts chunks (aggregator/fetch_chunks.py): the events of one partition in one fetch
         broker_commit_every=settings.events_partitions,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.aggregator_commit_interval_s,  # a safety net: see `finished`
         # Chunks fetched ahead of the agent. Faust stops fetching a partition once the buffer is
         # 80% full, and starts again when it is down to 40%: with 2 chunks per partition the agent
         # found it empty, waiting on a fetch, for ~30% of a backlog's drain (38k events/s); with 16
@@ -87,6 +87,10 @@ def create_app(settings: Settings) -> faust.App:
                 for event in events:  # only now may Faust commit the batch's offsets
                     mark_archived(event.message)
                     await stream.ack(event)
+                # and at once: Faust's own commit comes with its next fetch (none once a backlog is
+                # drained) or its interval, leaving up to a second of finished batches to redo
+                # after a crash, and the lag that ops teams watch up for that long
+                await app.consumer.commit()
                 await batch_done(resources["redis"], totals, result, size, time.monotonic() - began)
             return finished
 

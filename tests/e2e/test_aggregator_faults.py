@@ -20,10 +20,12 @@ import orjson
 import psycopg
 import pytest
 import redis
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from meterline.stack.proc import RunDir, running_pid
 from meterline.stack.up import PROCESSES
+from schemas.events import Event, event_to_message
 from tests.builders import customer_body, wait_for
 from tests.conftest import HOME, ROOT, Services
 from tests.kafka_reading import end_offsets
@@ -403,3 +405,47 @@ def test_a_second_worker_joining_and_the_first_leaving_mid_stream_counts_exactly
         second.terminate()
         second.wait(60)
         log.close()
+
+
+def test_a_finished_batch_is_committed_at_once_not_at_the_commit_interval(
+        client: httpx.Client, unique: str, services: Services) -> None:
+    """Offsets follow the archive: the last batch of a backlog is committed as soon as it is archived,
+    though the worker's periodic commit is set ten minutes away (before, it waited for it)."""
+    _, subscription_id = seed(client, unique)
+    with psycopg.connect(services.database_url) as conn:
+        row = conn.execute("SELECT organization_id FROM subscriptions WHERE external_id = %s",
+                           (subscription_id,)).fetchone()
+    assert row is not None
+    topic, group = f"test.commit.{unique}", f"test-commit-{unique}"
+    admin = AdminClient({"bootstrap.servers": services.kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": services.kafka_bootstrap})
+    now_us = int(time.time()) * 1_000_000
+    for n in range(300):
+        event = Event(lago_id=str(uuid.uuid4()), organization_id=str(row[0]), transaction_id=f"tx-{n}",
+                      code="api_calls", external_subscription_id=subscription_id, timestamp_us=now_us,
+                      received_at_us=now_us, properties={"calls": 1})
+        producer.produce(topic, key=f"k{n % 8}".encode(), value=event_to_message(event))
+    assert producer.flush(30) == 0
+
+    log = (HOME / "log" / f"test-aggregator-{unique}.log").open("ab")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "meterline.cli", "aggregator"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "METERLINE_HOME": str(HOME), "METERLINE_AGGREGATOR_METRICS_PORT": "0",
+             "METERLINE_EVENTS_TOPIC": topic, "METERLINE_CONSUMER_GROUP": group,
+             "METERLINE_AGGREGATOR_COMMIT_INTERVAL_S": "600"})
+    reader = Consumer({"bootstrap.servers": services.kafka_bootstrap, "group.id": group,
+                       "enable.auto.commit": False})
+    try:
+        wait_for(lambda: archived(services, subscription_id) == (300, 300), 90, "the worker to archive the events")
+        partitions = [TopicPartition(topic, p) for p in range(4)]
+        wait_for(lambda: sum(max(tp.offset, 0) for tp in reader.committed(partitions, timeout=10)) == 300, 10,
+                 "the offsets of the last batch to be committed")
+        assert worker.poll() is None
+    finally:
+        reader.close()
+        worker.terminate()
+        worker.wait(60)
+        log.close()
+        admin.delete_topics([topic])
