@@ -16,6 +16,9 @@ from rater.periods import period_containing
 from schemas.events import Event, epoch_us, moment_of
 
 _MEMO_LIMIT = 50_000
+# Op and Planned are built with tuple.__new__, all fields given: a NamedTuple's own constructor is a
+# Python function (a frame per call), and planning builds two or three per event
+_new = tuple.__new__
 
 
 class PeriodSlot:
@@ -95,8 +98,8 @@ def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejec
     kind = metric.aggregation_type
     tx = event.transaction_id
     if kind == "count_agg":
-        return Planned(scope, tx, (Op("N", totals_key(scope, metric.id, period.key)),), period.expire_at_s,
-                       period.key)
+        count = _new(Op, ("N", totals_key(scope, metric.id, period.key), "", 0))
+        return _new(Planned, (scope, tx, (count,), period.expire_at_s, period.key))
     field_name = metric.field_name
     if field_name is None or field_name not in event.properties:
         return Rejected("missing_field", f"property {field_name!r} is missing")
@@ -104,23 +107,25 @@ def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejec
     if kind == "unique_count_agg":
         if raw is None or isinstance(raw, (dict, list)):  # a tuple: `dict | list` builds a union per call
             return Rejected("invalid_value", f"{field_name} must be a string or a number")
-        member = Op("U", unique_key(scope, metric.id, period.key), str(raw))
-        return Planned(scope, tx, (member,), period.expire_at_s, period.key)
+        member = _new(Op, ("U", unique_key(scope, metric.id, period.key), str(raw), 0))
+        return _new(Planned, (scope, tx, (member,), period.expire_at_s, period.key))
     value = scaled(raw)
     if value is None:
         return Rejected("invalid_value", f"{field_name} must be a number below 10^9 with at most 6 decimals")
     totals = totals_key(scope, metric.id, period.key)
-    count = Op("N", totals)
+    count = _new(Op, ("N", totals, "", 0))
     if kind == "sum_agg":
-        return Planned(scope, tx, (count, Op("S", totals, str(value))), period.expire_at_s, period.key)
+        return _new(Planned, (scope, tx, (count, _new(Op, ("S", totals, str(value), 0))), period.expire_at_s,
+                               period.key))
     if kind == "max_agg":
-        return Planned(scope, tx, (count, Op("X", totals, str(value))), period.expire_at_s, period.key)
+        return _new(Planned, (scope, tx, (count, _new(Op, ("X", totals, str(value), 0))), period.expire_at_s,
+                               period.key))
     if kind == "latest_agg":
-        latest = Op("L", totals, str(value), event.timestamp_us)
-        return Planned(scope, tx, (count, latest), period.expire_at_s, period.key)
+        latest = _new(Op, ("L", totals, str(value), event.timestamp_us))
+        return _new(Planned, (scope, tx, (count, latest), period.expire_at_s, period.key))
     if kind == "weighted_sum_agg":
         high, low = weighted_contribution(value, event.timestamp_us, period.end_us)
-        return Planned(scope, tx, (count, Op("S", totals, str(value)), Op("W", totals, str(high), low),
-                                   Op("P", totals, str(period.end_us - period.start_us))), period.expire_at_s,
-                       period.key)
+        ops = (count, _new(Op, ("S", totals, str(value), 0)), _new(Op, ("W", totals, str(high), low)),
+               _new(Op, ("P", totals, str(period.end_us - period.start_us), 0)))
+        return _new(Planned, (scope, tx, ops, period.expire_at_s, period.key))
     return Rejected("unknown_metric", f"aggregation {kind} is not supported by this aggregator version")

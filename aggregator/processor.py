@@ -149,7 +149,7 @@ class BatchProcessor:
             except ValueError as exc:
                 rejects.append((payload, Rejected("malformed", str(exc))))
 
-        views = await self.catalog.lookup((e.organization_id, e.external_subscription_id) for _, e in decoded)
+        views = await self.catalog.lookup({(e.organization_id, e.external_subscription_id) for _, e in decoded})
         planned: list[Planned] = []
         # the first accepted copy of each transaction; a rejected copy wins nothing
         first_copies = applied.payload_of

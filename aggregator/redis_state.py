@@ -143,12 +143,12 @@ def script_arguments(planned: Sequence[Planned]) -> tuple[list[str], list[str]]:
     """KEYS and the flat argument list (before JSON encoding) for events of one subscription."""
     keys = [dedup_key(planned[0].scope)]
     expiry: list[str] = []
-    index: dict[str, int] = {}
+    index: dict[str, str] = {}  # state key -> its position in KEYS, as the script reads it
     events: list[str] = []
     newest = 0
     for item in planned:
         ops = item.ops
-        events += (item.transaction_id, str(len(ops)))
+        events += (item.transaction_id, _COUNTS[len(ops)])
         expire = item.expire_at_s
         if expire > newest:
             newest = expire
@@ -157,9 +157,12 @@ def script_arguments(planned: Sequence[Planned]) -> tuple[list[str], list[str]]:
             if position is None:
                 keys.append(op.key)
                 expiry.append(str(expire))
-                position = index[op.key] = len(keys)
-            events += (op.kind, str(position), op.value, str(op.timestamp_us))
+                position = index[op.key] = str(len(keys))
+            events += (op.kind, position, op.value, str(op.timestamp_us) if op.timestamp_us else "0")
     return keys, [str(newest), str(len(expiry)), *expiry, *events]
+
+
+_COUNTS = tuple(str(n) for n in range(8))  # the operations of one event, as text (planning makes at most 4)
 
 
 class UsageState:
