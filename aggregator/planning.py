@@ -1,8 +1,9 @@
 """Turn one event into state changes, or a rejection with its reason. No I/O.
 
 The billing period of an event is found with rater.periods; consecutive events of one
-subscription almost always fall in the same period, so the last period found per subscription
-is remembered (a pure memo: same inputs, same period) and checked with two integer comparisons.
+subscription almost always fall in the same period, so the last period found for each
+subscription view is remembered (a memo: the view is immutable) and checked with two integer
+comparisons.
 """
 
 from __future__ import annotations
@@ -33,16 +34,18 @@ class PeriodSlot:
         self.expire_at_s = end_us // 1_000_000 + STATE_RETENTION_S
 
 
-_last_period: dict[tuple[object, ...], PeriodSlot] = {}
+# per subscription id: the view it was found for (a catalog refresh makes new views, whose periods
+# are then found again) and the period last found
+_last_period: dict[str, tuple[SubscriptionView, PeriodSlot]] = {}
 
 
 def period_of(timestamp_us: int, subscription: SubscriptionView) -> PeriodSlot | None:
     """The billing period containing the instant, or None when it is before the subscription started."""
-    memo_key = (subscription.id, subscription.interval, subscription.billing_time, subscription.started_on,
-                subscription.timezone)
-    slot = _last_period.get(memo_key)
-    if slot is not None and slot.start_us <= timestamp_us < slot.end_us:
-        return slot
+    memo = _last_period.get(subscription.id)
+    if memo is not None and memo[0] is subscription:
+        slot = memo[1]
+        if slot.start_us <= timestamp_us < slot.end_us:
+            return slot
     period = period_containing(moment_of(timestamp_us), interval=subscription.interval,
                                billing_time=subscription.billing_time, started_on=subscription.started_on,
                                timezone=subscription.timezone)
@@ -51,7 +54,7 @@ def period_of(timestamp_us: int, subscription: SubscriptionView) -> PeriodSlot |
     slot = PeriodSlot(epoch_us(period.start), epoch_us(period.end), period.key)
     if len(_last_period) > _MEMO_LIMIT:
         _last_period.clear()
-    _last_period[memo_key] = slot
+    _last_period[subscription.id] = (subscription, slot)
     return slot
 
 

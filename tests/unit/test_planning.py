@@ -79,6 +79,15 @@ def test_anniversary_period_and_memo_do_not_leak_between_periods() -> None:
     assert keys == ["20260215T000000Z", "20260315T000000Z", "20260315T000000Z", "20260215T000000Z"]
 
 
+def test_a_refreshed_view_of_the_same_subscription_does_not_reuse_the_old_view_s_period() -> None:
+    # the catalog reloads a subscription whose customer moved to Tokyo: same id, another view
+    utc, tokyo = view(id="sub-moved"), view(id="sub-moved", timezone="Asia/Tokyo")
+    moment = micros(2026, 3, 31, 15, 30)  # March 31 in UTC, April 1 in Tokyo
+    assert period_of(moment, utc).key == MARCH  # type: ignore[union-attr]
+    assert period_of(moment, tokyo).key == "20260331T150000Z"  # type: ignore[union-attr]
+    assert period_of(moment, utc).key == MARCH  # type: ignore[union-attr]
+
+
 def test_period_of_is_none_before_the_start() -> None:
     assert period_of(micros(2026, 1, 14, 23, 59), view(id="other")) is None
 
