@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from aggregator.aggregations import (
     WEIGHT_BASE,
     MetricUsage,
@@ -93,24 +95,30 @@ def test_stats_increments_of_a_batch() -> None:
     assert stats_increments(result) == {"applied": 7, "rejected:unknown_metric": 2, "rejected:period_closed": 1}
 
 
-def test_observe_many_leaves_the_samples_observe_leaves() -> None:
+def test_observe_latencies_leaves_the_buckets_observe_leaves() -> None:
     from prometheus_client import CollectorRegistry, Histogram
 
-    from aggregator.stats import observe_many
+    from aggregator.stats import observe_latencies
 
     registry = CollectorRegistry()
     bounds = (0.001, 0.01, 0.1, 1.0)
     one_by_one = Histogram("one_by_one", "h", buckets=bounds, registry=registry)
     in_bulk = Histogram("in_bulk", "h", buckets=bounds, registry=registry)
-    values = [0.0, 0.001, 0.0010001, 0.01, 0.05, 0.1, 0.75, 1.0, 3.5, 3.5, 120.0]  # on and between the bounds
-    for value in values:
-        one_by_one.observe(value)
-    observe_many(in_bulk, values)
-    observe_many(in_bulk, [])
+    now_us = 1_795_000_000_123_456.0
+    # on and between the bounds, in no order, one received after "now" (a clock ahead): 0 latency
+    ago_us = [1_000, 0, 100_000, 10_000, 50_000, 1_000_000, 1_001, 750_000, 3_500_000, 3_500_000, 120_000_000, -5]
+    moments = [int(now_us) - ago for ago in ago_us]
+    for moment in moments:
+        one_by_one.observe(max(now_us - moment, 0.0) / 1_000_000)
+    observe_latencies(in_bulk, now_us, moments)
+    observe_latencies(in_bulk, now_us, [])
 
     def samples(name: str) -> list[tuple[str, dict[str, str], float]]:
         [metric] = [m for m in registry.collect() if m.name == name]
         return [(s.name.removeprefix(name), s.labels, s.value) for s in metric.samples if "created" not in s.name]
 
-    assert samples("in_bulk") == samples("one_by_one")
-    assert [value for _, labels, value in samples("in_bulk") if labels] == [2, 4, 6, 8, 11]
+    bulk, single = samples("in_bulk"), samples("one_by_one")
+    assert [s for s in bulk if s[0] != "_sum"] == [s for s in single if s[0] != "_sum"]
+    assert [value for _, labels, value in bulk if labels] == [3, 5, 7, 9, 12]
+    [bulk_sum], [single_sum] = ([v for name, _, v in found if name == "_sum"] for found in (bulk, single))
+    assert bulk_sum == pytest.approx(single_sum, rel=1e-12)
