@@ -57,15 +57,24 @@ for s = 1, #txs, CHUNK do
     marked[s + k - 1] = answer[k] == 1
   end
 end
-local flags, new, seen = {}, {}, {}
-local members, counts, maxima, latest = {}, {}, {}, {}
+local flags, new, fresh, seen = {}, {}, {}, {}
 for e = 1, #txs do
   local tx = txs[e]
-  local fresh = not marked[e] and not seen[tx]
+  fresh[e] = not marked[e] and not seen[tx]
   seen[tx] = true
-  flags[e] = fresh and '1' or '0'
-  if fresh then
+  flags[e] = fresh[e] and '1' or '0'
+  if fresh[e] then
     new[#new + 1] = tx
+  end
+end
+-- marked before anything is applied, as one by one: a call that fails half-way (a sum that would
+-- overflow) leaves events marked and not counted, never counted and not marked (counted again)
+for s = 1, #new, CHUNK do
+  redis.call('SADD', KEYS[1], unpack(new, s, math.min(s + CHUNK - 1, #new)))
+end
+local members, counts, maxima, latest = {}, {}, {}, {}
+for e = 1, #txs do
+  if fresh[e] then
     i = starts[e]
     local nops = tonumber(A[i + 1])
     i = i + 2
@@ -103,9 +112,6 @@ for e = 1, #txs do
       i = i + 4
     end
   end
-end
-for s = 1, #new, CHUNK do
-  redis.call('SADD', KEYS[1], unpack(new, s, math.min(s + CHUNK - 1, #new)))
 end
 for k, list in pairs(members) do
   for s = 1, #list, CHUNK do

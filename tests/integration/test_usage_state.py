@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from aggregator.aggregations import Sample, fold
 from aggregator.keys import dedup_key, totals_key, unique_key
@@ -210,3 +211,28 @@ def test_thousands_of_events_of_one_subscription_in_one_script_repeats_included(
     assert first == [True] * 2500 + [False] * 3
     assert again == [False] * 2500
     assert (members, marks) == (2100, 2500)
+
+
+def test_a_script_that_fails_half_way_leaves_nothing_to_count_twice(services: Services, unique: str) -> None:
+    view = subscription(unique, "sum_agg")
+    items = planned(view, events_of(view, ["999999999.999999"] * 8))  # 10**15 - 1 millionths each
+    key = items[0].ops[0].key
+    start = 2**63 - 1 - 5 * 10**15  # room for five of them: the sixth HINCRBY overflows
+
+    async def body(redis: Redis) -> tuple[str, list[bool], object, list[object]]:
+        await redis.hset(key, "sum", start)
+        state = UsageState(redis)
+        try:
+            await state.apply(items)
+            error = ""
+        except ResponseError as exc:
+            error = str(exc)
+        after_failure = await redis.hget(key, "sum")
+        again = await state.apply(items)  # the batch redelivered
+        return error, again, after_failure, await redis.hmget(key, "sum", "n")
+
+    error, again, after_failure, (total, count) = run(services, body)
+    assert "overflow" in error
+    assert again == [False] * 8  # every event was marked before anything was applied
+    assert int(after_failure) == start + 5 * (10**15 - 1)  # type: ignore[call-overload]
+    assert (int(total), count) == (start + 5 * (10**15 - 1), None)  # not one more after the redelivery
