@@ -42,3 +42,9 @@ def test_a_field_with_a_separator_or_a_backslash_is_escaped_in_every_row_of_the_
 def test_escape_doubles_backslashes_and_names_the_separators() -> None:
     assert escape("a\\b\tc\nd\re") == "a\\\\b\\tc\\nd\\re"
     assert escape("\\N") == "\\\\N"  # a value that reads like NULL stays a value
+
+
+def test_a_lone_carriage_return_is_enough_to_escape_the_batch() -> None:
+    keys, events = copy_text([event("t\rx")])
+    assert keys == f"{ORG}\ts1\tt\\rx\t2026-03-02 00:00:00.000005+00\n"
+    assert events.split("\t")[2] == "t\\rx"
