@@ -89,8 +89,11 @@ def create_app(settings: Settings) -> faust.App:
                     await stream.ack(event)
                 # and at once: Faust's own commit comes with its next fetch (none once a backlog is
                 # drained) or its interval, leaving up to a second of finished batches to redo
-                # after a crash, and the lag that ops teams watch up for that long
-                await app.consumer.commit()
+                # after a crash, and the lag that ops teams watch up for that long. A commit already
+                # in flight makes commit() wait for it and return False: that one may have read the
+                # offsets before this batch's, so once more (nothing is sent when nothing is new).
+                if not await app.consumer.commit():
+                    await app.consumer.commit()
                 await batch_done(resources["redis"], totals, result, size, time.monotonic() - began)
             return finished
 
