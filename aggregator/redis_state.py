@@ -3,7 +3,9 @@
 The script checks each transaction_id against the subscription's dedup set and, only when it
 was not there, adds it and applies the event's operations. Marking and applying happen in one
 script, so a crash can never leave an event marked but not applied, or applied but not marked.
-Planning bounds every value (aggregations.MAX_SCALED), so no HINCRBY can overflow half-way.
+Planning bounds every value (aggregations.MAX_SCALED), but a period's running sum still
+overflows Redis's 64-bit integer past ~9.2e12 units (millionths are counted): the script then
+fails half-way, with every new event marked and not all counted, and the batch is not committed.
 
 Expiry: each state key expires `STATE_RETENTION_S` after its period ends (its invoice is computed
 from the archive, so Redis needs it only while the period is open or just closed); the dedup set
