@@ -81,19 +81,35 @@ def create_app(settings: Settings) -> faust.App:
         pipeline = Pipeline(resources["processor"], abandon)
         totals = Totals()
         submitted = 0
+        committing: set[asyncio.Future[None]] = set()
+
+        async def commit_now() -> None:
+            # A commit already in flight makes commit() wait for it and return False: that one may
+            # have read the offsets before this batch's, so once more (nothing is sent when nothing
+            # is new).
+            if not await app.consumer.commit():
+                await app.consumer.commit()
+
+        def committed(commit: asyncio.Future[None]) -> None:
+            committing.discard(commit)
+            if not commit.cancelled() and commit.exception() is not None:
+                log.warning("committing a finished batch failed, the periodic commit will retry: %r",
+                            commit.exception())
+
+        def commit_soon() -> None:
+            """Commit what is archived now, beside the pipeline: Faust's own commit comes with its
+            next fetch (none once a backlog is drained) or its interval, which left up to a second of
+            finished batches to redo after a crash, and in the lag that ops teams watch."""
+            commit = asyncio.ensure_future(commit_now())
+            committing.add(commit)
+            commit.add_done_callback(committed)
 
         def on_archived(events: Sequence[faust.EventT], size: int, began: float) -> Finished:
             async def finished(result: BatchResult) -> None:
                 for event in events:  # only now may Faust commit the batch's offsets
                     mark_archived(event.message)
                     await stream.ack(event)
-                # and at once: Faust's own commit comes with its next fetch (none once a backlog is
-                # drained) or its interval, leaving up to a second of finished batches to redo
-                # after a crash, and the lag that ops teams watch up for that long. A commit already
-                # in flight makes commit() wait for it and return False: that one may have read the
-                # offsets before this batch's, so once more (nothing is sent when nothing is new).
-                if not await app.consumer.commit():
-                    await app.consumer.commit()
+                commit_soon()
                 await batch_done(resources["redis"], totals, result, size, time.monotonic() - began)
             return finished
 
