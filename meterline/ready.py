@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from meterline.http import JSONResponse
+from meterline.redis_clients import reconnecting_redis
 
 CHECK_TIMEOUT_S = 2.5
 
@@ -42,8 +43,7 @@ async def _redis(request: Request) -> None:
     state = request.app.state
     client: Redis | None = getattr(state, "redis", None) or getattr(state, "ready_redis", None)
     if client is None:  # a process without a Redis client of its own (the ingest) makes one, once
-        client = state.ready_redis = Redis.from_url(state.settings.redis_url, socket_timeout=2,
-                                                    socket_connect_timeout=2)
+        client = state.ready_redis = reconnecting_redis(state.settings.redis_url, timeout_s=2, connect_timeout_s=2)
     await client.ping()
 
 

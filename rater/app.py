@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -19,6 +18,7 @@ from meterline.http import EXCEPTION_HANDLERS
 from meterline.lag import LagReader
 from meterline.logs import RequestIdMiddleware
 from meterline.metrics import PipelineCollector
+from meterline.redis_clients import reconnecting_redis
 from meterline.settings import Settings
 from rater.api import customers, invoices, metrics, ops, plans, subscriptions, usage, webhooks
 from rater.api.activation import activation_loop
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.service = "api"
         app.state.settings = settings
         app.state.engine = engine
-        app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+        app.state.redis = reconnecting_redis(settings.redis_url, timeout_s=5, connect_timeout_s=3)
         activator = asyncio.create_task(activation_loop(engine))  # pending subscriptions start on time
         app.state.monitor = PipelineMonitor(
             lambda: LagReader(settings.kafka_bootstrap, settings.consumer_group, settings.events_topic),
