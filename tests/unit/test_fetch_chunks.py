@@ -67,11 +67,9 @@ def test_a_seek_forgets_what_was_delivered_before_it() -> None:
 
 
 @dataclass
-class Record:  # the fields of aiokafka's ConsumerRecord a chunk is made of
+class Record:  # the fields of aiokafka's batch records (no topic, no partition) a chunk is made of
     offset: int
     value: bytes | None
-    topic: str = "events"
-    partition: int = 0
     timestamp: int | None = 1_795_000_000_123
     timestamp_type: int = 0
 
@@ -88,6 +86,19 @@ def test_a_chunk_is_the_last_record_s_position_and_every_value_but_tombstones() 
     mark_archived(chunk)
     assert chunk.archived is True
     assert chunk.acked is False  # Faust's own acknowledgement is a different flag
+
+
+def test_the_fetcher_hands_over_its_own_records_once_the_app_uses_chunks() -> None:
+    import aiokafka.consumer.fetcher
+
+    from aggregator.app import create_app
+    from aggregator.fetch_chunks import FetchedRecords
+    from meterline.settings import Settings
+
+    create_app(Settings.from_env({}))
+    assert aiokafka.consumer.fetcher.PartitionRecords is FetchedRecords
+    record = Record(5, b"x")
+    assert FetchedRecords._consumer_record(object.__new__(FetchedRecords), EVENTS, record) is record
 
 
 def held_back_consumer(active: set[TP], buffered: set[TP]) -> ChunkConsumer:
