@@ -5,7 +5,8 @@ was not there, adds it and applies the event's operations. Marking and applying 
 script, so a crash can never leave an event marked but not applied, or applied but not marked.
 Planning bounds every value (aggregations.MAX_SCALED), but a period's running sum still
 overflows Redis's 64-bit integer past ~9.2e12 units (millionths are counted): the script then
-fails half-way, with every new event marked and not all counted, and the batch is not committed.
+fails half-way, its sums written last (everything else of the batch applied), and the batch is not
+committed.
 
 Expiry: each state key expires `STATE_RETENTION_S` after its period ends (its invoice is computed
 from the archive, so Redis needs it only while the period is open or just closed); the dedup set
@@ -40,7 +41,7 @@ __all__ = ["APPLY_LUA", "MetricUsage", "UsageState", "read_usage", "script_argum
 # set are added a thousand at a time, a count goes up once per key, a max or a latest is compared
 # with the stored one once per key (the batch's own max, and its latest, the later of equal times
 # winning, as applying the events one by one would leave). Sums and weighted sums are added per
-# event, as exact integers in Redis (a Lua number is a double).
+# event, as exact integers in Redis (a Lua number is a double), and last (see the module's note).
 APPLY_LUA = """
 local A = cjson.decode(ARGV[1])
 local nkeys = tonumber(A[2])
@@ -74,7 +75,7 @@ end
 for s = 1, #new, CHUNK do
   redis.call('SADD', KEYS[1], unpack(new, s, math.min(s + CHUNK - 1, #new)))
 end
-local members, counts, maxima, latest = {}, {}, {}, {}
+local members, counts, maxima, latest, sums = {}, {}, {}, {}, {}
 for e = 1, #txs do
   if fresh[e] then
     i = starts[e]
@@ -91,8 +92,8 @@ for e = 1, #txs do
         list[#list + 1] = value
       elseif kind == 'N' then
         counts[k] = (counts[k] or 0) + 1
-      elseif kind == 'S' then
-        redis.call('HINCRBY', KEYS[k], 'sum', value)
+      elseif kind == 'S' or kind == 'W' then
+        sums[#sums + 1] = {kind, k, value, A[i + 3]}
       elseif kind == 'X' then
         if (not maxima[k]) or tonumber(value) > tonumber(maxima[k]) then
           maxima[k] = value
@@ -101,12 +102,6 @@ for e = 1, #txs do
         local ts = A[i + 3]
         if (not latest[k]) or tonumber(ts) >= tonumber(latest[k][2]) then
           latest[k] = {value, ts}
-        end
-      elseif kind == 'W' then
-        redis.call('HINCRBY', KEYS[k], 'wh', value)
-        if redis.call('HINCRBY', KEYS[k], 'wl', A[i + 3]) >= 1000000000000 then
-          redis.call('HINCRBY', KEYS[k], 'wl', '-1000000000000')
-          redis.call('HINCRBY', KEYS[k], 'wh', 1)
         end
       elseif kind == 'P' then
         redis.call('HSET', KEYS[k], 'pl', value)
@@ -137,12 +132,32 @@ for k, pair in pairs(latest) do
 end
 -- state of a period past its retention is not kept (an expiry in the past deletes the key); the
 -- marks are only given an expiry in the future, so they never go while newer state needs them
-for k = 2, nkeys + 1 do
-  redis.call('EXPIREAT', KEYS[k], A[k + 1])
+local function expire(from)
+  for k = from, nkeys + 1 do
+    redis.call('EXPIREAT', KEYS[k], A[k + 1])
+  end
 end
+expire(2)
 if tonumber(A[1]) > tonumber(redis.call('TIME')[1]) then
   redis.call('EXPIREAT', KEYS[1], A[1], 'NX')
   redis.call('EXPIREAT', KEYS[1], A[1], 'GT')
+end
+-- sums last: the only writes that can fail (a period's sum past Redis's 64-bit integers), after
+-- everything else of the batch is applied and given its expiry
+for _, sum in ipairs(sums) do
+  local kind, key, value = sum[1], KEYS[sum[2]], sum[3]
+  if kind == 'S' then
+    redis.call('HINCRBY', key, 'sum', value)
+  else
+    redis.call('HINCRBY', key, 'wh', value)
+    if redis.call('HINCRBY', key, 'wl', sum[4]) >= 1000000000000 then
+      redis.call('HINCRBY', key, 'wl', '-1000000000000')
+      redis.call('HINCRBY', key, 'wh', 1)
+    end
+  end
+end
+if #sums > 0 then
+  expire(2)  -- a key the sums made again after its expiry deleted it goes again
 end
 return table.concat(flags)
 """

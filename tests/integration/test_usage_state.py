@@ -219,7 +219,7 @@ def test_a_script_that_fails_half_way_leaves_nothing_to_count_twice(services: Se
     key = items[0].ops[0].key
     start = 2**63 - 1 - 5 * 10**15  # room for five of them: the sixth HINCRBY overflows
 
-    async def body(redis: Redis) -> tuple[str, list[bool], object, list[object]]:
+    async def body(redis: Redis) -> tuple[str, list[bool], list[object], list[object], int]:
         await redis.hset(key, "sum", start)
         state = UsageState(redis)
         try:
@@ -227,12 +227,14 @@ def test_a_script_that_fails_half_way_leaves_nothing_to_count_twice(services: Se
             error = ""
         except ResponseError as exc:
             error = str(exc)
-        after_failure = await redis.hget(key, "sum")
+        after_failure = await redis.hmget(key, "sum", "n")
         again = await state.apply(items)  # the batch redelivered
-        return error, again, after_failure, await redis.hmget(key, "sum", "n")
+        return error, again, after_failure, await redis.hmget(key, "sum", "n"), await redis.expiretime(key)
 
-    error, again, after_failure, (total, count) = run(services, body)
+    error, again, after_failure, after_redelivery, expiry = run(services, body)
     assert "overflow" in error
     assert again == [False] * 8  # every event was marked before anything was applied
-    assert int(after_failure) == start + 5 * (10**15 - 1)  # type: ignore[call-overload]
-    assert (int(total), count) == (start + 5 * (10**15 - 1), None)  # not one more after the redelivery
+    # the sums come last: everything else was applied, and the key has its expiry
+    assert after_failure == [str(start + 5 * (10**15 - 1)).encode(), b"8"]
+    assert after_redelivery == after_failure  # not one more after the redelivery
+    assert expiry == items[0].expire_at_s
