@@ -27,8 +27,8 @@ from aggregator.model import VALUE_SCALE
 
 WEIGHT_BASE = 10**12
 UNITS_QUANTUM = Decimal("0.000001")  # weighted units are rounded half-even to 6 decimals
-# Largest |value| in millionths accepted for numeric aggregations: sums of many such values stay
-# far inside Redis's signed 64-bit integers, so HINCRBY never fails half-way through a script.
+# Largest |value| in millionths accepted for numeric aggregations. A period's sum can still pass
+# Redis's signed 64-bit integers (~9.2e12 units), so Redis keeps it in two words (sum_words).
 MAX_SCALED = 10**15
 
 
@@ -47,6 +47,12 @@ class MetricUsage:
 def weighted_contribution(value: int, timestamp_us: int, period_end_us: int) -> tuple[int, int]:
     """One event's share of the weighted integral as (high, low) with 0 <= low < WEIGHT_BASE."""
     return divmod(value * (period_end_us - timestamp_us), WEIGHT_BASE)
+
+
+def sum_words(value: int) -> tuple[int, int]:
+    """A value added to a sum as (high, low) with 0 <= low < WEIGHT_BASE: Redis adds the words
+    apart (carrying low into high), so a sum never overflows its 64-bit integers."""
+    return divmod(value, WEIGHT_BASE)
 
 
 def weighted_units(high: int, low: int, period_us: int) -> Decimal:

@@ -50,7 +50,8 @@ class SubscriptionView:
 class Op(NamedTuple):  # a tuple, not a dataclass: one is built per event on the hot path
     """One state change of a state key.
 
-    `kind`: U (add `value` to a unique set), N (count), S (add `value` to the sum), X (max),
+    `kind`: U (add `value` to a unique set), N (count), S (add the integer `value` * 10**12 +
+    `timestamp_us` to the sum, see aggregations.sum_words), X (max),
     L (latest: `value` at `timestamp_us`), W (weighted: add the integer `value` * 10**12 +
     `timestamp_us` to the time-weighted sum, see aggregator/aggregations.py), P (record the
     period length `value` in microseconds, needed to read a weighted sum back).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from aggregator.aggregations import MAX_SCALED, weighted_contribution
+from aggregator.aggregations import MAX_SCALED, sum_words, weighted_contribution
 from aggregator.keys import totals_key, unique_key
 from aggregator.model import STATE_RETENTION_S, VALUE_SCALE, Op, Planned, Rejected, SubscriptionView
 from rater.periods import period_containing
@@ -118,7 +118,8 @@ def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejec
     totals = totals_key(scope, metric.id, period.key)
     count = _new(Op, ("N", totals, "", 0))
     if kind == "sum_agg":
-        return _new(Planned, (scope, tx, (count, _new(Op, ("S", totals, str(value), 0))), period.expire_at_s,
+        high, low = sum_words(value)
+        return _new(Planned, (scope, tx, (count, _new(Op, ("S", totals, str(high), low))), period.expire_at_s,
                                period.key))
     if kind == "max_agg":
         return _new(Planned, (scope, tx, (count, _new(Op, ("X", totals, str(value), 0))), period.expire_at_s,
@@ -127,8 +128,9 @@ def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejec
         latest = _new(Op, ("L", totals, str(value), event.timestamp_us))
         return _new(Planned, (scope, tx, (count, latest), period.expire_at_s, period.key))
     if kind == "weighted_sum_agg":
+        sum_high, sum_low = sum_words(value)
         high, low = weighted_contribution(value, event.timestamp_us, period.end_us)
-        ops = (count, _new(Op, ("S", totals, str(value), 0)), _new(Op, ("W", totals, str(high), low)),
+        ops = (count, _new(Op, ("S", totals, str(sum_high), sum_low)), _new(Op, ("W", totals, str(high), low)),
                _new(Op, ("P", totals, str(period.end_us - period.start_us), 0)))
         return _new(Planned, (scope, tx, ops, period.expire_at_s, period.key))
     return Rejected("unknown_metric", f"aggregation {kind} is not supported by this aggregator version")

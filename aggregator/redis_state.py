@@ -3,10 +3,8 @@
 The script checks each transaction_id against the subscription's dedup set and, only when it
 was not there, adds it and applies the event's operations. Marking and applying happen in one
 script, so a crash can never leave an event marked but not applied, or applied but not marked.
-Planning bounds every value (aggregations.MAX_SCALED), but a period's running sum still
-overflows Redis's 64-bit integer past ~9.2e12 units (millionths are counted): the script then
-fails half-way, its sums written last (everything else of the batch applied), and the batch is not
-committed.
+Planning bounds every value (aggregations.MAX_SCALED), and sums are kept in two words (a single
+64-bit integer of millionths overflowed past ~9.2e12 units a period), so no HINCRBY overflows.
 
 Expiry: each state key expires `STATE_RETENTION_S` after its period ends (its invoice is computed
 from the archive, so Redis needs it only while the period is open or just closed); the dedup set
@@ -21,7 +19,7 @@ from collections.abc import Sequence
 import orjson
 from redis.asyncio import Redis
 
-from aggregator.aggregations import MetricUsage, descale, weighted_units
+from aggregator.aggregations import WEIGHT_BASE, MetricUsage, descale, weighted_units
 from aggregator.keys import dedup_key, totals_key, unique_key
 from aggregator.model import Planned
 
@@ -142,18 +140,17 @@ if tonumber(A[1]) > tonumber(redis.call('TIME')[1]) then
   redis.call('EXPIREAT', KEYS[1], A[1], 'NX')
   redis.call('EXPIREAT', KEYS[1], A[1], 'GT')
 end
--- sums last: the only writes that can fail (a period's sum past Redis's 64-bit integers), after
--- everything else of the batch is applied and given its expiry
+-- sums last, each in two words (aggregations.sum_words, a high word that would need ~9.2e24
+-- units to overflow), after everything else of the batch is applied and given its expiry
 for _, sum in ipairs(sums) do
-  local kind, key, value = sum[1], KEYS[sum[2]], sum[3]
-  if kind == 'S' then
-    redis.call('HINCRBY', key, 'sum', value)
-  else
-    redis.call('HINCRBY', key, 'wh', value)
-    if redis.call('HINCRBY', key, 'wl', sum[4]) >= 1000000000000 then
-      redis.call('HINCRBY', key, 'wl', '-1000000000000')
-      redis.call('HINCRBY', key, 'wh', 1)
-    end
+  local key, high, low = KEYS[sum[2]], 'sh', 'sl'
+  if sum[1] == 'W' then
+    high, low = 'wh', 'wl'
+  end
+  redis.call('HINCRBY', key, high, sum[3])
+  if redis.call('HINCRBY', key, low, sum[4]) >= 1000000000000 then
+    redis.call('HINCRBY', key, low, '-1000000000000')
+    redis.call('HINCRBY', key, high, 1)
   end
 end
 if #sums > 0 then
@@ -213,7 +210,8 @@ class UsageState:
         return applied
 
 
-TOTALS_FIELDS = ("n", "sum", "max", "latest", "wh", "wl", "pl")
+# "sum" holds what was summed in one word before sums were kept in two ("sh", "sl"): still read
+TOTALS_FIELDS = ("n", "sum", "sh", "sl", "max", "latest", "wh", "wl", "pl")
 
 
 def _int(raw: bytes | None) -> int:
@@ -230,11 +228,11 @@ async def read_usage(redis: Redis, scope: str, metric_ids: Sequence[str],
     usage = {}
     for position, metric_id in enumerate(metric_ids):
         unique_count = int(results[2 * position])
-        count, total, maximum, latest, high, low, length = results[2 * position + 1]
+        count, one_word, sum_high, sum_low, maximum, latest, high, low, length = results[2 * position + 1]
         usage[metric_id] = MetricUsage(
             unique_count=unique_count,
             events_count=int(count) if count is not None else unique_count,
-            sum=descale(_int(total)),
+            sum=descale(_int(one_word) + _int(sum_high) * WEIGHT_BASE + _int(sum_low)),
             max=descale(_int(maximum)),
             latest=descale(_int(latest)),
             weighted_sum=weighted_units(_int(high), _int(low), _int(length)),

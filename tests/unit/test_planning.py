@@ -96,7 +96,9 @@ def test_period_of_is_none_before_the_start() -> None:
     ("mtu", {"user_id": "u-7"}, (Op("U", unique_key(SCOPE, "m-unique", MARCH), "u-7"),)),
     ("mtu", {"user_id": 42}, (Op("U", unique_key(SCOPE, "m-unique", MARCH), "42"),)),
     ("bytes", {"bytes": "1.5"}, (Op("N", totals_key(SCOPE, "m-sum", MARCH)),
-                                 Op("S", totals_key(SCOPE, "m-sum", MARCH), "1500000"))),
+                                 Op("S", totals_key(SCOPE, "m-sum", MARCH), "0", 1_500_000))),
+    ("bytes", {"bytes": "-0.000001"}, (Op("N", totals_key(SCOPE, "m-sum", MARCH)),  # two words: -10**12 + (10**12 - 1)
+                                       Op("S", totals_key(SCOPE, "m-sum", MARCH), "-1", 999_999_999_999))),
     ("peak", {"value": -3}, (Op("N", totals_key(SCOPE, "m-max", MARCH)),
                              Op("X", totals_key(SCOPE, "m-max", MARCH), "-3000000"))),
 ])
@@ -119,7 +121,7 @@ def test_weighted_sum_adds_value_times_remaining_time_split_in_two_integers() ->
     assert isinstance(outcome, Planned)
     key = totals_key(SCOPE, "m-weighted", MARCH)
     product = 2_000_000 * 86400 * 1_000_000
-    assert outcome.ops == (Op("N", key), Op("S", key, "2000000"),
+    assert outcome.ops == (Op("N", key), Op("S", key, "0", 2_000_000),
                            Op("W", key, str(product // 10**12), product % 10**12),
                            Op("P", key, str(31 * 86400 * 1_000_000)))
 
