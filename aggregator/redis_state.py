@@ -68,8 +68,8 @@ for e = 1, #txs do
     new[#new + 1] = tx
   end
 end
--- marked before anything is applied, as one by one: a call that fails half-way (a sum that would
--- overflow) leaves events marked and not counted, never counted and not marked (counted again)
+-- marked before anything is applied, as one by one: a call that fails half-way (Redis out of
+-- memory, say) leaves events marked and not counted, never counted and not marked (counted again)
 for s = 1, #new, CHUNK do
   redis.call('SADD', KEYS[1], unpack(new, s, math.min(s + CHUNK - 1, #new)))
 end
@@ -130,18 +130,18 @@ for k, pair in pairs(latest) do
 end
 -- state of a period past its retention is not kept (an expiry in the past deletes the key); the
 -- marks are only given an expiry in the future, so they never go while newer state needs them
-local function expire(from)
-  for k = from, nkeys + 1 do
+local function expire_state()
+  for k = 2, nkeys + 1 do
     redis.call('EXPIREAT', KEYS[k], A[k + 1])
   end
 end
-expire(2)
+expire_state()
 if tonumber(A[1]) > tonumber(redis.call('TIME')[1]) then
   redis.call('EXPIREAT', KEYS[1], A[1], 'NX')
   redis.call('EXPIREAT', KEYS[1], A[1], 'GT')
 end
--- sums last, each in two words (aggregations.sum_words, a high word that would need ~9.2e24
--- units to overflow), after everything else of the batch is applied and given its expiry
+-- sums last, each in two words (aggregations.sum_words: the high word would need ~9.2e24 units
+-- to overflow), after everything else of the batch is applied and given its expiry
 for _, sum in ipairs(sums) do
   local key, high, low = KEYS[sum[2]], 'sh', 'sl'
   if sum[1] == 'W' then
@@ -154,7 +154,7 @@ for _, sum in ipairs(sums) do
   end
 end
 if #sums > 0 then
-  expire(2)  -- a key the sums made again after its expiry deleted it goes again
+  expire_state()  -- a key the sums made again after its expiry deleted it goes again
 end
 return table.concat(flags)
 """
