@@ -25,6 +25,7 @@ close that committed while we waited for the lock). Rows of a closed (subscripti
 never copied: they go through INSERT_SQL. So a row is either committed before the biller's read
 (it is on the invoice) or checked after the close committed (it is rejected): never neither.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from aggregator.copy_text import EVENT_COLUMNS, KEY_COLUMNS, copy_text
 from rater.billing.locks import lock_subscriptions_shared
-from schemas.events import Event, moment_of
+from schemas.events import Event, epoch_us, moment_of
 
 log = logging.getLogger("meterline.aggregator")
 
@@ -92,8 +93,8 @@ COPY_KEYS_SQL = "COPY event_keys ({}) FROM STDIN".format(", ".join(f'"{c}"' for 
 COPY_EVENTS_SQL = "COPY events ({}) FROM STDIN".format(", ".join(f'"{c}"' for c in EVENT_COLUMNS))
 PARTITION_SQL = "SELECT meterline_events_partition('epoch'::timestamptz + %(us)s * interval '1 microsecond')"
 
-def month_of(epoch_us: int) -> tuple[int, int]:
-    moment = moment_of(epoch_us)
+def month_of(moment_us: int) -> tuple[int, int]:
+    moment = moment_of(moment_us)
     return moment.year, moment.month
 
 
@@ -132,14 +133,14 @@ class EventArchive:
         wanted = self._new_months(batch)
         if wanted:
             async with self.engine.begin() as conn:
-                for epoch_us in wanted.values():
-                    await conn.exec_driver_sql(PARTITION_SQL, {"us": epoch_us})
+                for moment_us in wanted.values():
+                    await conn.exec_driver_sql(PARTITION_SQL, {"us": moment_us})
             self._months.update(wanted)
         if batch:
             year, month = month_of(batch[-1].timestamp_us)
-            start = int(datetime(year, month, 1, tzinfo=UTC).timestamp()) * 1_000_000
+            start = epoch_us(datetime(year, month, 1, tzinfo=UTC))
             end_year, end_month = (year + 1, 1) if month == 12 else (year, month + 1)
-            end = int(datetime(end_year, end_month, 1, tzinfo=UTC).timestamp()) * 1_000_000
+            end = epoch_us(datetime(end_year, end_month, 1, tzinfo=UTC))
             self._window = (start, end)
 
     async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]],
@@ -159,32 +160,33 @@ class EventArchive:
             return await self._store(batch, owners, [])
 
     async def _store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]], copied: list[int]) -> Stored:
-        # built before the transaction, where PostgreSQL would wait for them
-        copy = copy_text([batch[n] for n in copied]) if copied else None
-        inserted = _others(len(batch), copied)
-        document = rows_document([batch[n] for n in inserted], [owners[n] for n in inserted])
+        rows = _Rows(batch, owners, copied)  # built before the transaction, where PostgreSQL would wait for it
         async with self.engine.begin() as conn:
             await lock_subscriptions_shared(conn, [sid for sid, _ in owners])
             if copied:
                 closed = await closed_pairs(conn, {owners[n] for n in copied})
                 if closed:  # rare: a batch that met a close; its rows of the closed periods are checked
-                    copied = [n for n in copied if owners[n] not in closed]
-                    inserted = _others(len(batch), copied)
-                    copy = copy_text([batch[n] for n in copied]) if copied else None
-                    document = rows_document([batch[n] for n in inserted], [owners[n] for n in inserted])
-                if copy is not None:
-                    await copy_rows(conn, *copy)
-            archived, closed_keys, shut = len(copied), [], 0
-            if inserted:
-                result = await conn.exec_driver_sql(INSERT_SQL, {"rows": document})
+                    rows = _Rows(batch, owners, [n for n in copied if owners[n] not in closed])
+                if rows.copy is not None:
+                    await copy_rows(conn, *rows.copy)
+            archived, closed_keys, shut = len(rows.copied), [], 0
+            if rows.inserted:
+                result = await conn.exec_driver_sql(INSERT_SQL, {"rows": rows.document})
                 more, closed_keys, shut = result.one()
                 archived += int(more)
             return Stored(archived, [(o, s, t) for o, s, t in closed_keys], int(shut) - len(closed_keys))
 
 
-def _others(size: int, chosen: list[int]) -> list[int]:
-    taken = set(chosen)
-    return [n for n in range(size) if n not in taken]
+class _Rows:
+    """A batch split between the two ways in: COPY text for the `copied` events, the JSON document
+    of INSERT_SQL for the others (`inserted`)."""
+
+    def __init__(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]], copied: list[int]):
+        taken = set(copied)
+        self.copied = copied
+        self.inserted = [n for n in range(len(batch)) if n not in taken]
+        self.copy = copy_text([batch[n] for n in copied]) if copied else None
+        self.document = rows_document([batch[n] for n in self.inserted], [owners[n] for n in self.inserted])
 
 
 async def closed_pairs(conn: AsyncConnection, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
