@@ -24,15 +24,11 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _second_text(epoch_s: int) -> str:
+    """A second since the epoch as the start of a timestamptz literal (its year padded to 4 digits);
+    `_lines` adds `.micros+00`."""
     moment = moment_of(epoch_s * 1_000_000)
     return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} "
             f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}")
-
-
-def moment_text(epoch_us: int) -> str:
-    """Integer microseconds since the epoch as a timestamptz literal, exactly."""
-    seconds, micros = divmod(epoch_us, 1_000_000)
-    return f"{_second_text(seconds)}.{micros:06d}+00"
 
 
 def escape(field: str) -> str:
@@ -43,7 +39,7 @@ def _lines(batch: Sequence[Event], escaped: bool) -> tuple[str, str]:
     keys: list[str] = []
     events: list[str] = []
     dumps = orjson.dumps
-    # moment_text, inlined: a batch's events share a few seconds, each formatted once
+    # a batch's events share a few seconds: each is formatted once
     seconds: dict[int, str] = {}
     for event in batch:
         organization, subscription, transaction = (event.organization_id, event.external_subscription_id,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aggregator.copy_text import copy_text, escape, moment_text
+import pytest
+
+from aggregator.copy_text import copy_text, escape
 from schemas.events import Event
 
 ORG = "00000000-0000-0000-0000-0000000000aa"
@@ -15,10 +17,14 @@ def event(transaction_id: str, subscription: str = "s1", properties: dict[str, o
                  properties={"n": 1} if properties is None else properties, precise_total_amount_cents=amount)
 
 
-def test_moments_are_exact_to_the_microsecond_before_and_after_the_epoch() -> None:
-    assert moment_text(1_772_409_600_000_005) == "2026-03-02 00:00:00.000005+00"
-    assert moment_text(-1) == "1969-12-31 23:59:59.999999+00"
-    assert moment_text(-62_135_596_800_000_000) == "0001-01-01 00:00:00.000000+00"  # the year is padded
+@pytest.mark.parametrize(("timestamp_us", "text"), [
+    (1_772_409_600_000_005, "2026-03-02 00:00:00.000005+00"),
+    (-1, "1969-12-31 23:59:59.999999+00"),
+    (-62_135_596_800_000_000, "0001-01-01 00:00:00.000000+00"),  # the year is padded
+])
+def test_moments_are_exact_to_the_microsecond_before_and_after_the_epoch(timestamp_us: int, text: str) -> None:
+    keys, _ = copy_text([event("t1", timestamp_us=timestamp_us)])
+    assert keys == f"{ORG}\ts1\tt1\t{text}\n"
 
 
 def test_plain_rows_are_written_as_they_are_with_null_for_a_missing_amount() -> None:
