@@ -39,7 +39,8 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         # Faust counts chunks (aggregator/fetch_chunks.py): the events of one partition in one fetch
         broker_commit_every=settings.events_partitions,
-        broker_commit_interval=settings.aggregator_commit_interval_s,  # a safety net: see `finished`
+        # the agent commits each batch once it is archived (`commit_soon`): this is a safety net
+        broker_commit_interval=settings.aggregator_commit_interval_s,
         # Chunks fetched ahead of the agent. Faust stops fetching a partition once the buffer is
         # 80% full, and starts again when it is down to 40%: with 2 chunks per partition the agent
         # found it empty, waiting on a fetch, for ~30% of a backlog's drain (38k events/s); with 16
