@@ -108,8 +108,8 @@ def fill_topic(settings: Settings, topic: str, organization_id: str, subscriptio
 
 # librdkafka's prefetch with its defaults: once a partition has queued.min.messages (100,000) waiting,
 # its next fetch is put off for up to fetch.queue.backoff.ms (1 s). A plain consumer with defaults
-# (the ceiling) reads ~145,000 events/s here most of the time and ~215,000 some of the time; one
-# without that pause (the prefetch ceiling, reported beside it) reads 300,000-460,000.
+# (the ceiling) reads either ~145,000 or ~215,000 events/s here, run to run; one without that pause
+# (the prefetch ceiling, reported beside it) reads 300,000-470,000.
 NO_FETCH_PAUSE = {"fetch.queue.backoff.ms": 0}
 
 
