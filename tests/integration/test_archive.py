@@ -134,13 +134,17 @@ def test_a_key_redis_took_for_new_that_the_archive_had_is_not_written_twice(
     assert [(r[2], r[4]["value"]) for r in rows(services, org)] == [("kept", 1), ("new", 3)]
 
 
-def test_events_redis_had_counted_are_archived_when_missing_and_once(services: Services) -> None:
+def test_events_redis_had_counted_are_archived_when_missing_and_once(
+        services: Services, caplog: pytest.LogCaptureFixture) -> None:
     # a crash between Redis and the archive: redelivered, every event is a duplicate to Redis
     org = str(uuid.uuid4())
     assert store(services, [event(org, "s", "a", micros(2026, 3, 2))], new_to_redis=[True]).archived == 1
     batch = [event(org, "s", "a", micros(2026, 3, 2)), event(org, "s", "b", micros(2026, 3, 2))]
-    assert store(services, batch, new_to_redis=[False, False]) == Stored(1, [], 0)
-    assert store(services, batch, new_to_redis=[False, True]) == Stored(0, [], 0)  # b: a fallback, no copy
+    with caplog.at_level(logging.WARNING, logger="meterline.aggregator"):
+        assert store(services, batch, new_to_redis=[False, False]) == Stored(1, [], 0)
+        assert FALLBACK not in caplog.text  # no copy was tried
+        assert store(services, batch, new_to_redis=[False, True]) == Stored(0, [], 0)  # b: copied before
+    assert caplog.text.count(FALLBACK) == 1  # b's copy failed on its key, the batch went the careful way
     assert [r[2] for r in rows(services, org)] == ["a", "b"]
 
 
