@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.fetch_chunks import ChunkSchema, mark_archived, use_chunks
-from aggregator.heap import settle
+from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, BatchResult, Finished, Pipeline
 from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, batch_done
@@ -73,6 +73,10 @@ def create_app(settings: Settings) -> faust.App:
         resources["redis"] = redis
         resources["processor"] = BatchProcessor(SubscriptionCatalog(engine), UsageState(redis),
                                                 EventArchive(engine), reject)
+
+    @app.task
+    async def collect_garbage() -> None:
+        await collect_regularly()  # aggregator/heap.py: the agent's `settle()` leaves collecting to this clock
 
     @app.agent(events, concurrency=1)
     async def aggregate(stream: faust.StreamT) -> None:

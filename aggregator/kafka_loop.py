@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
-from aggregator.heap import settle
+from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, TransientError, process_until_done
 from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, batch_done
@@ -83,6 +83,7 @@ async def run_loop(settings: Settings) -> None:
         loop.add_signal_handler(signum, stopping.set)
     totals = Totals()
     settle()
+    collecting = asyncio.ensure_future(collect_regularly())
     log.info("Ready: consuming %s as group %s (confluent-kafka runtime)", settings.events_topic,
              settings.consumer_group)
     try:
@@ -115,6 +116,7 @@ async def run_loop(settings: Settings) -> None:
                 log.warning("offsets of a processed batch not committed: %s", exc)
             await batch_done(redis, totals, result, len(payloads), loop.time() - began)
     finally:
+        collecting.cancel()
         consumer.close()
         await redis.aclose()
         await engine.dispose()

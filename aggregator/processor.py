@@ -66,9 +66,11 @@ from schemas.events import Event, event_from_message
 log = logging.getLogger("meterline.aggregator")
 MAX_BACKOFF_S = 5.0
 # events decoded or planned between two yields to the event loop: a batch is ~100 ms of CPU, during
-# which neither the previous batch's archive (three round trips to PostgreSQL) nor Faust's fetch
-# loop could move on
-YIELD_EVERY = 1000
+# which neither the previous batch's archive nor Faust's fetch loop could move on. Each of the
+# archive's steps (lock, closed periods, two COPYs in several writes, commit) waits for the loop's
+# next turn: at 1,000 events (~7 ms) a turn, the archive of a batch took as long as the next
+# batch's apply and held it back; at 200, ~15% less.
+YIELD_EVERY = 200
 T = TypeVar("T")
 RejectSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # [(key, value)] -> all acknowledged
 
