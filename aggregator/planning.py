@@ -23,15 +23,24 @@ _new = tuple.__new__
 
 
 class PeriodSlot:
-    """A billing period in integer microseconds, with the names its state keys use."""
+    """A billing period of one subscription in integer microseconds, with the names its state keys
+    use: `state_keys[metric id]` is (totals key, unique key), each made once (`_state_keys`) and
+    then the same string, whose hash Python keeps, for every event."""
 
-    __slots__ = ("start_us", "end_us", "key", "expire_at_s")
+    __slots__ = ("start_us", "end_us", "key", "expire_at_s", "state_keys")
 
     def __init__(self, start_us: int, end_us: int, key: str):
         self.start_us = start_us
         self.end_us = end_us
         self.key = key
         self.expire_at_s = end_us // 1_000_000 + STATE_RETENTION_S
+        self.state_keys: dict[str, tuple[str, str]] = {}
+
+
+def _state_keys(period: PeriodSlot, scope: str, metric_id: str) -> tuple[str, str]:
+    keys = period.state_keys[metric_id] = (totals_key(scope, metric_id, period.key),
+                                           unique_key(scope, metric_id, period.key))
+    return keys
 
 
 # per subscription id: the view it was found for (a catalog refresh makes new views, whose periods
@@ -98,10 +107,11 @@ def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejec
     if isinstance(period, Rejected):
         return period
     scope = subscription.scope
+    totals, members = period.state_keys.get(metric.id) or _state_keys(period, scope, metric.id)
     kind = metric.aggregation_type
     tx = event.transaction_id
     if kind == "count_agg":
-        count = _new(Op, ("N", totals_key(scope, metric.id, period.key), "", 0))
+        count = _new(Op, ("N", totals, "", 0))
         return _new(Planned, (scope, tx, (count,), period.expire_at_s, period.key))
     field_name = metric.field_name
     if field_name is None or field_name not in event.properties:
@@ -110,12 +120,11 @@ def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejec
     if kind == "unique_count_agg":
         if raw is None or isinstance(raw, (dict, list)):  # a tuple: `dict | list` builds a union per call
             return Rejected("invalid_value", f"{field_name} must be a string or a number")
-        member = _new(Op, ("U", unique_key(scope, metric.id, period.key), str(raw), 0))
+        member = _new(Op, ("U", members, str(raw), 0))
         return _new(Planned, (scope, tx, (member,), period.expire_at_s, period.key))
     value = scaled(raw)
     if value is None:
         return Rejected("invalid_value", f"{field_name} must be a number below 10^9 with at most 6 decimals")
-    totals = totals_key(scope, metric.id, period.key)
     count = _new(Op, ("N", totals, "", 0))
     if kind == "sum_agg":
         high, low = sum_words(value)

@@ -75,6 +75,12 @@ T = TypeVar("T")
 RejectSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # [(key, value)] -> all acknowledged
 
 
+def slices(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """The items YIELD_EVERY at a time (the loop gets a turn between two)."""
+    for start in range(0, len(items), YIELD_EVERY):
+        yield items[start:start + YIELD_EVERY]
+
+
 class TransientError(RuntimeError):
     """A store is unreachable: retry the same batch later, commit nothing."""
 
@@ -143,37 +149,39 @@ class BatchProcessor:
         applied = Applied()
         result, rejects = applied.result, applied.rejects
         decoded: list[tuple[bytes, Event]] = []
-        for n, payload in enumerate(payloads):
-            if n % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)
-            try:
-                decoded.append((payload, event_from_message(payload)))
-            except ValueError as exc:
-                rejects.append((payload, Rejected("malformed", str(exc))))
+        keep = decoded.append
+        for some in slices(payloads):
+            await asyncio.sleep(0)
+            for payload in some:
+                try:
+                    keep((payload, event_from_message(payload)))
+                except ValueError as exc:
+                    rejects.append((payload, Rejected("malformed", str(exc))))
 
         views = await self.catalog.lookup({(e.organization_id, e.external_subscription_id) for _, e in decoded})
         planned: list[Planned] = []
         # the first accepted copy of each transaction; a rejected copy wins nothing
         first_copies = applied.payload_of
-        for n, (payload, event) in enumerate(decoded):
-            if n % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)
-            view = views.get((event.organization_id, event.external_subscription_id))
-            try:
-                outcome = plan(event, view)
-            except Exception as exc:  # noqa: BLE001 - a planning bug must not stop the stream on this event
-                outcome = Rejected("malformed", f"the aggregator could not plan this event: {exc!r}")
-            if isinstance(outcome, Rejected):
-                rejects.append((payload, outcome))
-                continue
-            identity = (event.organization_id, event.external_subscription_id, event.transaction_id)
-            if identity in first_copies:
-                result.duplicates += 1
-                continue
-            planned.append(outcome)
-            applied.accepted.append(event)
-            applied.owners.append((view.id, outcome.period_key))  # type: ignore[union-attr]  # planned: known
-            first_copies[identity] = payload
+        accept, own, to_apply = applied.accepted.append, applied.owners.append, planned.append
+        for some_decoded in slices(decoded):
+            await asyncio.sleep(0)
+            for payload, event in some_decoded:
+                view = views.get((event.organization_id, event.external_subscription_id))
+                try:
+                    outcome = plan(event, view)
+                except Exception as exc:  # noqa: BLE001 - a planning bug must not stop the stream on this event
+                    outcome = Rejected("malformed", f"the aggregator could not plan this event: {exc!r}")
+                if isinstance(outcome, Rejected):
+                    rejects.append((payload, outcome))
+                    continue
+                identity = (event.organization_id, event.external_subscription_id, event.transaction_id)
+                if identity in first_copies:
+                    result.duplicates += 1
+                    continue
+                to_apply(outcome)
+                accept(event)
+                own((view.id, outcome.period_key))  # type: ignore[union-attr]  # planned: its view is known
+                first_copies[identity] = payload
 
         applied.new_to_redis = await self.state.apply(planned)  # step 2
         result.applied = sum(applied.new_to_redis)

@@ -88,6 +88,17 @@ def test_a_refreshed_view_of_the_same_subscription_does_not_reuse_the_old_view_s
     assert period_of(moment, utc).key == MARCH  # type: ignore[union-attr]
 
 
+def test_events_of_one_period_share_its_state_key_strings_and_a_refreshed_view_makes_its_own() -> None:
+    subscription = view(id="sub-keys")
+    first, second = (plan(event("mtu", tx=tx, user_id="u"), subscription) for tx in ("a", "b"))
+    assert isinstance(first, Planned) and isinstance(second, Planned)
+    assert first.ops[0].key == unique_key(SCOPE, "m-unique", MARCH)
+    assert second.ops[0].key is first.ops[0].key  # made once for the period, not per event
+    moved = plan(event("mtu", tx="c", user_id="u"), view(id="sub-keys", external_id="sub-2"))
+    assert isinstance(moved, Planned)
+    assert moved.ops[0].key == unique_key(f"{ORG}:sub-2", "m-unique", MARCH)
+
+
 def test_period_of_is_none_before_the_start() -> None:
     assert period_of(micros(2026, 1, 14, 23, 59), view(id="other")) is None
 
