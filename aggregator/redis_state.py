@@ -31,15 +31,17 @@ __all__ = ["APPLY_LUA", "MetricUsage", "UsageState", "read_usage", "script_argum
 # in C: one argument instead of ~6 per event keeps client-side encoding and Redis's argument
 # parsing off the hot path) of strings: the expire-at of the dedup set, m, the expire-at of each
 # state key, then per event `tx, nops, (kind, key index, value, ts) * nops`. Every number travels
-# as a string, so none goes through a Lua double. Returns one character per event, in order: 1 when
-# it was applied, 0 when it was a duplicate (the archive copies the new ones without conflict checks).
+# as a string; only a sum's two words are added up in Lua, where they stay integers a double holds
+# exactly ('S' below). Returns one character per event, in order: 1 when it was applied, 0 when it
+# was a duplicate (the archive copies the new ones without conflict checks).
 #
 # A call into Redis from Lua costs more than the command itself, so the script makes few of them:
 # the marks are checked with SMISMEMBER and set with SADD a thousand at a time; members of a unique
 # set are added a thousand at a time, a count goes up once per key, a max or a latest is compared
 # with the stored one once per key (the batch's own max, and its latest, the later of equal times
-# winning, as applying the events one by one would leave). Sums and weighted sums are added per
-# event, as exact integers in Redis (a Lua number is a double), and last (see the module's note).
+# winning, as applying the events one by one would leave), and so is a sum (the batch's own, in two
+# words). A weighted sum is added per event: its words are too large to add up in a Lua double.
+# Sums go last, as exact integers in Redis (see the module's note).
 APPLY_LUA = """
 local A = cjson.decode(ARGV[1])
 local nkeys = tonumber(A[2])
@@ -73,7 +75,7 @@ end
 for s = 1, #new, CHUNK do
   redis.call('SADD', KEYS[1], unpack(new, s, math.min(s + CHUNK - 1, #new)))
 end
-local members, counts, maxima, latest, sums = {}, {}, {}, {}, {}
+local members, counts, maxima, latest, lengths, sums, weighted = {}, {}, {}, {}, {}, {}, {}
 for e = 1, #txs do
   if fresh[e] then
     i = starts[e]
@@ -90,8 +92,22 @@ for e = 1, #txs do
         list[#list + 1] = value
       elseif kind == 'N' then
         counts[k] = (counts[k] or 0) + 1
-      elseif kind == 'S' or kind == 'W' then
-        sums[#sums + 1] = {kind, k, value, A[i + 3]}
+      elseif kind == 'S' then
+        -- the batch's sum of a key, in two words as Redis keeps it: a high word is below 1000 in
+        -- size (planning bounds values below 10^15 millionths) and the low one is carried below
+        -- 10^12 at each step, so both stay integers a Lua double holds exactly
+        local words = sums[k]
+        if not words then
+          words = {0, 0}
+          sums[k] = words
+        end
+        words[1] = words[1] + tonumber(value)
+        words[2] = words[2] + tonumber(A[i + 3])
+        if words[2] >= 1000000000000 then
+          words[1], words[2] = words[1] + 1, words[2] - 1000000000000
+        end
+      elseif kind == 'W' then
+        weighted[#weighted + 1] = {k, value, A[i + 3]}  -- a high word up to ~10^17: added as text
       elseif kind == 'X' then
         if (not maxima[k]) or tonumber(value) > tonumber(maxima[k]) then
           maxima[k] = value
@@ -102,7 +118,7 @@ for e = 1, #txs do
           latest[k] = {value, ts}
         end
       elseif kind == 'P' then
-        redis.call('HSET', KEYS[k], 'pl', value)
+        lengths[k] = value
       end
       i = i + 4
     end
@@ -112,6 +128,9 @@ for k, list in pairs(members) do
   for s = 1, #list, CHUNK do
     redis.call('SADD', KEYS[k], unpack(list, s, math.min(s + CHUNK - 1, #list)))
   end
+end
+for k, value in pairs(lengths) do
+  redis.call('HSET', KEYS[k], 'pl', value)
 end
 for k, n in pairs(counts) do
   redis.call('HINCRBY', KEYS[k], 'n', n)
@@ -142,18 +161,20 @@ if tonumber(A[1]) > tonumber(redis.call('TIME')[1]) then
 end
 -- sums last, each in two words (aggregations.sum_words: the high word would need ~9.2e24 units
 -- to overflow), after everything else of the batch is applied and given its expiry
-for _, sum in ipairs(sums) do
-  local key, high, low = KEYS[sum[2]], 'sh', 'sl'
-  if sum[1] == 'W' then
-    high, low = 'wh', 'wl'
-  end
-  redis.call('HINCRBY', key, high, sum[3])
-  if redis.call('HINCRBY', key, low, sum[4]) >= 1000000000000 then
+local function add_words(key, high, low, high_value, low_value)
+  redis.call('HINCRBY', key, high, high_value)
+  if redis.call('HINCRBY', key, low, low_value) >= 1000000000000 then
     redis.call('HINCRBY', key, low, '-1000000000000')
     redis.call('HINCRBY', key, high, 1)
   end
 end
-if #sums > 0 then
+for k, words in pairs(sums) do
+  add_words(KEYS[k], 'sh', 'sl', string.format('%d', words[1]), string.format('%d', words[2]))
+end
+for _, w in ipairs(weighted) do
+  add_words(KEYS[w[1]], 'wh', 'wl', w[2], w[3])
+end
+if next(sums) ~= nil or #weighted > 0 then
   expire_state()  -- a key the sums made again after its expiry deleted it goes again
 end
 return table.concat(flags)

@@ -232,3 +232,23 @@ def test_a_sum_past_64_bit_millionths_stays_exact_and_one_word_state_still_count
     first, again, total = run(services, body)
     assert (first, again) == ([True] * 8, [False] * 8)
     assert total == Decimal(one_word + 6 * (10**15 - 1) - 2) / 10**6  # past 2**63 millionths, exact
+
+
+def test_a_batch_s_sum_added_up_in_the_script_stays_exact_over_thousands_of_carries(
+        services: Services, unique: str) -> None:
+    view = subscription(unique, "sum_agg")
+    # each low word is 10**12 - 1: a carry at nearly every event, and the low words alone would pass
+    # 2**53 (where a double stops being exact) after ~9,000 events
+    items = planned(view, events_of(view, ["999999999.999999"] * 20_000 + ["-0.000001", "0.000003"]))
+    slot = period_of(events_of(view, [0])[0].timestamp_us, view)
+    assert slot is not None
+
+    async def body(redis: Redis) -> tuple[list[bool], object]:
+        flags = await UsageState(redis).apply(items)
+        usage = await read_usage(redis, view.scope, [f"metric-{unique}"], slot.key)
+        return flags, usage[f"metric-{unique}"]
+
+    flags, usage = run(services, body)
+    assert flags == [True] * 20_002
+    assert usage.sum == Decimal(20_000 * (10**15 - 1) + 2) / 10**6  # type: ignore[attr-defined]
+    assert usage.events_count == 20_002  # type: ignore[attr-defined]
