@@ -151,7 +151,9 @@ class EventArchive:
         if not batch:
             return Stored(0, [], 0)
         await self._ensure_partitions(batch)
-        copied = [n for n, new in enumerate(new_to_redis) if new]
+        # all of them, mostly (a batch seen for the first time): counted in C, not by a loop per event
+        everyone = len(new_to_redis) == len(batch) and all(new_to_redis)
+        copied = list(range(len(batch))) if everyone else [n for n, new in enumerate(new_to_redis) if new]
         try:
             return await self._store(batch, owners, copied)
         except psycopg.errors.UniqueViolation:
@@ -161,10 +163,11 @@ class EventArchive:
 
     async def _store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]], copied: list[int]) -> Stored:
         rows = _Rows(batch, owners, copied)  # built before the transaction, where PostgreSQL would wait for it
+        pairs = set(owners)  # the batch's (subscription, period) pairs: a few, for thousands of events
         async with self.engine.begin() as conn:
-            await lock_subscriptions_shared(conn, [sid for sid, _ in owners])
+            await lock_subscriptions_shared(conn, [sid for sid, _ in pairs])
             if copied:
-                closed = await closed_pairs(conn, {owners[n] for n in copied})
+                closed = await closed_pairs(conn, pairs if len(copied) == len(batch) else {owners[n] for n in copied})
                 if closed:  # rare: a batch that met a close; its rows of the closed periods are checked
                     rows = _Rows(batch, owners, [n for n in copied if owners[n] not in closed])
                 if rows.copy is not None:
@@ -182,10 +185,14 @@ class _Rows:
     of INSERT_SQL for the others (`inserted`)."""
 
     def __init__(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]], copied: list[int]):
-        taken = set(copied)
         self.copied = copied
-        self.inserted = [n for n in range(len(batch)) if n not in taken]
-        self.copy = copy_text([batch[n] for n in copied]) if copied else None
+        if len(copied) == len(batch):  # every one of them (`copied` holds each position once)
+            self.inserted: list[int] = []
+            self.copy = copy_text(batch) if batch else None
+        else:
+            taken = set(copied)
+            self.inserted = [n for n in range(len(batch)) if n not in taken]
+            self.copy = copy_text([batch[n] for n in copied]) if copied else None
         self.document = rows_document([batch[n] for n in self.inserted], [owners[n] for n in self.inserted])
 
 
