@@ -99,6 +99,22 @@ def test_the_fetcher_hands_over_its_own_records_once_the_app_uses_chunks() -> No
     assert aiokafka.consumer.fetcher.PartitionRecords is FetchedRecords  # what the fetcher builds per fetch
 
 
+def test_the_worker_s_kafka_consumer_waits_at_most_fetch_max_wait_ms_for_partitions_with_nothing_new() -> None:
+    from aggregator.app import create_app
+    from aggregator.fetch_chunks import FETCH_MAX_WAIT_MS, ChunkConsumerThread
+    from meterline.settings import Settings
+
+    async def built() -> int:
+        app = create_app(Settings.from_env({}))
+        thread = app.consumer._new_consumer_thread()  # type: ignore[attr-defined]
+        assert isinstance(thread, ChunkConsumerThread)
+        consumer = thread._create_worker_consumer(app.transport)  # not started: no broker needed
+        return int(consumer._fetch_max_wait_ms)
+
+    assert FETCH_MAX_WAIT_MS == 100
+    assert asyncio.run(built()) == FETCH_MAX_WAIT_MS  # Faust's own consumer would wait 1,500 ms
+
+
 def held_back_consumer(active: set[TP], buffered: set[TP]) -> ChunkConsumer:
     """The flow-control state of a ChunkConsumer (Faust's on_buffer_full/on_buffer_drop read and
     write only these), without the Faust app a whole consumer needs."""
