@@ -144,10 +144,11 @@ class EventArchive:
             self._window = (start, end)
 
     async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]],
-                    new_to_redis: Sequence[bool] = ()) -> Stored:
+                    new_to_redis: Sequence[bool] = (), prepared: tuple[str, str] | None = None) -> Stored:
         """Archive a batch (owners[n]: event n's subscription id and period key; new_to_redis[n]:
         whether Redis's marks took event n for new, when known), skipping the rows of closed
-        periods; what was new, and what was refused as closed."""
+        periods; what was new, and what was refused as closed. `prepared`: the whole batch's COPY
+        text (`copy_text(batch)`), when the caller made it already; used when every event is copied."""
         if not batch:
             return Stored(0, [], 0)
         await self._ensure_partitions(batch)
@@ -155,14 +156,15 @@ class EventArchive:
         everyone = len(new_to_redis) == len(batch) and all(new_to_redis)
         copied = list(range(len(batch))) if everyone else [n for n, new in enumerate(new_to_redis) if new]
         try:
-            return await self._store(batch, owners, copied)
+            return await self._store(batch, owners, copied, prepared if everyone else None)
         except psycopg.errors.UniqueViolation:
             log.warning("a batch of %d events held keys the archive already had but Redis had not: "
                         "inserted again with conflict checks", len(batch))
             return await self._store(batch, owners, [])
 
-    async def _store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]], copied: list[int]) -> Stored:
-        rows = _Rows(batch, owners, copied)  # built before the transaction, where PostgreSQL would wait for it
+    async def _store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]], copied: list[int],
+                     prepared: tuple[str, str] | None = None) -> Stored:
+        rows = _Rows(batch, owners, copied, prepared)  # made before the transaction, where PostgreSQL would wait
         pairs = set(owners)  # the batch's (subscription, period) pairs: a few, for thousands of events
         async with self.engine.begin() as conn:
             await lock_subscriptions_shared(conn, [sid for sid, _ in pairs])
@@ -184,11 +186,12 @@ class _Rows:
     """A batch split between the two ways in: COPY text for the `copied` events, the JSON document
     of INSERT_SQL for the others (`inserted`)."""
 
-    def __init__(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]], copied: list[int]):
+    def __init__(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]], copied: list[int],
+                 prepared: tuple[str, str] | None = None):
         self.copied = copied
         if len(copied) == len(batch):  # every one of them (`copied` holds each position once)
             self.inserted: list[int] = []
-            self.copy = copy_text(batch) if batch else None
+            self.copy = prepared or (copy_text(batch) if batch else None)
         else:
             taken = set(copied)
             self.inserted = [n for n in range(len(batch)) if n not in taken]

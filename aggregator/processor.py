@@ -28,6 +28,9 @@ Order of side effects for a batch, and what a crash between two steps does:
 5. return; the Faust agent acknowledges the messages and their offsets are committed.
    - crash before the commit: everything above is redone, and every step is a no-op the second time.
 
+While Redis runs step 2, `apply` also makes the COPY text step 3 will load (no side effect: the
+archive uses it only when step 2 found every event new).
+
 Steps 1-2 (`apply`) and 3-4 (`archive`) are separate calls so that `Pipeline` can overlap them
 across batches: batch N+1 is planned and applied to Redis while PostgreSQL archives batch N. That
 changes none of the above: each batch still reaches Redis before the archive, batches are archived
@@ -58,6 +61,7 @@ import sqlalchemy.exc
 
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
+from aggregator.copy_text import copy_text
 from aggregator.model import Planned, Rejected
 from aggregator.planning import plan
 from aggregator.redis_state import UsageState
@@ -107,6 +111,20 @@ class Applied:
     # tells a later copy in the batch that it is one
     payload_of: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
     rejects: list[tuple[bytes, Rejected]] = field(default_factory=list)
+    copy: tuple[str, str] | None = None  # the accepted events' COPY text (copy_text), made for the archive
+
+
+async def copy_text_in_slices(events: Sequence[Event]) -> tuple[str, str]:
+    """`copy_text(events)`, made YIELD_EVERY events at a time: between slices the loop moves on (the
+    Redis scripts being sent, the previous batch's archive)."""
+    keys: list[str] = []
+    rows: list[str] = []
+    for some in slices(events):
+        await asyncio.sleep(0)
+        some_keys, some_rows = copy_text(some)
+        keys.append(some_keys)
+        rows.append(some_rows)
+    return "".join(keys), "".join(rows)
 
 
 def rejection_message(payload: bytes, rejection: Rejected) -> bytes:
@@ -183,7 +201,15 @@ class BatchProcessor:
                 own((view.id, outcome.period_key))  # type: ignore[union-attr]  # planned: its view is known
                 first_copies[identity] = payload
 
-        applied.new_to_redis = await self.state.apply(planned)  # step 2
+        redis_step = asyncio.ensure_future(self.state.apply(planned))  # step 2
+        try:
+            # made while Redis runs the batch's scripts, on the guess that every accepted event is new
+            # to it (in a redelivered batch some are not: the archive then makes its own)
+            applied.copy = await copy_text_in_slices(applied.accepted)
+        except BaseException:
+            redis_step.cancel()
+            raise
+        applied.new_to_redis = await redis_step
         result.applied = sum(applied.new_to_redis)
         result.visible_at = time.time()
         result.received_at_us = [event.received_at_us for event in applied.accepted]
@@ -192,7 +218,8 @@ class BatchProcessor:
 
     async def _archive(self, applied: Applied) -> BatchResult:
         result, rejects = replace(applied.result), list(applied.rejects)  # a retry starts from the same
-        stored = await self.archive_store.store(applied.accepted, applied.owners, applied.new_to_redis)  # step 3
+        stored = await self.archive_store.store(applied.accepted, applied.owners, applied.new_to_redis,  # step 3
+                                                applied.copy)
         result.archived = stored.archived
         result.duplicates += stored.already_closed
         for identity in stored.closed:  # closed while this batch was in flight: refused by the archive

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import psycopg
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from aggregator.archive import EventArchive, Stored
+from aggregator.copy_text import copy_text
 from schemas.events import Event
 from tests.conftest import Services
 
@@ -28,7 +30,7 @@ def event(org: str, sub: str, tx: str, timestamp_us: int, value: object = 1) -> 
 
 
 def store(services: Services, batch: list[Event], owners: list[tuple[str, str]] | None = None,
-          new_to_redis: Sequence[bool] = ()) -> Stored:
+          new_to_redis: Sequence[bool] = (), prepared: tuple[str, str] | None = None) -> Stored:
     """One batch through a fresh EventArchive. Owners default to subscription ids with no
     closed_periods row: no period of theirs is closed."""
     async def main() -> Stored:
@@ -36,7 +38,7 @@ def store(services: Services, batch: list[Event], owners: list[tuple[str, str]] 
         try:
             return await EventArchive(engine).store(
                 batch, owners or [(str(uuid.uuid5(uuid.NAMESPACE_URL, e.external_subscription_id)), "20260301T000000Z")
-                                  for e in batch], new_to_redis)
+                                  for e in batch], new_to_redis, prepared)
         finally:
             await engine.dispose()
     return asyncio.run(main())
@@ -146,6 +148,22 @@ def test_events_redis_had_counted_are_archived_when_missing_and_once(
         assert store(services, batch, new_to_redis=[False, True]) == Stored(0, [], 0)  # b: copied before
     assert caplog.text.count(FALLBACK) == 1  # b's copy failed on its key, the batch went the careful way
     assert [r[2] for r in rows(services, org)] == ["a", "b"]
+
+
+def test_the_caller_s_copy_text_is_copied_as_given_when_every_event_is_new_and_never_otherwise(
+        services: Services, caplog: pytest.LogCaptureFixture) -> None:
+    org = str(uuid.uuid4())
+    batch = [event(org, "s", "a", micros(2026, 3, 2), value=1), event(org, "s", "b", micros(2026, 3, 2), value=2)]
+    # the text the processor made of the same events while Redis ran (here with other values, to tell)
+    made = copy_text([replace(e, properties={"value": 10 * n}) for n, e in enumerate(batch, 1)])
+    assert store(services, batch, new_to_redis=[True, True], prepared=made) == Stored(2, [], 0)
+    assert [(r[2], r[4]["value"]) for r in rows(services, org)] == [("a", 10), ("b", 20)]
+    # redelivered with one more event, the only one new to Redis: the text of all three is not copied
+    again = [*batch, event(org, "s", "c", micros(2026, 3, 2), value=3)]
+    with caplog.at_level(logging.WARNING, logger="meterline.aggregator"):
+        assert store(services, again, new_to_redis=[False, False, True], prepared=copy_text(again)) == Stored(1, [], 0)
+    assert FALLBACK not in caplog.text  # a and b were never offered to COPY again
+    assert [(r[2], r[4]["value"]) for r in rows(services, org)] == [("a", 10), ("b", 20), ("c", 3)]
 
 
 def new_subscription(services: Services, org: str) -> str:

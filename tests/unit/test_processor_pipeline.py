@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from aggregator.archive import Stored
+from aggregator.copy_text import copy_text
 from aggregator.model import Metric, Planned, SubscriptionView
 from aggregator.processor import (
     BatchProcessor,
@@ -27,7 +28,7 @@ from aggregator.processor import (
     process_until_done,
     transient_errors,
 )
-from schemas.events import Event, event_to_message
+from schemas.events import Event, event_from_message, event_to_message
 
 ORG = "00000000-0000-0000-0000-0000000000aa"
 VIEW = SubscriptionView(id="sub-1", organization_id=ORG, external_id="s1", status="active", interval="monthly",
@@ -56,6 +57,7 @@ class Journal:
         self.fail_archive_call = fail_archive_call
         self.applied_txs: set[str] = set()
         self.new_to_redis: list[list[bool]] = []  # what each archive call was told Redis applied
+        self.prepared: list[tuple[str, str] | None] = []  # the COPY text each archive call was handed
 
     async def apply(self, planned: Sequence[Planned]) -> list[bool]:
         txs = [item.transaction_id for item in planned]
@@ -67,9 +69,10 @@ class Journal:
         return fresh
 
     async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]],
-                    new_to_redis: Sequence[bool] = ()) -> Stored:
+                    new_to_redis: Sequence[bool] = (), prepared: tuple[str, str] | None = None) -> Stored:
         txs = [event.transaction_id for event in batch]
         self.new_to_redis.append(list(new_to_redis))
+        self.prepared.append(prepared)
         calls = sum(1 for kind, _ in self.entries if kind == "archive-begin")
         self.entries.append(("archive-begin", txs))
         await asyncio.sleep(0.003)
@@ -109,6 +112,8 @@ def test_one_batch_is_applied_then_archived_and_its_copies_and_rejects_go_nowher
     assert [kind for kind, _ in journal.entries] == ["redis-begin", "redis-end", "archive-begin", "archive-end"]
     assert journal.entries[0][1] == ["t0", "t1", "t2", "t3"]
     assert journal.new_to_redis == [[True, True, True, True]]  # the archive may copy them without conflict checks
+    # and it gets their COPY text, made while Redis ran the scripts
+    assert journal.prepared == [copy_text([event_from_message(payload) for payload in payloads[:4]])]
 
 
 def test_the_pipeline_overlaps_one_batch_s_archive_with_the_next_apply_and_finishes_batches_in_order() -> None:
@@ -170,7 +175,7 @@ def test_a_bug_in_the_archive_step_goes_to_failed_without_finishing_the_batch() 
 
     class Broken(Journal):
         async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]],
-                        new_to_redis: Sequence[bool] = ()) -> Stored:
+                        new_to_redis: Sequence[bool] = (), prepared: tuple[str, str] | None = None) -> Stored:
             raise KeyError("a bug")
 
     async def run() -> None:
@@ -212,7 +217,7 @@ def test_events_the_archive_refuses_as_closed_are_rejected_with_their_original_m
 
     class Closing(Journal):  # the period of t1 was closed while the batch was in flight; t2's key was archived
         async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]],
-                        new_to_redis: Sequence[bool] = ()) -> Stored:
+                        new_to_redis: Sequence[bool] = (), prepared: tuple[str, str] | None = None) -> Stored:
             return Stored(1, [(ORG, "s1", "t1")], 1)
 
     payloads = [message("t0"), message("t1"), message("t2")]
