@@ -191,7 +191,9 @@ class _Rows:
         self.copied = copied
         if len(copied) == len(batch):  # every one of them (`copied` holds each position once)
             self.inserted: list[int] = []
-            self.copy = prepared or (copy_text(batch) if batch else None)
+            # the caller's text, when it holds a key row per event (a cheap check, in C)
+            fits = prepared is not None and prepared[0].count("\n") == len(batch)
+            self.copy = prepared if fits else (copy_text(batch) if batch else None)
         else:
             taken = set(copied)
             self.inserted = [n for n in range(len(batch)) if n not in taken]

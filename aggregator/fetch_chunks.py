@@ -17,7 +17,7 @@ the topic as a Faust stream, in batches of chunks (`noack_take`, aggregator/app.
 This overrides Faust internals of faust-streaming 0.15.3 (pinned in pyproject.toml): an upgrade must
 re-read `Consumer._drain_messages`, `getmany`, `_new_offset`, `perform_seek`, `on_buffer_drop`,
 `_wait_next_records`, `_new_consumer_thread` and `AIOKafkaConsumerThread._create_worker_consumer`
-against these.
+against these, and an aiokafka upgrade (0.14.0, pinned too) `AIOKafkaConsumer._fetch_max_wait_ms`.
 
 Offsets stay exact: `ChunkLedger` decides what Faust commits. A partition's offsets are committed
 up to the end of the chunks the agent marked archived (`mark_archived`), in delivery order.
@@ -44,6 +44,7 @@ from mode import Service, ServiceT
 # caught-up partitions, and the backlog waited out the broker's whole wait. Draining a backlog that
 # showed as 200-660 ms without a batch, a few times a run (600,000 events drained at 63-75k events/s,
 # against 75-78k at 100 ms); in a live stream, as up to 1.5 s more between an event and its usage.
+# The price: a caught-up worker sends about ten fetches a second per broker instead of one.
 FETCH_MAX_WAIT_MS = 100
 
 

@@ -29,7 +29,7 @@ Order of side effects for a batch, and what a crash between two steps does:
    - crash before the commit: everything above is redone, and every step is a no-op the second time.
 
 While Redis runs step 2, `apply` also makes the COPY text step 3 will load (no side effect: the
-archive uses it only when step 2 found every event new).
+archive uses it only when it copies every event of the batch: all new to Redis, no period closed).
 
 Steps 1-2 (`apply`) and 3-4 (`archive`) are separate calls so that `Pipeline` can overlap them
 across batches: batch N+1 is planned and applied to Redis while PostgreSQL archives batch N. That
@@ -50,7 +50,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import NoReturn, TypeVar
 
@@ -201,20 +201,27 @@ class BatchProcessor:
                 own((view.id, outcome.period_key))  # type: ignore[union-attr]  # planned: its view is known
                 first_copies[identity] = payload
 
-        redis_step = asyncio.ensure_future(self.state.apply(planned))  # step 2
+        redis_step = asyncio.ensure_future(self._apply_to_redis(planned))  # step 2
         try:
             # made while Redis runs the batch's scripts, on the guess that every accepted event is new
             # to it (in a redelivered batch some are not: the archive then makes its own)
             applied.copy = await copy_text_in_slices(applied.accepted)
         except BaseException:
+            # scripts Redis ran already stay applied, each whole (their marks make the redo a no-op)
             redis_step.cancel()
+            with suppress(BaseException):  # its outcome read: the batch fails either way
+                await redis_step
             raise
-        applied.new_to_redis = await redis_step
+        applied.new_to_redis, result.visible_at = await redis_step
         result.applied = sum(applied.new_to_redis)
-        result.visible_at = time.time()
         result.received_at_us = [event.received_at_us for event in applied.accepted]
         result.duplicates += len(planned) - result.applied
         return applied
+
+    async def _apply_to_redis(self, planned: Sequence[Planned]) -> tuple[list[bool], float]:
+        """Step 2: whether each event was new, and when the batch's usage became readable."""
+        applied = await self.state.apply(planned)
+        return applied, time.time()
 
     async def _archive(self, applied: Applied) -> BatchResult:
         result, rejects = replace(applied.result), list(applied.rejects)  # a retry starts from the same

@@ -31,9 +31,9 @@ __all__ = ["APPLY_LUA", "MetricUsage", "UsageState", "read_usage", "script_argum
 # in C: one argument instead of ~6 per event keeps client-side encoding and Redis's argument
 # parsing off the hot path) of strings: the expire-at of the dedup set, m, the expire-at of each
 # state key, then per event `tx, nops, (kind, key index, value, ts) * nops`. Every number travels
-# as a string; only a sum's two words are added up in Lua, where they stay integers a double holds
-# exactly ('S' below). Returns one character per event, in order: 1 when it was applied, 0 when it
-# was a duplicate (the archive copies the new ones without conflict checks).
+# as a string; what the script adds up itself (a batch's counts, a sum's two words) stays an
+# integer a Lua double holds exactly ('S' below). Returns one character per event, in order: 1 when
+# it was applied, 0 when it was a duplicate (the archive copies the new ones without conflict checks).
 #
 # A call into Redis from Lua costs more than the command itself, so the script makes few of them:
 # the marks are checked with SMISMEMBER and set with SADD a thousand at a time; members of a unique
@@ -93,9 +93,9 @@ for e = 1, #txs do
       elseif kind == 'N' then
         counts[k] = (counts[k] or 0) + 1
       elseif kind == 'S' then
-        -- the batch's sum of a key, in two words as Redis keeps it: a high word is below 1000 in
-        -- size (planning bounds values below 10^15 millionths) and the low one is carried below
-        -- 10^12 at each step, so both stay integers a Lua double holds exactly
+        -- the batch's sum of a key, in two words as Redis keeps it: an event's high word is from
+        -- -1000 to 999 (planning bounds values below 10^15 millionths in size) and the low one is
+        -- carried below 10^12 at each step, so both stay integers a Lua double holds exactly
         local words = sums[k]
         if not words then
           words = {0, 0}

@@ -1,13 +1,14 @@
 """Aggregator throughput against the raw Kafka consume ceiling, and Redis memory per unique member.
 
 1. Pre-create `SUBSCRIPTIONS` subscriptions on a plan with an MTU charge (unique_count_agg) and an
-   API-calls charge (sum_agg) through the API, then fill a topic of its own (`bench.aggregator.<run>`,
-   as many partitions as `events`) with N events, 10% of them repeated transaction_ids.
+   API-calls charge (sum_agg) through the API, then fill topics of its own (`bench.aggregator.<run>`,
+   `.2` and `.3` for the further drains, `.loop` for the other runtime; as many partitions as
+   `events`) with N events each, 10% of them repeated transaction_ids.
 2. The ceiling: a plain confluent-kafka consumer reading the whole topic without processing (the
    median of three reads), with librdkafka's defaults; and `aggregator_prefetch_ceiling_events_per_s`,
    the same without librdkafka's pause between prefetches (NO_FETCH_PAUSE).
 3. The aggregator: a dedicated worker process (`meterline aggregator`, the command the stack runs)
-   with a fresh consumer group on that topic, writing to the stack's Redis and PostgreSQL. It is
+   with a fresh consumer group per topic, writing to the stack's Redis and PostgreSQL. It is
    timed by its committed offsets, from its first commit to the commit of the last event: the rate
    at which events become counted, archived and committed, start-up excluded. It drains DRAINS
    topics of N fresh events each, one worker after the other: `aggregator_events_per_s` is the
@@ -16,8 +17,8 @@
    `aggregator_slowest_drain_events_per_s` is the slowest.
    `aggregator_cpu_us_per_event`: the worker's CPU time over the median drain, per event (a figure
    that holds on a busy machine, where wall-clock rates depend on the neighbours).
-   `aggregator_kafka_loop_events_per_s` (and its CPU and ratio): the same, for a worker with
-   METERLINE_AGGREGATOR_RUNTIME=kafka (aggregator/kafka_loop.py) on a second topic of N fresh events.
+   `aggregator_kafka_loop_events_per_s` (and its CPU, and its ratio to the same median ceiling): one
+   drain, of `.loop`, by a worker with METERLINE_AGGREGATOR_RUNTIME=kafka (aggregator/kafka_loop.py).
 4. `aggregator_faust_floor_events_per_s`: a Faust worker with the same settings, transport and
    batching (chunks, aggregator/fetch_chunks.py) that does nothing with its batches, on the same
    topic: what the Faust side alone allows, next to the raw ceiling.
@@ -303,9 +304,7 @@ def run(ctx: BenchContext) -> dict[str, float]:
     topic, group = f"bench.aggregator.{run_id}", f"bench-aggregator-{run_id}"
     organization_id = ctx.organization_id()
     subscriptions = create_subscriptions(ctx, run_id)
-    # the aggregator drains DRAINS topics of fresh events (fresh transaction_ids: a drain of events
-    # already counted would measure duplicates); the median drain is reported, as the ceiling's
-    # median read is, and the slowest beside it
+    # fresh transaction_ids per drain: a drain of events already counted would measure duplicates
     drained = [topic] + [f"{topic}.{n}" for n in range(2, DRAINS + 1)]
     try:
         for n, name in enumerate(drained, 1):

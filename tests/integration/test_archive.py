@@ -166,6 +166,14 @@ def test_the_caller_s_copy_text_is_copied_as_given_when_every_event_is_new_and_n
     assert [(r[2], r[4]["value"]) for r in rows(services, org)] == [("a", 10), ("b", 20), ("c", 3)]
 
 
+def test_a_copy_text_without_a_key_row_per_event_is_not_copied(services: Services) -> None:
+    org = str(uuid.uuid4())
+    batch = [event(org, "s", "a", micros(2026, 3, 2), value=1), event(org, "s", "b", micros(2026, 3, 2), value=2)]
+    stale = copy_text([replace(batch[0], properties={"value": 10})])  # made for another list of events
+    assert store(services, batch, new_to_redis=[True, True], prepared=stale) == Stored(2, [], 0)
+    assert [(r[2], r[4]["value"]) for r in rows(services, org)] == [("a", 1), ("b", 2)]
+
+
 def new_subscription(services: Services, org: str) -> str:
     """A subscription's id, with its organization, customer and plan."""
     ids = {name: str(uuid.uuid4()) for name in ("customer", "plan", "subscription")}

@@ -111,8 +111,7 @@ def test_the_worker_s_kafka_consumer_waits_at_most_fetch_max_wait_ms_for_partiti
         consumer = thread._create_worker_consumer(app.transport)  # not started: no broker needed
         return int(consumer._fetch_max_wait_ms)
 
-    assert FETCH_MAX_WAIT_MS == 100
-    assert asyncio.run(built()) == FETCH_MAX_WAIT_MS  # Faust's own consumer would wait 1,500 ms
+    assert asyncio.run(built()) == FETCH_MAX_WAIT_MS < 1_500  # Faust's own consumer would wait 1,500 ms
 
 
 def held_back_consumer(active: set[TP], buffered: set[TP]) -> ChunkConsumer:

@@ -53,7 +53,7 @@ def test_settle_freezes_start_up_and_leaves_young_collections_to_the_clock(colle
 def test_the_clock_collects_young_cycles(collector: None) -> None:
     settle()
     garbage = cycle()
-    asyncio.run(run_for(0.05, every_s=0.01, full_every=1_000))
+    asyncio.run(run_for(0.3, every_s=0.01, full_every=1_000))
     assert garbage() is None
 
 
@@ -62,11 +62,10 @@ def test_a_cycle_that_reached_the_oldest_generation_goes_at_the_full_collection(
     first = Node()
     first.other = Node()
     first.other.other = first
-    gc.collect(1)  # survives two collections while alive: now in the oldest generation
-    gc.collect(1)
+    gc.collect(1)  # survived a collection of the two young generations while alive: now in the oldest
     garbage = weakref.ref(first)
     del first
-    asyncio.run(run_for(0.035, every_s=0.01, full_every=1_000))  # young collections only
+    asyncio.run(run_for(0.1, every_s=0.01, full_every=1_000))  # young collections only
     assert garbage() is not None
-    asyncio.run(run_for(0.035, every_s=0.01, full_every=1))
+    asyncio.run(run_for(0.3, every_s=0.01, full_every=1))
     assert garbage() is None

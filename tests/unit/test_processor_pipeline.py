@@ -16,7 +16,9 @@ from typing import NoReturn
 import orjson
 import psycopg
 import pytest
+import redis.exceptions
 
+from aggregator import processor as processor_module
 from aggregator.archive import Stored
 from aggregator.copy_text import copy_text
 from aggregator.model import Metric, Planned, SubscriptionView
@@ -236,3 +238,31 @@ def test_psycopg_s_own_connection_errors_are_transient(error: Exception) -> None
     # the archive's COPY runs on the driver's connection, so its failures are not SQLAlchemy's
     with pytest.raises(TransientError, match="^PostgreSQL unavailable: "), transient_errors():
         raise error
+
+
+def test_redis_failing_while_the_copy_text_is_made_fails_the_apply_as_transient() -> None:
+    class Unreachable(Journal):
+        async def apply(self, planned: Sequence[Planned]) -> list[bool]:
+            await asyncio.sleep(0)
+            raise redis.exceptions.ConnectionError("Connection refused")
+
+    journal = Unreachable()
+    with pytest.raises(TransientError, match="^Redis unavailable: Connection refused"):
+        asyncio.run(make(journal, []).apply([message("t0"), message("t1")]))
+    assert journal.entries == []  # nothing reached the archive
+
+
+def test_a_failing_copy_text_leaves_no_redis_step_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(events: Sequence[Event]) -> tuple[str, str]:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(processor_module, "copy_text", broken)
+    journal = Journal()
+
+    async def run() -> list[asyncio.Task[object]]:
+        with pytest.raises(KeyError):
+            await make(journal, []).apply([message("t0"), message("t1")])
+        return [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+
+    assert asyncio.run(run()) == []  # the Redis step was cancelled and its outcome read, not left behind
+    assert [kind for kind, _ in journal.entries] == ["redis-begin"]  # cancelled in its round trip
