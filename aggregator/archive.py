@@ -148,7 +148,8 @@ class EventArchive:
         """Archive a batch (owners[n]: event n's subscription id and period key; new_to_redis[n]:
         whether Redis's marks took event n for new, when known), skipping the rows of closed
         periods; what was new, and what was refused as closed. `prepared`: the whole batch's COPY
-        text (`copy_text(batch)`), when the caller made it already; used when every event is copied."""
+        text (`copy_text(batch)`), when the caller made it already; used only when every event is
+        copied (`_Rows`)."""
         if not batch:
             return Stored(0, [], 0)
         await self._ensure_partitions(batch)
@@ -156,7 +157,7 @@ class EventArchive:
         everyone = len(new_to_redis) == len(batch) and all(new_to_redis)
         copied = list(range(len(batch))) if everyone else [n for n, new in enumerate(new_to_redis) if new]
         try:
-            return await self._store(batch, owners, copied, prepared if everyone else None)
+            return await self._store(batch, owners, copied, prepared)
         except psycopg.errors.UniqueViolation:
             log.warning("a batch of %d events held keys the archive already had but Redis had not: "
                         "inserted again with conflict checks", len(batch))
@@ -168,8 +169,8 @@ class EventArchive:
         pairs = set(owners)  # the batch's (subscription, period) pairs: a few, for thousands of events
         async with self.engine.begin() as conn:
             await lock_subscriptions_shared(conn, [sid for sid, _ in pairs])
-            if copied:
-                closed = await closed_pairs(conn, pairs if len(copied) == len(batch) else {owners[n] for n in copied})
+            if copied:  # the pairs of all rows are checked: those not copied are checked again by INSERT_SQL
+                closed = await closed_pairs(conn, pairs)
                 if closed:  # rare: a batch that met a close; its rows of the closed periods are checked
                     rows = _Rows(batch, owners, [n for n in copied if owners[n] not in closed])
                 if rows.copy is not None:
@@ -193,7 +194,7 @@ class _Rows:
             self.inserted: list[int] = []
             # the caller's text, when it holds a key row per event (a cheap check, in C)
             fits = prepared is not None and prepared[0].count("\n") == len(batch)
-            self.copy = prepared if fits else (copy_text(batch) if batch else None)
+            self.copy = prepared if fits else copy_text(batch)
         else:
             taken = set(copied)
             self.inserted = [n for n in range(len(batch)) if n not in taken]

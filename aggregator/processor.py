@@ -49,7 +49,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import NoReturn, TypeVar
@@ -79,9 +79,10 @@ T = TypeVar("T")
 RejectSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # [(key, value)] -> all acknowledged
 
 
-def slices(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    """The items YIELD_EVERY at a time (the loop gets a turn between two)."""
+async def in_turns(items: Sequence[T]) -> AsyncIterator[Sequence[T]]:
+    """The items YIELD_EVERY at a time, the loop getting a turn before each slice."""
     for start in range(0, len(items), YIELD_EVERY):
+        await asyncio.sleep(0)
         yield items[start:start + YIELD_EVERY]
 
 
@@ -119,8 +120,7 @@ async def copy_text_in_slices(events: Sequence[Event]) -> tuple[str, str]:
     Redis scripts being sent, the previous batch's archive)."""
     keys: list[str] = []
     rows: list[str] = []
-    for some in slices(events):
-        await asyncio.sleep(0)
+    async for some in in_turns(events):
         some_keys, some_rows = copy_text(some)
         keys.append(some_keys)
         rows.append(some_rows)
@@ -168,8 +168,7 @@ class BatchProcessor:
         result, rejects = applied.result, applied.rejects
         decoded: list[tuple[bytes, Event]] = []
         keep = decoded.append
-        for some in slices(payloads):
-            await asyncio.sleep(0)
+        async for some in in_turns(payloads):
             for payload in some:
                 try:
                     keep((payload, event_from_message(payload)))
@@ -181,8 +180,7 @@ class BatchProcessor:
         # the first accepted copy of each transaction; a rejected copy wins nothing
         first_copies = applied.payload_of
         accept, own, to_apply = applied.accepted.append, applied.owners.append, planned.append
-        for some_decoded in slices(decoded):
-            await asyncio.sleep(0)
+        async for some_decoded in in_turns(decoded):
             for payload, event in some_decoded:
                 view = views.get((event.organization_id, event.external_subscription_id))
                 try:

@@ -46,6 +46,7 @@ APPLY_LUA = """
 local A = cjson.decode(ARGV[1])
 local nkeys = tonumber(A[2])
 local CHUNK = 1000
+local BASE = 1000000000000  -- a sum's low word stays below it (aggregations.WEIGHT_BASE)
 local txs, starts = {}, {}
 local i = nkeys + 3
 while i <= #A do
@@ -103,8 +104,8 @@ for e = 1, #txs do
         end
         words[1] = words[1] + tonumber(value)
         words[2] = words[2] + tonumber(A[i + 3])
-        if words[2] >= 1000000000000 then
-          words[1], words[2] = words[1] + 1, words[2] - 1000000000000
+        if words[2] >= BASE then
+          words[1], words[2] = words[1] + 1, words[2] - BASE
         end
       elseif kind == 'W' then
         weighted[#weighted + 1] = {k, value, A[i + 3]}  -- a high word up to ~10^17: added as text
@@ -163,8 +164,8 @@ end
 -- to overflow), after everything else of the batch is applied and given its expiry
 local function add_words(key, high, low, high_value, low_value)
   redis.call('HINCRBY', key, high, high_value)
-  if redis.call('HINCRBY', key, low, low_value) >= 1000000000000 then
-    redis.call('HINCRBY', key, low, '-1000000000000')
+  if redis.call('HINCRBY', key, low, low_value) >= BASE then
+    redis.call('HINCRBY', key, low, string.format('%d', -BASE))
     redis.call('HINCRBY', key, high, 1)
   end
 end
@@ -179,6 +180,7 @@ if next(sums) ~= nil or #weighted > 0 then
 end
 return table.concat(flags)
 """
+
 
 def script_arguments(planned: Sequence[Planned]) -> tuple[list[str], list[str]]:
     """KEYS and the flat argument list (before JSON encoding) for events of one subscription."""

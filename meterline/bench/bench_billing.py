@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from meterline.bench.run import BenchContext
+from meterline.bench.run import BenchContext, forget_subscriptions
 from meterline.orgs import ensure_organization
 from rater.biller import run_once
 from rater.billing.tables import invoices
@@ -82,19 +82,16 @@ async def _seed(engine: AsyncEngine, organization_id: str, run: str, count: int)
                 for n in range(size) for e in range(EVENTS_PER_SUBSCRIPTION)])
 
 
-async def _remove(engine: AsyncEngine, organization_id: str) -> None:
+async def _remove(ctx: BenchContext, engine: AsyncEngine, organization_id: str) -> None:
     """Delete the run's organization and everything in it: the stack's biller loop reads every
-    subscription each round, and 10,000 more per benchmark run would only slow it down."""
+    subscription each round, and 10,000 more per benchmark run would only slow it down. Its
+    subscriptions, with their invoices, customers and events, go as every benchmark's do
+    (`forget_subscriptions`, every external id); then its catalog, its API keys and itself."""
+    await asyncio.to_thread(forget_subscriptions, ctx.settings, organization_id, "")
     statements = [
-        "DELETE FROM invoices WHERE organization_id = :org",  # fees and moments cascade
-        "DELETE FROM closed_periods WHERE subscription_id IN "
-        "(SELECT id FROM subscriptions WHERE organization_id = :org)",
-        "DELETE FROM subscriptions WHERE organization_id = :org",
-        "DELETE FROM customers WHERE organization_id = :org",
         "DELETE FROM charges WHERE plan_id IN (SELECT id FROM plans WHERE organization_id = :org)",
         "DELETE FROM plans WHERE organization_id = :org",
         "DELETE FROM billable_metrics WHERE organization_id = :org",
-        "DELETE FROM events WHERE organization_id = :org",
         "DELETE FROM api_keys WHERE organization_id = :org",
         "DELETE FROM organizations WHERE id = :org",
     ]
@@ -115,7 +112,7 @@ async def _measure(ctx: BenchContext, count: int) -> dict[str, float]:
         async with engine.connect() as conn:
             written = (await conn.execute(select(func.count()).where(
                 invoices.c.organization_id == organization_id, invoices.c.status == "finalized"))).scalar_one()
-        await _remove(engine, organization_id)
+        await _remove(ctx, engine, organization_id)
     finally:
         await engine.dispose()
     if report.invoices != count or written != count:
