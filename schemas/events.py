@@ -210,7 +210,7 @@ def event_from_message(payload: bytes) -> Event:
     try:
         event = Event(data["lago_id"], data["organization_id"], data["transaction_id"], data["code"],
                       data["external_subscription_id"], data["timestamp_us"], data["received_at_us"],
-                      data.get("properties") or {}, data.get("precise_total_amount_cents"))
+                      data["properties"], data.get("precise_total_amount_cents"))
     except KeyError as exc:
         raise ValueError(f"malformed events message: no {exc}") from exc
     if not (type(event.lago_id) is str and type(event.organization_id) is str and type(event.transaction_id) is str

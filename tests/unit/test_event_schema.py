@@ -219,12 +219,20 @@ def test_a_message_not_of_the_schema_is_refused(payload: bytes, reason: str) -> 
 @pytest.mark.parametrize(("field", "value"), [
     ("lago_id", 7), ("organization_id", None), ("transaction_id", 12), ("code", ["calls"]),
     ("external_subscription_id", {"id": "s"}), ("timestamp_us", "1781049600000000"), ("timestamp_us", True),
-    ("received_at_us", 1.5), ("properties", ["a"]), ("precise_total_amount_cents", 12),
+    ("received_at_us", 1.5), ("properties", ["a"]), ("properties", []), ("properties", 0), ("properties", False),
+    ("properties", ""), ("properties", None), ("precise_total_amount_cents", 12),
 ])
 def test_a_message_field_of_another_type_is_refused_not_converted(field: str, value: object) -> None:
     good = json.loads(event_to_message(parse_event(body(), ORG, NOW_US)))
     with pytest.raises(ValueError, match=f"^malformed events message: {field} is not of its type$"):
         event_from_message(json.dumps({**good, field: value}).encode())
+
+
+def test_a_message_without_properties_is_refused() -> None:
+    good = json.loads(event_to_message(parse_event(body(), ORG, NOW_US)))
+    del good["properties"]  # required by schemas/event.schema.json
+    with pytest.raises(ValueError, match="^malformed events message: no 'properties'$"):
+        event_from_message(json.dumps(good).encode())
 
 
 def test_the_schema_refuses_what_the_ingest_refuses() -> None:
