@@ -14,7 +14,7 @@ import psycopg
 from tests.builders import wait_for
 from tests.conftest import Services
 from tests.e2e.invoice_support import bill, create, customer, invoices_of, per_unit, plan, subscribe
-from tests.e2e.test_aggregator_faults import rejected_messages, send
+from tests.e2e.test_aggregator_faults import organization_of, rejected_messages, send
 
 OCTOBER = ("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z")
 
@@ -32,14 +32,6 @@ def archived_october(services: Services, subscription_id: str) -> set[str]:
             "AND s.external_id = e.external_subscription_id WHERE s.external_id = %s "
             "AND e.timestamp >= %s AND e.timestamp < %s", (subscription_id, *OCTOBER)).fetchall()
     return {row[0] for row in rows}
-
-
-def organization_of(services: Services, subscription_id: str) -> str:
-    with psycopg.connect(services.database_url) as conn:
-        row = conn.execute("SELECT organization_id FROM subscriptions WHERE external_id = %s",
-                           (subscription_id,)).fetchone()
-    assert row is not None
-    return str(row[0])
 
 
 def closed_rejections(services: Services, organization_id: str, subscription_id: str) -> list[str]:

@@ -8,12 +8,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from aggregator.archive import EventArchive, Stored
+from aggregator import archive as archive_module
+from aggregator.archive import EventArchive, Stored, copy_rows
 from aggregator.copy_text import copy_text
 from schemas.events import Event
 from tests.conftest import Services
@@ -151,18 +153,27 @@ def test_events_redis_had_counted_are_archived_when_missing_and_once(
 
 
 def test_the_caller_s_copy_text_is_copied_as_given_when_every_event_is_new_and_never_otherwise(
-        services: Services, caplog: pytest.LogCaptureFixture) -> None:
+        services: Services, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    copied: list[str] = []  # the event_keys text of each COPY
+
+    async def spy(conn: Any, keys: str, events: str) -> None:
+        copied.append(keys)
+        await copy_rows(conn, keys, events)
+
+    monkeypatch.setattr(archive_module, "copy_rows", spy)
     org = str(uuid.uuid4())
     batch = [event(org, "s", "a", micros(2026, 3, 2), value=1), event(org, "s", "b", micros(2026, 3, 2), value=2)]
     # the text the processor made of the same events while Redis ran (here with other values, to tell)
     made = copy_text([replace(e, properties={"value": 10 * n}) for n, e in enumerate(batch, 1)])
     assert store(services, batch, new_to_redis=[True, True], prepared=made) == Stored(2, [], 0)
+    assert copied == [made[0]]
     assert [(r[2], r[4]["value"]) for r in rows(services, org)] == [("a", 10), ("b", 20)]
     # redelivered with one more event, the only one new to Redis: the text of all three is not copied
     again = [*batch, event(org, "s", "c", micros(2026, 3, 2), value=3)]
     with caplog.at_level(logging.WARNING, logger="meterline.aggregator"):
         assert store(services, again, new_to_redis=[False, False, True], prepared=copy_text(again)) == Stored(1, [], 0)
     assert FALLBACK not in caplog.text  # a and b were never offered to COPY again
+    assert copied == [made[0], copy_text(again[2:])[0]]  # c alone, from a text of its own
     assert [(r[2], r[4]["value"]) for r in rows(services, org)] == [("a", 10), ("b", 20), ("c", 3)]
 
 
@@ -204,3 +215,8 @@ def test_rows_of_a_closed_period_are_refused_whichever_way_they_come(services: S
     assert store(services, batch, owners, [False, True, False, True]) == Stored(
         1, [(org, "s", "late"), (org, "s", "late-dup")], 1)
     assert [r[2] for r in rows(services, org)] == ["early", "open"]
+    # every event new to Redis, with the processor's text of all of them: the closed one is still refused
+    fresh = [event(org, "s", "later", micros(2026, 3, 9)), event(org, "s", "open-2", micros(2026, 4, 3))]
+    assert store(services, fresh, [owners[0], owners[3]], [True, True], prepared=copy_text(fresh)) == Stored(
+        1, [(org, "s", "later")], 0)
+    assert [r[2] for r in rows(services, org)] == ["early", "open", "open-2"]

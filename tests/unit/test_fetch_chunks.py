@@ -8,6 +8,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+import pytest
 from faust.types import TP
 
 from aggregator.fetch_chunks import ChunkConsumer, ChunkLedger, chunk_message, mark_archived
@@ -88,13 +89,15 @@ def test_a_chunk_is_the_last_record_s_position_and_every_value_but_tombstones() 
     assert chunk.acked is False  # Faust's own acknowledgement is a different flag
 
 
-def test_the_fetcher_hands_over_its_own_records_once_the_app_uses_chunks() -> None:
+def test_the_fetcher_hands_over_its_own_records_once_the_app_uses_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     import aiokafka.consumer.fetcher
 
     from aggregator.app import create_app
     from aggregator.fetch_chunks import FetchedRecords
     from meterline.settings import Settings
 
+    # aiokafka's own class, as before any app of this process used chunks (put back after the test)
+    monkeypatch.setattr(aiokafka.consumer.fetcher, "PartitionRecords", FetchedRecords.__base__)
     create_app(Settings.from_env({}))
     assert aiokafka.consumer.fetcher.PartitionRecords is FetchedRecords  # what the fetcher builds per fetch
 

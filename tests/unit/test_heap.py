@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -34,10 +35,19 @@ def collector() -> Iterator[None]:
         gc.set_threshold(*threshold)
 
 
-async def run_for(seconds: float, every_s: float, full_every: int) -> None:
+async def clock_until(done: Callable[[], bool], every_s: float, full_every: int, deadline_s: float = 5.0) -> None:
+    """Run the clock until `done()` holds (checked every tick), at most `deadline_s`."""
     clock = asyncio.ensure_future(collect_regularly(every_s, full_every))
-    await asyncio.sleep(seconds)
-    clock.cancel()
+    try:
+        give_up = time.monotonic() + deadline_s
+        while not done() and time.monotonic() < give_up:
+            await asyncio.sleep(every_s)
+    finally:
+        clock.cancel()
+
+
+def collections(generation: int) -> int:
+    return int(gc.get_stats()[generation]["collections"])
 
 
 def test_settle_freezes_start_up_and_leaves_young_collections_to_the_clock(collector: None) -> None:
@@ -47,13 +57,13 @@ def test_settle_freezes_start_up_and_leaves_young_collections_to_the_clock(colle
     garbage = cycle()
     batch = [Node() for _ in range(100_000)]  # what a batch holds alive: no collection on its account
     assert garbage() is not None
-    assert len(batch) == 100_000
+    del batch
 
 
 def test_the_clock_collects_young_cycles(collector: None) -> None:
     settle()
     garbage = cycle()
-    asyncio.run(run_for(0.3, every_s=0.01, full_every=1_000))
+    asyncio.run(clock_until(lambda: garbage() is None, every_s=0.01, full_every=1_000))
     assert garbage() is None
 
 
@@ -65,7 +75,10 @@ def test_a_cycle_that_reached_the_oldest_generation_goes_at_the_full_collection(
     gc.collect(1)  # survived a collection of the two young generations while alive: now in the oldest
     garbage = weakref.ref(first)
     del first
-    asyncio.run(run_for(0.1, every_s=0.01, full_every=1_000))  # young collections only
+    young, full = collections(1), collections(2)
+    asyncio.run(clock_until(lambda: collections(1) >= young + 3, every_s=0.01, full_every=1_000))
+    assert (collections(1) >= young + 3, collections(2)) == (True, full)  # three young collections, no full one
     assert garbage() is not None
-    asyncio.run(run_for(0.3, every_s=0.01, full_every=1))
+    asyncio.run(clock_until(lambda: garbage() is None, every_s=0.01, full_every=1))
+    assert collections(2) > full
     assert garbage() is None

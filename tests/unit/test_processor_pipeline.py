@@ -23,6 +23,7 @@ from aggregator.archive import Stored
 from aggregator.copy_text import copy_text
 from aggregator.model import Metric, Planned, SubscriptionView
 from aggregator.processor import (
+    YIELD_EVERY,
     BatchProcessor,
     BatchResult,
     Pipeline,
@@ -246,10 +247,13 @@ def test_redis_failing_while_the_copy_text_is_made_fails_the_apply_as_transient(
             await asyncio.sleep(0)
             raise redis.exceptions.ConnectionError("Connection refused")
 
-    journal = Unreachable()
-    with pytest.raises(TransientError, match="^Redis unavailable: Connection refused"):
-        asyncio.run(make(journal, []).apply([message("t0"), message("t1")]))
-    assert journal.entries == []  # nothing reached the archive
+    async def run() -> list[asyncio.Task[object]]:
+        # slices of COPY text still to make when Redis fails
+        with pytest.raises(TransientError, match="^Redis unavailable: Connection refused"):
+            await make(Unreachable(), []).apply([message(f"t{n}") for n in range(2 * YIELD_EVERY + 1)])
+        return [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+
+    assert asyncio.run(run()) == []
 
 
 def test_a_failing_copy_text_leaves_no_redis_step_running(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,8 @@ from meterline.settings import ConfigError, Settings
 def test_the_aggregator_commit_interval_defaults_to_a_second_and_is_read_from_the_environment() -> None:
     assert Settings.from_env({}).aggregator_commit_interval_s == 1.0
     assert Settings.from_env({"METERLINE_AGGREGATOR_COMMIT_INTERVAL_S": "30"}).aggregator_commit_interval_s == 30.0
+    # the upper bound itself is taken (an e2e test runs a worker with it)
+    assert Settings.from_env({"METERLINE_AGGREGATOR_COMMIT_INTERVAL_S": "600"}).aggregator_commit_interval_s == 600.0
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "600.5"])
