@@ -40,7 +40,7 @@ browser: ## Debian's Chromium, for the ops page's browser test
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
-test: up browser ## the whole suite: unit, integration (real Kafka/Redis/PostgreSQL) and end-to-end
+test: lint up browser ## lint, then the whole suite: unit, integration (real Kafka/Redis/PostgreSQL) and end-to-end
 	$(BIN)/pytest $(PYTEST_ARGS) tests
 
 test-unit: venv ## unit tests only (no services)
@@ -55,9 +55,10 @@ test-e2e: up browser ## end-to-end tests against the running processes
 bench: up ## run every benchmark against the local stack; writes .meterline/bench/latest.json
 	$(BIN)/meterline bench $(BENCH_ARGS)
 
-lint: venv ## ruff and mypy
+lint: venv ## ruff, mypy, and the import contracts of pyproject.toml (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 logs: ## follow the logs of the local stack
 	tail -F .meterline/log/*.log

@@ -10,18 +10,17 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, cast
 
 import faust
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.fetch_chunks import ChunkSchema, mark_archived, use_chunks
 from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, BatchResult, Finished, Pipeline
-from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, batch_done
-from meterline.logs import logging_config, work_id
-from meterline.settings import Settings
+from core.clients import database, redis_client
+from core.logs import logging_config, work_id
+from core.settings import Settings
+from core.usage_state.redis_state import UsageState
 
 log = logging.getLogger("meterline.aggregator")
 
@@ -68,8 +67,8 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.task
     async def open_stores() -> None:
-        engine = create_async_engine(settings.sqlalchemy_url, pool_size=4, pool_pre_ping=True)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+        engine = database(settings, pool_size=4)
+        redis = redis_client(settings.redis_url, timeout_s=5)
         resources["redis"] = redis
         resources["processor"] = BatchProcessor(SubscriptionCatalog(engine), UsageState(redis),
                                                 EventArchive(engine), reject)

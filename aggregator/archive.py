@@ -18,7 +18,7 @@ Closed periods are decided here, inside PostgreSQL, not from the catalog's 0.5 s
 carries its subscription id and period key, and a row whose (subscription, period) is in
 `closed_periods` is not archived; its key comes back (`Stored.closed`) for the processor to reject
 as `period_closed`. The biller closes a period and reads the usage it invoices in one transaction
-holding the subscription's EXCLUSIVE advisory lock (rater.billing.locks); this transaction holds
+holding the subscription's EXCLUSIVE advisory lock (core.db.locks); this transaction holds
 the SHARED lock of each subscription of the batch, taken in its own statement *before* the closed
 periods are read (in READ COMMITTED a statement's snapshot is taken when it starts, so it sees a
 close that committed while we waited for the lock). Rows of a closed (subscription, period) are
@@ -40,7 +40,7 @@ import psycopg.errors
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from aggregator.copy_text import EVENT_COLUMNS, KEY_COLUMNS, copy_text
-from rater.billing.locks import lock_subscriptions_shared
+from core.db.locks import lock_subscriptions_shared
 from schemas.events import Event, epoch_us, moment_of
 
 log = logging.getLogger("meterline.aggregator")

@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from aggregator.model import Metric, SubscriptionView
-from rater.tables import billable_metrics, charges, closed_periods, customers, plans, subscriptions
+from aggregator.model import SubscriptionView
+from core.db.catalog import billing_cycle, metric, plan_charges, subscription_query
+from core.db.tables import closed_periods, subscriptions
+from core.domain.lifecycle import effective_status
 from schemas.events import epoch_us
 
 Scope = tuple[str, str]  # (organization_id, external_subscription_id)
@@ -47,15 +48,8 @@ class SubscriptionCatalog:
         return found
 
     async def _load(self, scopes: set[Scope]) -> dict[Scope, SubscriptionView]:
-        query = (
-            select(subscriptions.c.id, subscriptions.c.organization_id, subscriptions.c.external_id,
-                   subscriptions.c.status, subscriptions.c.billing_time, subscriptions.c.started_at,
-                   subscriptions.c.subscription_at, subscriptions.c.terminated_at, subscriptions.c.plan_id,
-                   plans.c.interval, customers.c.timezone)
-            .join(plans, plans.c.id == subscriptions.c.plan_id)
-            .join(customers, customers.c.id == subscriptions.c.customer_id)
-            .where(tuple_(subscriptions.c.organization_id, subscriptions.c.external_id).in_(list(scopes)))
-        )
+        query = subscription_query().where(
+            tuple_(subscriptions.c.organization_id, subscriptions.c.external_id).in_(list(scopes)))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
             closed: dict[str, set[str]] = {row.id: set() for row in rows}
@@ -66,39 +60,16 @@ class SubscriptionCatalog:
                 )
                 for closed_row in closed_rows:
                     closed[closed_row.subscription_id].add(closed_row.period_key)
-            plan_ids = {row.plan_id for row in rows}
-            metrics_by_plan: dict[str, dict[str, Metric]] = {plan_id: {} for plan_id in plan_ids}
-            if plan_ids:
-                charge_rows = await conn.execute(
-                    select(charges.c.plan_id, billable_metrics.c.id, billable_metrics.c.code,
-                           billable_metrics.c.aggregation_type, billable_metrics.c.field_name)
-                    .join(billable_metrics, billable_metrics.c.id == charges.c.billable_metric_id)
-                    .where(charges.c.plan_id.in_(plan_ids))
-                )
-                for charge in charge_rows:
-                    metrics_by_plan[charge.plan_id][charge.code] = Metric(
-                        charge.id, charge.code, charge.aggregation_type, charge.field_name
-                    )
+            metrics_by_plan = {plan_id: {charge.billable_metric_code: metric(charge) for charge in plan}
+                               for plan_id, plan in (await plan_charges(conn, {row.plan_id for row in rows})).items()}
         views: dict[Scope, SubscriptionView] = {}
         now = datetime.now(UTC)  # a pending subscription counts from its subscription_at, as in the API
         for row in rows:
-            timezone = row.timezone or "UTC"
-            started = row.started_at or row.subscription_at
             views[(row.organization_id, row.external_id)] = SubscriptionView(
                 id=row.id, organization_id=row.organization_id, external_id=row.external_id,
-                status=effective_status(row.status, row.subscription_at, now),
-                interval=row.interval, billing_time=row.billing_time,
-                started_on=started.astimezone(ZoneInfo(timezone)).date(), timezone=timezone,
+                status=effective_status(row.status, row.subscription_at, now), cycle=billing_cycle(row),
                 metrics_by_code=metrics_by_plan[row.plan_id],
                 terminated_at_us=epoch_us(row.terminated_at) if row.terminated_at else None,
                 closed_period_keys=frozenset(closed[row.id]),
             )
         return views
-
-
-def effective_status(status: str, subscription_at: datetime, now: datetime) -> str:
-    """A pending subscription whose start has come is active for metering."""
-    if status == "pending" and subscription_at <= now:
-        return "active"
-    return status
-

@@ -22,17 +22,16 @@ import signal
 from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaException, Producer
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, TransientError, process_until_done
-from aggregator.redis_state import UsageState
 from aggregator.stats import Totals, batch_done
-from meterline.logs import work_id
-from meterline.settings import Settings
+from core.clients import database, idempotent_producer_config, redis_client
+from core.logs import work_id
+from core.settings import Settings
+from core.usage_state.redis_state import UsageState
 
 log = logging.getLogger("meterline.aggregator")
 
@@ -53,8 +52,7 @@ class RejectProducer:
 
     def __init__(self, settings: Settings):
         self.topic = settings.rejected_topic
-        self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True,
-                                  "acks": "all", "linger.ms": 5, "log_level": 3})
+        self.producer = Producer(idempotent_producer_config(settings.kafka_bootstrap))
 
     async def __call__(self, messages: Sequence[tuple[bytes, bytes]]) -> None:
         failures: list[str] = []
@@ -71,8 +69,8 @@ class RejectProducer:
 
 
 async def run_loop(settings: Settings) -> None:
-    engine = create_async_engine(settings.sqlalchemy_url, pool_size=4, pool_pre_ping=True)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+    engine = database(settings, pool_size=4)
+    redis = redis_client(settings.redis_url, timeout_s=5)
     processor = BatchProcessor(SubscriptionCatalog(engine), UsageState(redis), EventArchive(engine),
                                RejectProducer(settings))
     consumer = Consumer(consumer_config(settings))

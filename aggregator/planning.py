@@ -1,19 +1,20 @@
 """Turn one event into state changes, or a rejection with its reason. No I/O.
 
-The billing period of an event is found with rater.periods; consecutive events of one
-subscription almost always fall in the same period, so the last period found for each
-subscription view is remembered (a memo: the view is immutable) and checked with two integer
-comparisons.
+The billing period of an event is found with its subscription's BillingCycle
+(core.domain.periods); consecutive events of one subscription almost always fall in the same
+period, so the last period found for each subscription view is remembered (a memo: the view is
+immutable) and checked with two integer comparisons.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from aggregator.aggregations import MAX_SCALED, sum_words, weighted_contribution
-from aggregator.keys import totals_key, unique_key
-from aggregator.model import STATE_RETENTION_S, VALUE_SCALE, Op, Planned, Rejected, SubscriptionView
-from rater.periods import period_containing
+from aggregator.model import Rejected, SubscriptionView
+from core.domain.aggregation import MAX_SCALED, VALUE_SCALE, sum_words, weighted_contribution
+from core.domain.lifecycle import METERED
+from core.usage_state.keys import totals_key, unique_key
+from core.usage_state.ops import STATE_RETENTION_S, Op, Planned
 from schemas.events import Event, epoch_us, moment_of
 
 _MEMO_LIMIT = 50_000
@@ -55,9 +56,7 @@ def period_of(timestamp_us: int, subscription: SubscriptionView) -> PeriodSlot |
         slot = memo[1]
         if slot.start_us <= timestamp_us < slot.end_us:
             return slot
-    period = period_containing(moment_of(timestamp_us), interval=subscription.interval,
-                               billing_time=subscription.billing_time, started_on=subscription.started_on,
-                               timezone=subscription.timezone)
+    period = subscription.cycle.period_at(moment_of(timestamp_us))
     if period is None:
         return None
     slot = PeriodSlot(epoch_us(period.start), epoch_us(period.end), period.key)
@@ -98,7 +97,7 @@ def _open_period(event: Event, subscription: SubscriptionView) -> PeriodSlot | R
 
 
 def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejected:
-    if subscription is None or subscription.status not in ("active", "terminated"):
+    if subscription is None or subscription.status not in METERED:
         return Rejected("unknown_subscription", f"no active subscription {event.external_subscription_id!r}")
     metric = subscription.metrics_by_code.get(event.code)
     if metric is None:

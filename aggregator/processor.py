@@ -62,9 +62,10 @@ import sqlalchemy.exc
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.copy_text import copy_text
-from aggregator.model import Planned, Rejected
+from aggregator.model import Rejected
 from aggregator.planning import plan
-from aggregator.redis_state import UsageState
+from core.usage_state.ops import Planned
+from core.usage_state.redis_state import UsageState
 from schemas.events import Event, event_from_message
 
 log = logging.getLogger("meterline.aggregator")

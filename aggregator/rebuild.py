@@ -14,16 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from redis.asyncio import Redis
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aggregator.catalog import Scope, SubscriptionCatalog
-from aggregator.model import STATE_RETENTION_S, Planned, Rejected, SubscriptionView
+from aggregator.model import Rejected, SubscriptionView
 from aggregator.planning import period_of, plan
-from aggregator.redis_state import UsageState
-from meterline.settings import Settings
-from rater.tables import subscriptions
+from core.clients import database, redis_client
+from core.db.tables import subscriptions
+from core.domain.lifecycle import BILLED
+from core.settings import Settings
+from core.usage_state.ops import STATE_RETENTION_S, Planned
+from core.usage_state.redis_state import UsageState
 from schemas.events import EPOCH, Event, epoch_us, moment_of
 
 CHUNK = 2000
@@ -55,7 +57,7 @@ def earliest_open(view: SubscriptionView, now: datetime) -> datetime:
 
 async def _scopes(engine: AsyncEngine, external_id: str | None) -> list[Scope]:
     query = select(subscriptions.c.organization_id, subscriptions.c.external_id).where(
-        subscriptions.c.status.in_(("active", "terminated", "pending")))
+        subscriptions.c.status.in_(BILLED))
     if external_id is not None:
         query = query.where(subscriptions.c.external_id == external_id)
     async with engine.connect() as conn:
@@ -90,8 +92,8 @@ async def _rebuild_one(engine: AsyncEngine, state: UsageState, view: Subscriptio
 
 async def rebuild(settings: Settings, external_id: str | None = None,
                   progress: Callable[[int, int, RebuildResult], None] | None = None) -> RebuildResult:
-    engine = create_async_engine(settings.sqlalchemy_url, pool_size=2)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=30)
+    engine = database(settings, pool_size=2)
+    redis = redis_client(settings.redis_url, timeout_s=30)
     result = RebuildResult()
     try:
         catalog = SubscriptionCatalog(engine, ttl_s=0)

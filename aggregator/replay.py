@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
-from meterline.settings import Settings
+from core.clients import idempotent_producer_config
+from core.settings import Settings
 
 
 @dataclass
@@ -97,8 +98,7 @@ def read_rejected(settings: Settings, since: datetime | None) -> Iterator[bytes]
 def replay_rejected(settings: Settings, reason: str | None = None, since: datetime | None = None,
                     say: Callable[[str], None] = print) -> ReplayResult:
     result = ReplayResult()
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True,
-                         "acks": "all", "linger.ms": 5, "log_level": 3})
+    producer = Producer(idempotent_producer_config(settings.kafka_bootstrap))
     failures: list[str] = []
 
     def delivered(error: object, _message: object) -> None:

@@ -1,6 +1,6 @@
 """Counting what the aggregator does: this worker's Prometheus series and the pipeline-wide totals.
 
-The totals go to the Redis hash `meterline.metrics.STATS_KEY` (applied, deduplicated,
+The totals go to the Redis hash `core.metrics.STATS_KEY` (applied, deduplicated,
 rejected:<reason>), summed over every worker, which the API's /metrics and /ops pages read.
 They are counted after a batch went through, best effort: a Redis hiccup here never holds back a
 batch whose usage is already applied and archived (it only leaves the counters a batch short).
@@ -18,7 +18,7 @@ from prometheus_client import Histogram
 from redis.asyncio import Redis
 
 from aggregator.processor import BatchResult
-from meterline.metrics import (
+from core.metrics import (
     AGGREGATOR_APPLY_LATENCY,
     AGGREGATOR_BATCH_SIZE,
     AGGREGATOR_EVENTS,

@@ -1,1 +1,2 @@
-"""The ingest: validates usage events and makes them durable in Kafka before answering 200."""
+"""The ingest: the event endpoints, which validate usage events and make them durable in Kafka
+before answering 200."""

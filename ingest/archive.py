@@ -8,8 +8,8 @@ from sqlalchemy import and_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from meterline.http import unavailable
-from rater.tables import event_keys, events, subscriptions
+from core.db.tables import event_keys, events, subscriptions
+from core.http import unavailable
 from schemas.events import epoch_us, iso_ms
 
 

@@ -1,7 +1,7 @@
-"""What the event endpoints need on `app.state`, set up and torn down in one place.
+"""What the event endpoints need on `app.state` beside the API keys, set up and torn down in one place.
 
-Used by the standalone ingest and by the API (which mounts the same routes), so both answer the
-same way: cached API keys, the per-organization rate limit, the Kafka publisher, the archive.
+Used by the standalone ingest and by the API (which mounts the same routes, see meterline/cli.py),
+so both answer the same way: the per-organization rate limit and the Kafka publisher.
 """
 
 from __future__ import annotations
@@ -9,20 +9,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from core.settings import Settings
 from ingest.publisher import EventPublisher
 from ingest.ratelimit import RateLimiter
-from meterline.apikeys import ApiKeyResolver
-from meterline.settings import Settings
 
 
 @asynccontextmanager
-async def event_intake(app: Starlette, settings: Settings, engine: AsyncEngine) -> AsyncIterator[None]:
-    app.state.engine = engine
-    app.state.max_body_bytes = settings.max_body_bytes
-    app.state.api_keys = ApiKeyResolver(engine, ttl_s=settings.api_key_cache_ttl_s)
+async def event_intake(app: Starlette, settings: Settings) -> AsyncIterator[None]:
     app.state.rate_limiter = RateLimiter(settings.ingest_rate_limit_events_per_s,
                                          settings.ingest_rate_limit_burst)
     app.state.publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic,

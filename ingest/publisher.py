@@ -22,6 +22,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from core.clients import idempotent_producer_config
 from schemas.events import Event, event_to_message
 
 log = logging.getLogger("meterline.ingest.publisher")
@@ -53,9 +54,7 @@ class _RequestAck:
 
 def producer_config(bootstrap: str, timeout_s: float) -> dict[str, object]:
     return {
-        "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,  # implies acks=all and no duplicates from producer retries
-        "acks": "all",
+        **idempotent_producer_config(bootstrap),  # acks=all and no duplicates from producer retries
         "compression.type": "lz4",
         "linger.ms": 5,  # fewer, larger produce requests: ~25% less CPU in librdkafka per event
         "batch.num.messages": 10000,

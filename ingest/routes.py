@@ -16,11 +16,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from ingest.archive import archived_event
-from ingest.publisher import EventPublisher, PublishError
-from ingest.ratelimit import RateLimiter, retry_after_header
-from meterline.apikeys import authenticate
-from meterline.http import (
+from core.apikeys import authenticate
+from core.http import (
     ApiError,
     JSONResponse,
     not_found,
@@ -31,7 +28,10 @@ from meterline.http import (
     unavailable,
     validation_error,
 )
-from meterline.metrics import INGEST_EVENTS, INGEST_LATENCY, INGEST_REQUESTS, KAFKA_ACK_LATENCY
+from core.metrics import INGEST_EVENTS, INGEST_LATENCY, INGEST_REQUESTS, KAFKA_ACK_LATENCY
+from ingest.archive import archived_event
+from ingest.publisher import EventPublisher, PublishError
+from ingest.ratelimit import RateLimiter, retry_after_header
 from schemas.events import (
     MAX_BATCH_EVENTS,
     NUL_IN_JSON,

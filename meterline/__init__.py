@@ -1,1 +1,2 @@
-"""Cross-cutting pieces of meterline: settings, the CLI and the local stack launcher."""
+"""The `meterline` command on top of the services: the CLI, the local stack launcher, the
+benchmarks, the Segment example and organization admin."""

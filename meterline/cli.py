@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from meterline.settings import ConfigError, Settings
+from core.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
-
-
-def load_settings() -> Settings:
-    """Settings from the environment, with `.meterline/env` (written by `up`) filling what is unset."""
-    env = dict(os.environ)
-    env_file = Path(env.get("METERLINE_HOME", ".meterline")) / "env"
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            name, sep, value = line.partition("=")
-            if sep and name.strip() and name.strip() not in env:
-                env[name.strip()] = value.strip()
-    return Settings.from_env(env)
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
@@ -68,9 +54,11 @@ def _serve(app: Starlette, host: str, port: int) -> int:
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    from ingest.intake import event_intake
+    from ingest.routes import EVENT_ROUTES
     from rater.app import create_app
 
-    return _serve(create_app(settings), settings.api_host, settings.api_port)
+    return _serve(create_app(settings, EVENT_ROUTES, event_intake), settings.api_host, settings.api_port)
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
@@ -88,7 +76,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_aggregator(settings: Settings, args: argparse.Namespace) -> int:
-    from meterline.metrics import serve_metrics
+    from core.metrics import serve_metrics
 
     serve_metrics(settings.aggregator_metrics_host, settings.aggregator_metrics_port)
     if settings.aggregator_runtime == "kafka":
@@ -104,24 +92,23 @@ def cmd_aggregator(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _billing_engine(settings: Settings, connections: int = 10):  # type: ignore[no-untyped-def]
-    from sqlalchemy.ext.asyncio import create_async_engine
+    from core.clients import database
 
-    return create_async_engine(settings.sqlalchemy_url, pool_size=connections, max_overflow=2, pool_pre_ping=True)
+    return database(settings, pool_size=connections, max_overflow=2)
 
 
 def cmd_biller(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from redis.asyncio import Redis
-
-    from meterline.metrics import serve_metrics
+    from core.clients import redis_client
+    from core.metrics import serve_metrics
     from rater.biller import record_run, run_loop
 
     serve_metrics(settings.biller_metrics_host, settings.biller_metrics_port)
 
     async def main() -> None:
         engine = _billing_engine(settings)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+        redis = redis_client(settings.redis_url, timeout_s=5)
         try:
             await run_loop(engine, args.interval, on_run=lambda report: record_run(redis, report))
         finally:
@@ -165,7 +152,7 @@ def cmd_bill(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from rater.migrate import upgrade
+    from core.db.migrate import upgrade
 
     upgrade(settings.sqlalchemy_url)
     print("database schema is up to date")
@@ -237,7 +224,7 @@ def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
     from rich.live import Live
     from rich.table import Table
 
-    from meterline.lag import LagReader, rates, table_rows
+    from core.lag import LagReader, rates, table_rows
 
     reader = LagReader(settings.kafka_bootstrap, settings.consumer_group, settings.events_topic)
 
@@ -358,7 +345,7 @@ SERVICES = ("api", "ingest", "aggregator", "biller")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in SERVICES:  # long-running processes log JSON lines; commands log for people
-        from meterline.logs import configure
+        from core.logs import configure
 
         configure(args.command)
     else:

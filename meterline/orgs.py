@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, create_engine, or_, select, update
 
-from meterline.apikeys import key_hash, new_api_key
-from rater.tables import api_keys, organizations
+from core.apikeys import key_hash, new_api_key
+from core.db.tables import api_keys, organizations
 
 DEFAULT_GRACE = timedelta(hours=24)
 

@@ -1,1 +1,2 @@
-"""The rater: the Lago-compatible API, pricing, current usage and invoices."""
+"""The rater: the Lago-compatible API (catalog, current usage, invoices, webhooks) and the biller,
+which turns archived usage into invoices."""

@@ -1,29 +1,32 @@
-"""The API service (port 3000): Lago's v1 API for the catalog, current usage, and the event endpoints."""
+"""The API service (port 3000): Lago's v1 API for the catalog, current usage, invoices and webhooks.
+
+Lago's clients send events to the API's address too: `meterline api` (meterline/cli.py) passes the
+ingest's event routes and their set-up (`Intake`) in, so the rater serves them without importing
+the ingest.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
-from ingest.app import health
-from ingest.intake import event_intake
-from ingest.routes import EVENT_ROUTES
-from meterline.http import EXCEPTION_HANDLERS
-from meterline.lag import LagReader
-from meterline.logs import RequestIdMiddleware
-from meterline.metrics import PipelineCollector
-from meterline.redis_clients import reconnecting_redis
-from meterline.settings import Settings
+from core.apikeys import attach
+from core.clients import database, reconnecting_redis
+from core.http import EXCEPTION_HANDLERS
+from core.lag import LagReader
+from core.logs import RequestIdMiddleware
+from core.metrics import PipelineCollector
+from core.settings import Settings
+from rater.activation import activation_loop
 from rater.api import customers, invoices, metrics, ops, plans, subscriptions, usage, webhooks
-from rater.api.activation import activation_loop
 from rater.monitor import PipelineMonitor
 
+Intake = Callable[[Starlette, Settings], AbstractAsyncContextManager[None]]
 _live_monitor: list[PipelineMonitor] = []  # the process-wide Prometheus collector reads the newest one
 
 
@@ -36,15 +39,16 @@ def _register_pipeline_metrics(monitor: PipelineMonitor) -> None:
         REGISTRY.register(PipelineCollector(lambda: _live_monitor[0].snapshot()))
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    settings = settings or Settings.from_env()
+def create_app(settings: Settings, event_routes: Sequence[BaseRoute] = (), event_intake: Intake | None = None
+               ) -> Starlette:
+    """The API; `event_routes` are served beside it, `event_intake` (when given) sets up what they need."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_async_engine(settings.sqlalchemy_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        engine = database(settings, pool_size=10)
         app.state.service = "api"
         app.state.settings = settings
-        app.state.engine = engine
+        attach(app.state, settings, engine)
         app.state.redis = reconnecting_redis(settings.redis_url, timeout_s=5, connect_timeout_s=3)
         activator = asyncio.create_task(activation_loop(engine))  # pending subscriptions start on time
         app.state.monitor = PipelineMonitor(
@@ -54,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         _register_pipeline_metrics(app.state.monitor)
         watcher = asyncio.create_task(app.state.monitor.run())
         try:
-            async with event_intake(app, settings, engine):  # API keys, rate limit, Kafka publisher
+            async with event_intake(app, settings) if event_intake else nullcontext():
                 yield
         finally:
             activator.cancel()
@@ -63,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await app.state.redis.aclose()
             await engine.dispose()
 
-    routes = [Route("/health", health), *EVENT_ROUTES, *usage.ROUTES, *metrics.ROUTES, *plans.ROUTES,
+    routes = [*event_routes, *usage.ROUTES, *metrics.ROUTES, *plans.ROUTES,
               *customers.ROUTES, *subscriptions.ROUTES, *ops.ROUTES, *invoices.ROUTES, *webhooks.ROUTES]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Middleware(RequestIdMiddleware)], lifespan=lifespan)

@@ -6,7 +6,8 @@ day on) and delivers the webhook outbox. Whatever it missed while down is due at
 
 A run, step by step, and what a crash between steps does:
 1. read subscriptions, plans' charges and the moments already invoiced (one snapshot);
-2. compute the moments due (pure, rater.billing.schedule) and group them per customer and instant;
+2. compute the moments due (pure, rater.billing.schedule) and group them per customer and instant
+   (pure, rater.billing.grouping);
 3. read the usage of every moment of a draft from the archive (one query per organization, plan and
    window); a finalized invoice's usage is read in step 4, after its periods are closed;
 4. write the invoices, a batch of whole customers per transaction under their advisory locks
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,22 +34,19 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from meterline.metrics import BILLER_RUNS, INVOICES_WRITTEN, STATS_KEY
-from rater.billing.schedule import Due, creation_day_start, due_until, since_creation_day
-from rater.billing.store import (
-    Catalog,
-    Group,
-    Subscribed,
+from core.metrics import BILLER_RUNS, INVOICES_WRITTEN, STATS_KEY
+from rater.billing.drafts import finalize_draft
+from rater.billing.grouping import Catalog, Group, batches, due_moments, is_final, plan_groups
+from rater.billing.outbox import organizations_with_webhooks
+from rater.billing.reads import (
     UsageByMoment,
     billed_keys,
     drafts_due,
-    finalize_draft,
     load_catalog,
     load_subscriptions,
-    organizations_with_webhooks,
     prefetch_usage,
 )
-from rater.billing.writer import is_final, write_groups
+from rater.billing.writer import write_groups
 
 log = logging.getLogger("meterline.biller")
 BATCH_GROUPS = 100  # invoices per transaction
@@ -59,44 +57,6 @@ class RunReport:
     invoices: int = 0
     skipped: int = 0  # groups another biller had invoiced first
     finalized: int = 0
-
-
-def due_moments(subs: Sequence[Subscribed], as_of: datetime, backdated: bool) -> list[tuple[Subscribed, Due]]:
-    """Every moment due by `as_of` (from each subscription's creation day on, unless `backdated`)."""
-    found = []
-    for sub in subs:
-        if backdated:
-            moments = due_until(sub.terms, as_of)
-        else:
-            moments = since_creation_day(sub.terms, due_until(sub.terms, as_of, creation_day_start(sub.terms)))
-        found += [(sub, due) for due in moments]
-    return found
-
-
-def plan_groups(moments: Sequence[tuple[Subscribed, Due]], billed: set[tuple[str, str]]) -> list[Group]:
-    """The groups to invoice: each customer's unbilled moments, one group per (currency, instant)."""
-    groups: dict[tuple[str, str, datetime], Group] = {}
-    for sub, due in moments:
-        if (sub.terms.subscription_id, due.billing_key) in billed:
-            continue
-        key = (sub.terms.customer_id, sub.currency, due.at)
-        if key not in groups:
-            groups[key] = Group(sub.organization_id, sub.organization_name, sub.terms.customer_id, sub.currency,
-                                due.at, sub.terms.timezone, sub.grace_days, [])
-        groups[key].items.append((sub, due))
-    return sorted(groups.values(), key=lambda g: (g.customer_id, g.at))
-
-
-def batches(groups: Sequence[Group], size: int) -> list[list[Group]]:
-    """Consecutive groups cut into batches of about `size`, never splitting one customer's groups
-    (they must be written in order, by one transaction after the other)."""
-    cut: list[list[Group]] = []
-    for group in groups:
-        if cut and (len(cut[-1]) < size or cut[-1][-1].customer_id == group.customer_id):
-            cut[-1].append(group)
-        else:
-            cut.append([group])
-    return cut
 
 
 async def _write_batch(engine: AsyncEngine, batch: list[Group], catalog: Catalog, as_of: datetime,
@@ -152,7 +112,7 @@ async def organization_named(engine: AsyncEngine, id_or_name: str) -> str:
     """The id of the organization with this id or name; LookupError when there is none."""
     from sqlalchemy import String, cast, or_, select
 
-    from rater.tables import organizations
+    from core.db.tables import organizations
 
     async with engine.connect() as conn:
         found = (await conn.execute(select(organizations.c.id).where(or_(

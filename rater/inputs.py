@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from meterline.http import bad_request, validation_error
+from core.http import bad_request, validation_error
 
 MANDATORY = "value_is_mandatory"
 INVALID = "value_is_invalid"

@@ -15,8 +15,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from meterline.lag import LagReader, LagSample, rates
-from meterline.metrics import STATS_KEY
+from core.lag import LagReader, LagSample, rates
+from core.metrics import STATS_KEY
 
 log = logging.getLogger("meterline.monitor")
 

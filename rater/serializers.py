@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from core.db.catalog import billing_cycle
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -118,8 +120,17 @@ def customer(row: Any) -> dict[str, Any]:
     return body
 
 
-def subscription(row: Any, period_start: datetime | None, period_end: datetime | None,
-                 trial_ended_at: datetime | None) -> dict[str, Any]:
+def subscription(row: Any, now: datetime | None = None) -> dict[str, Any]:
+    """A `subscription_query()` row, with its billing period and trial as of `now`."""
+    now = now or datetime.now(UTC)
+    period_start = period_end = trial_ended_at = None
+    if row.started_at is not None:
+        period = billing_cycle(row).period_at(min(now, row.terminated_at) if row.terminated_at else now)
+        if period is not None:
+            period_start, period_end = period.start, period.end - timedelta(milliseconds=1)
+        if row.trial_period:
+            ends = row.started_at + timedelta(days=row.trial_period)
+            trial_ended_at = ends if ends <= now else None
     return {
         "lago_id": row.id,
         "external_id": row.external_id,

@@ -78,8 +78,8 @@ def services() -> Iterator[Services]:
 
     with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka, RedisContainer("redis:7") as redis, \
             PostgresContainer("postgres:16", driver="psycopg") as postgres:
+        from core.db.migrate import upgrade
         from meterline.stack.topics import ensure_topics
-        from rater.migrate import upgrade
 
         host = redis.get_container_host_ip()
         found = Services(kafka.get_bootstrap_server(), f"redis://{host}:{redis.get_exposed_port(6379)}/0",

@@ -47,8 +47,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from redis import Redis as SyncRedis
 
+from core.settings import Settings, load_settings
 from meterline.bench.run import BenchContext, forget_subscriptions, ok
-from meterline.settings import Settings
 from schemas.events import Event, event_to_message
 
 ORDER = 30
@@ -216,7 +216,7 @@ def _floor_worker(topic: str, group: str, count: int) -> None:
     from aggregator.app import create_app
     from aggregator.fetch_chunks import ChunkSchema
 
-    settings = Settings.from_env()
+    settings = load_settings()
     app = create_app(Settings(**{**settings.__dict__, "events_topic": f"{topic}.unused", "consumer_group": group}))
     source = app.topic(topic, schema=ChunkSchema(), internal=False)
     seen: dict[str, float] = {"n": 0}
@@ -247,14 +247,16 @@ def redis_memory(settings: Settings, members: int) -> dict[str, float]:
 
     from redis.asyncio import Redis
 
-    from aggregator.model import Metric, Planned, SubscriptionView
+    from aggregator.model import SubscriptionView
     from aggregator.planning import plan
-    from aggregator.redis_state import UsageState
+    from core.domain.aggregation import Metric
+    from core.domain.periods import BillingCycle
+    from core.usage_state.ops import Planned
+    from core.usage_state.redis_state import UsageState
 
     scope_id = f"bench-memory-{uuid.uuid4().hex[:8]}"
     view = SubscriptionView(id=scope_id, organization_id="00000000-0000-0000-0000-00000000bead", external_id=scope_id,
-                            status="active", interval="monthly", billing_time="calendar",
-                            started_on=date(2020, 1, 1), timezone="UTC",
+                            status="active", cycle=BillingCycle("monthly", "calendar", date(2020, 1, 1), "UTC"),
                             metrics_by_code={"mtu": Metric("m", "mtu", "unique_count_agg", "user_id")})
     now_us = int(time.time()) * 1_000_000
     sync = SyncRedis.from_url(settings.redis_url)

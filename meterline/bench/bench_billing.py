@@ -20,13 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.clients import database
+from core.db.tables import billable_metrics, charges, customers, events, invoices, plans, subscriptions
 from meterline.bench.run import BenchContext, forget_subscriptions
 from meterline.orgs import ensure_organization
 from rater.biller import run_once
-from rater.billing.tables import invoices
-from rater.tables import billable_metrics, charges, customers, events, plans, subscriptions
 
 ORDER = 60
 START = datetime(2020, 1, 1, tzinfo=UTC)
@@ -103,7 +103,7 @@ async def _remove(ctx: BenchContext, engine: AsyncEngine, organization_id: str) 
 async def _measure(ctx: BenchContext, count: int) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
     organization_id, _ = ensure_organization(ctx.settings.sqlalchemy_url, f"bench-billing-{run}")
-    engine = create_async_engine(ctx.settings.sqlalchemy_url, pool_size=12, max_overflow=4)
+    engine = database(ctx.settings, pool_size=12, max_overflow=4)
     try:
         await _seed(engine, organization_id, run, count)
         began = time.perf_counter()

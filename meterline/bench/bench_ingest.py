@@ -39,9 +39,9 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from core.settings import Settings
 from ingest.publisher import producer_config
 from meterline.bench.run import BenchContext, percentile
-from meterline.settings import Settings
 from schemas.events import event_to_message, parse_event
 
 ORDER = 10

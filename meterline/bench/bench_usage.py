@@ -3,7 +3,7 @@
 1. Through the API: an MTU metric (unique_count_agg), the Segment Team price, a customer and a
    subscription starting now.
 2. The usage state is written straight into Redis with the aggregator's own key layout
-   (aggregator.keys.unique_key for the current period): SADD of 1,000,000 distinct user ids, what the
+   (core.usage_state.keys.unique_key for the current period): SADD of 1,000,000 distinct user ids, what the
    aggregator's Lua script leaves after as many distinct users (the pipeline's speed is measured by
    the aggregator and end-to-end benchmarks, not here).
 3. 2,000 sequential GET /customers/{id}/current_usage over one keep-alive connection (after 100
@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 
 from redis import Redis
 
-from aggregator.keys import unique_key
+from core.domain.periods import period_containing
+from core.usage_state.keys import unique_key
 from meterline.bench.run import BenchContext, ok, percentile
 from meterline.example import MTU_METRIC, team_plan
-from rater.periods import period_containing
 
 ORDER = 50
 CHUNK = 10_000

@@ -17,8 +17,8 @@ import httpx
 import psycopg
 from redis import Redis
 
-from meterline.apikeys import key_hash
-from meterline.settings import Settings
+from core.apikeys import key_hash
+from core.settings import Settings
 
 
 @dataclass(frozen=True)

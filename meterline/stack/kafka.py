@@ -7,13 +7,13 @@ the broker's data and log live under `.meterline/kafka`.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
+from core.settings import Settings
 from meterline.stack.proc import RunDir, StackError, port_open, running_pid, start, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,20 +29,19 @@ def kafka_version() -> str:
     return match.group(1)
 
 
-def cache_dir() -> Path:
-    root = Path(os.environ.get("METERLINE_CACHE", Path.home() / ".cache" / "meterline"))
-    return root / f"kafka-{kafka_version()}"
+def cache_dir(cache_home: Path) -> Path:
+    return cache_home / f"kafka-{kafka_version()}"
 
 
-def ensure_jars() -> Path:
+def ensure_jars(cache_home: Path) -> Path:
     """Resolve the broker's jars with Maven unless a complete copy is cached. Returns the libs folder."""
-    libs = cache_dir() / "libs"
-    done = cache_dir() / ".complete"
+    libs = cache_dir(cache_home) / "libs"
+    done = cache_dir(cache_home) / ".complete"
     if done.exists():
         return libs
     if shutil.which("mvn") is None or shutil.which("java") is None:
         raise StackError("Kafka needs Java 17 and Maven on PATH (apt-get install -y openjdk-17-jre-headless maven)")
-    staging = cache_dir() / "libs.partial"
+    staging = cache_dir(cache_home) / "libs.partial"
     shutil.rmtree(staging, ignore_errors=True)
     result = subprocess.run(
         ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
@@ -83,19 +82,20 @@ def _properties(data_dir: Path, host: str, port: int, controller_port: int, part
     )
 
 
-def ensure_running(rundir: RunDir, bootstrap: str, partitions: int) -> bool:
-    """Use a broker answering at `bootstrap`, else start our own. True when this call started it."""
-    host, _, port_text = bootstrap.split(",")[0].rpartition(":")
+def ensure_running(rundir: RunDir, settings: Settings) -> bool:
+    """Use a broker answering at `settings.kafka_bootstrap`, else start our own (its jars cached in
+    `settings.cache_home`). True when this call started it."""
+    host, _, port_text = settings.kafka_bootstrap.split(",")[0].rpartition(":")
     port = int(port_text)
     if running_pid(rundir, "kafka", MARKER) or port_open(host, port):
         wait_until(lambda: port_open(host, port), 60, "Kafka", rundir.logfile("kafka"))
         return False
-    libs = ensure_jars()
+    libs = ensure_jars(settings.cache_home)
     home = rundir.home / "kafka"
     data = home / "data"
     home.mkdir(parents=True, exist_ok=True)
     config = home / "server.properties"
-    config.write_text(_properties(data, host, port, port + 1, partitions))
+    config.write_text(_properties(data, host, port, port + 1, settings.events_partitions))
     classpath = f"{libs}/*"
     if not (data / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -106,9 +106,8 @@ def ensure_running(rundir: RunDir, bootstrap: str, partitions: int) -> bool:
         )
         if result.returncode != 0:
             raise StackError(f"formatting Kafka's log directory failed:\n{result.stdout}{result.stderr}")
-    heap = os.environ.get("METERLINE_KAFKA_HEAP", "1g")
     start(rundir, "kafka", [
-        "java", f"-Xmx{heap}", "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        "java", f"-Xmx{settings.kafka_heap}", "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={LOG4J}", "-cp", classpath, MARKER, str(config),
     ])
     wait_until(lambda: port_open(host, port), 90, "Kafka", rundir.logfile("kafka"))

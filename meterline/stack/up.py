@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import httpx
 
-from meterline.apikeys import new_api_key
+from core.apikeys import new_api_key
+from core.db.migrate import upgrade
+from core.settings import Settings
 from meterline.orgs import ensure_organization
-from meterline.settings import Settings
 from meterline.stack import kafka, postgres, redis_server
 from meterline.stack.proc import RunDir, StackError, running_pid, start, stop, wait_until
 from meterline.stack.topics import ensure_topics
-from rater.migrate import upgrade
 
 DEFAULT_ORGANIZATION = "default"
 
@@ -104,7 +104,7 @@ def init(settings: Settings) -> str:
     settings.home.mkdir(parents=True, exist_ok=True)
     (settings.home / "env").write_text("\n".join(env_lines(settings)) + "\n")
     key_file = settings.home / "api-key"
-    key = os.environ.get("METERLINE_API_KEY") or (key_file.read_text().strip() if key_file.exists() else None)
+    key = settings.bootstrap_api_key or (key_file.read_text().strip() if key_file.exists() else None)
     _, key = ensure_organization(settings.sqlalchemy_url, DEFAULT_ORGANIZATION, key or new_api_key())
     assert key is not None
     key_file.write_text(key + "\n")
@@ -117,7 +117,7 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> str:
     began = time.monotonic()
     rundir = RunDir(settings.home)
     rundir.ensure()
-    if kafka.ensure_running(rundir, settings.kafka_bootstrap, settings.events_partitions):
+    if kafka.ensure_running(rundir, settings):
         say(f"started Kafka {kafka.kafka_version()} (KRaft) at {settings.kafka_bootstrap}")
     if redis_server.ensure_running(rundir, settings.redis_url):
         say(f"started Redis at {settings.redis_url}")

@@ -9,8 +9,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
-from meterline.apikeys import authenticate
-from meterline.http import bad_request, read_json, root_object
+from core.apikeys import authenticate
+from core.http import bad_request, read_json, root_object
 from rater.serializers import pagination
 
 DEFAULT_PER_PAGE = 100

@@ -15,14 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.routing import Route
 
-from meterline.apikeys import authenticate
-from meterline.http import JSONResponse, not_found, ok
+from core.apikeys import authenticate
+from core.db.tables import customers, subscriptions
+from core.http import JSONResponse, not_found, ok
 from rater import serializers
-from rater.api.activation import terminate
+from rater.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
 from rater.inputs import MAX_DAYS, Input
 from rater.serializers import CUSTOMER_ATTRIBUTES
-from rater.tables import customers, subscriptions
 
 _EXTRA = (*CUSTOMER_ATTRIBUTES, "account_type", "customer_type")
 

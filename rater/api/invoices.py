@@ -11,15 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.routing import Route
 
-from meterline.apikeys import authenticate
-from meterline.http import JSONResponse, bad_request, not_found, ok, validation_error
+from core.apikeys import authenticate
+from core.db.tables import customers, invoices
+from core.http import JSONResponse, bad_request, not_found, ok, validation_error
 from rater.api.common import engine, page_params, paginate
 from rater.billing import render
 from rater.billing.documents import customers_by_id, invoice_document
-from rater.billing.store import finalize_draft, refresh_draft
-from rater.billing.tables import invoices
+from rater.billing.drafts import finalize_draft, refresh_draft
 from rater.inputs import INVALID
-from rater.tables import customers
 
 STATUSES = ("draft", "finalized")
 

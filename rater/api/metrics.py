@@ -17,13 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.routing import Route
 
-from aggregator.model import AGGREGATION_TYPES
-from meterline.apikeys import authenticate
-from meterline.http import JSONResponse, not_found, ok, validation_error
+from core.apikeys import authenticate
+from core.db.tables import billable_metrics, charges, plans, subscriptions
+from core.domain.aggregation import AGGREGATION_TYPES
+from core.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
 from rater.inputs import MANDATORY, NOT_SUPPORTED, TAKEN, Input
-from rater.tables import billable_metrics, charges, plans, subscriptions
 
 WEIGHTED_INTERVALS = ("seconds",)
 # What the aggregator's state depends on: frozen while a subscription may have events for it.

@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from meterline.http import JSONResponse, ok
-from meterline.ready import OPS_ROUTES
+from core.http import JSONResponse, ok
+from core.ready import OPS_ROUTES
 
 PAGE = (Path(__file__).resolve().parents[1] / "static" / "ops.html").read_text()
 

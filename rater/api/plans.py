@@ -16,15 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.routing import Route
 
-from meterline.apikeys import authenticate
-from meterline.http import JSONResponse, not_found, ok, validation_error
+from core.apikeys import authenticate
+from core.db.catalog import plan_charges
+from core.db.tables import billable_metrics, charges, plans, subscriptions
+from core.domain.periods import INTERVALS
+from core.domain.pricing import InvalidChargeProperties, validate_properties
+from core.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
-from rater.api.activation import terminate
+from rater.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
 from rater.inputs import BAD_FORMAT, MANDATORY, MAX_AMOUNT_CENTS, MAX_DAYS, NOT_SUPPORTED, TAKEN, Input
-from rater.periods import INTERVALS
-from rater.pricing import InvalidChargeProperties, validate_properties
-from rater.tables import billable_metrics, charges, plans, subscriptions
 
 CHARGE_MODELS = ("standard", "graduated", "volume", "package", "percentage")
 _UNSUPPORTED_LISTS = ("fixed_charges", "usage_thresholds", "tax_codes")
@@ -153,18 +154,6 @@ async def replace_charges(conn: AsyncConnection, organization_id: str, plan_id: 
             await conn.execute(update(charges).where(charges.c.id == item["id"]).values(**values))
         else:
             await conn.execute(charges.insert().values(id=new_id(), plan_id=plan_id, **values))
-
-
-async def plan_charges(conn: AsyncConnection, plan_ids: list[str]) -> dict[str, list[Any]]:
-    rows = (await conn.execute(
-        select(charges, billable_metrics.c.code.label("billable_metric_code"))
-        .join(billable_metrics, billable_metrics.c.id == charges.c.billable_metric_id)
-        .where(charges.c.plan_id.in_(plan_ids)).order_by(charges.c.position)
-    )).all()
-    grouped: dict[str, list[Any]] = {plan_id: [] for plan_id in plan_ids}
-    for row in rows:
-        grouped[row.plan_id].append(row)
-    return grouped
 
 
 async def live_plan(conn: AsyncConnection, organization_id: str, code: str) -> Any:

@@ -1,15 +1,14 @@
 """/api/v1/subscriptions
 
 Statuses: active, pending (subscription_at in the future; activated on time by
-rater.api.activation), terminated (DELETE). As in Lago, reads without a `status` see active
+rater.activation), terminated (DELETE). As in Lago, reads without a `status` see active
 subscriptions only; `status` (GET/DELETE one) or `status[]` (list) selects others.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,54 +16,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.routing import Route
 
-from meterline.apikeys import authenticate
-from meterline.http import JSONResponse, not_found, ok, validation_error
+from core.apikeys import authenticate
+from core.db import catalog
+from core.db.tables import customers, plans, subscriptions
+from core.domain.lifecycle import LIVE, STATUSES
+from core.domain.periods import BILLING_TIMES
+from core.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
-from rater.api.activation import activate_due, terminate
+from rater.activation import activate_due, terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
 from rater.api.customers import live_customer, upsert_customer
-from rater.api.plans import live_plan, plan_charges
+from rater.api.plans import live_plan
 from rater.inputs import INVALID, NOT_SUPPORTED, TAKEN, Input
-from rater.lifecycle import LIVE, STATUSES
-from rater.periods import BILLING_TIMES, period_containing
-from rater.tables import customers, plans, subscriptions
 
 
 def subscription_query(organization_id: str) -> Select:
-    return (
-        select(subscriptions,
-               customers.c.external_id.label("external_customer_id"), customers.c.timezone,
-               plans.c.code.label("plan_code"), plans.c.amount_cents.label("plan_amount_cents"),
-               plans.c.amount_currency.label("plan_amount_currency"), plans.c.interval,
-               plans.c.trial_period)
-        .join(customers, customers.c.id == subscriptions.c.customer_id)
-        .join(plans, plans.c.id == subscriptions.c.plan_id)
-        .where(subscriptions.c.organization_id == organization_id)
-    )
-
-
-def render(row: Any, now: datetime | None = None) -> dict[str, Any]:
-    now = now or datetime.now(UTC)
-    start = end = trial_end = None
-    if row.started_at is not None:
-        timezone = row.timezone or "UTC"
-        moment = min(now, row.terminated_at) if row.terminated_at else now
-        period = period_containing(moment, interval=row.interval, billing_time=row.billing_time,
-                                   started_on=row.started_at.astimezone(ZoneInfo(timezone)).date(),
-                                   timezone=timezone)
-        if period is not None:
-            start, end = period.start, period.end - timedelta(milliseconds=1)
-        if row.trial_period:
-            ends = row.started_at + timedelta(days=row.trial_period)
-            trial_end = ends if ends <= now else None
-    return serializers.subscription(row, start, end, trial_end)
+    return catalog.subscription_query().where(subscriptions.c.organization_id == organization_id)
 
 
 async def render_extended(conn: AsyncConnection, row: Any, now: datetime | None = None) -> dict[str, Any]:
     """The subscription with its plan, as Lago answers create and get."""
     plan_row = (await conn.execute(select(plans).where(plans.c.id == row.plan_id))).one()
-    charge_rows = (await plan_charges(conn, [row.plan_id]))[row.plan_id]
-    return {**render(row, now), "plan": serializers.plan(plan_row, charge_rows),
+    charge_rows = (await catalog.plan_charges(conn, [row.plan_id]))[row.plan_id]
+    return {**serializers.subscription(row, now), "plan": serializers.plan(plan_row, charge_rows),
             "applicable_usage_thresholds": []}
 
 
@@ -168,7 +142,7 @@ async def update_subscription(request: Request) -> JSONResponse:
             await conn.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**changes))
             # found again with its activation: a subscription_at moved to the past starts it now
             row = await find_subscription(conn, organization_id, row.external_id, (row.status, "active"))
-    return ok({"subscription": render(row)})
+    return ok({"subscription": serializers.subscription(row)})
 
 
 async def terminate_subscription(request: Request) -> JSONResponse:
@@ -182,7 +156,7 @@ async def terminate_subscription(request: Request) -> JSONResponse:
                                       [s for s in statuses if s in LIVE] or ["active"])
         await terminate(conn, now, subscriptions.c.id == row.id)
         row = await reread(conn, organization_id, row.id)
-    return ok({"subscription": render(row, now)})
+    return ok({"subscription": serializers.subscription(row, now)})
 
 
 async def get_subscription(request: Request) -> JSONResponse:
@@ -208,7 +182,7 @@ async def list_subscriptions(request: Request) -> JSONResponse:
     async with engine(request).begin() as conn:
         await activate_due(conn, subscriptions.c.organization_id == organization_id)
         rows, meta = await paginate(conn, query, page, per_page)
-    return ok({"subscriptions": [render(r) for r in rows], "meta": meta})
+    return ok({"subscriptions": [serializers.subscription(r) for r in rows], "meta": meta})
 
 
 ROUTES = [

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,18 +25,17 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from aggregator.catalog import effective_status
-from aggregator.redis_state import read_usage
-from meterline.apikeys import authenticate
-from meterline.http import ApiError, JSONResponse, bad_request, not_allowed, not_found, ok, unavailable
+from core.apikeys import authenticate
+from core.db.catalog import billing_cycle, charge_line, plan_charges, subscription_query
+from core.db.tables import subscriptions
+from core.domain.charges import ChargeLine
+from core.domain.lifecycle import LIVE, effective_status
+from core.domain.periods import BillingCycle
+from core.http import ApiError, JSONResponse, bad_request, not_allowed, not_found, ok, unavailable
+from core.usage_state.redis_state import read_usage
 from rater.api.common import engine
 from rater.api.customers import live_customer
-from rater.api.subscriptions import subscription_query
-from rater.billing.store import load_catalog
-from rater.lifecycle import LIVE
-from rater.periods import period_containing
-from rater.tables import subscriptions
-from rater.usage import ChargeLine, customer_usage
+from rater.usage import customer_usage
 
 log = logging.getLogger("meterline.api")
 
@@ -50,10 +49,7 @@ class UsageView:
     """Everything but the Redis state needed to answer current usage for one subscription."""
 
     scope: str
-    interval: str
-    billing_time: str
-    started_on: date
-    timezone: str
+    cycle: BillingCycle
     currency: str
     lines: tuple[ChargeLine, ...]
     metric_ids: tuple[str, ...]
@@ -88,8 +84,8 @@ async def _load_view(conn: AsyncConnection, organization_id: str, customer_exter
     customer = await live_customer(conn, organization_id, customer_external_id)
     if customer is None:
         return not_found("customer")
-    row = (await conn.execute(subscription_query(organization_id).where(
-        subscriptions.c.customer_id == customer.id,
+    row = (await conn.execute(subscription_query().where(
+        subscriptions.c.organization_id == organization_id, subscriptions.c.customer_id == customer.id,
         subscriptions.c.external_id == subscription_external_id,
         subscriptions.c.status.in_(LIVE),
     ))).first()
@@ -97,13 +93,10 @@ async def _load_view(conn: AsyncConnection, organization_id: str, customer_exter
     # before the activation loop has written the new status.
     if row is None or effective_status(row.status, row.subscription_at, datetime.now(UTC)) != "active":
         return not_allowed("no_active_subscription")
-    started_at = row.started_at or row.subscription_at
-    lines = tuple(line for line, _ in (await load_catalog(conn, [row.plan_id]))[row.plan_id])
-    timezone = row.timezone or "UTC"
+    lines = tuple(charge_line(charge) for charge in (await plan_charges(conn, [row.plan_id]))[row.plan_id])
     return UsageView(
-        scope=f"{organization_id}:{row.external_id}", interval=row.interval, billing_time=row.billing_time,
-        started_on=started_at.astimezone(ZoneInfo(timezone)).date(), timezone=timezone,
-        currency=row.plan_amount_currency, lines=lines, metric_ids=tuple(sorted({line.metric_id for line in lines})),
+        scope=f"{organization_id}:{row.external_id}", cycle=billing_cycle(row), currency=row.plan_amount_currency,
+        lines=lines, metric_ids=tuple(sorted({line.metric.id for line in lines})),
     )
 
 
@@ -124,8 +117,7 @@ async def _request_key(request: Request) -> CacheKey:
 
 async def usage_body(request: Request, view: UsageView, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
-    period = period_containing(now, interval=view.interval, billing_time=view.billing_time,
-                               started_on=view.started_on, timezone=view.timezone)
+    period = view.cycle.period_at(now)
     if period is None:  # started later today in another timezone's reckoning: nothing is due yet
         raise not_allowed("no_active_subscription")
     try:
@@ -134,7 +126,7 @@ async def usage_body(request: Request, view: UsageView, now: datetime | None = N
         log.warning("current usage of %s unavailable: %r", view.scope, exc)
         raise unavailable("current usage cannot be read now (Redis unreachable), retry") from exc
     return customer_usage(view.lines, usage, view.currency, period.start, period.end,
-                          period.end.astimezone(ZoneInfo(view.timezone)).date())
+                          period.end.astimezone(ZoneInfo(view.cycle.timezone)).date())
 
 
 async def current_usage(request: Request) -> JSONResponse:

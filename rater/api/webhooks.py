@@ -15,11 +15,11 @@ from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.routing import Route
 
-from meterline.apikeys import authenticate
-from meterline.http import JSONResponse, not_found, ok, validation_error
+from core.apikeys import authenticate
+from core.db.tables import webhook_endpoints
+from core.http import JSONResponse, not_found, ok, validation_error
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
 from rater.billing.signing import new_hmac_key
-from rater.billing.tables import webhook_endpoints
 from rater.inputs import BAD_FORMAT, INVALID, TAKEN, Input
 from rater.serializers import iso
 

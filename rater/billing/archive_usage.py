@@ -1,9 +1,9 @@
 """A usage window's aggregates from the PostgreSQL event archive (the durable ledger), in one query.
 
-The aggregates agree with the aggregator's Redis state (aggregator/aggregations.py `fold`):
+The aggregates agree with the aggregator's Redis state (core/domain/aggregation.py `fold`):
 - count_agg: events; sum_agg: exact numeric sum; max_agg: largest value (0 without events);
 - latest_agg: value of the newest event (among equal timestamps the one archived last), negative → 0
-  when priced (rater.usage.units_of);
+  when priced (core.domain.charges.units_of);
 - unique_count_agg: distinct `str(value)` as Python writes it (booleans True/False; JSON numbers with
   a fraction keep it without trailing zeros, e.g. 1.50 → "1.5");
 - weighted_sum_agg: sum of value × (period end − timestamp) in microseconds over the period length,
@@ -14,7 +14,6 @@ Only applied events are archived, so every archived value passed the aggregator'
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,19 +21,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from aggregator.aggregations import UNITS_QUANTUM, MetricUsage
-from rater.periods import Period
+from core.domain.aggregation import UNITS_QUANTUM, Metric, MetricUsage
+from core.domain.periods import Period
 from schemas.events import epoch_us
 
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    id: str
-    code: str
-    aggregation_type: str
-    field_name: str | None
 
 
 def _numeric(field: str) -> str:
@@ -53,7 +44,7 @@ def _unique_text(field: str) -> str:
             f"ELSE {value} END ELSE {value} END)")
 
 
-def _columns(index: int, metric: MetricSpec) -> list[str]:
+def _columns(index: int, metric: Metric) -> list[str]:
     where = f"FILTER (WHERE code = :c{index})"
     columns = [f"count(*) {where} AS n{index}"]
     kind = metric.aggregation_type
@@ -74,7 +65,7 @@ def _columns(index: int, metric: MetricSpec) -> list[str]:
     return columns
 
 
-def _usage(index: int, metric: MetricSpec, row: Any, period_us: int) -> MetricUsage:
+def _usage(index: int, metric: Metric, row: Any, period_us: int) -> MetricUsage:
     count = int(getattr(row, f"n{index}") or 0)
     kind = metric.aggregation_type
 
@@ -91,7 +82,7 @@ def _usage(index: int, metric: MetricSpec, row: Any, period_us: int) -> MetricUs
     return MetricUsage(0, count, value("s"), value("x"), value("l"), weighted)
 
 
-def _params(organization_id: str, window: Period, period: Period, unique: list[MetricSpec]) -> tuple[dict, list]:
+def _params(organization_id: str, window: Period, period: Period, unique: list[Metric]) -> tuple[dict, list]:
     params: dict[str, Any] = {"org": organization_id, "start": window.start, "end": window.end,
                               "codes": [m.code for m in unique],
                               "period_end_us": epoch_us(period.end)}
@@ -109,7 +100,7 @@ _WHERE = ("FROM events WHERE organization_id = :org AND timestamp >= :start AND 
 
 
 async def windows_usage(conn: AsyncConnection, organization_id: str, external_subscription_ids: Sequence[str],
-                        window: Period, period: Period, metrics: Sequence[MetricSpec]
+                        window: Period, period: Period, metrics: Sequence[Metric]
                         ) -> dict[str, dict[str, MetricUsage]]:
     """Aggregates of every metric over `window` for many subscriptions sharing it, in one query.
     Subscriptions without events are absent from the answer (their usage is zero)."""
@@ -126,7 +117,7 @@ async def windows_usage(conn: AsyncConnection, organization_id: str, external_su
 
 
 async def window_usage(conn: AsyncConnection, organization_id: str, external_subscription_id: str,
-                       window: Period, period: Period, metrics: Sequence[MetricSpec]) -> dict[str, MetricUsage]:
+                       window: Period, period: Period, metrics: Sequence[Metric]) -> dict[str, MetricUsage]:
     """Aggregates of every metric over the events of `window` (within the billing `period`)."""
     found = await windows_usage(conn, organization_id, [external_subscription_id], window, period, metrics)
     return found.get(external_subscription_id, {})

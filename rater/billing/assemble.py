@@ -6,14 +6,16 @@ usage fees with 0 units and 0 amount are left out.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from aggregator.aggregations import MetricUsage
+from core.domain.aggregation import MetricUsage
+from core.domain.charges import ChargeLine, charge_fee, units_text
 from rater.billing.schedule import Due
-from rater.usage import ChargeLine, charge_fee
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,19 @@ class FeeLine:
     to_datetime: datetime | None
 
 
+def fee_rows(invoice_id: str, subscription_id: str, lines: Sequence[FeeLine], currency: str,
+             first_position: int) -> list[dict[str, Any]]:
+    """The `fees` rows of one subscription's lines on an invoice, numbered from `first_position`."""
+    return [{
+        "id": str(uuid.uuid4()), "invoice_id": invoice_id, "subscription_id": subscription_id,
+        "fee_type": line.fee_type, "charge_id": line.charge_id, "billable_metric_id": line.billable_metric_id,
+        "item_code": line.item_code, "item_name": line.item_name, "invoice_display_name": line.invoice_display_name,
+        "units": units_text(line.units), "events_count": line.events_count, "amount_cents": line.amount_cents,
+        "precise_amount_cents": str(line.precise_amount_cents), "currency": currency,
+        "from_datetime": line.from_datetime, "to_datetime": line.to_datetime, "position": first_position + n,
+    } for n, line in enumerate(lines)]
+
+
 def subscription_fee(due: Due, plan: PlanItem) -> FeeLine:
     return FeeLine("subscription", None, None, plan.code, plan.name, plan.invoice_display_name, Decimal(1), None,
                    due.fee_cents, Decimal(due.fee_cents), due.fee_from, due.fee_to)
@@ -56,7 +71,7 @@ def usage_fees(due: Due, charges: Sequence[ChargeLine], usage: Mapping[str, Metr
         events_count, fee = charge_fee(charge, usage, currency)
         if fee.units == 0 and fee.amount_cents == 0 and fee.precise_amount_cents == 0:
             continue
-        lines.append(FeeLine("charge", charge.charge_id, charge.metric_id, charge.metric_code, charge.metric_name,
+        lines.append(FeeLine("charge", charge.charge_id, charge.metric.id, charge.metric.code, charge.metric_name,
                              charge.invoice_display_name, fee.units, events_count, fee.amount_cents,
                              fee.precise_amount_cents, due.charges.start, due.charges.end))
     return lines

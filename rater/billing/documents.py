@@ -7,12 +7,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.db.catalog import subscription_query
+from core.db.tables import customers, fees, invoice_subscriptions, invoices, subscriptions
 from rater import serializers
-from rater.api.subscriptions import render as render_subscription
-from rater.api.subscriptions import subscription_query
 from rater.billing import render
-from rater.billing.tables import fees, invoice_subscriptions, invoices
-from rater.tables import customers, plans, subscriptions
 
 
 async def customers_by_id(conn: AsyncConnection, ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -25,21 +23,13 @@ async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, 
     customer = (await customers_by_id(conn, {row.customer_id}))[row.customer_id]
     moments = (await conn.execute(select(invoice_subscriptions).where(invoice_subscriptions.c.invoice_id == invoice_id)
                                   )).all()
-    sub_rows = {s.id: s for s in (await conn.execute(subscription_query(row.organization_id).where(
+    sub_rows = {s.id: s for s in (await conn.execute(subscription_query().where(
         subscriptions.c.id.in_([m.subscription_id for m in moments])))).all()}
     fee_rows = (await conn.execute(select(fees).where(fees.c.invoice_id == invoice_id).order_by(fees.c.position))
                 ).all()
-    in_advance: dict[str, bool] = {}
-    if sub_rows:
-        rows = await conn.execute(select(plans.c.id, plans.c.pay_in_advance).where(
-            plans.c.id.in_({s.plan_id for s in sub_rows.values()})))
-        in_advance = {row.id: row.pay_in_advance for row in rows}
-    fee_docs = []
-    for fee_row in fee_rows:
-        sub = sub_rows[fee_row.subscription_id]
-        fee_docs.append(render.fee(fee_row, row, customer["external_id"], sub.external_id,
-                                   bool(in_advance.get(sub.plan_id))))
+    fee_docs = [render.fee(fee_row, row, customer["external_id"], sub_rows[fee_row.subscription_id].external_id,
+                           sub_rows[fee_row.subscription_id].pay_in_advance) for fee_row in fee_rows]
     periods = [render.billing_period(m, sub_rows[m.subscription_id].external_id, sub_rows[m.subscription_id].plan_id)
                for m in moments]
-    subs = [render_subscription(sub_rows[s]) for s in dict.fromkeys(m.subscription_id for m in moments)]
+    subs = [serializers.subscription(sub_rows[s]) for s in dict.fromkeys(m.subscription_id for m in moments)]
     return render.invoice_extended(row, customer, fee_docs, subs, periods)

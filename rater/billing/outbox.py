@@ -1,4 +1,5 @@
-"""Delivering the webhook outbox: claim due rows, POST them signed, record the outcome, back off.
+"""The webhook outbox: rows queued in the transaction that changes an invoice, then delivered:
+claimed, POSTed signed, their outcome recorded, failures backed off.
 
 Order for one delivery, and what a crash between steps does:
 0. only rows at least a second old: the biller commits invoices without waiting for the WAL flush
@@ -14,17 +15,20 @@ Order for one delivery, and what a crash between steps does:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import httpx
 import orjson
-from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import String, column, func, literal, select, text, true, update, values
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from meterline.metrics import WEBHOOK_DELIVERIES
+from core.db.tables import webhook_deliveries, webhook_endpoints
+from core.metrics import WEBHOOK_DELIVERIES
 from rater.billing.documents import invoice_document
 from rater.billing.signing import backoff, gives_up, headers
-from rater.billing.tables import webhook_deliveries, webhook_endpoints
 
 log = logging.getLogger("meterline.webhooks")
 LEASE_S = 60
@@ -37,6 +41,22 @@ WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next
              ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)
 RETURNING id
 """)
+
+
+async def enqueue_webhooks(conn: AsyncConnection, organization_id: str, invoice_id: str,
+                           webhook_types: Sequence[str]) -> None:
+    """One outbox row per endpoint of the organization and webhook type, in the caller's transaction."""
+    kinds = values(column("webhook_type", String), name="kinds").data([(kind,) for kind in webhook_types])
+    rows = select(func.gen_random_uuid(), webhook_endpoints.c.organization_id, webhook_endpoints.c.id,
+                  kinds.c.webhook_type, literal(invoice_id, UUID(as_uuid=False))).select_from(
+        webhook_endpoints.join(kinds, true())).where(webhook_endpoints.c.organization_id == organization_id)
+    await conn.execute(pg_insert(webhook_deliveries).from_select(
+        ["id", "organization_id", "endpoint_id", "webhook_type", "object_id"], rows,
+    ).on_conflict_do_nothing(constraint="uq_webhook_deliveries_once"))
+
+
+async def organizations_with_webhooks(conn: AsyncConnection) -> set[str]:
+    return set((await conn.execute(select(webhook_endpoints.c.organization_id).distinct())).scalars())
 
 
 async def deliver_due(engine: AsyncEngine, http: httpx.AsyncClient, limit: int = 100) -> int:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from rater.money import minor_units
+from core.domain.money import minor_units
 from rater.serializers import iso
 
 

@@ -22,8 +22,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from rater.money import round_cents
-from rater.periods import Period, local_period_bounds, period_containing
+from core.domain.money import round_cents
+from core.domain.periods import Period, local_period_bounds, period_containing
 
 INVOICING_REASONS = {
     "start": "subscription_starting",

@@ -14,36 +14,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.db.locks import close_periods, lock_customers
+from core.db.tables import fees, invoice_subscriptions, invoices
 from rater.billing.assemble import (
     draft_number,
+    fee_rows,
+    invoice_number,
     moment_fees,
-    number_prefix,
     payment_status_at_finalization,
     total_cents,
 )
-from rater.billing.locks import close_periods, lock_customers
-from rater.billing.store import Catalog, Group, UsageByMoment, enqueue_webhooks, fee_rows, prefetch_usage
-from rater.billing.tables import fees, invoice_subscriptions, invoices
+from rater.billing.grouping import Catalog, Group, grace_until, is_final
+from rater.billing.outbox import enqueue_webhooks
+from rater.billing.reads import UsageByMoment, last_sequential_ids, prefetch_usage
 
-# A finalized invoice takes the customer's next sequential id in the same statement (the customer
-# lock is held, so max + 1 is safe; the unique (customer, sequential_id) would catch a mistake).
-_INSERT_FINAL = text("""
-INSERT INTO invoices (id, organization_id, customer_id, due_at, issuing_date, grace_until, status, payment_status,
-                      currency, fees_amount_cents, total_amount_cents, sequential_id, number, finalized_at)
-SELECT :id, :org, :customer, :due_at, :issuing_date, :grace_until, 'finalized', :payment_status, :currency, :total,
-       :total, next.seq,
-       :prefix || '-' || CASE WHEN next.seq < 1000 THEN lpad(CAST(next.seq AS text), 3, '0')
-                              ELSE CAST(next.seq AS text) END, now()
-FROM (SELECT coalesce(max(sequential_id), 0) + 1 AS seq FROM invoices WHERE customer_id = :customer) AS next
-""")
-
-# Customers are locked in their order (rater.billing.locks): no deadlock. A transaction that
+# Customers are locked in their order (core.db.locks): no deadlock. A transaction that
 # finalizes invoices commits durably (a finalized invoice is acted upon: numbered, sent; and the
 # aggregator refuses events from the moment a period's close is visible). One that only writes drafts
 # commits asynchronously (no WAL flush wait): a crash loses at most the last ~3 x wal_writer_delay
@@ -67,21 +58,11 @@ def _moment_row(invoice_id: str, sub: Any, due: Any) -> dict[str, Any]:
     }
 
 
-def grace_until(group: Group) -> datetime:
-    """When the group's invoice stops being a draft: the end of the customer's grace period."""
-    return group.at + timedelta(days=group.grace_days)
-
-
-def is_final(group: Group, as_of: datetime) -> bool:
-    """Whether the group's invoice is finalized when written (its grace period ended by `as_of`)."""
-    return grace_until(group) <= as_of
-
-
 async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: Catalog, as_of: datetime,
                        usage: UsageByMoment, notify: set[str]) -> int:
     """Invoice the groups in the caller's transaction; the number of invoices written.
 
-    A group due before the end of its grace period is finalized at once: numbered in the insert,
+    A group due before the end of its grace period is finalized at once: numbered as it is inserted,
     its billing periods closed, invoice.finalized queued with invoice.created. Its usage is not
     taken from `usage` (read before this transaction): the periods are closed first, under the
     subscriptions' exclusive locks, and only then is its usage read from the archive, so every
@@ -96,41 +77,41 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
         await conn.execute(_ASYNC_COMMIT)
     if final_items:  # read after the close, in this transaction (new snapshot: READ COMMITTED)
         usage = {**usage, **await prefetch_usage(conn, final_items, catalog)}
-    finals, drafts, moments, fee_list, webhooks = [], [], [], [], []
+    # a finalized invoice takes its customer's next sequential id (the customer lock is held)
+    last = await last_sequential_ids(conn, [g.customer_id for g in groups if is_final(g, as_of)])
+    now = datetime.now(UTC)
+    written, moments, fee_list, webhooks = [], [], [], []
     for group in groups:
         invoice_id = str(uuid.uuid4())
         rows: list[dict[str, Any]] = []
         total = 0
         for sub, due in group.items:
-            lines = moment_fees(due, sub.plan, [line for line, _ in catalog.get(sub.plan_id, [])],
+            lines = moment_fees(due, sub.plan, catalog.get(sub.plan_id, []),
                                 usage.get((sub.terms.subscription_id, due.billing_key), {}), sub.currency)
             rows += fee_rows(invoice_id, sub.terms.subscription_id, lines, group.currency, len(rows))
             total += total_cents(lines)
             moments.append(_moment_row(invoice_id, sub, due))
         fee_list += rows
         ends = grace_until(group)
-        values = {"id": invoice_id, "org": group.organization_id, "customer": group.customer_id,
-                  "due_at": group.at, "issuing_date": group.at.astimezone(group.zone).date(),
-                  "grace_until": ends, "currency": group.currency, "total": total}
         final = ends <= as_of
+        sequential_id, number = None, draft_number(group.organization_name, group.customer_id)
         if final:
-            finals.append({**values, "payment_status": payment_status_at_finalization(total),
-                           "prefix": number_prefix(group.organization_name, group.customer_id)})
-        else:
-            drafts.append({
-                "id": invoice_id, "organization_id": group.organization_id, "customer_id": group.customer_id,
-                "due_at": group.at, "issuing_date": values["issuing_date"], "grace_until": ends,
-                "status": "draft", "payment_status": "pending", "currency": group.currency,
-                "fees_amount_cents": total, "total_amount_cents": total,
-                "number": draft_number(group.organization_name, group.customer_id)})
+            sequential_id = last[group.customer_id] = last[group.customer_id] + 1
+            number = invoice_number(group.organization_name, group.customer_id, sequential_id)
+        written.append({
+            "id": invoice_id, "organization_id": group.organization_id, "customer_id": group.customer_id,
+            "due_at": group.at, "issuing_date": group.at.astimezone(group.zone).date(), "grace_until": ends,
+            "status": "finalized" if final else "draft",
+            "payment_status": payment_status_at_finalization(total) if final else "pending",
+            "currency": group.currency, "fees_amount_cents": total, "total_amount_cents": total,
+            "sequential_id": sequential_id, "number": number, "finalized_at": now if final else None})
         if group.organization_id in notify:
             webhooks.append((group.organization_id, invoice_id,
                              ["invoice.created", "invoice.finalized"] if final else ["invoice.created"]))
     # invoices in the groups' order (one customer's in time order: its sequential ids follow the calendar)
-    for statement, rows in ((_INSERT_FINAL, finals), (insert(invoices), drafts),
-                            (insert(invoice_subscriptions), moments), (insert(fees), fee_list)):
+    for table, rows in ((invoices, written), (invoice_subscriptions, moments), (fees, fee_list)):
         if rows:
-            await conn.execute(statement, rows)
+            await conn.execute(insert(table), rows)
     for organization_id, invoice_id, kinds in webhooks:
         await enqueue_webhooks(conn, organization_id, invoice_id, kinds)
     return len(groups)

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select
 
-from meterline.apikeys import key_hash
+from core.apikeys import key_hash
+from core.db.tables import api_keys, organizations
 from meterline.orgs import rotate_key
-from rater.tables import api_keys, organizations
 from tests.conftest import ROOT, Services, Stack
 
 

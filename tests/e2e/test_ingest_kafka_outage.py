@@ -18,8 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from meterline.cli import load_settings
-from meterline.settings import Settings
+from core.settings import Settings, load_settings
 from meterline.stack import kafka
 from meterline.stack.proc import RunDir, running_pid, stop
 from meterline.stack.up import PROCESSES, ensure_process
@@ -116,7 +115,7 @@ def stack_settings(services: Services, stack: Stack) -> Iterator[Settings]:
     try:
         yield settings
     finally:  # whatever happened, leave the stack as it was: broker first, then any process that died with it
-        kafka.ensure_running(rundir, settings.kafka_bootstrap, settings.events_partitions)
+        kafka.ensure_running(rundir, settings)
         for process in running:
             ensure_process(rundir, settings, process, lambda _: None)
         if any(process.name == "aggregator" for process in running):
@@ -135,7 +134,7 @@ def test_kafka_outage_answers_503_in_time_recovers_and_loses_no_accepted_event(
         stopped_at = time.monotonic()
         load.wait_for(lambda seen: sum(o.status == 503 and o.began > stopped_at for o in seen) >= 2 * SENDERS,
                       60, "503s while the broker is down")
-        kafka.ensure_running(rundir, stack_settings.kafka_bootstrap, stack_settings.events_partitions)
+        kafka.ensure_running(rundir, stack_settings)
         restarted_at = time.monotonic()
         load.wait_for(lambda seen: sum(o.status == 200 and o.began > restarted_at for o in seen) >= 10, 90,
                       "recovery after the broker came back")

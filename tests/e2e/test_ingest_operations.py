@@ -12,8 +12,8 @@ import httpx
 import orjson
 from sqlalchemy import create_engine, func, update
 
-from meterline.apikeys import key_hash
-from rater.tables import api_keys
+from core.apikeys import key_hash
+from core.db.tables import api_keys
 from tests.builders import api, customer_body, metric_body, mtu_event, plan_body, subscription_body
 from tests.conftest import Services, Stack
 from tests.e2e.ingest_support import new_org, private_ingest

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import create_engine, event, func, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from meterline.apikeys import ApiKeyResolver, key_hash
-from meterline.http import ApiError
+from core.apikeys import ApiKeyResolver, key_hash
+from core.db.tables import api_keys
+from core.http import ApiError
 from meterline.orgs import ensure_organization
-from rater.tables import api_keys
 from tests.conftest import Services
 
 

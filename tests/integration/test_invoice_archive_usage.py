@@ -1,5 +1,5 @@
 """Invoices aggregate the PostgreSQL archive exactly as the aggregator aggregates Redis: the archive
-query (rater.billing.archive_usage) must equal `aggregator.aggregations.fold` on the same events."""
+query (rater.billing.archive_usage) must equal `core.domain.aggregation.fold` on the same events."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from aggregator.aggregations import MetricUsage, Sample, fold
 from aggregator.archive import EventArchive
 from aggregator.planning import scaled
-from rater.billing.archive_usage import MetricSpec, window_usage
-from rater.periods import Period
-from rater.usage import units_of
+from core.domain.aggregation import Metric, MetricUsage, Sample, fold
+from core.domain.charges import units_of
+from core.domain.periods import Period
+from rater.billing.archive_usage import window_usage
 from schemas.events import Event
 from tests.conftest import Services
 
@@ -34,7 +34,7 @@ def events(org: str, sub: str, code: str, field: str, values: list[tuple[int, ob
             for n, (ts, value) in enumerate(values)]
 
 
-def archive_and_read(services: Services, batch: list[Event], metrics: list[MetricSpec], org: str, sub: str
+def archive_and_read(services: Services, batch: list[Event], metrics: list[Metric], org: str, sub: str
                      ) -> dict[str, MetricUsage]:
     async def main() -> dict[str, MetricUsage]:
         engine = create_async_engine(services.sqlalchemy_url)
@@ -63,8 +63,8 @@ UNIQUE = [(micros(2), "u1"), (micros(3), "u1"), (micros(4), 7), (micros(5), True
 def test_every_aggregation_agrees_with_the_aggregators_fold(services: Services) -> None:
     org, sub = str(uuid.uuid4()), "sub-archive"
     kinds = ("count_agg", "sum_agg", "max_agg", "latest_agg", "weighted_sum_agg")
-    metrics = [MetricSpec(str(uuid.uuid4()), kind, kind, None if kind == "count_agg" else "v") for kind in kinds]
-    metrics.append(MetricSpec(str(uuid.uuid4()), "unique", "unique_count_agg", "user_id"))
+    metrics = [Metric(str(uuid.uuid4()), kind, kind, None if kind == "count_agg" else "v") for kind in kinds]
+    metrics.append(Metric(str(uuid.uuid4()), "unique", "unique_count_agg", "user_id"))
     batch = [e for kind in kinds for e in events(org, sub, kind, "v", NUMBERS)]
     batch += events(org, sub, "unique", "user_id", UNIQUE)
 

@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from meterline.redis_clients import reconnecting_redis
+from core.clients import reconnecting_redis
 from tests.conftest import Services
 
 

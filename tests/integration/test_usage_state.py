@@ -12,11 +12,13 @@ from typing import TypeVar
 
 from redis.asyncio import Redis
 
-from aggregator.aggregations import Sample, fold
-from aggregator.keys import dedup_key, totals_key, unique_key
-from aggregator.model import Metric, Planned, SubscriptionView
+from aggregator.model import SubscriptionView
 from aggregator.planning import period_of, plan
-from aggregator.redis_state import UsageState, read_usage
+from core.domain.aggregation import Metric, Sample, fold
+from core.domain.periods import BillingCycle
+from core.usage_state.keys import dedup_key, totals_key, unique_key
+from core.usage_state.ops import Planned
+from core.usage_state.redis_state import UsageState, read_usage
 from schemas.events import Event
 from tests.conftest import Services
 
@@ -39,8 +41,8 @@ def subscription(unique: str, aggregation_type: str) -> SubscriptionView:
     metric = Metric(f"metric-{unique}", "m", aggregation_type, None if aggregation_type == "count_agg" else "v")
     # started long ago so that a period of last month is open; the current month's period is used
     return SubscriptionView(id=f"id-{unique}", organization_id=ORG, external_id=f"sub-{unique}", status="active",
-                            interval="monthly", billing_time="calendar", started_on=date(2020, 1, 1),
-                            timezone="UTC", metrics_by_code={"m": metric})
+                            cycle=BillingCycle("monthly", "calendar", date(2020, 1, 1), "UTC"),
+                            metrics_by_code={"m": metric})
 
 
 def events_of(view: SubscriptionView, values: list[object]) -> list[Event]:

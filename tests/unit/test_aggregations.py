@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from aggregator.aggregations import (
+from core.domain.aggregation import (
     WEIGHT_BASE,
     MetricUsage,
     Sample,
@@ -14,8 +14,8 @@ from aggregator.aggregations import (
     weighted_contribution,
     weighted_units,
 )
-from aggregator.model import Op, Planned
-from aggregator.redis_state import script_arguments
+from core.usage_state.ops import Op, Planned
+from core.usage_state.redis_state import script_arguments
 
 DAY = 86400 * 1_000_000
 START, END = 0, 30 * DAY

@@ -94,7 +94,7 @@ def test_the_fetcher_hands_over_its_own_records_once_the_app_uses_chunks(monkeyp
 
     from aggregator.app import create_app
     from aggregator.fetch_chunks import FetchedRecords
-    from meterline.settings import Settings
+    from core.settings import Settings
 
     # aiokafka's own class, as before any app of this process used chunks (put back after the test)
     monkeypatch.setattr(aiokafka.consumer.fetcher, "PartitionRecords", FetchedRecords.__base__)
@@ -105,7 +105,7 @@ def test_the_fetcher_hands_over_its_own_records_once_the_app_uses_chunks(monkeyp
 def test_the_worker_s_kafka_consumer_waits_at_most_fetch_max_wait_ms_for_partitions_with_nothing_new() -> None:
     from aggregator.app import create_app
     from aggregator.fetch_chunks import FETCH_MAX_WAIT_MS, ChunkConsumerThread
-    from meterline.settings import Settings
+    from core.settings import Settings
 
     async def built() -> int:
         app = create_app(Settings.from_env({}))

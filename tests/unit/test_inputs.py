@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from meterline.http import ApiError
+from core.http import ApiError
 from rater.inputs import Input
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from aggregator.aggregations import MetricUsage
+from core.domain.aggregation import Metric, MetricUsage
+from core.domain.charges import ChargeLine
+from core.domain.periods import Period
 from rater.billing.assemble import (
     PlanItem,
     draft_number,
@@ -15,8 +17,6 @@ from rater.billing.assemble import (
     total_cents,
 )
 from rater.billing.schedule import Due
-from rater.periods import Period
-from rater.usage import ChargeLine
 
 JUNE = Period(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
 JULY = Period(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 8, 1, tzinfo=UTC))
@@ -24,9 +24,9 @@ TEAM = PlanItem("team", "Team", None)
 MTU = ChargeLine("ch-1", "graduated", {"graduated_ranges": [
     {"from_value": 0, "to_value": 10000, "per_unit_amount": "0", "flat_amount": "0"},
     {"from_value": 10001, "to_value": None, "per_unit_amount": "0.012", "flat_amount": "0"}]},
-    None, "m-1", "MTU", "mtu", "unique_count_agg")
-STORAGE = ChargeLine("ch-2", "standard", {"amount": "0.3333"}, "Storage GB", "m-2", "Storage", "gb", "sum_agg",
-                     "round", 1)
+    None, Metric("m-1", "mtu", "unique_count_agg", "user_id"), "MTU")
+STORAGE = ChargeLine("ch-2", "standard", {"amount": "0.3333"}, "Storage GB", Metric("m-2", "gb", "sum_agg", "gb"),
+                     "Storage", "round", 1)
 
 
 def billing_day(fee: int = 12000) -> Due:

@@ -1,13 +1,12 @@
-"""Which invoices a billing run writes (rater.biller.plan_groups / batches). Pure."""
+"""Which invoices a billing run writes (rater.billing.grouping: plan_groups, batches). Pure."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from rater.biller import batches, due_moments, plan_groups
 from rater.billing.assemble import PlanItem
+from rater.billing.grouping import Subscribed, batches, due_moments, plan_groups
 from rater.billing.schedule import Terms
-from rater.billing.store import Subscribed
 
 
 def subscribed(sub: str, customer: str, start: datetime, billing_time: str = "calendar") -> Subscribed:

@@ -2,7 +2,7 @@ import asyncio
 import json
 import logging
 
-from meterline.logs import JsonFormatter, RepeatFilter, RequestIdMiddleware, work_id
+from core.logs import JsonFormatter, RepeatFilter, RequestIdMiddleware, work_id
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:

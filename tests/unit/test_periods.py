@@ -2,7 +2,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from rater.periods import period_containing
+from core.domain.periods import period_containing
 
 
 def utc(*args: int) -> datetime:

@@ -1,4 +1,4 @@
-"""Properties of billing periods (rater.periods), checked on generated subscriptions and instants.
+"""Properties of billing periods (core.domain.periods), checked on generated subscriptions and instants.
 
 For every interval and billing time, in UTC and in zones with daylight saving time (New York and
 Paris change their clocks at 02:00/03:00, so local midnight always exists there): the period
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rater.periods import BILLING_TIMES, INTERVALS, Period, period_containing
+from core.domain.periods import BILLING_TIMES, INTERVALS, Period, period_containing
 
 ZONES = ("UTC", "America/New_York", "Europe/Paris")
 _MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}

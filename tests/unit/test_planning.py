@@ -6,10 +6,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from aggregator.catalog import effective_status
-from aggregator.keys import totals_key, unique_key
-from aggregator.model import STATE_RETENTION_S, Metric, Op, Planned, Rejected, SubscriptionView
+from aggregator.model import Rejected, SubscriptionView
 from aggregator.planning import period_of, plan, scaled
+from core.domain.aggregation import Metric
+from core.domain.lifecycle import effective_status
+from core.domain.periods import BillingCycle
+from core.usage_state.keys import totals_key, unique_key
+from core.usage_state.ops import STATE_RETENTION_S, Op, Planned
 from schemas.events import Event
 
 ORG = "00000000-0000-0000-0000-000000000001"
@@ -29,12 +32,14 @@ def micros(*args: int, tz: object = UTC) -> int:
 
 
 def view(**overrides: object) -> SubscriptionView:
+    cycle: dict[str, object] = dict(interval="monthly", billing_time="calendar", started_on=date(2026, 1, 15),
+                                    timezone="UTC")
     values: dict[str, object] = dict(
-        id="sub-uuid", organization_id=ORG, external_id="sub-1", status="active", interval="monthly",
-        billing_time="calendar", started_on=date(2026, 1, 15), timezone="UTC", metrics_by_code=METRICS,
+        id="sub-uuid", organization_id=ORG, external_id="sub-1", status="active", metrics_by_code=METRICS,
     )
-    values.update(overrides)
-    return SubscriptionView(**values)  # type: ignore[arg-type]
+    for name, value in overrides.items():
+        (cycle if name in cycle else values)[name] = value
+    return SubscriptionView(**values, cycle=BillingCycle(**cycle))  # type: ignore[arg-type]
 
 
 def event(code: str = "calls", timestamp_us: int | None = None, tx: str = "tx-1", **properties: object) -> Event:

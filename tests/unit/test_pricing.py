@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from rater.pricing import InvalidChargeProperties, parse_ranges, price, validate_properties
+from core.domain.pricing import InvalidChargeProperties, parse_ranges, price, validate_properties
 
 SEGMENT_TEAM = {
     "graduated_ranges": [
@@ -127,13 +127,13 @@ def test_ranges_starting_at_one_are_accepted() -> None:
     ],
 )
 def test_metric_units_rounding(units: str, function: str | None, precision: int | None, expected: str) -> None:
-    from rater.pricing import round_units
+    from core.domain.pricing import round_units
 
     assert round_units(Decimal(units), function, precision) == Decimal(expected)
 
 
 def test_unknown_rounding_function_is_refused() -> None:
-    from rater.pricing import round_units
+    from core.domain.pricing import round_units
 
     with pytest.raises(InvalidChargeProperties) as error:
         round_units(Decimal(1), "bankers", 0)

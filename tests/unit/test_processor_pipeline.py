@@ -21,7 +21,7 @@ import redis.exceptions
 from aggregator import processor as processor_module
 from aggregator.archive import Stored
 from aggregator.copy_text import copy_text
-from aggregator.model import Metric, Planned, SubscriptionView
+from aggregator.model import SubscriptionView
 from aggregator.processor import (
     YIELD_EVERY,
     BatchProcessor,
@@ -31,11 +31,14 @@ from aggregator.processor import (
     process_until_done,
     transient_errors,
 )
+from core.domain.aggregation import Metric
+from core.domain.periods import BillingCycle
+from core.usage_state.ops import Planned
 from schemas.events import Event, event_from_message, event_to_message
 
 ORG = "00000000-0000-0000-0000-0000000000aa"
-VIEW = SubscriptionView(id="sub-1", organization_id=ORG, external_id="s1", status="active", interval="monthly",
-                        billing_time="calendar", started_on=date(2020, 1, 1), timezone="UTC",
+VIEW = SubscriptionView(id="sub-1", organization_id=ORG, external_id="s1", status="active",
+                        cycle=BillingCycle("monthly", "calendar", date(2020, 1, 1), "UTC"),
                         metrics_by_code={"calls": Metric("m1", "calls", "count_agg", None)})
 NOW_US = 1_795_000_000_000_000
 

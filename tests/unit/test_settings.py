@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meterline.settings import ConfigError, Settings
+from core.settings import ConfigError, Settings
 
 
 def test_the_aggregator_commit_interval_defaults_to_a_second_and_is_read_from_the_environment() -> None:

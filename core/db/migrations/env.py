@@ -5,8 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-import rater.billing.tables  # noqa: F401  (registers the billing tables on the shared metadata)
-from rater.tables import metadata
+from core.db.tables import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")

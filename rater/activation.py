@@ -16,8 +16,8 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from rater.lifecycle import LIVE
-from rater.tables import subscriptions
+from core.db.tables import subscriptions
+from core.domain.lifecycle import LIVE
 
 log = logging.getLogger("meterline.activation")
 INTERVAL_S = 1.0

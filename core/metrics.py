@@ -15,9 +15,9 @@ from prometheus_client import Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from meterline.lag import LagSample
+from core.lag import LagSample
 
-log = logging.getLogger("meterline.metrics")
+log = logging.getLogger("core.metrics")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STATS_KEY = "ml:stats"  # Redis hash: applied, deduplicated, rejected:<reason>, biller_* fields
 

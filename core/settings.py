@@ -1,7 +1,8 @@
 """One frozen settings object, read once from the environment at start-up.
 
-Every process calls `Settings.from_env()` exactly once; nothing else in the code base reads
-`os.environ` for configuration. `meterline check-config` prints the resolved values.
+Every process calls `load_settings()` exactly once: the environment, with `.meterline/env` (written
+by `meterline up`) filling what is unset. Nothing else in the code base reads `os.environ` for
+configuration. `meterline check-config` prints the resolved values.
 """
 
 from __future__ import annotations
@@ -55,10 +56,15 @@ class Settings:
     ingest_rate_limit_burst: float
     api_key_cache_ttl_s: float
     aggregator_runtime: str = "faust"  # or "kafka": aggregator/kafka_loop.py
+    # the local stack (`meterline up`): where Kafka's jars are cached, the broker's heap, and the
+    # default organization's API key to bootstrap (else the one in `home/api-key`, else a new one)
+    cache_home: Path = Path.home() / ".cache" / "meterline"
+    kafka_heap: str = "1g"
+    bootstrap_api_key: str | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Parse and validate the settings from these variables (`load_settings` passes the environment)."""
         home = Path(env.get("METERLINE_HOME", ".meterline")).resolve()
         settings = cls(
             kafka_bootstrap=env.get("METERLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
@@ -91,6 +97,9 @@ class Settings:
             ingest_rate_limit_burst=float(env.get("METERLINE_INGEST_RATE_BURST", "200000")),
             api_key_cache_ttl_s=float(env.get("METERLINE_API_KEY_CACHE_TTL_S", "10")),
             aggregator_runtime=env.get("METERLINE_AGGREGATOR_RUNTIME", "faust"),
+            cache_home=Path(env.get("METERLINE_CACHE", Path.home() / ".cache" / "meterline")),
+            kafka_heap=env.get("METERLINE_KAFKA_HEAP", "1g"),
+            bootstrap_api_key=env.get("METERLINE_API_KEY") or None,
         )
         settings.validate()
         return settings
@@ -132,4 +141,18 @@ class Settings:
         parts = urlsplit(self.database_url)
         if parts.password:
             values["database_url"] = self.database_url.replace(f":{parts.password}@", ":***@", 1)
+        if self.bootstrap_api_key:
+            values["bootstrap_api_key"] = "***"
         return values
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment, with `.meterline/env` (written by `up`) filling what is unset."""
+    merged = dict(os.environ if env is None else env)
+    env_file = Path(merged.get("METERLINE_HOME", ".meterline")) / "env"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip() and name.strip() not in merged:
+                merged[name.strip()] = value.strip()
+    return Settings.from_env(merged)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from rater.money import round_cents, to_precise_cents
+from core.domain.money import round_cents, to_precise_cents
 
 
 class InvalidChargeProperties(ValueError):

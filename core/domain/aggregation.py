@@ -2,7 +2,7 @@
 
 Redis keeps, per (subscription, charge, period), only integers that these functions define:
 values are integers of millionths (`VALUE_SCALE`), times integers of microseconds. The Lua script
-in aggregator/redis_state.py applies the same arithmetic incrementally; `fold` is the reference
+in core/usage_state/redis_state.py applies the same arithmetic incrementally; `fold` is the reference
 used by tests (and by anyone recomputing a period from the archive) to check it.
 
 weighted_sum_agg (time-weighted value over the period). Each event's value is a change of a
@@ -23,13 +23,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from aggregator.model import VALUE_SCALE
-
+AGGREGATION_TYPES = ("count_agg", "sum_agg", "max_agg", "unique_count_agg", "latest_agg", "weighted_sum_agg")
+# Numeric properties are kept as integers of millionths so that Redis adds them exactly.
+VALUE_SCALE = 10**6
 WEIGHT_BASE = 10**12
 UNITS_QUANTUM = Decimal("0.000001")  # weighted units are rounded half-even to 6 decimals
 # Largest |value| in millionths accepted for numeric aggregations. A period's sum can still pass
 # Redis's signed 64-bit integers (~9.2e12 units), so Redis keeps it in two words (sum_words).
 MAX_SCALED = 10**15
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A billable metric as aggregation sees it: what to count, and which property holds the value."""
+
+    id: str
+    code: str
+    aggregation_type: str
+    field_name: str | None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ Periods are half-open `[start, end)` in UTC; `end` is the next period's start. C
 align to the interval's natural boundary (Monday, the 1st, a quarter, Jan 1); anniversary
 periods repeat from the subscription's start day, clamped to the last day of short months.
 The first period of a subscription starts at the start of its start day.
+
+`BillingCycle` is what every reader of periods holds (the aggregator placing an event, current
+usage, the billing schedule, the API's subscription document): one type, one way to find a period.
 """
 
 from __future__ import annotations
@@ -87,3 +90,24 @@ def period_containing(instant: datetime, *, interval: str, billing_time: str, st
         return None
     start, next_start = local_period_bounds(day, interval, billing_time, started_on)
     return Period(_local_midnight(start, tz), _local_midnight(next_start, tz))
+
+
+def start_day(started_at: datetime, timezone: str | None) -> date:
+    """The local day a subscription started on, in its customer's timezone (UTC when unset)."""
+    return started_at.astimezone(ZoneInfo(timezone or "UTC")).date()
+
+
+@dataclass(frozen=True)
+class BillingCycle:
+    """How a subscription's billing periods are cut: its plan's interval, calendar or anniversary
+    billing, the local day it started on and its customer's timezone."""
+
+    interval: str
+    billing_time: str
+    started_on: date
+    timezone: str
+
+    def period_at(self, instant: datetime) -> Period | None:
+        """The billing period containing `instant` (aware), or None before the subscription started."""
+        return period_containing(instant, interval=self.interval, billing_time=self.billing_time,
+                                 started_on=self.started_on, timezone=self.timezone)

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rater.tables import closed_periods
+from core.db.tables import closed_periods
 
 SUBSCRIPTION_LOCK_SEED = 7
 CUSTOMER_LOCK_SEED = 6

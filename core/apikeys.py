@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import State
 from starlette.requests import Request
 
-from meterline.http import bearer_token, unauthorized, unavailable
-from rater.tables import api_keys
+from core.db.tables import api_keys
+from core.http import bearer_token, unauthorized, unavailable
+from core.settings import Settings
 
-log = logging.getLogger("meterline.apikeys")
+log = logging.getLogger("core.apikeys")
 
 
 def new_api_key() -> str:
@@ -92,6 +94,14 @@ class ApiKeyResolver:
             self._cache.clear()
         self._cache[key] = _Entry(organization_id, now + self.ttl_s, now + self.stale_s)
         return organization_id
+
+
+def attach(state: State, settings: Settings, engine: AsyncEngine) -> None:
+    """What every authenticated handler finds on `app.state`: the database, the request body limit
+    and the cached API key resolver (set up once in each HTTP process's lifespan)."""
+    state.engine = engine
+    state.max_body_bytes = settings.max_body_bytes
+    state.api_keys = ApiKeyResolver(engine, ttl_s=settings.api_key_cache_ttl_s)
 
 
 async def authenticate(request: Request) -> str:

@@ -1,4 +1,4 @@
-"""`GET /ready` (are Kafka, Redis and PostgreSQL reachable from this process?) and `GET /metrics`.
+"""`GET /health`, `GET /ready` (are Kafka, Redis and PostgreSQL reachable from this process?) and `GET /metrics`.
 
 `/health` says the process runs; `/ready` says it can do its work. Each check has a short timeout so
 the endpoint answers within ~3 s even when a service hangs.
@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from meterline.http import JSONResponse
-from meterline.redis_clients import reconnecting_redis
+from core.clients import reconnecting_redis
+from core.http import JSONResponse, ok
 
 CHECK_TIMEOUT_S = 2.5
 
@@ -71,8 +71,13 @@ async def ready(request: Request) -> JSONResponse:
                         status_code=200 if healthy else 503)
 
 
+async def health(request: Request) -> JSONResponse:
+    return ok({"status": "ok", "service": request.app.state.service})
+
+
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-OPS_ROUTES = [Route("/ready", ready, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+OPS_ROUTES = [Route("/health", health, methods=["GET"]), Route("/ready", ready, methods=["GET"]),
+              Route("/metrics", metrics, methods=["GET"])]

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 import orjson
 from redis.asyncio import Redis
 
-from aggregator.aggregations import WEIGHT_BASE, MetricUsage, descale, weighted_units
-from aggregator.keys import dedup_key, totals_key, unique_key
-from aggregator.model import Planned
+from core.domain.aggregation import WEIGHT_BASE, MetricUsage, descale, weighted_units
+from core.usage_state.keys import dedup_key, totals_key, unique_key
+from core.usage_state.ops import Planned
 
 ONE = ord("1")  # a flag of the script's answer, as iterating bytes gives it
 

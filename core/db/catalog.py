@@ -1,0 +1,73 @@
+"""The catalog as every service reads it: one subscription query, one charge query, one way to map their rows.
+
+`subscription_query()` joins a subscription to its plan, customer and organization; the API, current
+usage, the aggregator and the biller narrow it with their own `where`. `plan_charges()` reads the
+charges of plans with their billable metric, in the plan's order. The row mappers turn those rows
+into the domain's values (`BillingCycle`, `Metric`, `ChargeLine`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.db.tables import billable_metrics, charges, customers, organizations, plans, subscriptions
+from core.domain.aggregation import Metric
+from core.domain.charges import ChargeLine
+from core.domain.periods import BillingCycle, start_day
+
+
+def subscription_query() -> Select:
+    """Subscriptions (every column) with what their readers need of the plan, customer and organization."""
+    return (
+        select(subscriptions,
+               plans.c.code.label("plan_code"), plans.c.name.label("plan_name"),
+               plans.c.invoice_display_name.label("plan_invoice_display_name"), plans.c.interval,
+               plans.c.pay_in_advance, plans.c.amount_cents.label("plan_amount_cents"),
+               plans.c.amount_currency.label("plan_amount_currency"), plans.c.trial_period,
+               customers.c.external_id.label("external_customer_id"), customers.c.timezone,
+               customers.c.invoice_grace_period, organizations.c.name.label("organization_name"))
+        .join(plans, plans.c.id == subscriptions.c.plan_id)
+        .join(customers, customers.c.id == subscriptions.c.customer_id)
+        .join(organizations, organizations.c.id == subscriptions.c.organization_id)
+    )
+
+
+def billing_cycle(row: Any) -> BillingCycle:
+    """How the periods of a `subscription_query()` row are cut; a pending subscription's from its subscription_at."""
+    timezone = row.timezone or "UTC"
+    return BillingCycle(row.interval, row.billing_time, start_day(row.started_at or row.subscription_at, timezone),
+                        timezone)
+
+
+async def plan_charges(conn: AsyncConnection, plan_ids: Iterable[str]) -> dict[str, list[Any]]:
+    """Each plan's charges (every column) with their billable metric, in the plan's order."""
+    wanted = sorted(set(plan_ids))
+    grouped: dict[str, list[Any]] = {plan_id: [] for plan_id in wanted}
+    if not wanted:
+        return grouped
+    rows = await conn.execute(
+        select(charges, billable_metrics.c.code.label("billable_metric_code"),
+               billable_metrics.c.name.label("billable_metric_name"), billable_metrics.c.aggregation_type,
+               billable_metrics.c.field_name, billable_metrics.c.rounding_function,
+               billable_metrics.c.rounding_precision)
+        .join(billable_metrics, billable_metrics.c.id == charges.c.billable_metric_id)
+        .where(charges.c.plan_id.in_(wanted)).order_by(charges.c.plan_id, charges.c.position)
+    )
+    for row in rows:
+        grouped[row.plan_id].append(row)
+    return grouped
+
+
+def metric(row: Any) -> Metric:
+    """The billable metric of a `plan_charges` row."""
+    return Metric(row.billable_metric_id, row.billable_metric_code, row.aggregation_type, row.field_name)
+
+
+def charge_line(row: Any) -> ChargeLine:
+    """A `plan_charges` row as pricing sees it."""
+    return ChargeLine(row.id, row.charge_model, row.properties, row.invoice_display_name, metric(row),
+                      row.billable_metric_name, row.rounding_function, row.rounding_precision)
