@@ -7,6 +7,7 @@ COPY meterline ./meterline
 COPY ingest ./ingest
 COPY aggregator ./aggregator
 COPY rater ./rater
+COPY core ./core
 COPY schemas ./schemas
 RUN pip install --no-cache-dir . && useradd --system --home /var/lib/meterline meterline \
     && mkdir -p /var/lib/meterline && chown meterline /var/lib/meterline
