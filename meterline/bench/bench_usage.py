@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from redis import Redis
 
-from core.domain.periods import period_containing
+from core.domain.periods import BillingCycle
 from core.usage_state.keys import unique_key
 from meterline.bench.run import BenchContext, ok, percentile
 from meterline.example import MTU_METRIC, team_plan
@@ -53,8 +53,7 @@ def run(ctx: BenchContext) -> dict[str, float]:
         "external_customer_id": customer_id, "plan_code": plan["code"], "external_id": subscription_id}}))
     organization_id = ctx.organization_id()
     now = datetime.now(UTC)
-    period = period_containing(now, interval="monthly", billing_time="calendar", started_on=now.date(),
-                               timezone="UTC")
+    period = BillingCycle("monthly", "calendar", now.date(), "UTC").period_at(now)
     assert period is not None
     key = unique_key(f"{organization_id}:{subscription_id}", metric["lago_id"], period.key)
     redis = Redis.from_url(ctx.settings.redis_url)

@@ -20,10 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from core.domain.money import round_cents
-from core.domain.periods import Period, local_period_bounds, period_containing
+from core.domain.periods import BillingCycle, Period, local_period_bounds, start_day
 
 INVOICING_REASONS = {
     "start": "subscription_starting",
@@ -55,7 +56,11 @@ class Terms:
 
     @property
     def started_on(self) -> date:
-        return self.started_at.astimezone(self.zone).date()
+        return start_day(self.started_at, self.timezone)
+
+    @cached_property  # found once per subscription and billing run, used for each of its moments
+    def cycle(self) -> BillingCycle:
+        return BillingCycle(self.interval, self.billing_time, self.started_on, self.timezone)
 
     @property
     def trial_end(self) -> datetime | None:
@@ -81,8 +86,7 @@ class Due:
 
 
 def _period(terms: Terms, instant: datetime) -> Period:
-    period = period_containing(instant, interval=terms.interval, billing_time=terms.billing_time,
-                               started_on=terms.started_on, timezone=terms.timezone)
+    period = terms.cycle.period_at(instant)
     assert period is not None, "instant before the subscription started"
     return period
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from meterline.stack.up import PROCESSES
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def subcommands() -> set[str]:
@@ -85,3 +87,17 @@ def test_observability_profile_scrapes_every_process_and_provisions_the_dashboar
         assert series in expressions
     mounts = " ".join(SERVICES["grafana"]["volumes"])
     assert "meterline-dashboard.json" in mounts and "provisioning" in mounts
+
+
+def test_the_image_copies_every_package_the_project_installs() -> None:
+    packages = {name.rstrip("*") for name in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    missing = sorted(p for p in packages if f"COPY {p} ./{p}" not in dockerfile)
+    assert missing == []
+
+
+def test_every_installed_package_is_under_the_import_contracts() -> None:
+    packages = {name.rstrip("*") for name in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert set(PYPROJECT["tool"]["importlinter"]["root_packages"]) == packages
+    layers = PYPROJECT["tool"]["importlinter"]["contracts"][0]["layers"]
+    assert {name.strip() for layer in layers for name in layer.split(":")} == packages
