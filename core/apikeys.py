@@ -26,7 +26,7 @@ from core.db.tables import api_keys
 from core.http import bearer_token, unauthorized, unavailable
 from core.settings import Settings
 
-log = logging.getLogger("core.apikeys")
+log = logging.getLogger("meterline.apikeys")
 
 
 def new_api_key() -> str:

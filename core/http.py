@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-log = logging.getLogger("core.http")
+log = logging.getLogger("meterline.http")
 
 
 class ApiError(Exception):

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from core.lag import LagSample
 
-log = logging.getLogger("core.metrics")
+log = logging.getLogger("meterline.metrics")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STATS_KEY = "ml:stats"  # Redis hash: applied, deduplicated, rejected:<reason>, biller_* fields
 

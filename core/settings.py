@@ -58,7 +58,7 @@ class Settings:
     aggregator_runtime: str = "faust"  # or "kafka": aggregator/kafka_loop.py
     # the local stack (`meterline up`): where Kafka's jars are cached, the broker's heap, and the
     # default organization's API key to bootstrap (else the one in `home/api-key`, else a new one)
-    cache_home: Path = Path.home() / ".cache" / "meterline"
+    cache_home: Path = Path("~/.cache/meterline")  # expanded where it is used
     kafka_heap: str = "1g"
     bootstrap_api_key: str | None = None
 
@@ -97,7 +97,7 @@ class Settings:
             ingest_rate_limit_burst=float(env.get("METERLINE_INGEST_RATE_BURST", "200000")),
             api_key_cache_ttl_s=float(env.get("METERLINE_API_KEY_CACHE_TTL_S", "10")),
             aggregator_runtime=env.get("METERLINE_AGGREGATOR_RUNTIME", "faust"),
-            cache_home=Path(env.get("METERLINE_CACHE", Path.home() / ".cache" / "meterline")),
+            cache_home=Path(env.get("METERLINE_CACHE", "~/.cache/meterline")),
             kafka_heap=env.get("METERLINE_KAFKA_HEAP", "1g"),
             bootstrap_api_key=env.get("METERLINE_API_KEY") or None,
         )

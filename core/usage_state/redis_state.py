@@ -3,8 +3,8 @@
 The script checks each transaction_id against the subscription's dedup set and, only when it
 was not there, adds it and applies the event's operations. Marking and applying happen in one
 script, so a crash can never leave an event marked but not applied, or applied but not marked.
-Planning bounds every value (aggregations.MAX_SCALED), and sums are kept in two words (a single
-64-bit integer of millionths overflowed past ~9.2e12 units a period), so no HINCRBY overflows.
+Planning bounds every value (core.domain.aggregation.MAX_SCALED), and sums are kept in two words
+(a single 64-bit integer of millionths overflowed past ~9.2e12 units a period), so no HINCRBY overflows.
 
 Expiry: each state key expires `STATE_RETENTION_S` after its period ends (its invoice is computed
 from the archive, so Redis needs it only while the period is open or just closed); the dedup set
@@ -46,7 +46,7 @@ APPLY_LUA = """
 local A = cjson.decode(ARGV[1])
 local nkeys = tonumber(A[2])
 local CHUNK = 1000
-local BASE = 1000000000000  -- a sum's low word stays below it (aggregations.WEIGHT_BASE)
+local BASE = 1000000000000  -- a sum's low word stays below it (core.domain.aggregation.WEIGHT_BASE)
 local txs, starts = {}, {}
 local i = nkeys + 3
 while i <= #A do
@@ -160,7 +160,7 @@ if tonumber(A[1]) > tonumber(redis.call('TIME')[1]) then
   redis.call('EXPIREAT', KEYS[1], A[1], 'NX')
   redis.call('EXPIREAT', KEYS[1], A[1], 'GT')
 end
--- sums last, each in two words (aggregations.sum_words: the high word would need ~9.2e24 units
+-- sums last, each in two words (core.domain.aggregation.sum_words: the high word would need ~9.2e24 units
 -- to overflow), after everything else of the batch is applied and given its expiry
 local function add_words(key, high, low, high_value, low_value)
   redis.call('HINCRBY', key, high, high_value)

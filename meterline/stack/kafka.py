@@ -30,7 +30,7 @@ def kafka_version() -> str:
 
 
 def cache_dir(cache_home: Path) -> Path:
-    return cache_home / f"kafka-{kafka_version()}"
+    return cache_home.expanduser() / f"kafka-{kafka_version()}"
 
 
 def ensure_jars(cache_home: Path) -> Path:

@@ -11,8 +11,8 @@ A subscription produces, in time order:
 - `termination`  at termination: the usage of the period so far, plus the arrears fee up to the
                  termination day (in advance, that period was paid already).
 
-Each moment has a `billing_key` that names it uniquely within the subscription; the store's
-unique key on (subscription, billing_key) makes billing it twice impossible.
+Each moment has a `billing_key` that names it uniquely within the subscription; the unique
+key of `invoice_subscriptions` on (subscription, billing_key) makes billing it twice impossible.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.locks import close_periods, lock_customers
@@ -79,7 +79,8 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
         usage = {**usage, **await prefetch_usage(conn, final_items, catalog)}
     # a finalized invoice takes its customer's next sequential id (the customer lock is held)
     last = await last_sequential_ids(conn, [g.customer_id for g in groups if is_final(g, as_of)])
-    now = datetime.now(UTC)
+    # finalized at the transaction's time (as finalize_draft), read only when this batch finalizes any
+    now = (await conn.execute(select(func.now()))).scalar_one() if final_items else None
     written, moments, fee_list, webhooks = [], [], [], []
     for group in groups:
         invoice_id = str(uuid.uuid4())
