@@ -1,10 +1,13 @@
 """Reading Lago-style input objects: collect every field's error codes, then fail once with all of them.
 
-`null` means "not given" (official clients send every attribute, unset ones as null).
+`null` means "not given" (official clients send every attribute, unset ones as null). Text never
+holds U+0000 (PostgreSQL cannot store it), and identifiers (external ids, codes) hold no control
+character at all: a value that would fail later, on a write or on every read after it, is refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +27,7 @@ MAX_DAYS = 36_500
 # stays within PostgreSQL's bigint.
 MAX_AMOUNT_CENTS = 10**15
 NOT_SUPPORTED = "not_supported"  # a Lago feature meterline does not have; refused rather than ignored
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Input:
@@ -39,20 +43,35 @@ class Input:
     def fail(self, name: str, code: str) -> None:
         self.errors.setdefault(name, []).append(code)
 
-    def text(self, name: str, *, required: bool = False, max_length: int = 255) -> str | None:
+    def text(self, name: str, *, required: bool = False, max_length: int = 255,
+             identifier: bool = False) -> str | None:
+        """A string (anything else is `invalid_format`); an `identifier` has no control character."""
         value = self.raw.get(name)
         if value is None or value == "":
             if required:
                 self.fail(name, MANDATORY)
             return None
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
+        if not isinstance(value, str):
             self.fail(name, BAD_FORMAT)
             return None
-        text = str(value)
+        text = value
         if len(text) > max_length:
             self.fail(name, "value_is_too_long")
             return None
+        if "\x00" in text or (identifier and _CONTROL.search(text)):
+            self.fail(name, INVALID)
+            return None
         return text
+
+    def identifier(self, name: str, *, required: bool = False, max_length: int = 255) -> str | None:
+        return self.text(name, required=required, max_length=max_length, identifier=True)
+
+    def unsupported(self, *names: str) -> None:
+        """Refuse Lago features meterline does not have when a value is given (`null`, `false` and an
+        empty list or object mean not given, as official clients send them)."""
+        for name in names:
+            if self.raw.get(name) not in (None, False, [], {}):
+                self.fail(name, NOT_SUPPORTED)
 
     def choice(self, name: str, options: Iterable[str], *, required: bool = False) -> str | None:
         value = self.text(name, required=required)

@@ -108,7 +108,7 @@ def customer(row: Any) -> dict[str, Any]:
         "finalize_zero_amount_invoice": "inherit",
         "skip_invoice_custom_sections": False,
         "billing_configuration": {"invoice_grace_period": row.invoice_grace_period, "payment_provider": None},
-        "shipping_address": {},
+        "shipping_address": attributes.get("shipping_address") or {},
         "metadata": [],
         "integration_customers": [],
         "taxes": [],

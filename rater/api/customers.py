@@ -21,15 +21,55 @@ from core.http import JSONResponse, not_found, ok
 from rater import serializers
 from rater.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
-from rater.inputs import MAX_DAYS, Input
+from rater.inputs import BAD_FORMAT, MAX_DAYS, NOT_SUPPORTED, Input
 from rater.serializers import CUSTOMER_ATTRIBUTES
 
-_EXTRA = (*CUSTOMER_ATTRIBUTES, "account_type", "customer_type")
+# Descriptive attributes, stored and shown as given (text): they change nothing that is billed.
+TEXT_ATTRIBUTES = tuple(name for name in CUSTOMER_ATTRIBUTES if name not in ("net_payment_term", "billing_entity_code"))
+ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "zipcode", "state", "country")
+# Lago features meterline does not have: a value would be stored and shown while billing ignored it.
+UNSUPPORTED = ("billing_entity_code", "metadata", "tax_codes", "integration_customers", "invoice_custom_section_codes")
+# billing_configuration keys other than invoice_grace_period: payment providers and document settings
+UNSUPPORTED_BILLING = ("payment_provider", "payment_provider_code", "provider_customer_id", "sync",
+                       "sync_with_provider", "document_locale", "provider_payment_methods",
+                       "subscription_invoice_issuing_date_anchor", "subscription_invoice_issuing_date_adjustment")
+
+
+def _grace_period(data: Input, values: dict[str, Any]) -> None:
+    """`invoice_grace_period` at the root or in `billing_configuration` (where the official client puts it)."""
+    billing = data.raw.get("billing_configuration")
+    if billing is not None and not isinstance(billing, dict):
+        data.fail("billing_configuration", BAD_FORMAT)
+        billing = None
+    nested = Input(billing or {})
+    nested.unsupported(*UNSUPPORTED_BILLING)
+    if data.given("invoice_grace_period"):
+        values["invoice_grace_period"] = data.integer("invoice_grace_period", maximum=MAX_DAYS)
+    elif nested.given("invoice_grace_period"):
+        values["invoice_grace_period"] = nested.integer("invoice_grace_period", maximum=MAX_DAYS)
+    for name, codes in nested.errors.items():
+        for code in codes:
+            data.fail(f"billing_configuration.{name}", code)
+
+
+def _shipping_address(data: Input) -> dict[str, str] | None:
+    raw = data.raw.get("shipping_address")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        data.fail("shipping_address", BAD_FORMAT)
+        return None
+    address = Input(raw)
+    found = {name: address.text(name) for name in ADDRESS_FIELDS if address.given(name)}
+    for name, codes in address.errors.items():
+        for code in codes:
+            data.fail(f"shipping_address.{name}", code)
+    return {name: value for name, value in found.items() if value is not None}
 
 
 def customer_values(data: Input) -> dict[str, Any]:
-    """Only the keys the client gave (non-null), validated."""
-    values: dict[str, Any] = {"external_id": data.text("external_id", required=True)}
+    """Only the keys the client gave (non-null), validated; unknown keys are ignored, as Lago does."""
+    values: dict[str, Any] = {"external_id": data.identifier("external_id", required=True)}
     if data.given("name"):
         values["name"] = data.text("name")
     if data.given("email"):
@@ -38,20 +78,22 @@ def customer_values(data: Input) -> dict[str, Any]:
         values["currency"] = data.currency("currency")
     if data.given("timezone"):
         values["timezone"] = data.timezone("timezone")
-    billing = data.raw.get("billing_configuration")
-    if data.given("invoice_grace_period"):
-        values["invoice_grace_period"] = data.integer("invoice_grace_period", maximum=MAX_DAYS)
-    elif isinstance(billing, dict) and billing.get("invoice_grace_period") is not None:
-        nested = Input(billing)  # where the official client puts it
-        values["invoice_grace_period"] = nested.integer("invoice_grace_period", maximum=MAX_DAYS)
-        for code in nested.errors.get("invoice_grace_period", []):
-            data.fail("billing_configuration.invoice_grace_period", code)
-    if data.given("account_type"):
-        data.choice("account_type", ("customer", "partner"))
-    if data.given("customer_type"):
-        data.choice("customer_type", ("company", "individual"))
+    _grace_period(data, values)
+    attributes: dict[str, Any] = {name: data.text(name) for name in TEXT_ATTRIBUTES if data.given(name)}
+    for name, options in (("account_type", ("customer", "partner")), ("customer_type", ("company", "individual"))):
+        if data.given(name):
+            attributes[name] = data.choice(name, options)
+    address = _shipping_address(data)
+    if address:
+        attributes["shipping_address"] = address
+    # meterline bills with no payment term (payment due on the issuing date), and finalizes $0 invoices
+    if data.integer("net_payment_term", maximum=MAX_DAYS):
+        data.fail("net_payment_term", NOT_SUPPORTED)
+    if data.choice("finalize_zero_amount_invoice", ("inherit", "finalize", "skip")) == "skip":
+        data.fail("finalize_zero_amount_invoice", NOT_SUPPORTED)
+    data.unsupported(*UNSUPPORTED)
     data.check()
-    values["attributes"] = {k: data.raw[k] for k in _EXTRA if data.raw.get(k) is not None}
+    values["attributes"] = attributes
     return values
 
 

@@ -36,7 +36,7 @@ def metric_fields(data: Input, *, creating: bool) -> dict[str, Any]:
     if creating or data.given("name"):
         fields["name"] = data.text("name", required=True)
     if creating or data.given("code"):
-        fields["code"] = data.text("code", required=True)
+        fields["code"] = data.identifier("code", required=True)
     if creating or data.given("description"):
         fields["description"] = data.text("description", max_length=10_000)
     if creating or data.given("aggregation_type"):

@@ -36,7 +36,7 @@ def plan_fields(data: Input, *, creating: bool) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     readers = {
         "name": lambda: data.text("name", required=True),
-        "code": lambda: data.text("code", required=True),
+        "code": lambda: data.identifier("code", required=True),
         "invoice_display_name": lambda: data.text("invoice_display_name"),
         "description": lambda: data.text("description", max_length=10_000),
         "interval": lambda: data.choice("interval", INTERVALS, required=True),

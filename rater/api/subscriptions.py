@@ -70,9 +70,9 @@ async def reread(conn: AsyncConnection, organization_id: str, subscription_id: s
 
 def subscription_input(data: Input) -> dict[str, Any]:
     values = {
-        "external_customer_id": data.text("external_customer_id", required=True),
-        "plan_code": data.text("plan_code", required=True),
-        "external_id": data.text("external_id", required=True),
+        "external_customer_id": data.identifier("external_customer_id", required=True),
+        "plan_code": data.identifier("plan_code", required=True),
+        "external_id": data.identifier("external_id", required=True),
         "name": data.text("name"),
         "billing_time": data.choice("billing_time", BILLING_TIMES) or "calendar",
         "subscription_at": data.moment("subscription_at"),

@@ -76,7 +76,8 @@ async def _deliver(engine: AsyncEngine, http: httpx.AsyncClient, delivery_id: st
             .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
             .where(webhook_deliveries.c.id == delivery_id))).one()
         document = await invoice_document(conn, row.object_id)
-    body = orjson.dumps({"webhook_type": row.webhook_type, "object_type": "invoice", "invoice": document})
+    body = orjson.dumps({"webhook_type": row.webhook_type, "object_type": "invoice",
+                         "organization_id": row.organization_id, "invoice": document})
     status_code, error = None, None
     try:
         response = await http.post(row.webhook_url, content=body, headers=headers(row.hmac_key, body, row.id),

@@ -1,5 +1,6 @@
-"""Webhooks: endpoints registered per organization receive invoice.created and invoice.finalized,
-HMAC-signed, retried with backoff from the outbox when the receiver fails."""
+"""Webhooks: endpoints registered per organization receive invoice.created and invoice.finalized for a
+final invoice and invoice.drafted for a draft, HMAC-signed, retried with backoff from the outbox when
+the receiver fails."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from meterline.orgs import ensure_organization
+from tests.conftest import Services
 from tests.e2e.invoice_support import bill, customer, invoices_of, plan, subscribe
 
 
@@ -57,7 +60,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def test_invoice_webhooks_are_signed_delivered_and_retried(client: httpx.Client, receiver: Receiver,
-                                                          unique: str) -> None:
+                                                          services: Services, unique: str) -> None:
     response = client.post("/webhook_endpoints", json={"webhook_endpoint": {"webhook_url": receiver.url}})
     assert response.status_code == 200, response.text
     endpoint = response.json()["webhook_endpoint"]
@@ -83,13 +86,45 @@ def test_invoice_webhooks_are_signed_delivered_and_retried(client: httpx.Client,
             payload = json.loads(body)
             delivered[payload["webhook_type"]] = payload
     assert sorted(delivered) == ["invoice.created", "invoice.finalized"]
+    organization_id, _ = ensure_organization(services.sqlalchemy_url, f"test-{unique}")
     for payload in delivered.values():
         assert payload["object_type"] == "invoice"
+        assert payload["organization_id"] == organization_id
         assert payload["invoice"]["lago_id"] == invoice["lago_id"]
         assert payload["invoice"]["total_amount_cents"] == 900
         assert payload["invoice"]["fees"][0]["amount_cents"] == 900
     time.sleep(1.5)
     assert len(receiver.received) == 3  # nothing is sent twice once it succeeded
+
+
+def test_a_draft_is_announced_as_drafted_and_created_only_once_final(client: httpx.Client, unique: str) -> None:
+    receiver = Receiver(failures=0)
+    try:
+        assert client.post("/webhook_endpoints", json={"webhook_endpoint": {"webhook_url": receiver.url}}
+                           ).status_code == 200
+        plan(client, "basic", amount=900, advance=False)
+        customer(client, f"c-{unique}", grace=3)
+        subscribe(client, f"c-{unique}", f"s-{unique}", "basic", "2026-04-01T00:00:00Z")
+        bill("2026-05-01T00:00:00Z", unique)
+        (invoice,) = invoices_of(client, f"c-{unique}")
+        assert invoice["status"] == "draft"
+        receiver.wait_for(1)
+        time.sleep(1.5)  # anything else queued with the draft would be delivered by now
+        kinds = [json.loads(body)["webhook_type"] for _, body, _ in receiver.received]
+        assert kinds == ["invoice.drafted"]
+
+        finalized = client.put(f"/invoices/{invoice['lago_id']}/finalize")
+        assert finalized.status_code == 200 and finalized.json()["invoice"]["status"] == "finalized"
+        receiver.wait_for(3)
+        time.sleep(1.5)
+        bodies = [json.loads(body) for _, body, _ in receiver.received]
+        assert sorted(b["webhook_type"] for b in bodies) == ["invoice.created", "invoice.drafted", "invoice.finalized"]
+        final = {b["webhook_type"]: b["invoice"] for b in bodies}
+        assert final["invoice.drafted"]["status"] == "draft"
+        assert final["invoice.created"]["status"] == "finalized"
+        assert final["invoice.created"]["lago_id"] == invoice["lago_id"]
+    finally:
+        receiver.server.shutdown()
 
 
 def test_webhook_endpoint_validation_listing_and_deletion(client: httpx.Client, unique: str) -> None:

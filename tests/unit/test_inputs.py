@@ -67,11 +67,31 @@ def test_integer_rejects(value: object, code: str) -> None:
 
 
 def test_text_too_long_and_wrong_type() -> None:
-    data = Input({"a": "x" * 256, "b": {"nested": 1}, "c": 12})
+    data = Input({"a": "x" * 256, "b": {"nested": 1}, "c": 12, "d": -1.77e295, "e": True})
     assert data.text("a") is None
     assert data.text("b") is None
-    assert data.text("c") == "12"  # numbers are accepted as text, as Rails does
-    assert errors_of(data) == {"a": ["value_is_too_long"], "b": ["invalid_format"]}
+    assert data.text("c") is None  # a string field takes strings only: a number is not stored as one
+    assert data.text("d") is None
+    assert data.text("e") is None
+    assert errors_of(data) == {"a": ["value_is_too_long"], "b": ["invalid_format"], "c": ["invalid_format"],
+                               "d": ["invalid_format"], "e": ["invalid_format"]}
+
+
+def test_text_never_holds_nul_and_identifiers_hold_no_control_character() -> None:
+    data = Input({"name": "a\x00b", "note": "line\nbreak", "id": "\f", "code": "tab\there", "ok": "plan-1"})
+    assert data.text("name") is None
+    assert data.text("note") == "line\nbreak"  # free text may hold a line break
+    assert data.identifier("id") is None
+    assert data.identifier("code") is None
+    assert data.identifier("ok") == "plan-1"
+    assert errors_of(data) == {"name": ["value_is_invalid"], "id": ["value_is_invalid"],
+                               "code": ["value_is_invalid"]}
+
+
+def test_unsupported_refuses_given_values_only() -> None:
+    data = Input({"tax_codes": [], "metadata": None, "sync": False, "billing_entity_code": "eu", "coupons": ["c"]})
+    data.unsupported("tax_codes", "metadata", "sync", "billing_entity_code", "coupons", "absent")
+    assert errors_of(data) == {"billing_entity_code": ["not_supported"], "coupons": ["not_supported"]}
 
 
 @pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York", "UTC", "Asia/Kolkata"])
