@@ -66,12 +66,15 @@ class Input:
     def identifier(self, name: str, *, required: bool = False, max_length: int = 255) -> str | None:
         return self.text(name, required=required, max_length=max_length, identifier=True)
 
+    def given_of(self, *names: str) -> list[str]:
+        """Which of these names hold a value (`null`, `false` and an empty list or object do not)."""
+        return [name for name in names if self.raw.get(name) not in (None, False, [], {})]
+
     def unsupported(self, *names: str) -> None:
         """Refuse Lago features meterline does not have when a value is given (`null`, `false` and an
         empty list or object mean not given, as official clients send them)."""
-        for name in names:
-            if self.raw.get(name) not in (None, False, [], {}):
-                self.fail(name, NOT_SUPPORTED)
+        for name in self.given_of(*names):
+            self.fail(name, NOT_SUPPORTED)
 
     def choice(self, name: str, options: Iterable[str], *, required: bool = False) -> str | None:
         value = self.text(name, required=required)

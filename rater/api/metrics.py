@@ -44,7 +44,9 @@ def metric_fields(data: Input, *, creating: bool) -> dict[str, Any]:
     if creating or data.given("field_name"):
         fields["field_name"] = data.text("field_name")
     if creating or data.given("recurring"):
-        fields["recurring"] = bool(data.boolean("recurring"))
+        fields["recurring"] = False
+        if data.boolean("recurring"):  # usage carried over from period to period: not metered so
+            data.fail("recurring", NOT_SUPPORTED)
     if creating or data.given("weighted_interval"):
         fields["weighted_interval"] = data.choice("weighted_interval", WEIGHTED_INTERVALS)
     for unsupported in ("expression", "rounding_function", "rounding_precision"):

@@ -43,7 +43,7 @@ def plan_fields(data: Input, *, creating: bool) -> dict[str, Any]:
         "amount_cents": lambda: data.integer("amount_cents", required=True, maximum=MAX_AMOUNT_CENTS),
         "amount_currency": lambda: data.currency("amount_currency", required=True),
         "pay_in_advance": lambda: bool(data.boolean("pay_in_advance")),
-        "bill_charges_monthly": lambda: data.boolean("bill_charges_monthly"),
+        "bill_charges_monthly": lambda: _not_true(data, "bill_charges_monthly"),
         "trial_period": lambda: data.integer("trial_period", maximum=MAX_DAYS) or 0,
     }
     for name, read in readers.items():
@@ -57,6 +57,20 @@ def plan_fields(data: Input, *, creating: bool) -> dict[str, Any]:
     if data.given("minimum_commitment"):
         data.fail("minimum_commitment", NOT_SUPPORTED)
     return fields
+
+
+# Charge properties of Lago's that meterline's pricing does not apply.
+_UNSUPPORTED_PROPERTIES = ("grouped_by", "pricing_group_keys", "free_units_per_events",
+                           "free_units_per_total_aggregation", "per_transaction_min_amount",
+                           "per_transaction_max_amount")
+
+
+def _not_true(data: Input, name: str) -> bool | None:
+    """A boolean whose `true` asks for a Lago feature meterline does not have: refused, never stored."""
+    value = data.boolean(name)
+    if value:
+        data.fail(name, NOT_SUPPORTED)
+    return value
 
 
 def _property_field(code: str) -> str:
@@ -81,6 +95,10 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
             data.fail(_property_field(exc.code), exc.code)
     if data.given("filters") and data.raw["filters"] != []:
         data.fail("filters", NOT_SUPPORTED)
+    if isinstance(properties, dict):
+        for name in Input(properties).given_of(*_UNSUPPORTED_PROPERTIES):
+            data.fail(name, NOT_SUPPORTED)
+    data.unsupported("tax_codes")
     if not any(data.given(name) for name in ("billable_metric_id", "billable_metric_code", "id")):
         data.fail("billable_metric_id", MANDATORY)
     values = {
@@ -88,9 +106,10 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
         "charge_model": model,
         "properties": properties,
         "invoice_display_name": data.text("invoice_display_name"),
-        "pay_in_advance": bool(data.boolean("pay_in_advance")),
-        "invoiceable": data.boolean("invoiceable") is not False,
-        "min_amount_cents": data.integer("min_amount_cents", maximum=MAX_AMOUNT_CENTS) or 0,
+        # billed per event (in advance), not invoiced, or trued up to a minimum: not billed so by meterline
+        "pay_in_advance": bool(_not_true(data, "pay_in_advance")),
+        "invoiceable": _invoiceable(data),
+        "min_amount_cents": _no_minimum(data),
         "metric_id": data.text("billable_metric_id", max_length=64),
         "metric_code": data.text("billable_metric_code"),
     }
@@ -99,6 +118,18 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
                                "properties") else f"charges.{index}.{name}"
         errors.setdefault(key, []).extend(codes)
     return None if data.errors else values
+
+
+def _invoiceable(data: Input) -> bool:
+    if data.boolean("invoiceable") is False:
+        data.fail("invoiceable", NOT_SUPPORTED)
+    return True
+
+
+def _no_minimum(data: Input) -> int:
+    if data.integer("min_amount_cents", maximum=MAX_AMOUNT_CENTS):
+        data.fail("min_amount_cents", NOT_SUPPORTED)
+    return 0
 
 
 def read_charges(data: Input, errors: dict[str, list[str]]) -> list[dict[str, Any]] | None:

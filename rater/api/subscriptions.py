@@ -132,6 +132,7 @@ async def update_subscription(request: Request) -> JSONResponse:
         if changes["ending_at"] is not None and changes["ending_at"] <= datetime.now(UTC):
             data.fail("ending_at", INVALID)
     subscription_at = data.moment("subscription_at")
+    data.unsupported("plan_overrides")  # a per-subscription plan: meterline bills the plan as it is
     data.check()
     statuses = wanted_statuses(request, LIVE)
     async with engine(request).begin() as conn:
@@ -145,11 +146,24 @@ async def update_subscription(request: Request) -> JSONResponse:
     return ok({"subscription": serializers.subscription(row)})
 
 
+def termination_options(request: Request) -> None:
+    """meterline invoices a termination's arrears and credits no unused fee paid in advance: the
+    options asking otherwise (Lago's `on_termination_invoice=skip`, `on_termination_credit_note`
+    `credit` or `refund`) are refused, never ignored."""
+    params = Input(dict(request.query_params))
+    if params.choice("on_termination_invoice", ("generate", "skip")) == "skip":
+        params.fail("on_termination_invoice", NOT_SUPPORTED)
+    if params.choice("on_termination_credit_note", ("credit", "refund", "skip")) in ("credit", "refund"):
+        params.fail("on_termination_credit_note", NOT_SUPPORTED)
+    params.check()
+
+
 async def terminate_subscription(request: Request) -> JSONResponse:
     """DELETE: status `terminated`, `terminated_at` now. Events up to now still count (the aggregator
     keeps terminated subscriptions), and the biller closes the last, partial period."""
     organization_id = await authenticate(request)
     statuses = wanted_statuses(request, LIVE)
+    termination_options(request)
     now = datetime.now(UTC)
     async with engine(request).begin() as conn:
         row = await find_subscription(conn, organization_id, request.path_params["external_id"],

@@ -53,6 +53,7 @@ async def create_endpoint(request: Request) -> JSONResponse:
         data.fail("webhook_url", BAD_FORMAT)
     if algo == "jwt":  # meterline signs with HMAC only
         data.fail("signature_algo", INVALID)
+    data.unsupported("event_types")  # an endpoint receives every webhook type (Lago's `null`)
     data.check()
     try:
         async with engine(request).begin() as conn:

@@ -47,9 +47,13 @@ def metric(lago: Client, code: str, **fields: object) -> object:
 
 
 def test_billable_metrics(lago: Client) -> None:
-    created = [metric(lago, f"m{n}", recurring=n == 2) for n in range(3)]
+    created = [metric(lago, f"m{n}", recurring=False if n == 2 else None) for n in range(3)]
     assert [m.code for m in created] == ["m0", "m1", "m2"]
-    assert created[2].recurring is True and created[0].recurring is False
+    assert created[2].recurring is False and created[0].recurring is False
+    with pytest.raises(LagoApiError) as caught:  # recurring usage is not metered: refused, not ignored
+        metric(lago, "m3", recurring=True)
+    assert caught.value.status_code == 422
+    assert caught.value.response["error_details"] == {"recurring": ["not_supported"]}
     assert created[0].aggregation_type == "sum_agg" and created[0].field_name == "value"
     assert created[0].filters.__root__ == []
 

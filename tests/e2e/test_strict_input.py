@@ -8,6 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from meterline.example import MTU_METRIC
+from tests.builders import customer_body, metric_body, plan_body, subscription_body
+
 # What a property-based fuzzer found to poison GET /customers for good (orjson could not write the
 # stored number back: "Integer exceeds 64-bit range"), and a form feed taken as an external_id.
 POISONS: list[tuple[dict[str, Any], dict[str, list[str]]]] = [
@@ -87,3 +90,61 @@ def test_identifiers_hold_no_control_character(client: httpx.Client, path: str, 
     response = client.post(path, json={root: body})
     assert response.status_code == 422, response.text
     assert response.json()["error_details"][field] == ["value_is_invalid"]
+
+
+def _charge(**fields: Any) -> dict[str, Any]:
+    return {"billable_metric_code": MTU_METRIC["code"], "charge_model": "standard", "properties": {"amount": "1"},
+            **fields}
+
+
+@pytest.mark.parametrize(("charge", "field"), [
+    (_charge(pay_in_advance=True), "charges.0.pay_in_advance"),
+    (_charge(invoiceable=False), "charges.0.invoiceable"),
+    (_charge(min_amount_cents=500), "charges.0.min_amount_cents"),
+    (_charge(tax_codes=["vat_20"]), "charges.0.tax_codes"),
+    (_charge(properties={"amount": "1", "grouped_by": ["region"]}), "charges.0.grouped_by"),
+    (_charge(properties={"amount": "1", "pricing_group_keys": ["region"]}), "charges.0.pricing_group_keys"),
+    (_charge(charge_model="percentage", properties={"rate": "1", "free_units_per_events": 3}),
+     "charges.0.free_units_per_events"),
+    (_charge(charge_model="percentage", properties={"rate": "1", "free_units_per_total_aggregation": "10"}),
+     "charges.0.free_units_per_total_aggregation"),
+    (_charge(charge_model="percentage", properties={"rate": "1", "per_transaction_min_amount": "0.5"}),
+     "charges.0.per_transaction_min_amount"),
+    (_charge(charge_model="percentage", properties={"rate": "1", "per_transaction_max_amount": "9"}),
+     "charges.0.per_transaction_max_amount"),
+])
+def test_charge_features_meterline_does_not_bill_are_refused(client: httpx.Client, charge: dict[str, Any],
+                                                             field: str) -> None:
+    assert client.post("/billable_metrics", json=metric_body()).status_code == 200
+    response = client.post("/plans", json=plan_body("refused", charges=[charge]))
+    assert (response.status_code, response.json()["error_details"]) == (422, {field: ["not_supported"]})
+    assert client.get("/plans/refused").status_code == 404
+
+
+def test_plan_metric_subscription_and_endpoint_features_meterline_lacks_are_refused(client: httpx.Client) -> None:
+    def refused(response: httpx.Response, field: str) -> None:
+        assert (response.status_code, response.json()["error_details"]) == (422, {field: ["not_supported"]})
+
+    refused(client.post("/billable_metrics", json=metric_body(recurring=True)), "recurring")
+    assert client.post("/billable_metrics", json=metric_body(recurring=False)).status_code == 200
+    refused(client.post("/plans", json=plan_body("yearly", interval="yearly", bill_charges_monthly=True)),
+            "bill_charges_monthly")
+    assert client.post("/plans", json=plan_body()).status_code == 200
+    refused(client.put("/plans/segment_team", json={"plan": {"bill_charges_monthly": True}}), "bill_charges_monthly")
+    refused(client.post("/webhook_endpoints", json={"webhook_endpoint": {
+        "webhook_url": "https://example.com/hooks", "event_types": ["invoice.created"]}}), "event_types")
+
+    assert client.post("/customers", json=customer_body("acme")).status_code == 200
+    assert client.post("/subscriptions", json=subscription_body("acme", "s1")).status_code == 200
+    refused(client.put("/subscriptions/s1", json={"subscription": {"plan_overrides": {"amount_cents": 1}}}),
+            "plan_overrides")
+    refused(client.delete("/subscriptions/s1", params={"on_termination_invoice": "skip"}), "on_termination_invoice")
+    for option in ("credit", "refund"):
+        refused(client.delete("/subscriptions/s1", params={"on_termination_credit_note": option}),
+                "on_termination_credit_note")
+    bogus = client.delete("/subscriptions/s1", params={"on_termination_invoice": "later"})
+    assert (bogus.status_code, bogus.json()["error_details"]) == (422, {"on_termination_invoice": ["value_is_invalid"]})
+    assert client.get("/subscriptions/s1").json()["subscription"]["status"] == "active"  # none of those changed it
+    ended = client.delete("/subscriptions/s1", params={"on_termination_invoice": "generate",
+                                                       "on_termination_credit_note": "skip"})
+    assert (ended.status_code, ended.json()["subscription"]["status"]) == (200, "terminated")
