@@ -6,10 +6,16 @@ readiness probe says Redis is unreachable while it is back. The HTTP processes' 
 (`reconnecting_redis`) therefore retries once, at once, on a new connection and for connection
 errors only (a timeout is not retried: it would double the wait). The aggregator's client does not
 retry by itself: a failed batch is retried whole by its own backoff (aggregator/processor.py).
+
+PostgreSQL: JSON columns are read with orjson. PostgreSQL writes a JSONB number without an exponent
+(a property of 1e300 comes back as 301 digits); Python's json module reads that as an integer that
+orjson then cannot write into a response, while orjson reads it as the float it was sent as.
 """
 
 from __future__ import annotations
 
+import orjson
+from psycopg.types.json import set_json_loads
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -21,6 +27,7 @@ from core.settings import Settings
 
 def database(settings: Settings, *, pool_size: int, max_overflow: int = 10) -> AsyncEngine:
     """An async engine on the configured PostgreSQL (psycopg 3), its connections checked before use."""
+    set_json_loads(orjson.loads)  # for every connection of the process (see the module's note)
     return create_async_engine(settings.sqlalchemy_url, pool_size=pool_size, max_overflow=max_overflow,
                                pool_pre_ping=True)
 

@@ -92,8 +92,8 @@ def customer(row: Any) -> dict[str, Any]:
     attributes = row.attributes or {}
     body: dict[str, Any] = {
         "lago_id": row.id,
-        "sequential_id": None,
-        "slug": None,
+        "sequential_id": row.sequential_id,
+        "slug": row.slug,
         "external_id": row.external_id,
         "name": row.name,
         "email": row.email,
@@ -159,7 +159,7 @@ def subscription(row: Any, now: datetime | None = None) -> dict[str, Any]:
         "on_termination_invoice": "generate",
         "applied_invoice_custom_sections": [],
         "payment_method": None,
-        "consolidate_invoice": None,
+        "consolidate_invoice": True,  # a customer's subscriptions due together share one invoice
         "cancellation_reason": None,
         "activated_at": iso(row.started_at),
         "activation_rules": [],

@@ -19,6 +19,7 @@ from core.db.tables import closed_periods
 
 SUBSCRIPTION_LOCK_SEED = 7
 CUSTOMER_LOCK_SEED = 6
+CUSTOMER_NUMBERING_SEED = 8  # per organization: who gives out the next customer sequential_id
 
 _CUSTOMERS = text("""
 SELECT count(pg_advisory_xact_lock(hashtextextended(key, :seed)))
@@ -54,6 +55,11 @@ async def lock_subscriptions_shared(conn: AsyncConnection, subscription_ids: Ite
 async def lock_customers(conn: AsyncConnection, customer_ids: Iterable[str]) -> None:
     """The customers' transaction-level locks, in customer order (no deadlock between billers)."""
     await conn.execute(_CUSTOMERS, {"keys": sorted(set(customer_ids)), "seed": CUSTOMER_LOCK_SEED})
+
+
+async def lock_customer_numbering(conn: AsyncConnection, organization_id: str) -> None:
+    """Until the caller's transaction ends, nobody else gives out this organization's next customer number."""
+    await conn.execute(_CUSTOMERS, {"keys": [organization_id], "seed": CUSTOMER_NUMBERING_SEED})
 
 
 async def close_periods(conn: AsyncConnection, closing: Sequence[tuple[str, str]]) -> None:

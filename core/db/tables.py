@@ -126,11 +126,14 @@ customers = Table(
     Column("timezone", String(64)),
     Column("invoice_grace_period", Integer),
     Column("attributes", JSONB, nullable=False, server_default="{}"),
+    Column("sequential_id", BigInteger, nullable=False),  # per organization from 1, deleted ones counted
+    Column("slug", String(64), nullable=False),
     _created_at(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("deleted_at", DateTime(timezone=True)),
     Index("uq_customers_org_external_id", "organization_id", "external_id", unique=True,
           postgresql_where=text("deleted_at IS NULL")),
+    UniqueConstraint("organization_id", "sequential_id", name="uq_customers_org_sequential_id"),
 )
 
 subscriptions = Table(

@@ -64,11 +64,14 @@ async def _seed(engine: AsyncEngine, organization_id: str, run: str, count: int)
     async with engine.begin() as conn:
         plan_id = await _catalog(conn, organization_id, run)
         await conn.execute(text("SELECT meterline_events_partition(:moment)"), {"moment": START})
+        numbered = (await conn.execute(select(func.coalesce(func.max(customers.c.sequential_id), 0))
+                                       .where(customers.c.organization_id == organization_id))).scalar_one()
         for offset in range(0, count, 2000):
             size = min(2000, count - offset)
             customer_ids = _ids(size)
             await conn.execute(insert(customers), [
-                {"id": cid, "organization_id": organization_id, "external_id": f"c{offset + n}", "timezone": "UTC"}
+                {"id": cid, "organization_id": organization_id, "external_id": f"c{offset + n}", "timezone": "UTC",
+                 "sequential_id": numbered + offset + n + 1, "slug": f"BEN-{numbered + offset + n + 1:03d}"}
                 for n, cid in enumerate(customer_ids)])
             await conn.execute(insert(subscriptions), [
                 {"id": str(uuid.uuid4()), "organization_id": organization_id, "customer_id": cid, "plan_id": plan_id,

@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from core.apikeys import authenticate
-from core.db.tables import customers, subscriptions
+from core.db.locks import lock_customer_numbering
+from core.db.tables import customers, organizations, subscriptions
 from core.http import JSONResponse, not_found, ok
 from rater import serializers
 from rater.activation import terminate
@@ -97,11 +98,31 @@ def customer_values(data: Input) -> dict[str, Any]:
     return values
 
 
+def customer_slug(organization_name: str, organization_id: str, sequential_id: int) -> str:
+    """Lago's customer slug: the organization's document prefix (the first three letters of its name and
+    the last four characters of its id, uppercased) and the customer's number on at least three digits."""
+    return f"{organization_name[:3].upper()}-{organization_id[-4:].upper()}-{sequential_id:03d}"
+
+
+async def _next_number(conn: AsyncConnection, organization_id: str) -> tuple[int, str]:
+    """The organization's next customer sequential_id and its slug (numbering lock held to commit)."""
+    await lock_customer_numbering(conn, organization_id)
+    name = (await conn.execute(select(organizations.c.name).where(organizations.c.id == organization_id))
+            ).scalar_one()
+    sequential_id = (await conn.execute(select(func.coalesce(func.max(customers.c.sequential_id), 0) + 1)
+                                        .where(customers.c.organization_id == organization_id))).scalar_one()
+    return sequential_id, customer_slug(name, organization_id, sequential_id)
+
+
 async def upsert_customer(conn: AsyncConnection, organization_id: str, values: dict[str, Any]) -> Any:
+    """Create the customer (numbered) or change the keys given of the live one with that external_id."""
     values = dict(values)
     attributes = values.pop("attributes", {})
+    existing = await live_customer(conn, organization_id, values["external_id"])
+    sequential_id, slug = (existing.sequential_id, existing.slug) if existing is not None else \
+        await _next_number(conn, organization_id)
     statement = insert(customers).values(id=new_id(), organization_id=organization_id, attributes=attributes,
-                                         **values)
+                                         sequential_id=sequential_id, slug=slug, **values)
     updates: dict[str, Any] = {k: statement.excluded[k] for k in values if k != "external_id"}
     updates["attributes"] = customers.c.attributes.op("||")(statement.excluded.attributes)
     updates["updated_at"] = func.now()

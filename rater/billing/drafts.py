@@ -98,5 +98,5 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
         number=invoice_number(name, invoice.customer_id, sequential_id),
         payment_status=payment_status_at_finalization(total), finalized_at=func.now(), updated_at=func.now(),
     ))
-    await enqueue_webhooks(conn, invoice.organization_id, invoice_id, ["invoice.created", "invoice.finalized"])
+    await enqueue_webhooks(conn, invoice.organization_id, invoice_id, ["invoice.created"])
     return True

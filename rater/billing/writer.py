@@ -63,8 +63,8 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
     """Invoice the groups in the caller's transaction; the number of invoices written.
 
     A group due before the end of its grace period is finalized at once: numbered as it is inserted,
-    its billing periods closed, invoice.created and invoice.finalized queued (a draft: invoice.drafted,
-    as Lago, so a receiver never collects payment on a draft). Its usage is not
+    its billing periods closed, invoice.created queued (a draft: invoice.drafted, as Lago, so a
+    receiver never collects payment on a draft). Its usage is not
     taken from `usage` (read before this transaction): the periods are closed first, under the
     subscriptions' exclusive locks, and only then is its usage read from the archive, so every
     event the archive accepted for a closed period is on this invoice, and every later one is
@@ -109,7 +109,7 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
             "sequential_id": sequential_id, "number": number, "finalized_at": now if final else None})
         if group.organization_id in notify:
             webhooks.append((group.organization_id, invoice_id,
-                             ["invoice.created", "invoice.finalized"] if final else ["invoice.drafted"]))
+                             ["invoice.created"] if final else ["invoice.drafted"]))
     # invoices in the groups' order (one customer's in time order: its sequential ids follow the calendar)
     for table, rows in ((invoices, written), (invoice_subscriptions, moments), (fees, fee_list)):
         if rows:

@@ -3,13 +3,17 @@ Lago feature meterline does not have is refused with `not_supported`, never stor
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from meterline.example import MTU_METRIC
+from meterline.orgs import ensure_organization
 from tests.builders import customer_body, metric_body, plan_body, subscription_body
+from tests.conftest import Services
+from tests.e2e.invoice_support import customer, mtu_metric, plan, send, subscribe, wait_archived
 
 # What a property-based fuzzer found to poison GET /customers for good (orjson could not write the
 # stored number back: "Integer exceeds 64-bit range"), and a form feed taken as an external_id.
@@ -148,3 +152,44 @@ def test_plan_metric_subscription_and_endpoint_features_meterline_lacks_are_refu
     ended = client.delete("/subscriptions/s1", params={"on_termination_invoice": "generate",
                                                        "on_termination_credit_note": "skip"})
     assert (ended.status_code, ended.json()["subscription"]["status"]) == (200, "terminated")
+
+
+def test_huge_numbers_in_stored_json_never_break_a_read(client: httpx.Client) -> None:
+    """PostgreSQL writes a JSONB number without an exponent (1e300 comes back as 301 digits), which
+    orjson cannot write as an integer: stored JSON is read back with orjson, as a float."""
+    mtu_metric(client)
+    plan(client, "big", amount=0, advance=False, charges=[
+        {"billable_metric_code": "mtu", "charge_model": "standard", "properties": {"amount": "1", "note": 1e300}}])
+    assert client.get("/plans").status_code == 200
+    assert client.get("/plans/big").json()["plan"]["charges"][0]["properties"] == {"amount": "1", "note": 1e300}
+    customer(client, "acme")
+    subscribe(client, "acme", "s-big", "big", datetime.now(UTC).isoformat())
+    send(client, [{"transaction_id": "tx-big", "code": "mtu", "external_subscription_id": "s-big",
+                   "properties": {"user_id": "u-1", "weight": -1.77e295, "count": 10**30}}])
+    wait_archived(client, ["tx-big"])
+    archived = client.get("/events/tx-big")
+    assert archived.status_code == 200
+    assert archived.json()["event"]["properties"] == {"user_id": "u-1", "weight": -1.77e295, "count": 1e30}
+
+
+def test_customers_are_numbered_per_organization_as_lago_does(client: httpx.Client, services: Services,
+                                                              unique: str) -> None:
+    organization_id, _ = ensure_organization(services.sqlalchemy_url, f"test-{unique}")
+    prefix = f"TES-{organization_id[-4:].upper()}"
+
+    def numbered(external_id: str) -> tuple[int, str]:
+        response = client.post("/customers", json=customer_body(external_id))
+        assert response.status_code == 200, response.text
+        body = response.json()["customer"]
+        return body["sequential_id"], body["slug"]
+
+    assert numbered("a") == (1, f"{prefix}-001")
+    assert numbered("b") == (2, f"{prefix}-002")
+    assert numbered("a") == (1, f"{prefix}-001")  # an update keeps the number
+    assert client.delete("/customers/a").status_code == 200
+    assert numbered("a") == (3, f"{prefix}-003")  # a deleted customer's number is not given out again
+    listed = client.get("/customers").json()["customers"]
+    assert sorted((c["external_id"], c["sequential_id"]) for c in listed) == [("a", 3), ("b", 2)]
+    subscribed = client.post("/subscriptions", json=subscription_body("made-on-the-fly", "s1", plan_code="none"))
+    assert subscribed.status_code == 404  # unknown plan: no customer is created either
+    assert numbered("c") == (4, f"{prefix}-004")

@@ -190,7 +190,8 @@ def new_subscription(services: Services, org: str) -> str:
     ids = {name: str(uuid.uuid4()) for name in ("customer", "plan", "subscription")}
     with psycopg.connect(services.database_url) as conn:
         conn.execute("INSERT INTO organizations (id, name) VALUES (%s, %s)", (org, f"archive-{org}"))
-        conn.execute("INSERT INTO customers (id, organization_id, external_id) VALUES (%s, %s, 'c')",
+        conn.execute("INSERT INTO customers (id, organization_id, external_id, sequential_id, slug) "
+                     "VALUES (%s, %s, 'c', 1, 'ARC-0001-001')",
                      (ids["customer"], org))
         conn.execute("INSERT INTO plans (id, organization_id, code, name, interval, amount_cents, amount_currency) "
                      "VALUES (%s, %s, 'p', 'p', 'monthly', 0, 'USD')", (ids["plan"], org))
