@@ -86,21 +86,21 @@ def parse_ranges(raw: Any, code: str) -> tuple[Range, ...]:
 
 
 def graduated(units: Decimal, ranges: Sequence[Range]) -> Decimal:
+    """Each range reached adds its units at its price and its flat amount; the first range is always
+    reached, so its flat amount is billed at 0 units too (as Lago since 2026)."""
     amount = Decimal(0)
     for tier in ranges:
-        in_range = tier.units_of(units)
-        if in_range > 0:
-            amount += in_range * tier.per_unit_amount + tier.flat_amount
+        amount += tier.units_of(units) * tier.per_unit_amount + tier.flat_amount
         if tier.contains(units):
             break
     return amount
 
 
 def volume(units: Decimal, ranges: Sequence[Range]) -> Decimal:
-    if units <= 0:
-        return Decimal(0)
+    """Every unit at the price of the range holding the total, plus that range's flat amount (at 0
+    units: the first range's)."""
     tier = next(r for r in ranges if r.contains(units))
-    return units * tier.per_unit_amount + tier.flat_amount
+    return max(units, Decimal(0)) * tier.per_unit_amount + tier.flat_amount
 
 
 def standard(units: Decimal, amount: Decimal) -> Decimal:

@@ -98,7 +98,8 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
     if isinstance(properties, dict):
         for name in Input(properties).given_of(*_UNSUPPORTED_PROPERTIES):
             data.fail(name, NOT_SUPPORTED)
-    data.unsupported("tax_codes")
+    # taxes, prorated recurring charges, fees regrouped on payment, pricing units, wallet targets
+    data.unsupported("tax_codes", "prorated", "regroup_paid_fees", "applied_pricing_unit", "accepts_target_wallet")
     if not any(data.given(name) for name in ("billable_metric_id", "billable_metric_code", "id")):
         data.fail("billable_metric_id", MANDATORY)
     values = {

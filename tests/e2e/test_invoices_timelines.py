@@ -157,3 +157,28 @@ def test_termination_bills_the_usage_so_far_and_the_fee_up_to_the_termination_da
     assert fee_lines(invoices[0]) == [("subscription", "arrears", "1.0", 3000), ("charge", "mtu", "3.0", 300)]
     bill(after, unique)
     assert len(invoices_of(client, f"c-{unique}")) == len(invoices)
+
+
+def test_a_first_range_flat_amount_is_billed_without_any_usage(client: httpx.Client, unique: str) -> None:
+    """The contract's pricing rule: at 0 units the first graduated range's flat amount is billed and
+    its fee kept; a volume charge bills the flat amount of the range 0 units fall in."""
+    mtu_metric(client)
+    graduated = {"billable_metric_code": "mtu", "charge_model": "graduated", "properties": {"graduated_ranges": [
+        {"from_value": 0, "to_value": 100, "per_unit_amount": "1", "flat_amount": "100"},
+        {"from_value": 101, "to_value": None, "per_unit_amount": "0.5", "flat_amount": "20"}]}}
+    volume = {"billable_metric_code": "mtu", "charge_model": "volume", "invoice_display_name": "Seats",
+              "properties": {"volume_ranges": [
+                  {"from_value": 0, "to_value": 10, "per_unit_amount": "2", "flat_amount": "7.5"},
+                  {"from_value": 11, "to_value": None, "per_unit_amount": "1", "flat_amount": "0"}]}}
+    plan(client, "flat", amount=0, advance=False, charges=[graduated, volume])
+    customer(client, f"c-{unique}")
+    subscribe(client, f"c-{unique}", f"s-{unique}", "flat", "2026-04-01T00:00:00Z")
+    bill("2026-05-01T00:00:00Z", unique)  # April had no event at all
+    (invoice,) = invoices_of(client, f"c-{unique}")
+    assert fee_lines(invoice) == [("subscription", "flat", "1.0", 0), ("charge", "mtu", "0.0", 10000),
+                                  ("charge", "mtu", "0.0", 750)]
+    assert invoice["total_amount_cents"] == 10750
+    usage = client.get(f"/customers/c-{unique}/current_usage", params={"external_subscription_id": f"s-{unique}"})
+    assert usage.status_code == 200
+    assert [line["amount_cents"] for line in usage.json()["customer_usage"]["charges_usage"]] == [10000, 750]
+    assert usage.json()["customer_usage"]["amount_cents"] == 10750

@@ -35,14 +35,14 @@ def test_segment_team_graduated(mtus: int, cents: int, precise: str) -> None:
     assert fee.precise_amount_cents == Decimal(precise)
 
 
-def test_graduated_flat_amount_applies_once_a_range_is_reached() -> None:
+def test_graduated_flat_amount_applies_once_a_range_is_reached_and_the_first_range_always_is() -> None:
     props = {
         "graduated_ranges": [
             {"from_value": 0, "to_value": 10, "per_unit_amount": "1", "flat_amount": "5"},
             {"from_value": 11, "to_value": None, "per_unit_amount": "0.5", "flat_amount": "2"},
         ]
     }
-    assert price("graduated", props, Decimal(0), "USD").amount_cents == 0
+    assert price("graduated", props, Decimal(0), "USD").amount_cents == 500  # no usage: the first flat amount
     assert price("graduated", props, Decimal(10), "USD").amount_cents == 1500
     assert price("graduated", props, Decimal(12), "USD").amount_cents == 1500 + 100 + 200
 
@@ -64,7 +64,7 @@ def test_volume_prices_every_unit_at_the_reached_tier() -> None:
             {"from_value": 101, "to_value": None, "per_unit_amount": "1", "flat_amount": "0"},
         ]
     }
-    assert price("volume", props, Decimal(0), "USD").amount_cents == 0
+    assert price("volume", props, Decimal(0), "USD").amount_cents == 100  # no usage: the first range's flat amount
     assert price("volume", props, Decimal(100), "USD").amount_cents == 20100
     assert price("volume", props, Decimal(101), "USD").amount_cents == 10100
 
