@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -103,9 +104,12 @@ def test_a_draft_is_announced_as_drafted_and_created_only_once_final(client: htt
         assert client.post("/webhook_endpoints", json={"webhook_endpoint": {"webhook_url": receiver.url}}
                            ).status_code == 200
         plan(client, "basic", amount=900, advance=False)
-        customer(client, f"c-{unique}", grace=3)
-        subscribe(client, f"c-{unique}", f"s-{unique}", "basic", "2026-04-01T00:00:00Z")
-        bill("2026-05-01T00:00:00Z", unique)
+        # a grace period still running now: the biller loop that `make up` started leaves the draft alone
+        customer(client, f"c-{unique}", grace=90)
+        this_month = datetime.now(UTC).date().replace(day=1)
+        last_month = (this_month - timedelta(days=1)).replace(day=1)
+        subscribe(client, f"c-{unique}", f"s-{unique}", "basic", f"{last_month.isoformat()}T00:00:00Z")
+        bill(f"{this_month.isoformat()}T00:00:00Z", unique)
         (invoice,) = invoices_of(client, f"c-{unique}")
         assert invoice["status"] == "draft"
         receiver.wait_for(1)
