@@ -84,7 +84,7 @@ def plan(row: Any, charge_rows: list[Any]) -> dict[str, Any]:
 CUSTOMER_ATTRIBUTES = (
     "address_line1", "address_line2", "city", "country", "legal_name", "legal_number", "logo_url",
     "firstname", "lastname", "phone", "state", "tax_identification_number", "url", "zipcode",
-    "net_payment_term", "billing_entity_code",
+    "billing_entity_code",
 )
 
 
@@ -101,6 +101,7 @@ def customer(row: Any) -> dict[str, Any]:
         "timezone": row.timezone,
         "applicable_timezone": row.timezone or "UTC",
         "invoice_grace_period": row.invoice_grace_period,
+        "net_payment_term": row.net_payment_term,
         "account_type": attributes.get("account_type", "customer"),
         "customer_type": attributes.get("customer_type"),
         "created_at": iso(row.created_at),

@@ -29,7 +29,8 @@ def subscription_query() -> Select:
                plans.c.pay_in_advance, plans.c.amount_cents.label("plan_amount_cents"),
                plans.c.amount_currency.label("plan_amount_currency"), plans.c.trial_period,
                customers.c.external_id.label("external_customer_id"), customers.c.timezone,
-               customers.c.invoice_grace_period, organizations.c.name.label("organization_name"))
+               customers.c.invoice_grace_period, customers.c.net_payment_term,
+               organizations.c.name.label("organization_name"))
         .join(plans, plans.c.id == subscriptions.c.plan_id)
         .join(customers, customers.c.id == subscriptions.c.customer_id)
         .join(organizations, organizations.c.id == subscriptions.c.organization_id)

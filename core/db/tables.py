@@ -125,6 +125,7 @@ customers = Table(
     Column("currency", String(3)),
     Column("timezone", String(64)),
     Column("invoice_grace_period", Integer),
+    Column("net_payment_term", Integer),  # days from an invoice's issuing date to its due date (null: 0)
     Column("attributes", JSONB, nullable=False, server_default="{}"),
     Column("sequential_id", BigInteger, nullable=False),  # per organization from 1, deleted ones counted
     Column("slug", String(64), nullable=False),
@@ -219,6 +220,8 @@ invoices = Table(
     Column("due_at", DateTime(timezone=True), nullable=False),
     Column("issuing_date", Date, nullable=False),
     Column("grace_until", DateTime(timezone=True), nullable=False),
+    Column("net_payment_term", Integer, nullable=False, server_default="0"),
+    Column("payment_due_date", Date, nullable=False),  # issuing_date + net_payment_term
     Column("status", String(16), nullable=False),
     Column("payment_status", String(16), nullable=False),
     Column("currency", String(3), nullable=False),

@@ -26,7 +26,7 @@ from rater.inputs import BAD_FORMAT, MAX_DAYS, NOT_SUPPORTED, Input
 from rater.serializers import CUSTOMER_ATTRIBUTES
 
 # Descriptive attributes, stored and shown as given (text): they change nothing that is billed.
-TEXT_ATTRIBUTES = tuple(name for name in CUSTOMER_ATTRIBUTES if name not in ("net_payment_term", "billing_entity_code"))
+TEXT_ATTRIBUTES = tuple(name for name in CUSTOMER_ATTRIBUTES if name != "billing_entity_code")
 ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "zipcode", "state", "country")
 # Lago features meterline does not have: a value would be stored and shown while billing ignored it.
 UNSUPPORTED = ("billing_entity_code", "metadata", "tax_codes", "integration_customers", "invoice_custom_section_codes")
@@ -87,9 +87,9 @@ def customer_values(data: Input) -> dict[str, Any]:
     address = _shipping_address(data)
     if address:
         attributes["shipping_address"] = address
-    # meterline bills with no payment term (payment due on the issuing date), and finalizes $0 invoices
-    if data.integer("net_payment_term", maximum=MAX_DAYS):
-        data.fail("net_payment_term", NOT_SUPPORTED)
+    if data.given("net_payment_term"):  # days from an invoice's issuing date to its payment due date
+        values["net_payment_term"] = data.integer("net_payment_term", maximum=MAX_DAYS)
+    # meterline finalizes $0 invoices (Lago's default)
     if data.choice("finalize_zero_amount_invoice", ("inherit", "finalize", "skip")) == "skip":
         data.fail("finalize_zero_amount_invoice", NOT_SUPPORTED)
     data.unsupported(*UNSUPPORTED)

@@ -13,10 +13,11 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.locks import close_periods, lock_customers
-from core.db.tables import fees, invoice_subscriptions, invoices, organizations
+from core.db.tables import customers, fees, invoice_subscriptions, invoices, organizations
 from core.domain.periods import Period
 from rater.billing.archive_usage import window_usage
 from rater.billing.assemble import fee_rows, invoice_number, payment_status_at_finalization, usage_fees
+from rater.billing.grouping import payment_due_date
 from rater.billing.outbox import enqueue_webhooks
 from rater.billing.reads import last_sequential_ids, load_catalog, subscribed_by_id
 from rater.billing.schedule import Due
@@ -92,9 +93,13 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
     total = await _refresh_locked(conn, invoice, moments)
     name = (await conn.execute(select(organizations.c.name).where(organizations.c.id == invoice.organization_id))
             ).scalar_one()
+    # the payment term in force when the invoice is finalized, as Lago recomputes it then
+    term = (await conn.execute(select(customers.c.net_payment_term).where(customers.c.id == invoice.customer_id))
+            ).scalar_one() or 0
     sequential_id = (await last_sequential_ids(conn, [invoice.customer_id]))[invoice.customer_id] + 1
     await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
-        status="finalized", sequential_id=sequential_id,
+        status="finalized", sequential_id=sequential_id, net_payment_term=term,
+        payment_due_date=payment_due_date(invoice.issuing_date, term),
         number=invoice_number(name, invoice.customer_id, sequential_id),
         payment_status=payment_status_at_finalization(total), finalized_at=func.now(), updated_at=func.now(),
     ))

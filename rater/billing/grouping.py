@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core.domain.charges import ChargeLine
@@ -31,6 +31,7 @@ class Subscribed:
     plan: PlanItem
     currency: str
     grace_days: int
+    payment_term_days: int = 0  # the customer's net_payment_term
 
 
 @dataclass
@@ -45,10 +46,15 @@ class Group:
     timezone: str
     grace_days: int
     items: list[tuple[Subscribed, Due]]
+    payment_term_days: int = 0
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def issuing_date(self) -> date:
+        return self.at.astimezone(self.zone).date()
 
 
 def grace_until(group: Group) -> datetime:
@@ -59,6 +65,11 @@ def grace_until(group: Group) -> datetime:
 def is_final(group: Group, as_of: datetime) -> bool:
     """Whether the group's invoice is finalized when written (its grace period ended by `as_of`)."""
     return grace_until(group) <= as_of
+
+
+def payment_due_date(issuing_date: date, payment_term_days: int) -> date:
+    """When an invoice is due: `net_payment_term` days after it is issued."""
+    return issuing_date + timedelta(days=payment_term_days)
 
 
 def due_moments(subs: Sequence[Subscribed], as_of: datetime, backdated: bool) -> list[tuple[Subscribed, Due]]:
@@ -82,7 +93,7 @@ def plan_groups(moments: Sequence[tuple[Subscribed, Due]], billed: set[tuple[str
         key = (sub.terms.customer_id, sub.currency, due.at)
         if key not in groups:
             groups[key] = Group(sub.organization_id, sub.organization_name, sub.terms.customer_id, sub.currency,
-                                due.at, sub.terms.timezone, sub.grace_days, [])
+                                due.at, sub.terms.timezone, sub.grace_days, [], sub.payment_term_days)
         groups[key].items.append((sub, due))
     return sorted(groups.values(), key=lambda g: (g.customer_id, g.at))
 

@@ -7,7 +7,7 @@ zero or empty values so typed clients parse.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -101,6 +101,11 @@ def billing_period(moment: Any, external_subscription_id: str, plan_id: str) -> 
     }
 
 
+def payment_overdue(row: Any, today: date) -> bool:
+    """A final invoice still to be paid after its due date."""
+    return row.status == "finalized" and row.payment_status == "pending" and row.payment_due_date < today
+
+
 def invoice(row: Any, customer: dict[str, Any]) -> dict[str, Any]:
     """The invoice as listed (Lago's InvoiceObject): totals, status and the customer."""
     return {
@@ -110,9 +115,9 @@ def invoice(row: Any, customer: dict[str, Any]) -> dict[str, Any]:
         "number": row.number,
         "issuing_date": row.issuing_date.isoformat(),
         "payment_dispute_lost_at": None,
-        "payment_due_date": row.issuing_date.isoformat(),
-        "payment_overdue": False,
-        "net_payment_term": 0,
+        "payment_due_date": row.payment_due_date.isoformat(),
+        "payment_overdue": payment_overdue(row, datetime.now(UTC).date()),
+        "net_payment_term": row.net_payment_term,
         "invoice_type": "subscription",
         "status": row.status,
         "payment_status": row.payment_status,

@@ -30,7 +30,7 @@ from rater.billing.assemble import (
     payment_status_at_finalization,
     total_cents,
 )
-from rater.billing.grouping import Catalog, Group, grace_until, is_final
+from rater.billing.grouping import Catalog, Group, grace_until, is_final, payment_due_date
 from rater.billing.outbox import enqueue_webhooks
 from rater.billing.reads import UsageByMoment, last_sequential_ids, prefetch_usage
 
@@ -102,7 +102,9 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
             number = invoice_number(group.organization_name, group.customer_id, sequential_id)
         written.append({
             "id": invoice_id, "organization_id": group.organization_id, "customer_id": group.customer_id,
-            "due_at": group.at, "issuing_date": group.at.astimezone(group.zone).date(), "grace_until": ends,
+            "due_at": group.at, "issuing_date": group.issuing_date, "grace_until": ends,
+            "net_payment_term": group.payment_term_days,
+            "payment_due_date": payment_due_date(group.issuing_date, group.payment_term_days),
             "status": "finalized" if final else "draft",
             "payment_status": payment_status_at_finalization(total) if final else "pending",
             "currency": group.currency, "fees_amount_cents": total, "total_amount_cents": total,

@@ -10,6 +10,7 @@ import httpx
 
 from tests.e2e.invoice_support import (
     bill,
+    create,
     customer,
     fee_lines,
     invoices_of,
@@ -182,3 +183,42 @@ def test_a_first_range_flat_amount_is_billed_without_any_usage(client: httpx.Cli
     assert usage.status_code == 200
     assert [line["amount_cents"] for line in usage.json()["customer_usage"]["charges_usage"]] == [10000, 750]
     assert usage.json()["customer_usage"]["amount_cents"] == 10750
+
+
+def test_an_invoice_is_due_net_payment_term_days_after_it_is_issued(client: httpx.Client, unique: str) -> None:
+    plan(client, "termed", amount=4000, advance=False)
+    create(client, "/customers", "customer", {"external_id": f"c-{unique}", "currency": "USD", "timezone": "UTC",
+                                              "net_payment_term": 30})
+    create(client, "/customers", "customer", {"external_id": f"d-{unique}", "currency": "USD", "timezone": "UTC"})
+    for customer_id in (f"c-{unique}", f"d-{unique}"):
+        subscribe(client, customer_id, f"s-{customer_id}", "termed", "2026-04-01T00:00:00Z")
+    bill("2026-05-01T00:00:00Z", unique)
+    (termed,) = invoices_of(client, f"c-{unique}")
+    assert (termed["issuing_date"], termed["net_payment_term"], termed["payment_due_date"]) == (
+        "2026-05-01", 30, "2026-05-31")
+    assert (termed["payment_status"], termed["payment_overdue"]) == ("pending", True)  # unpaid since May 31
+    (plain,) = invoices_of(client, f"d-{unique}")
+    assert (plain["net_payment_term"], plain["payment_due_date"]) == (0, "2026-05-01")
+    listed = client.get("/invoices", params={"external_customer_id": f"c-{unique}"}).json()["invoices"]
+    assert (listed[0]["payment_due_date"], listed[0]["payment_overdue"]) == ("2026-05-31", True)
+    assert client.get(f"/customers/c-{unique}").json()["customer"]["net_payment_term"] == 30
+    assert client.get(f"/customers/d-{unique}").json()["customer"]["net_payment_term"] is None
+
+
+def test_a_draft_takes_the_payment_term_in_force_when_it_is_finalized(client: httpx.Client, unique: str) -> None:
+    plan(client, "termed", amount=4000, advance=False)
+    # a grace period still running now: the biller loop that `make up` started leaves the draft alone
+    customer_body = {"external_id": f"c-{unique}", "currency": "USD", "timezone": "UTC", "net_payment_term": 15,
+                     "invoice_grace_period": 90}
+    create(client, "/customers", "customer", customer_body)
+    this_month = datetime.now(UTC).date().replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    subscribe(client, f"c-{unique}", f"s-{unique}", "termed", f"{last_month.isoformat()}T00:00:00Z")
+    bill(f"{this_month.isoformat()}T00:00:00Z", unique)
+    (draft,) = invoices_of(client, f"c-{unique}")
+    assert (draft["status"], draft["net_payment_term"], draft["payment_due_date"], draft["payment_overdue"]) == (
+        "draft", 15, (this_month + timedelta(days=15)).isoformat(), False)  # a draft is not overdue
+    create(client, "/customers", "customer", {**customer_body, "net_payment_term": 45})
+    final = client.put(f"/invoices/{draft['lago_id']}/finalize").json()["invoice"]
+    assert (final["status"], final["net_payment_term"], final["payment_due_date"]) == (
+        "finalized", 45, (this_month + timedelta(days=45)).isoformat())

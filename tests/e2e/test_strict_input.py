@@ -42,7 +42,6 @@ def test_a_poisoned_customer_is_refused_and_the_listing_stays_readable(
 
 
 UNSUPPORTED: list[tuple[dict[str, Any], str]] = [
-    ({"net_payment_term": 30}, "net_payment_term"),
     ({"billing_entity_code": "eu"}, "billing_entity_code"),
     ({"tax_codes": ["vat_20"]}, "tax_codes"),
     ({"metadata": [{"key": "po", "value": "42", "display_in_invoice": True}]}, "metadata"),

@@ -48,3 +48,34 @@ def test_batches_never_split_a_customer() -> None:
     for batch in cut:
         customers = [g.customer_id for g in batch]
         assert all(c not in {g.customer_id for other in cut if other is not batch for g in other} for c in customers)
+
+
+def test_an_invoice_is_due_its_payment_term_after_it_is_issued() -> None:
+    from datetime import date
+
+    from rater.billing.grouping import payment_due_date
+
+    assert payment_due_date(date(2026, 5, 1), 0) == date(2026, 5, 1)
+    assert payment_due_date(date(2026, 5, 1), 30) == date(2026, 5, 31)
+    assert payment_due_date(date(2026, 12, 20), 15) == date(2027, 1, 4)
+    subs = [subscribed("a1", "alice", datetime(2026, 1, 3, tzinfo=UTC))]
+    subs = [Subscribed(s.terms, s.organization_id, s.organization_name, s.external_id, s.plan_id, s.plan,
+                       s.currency, s.grace_days, 30) for s in subs]
+    (group, *_) = plan_groups(due_moments(subs, datetime(2026, 3, 1, tzinfo=UTC), backdated=True), set())
+    assert (group.issuing_date, group.payment_term_days) == (date(2026, 2, 1), 30)
+
+
+def test_only_a_final_invoice_unpaid_after_its_due_date_is_overdue() -> None:
+    from datetime import date
+    from types import SimpleNamespace
+
+    from rater.billing.render import payment_overdue
+
+    def row(status: str, payment: str, due: date) -> object:
+        return SimpleNamespace(status=status, payment_status=payment, payment_due_date=due)
+
+    today = date(2026, 6, 1)
+    assert payment_overdue(row("finalized", "pending", date(2026, 5, 31)), today) is True
+    assert payment_overdue(row("finalized", "pending", today), today) is False  # due today: not yet overdue
+    assert payment_overdue(row("finalized", "succeeded", date(2026, 5, 1)), today) is False
+    assert payment_overdue(row("draft", "pending", date(2026, 5, 1)), today) is False
