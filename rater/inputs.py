@@ -30,6 +30,11 @@ NOT_SUPPORTED = "not_supported"  # a Lago feature meterline does not have; refus
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def _not_given(value: Any) -> bool:
+    """`null`, `false` and an empty list or object: what official clients send for a feature left unset."""
+    return value is None or value is False or (isinstance(value, list | dict) and not value)
+
+
 class Input:
     def __init__(self, raw: Any):
         if not isinstance(raw, dict):
@@ -68,7 +73,7 @@ class Input:
 
     def given_of(self, *names: str) -> list[str]:
         """Which of these names hold a value (`null`, `false` and an empty list or object do not)."""
-        return [name for name in names if self.raw.get(name) not in (None, False, [], {})]
+        return [name for name in names if not _not_given(self.raw.get(name))]
 
     def unsupported(self, *names: str) -> None:
         """Refuse Lago features meterline does not have when a value is given (`null`, `false` and an

@@ -84,7 +84,7 @@ def plan(row: Any, charge_rows: list[Any]) -> dict[str, Any]:
 CUSTOMER_ATTRIBUTES = (
     "address_line1", "address_line2", "city", "country", "legal_name", "legal_number", "logo_url",
     "firstname", "lastname", "phone", "state", "tax_identification_number", "url", "zipcode",
-    "billing_entity_code",
+    "billing_entity_code", "external_salesforce_id",
 )
 
 
@@ -106,7 +106,7 @@ def customer(row: Any) -> dict[str, Any]:
         "customer_type": attributes.get("customer_type"),
         "created_at": iso(row.created_at),
         "updated_at": iso(getattr(row, "updated_at", None) or row.created_at),
-        "finalize_zero_amount_invoice": "inherit",
+        "finalize_zero_amount_invoice": attributes.get("finalize_zero_amount_invoice", "inherit"),
         "skip_invoice_custom_sections": False,
         "billing_configuration": {"invoice_grace_period": row.invoice_grace_period, "payment_provider": None},
         "shipping_address": attributes.get("shipping_address") or {},

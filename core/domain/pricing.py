@@ -34,6 +34,20 @@ def _decimal(value: Any, name: str, code: str = "invalid_amount") -> Decimal:
     return number
 
 
+def _whole(value: Any) -> int | None:
+    """An integer given as a JSON integer, a whole float or a digit string; None for anything else
+    (10.7 is not taken for 10)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
 @dataclass(frozen=True)
 class Range:
     """A tier of a graduated or volume price: units from_value..to_value inclusive (to None = no end)."""
@@ -61,12 +75,10 @@ def parse_ranges(raw: Any, code: str) -> tuple[Range, ...]:
     for index, item in enumerate(raw):
         if not isinstance(item, Mapping):
             raise InvalidChargeProperties(code, f"range {index} must be an object")
-        try:
-            from_value = int(item.get("from_value"))  # type: ignore[arg-type]
-            to_raw = item.get("to_value")
-            to_value = None if to_raw is None else int(to_raw)
-        except (TypeError, ValueError) as exc:
-            raise InvalidChargeProperties(code, f"range {index} bounds must be integers") from exc
+        from_value, to_raw = _whole(item.get("from_value")), item.get("to_value")
+        to_value = None if to_raw is None else _whole(to_raw)
+        if from_value is None or (to_raw is not None and to_value is None):
+            raise InvalidChargeProperties(code, f"range {index} bounds must be integers")
         expected_from = (ranges[-1].to_value or 0) + 1 if ranges else None
         if (index == 0 and from_value not in (0, 1)) or (index > 0 and from_value != expected_from):
             raise InvalidChargeProperties(code, f"range {index} must start where the previous one ends")
@@ -83,6 +95,24 @@ def parse_ranges(raw: Any, code: str) -> tuple[Range, ...]:
             )
         )
     return tuple(ranges)
+
+
+# What each charge model reads of a charge's properties (and of each range): the rest is not stored,
+# as Lago keeps only the properties a model uses.
+DOCUMENTED_PROPERTIES = {"standard": ("amount",), "graduated": ("graduated_ranges",), "volume": ("volume_ranges",),
+                         "package": ("amount", "package_size", "free_units"), "percentage": ("rate", "fixed_amount")}
+RANGE_KEYS = ("from_value", "to_value", "per_unit_amount", "flat_amount")
+
+
+def documented_properties(charge_model: str | None, properties: Mapping[str, Any]) -> dict[str, Any]:
+    """The properties of a validated charge, with only the keys its model reads."""
+    kept = {name: properties[name] for name in DOCUMENTED_PROPERTIES.get(charge_model or "", ())
+            if name in properties}
+    for name in ("graduated_ranges", "volume_ranges"):
+        if isinstance(kept.get(name), list):
+            kept[name] = [{key: item[key] for key in RANGE_KEYS if key in item} if isinstance(item, Mapping)
+                          else item for item in kept[name]]
+    return kept
 
 
 def graduated(units: Decimal, ranges: Sequence[Range]) -> Decimal:
@@ -167,6 +197,8 @@ def _amount_for(charge_model: str, properties: Mapping[str, Any], units: Decimal
         if size < 1 or size != size.to_integral_value():
             raise InvalidChargeProperties("invalid_package_size", "package_size must be a whole number ≥ 1")
         free = _decimal(properties.get("free_units", 0), "free_units")
+        if free != free.to_integral_value():
+            raise InvalidChargeProperties("invalid_free_units", "free_units must be a whole number")
         return package(units, _decimal(properties.get("amount"), "amount"), int(size), int(free))
     if charge_model == "percentage":
         rate = _decimal(properties.get("rate"), "rate", "invalid_rate")

@@ -90,8 +90,11 @@ def customer_values(data: Input) -> dict[str, Any]:
     if data.given("net_payment_term"):  # days from an invoice's issuing date to its payment due date
         values["net_payment_term"] = data.integer("net_payment_term", maximum=MAX_DAYS)
     # meterline finalizes $0 invoices (Lago's default)
-    if data.choice("finalize_zero_amount_invoice", ("inherit", "finalize", "skip")) == "skip":
+    zero_amount = data.choice("finalize_zero_amount_invoice", ("inherit", "finalize", "skip"))
+    if zero_amount == "skip":
         data.fail("finalize_zero_amount_invoice", NOT_SUPPORTED)
+    elif zero_amount is not None:  # inherit and finalize both finalize a $0 invoice, as meterline does
+        attributes["finalize_zero_amount_invoice"] = zero_amount
     data.unsupported(*UNSUPPORTED)
     data.check()
     values["attributes"] = attributes
@@ -118,7 +121,7 @@ async def upsert_customer(conn: AsyncConnection, organization_id: str, values: d
     """Create the customer (numbered) or change the keys given of the live one with that external_id."""
     values = dict(values)
     attributes = values.pop("attributes", {})
-    existing = await live_customer(conn, organization_id, values["external_id"])
+    existing = await live_customer(conn, organization_id, values["external_id"], for_update=True)
     sequential_id, slug = (existing.sequential_id, existing.slug) if existing is not None else \
         await _next_number(conn, organization_id)
     statement = insert(customers).values(id=new_id(), organization_id=organization_id, attributes=attributes,
@@ -132,11 +135,13 @@ async def upsert_customer(conn: AsyncConnection, organization_id: str, values: d
     return (await conn.execute(statement.returning(*customers.c))).one()
 
 
-async def live_customer(conn: AsyncConnection, organization_id: str, external_id: str) -> Any:
-    return (await conn.execute(select(customers).where(
-        customers.c.organization_id == organization_id, customers.c.external_id == external_id,
-        customers.c.deleted_at.is_(None),
-    ))).one_or_none()
+async def live_customer(conn: AsyncConnection, organization_id: str, external_id: str,
+                        for_update: bool = False) -> Any:
+    """The live customer with this external_id; `for_update` locks it until the transaction ends (a
+    delete racing an upsert then goes first or after, and the upsert sees which)."""
+    query = select(customers).where(customers.c.organization_id == organization_id,
+                                    customers.c.external_id == external_id, customers.c.deleted_at.is_(None))
+    return (await conn.execute(query.with_for_update() if for_update else query)).one_or_none()
 
 
 async def create_customer(request: Request) -> JSONResponse:

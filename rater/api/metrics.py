@@ -49,9 +49,7 @@ def metric_fields(data: Input, *, creating: bool) -> dict[str, Any]:
             data.fail("recurring", NOT_SUPPORTED)
     if creating or data.given("weighted_interval"):
         fields["weighted_interval"] = data.choice("weighted_interval", WEIGHTED_INTERVALS)
-    for unsupported in ("expression", "rounding_function", "rounding_precision"):
-        if data.given(unsupported):
-            data.fail(unsupported, NOT_SUPPORTED)
+    data.unsupported("expression", "rounding_function", "rounding_precision")
     if data.given("filters") and data.raw["filters"] != []:
         data.fail("filters", NOT_SUPPORTED)
     return fields

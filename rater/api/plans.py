@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import String, cast, delete, exists, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,12 +21,12 @@ from core.apikeys import authenticate
 from core.db.catalog import plan_charges
 from core.db.tables import billable_metrics, charges, plans, subscriptions
 from core.domain.periods import INTERVALS
-from core.domain.pricing import InvalidChargeProperties, validate_properties
+from core.domain.pricing import InvalidChargeProperties, documented_properties, validate_properties
 from core.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
 from rater.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
-from rater.inputs import BAD_FORMAT, MANDATORY, MAX_AMOUNT_CENTS, MAX_DAYS, NOT_SUPPORTED, TAKEN, Input
+from rater.inputs import BAD_FORMAT, INVALID, MANDATORY, MAX_AMOUNT_CENTS, MAX_DAYS, NOT_SUPPORTED, TAKEN, Input
 
 CHARGE_MODELS = ("standard", "graduated", "volume", "package", "percentage")
 _UNSUPPORTED_LISTS = ("fixed_charges", "usage_thresholds", "tax_codes")
@@ -51,11 +52,7 @@ def plan_fields(data: Input, *, creating: bool) -> dict[str, Any]:
             fields[name] = read()
     if data.given("charges") and not isinstance(data.raw["charges"], list):
         data.fail("charges", BAD_FORMAT)
-    for name in _UNSUPPORTED_LISTS:
-        if data.given(name) and data.raw[name] != []:
-            data.fail(name, NOT_SUPPORTED)
-    if data.given("minimum_commitment"):
-        data.fail("minimum_commitment", NOT_SUPPORTED)
+    data.unsupported(*_UNSUPPORTED_LISTS, "minimum_commitment")
     return fields
 
 
@@ -88,6 +85,8 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
     properties = data.raw.get("properties") or {}
     if not isinstance(properties, dict):
         data.fail("properties", BAD_FORMAT)
+    elif "\\u0000" in orjson.dumps(properties).decode():
+        data.fail("properties", INVALID)  # PostgreSQL's JSONB cannot hold U+0000
     elif model is not None:
         try:
             validate_properties(model, properties)
@@ -105,7 +104,7 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
     values = {
         "id": data.text("id", max_length=64),
         "charge_model": model,
-        "properties": properties,
+        "properties": documented_properties(model, properties) if isinstance(properties, dict) else {},
         "invoice_display_name": data.text("invoice_display_name"),
         # billed per event (in advance), not invoiced, or trued up to a minimum: not billed so by meterline
         "pay_in_advance": bool(_not_true(data, "pay_in_advance")),

@@ -78,8 +78,7 @@ def subscription_input(data: Input) -> dict[str, Any]:
         "subscription_at": data.moment("subscription_at"),
         "ending_at": data.moment("ending_at"),
     }
-    if data.given("plan_overrides"):  # a per-subscription plan: meterline bills the plan as it is
-        data.fail("plan_overrides", NOT_SUPPORTED)
+    data.unsupported("plan_overrides")  # a per-subscription plan: meterline bills the plan as it is
     data.check()
     return values
 

@@ -36,7 +36,8 @@ CUSTOMER_KEYS = {"lago_id", "sequential_id", "slug", "external_id", "name", "ema
                  "billing_configuration", "shipping_address", "metadata", "integration_customers",
                  "address_line1", "address_line2", "city", "country", "legal_name", "legal_number", "logo_url",
                  "firstname", "lastname", "phone", "state", "tax_identification_number", "url", "zipcode",
-                 "net_payment_term", "billing_entity_code", "taxes", "applicable_invoice_custom_sections",
+                 "net_payment_term", "billing_entity_code", "external_salesforce_id", "taxes",
+                 "applicable_invoice_custom_sections",
                  "error_details"}
 SUBSCRIPTION_KEYS = {"lago_id", "external_id", "lago_customer_id", "external_customer_id", "billing_entity_code",
                      "name", "plan_code", "plan_amount_cents", "plan_amount_currency", "status", "billing_time",

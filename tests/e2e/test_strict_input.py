@@ -161,9 +161,10 @@ def test_huge_numbers_in_stored_json_never_break_a_read(client: httpx.Client) ->
     orjson cannot write as an integer: stored JSON is read back with orjson, as a float."""
     mtu_metric(client)
     plan(client, "big", amount=0, advance=False, charges=[
-        {"billable_metric_code": "mtu", "charge_model": "standard", "properties": {"amount": "1", "note": 1e300}}])
+        {"billable_metric_code": "mtu", "charge_model": "standard", "properties": {"amount": 1e300, "note": "x"}}])
     assert client.get("/plans").status_code == 200
-    assert client.get("/plans/big").json()["plan"]["charges"][0]["properties"] == {"amount": "1", "note": 1e300}
+    # only what the model reads is kept, as Lago does
+    assert client.get("/plans/big").json()["plan"]["charges"][0]["properties"] == {"amount": 1e300}
     customer(client, "acme")
     subscribe(client, "acme", "s-big", "big", datetime.now(UTC).isoformat())
     send(client, [{"transaction_id": "tx-big", "code": "mtu", "external_subscription_id": "s-big",
@@ -195,3 +196,33 @@ def test_customers_are_numbered_per_organization_as_lago_does(client: httpx.Clie
     subscribed = client.post("/subscriptions", json=subscription_body("made-on-the-fly", "s1", plan_code="none"))
     assert subscribed.status_code == 404  # unknown plan: no customer is created either
     assert numbered("c") == (4, f"{prefix}-004")
+
+
+@pytest.mark.parametrize(("charge", "details"), [
+    (_charge(properties={"amount": "1", "note": "nul\u0000"}), {"properties": ["value_is_invalid"]}),
+    (_charge(charge_model="graduated", properties={"graduated_ranges": [
+        {"from_value": 0, "to_value": 10.7, "per_unit_amount": "1", "flat_amount": "0"},
+        {"from_value": 11, "to_value": None, "per_unit_amount": "1", "flat_amount": "0"}]}),
+     {"graduated_ranges": ["invalid_graduated_ranges"]}),
+    (_charge(charge_model="package", properties={"amount": "1", "package_size": 10, "free_units": 1.5}),
+     {"charges.0.free_units": ["invalid_free_units"]}),
+])
+def test_charge_properties_that_would_be_billed_differently_or_not_stored_are_refused(
+        client: httpx.Client, charge: dict[str, Any], details: dict[str, list[str]]) -> None:
+    assert client.post("/billable_metrics", json=metric_body()).status_code == 200
+    response = client.post("/plans", json=plan_body("refused", charges=[charge]))
+    assert (response.status_code, response.json()["error_details"]) == (422, details)
+
+
+def test_charge_properties_keep_only_what_the_model_reads(client: httpx.Client) -> None:
+    assert client.post("/billable_metrics", json=metric_body()).status_code == 200
+    ranges = [{"from_value": 0, "to_value": 10, "per_unit_amount": "1", "flat_amount": "0", "color": "red"},
+              {"from_value": 11, "to_value": None, "per_unit_amount": "0.5", "flat_amount": "2"}]
+    charges = [_charge(charge_model="graduated", properties={"graduated_ranges": ranges, "amount": "9"}),
+               _charge(charge_model="package", properties={"amount": "5", "package_size": 10, "free_units": 2,
+                                                           "rate": "3"})]
+    response = client.post("/plans", json=plan_body("kept", charges=charges))
+    assert response.status_code == 200, response.text
+    stored = [c["properties"] for c in response.json()["plan"]["charges"]]
+    assert stored == [{"graduated_ranges": [{k: v for k, v in ranges[0].items() if k != "color"}, ranges[1]]},
+                      {"amount": "5", "package_size": 10, "free_units": 2}]

@@ -89,9 +89,13 @@ def test_text_never_holds_nul_and_identifiers_hold_no_control_character() -> Non
 
 
 def test_unsupported_refuses_given_values_only() -> None:
-    data = Input({"tax_codes": [], "metadata": None, "sync": False, "billing_entity_code": "eu", "coupons": ["c"]})
-    data.unsupported("tax_codes", "metadata", "sync", "billing_entity_code", "coupons", "absent")
-    assert errors_of(data) == {"billing_entity_code": ["not_supported"], "coupons": ["not_supported"]}
+    data = Input({"tax_codes": [], "metadata": None, "sync": False, "billing_entity_code": "eu", "coupons": ["c"],
+                  "overrides": {}, "precision": 0, "flag": True, "shape": {"a": 1}})
+    data.unsupported("tax_codes", "metadata", "sync", "billing_entity_code", "coupons", "absent", "overrides",
+                     "precision", "flag", "shape")
+    assert errors_of(data) == {"billing_entity_code": ["not_supported"], "coupons": ["not_supported"],
+                               "precision": ["not_supported"], "flag": ["not_supported"],
+                               "shape": ["not_supported"]}  # 0 is a value: only null, false, [] and {} are not
 
 
 @pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York", "UTC", "Asia/Kolkata"])

@@ -18,6 +18,14 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("customers", sa.Column("net_payment_term", sa.Integer()))
+    # a term stored (and shown, unused) among the attributes before: kept when it is a day count
+    op.execute("""
+        UPDATE customers SET net_payment_term = (attributes->>'net_payment_term')::int,
+                             attributes = attributes - 'net_payment_term'
+        WHERE attributes->>'net_payment_term' ~ '^[0-9]{1,5}$'
+    """)
+    op.execute("UPDATE customers SET attributes = attributes - 'net_payment_term' "
+               "WHERE attributes ? 'net_payment_term'")
     op.add_column("invoices", sa.Column("net_payment_term", sa.Integer(), nullable=False, server_default="0"))
     op.add_column("invoices", sa.Column("payment_due_date", sa.Date()))
     op.execute("UPDATE invoices SET payment_due_date = issuing_date")
