@@ -84,6 +84,8 @@ def customer_values(data: Input) -> dict[str, Any]:
     for name, options in (("account_type", ("customer", "partner")), ("customer_type", ("company", "individual"))):
         if data.given(name):
             attributes[name] = data.choice(name, options)
+    if attributes.get("account_type") == "partner":  # a partner is self-billed in Lago: meterline has no self-billing
+        data.fail("account_type", NOT_SUPPORTED)
     address = _shipping_address(data)
     if address:
         attributes["shipping_address"] = address

@@ -46,6 +46,7 @@ UNSUPPORTED: list[tuple[dict[str, Any], str]] = [
     ({"tax_codes": ["vat_20"]}, "tax_codes"),
     ({"metadata": [{"key": "po", "value": "42", "display_in_invoice": True}]}, "metadata"),
     ({"finalize_zero_amount_invoice": "skip"}, "finalize_zero_amount_invoice"),
+    ({"account_type": "partner"}, "account_type"),
     ({"integration_customers": [{"integration_type": "netsuite"}]}, "integration_customers"),
     ({"billing_configuration": {"payment_provider": "stripe"}}, "billing_configuration.payment_provider"),
     ({"billing_configuration": {"document_locale": "fr"}}, "billing_configuration.document_locale"),
