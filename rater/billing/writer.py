@@ -71,7 +71,8 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
     refused as period_closed by the archive insert (aggregator/archive.py).
     """
     await lock_customers(conn, [g.customer_id for g in groups])
-    final_items = [item for group in groups if is_final(group, as_of) for item in group.items]
+    finals = [group for group in groups if is_final(group, as_of)]
+    final_items = [item for group in finals for item in group.items]
     await close_periods(conn, [(sub.terms.subscription_id, due.closes.key)
                                for sub, due in final_items if due.closes is not None])
     if not final_items:  # finalized invoices (with or without a period to close) commit durably
@@ -79,7 +80,7 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
     if final_items:  # read after the close, in this transaction (new snapshot: READ COMMITTED)
         usage = {**usage, **await prefetch_usage(conn, final_items, catalog)}
     # a finalized invoice takes its customer's next sequential id (the customer lock is held)
-    last = await last_sequential_ids(conn, [g.customer_id for g in groups if is_final(g, as_of)])
+    last = await last_sequential_ids(conn, [g.customer_id for g in finals])
     # finalized at the transaction's time (as finalize_draft), read only when this batch finalizes any
     now = (await conn.execute(select(func.now()))).scalar_one() if final_items else None
     written, moments, fee_list, webhooks = [], [], [], []
@@ -95,7 +96,7 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
             moments.append(_moment_row(invoice_id, sub, due))
         fee_list += rows
         ends = grace_until(group)
-        final = ends <= as_of
+        final = is_final(group, as_of)
         sequential_id, number = None, draft_number(group.organization_name, group.customer_id)
         if final:
             sequential_id = last[group.customer_id] = last[group.customer_id] + 1

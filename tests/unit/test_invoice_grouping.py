@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
 
 from rater.billing.assemble import PlanItem
-from rater.billing.grouping import Subscribed, batches, due_moments, plan_groups
+from rater.billing.grouping import Subscribed, batches, due_moments, payment_due_date, plan_groups
+from rater.billing.render import payment_overdue
 from rater.billing.schedule import Terms
 
 
@@ -51,10 +53,6 @@ def test_batches_never_split_a_customer() -> None:
 
 
 def test_an_invoice_is_due_its_payment_term_after_it_is_issued() -> None:
-    from datetime import date
-
-    from rater.billing.grouping import payment_due_date
-
     assert payment_due_date(date(2026, 5, 1), 0) == date(2026, 5, 1)
     assert payment_due_date(date(2026, 5, 1), 30) == date(2026, 5, 31)
     assert payment_due_date(date(2026, 12, 20), 15) == date(2027, 1, 4)
@@ -66,11 +64,6 @@ def test_an_invoice_is_due_its_payment_term_after_it_is_issued() -> None:
 
 
 def test_only_a_final_invoice_unpaid_after_its_due_date_is_overdue() -> None:
-    from datetime import date
-    from types import SimpleNamespace
-
-    from rater.billing.render import payment_overdue
-
     def row(status: str, payment: str, due: date) -> object:
         return SimpleNamespace(status=status, payment_status=payment, payment_due_date=due)
 
