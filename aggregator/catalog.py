@@ -16,7 +16,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aggregator.model import SubscriptionView
-from core.db.catalog import billing_cycle, metric, plan_charges, subscription_query
+from core.db.catalog import metric, plan_charges, subscription_query, usage_cycle
 from core.db.tables import closed_periods, subscriptions
 from core.domain.lifecycle import effective_status
 from schemas.events import epoch_us
@@ -67,7 +67,7 @@ class SubscriptionCatalog:
         for row in rows:
             views[(row.organization_id, row.external_id)] = SubscriptionView(
                 id=row.id, organization_id=row.organization_id, external_id=row.external_id,
-                status=effective_status(row.status, row.subscription_at, now), cycle=billing_cycle(row),
+                status=effective_status(row.status, row.subscription_at, now), cycle=usage_cycle(row),
                 metrics_by_code=metrics_by_plan[row.plan_id],
                 terminated_at_us=epoch_us(row.terminated_at) if row.terminated_at else None,
                 closed_period_keys=frozenset(closed[row.id]),

@@ -3,12 +3,13 @@
 `subscription_query()` joins a subscription to its plan, customer and organization; the API, current
 usage, the aggregator and the biller narrow it with their own `where`. `plan_charges()` reads the
 charges of plans with their billable metric, in the plan's order. The row mappers turn those rows
-into the domain's values (`BillingCycle`, `Metric`, `ChargeLine`).
+into the domain's values (`BillingCycle` of billing and of usage, `Metric`, `ChargeLine`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.db.tables import billable_metrics, charges, customers, organizations, plans, subscriptions
 from core.domain.aggregation import Metric
 from core.domain.charges import ChargeLine
-from core.domain.periods import BillingCycle, start_day
+from core.domain.periods import BillingCycle, charges_interval, start_day
 
 
 def subscription_query() -> Select:
@@ -26,10 +27,11 @@ def subscription_query() -> Select:
         select(subscriptions,
                plans.c.code.label("plan_code"), plans.c.name.label("plan_name"),
                plans.c.invoice_display_name.label("plan_invoice_display_name"), plans.c.interval,
-               plans.c.pay_in_advance, plans.c.amount_cents.label("plan_amount_cents"),
+               plans.c.pay_in_advance, plans.c.bill_charges_monthly, plans.c.amount_cents.label("plan_amount_cents"),
                plans.c.amount_currency.label("plan_amount_currency"), plans.c.trial_period,
                customers.c.external_id.label("external_customer_id"), customers.c.timezone,
                customers.c.invoice_grace_period, customers.c.net_payment_term,
+               customers.c.attributes["finalize_zero_amount_invoice"].astext.label("finalize_zero_amount_invoice"),
                organizations.c.name.label("organization_name"))
         .join(plans, plans.c.id == subscriptions.c.plan_id)
         .join(customers, customers.c.id == subscriptions.c.customer_id)
@@ -42,6 +44,13 @@ def billing_cycle(row: Any) -> BillingCycle:
     timezone = row.timezone or "UTC"
     return BillingCycle(row.interval, row.billing_time, start_day(row.started_at or row.subscription_at, timezone),
                         timezone)
+
+
+def usage_cycle(row: Any) -> BillingCycle:
+    """How the usage of a `subscription_query()` row is cut into periods: its billing periods, or months
+    for a yearly plan that bills its charges monthly. Usage state, closed periods and current usage use it."""
+    cycle = billing_cycle(row)
+    return replace(cycle, interval=charges_interval(row.interval, row.bill_charges_monthly))
 
 
 async def plan_charges(conn: AsyncConnection, plan_ids: Iterable[str]) -> dict[str, list[Any]]:
@@ -71,4 +80,4 @@ def metric(row: Any) -> Metric:
 def charge_line(row: Any) -> ChargeLine:
     """A `plan_charges` row as pricing sees it."""
     return ChargeLine(row.id, row.charge_model, row.properties, row.invoice_display_name, metric(row),
-                      row.billable_metric_name, row.rounding_function, row.rounding_precision)
+                      row.billable_metric_name, row.rounding_function, row.rounding_precision, row.min_amount_cents)

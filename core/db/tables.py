@@ -280,6 +280,8 @@ fees = Table(
     Column("from_datetime", DateTime(timezone=True)),
     Column("to_datetime", DateTime(timezone=True)),
     Column("position", Integer, nullable=False),
+    # a true-up fee (a charge's minimum minus its amount) points at the charge fee it trues up
+    Column("true_up_parent_fee_id", UUID(as_uuid=False)),
     _now("created_at"),
     Index("ix_fees_invoice", "invoice_id"),
 )

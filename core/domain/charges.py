@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.domain.aggregation import Metric, MetricUsage
+from core.domain.money import round_cents
 from core.domain.pricing import Fee, price, round_units
 
 
@@ -24,6 +25,16 @@ class ChargeLine:
     metric_name: str
     rounding_function: str | None = None
     rounding_precision: int | None = None
+    min_amount_cents: int = 0  # a full period's charge below it is trued up to it (a separate fee)
+
+
+def true_up_cents(min_amount_cents: int, amount_cents: int, days: int, whole_days: int) -> int:
+    """What a period's charge lacks to reach its minimum, the minimum prorated on the days the usage
+    window covers (a started day counting whole) out of the whole charge period's; 0 when it reaches it."""
+    if min_amount_cents <= 0:
+        return 0
+    minimum = min_amount_cents if days >= whole_days else round_cents(Decimal(min_amount_cents) * days / whole_days)
+    return max(minimum - amount_cents, 0)
 
 
 def units_of(aggregation_type: str, usage: MetricUsage) -> Decimal:
@@ -58,3 +69,40 @@ def units_text(units: Decimal) -> str:
     """Units as Lago writes them: a decimal string with at least one decimal ("3.0", "0.5")."""
     text = format(units.normalize(), "f") if units else "0"
     return text if "." in text else f"{text}.0"
+
+
+# Lago bills these aggregations per event, so only they can be paid in advance.
+PAYABLE_IN_ADVANCE = frozenset({"count_agg", "sum_agg", "unique_count_agg", "custom_agg"})
+
+
+@dataclass(frozen=True)
+class ChargeOptions:
+    """How a charge asks to be billed, beyond its price (what a plan's input gives for it)."""
+
+    charge_model: str
+    pay_in_advance: bool = False
+    invoiceable: bool = True
+    prorated: bool = False
+    regroup_paid_fees: bool = False
+    min_amount_cents: int = 0
+
+
+def combination_errors(options: ChargeOptions, aggregation_type: str, metric_recurring: bool = False
+                       ) -> dict[str, str]:
+    """The options Lago refuses for this charge model and metric, as Lago names them (field → code)."""
+    errors: dict[str, str] = {}
+    if options.charge_model == "percentage" and aggregation_type == "latest_agg":
+        errors["billable_metric"] = "invalid_value"
+    if options.pay_in_advance and (options.charge_model == "volume" or aggregation_type not in PAYABLE_IN_ADVANCE):
+        errors["pay_in_advance"] = "invalid_aggregation_type_or_charge_model"
+    if options.pay_in_advance and options.min_amount_cents > 0:
+        errors["min_amount_cents"] = "not_compatible_with_pay_in_advance"
+    if not options.pay_in_advance and not options.invoiceable:
+        errors["invoiceable"] = "must_be_true_unless_pay_in_advance"
+    if options.regroup_paid_fees and not (options.pay_in_advance and not options.invoiceable):
+        errors["regroup_paid_fees"] = "only_compatible_with_pay_in_advance_and_non_invoiceable"
+    if options.prorated:
+        allowed = ("standard",) if options.pay_in_advance else ("standard", "volume", "graduated")
+        if not metric_recurring or aggregation_type == "weighted_sum_agg" or options.charge_model not in allowed:
+            errors["prorated"] = "invalid_billable_metric_or_charge_model"
+    return errors

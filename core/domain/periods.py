@@ -92,6 +92,12 @@ def period_containing(instant: datetime, *, interval: str, billing_time: str, st
     return Period(_local_midnight(start, tz), _local_midnight(next_start, tz))
 
 
+def charges_interval(interval: str, bill_charges_monthly: bool | None) -> str:
+    """The interval a plan's usage is billed on: its own, or monthly for a yearly plan that bills its
+    charges monthly (Lago's `bill_charges_monthly`, which only yearly plans have)."""
+    return "monthly" if interval == "yearly" and bill_charges_monthly else interval
+
+
 def start_day(started_at: datetime, timezone: str | None) -> date:
     """The local day a subscription started on, in its customer's timezone (UTC when unset)."""
     return started_at.astimezone(ZoneInfo(timezone or "UTC")).date()

@@ -91,11 +91,9 @@ def customer_values(data: Input) -> dict[str, Any]:
         attributes["shipping_address"] = address
     if data.given("net_payment_term"):  # days from an invoice's issuing date to its payment due date
         values["net_payment_term"] = data.integer("net_payment_term", maximum=MAX_DAYS)
-    # meterline finalizes $0 invoices (Lago's default)
+    # `skip`: a $0 invoice is closed instead of finalized (rater.billing.assemble.final_status)
     zero_amount = data.choice("finalize_zero_amount_invoice", ("inherit", "finalize", "skip"))
-    if zero_amount == "skip":
-        data.fail("finalize_zero_amount_invoice", NOT_SUPPORTED)
-    elif zero_amount is not None:  # inherit and finalize both finalize a $0 invoice, as meterline does
+    if zero_amount is not None:
         attributes["finalize_zero_amount_invoice"] = zero_amount
     data.unsupported(*UNSUPPORTED)
     data.check()

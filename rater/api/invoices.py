@@ -16,11 +16,10 @@ from core.db.tables import customers, invoices
 from core.http import JSONResponse, bad_request, not_found, ok, validation_error
 from rater.api.common import engine, page_params, paginate
 from rater.billing import render
+from rater.billing.assemble import VISIBLE_STATUSES
 from rater.billing.documents import customers_by_id, invoice_document
 from rater.billing.drafts import finalize_draft, refresh_draft
 from rater.inputs import INVALID
-
-STATUSES = ("draft", "finalized")
 
 
 async def _own_invoice(conn: AsyncConnection, organization_id: str, lago_id: str) -> str:
@@ -30,7 +29,8 @@ async def _own_invoice(conn: AsyncConnection, organization_id: str, lago_id: str
     except ValueError as exc:
         raise not_found("invoice") from exc
     found = (await conn.execute(select(invoices.c.id).where(
-        invoices.c.id == lago_id, invoices.c.organization_id == organization_id))).scalar_one_or_none()
+        invoices.c.id == lago_id, invoices.c.organization_id == organization_id,
+        invoices.c.status.in_(VISIBLE_STATUSES)))).scalar_one_or_none()
     if found is None:
         raise not_found("invoice")
     return found
@@ -53,10 +53,9 @@ def _list_query(request: Request, organization_id: str) -> Any:
         query = query.join(customers, customers.c.id == invoices.c.customer_id).where(
             customers.c.external_id == external_customer_id)
     statuses = request.query_params.getlist("statuses[]") or request.query_params.getlist("status")
-    if any(s not in STATUSES for s in statuses):
+    if any(s not in VISIBLE_STATUSES for s in statuses):
         raise validation_error({"status": [INVALID]})
-    if statuses:
-        query = query.where(invoices.c.status.in_(statuses))
+    query = query.where(invoices.c.status.in_(statuses or VISIBLE_STATUSES))
     issued_from, issued_to = _date_param(request, "issuing_date_from"), _date_param(request, "issuing_date_to")
     if issued_from is not None:
         query = query.where(invoices.c.issuing_date >= issued_from)

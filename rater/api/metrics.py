@@ -44,9 +44,12 @@ def metric_fields(data: Input, *, creating: bool) -> dict[str, Any]:
     if creating or data.given("field_name"):
         fields["field_name"] = data.text("field_name")
     if creating or data.given("recurring"):
-        fields["recurring"] = False
-        if data.boolean("recurring"):  # usage carried over from period to period: not metered so
-            data.fail("recurring", NOT_SUPPORTED)
+        fields["recurring"] = False  # usage carried over from period to period: not metered so
+        if data.boolean("recurring"):
+            aggregation_type = data.raw.get("aggregation_type")
+            # Lago's own refusal first: these aggregations cannot carry over
+            data.fail("recurring", "not_compatible_with_aggregation_type"
+                      if aggregation_type in ("count_agg", "max_agg", "latest_agg") else NOT_SUPPORTED)
     if creating or data.given("weighted_interval"):
         fields["weighted_interval"] = data.choice("weighted_interval", WEIGHTED_INTERVALS)
     data.unsupported("expression", "rounding_function", "rounding_precision")

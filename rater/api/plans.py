@@ -20,6 +20,7 @@ from starlette.routing import Route
 from core.apikeys import authenticate
 from core.db.catalog import plan_charges
 from core.db.tables import billable_metrics, charges, plans, subscriptions
+from core.domain.charges import ChargeOptions, combination_errors
 from core.domain.periods import INTERVALS
 from core.domain.pricing import InvalidChargeProperties, documented_properties, validate_properties
 from core.http import JSONResponse, not_found, ok, validation_error
@@ -44,7 +45,7 @@ def plan_fields(data: Input, *, creating: bool) -> dict[str, Any]:
         "amount_cents": lambda: data.integer("amount_cents", required=True, maximum=MAX_AMOUNT_CENTS),
         "amount_currency": lambda: data.currency("amount_currency", required=True),
         "pay_in_advance": lambda: bool(data.boolean("pay_in_advance")),
-        "bill_charges_monthly": lambda: _not_true(data, "bill_charges_monthly"),
+        "bill_charges_monthly": lambda: data.boolean("bill_charges_monthly"),
         "trial_period": lambda: data.integer("trial_period", maximum=MAX_DAYS) or 0,
     }
     for name, read in readers.items():
@@ -62,12 +63,10 @@ _UNSUPPORTED_PROPERTIES = ("grouped_by", "pricing_group_keys", "free_units_per_e
                            "per_transaction_max_amount")
 
 
-def _not_true(data: Input, name: str) -> bool | None:
-    """A boolean whose `true` asks for a Lago feature meterline does not have: refused, never stored."""
-    value = data.boolean(name)
-    if value:
-        data.fail(name, NOT_SUPPORTED)
-    return value
+def monthly_charges(interval: str, asked: bool | None) -> bool | None:
+    """`bill_charges_monthly` as stored: a yearly plan's choice (false unless asked), null for other
+    intervals, whose usage is billed every period anyway (as Lago keeps it)."""
+    return bool(asked) if interval == "yearly" else None
 
 
 def _property_field(code: str) -> str:
@@ -97,8 +96,8 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
     if isinstance(properties, dict):
         for name in Input(properties).given_of(*_UNSUPPORTED_PROPERTIES):
             data.fail(name, NOT_SUPPORTED)
-    # taxes, prorated recurring charges, fees regrouped on payment, pricing units, wallet targets
-    data.unsupported("tax_codes", "prorated", "regroup_paid_fees", "applied_pricing_unit", "accepts_target_wallet")
+    # taxes, pricing units, wallet targets
+    data.unsupported("tax_codes", "applied_pricing_unit", "accepts_target_wallet")
     if not any(data.given(name) for name in ("billable_metric_id", "billable_metric_code", "id")):
         data.fail("billable_metric_id", MANDATORY)
     values = {
@@ -106,10 +105,12 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
         "charge_model": model,
         "properties": documented_properties(model, properties) if isinstance(properties, dict) else {},
         "invoice_display_name": data.text("invoice_display_name"),
-        # billed per event (in advance), not invoiced, or trued up to a minimum: not billed so by meterline
-        "pay_in_advance": bool(_not_true(data, "pay_in_advance")),
-        "invoiceable": _invoiceable(data),
-        "min_amount_cents": _no_minimum(data),
+        # checked against the billable metric once it is found (check_options)
+        "options": ChargeOptions(
+            model or "standard", pay_in_advance=bool(data.boolean("pay_in_advance")),
+            invoiceable=data.boolean("invoiceable") is not False, prorated=bool(data.boolean("prorated")),
+            regroup_paid_fees=data.given("regroup_paid_fees"),
+            min_amount_cents=data.integer("min_amount_cents", maximum=MAX_AMOUNT_CENTS) or 0),
         "metric_id": data.text("billable_metric_id", max_length=64),
         "metric_code": data.text("billable_metric_code"),
     }
@@ -120,16 +121,25 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
     return None if data.errors else values
 
 
-def _invoiceable(data: Input) -> bool:
-    if data.boolean("invoiceable") is False:
-        data.fail("invoiceable", NOT_SUPPORTED)
-    return True
+# Options Lago allows (for some models and metrics) that meterline does not bill: charges paid per event
+# in advance, prorated recurring charges, fees regrouped on payment.
+_UNSUPPORTED_OPTIONS = ("pay_in_advance", "prorated", "regroup_paid_fees")
 
 
-def _no_minimum(data: Input) -> int:
-    if data.integer("min_amount_cents", maximum=MAX_AMOUNT_CENTS):
-        data.fail("min_amount_cents", NOT_SUPPORTED)
-    return 0
+def check_options(wanted: list[dict[str, Any]]) -> None:
+    """422 for the charge options Lago refuses with the charge's model and metric (Lago's codes), then
+    for those meterline does not bill (not_supported). Each charge has its `aggregation_type` by now."""
+    errors: dict[str, list[str]] = {}
+    for index, item in enumerate(wanted):
+        options: ChargeOptions = item["options"]
+        found = combination_errors(options, item["aggregation_type"])
+        for name in _UNSUPPORTED_OPTIONS:
+            if getattr(options, name) and name not in found:
+                found[name] = NOT_SUPPORTED
+        for name, code in found.items():
+            errors.setdefault(f"charges.{index}.{name}", []).append(code)
+    if errors:
+        raise validation_error(errors)
 
 
 def read_charges(data: Input, errors: dict[str, list[str]]) -> list[dict[str, Any]] | None:
@@ -146,35 +156,38 @@ async def _resolve_metrics(conn: AsyncConnection, organization_id: str, wanted: 
     """Set `billable_metric_id` on each wanted charge, from its id or code (404 when unknown)."""
     ids = [c["metric_id"] for c in wanted if c["metric_id"]]
     codes = [c["metric_code"] for c in wanted if not c["metric_id"] and c["metric_code"]]
-    rows = (await conn.execute(select(billable_metrics.c.id, billable_metrics.c.code).where(
+    rows = (await conn.execute(select(billable_metrics.c.id, billable_metrics.c.code,
+                                      billable_metrics.c.aggregation_type).where(
         billable_metrics.c.organization_id == organization_id, billable_metrics.c.deleted_at.is_(None),
         or_(cast(billable_metrics.c.id, String).in_(ids) if ids else false(),
             billable_metrics.c.code.in_(codes) if codes else false()),
     ))).all()
-    by_id = {str(row.id): str(row.id) for row in rows}
-    by_code = {row.code: str(row.id) for row in rows}
+    by_id = {str(row.id): row for row in rows}
+    by_code = {row.code: row for row in rows}
     for item in wanted:
         if item["id"] in existing:  # an existing charge keeps its metric, as in Lago
-            item["billable_metric_id"] = existing[item["id"]].billable_metric_id
+            kept = existing[item["id"]]
+            item["billable_metric_id"], item["aggregation_type"] = kept.billable_metric_id, kept.aggregation_type
             continue
         metric_id, metric_code = item["metric_id"], item["metric_code"] or ""
         resolved = by_id.get(metric_id) if metric_id else by_code.get(metric_code)
         if resolved is None:
             raise not_found("billable_metric")
-        item["billable_metric_id"] = resolved
+        item["billable_metric_id"], item["aggregation_type"] = str(resolved.id), resolved.aggregation_type
 
 
 def _charge_row(item: dict[str, Any], position: int) -> dict[str, Any]:
     return {"billable_metric_id": item["billable_metric_id"], "charge_model": item["charge_model"],
             "properties": item["properties"], "invoice_display_name": item["invoice_display_name"],
-            "pay_in_advance": item["pay_in_advance"], "invoiceable": item["invoiceable"],
-            "min_amount_cents": item["min_amount_cents"], "position": position}
+            "pay_in_advance": False, "invoiceable": True, "min_amount_cents": item["options"].min_amount_cents,
+            "position": position}
 
 
 async def replace_charges(conn: AsyncConnection, organization_id: str, plan_id: str,
                           wanted: list[dict[str, Any]]) -> None:
     existing = {str(c.id): c for c in (await plan_charges(conn, [plan_id]))[plan_id]}
     await _resolve_metrics(conn, organization_id, wanted, existing)
+    check_options(wanted)
     kept = {item["id"] for item in wanted if item["id"] in existing}
     gone = [charge_id for charge_id in existing if charge_id not in kept]
     if gone:
@@ -208,6 +221,7 @@ async def create_plan(request: Request) -> JSONResponse:
     wanted = read_charges(data, errors) or []
     if errors:
         raise validation_error(errors)
+    values["bill_charges_monthly"] = monthly_charges(values["interval"], values["bill_charges_monthly"])
     try:
         async with engine(request).begin() as conn:
             row = (await conn.execute(plans.insert().returning(*plans.c).values(
@@ -227,9 +241,14 @@ async def update_plan(request: Request) -> JSONResponse:
     try:
         async with engine(request).begin() as conn:
             row = await live_plan(conn, organization_id, request.path_params["code"])
+            if "interval" in changes or "bill_charges_monthly" in changes:
+                asked = changes.get("bill_charges_monthly", row.bill_charges_monthly)
+                changes["bill_charges_monthly"] = monthly_charges(changes.get("interval") or row.interval, asked)
             changes = {k: v for k, v in changes.items() if v != getattr(row, k)}
-            if "interval" in changes and await _subscribed(conn, row.id):
-                errors.setdefault("interval", []).append("not_editable_while_subscribed")
+            # how a subscription's periods are cut: changing it would strand the usage counted so far
+            frozen = "interval" if "interval" in changes else "bill_charges_monthly"
+            if frozen in changes and await _subscribed(conn, row.id):
+                errors.setdefault(frozen, []).append("not_editable_while_subscribed")
             if errors:
                 raise validation_error(errors)
             if changes:

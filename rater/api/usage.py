@@ -26,7 +26,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from core.apikeys import authenticate
-from core.db.catalog import billing_cycle, charge_line, plan_charges, subscription_query
+from core.db.catalog import charge_line, plan_charges, subscription_query, usage_cycle
 from core.db.tables import subscriptions
 from core.domain.charges import ChargeLine
 from core.domain.lifecycle import LIVE, effective_status
@@ -95,7 +95,7 @@ async def _load_view(conn: AsyncConnection, organization_id: str, customer_exter
         return not_allowed("no_active_subscription")
     lines = tuple(charge_line(charge) for charge in (await plan_charges(conn, [row.plan_id]))[row.plan_id])
     return UsageView(
-        scope=f"{organization_id}:{row.external_id}", cycle=billing_cycle(row), currency=row.plan_amount_currency,
+        scope=f"{organization_id}:{row.external_id}", cycle=usage_cycle(row), currency=row.plan_amount_currency,
         lines=lines, metric_ids=tuple(sorted({line.metric.id for line in lines})),
     )
 

@@ -27,8 +27,10 @@ async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, 
         subscriptions.c.id.in_([m.subscription_id for m in moments])))).all()}
     fee_rows = (await conn.execute(select(fees).where(fees.c.invoice_id == invoice_id).order_by(fees.c.position))
                 ).all()
+    true_ups = {f.true_up_parent_fee_id: f.id for f in fee_rows if f.true_up_parent_fee_id is not None}
     fee_docs = [render.fee(fee_row, row, customer["external_id"], sub_rows[fee_row.subscription_id].external_id,
-                           sub_rows[fee_row.subscription_id].pay_in_advance) for fee_row in fee_rows]
+                           sub_rows[fee_row.subscription_id].pay_in_advance, true_ups.get(fee_row.id))
+                for fee_row in fee_rows]
     periods = [render.billing_period(m, sub_rows[m.subscription_id].external_id, sub_rows[m.subscription_id].plan_id)
                for m in moments]
     subs = [serializers.subscription(sub_rows[s]) for s in dict.fromkeys(m.subscription_id for m in moments)]

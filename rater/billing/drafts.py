@@ -16,11 +16,18 @@ from core.db.locks import close_periods, lock_customers
 from core.db.tables import customers, fees, invoice_subscriptions, invoices, organizations
 from core.domain.periods import Period
 from rater.billing.archive_usage import window_usage
-from rater.billing.assemble import fee_rows, invoice_number, payment_status_at_finalization, usage_fees
+from rater.billing.assemble import (
+    fee_rows,
+    final_status,
+    finalizes_zero_amount,
+    invoice_number,
+    payment_status_at_finalization,
+    usage_fees,
+)
 from rater.billing.grouping import payment_due_date
 from rater.billing.outbox import enqueue_webhooks
 from rater.billing.reads import last_sequential_ids, load_catalog, subscribed_by_id
-from rater.billing.schedule import Due
+from rater.billing.schedule import Due, charges_days
 
 
 async def _lock_draft(conn: AsyncConnection, invoice_id: str) -> Any:
@@ -52,7 +59,8 @@ async def _refresh_locked(conn: AsyncConnection, invoice: Any, moments: list[Any
         sub = subscribed[moment.subscription_id]
         window = Period(moment.charges_from, moment.charges_to)
         due = Due(moment.kind, invoice.due_at, moment.billing_key, moment.fee_amount_cents, moment.fee_from,
-                  moment.fee_to, window, Period(moment.period_start, moment.period_end))
+                  moment.fee_to, window, Period(moment.period_start, moment.period_end),
+                  charges_days=charges_days(sub.terms, window))
         lines = catalog.get(sub.plan_id, [])
         usage = await window_usage(conn, sub.organization_id, sub.external_id, window, due.closes or window,
                                    [line.metric for line in lines])
@@ -93,9 +101,15 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
     total = await _refresh_locked(conn, invoice, moments)
     name = (await conn.execute(select(organizations.c.name).where(organizations.c.id == invoice.organization_id))
             ).scalar_one()
-    # the payment term in force when the invoice is finalized, as Lago recomputes it then
-    term = (await conn.execute(select(customers.c.net_payment_term).where(customers.c.id == invoice.customer_id))
-            ).scalar_one() or 0
+    # the payment term and $0 rule in force when the invoice is finalized, as Lago reads them then
+    customer = (await conn.execute(select(
+        customers.c.net_payment_term, customers.c.attributes["finalize_zero_amount_invoice"].astext.label("zero"))
+        .where(customers.c.id == invoice.customer_id))).one()
+    if final_status(total, finalizes_zero_amount(customer.zero)) == "closed":
+        await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
+            status="closed", updated_at=func.now()))
+        return True
+    term = customer.net_payment_term or 0
     sequential_id = (await last_sequential_ids(conn, [invoice.customer_id]))[invoice.customer_id] + 1
     await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
         status="finalized", sequential_id=sequential_id, net_payment_term=term,

@@ -32,6 +32,7 @@ class Subscribed:
     currency: str
     grace_days: int
     payment_term_days: int = 0  # the customer's net_payment_term
+    finalize_zero_amount: bool = True  # the customer's finalize_zero_amount_invoice is not `skip`
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Group:
     grace_days: int
     items: list[tuple[Subscribed, Due]]
     payment_term_days: int = 0
+    finalize_zero_amount: bool = True
 
     @property
     def zone(self) -> ZoneInfo:
@@ -93,7 +95,8 @@ def plan_groups(moments: Sequence[tuple[Subscribed, Due]], billed: set[tuple[str
         key = (sub.terms.customer_id, sub.currency, due.at)
         if key not in groups:
             groups[key] = Group(sub.organization_id, sub.organization_name, sub.terms.customer_id, sub.currency,
-                                due.at, sub.terms.timezone, sub.grace_days, [], sub.payment_term_days)
+                                due.at, sub.terms.timezone, sub.grace_days, [], sub.payment_term_days,
+                                sub.finalize_zero_amount)
         groups[key].items.append((sub, due))
     return sorted(groups.values(), key=lambda g: (g.customer_id, g.at))
 

@@ -16,7 +16,7 @@ from core.domain.aggregation import MetricUsage
 from core.domain.lifecycle import BILLED
 from core.domain.periods import Period
 from rater.billing.archive_usage import windows_usage
-from rater.billing.assemble import PlanItem
+from rater.billing.assemble import PlanItem, finalizes_zero_amount
 from rater.billing.grouping import Catalog, Subscribed
 from rater.billing.schedule import Due, Terms
 
@@ -30,11 +30,12 @@ def subscribed(row: Any) -> Subscribed:
         started_at=row.started_at or row.subscription_at, created_at=row.created_at, interval=row.interval,
         billing_time=row.billing_time, timezone=row.timezone or "UTC", pay_in_advance=row.pay_in_advance,
         amount_cents=row.plan_amount_cents, trial_days=row.trial_period or 0,
-        ended_at=row.terminated_at or row.ending_at,
+        ended_at=row.terminated_at or row.ending_at, bill_charges_monthly=bool(row.bill_charges_monthly),
     )
     return Subscribed(terms, row.organization_id, row.organization_name, row.external_id, row.plan_id,
                       PlanItem(row.plan_code, row.plan_name, row.plan_invoice_display_name), row.plan_amount_currency,
-                      row.invoice_grace_period or 0, row.net_payment_term or 0)
+                      row.invoice_grace_period or 0, row.net_payment_term or 0,
+                      finalizes_zero_amount(row.finalize_zero_amount_invoice))
 
 
 async def load_subscriptions(conn: AsyncConnection, as_of: datetime,

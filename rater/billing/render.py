@@ -20,7 +20,8 @@ def _currency_amount(cents: Decimal, currency: str) -> str:
 
 
 def fee(row: Any, invoice: Any, external_customer_id: str, external_subscription_id: str,
-        pay_in_advance: bool) -> dict[str, Any]:
+        pay_in_advance: bool, true_up_fee_id: str | None = None) -> dict[str, Any]:
+    """A fee; a charge fee trued up to its minimum names its true-up fee, which names it back."""
     precise = Decimal(row.precise_amount_cents)
     units = Decimal(row.units)
     unit_amount = (precise.scaleb(-minor_units(row.currency)) / units) if units else Decimal(0)
@@ -31,8 +32,8 @@ def fee(row: Any, invoice: Any, external_customer_id: str, external_subscription
         "lago_charge_filter_id": None,
         "lago_fixed_charge_id": None,
         "lago_invoice_id": row.invoice_id,
-        "lago_true_up_fee_id": None,
-        "lago_true_up_parent_fee_id": None,
+        "lago_true_up_fee_id": true_up_fee_id,
+        "lago_true_up_parent_fee_id": row.true_up_parent_fee_id,
         "lago_subscription_id": row.subscription_id,
         "lago_customer_id": invoice.customer_id,
         "external_customer_id": external_customer_id,

@@ -7,7 +7,8 @@ A subscription produces, in time order:
                  to that period's end, prorated on whole days rounded up;
 - `periodic`     every period end (the billing day): the usage of the past period, plus the fee of
                  the coming period (in advance) or of the past one (in arrears, prorated when the
-                 trial or the start cut it);
+                 trial or the start cut it); a yearly plan that bills its charges monthly has one
+                 at every month end, with the month's usage and, at the year's end only, the fee;
 - `termination`  at termination: the usage of the period so far, plus the arrears fee up to the
                  termination day (in advance, that period was paid already).
 
@@ -24,7 +25,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from core.domain.money import round_cents
-from core.domain.periods import BillingCycle, Period, local_period_bounds, start_day
+from core.domain.periods import BillingCycle, Period, charges_interval, local_period_bounds, start_day
 
 INVOICING_REASONS = {
     "start": "subscription_starting",
@@ -49,6 +50,7 @@ class Terms:
     amount_cents: int
     trial_days: int
     ended_at: datetime | None  # terminated_at, or ending_at once it has passed
+    bill_charges_monthly: bool = False  # a yearly plan's usage billed every month
 
     @property
     def zone(self) -> ZoneInfo:
@@ -61,6 +63,12 @@ class Terms:
     @cached_property  # found once per subscription and billing run, used for each of its moments
     def cycle(self) -> BillingCycle:
         return BillingCycle(self.interval, self.billing_time, self.started_on, self.timezone)
+
+    @cached_property
+    def charges_cycle(self) -> BillingCycle:
+        """How its usage is cut into the windows billed (the billing periods, or months)."""
+        return BillingCycle(charges_interval(self.interval, self.bill_charges_monthly), self.billing_time,
+                            self.started_on, self.timezone)
 
     @property
     def trial_end(self) -> datetime | None:
@@ -78,7 +86,9 @@ class Due:
     fee_from: datetime | None
     fee_to: datetime | None
     charges: Period | None  # the usage window [start, end) billed, if any
-    closes: Period | None  # the billing period this moment closes for good (its key goes to closed_periods)
+    closes: Period | None  # the usage period this moment closes for good (its key goes to closed_periods)
+    bills_fee: bool = True  # False: a usage-only moment (a month of a yearly plan billing its charges monthly)
+    charges_days: tuple[int, int] = (1, 1)  # days of the usage window, of its whole usage period
 
     @property
     def invoicing_reason(self) -> str:
@@ -91,15 +101,22 @@ def _period(terms: Terms, instant: datetime) -> Period:
     return period
 
 
+def _usage_period(terms: Terms, instant: datetime) -> Period:
+    period = terms.charges_cycle.period_at(instant)
+    assert period is not None, "instant before the subscription started"
+    return period
+
+
 def _local(terms: Terms, instant: datetime) -> date:
     return instant.astimezone(terms.zone).date()
 
 
-def full_days(terms: Terms, period: Period) -> int:
-    """Days of the whole period `period` belongs to (a first calendar period is clipped at the start)."""
+def full_days(terms: Terms, period: Period, interval: str | None = None) -> int:
+    """Days of the whole period `period` belongs to (a first calendar period is clipped at the start),
+    of the plan's interval unless another is given."""
     day = _local(terms, period.start)
     anchor = date.min if terms.billing_time == "calendar" else terms.started_on
-    start, next_start = local_period_bounds(day, terms.interval, terms.billing_time, anchor)
+    start, next_start = local_period_bounds(day, interval or terms.interval, terms.billing_time, anchor)
     return (next_start - start).days
 
 
@@ -108,6 +125,13 @@ def days_between(terms: Terms, start: datetime, end: datetime) -> int:
     end_local = end.astimezone(terms.zone)
     last = end_local.date() if end_local.time() == datetime.min.time() else end_local.date() + timedelta(days=1)
     return max((last - _local(terms, start)).days, 0)
+
+
+def charges_days(terms: Terms, window: Period) -> tuple[int, int]:
+    """Days of a usage window (a started day counting whole) and of the whole usage period it is in:
+    what prorates a charge's minimum."""
+    interval = charges_interval(terms.interval, terms.bill_charges_monthly)
+    return days_between(terms, window.start, window.end), full_days(terms, window, interval)
 
 
 def prorated(terms: Terms, period: Period, start: datetime, end: datetime) -> int:
@@ -147,23 +171,30 @@ def _trial_end(terms: Terms) -> Due | None:
     return Due("trial_end", trial_end, f"trial_end:{period.key}", fee, trial_end, period.end, None, None)
 
 
-def _periodic(terms: Terms, period: Period) -> Due:
+def _periodic(terms: Terms, window: Period) -> Due:
+    """The moment at the end of usage period `window`: its usage, and the fee when the billing period ends too."""
+    period = _period(terms, window.start)
+    days = charges_days(terms, window)
+    if window.end < period.end:
+        return Due("periodic", window.end, f"charges:{window.key}", 0, None, None, window, window, False, days)
     following = _period(terms, period.end)
     if terms.pay_in_advance:
         in_trial = terms.trial_end is not None and terms.trial_end > following.start
         fee, fee_from, fee_to = (0 if in_trial else terms.amount_cents), following.start, following.end
     else:
         fee, fee_from, fee_to = _arrears_fee(terms, period, period.end)
-    return Due("periodic", period.end, f"period:{period.key}", fee, fee_from, fee_to, period, period)
+    return Due("periodic", period.end, f"period:{period.key}", fee, fee_from, fee_to, window, window, True, days)
 
 
-def _termination(terms: Terms, period: Period, ended_at: datetime) -> Due:
+def _termination(terms: Terms, window: Period, ended_at: datetime) -> Due:
+    period = _period(terms, window.start)
     if terms.pay_in_advance:
         fee, fee_from, fee_to = 0, period.start, ended_at
     else:
         fee, fee_from, fee_to = _arrears_fee(terms, period, ended_at)
-    return Due("termination", ended_at, f"termination:{period.key}", fee, fee_from, fee_to,
-               Period(period.start, ended_at), period)
+    usage = Period(window.start, ended_at)
+    return Due("termination", ended_at, f"termination:{period.key}", fee, fee_from, fee_to, usage, window, True,
+               charges_days(terms, usage))
 
 
 def due_until(terms: Terms, as_of: datetime, since: datetime | None = None) -> list[Due]:
@@ -175,14 +206,14 @@ def due_until(terms: Terms, as_of: datetime, since: datetime | None = None) -> l
         return []
     first = _period(terms, terms.started_at)
     moments = [m for m in (_start(terms, first), _trial_end(terms)) if m is not None]
-    period = first
+    window = _usage_period(terms, terms.started_at)
     if since is not None and since > terms.started_at:
-        period = _period(terms, since - timedelta(microseconds=1))
-    while period.end <= as_of and (ended_at is None or period.end < ended_at):
-        moments.append(_periodic(terms, period))
-        period = _period(terms, period.end)
+        window = _usage_period(terms, since - timedelta(microseconds=1))
+    while window.end <= as_of and (ended_at is None or window.end < ended_at):
+        moments.append(_periodic(terms, window))
+        window = _usage_period(terms, window.end)
     if ended_at is not None and ended_at <= as_of:
-        moments.append(_termination(terms, period, ended_at))
+        moments.append(_termination(terms, window, ended_at))
     return sorted((m for m in moments if m.at <= as_of), key=lambda m: m.at)
 
 

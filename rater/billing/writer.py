@@ -25,6 +25,7 @@ from core.db.tables import fees, invoice_subscriptions, invoices
 from rater.billing.assemble import (
     draft_number,
     fee_rows,
+    final_status,
     invoice_number,
     moment_fees,
     payment_status_at_finalization,
@@ -97,8 +98,9 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
         fee_list += rows
         ends = grace_until(group)
         final = is_final(group, as_of)
+        status = final_status(total, group.finalize_zero_amount) if final else "draft"
         sequential_id, number = None, draft_number(group.organization_name, group.customer_id)
-        if final:
+        if status == "finalized":
             sequential_id = last[group.customer_id] = last[group.customer_id] + 1
             number = invoice_number(group.organization_name, group.customer_id, sequential_id)
         written.append({
@@ -106,11 +108,12 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
             "due_at": group.at, "issuing_date": group.issuing_date, "grace_until": ends,
             "net_payment_term": group.payment_term_days,
             "payment_due_date": payment_due_date(group.issuing_date, group.payment_term_days),
-            "status": "finalized" if final else "draft",
-            "payment_status": payment_status_at_finalization(total) if final else "pending",
+            "status": status,
+            "payment_status": payment_status_at_finalization(total) if status == "finalized" else "pending",
             "currency": group.currency, "fees_amount_cents": total, "total_amount_cents": total,
-            "sequential_id": sequential_id, "number": number, "finalized_at": now if final else None})
-        if group.organization_id in notify:
+            "sequential_id": sequential_id, "number": number,
+            "finalized_at": now if status == "finalized" else None})
+        if group.organization_id in notify and status != "closed":
             webhooks.append((group.organization_id, invoice_id,
                              ["invoice.created"] if final else ["invoice.drafted"]))
     # invoices in the groups' order (one customer's in time order: its sequential ids follow the calendar)

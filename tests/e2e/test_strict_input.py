@@ -45,7 +45,6 @@ UNSUPPORTED: list[tuple[dict[str, Any], str]] = [
     ({"billing_entity_code": "eu"}, "billing_entity_code"),
     ({"tax_codes": ["vat_20"]}, "tax_codes"),
     ({"metadata": [{"key": "po", "value": "42", "display_in_invoice": True}]}, "metadata"),
-    ({"finalize_zero_amount_invoice": "skip"}, "finalize_zero_amount_invoice"),
     ({"account_type": "partner"}, "account_type"),
     ({"integration_customers": [{"integration_type": "netsuite"}]}, "integration_customers"),
     ({"billing_configuration": {"payment_provider": "stripe"}}, "billing_configuration.payment_provider"),
@@ -102,12 +101,8 @@ def _charge(**fields: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("charge", "field"), [
-    (_charge(pay_in_advance=True), "charges.0.pay_in_advance"),
-    (_charge(invoiceable=False), "charges.0.invoiceable"),
-    (_charge(min_amount_cents=500), "charges.0.min_amount_cents"),
+    (_charge(pay_in_advance=True), "charges.0.pay_in_advance"),  # unique_count_agg: Lago allows it
     (_charge(tax_codes=["vat_20"]), "charges.0.tax_codes"),
-    (_charge(prorated=True), "charges.0.prorated"),
-    (_charge(regroup_paid_fees="invoice"), "charges.0.regroup_paid_fees"),
     (_charge(applied_pricing_unit={"code": "credits", "conversion_rate": "0.5"}), "charges.0.applied_pricing_unit"),
     (_charge(properties={"amount": "1", "grouped_by": ["region"]}), "charges.0.grouped_by"),
     (_charge(properties={"amount": "1", "pricing_group_keys": ["region"]}), "charges.0.pricing_group_keys"),
@@ -128,16 +123,46 @@ def test_charge_features_meterline_does_not_bill_are_refused(client: httpx.Clien
     assert client.get("/plans/refused").status_code == 404
 
 
+LAGO_REFUSES: list[tuple[dict[str, Any], str, dict[str, list[str]]]] = [
+    (_charge(invoiceable=False), "unique_count_agg", {"charges.0.invoiceable": ["must_be_true_unless_pay_in_advance"]}),
+    (_charge(prorated=True), "unique_count_agg", {"charges.0.prorated": ["invalid_billable_metric_or_charge_model"]}),
+    (_charge(regroup_paid_fees="invoice"), "unique_count_agg",
+     {"charges.0.regroup_paid_fees": ["only_compatible_with_pay_in_advance_and_non_invoiceable"]}),
+    (_charge(charge_model="volume", pay_in_advance=True,
+             properties={"volume_ranges": [{"from_value": 0, "to_value": None, "per_unit_amount": "1",
+                                            "flat_amount": "0"}]}),
+     "unique_count_agg", {"charges.0.pay_in_advance": ["invalid_aggregation_type_or_charge_model"]}),
+    (_charge(pay_in_advance=True), "max_agg", {"charges.0.pay_in_advance": ["invalid_aggregation_type_or_charge_model"]}),
+    (_charge(pay_in_advance=True, min_amount_cents=100), "sum_agg",
+     {"charges.0.pay_in_advance": ["not_supported"],
+      "charges.0.min_amount_cents": ["not_compatible_with_pay_in_advance"]}),
+    (_charge(pay_in_advance=True, invoiceable=False, regroup_paid_fees="invoice"), "sum_agg",  # all allowed by Lago
+     {"charges.0.pay_in_advance": ["not_supported"], "charges.0.regroup_paid_fees": ["not_supported"]}),
+    (_charge(charge_model="percentage", properties={"rate": "1"}), "latest_agg",
+     {"charges.0.billable_metric": ["invalid_value"]}),
+]
+
+
+@pytest.mark.parametrize(("charge", "aggregation_type", "details"), LAGO_REFUSES,
+                         ids=[str(i) for i in range(len(LAGO_REFUSES))])
+def test_charge_options_lago_refuses_for_the_model_or_metric_get_lagos_codes(
+        client: httpx.Client, charge: dict[str, Any], aggregation_type: str, details: dict[str, list[str]]) -> None:
+    metric = metric_body(aggregation_type=aggregation_type, field_name="user_id")
+    assert client.post("/billable_metrics", json=metric).status_code == 200
+    response = client.post("/plans", json=plan_body("refused", charges=[charge]))
+    assert (response.status_code, response.json()["error_details"]) == (422, details)
+    assert client.get("/plans/refused").status_code == 404
+
+
 def test_plan_metric_subscription_and_endpoint_features_meterline_lacks_are_refused(client: httpx.Client) -> None:
-    def refused(response: httpx.Response, field: str) -> None:
-        assert (response.status_code, response.json()["error_details"]) == (422, {field: ["not_supported"]})
+    def refused(response: httpx.Response, field: str, code: str = "not_supported") -> None:
+        assert (response.status_code, response.json()["error_details"]) == (422, {field: [code]})
 
     refused(client.post("/billable_metrics", json=metric_body(recurring=True)), "recurring")
+    counted = metric_body(recurring=True, aggregation_type="count_agg", field_name=None)
+    refused(client.post("/billable_metrics", json=counted), "recurring", "not_compatible_with_aggregation_type")
     assert client.post("/billable_metrics", json=metric_body(recurring=False)).status_code == 200
-    refused(client.post("/plans", json=plan_body("yearly", interval="yearly", bill_charges_monthly=True)),
-            "bill_charges_monthly")
     assert client.post("/plans", json=plan_body()).status_code == 200
-    refused(client.put("/plans/segment_team", json={"plan": {"bill_charges_monthly": True}}), "bill_charges_monthly")
     refused(client.post("/webhook_endpoints", json={"webhook_endpoint": {
         "webhook_url": "https://example.com/hooks", "event_types": ["invoice.created"]}}), "event_types")
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from core.domain.aggregation import Metric, MetricUsage
-from core.domain.charges import ChargeLine
+from core.domain.charges import ChargeLine, true_up_cents
 from core.domain.periods import Period
 from rater.billing.assemble import (
     PlanItem,
     draft_number,
+    fee_rows,
+    final_status,
+    finalizes_zero_amount,
     invoice_number,
     moment_fees,
     payment_status_at_finalization,
@@ -75,3 +79,46 @@ def test_payment_status_and_numbers() -> None:
     assert invoice_number("Acme Corp", customer_id, 1234) == "ACM-0F3C5A1E-1234"
     assert draft_number("a-b", customer_id) == "AB-0F3C5A1E-DRAFT"
     assert invoice_number("", customer_id, 1) == "INV-0F3C5A1E-001"
+
+
+STORAGE_MIN = replace(STORAGE, min_amount_cents=5000)
+
+
+def test_a_charge_below_its_minimum_is_followed_by_a_true_up_fee_of_the_difference() -> None:
+    lines = moment_fees(billing_day(), TEAM, [MTU, STORAGE_MIN], usage(0, "30"), "USD")
+    assert [(line.item_code, line.units, line.events_count, line.amount_cents, line.true_up)
+            for line in lines[1:]] == [("gb", Decimal("30.0"), 3, 1000, False), ("gb", Decimal(1), 0, 4000, True)]
+    rows = fee_rows("inv", "sub", lines, "USD", 0)
+    assert [row["true_up_parent_fee_id"] for row in rows] == [None, None, rows[1]["id"]]
+    assert total_cents(lines) == 12000 + 5000
+
+
+def test_a_charge_without_usage_keeps_its_zero_fee_to_carry_the_true_up() -> None:
+    lines = moment_fees(billing_day(), TEAM, [STORAGE_MIN], usage(), "USD")
+    assert [(line.units, line.amount_cents, line.true_up) for line in lines[1:]] == [
+        (Decimal(0), 0, False), (Decimal(1), 5000, True)]
+
+
+def test_a_charge_at_or_above_its_minimum_has_no_true_up() -> None:
+    lines = moment_fees(billing_day(), TEAM, [STORAGE_MIN], usage(0, "150.1"), "USD")
+    assert [(line.amount_cents, line.true_up) for line in lines[1:]] == [(5003, False)]
+
+
+def test_the_minimum_is_prorated_on_the_days_of_a_partial_usage_window() -> None:
+    # terminated on June 10 (9 days of 30 billed): the minimum is 5000 x 9 / 30 = 1500
+    due = replace(billing_day(), charges=Period(JUNE.start, datetime(2026, 6, 10, tzinfo=UTC)), charges_days=(9, 30))
+    lines = moment_fees(due, TEAM, [STORAGE_MIN], usage(0, "3"), "USD")
+    assert [line.amount_cents for line in lines[1:]] == [100, 1400]
+    assert true_up_cents(5000, 0, 7, 31) == 1129  # 1129.03: rounded half-up once
+    assert true_up_cents(0, 0, 30, 30) == 0
+
+
+def test_a_usage_only_moment_has_no_subscription_line() -> None:
+    due = replace(billing_day(), bills_fee=False, fee_from=None, fee_to=None)
+    assert [line.fee_type for line in moment_fees(due, TEAM, [MTU], usage(20_000), "USD")] == ["charge"]
+
+
+def test_zero_amount_invoices_are_closed_only_for_customers_that_skip_them() -> None:
+    assert [final_status(0, finalizes_zero_amount(setting)) for setting in (None, "inherit", "finalize", "skip")] \
+        == ["finalized", "finalized", "finalized", "closed"]
+    assert final_status(1, finalizes_zero_amount("skip")) == "finalized"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from core.domain.periods import Period
 from rater.billing.schedule import Terms, due_until, since_creation_day
 
 
@@ -110,3 +111,43 @@ def test_moments_since_an_instant_are_the_same_as_the_tail_of_the_whole_history(
             since = utc(2026, 3, 14)
             assert [m for m in due_until(plan, utc(2026, 7, 2), since) if m.kind == "periodic"] == [
                 m for m in whole if m.kind == "periodic" and m.at >= since]
+
+
+def yearly(start: datetime, *, advance: bool, monthly: bool = True, ended: datetime | None = None) -> Terms:
+    return Terms("sub", "cus", start, start, "yearly", "calendar", "UTC", advance, 120000, 0, ended, monthly)
+
+
+def test_a_yearly_plan_billing_charges_monthly_bills_each_month_usage_and_the_fee_once_a_year() -> None:
+    moments = due_until(yearly(utc(2026, 1, 1), advance=True), utc(2027, 1, 1))
+    assert len(moments) == 13
+    assert summary(moments[:3]) == [("start", "2026-01-01T00:00:00+00:00", 120000),
+                                    ("periodic", "2026-02-01T00:00:00+00:00", 0),
+                                    ("periodic", "2026-03-01T00:00:00+00:00", 0)]
+    february = moments[2]
+    assert (february.bills_fee, february.fee_from, february.billing_key) == (False, None, "charges:20260201T000000Z")
+    assert (february.charges, february.closes) == (Period(utc(2026, 2, 1), utc(2026, 3, 1)),) * 2
+    assert february.charges_days == (28, 28)
+    year_end = moments[12]
+    assert (year_end.at, year_end.fee_cents, year_end.bills_fee) == (utc(2027, 1, 1), 120000, True)
+    assert (year_end.fee_from, year_end.fee_to) == (utc(2027, 1, 1), utc(2028, 1, 1))  # in advance: 2027
+    assert year_end.charges == Period(utc(2026, 12, 1), utc(2027, 1, 1))  # December's usage
+    assert year_end.billing_key == "period:20260101T000000Z"
+
+
+def test_in_arrears_the_yearly_fee_comes_with_the_last_month_and_a_termination_prorates_it() -> None:
+    moments = due_until(yearly(utc(2026, 1, 1), advance=False), utc(2027, 1, 1))
+    assert [m.fee_cents for m in moments] == [0] * 11 + [120000]
+    assert [m.bills_fee for m in moments] == [False] * 11 + [True]
+    ended = due_until(yearly(utc(2026, 1, 1), advance=False, ended=utc(2026, 3, 10, 12)), utc(2026, 4, 1))
+    assert summary(ended) == [("periodic", "2026-02-01T00:00:00+00:00", 0),
+                              ("periodic", "2026-03-01T00:00:00+00:00", 0),
+                              ("termination", "2026-03-10T12:00:00+00:00", 22685)]  # 69 days of 365
+    assert ended[2].charges == Period(utc(2026, 3, 1), utc(2026, 3, 10, 12))
+    assert ended[2].charges_days == (10, 31)
+
+
+def test_without_monthly_charges_a_yearly_plan_bills_its_usage_once_a_year() -> None:
+    moments = due_until(yearly(utc(2026, 1, 1), advance=False, monthly=False), utc(2027, 1, 1))
+    assert summary(moments) == [("periodic", "2027-01-01T00:00:00+00:00", 120000)]
+    assert moments[0].charges == Period(utc(2026, 1, 1), utc(2027, 1, 1))
+    assert moments[0].charges_days == (365, 365)
