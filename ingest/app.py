@@ -13,9 +13,11 @@ from core.apikeys import attach
 from core.clients import database
 from core.http import EXCEPTION_HANDLERS
 from core.logs import RequestIdMiddleware
+from core.openapi.document import openapi_route
 from core.ready import OPS_ROUTES
 from core.settings import Settings
 from ingest.intake import event_intake
+from ingest.openapi import ingest_document
 from ingest.routes import EVENT_ROUTES
 
 
@@ -40,7 +42,7 @@ def create_app(settings: Settings) -> Starlette:
             await engine.dispose()
 
     return Starlette(
-        routes=[*OPS_ROUTES, *EVENT_ROUTES],
+        routes=[*OPS_ROUTES, *EVENT_ROUTES, openapi_route(ingest_document())],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Middleware(RequestIdMiddleware)],
         lifespan=lifespan,

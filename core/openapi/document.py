@@ -1,0 +1,177 @@
+"""What every meterline document shares: Lago's error bodies as `core.http` writes them, pagination,
+Bearer authentication, the operation builder, and the route serving a document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from core.openapi.schema import Schema, array, closed, const, integer, nullable, text
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+MAX_PAGE = 2**31 - 1  # rater.api.common reads page numbers up to this
+
+
+def _error(status: int, error: str | None, code: str | None = None, *, message: bool = False,
+           code_pattern: str | None = None, details: Schema | None = None) -> Schema:
+    properties: dict[str, Schema] = {
+        "status": const(status),
+        "error": text() if error is None else const(error),
+    }
+    if code is not None:
+        properties["code"] = const(code)
+    elif code_pattern is not None:
+        properties["code"] = text(pattern=code_pattern)
+    if message:
+        properties["message"] = text("What went wrong, for a person to read.")
+    if details is not None:
+        properties["error_details"] = details
+    return closed(properties)
+
+
+_FIELD_CODES = array(text(), min_items=1)
+ERROR_SCHEMAS: dict[str, Schema] = {
+    "ErrorBadRequest": _error(400, None),
+    "ErrorUnauthorized": _error(401, "Unauthorized"),
+    "ErrorNotFound": _error(404, "Not Found", code_pattern="^[a-z_]+_not_found$"),
+    "ErrorNotAllowed": _error(405, "Method Not Allowed", code_pattern="^[a-z_]+$"),
+    "ErrorPayloadTooLarge": _error(413, "Payload Too Large", "payload_too_large", message=True),
+    "ErrorValidation": _error(422, "Unprocessable Entity", "validation_errors", details={
+        "type": "object", "minProperties": 1,
+        "description": "Each field at fault with its error codes (`value_is_mandatory`, `invalid_format`, "
+                       "`value_is_invalid`, `value_is_too_long`, `value_already_exist`, `not_supported`, ...). "
+                       "A batch of events keys each invalid event's fields by its index in the array.",
+        "additionalProperties": {"anyOf": [_FIELD_CODES, {"type": "object", "additionalProperties": _FIELD_CODES}]},
+    }),
+    "ErrorTooManyRequests": _error(429, "Too Many Requests", "too_many_requests"),
+    "ErrorUnavailable": _error(503, "Service Unavailable", "service_unavailable", message=True),
+}
+
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
+ERROR_RESPONSES: dict[int, tuple[str, str, dict[str, Any]]] = {
+    400: ("BadRequest", "The body is not JSON, its root key is missing, or a query parameter is malformed.", {}),
+    401: ("Unauthorized", "No `Authorization: Bearer <api key>` header, or an unknown, revoked or expired key.", {}),
+    404: ("NotFound", "No such object in the caller's organization (another organization's objects are 404 "
+                      "too).", {}),
+    405: ("NotAllowed", "The subscription is not active (`no_active_subscription`).", {}),
+    413: ("PayloadTooLarge", "The body is larger than the configured limit (METERLINE_MAX_BODY_BYTES).", {}),
+    422: ("Validation", "A field is invalid, or asks for a Lago feature meterline does not have "
+                       "(`not_supported`). Nothing was changed.", {}),
+    429: ("TooManyRequests", "The organization sends events faster than this ingest process accepts them.",
+          _RETRY_AFTER),
+    503: ("Unavailable", "A service meterline depends on (PostgreSQL, Kafka or Redis) does not answer; retry.",
+          _RETRY_AFTER),
+}
+
+
+def _component_responses() -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for name, description, headers in ERROR_RESPONSES.values():
+        response: dict[str, Any] = {"description": description,
+                                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/"
+                                                                                         f"Error{name}"}}}}
+        if headers:
+            response["headers"] = headers
+        responses[name] = response
+    return responses
+
+
+PAGINATION_META = closed({
+    "current_page": integer("0 when there is nothing to list.", minimum=0),
+    "next_page": nullable(integer(minimum=2)),
+    "prev_page": nullable(integer(minimum=1)),
+    "total_pages": integer(minimum=0),
+    "total_count": integer(minimum=0),
+})
+
+PAGE_PARAMETERS = [
+    {"name": "page", "in": "query", "required": False, "description": "Page number, from 1 (400 otherwise).",
+     "schema": integer(minimum=1, maximum=MAX_PAGE)},
+    {"name": "per_page", "in": "query", "required": False, "description": "Objects per page (default 100; 400 "
+                                                                          "outside 1 to 1000).",
+     "schema": integer(minimum=1, maximum=1000)},
+]
+
+
+def json_content(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def operation(operation_id: str, summary: str, tag: str, ok: Schema | None, errors: Sequence[int] = (), *,
+              description: str | None = None, parameters: Sequence[Mapping[str, Any]] = (),
+              body: Schema | None = None, public: bool = False,
+              ok_content: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One operation. Authenticated ones answer 401 and 503 (the API key cannot be checked) besides
+    `errors`; a body is JSON, so 400 and 413 come with it; a query parameter can be refused (422)."""
+    statuses = set(errors)
+    if not public:
+        statuses |= {401, 503}
+    if body is not None:
+        statuses |= {400, 413}
+    if any(parameter["in"] == "query" for parameter in parameters):
+        statuses.add(422)  # a query value holding U+0000 (core.http.refuse_nul)
+    result: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": [tag]}
+    if description:
+        result["description"] = description
+    if public:
+        result["security"] = []
+    if parameters:
+        result["parameters"] = list(parameters)
+    if body is not None:
+        result["requestBody"] = {"required": True, "content": json_content(body)}
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": ok_content or json_content(ok or {})}}
+    for status in sorted(statuses):
+        responses[str(status)] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"}
+    result["responses"] = responses
+    return result
+
+
+def path_parameter(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
+
+
+def query_parameter(name: str, schema: Schema, description: str, *, required: bool = False) -> dict[str, Any]:
+    parameter: dict[str, Any] = {"name": name, "in": "query", "required": required, "description": description,
+                                 "schema": schema}
+    if schema.get("type") == "array":
+        parameter.update(style="form", explode=True)
+    return parameter
+
+
+def self_path(service: str) -> dict[str, Any]:
+    """This document, served without an API key."""
+    return {"get": operation(f"get{service}OpenApi", "This OpenAPI document", "documentation", {"type": "object"},
+                             public=True)}
+
+
+def document(title: str, description: str, paths: Mapping[str, Any], schemas: Mapping[str, Schema]
+             ) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "1", "description": description,
+                 "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
+        "security": [{"bearerAuth": []}],
+        "paths": dict(paths),
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "description": "The organization's API key."}},
+            "schemas": {**ERROR_SCHEMAS, "PaginationMeta": PAGINATION_META, **schemas},
+            "responses": _component_responses(),
+        },
+    }
+
+
+def openapi_route(built: Mapping[str, Any]) -> Route:
+    """`GET /api/v1/openapi.json`: the document, rendered once."""
+    body = orjson.dumps(built)
+
+    async def serve(request: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    return Route(OPENAPI_PATH, serve, methods=["GET"])

@@ -1,0 +1,157 @@
+"""The request bodies the API reads, as its handlers validate them (`rater.inputs.Input` and each
+handler's readers). Unknown keys are ignored, as Lago does; `null` means not given. A Lago field
+meterline does not have accepts only "not given" (null; false, [] and {} too) and is otherwise refused
+with 422 `not_supported`.
+"""
+
+from __future__ import annotations
+
+from core.domain.aggregation import AGGREGATION_TYPES
+from core.domain.periods import BILLING_TIMES, INTERVALS
+from core.openapi.schema import (
+    CURRENCY,
+    Schema,
+    array,
+    input_text,
+    integer,
+    not_supported,
+    nullable,
+    open_object,
+    text,
+)
+from rater.api.customers import ADDRESS_FIELDS, TEXT_ATTRIBUTES, UNSUPPORTED, UNSUPPORTED_BILLING
+from rater.api.metrics import WEIGHTED_INTERVALS
+from rater.api.plans import _UNSUPPORTED_LISTS, _UNSUPPORTED_PROPERTIES, CHARGE_MODELS
+from rater.inputs import MAX_AMOUNT_CENTS, MAX_DAYS
+
+_FLAG = {"type": ["boolean", "null"]}
+_MOMENT = nullable(text("ISO 8601; without an offset, UTC.", max_length=64, fmt="date-time"))
+
+
+def _choice(options: tuple[str, ...], description: str | None = None, required: bool = False) -> Schema:
+    schema = text(description, enum=options)
+    return schema if required else nullable(schema)
+
+
+def metric_input(creating: bool) -> Schema:
+    return open_object({
+        "name": input_text(required=creating), "code": input_text(required=creating, identifier=True),
+        "description": input_text(max_length=10_000),
+        "aggregation_type": _choice(AGGREGATION_TYPES, required=creating),
+        "field_name": input_text("Required unless the aggregation is `count_agg`."),
+        "recurring": not_supported("metrics whose usage carries over from period to period (Lago's own "
+                                   "`not_compatible_with_aggregation_type` for count, max and latest).",
+                                   (False, None)),
+        "weighted_interval": _choice(WEIGHTED_INTERVALS, "For `weighted_sum_agg` (the default)."),
+        "expression": not_supported("computed event values."),
+        "rounding_function": not_supported("rounding of aggregated units."),
+        "rounding_precision": not_supported("rounding of aggregated units."),
+        "filters": not_supported("metric filters.", (None,)),
+    }, "While a subscribed plan charges for the metric, only its name and description can change "
+       "(`not_editable_while_subscribed`).", required=("name", "code", "aggregation_type") if creating else ())
+
+
+CHARGE_INPUT_PROPERTIES = {
+    "type": ["object", "null"],
+    "description": "What the charge model reads (other keys are dropped): `standard` amount; `graduated` "
+                   "graduated_ranges; `volume` volume_ranges; `package` amount, package_size (whole, at least 1), "
+                   "free_units (whole); `percentage` rate, fixed_amount. Amounts are non-negative decimals "
+                   "(strings or numbers); ranges are contiguous from 0 or 1, whole bounds, the last to_value null "
+                   "(`invalid_graduated_ranges`, `invalid_volume_ranges`, `invalid_amount`, ...). No U+0000.",
+    "properties": {name: not_supported("Lago's grouping and per-event refinements of a charge.")
+                   for name in _UNSUPPORTED_PROPERTIES},
+}
+
+
+CHARGE_INPUT = open_object({
+    "id": input_text("An existing charge of the plan to update (PUT); a charge without one is added.",
+                     max_length=64),
+    "billable_metric_id": input_text("The metric charged for (its id or its code is required).", max_length=64),
+    "billable_metric_code": input_text(),
+    "charge_model": _choice(CHARGE_MODELS, required=True),
+    "properties": CHARGE_INPUT_PROPERTIES,
+    "invoice_display_name": input_text(),
+    "min_amount_cents": nullable(integer("A period's charge below it is trued up to it by a separate fee.",
+                                         minimum=0, maximum=MAX_AMOUNT_CENTS)),
+    "pay_in_advance": not_supported("charges billed per event in advance (or Lago's "
+                                    "`invalid_aggregation_type_or_charge_model`).", (False, None)),
+    "invoiceable": {"enum": [True, None], "description": "false is refused (Lago's "
+                                                         "`must_be_true_unless_pay_in_advance`)."},
+    "prorated": not_supported("prorated charges (or Lago's `invalid_billable_metric_or_charge_model`).",
+                              (False, None)),
+    "regroup_paid_fees": not_supported("fees regrouped on payment."),
+    "filters": not_supported("charge filters."),
+    "tax_codes": not_supported("taxes."),
+    "applied_pricing_unit": not_supported("pricing units."),
+    "accepts_target_wallet": not_supported("wallet targets.", (False, None)),
+}, required=("charge_model",))
+
+
+def plan_input(creating: bool) -> Schema:
+    return open_object({
+        "name": input_text(required=creating), "code": input_text(required=creating, identifier=True),
+        "invoice_display_name": input_text(), "description": input_text(max_length=10_000),
+        "interval": _choice(INTERVALS, "Cannot change while the plan is subscribed.", required=creating),
+        "amount_cents": integer(minimum=0, maximum=MAX_AMOUNT_CENTS) if creating else
+        nullable(integer(minimum=0, maximum=MAX_AMOUNT_CENTS)),
+        "amount_currency": text(pattern=CURRENCY) if creating else nullable(text(pattern=CURRENCY)),
+        "pay_in_advance": _FLAG,
+        "bill_charges_monthly": {**_FLAG, "description": "A yearly plan invoices its usage monthly; ignored "
+                                                         "(stored null) for other intervals."},
+        "trial_period": nullable(integer("Whole days.", minimum=0, maximum=MAX_DAYS)),
+        "charges": nullable(array(CHARGE_INPUT, "On PUT, the plan's new list of charges: existing ones left "
+                                                "out are removed.")),
+        **{name: not_supported("Lago plan features meterline does not bill.") for name in _UNSUPPORTED_LISTS},
+        "minimum_commitment": not_supported("minimum commitments."),
+    }, required=("name", "code", "interval", "amount_cents", "amount_currency") if creating else ())
+
+
+BILLING_CONFIGURATION = nullable(open_object({
+    "invoice_grace_period": nullable(integer("Days a draft waits before it is finalized.", minimum=0,
+                                             maximum=MAX_DAYS)),
+    **{name: not_supported("payment providers and document settings.") for name in UNSUPPORTED_BILLING},
+}))
+
+CUSTOMER_INPUT = open_object({
+    "external_id": input_text("A customer is created, or the live one with this id changed (only the keys given).",
+                              required=True, identifier=True),
+    "name": input_text(), "email": input_text(),
+    "currency": nullable(text(pattern=CURRENCY)),
+    "timezone": nullable(text("An IANA timezone (`invalid_timezone` otherwise).", max_length=64)),
+    "invoice_grace_period": nullable(integer(minimum=0, maximum=MAX_DAYS)),
+    "net_payment_term": nullable(integer("Days from an invoice's issuing date to its payment due date.",
+                                         minimum=0, maximum=MAX_DAYS)),
+    "billing_configuration": BILLING_CONFIGURATION,
+    **{name: input_text() for name in TEXT_ATTRIBUTES},
+    "account_type": {"enum": ["customer", None], "description": "`partner` (self-billing) is refused "
+                                                                "(`not_supported`)."},
+    "customer_type": _choice(("company", "individual")),
+    "shipping_address": nullable(open_object({name: input_text() for name in ADDRESS_FIELDS})),
+    "finalize_zero_amount_invoice": _choice(("inherit", "finalize", "skip"),
+                                            "`skip`: a $0 invoice is closed instead of finalized."),
+    **{name: not_supported("Lago customer features meterline does not have.") for name in UNSUPPORTED},
+}, required=("external_id",))
+
+SUBSCRIPTION_INPUT = open_object({
+    "external_customer_id": input_text("An unknown customer is created.", required=True, identifier=True),
+    "plan_code": input_text(required=True, identifier=True),
+    "external_id": input_text(required=True, identifier=True),
+    "name": input_text(), "billing_time": _choice(BILLING_TIMES),
+    "subscription_at": {**_MOMENT, "description": "In the future: the subscription is pending until then."},
+    "ending_at": {**_MOMENT, "description": "After subscription_at."},
+    "plan_overrides": not_supported("per-subscription plans."),
+}, required=("external_customer_id", "plan_code", "external_id"))
+
+SUBSCRIPTION_UPDATE = open_object({
+    "name": input_text(), "ending_at": {**_MOMENT, "description": "In the future."},
+    "subscription_at": {**_MOMENT, "description": "Changed only while the subscription is pending."},
+    "plan_overrides": not_supported("per-subscription plans."),
+})
+
+WEBHOOK_ENDPOINT_INPUT = open_object({
+    "webhook_url": input_text("An http or https URL with a host.", max_length=2048, required=True),
+    "name": input_text(),
+    "signature_algo": {"enum": ["hmac", None], "description": "`jwt` is `value_is_invalid`: meterline signs with "
+                                                              "HMAC only."},
+    "event_types": not_supported("an endpoint receives every webhook type."),
+}, required=("webhook_url",))

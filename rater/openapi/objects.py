@@ -1,0 +1,249 @@
+"""The objects the API answers with, as `rater.serializers` and `rater.billing.render` write them.
+
+Every key listed is always present (but those `optional` says are left out when meterline has no
+value), and no other key appears. A field Lago types as non-nullable is never null: text meterline
+has no value for is "" and any other such field is left out of the object, so typed clients parse.
+"""
+
+from __future__ import annotations
+
+from core.domain.aggregation import AGGREGATION_TYPES
+from core.domain.lifecycle import STATUSES
+from core.domain.periods import BILLING_TIMES, INTERVALS
+from core.openapi.schema import (
+    CURRENCY,
+    Schema,
+    array,
+    boolean,
+    closed,
+    const,
+    day,
+    empty_list,
+    integer,
+    moment,
+    nullable,
+    number,
+    ref,
+    text,
+    uuid,
+)
+from rater.api.customers import ADDRESS_FIELDS
+from rater.api.metrics import WEIGHTED_INTERVALS
+from rater.api.plans import CHARGE_MODELS
+from rater.billing.assemble import VISIBLE_STATUSES
+from rater.billing.schedule import INVOICING_REASONS
+from rater.serializers import CUSTOMER_ATTRIBUTES
+
+CURRENCY_CODE = text("ISO 4217 code.", pattern=CURRENCY)
+_UNSUPPORTED = "meterline does not have this Lago feature"
+
+BILLABLE_METRIC = closed({
+    "lago_id": uuid(), "name": text(), "code": text(), "description": nullable(text()),
+    "aggregation_type": text(enum=AGGREGATION_TYPES),
+    "weighted_interval": nullable(text("Set for `weighted_sum_agg` only.", enum=WEIGHTED_INTERVALS)),
+    "recurring": const(False, "Recurring metrics are refused (`not_supported`)."),
+    "rounding_function": const(None, "Rounding is refused (`not_supported`)."),
+    "rounding_precision": const(None, "Rounding is refused (`not_supported`)."),
+    "created_at": moment(),
+    "field_name": nullable(text("The event property aggregated (null for `count_agg`).")),
+    "expression": const("", "Expressions are refused (`not_supported`): always empty."),
+    "filters": empty_list("Metric filters are refused (`not_supported`)."),
+})
+
+_AMOUNT = {"anyOf": [text(), number()], "description": "A decimal amount, as the plan gave it (string or number)."}
+_WHOLE = {"anyOf": [integer(), text(pattern="^\\s*-?[0-9]+\\s*$")], "description": "A whole number, as given."}
+_RANGE = {"type": "object", "additionalProperties": False, "required": ["from_value", "to_value"],
+          "properties": {"from_value": _WHOLE, "to_value": {"anyOf": [_WHOLE, {"type": "null"}]},
+                         "per_unit_amount": _AMOUNT, "flat_amount": _AMOUNT}}
+CHARGE_PROPERTIES: Schema = {
+    "type": "object", "additionalProperties": False,
+    "description": "Only the properties the charge model reads: `standard` amount; `graduated` graduated_ranges; "
+                   "`volume` volume_ranges; `package` amount, package_size, free_units; `percentage` rate, "
+                   "fixed_amount.",
+    "properties": {"amount": _AMOUNT, "package_size": _WHOLE, "free_units": _WHOLE, "rate": _AMOUNT,
+                   "fixed_amount": {"anyOf": [_AMOUNT, {"type": "null"}]},
+                   "graduated_ranges": array(_RANGE), "volume_ranges": array(_RANGE)},
+}
+
+CHARGE = closed({
+    "lago_id": uuid(), "lago_billable_metric_id": uuid(), "billable_metric_code": text(),
+    "code": const(None, "Charge codes are not kept."),
+    "invoice_display_name": nullable(text()), "created_at": moment(),
+    "charge_model": text(enum=CHARGE_MODELS),
+    "pay_in_advance": const(False, "Charges paid in advance are refused (`not_supported`)."),
+    "invoiceable": const(True, "Every charge is invoiced."),
+    "regroup_paid_fees": const(None, _UNSUPPORTED),
+    "prorated": const(False, "Prorated charges are refused."),
+    "min_amount_cents": integer("A period's charge below it is trued up to it by a separate fee.", minimum=0),
+    "properties": ref("ChargeProperties"),
+    "filters": empty_list("Charge filters are refused (`not_supported`)."),
+    "taxes": empty_list("meterline has no taxes."),
+    "applied_pricing_unit": const(None, _UNSUPPORTED),
+    "accepts_target_wallet": const(False, _UNSUPPORTED),
+    "lago_parent_id": const(None, _UNSUPPORTED),
+})
+
+PLAN = closed({
+    "lago_id": uuid(), "name": text(),
+    "invoice_display_name": text("\"\" when not set."),
+    "created_at": moment(), "code": text(), "interval": text(enum=INTERVALS),
+    "description": text("\"\" when not set."),
+    "amount_cents": integer(minimum=0), "amount_currency": CURRENCY_CODE,
+    "trial_period": number("Whole days.", ), "pay_in_advance": boolean(),
+    "bill_charges_monthly": nullable(boolean("A yearly plan's choice; null for other intervals.")),
+    "bill_fixed_charges_monthly": const(None, _UNSUPPORTED),
+    "charges": array(ref("Charge")),
+    "fixed_charges": empty_list("Fixed charges are refused (`not_supported`)."),
+    "taxes": empty_list("meterline has no taxes."),
+    "usage_thresholds": empty_list("Usage thresholds are refused (`not_supported`)."),
+    "entitlements": empty_list(_UNSUPPORTED), "metadata": const(None, _UNSUPPORTED),
+})
+
+ADDRESS = {"type": "object", "additionalProperties": False,
+           "properties": {name: text() for name in ADDRESS_FIELDS},
+           "description": "The address fields given (none when no shipping address was given)."}
+
+CUSTOMER = closed({
+    "lago_id": uuid(), "sequential_id": integer("The customer's number in its organization, from 1.", minimum=1),
+    "slug": text(), "external_id": text(), "name": nullable(text()), "email": nullable(text()),
+    "currency": nullable(CURRENCY_CODE), "timezone": nullable(text("IANA name.")),
+    "applicable_timezone": text("The customer's timezone, else UTC."),
+    "invoice_grace_period": nullable(integer(minimum=0)),
+    "net_payment_term": nullable(integer("Days from an invoice's issuing date to its payment due date.",
+                                         minimum=0)),
+    "account_type": const("customer", "Partners (self-billing) are refused (`not_supported`)."),
+    "customer_type": nullable(text(enum=("company", "individual"))),
+    "created_at": moment(), "updated_at": moment(),
+    "finalize_zero_amount_invoice": text(enum=("inherit", "finalize", "skip")),
+    "skip_invoice_custom_sections": const(False, _UNSUPPORTED),
+    "billing_configuration": closed({"invoice_grace_period": nullable(integer(minimum=0))},
+                                    "Payment providers are refused (`not_supported`)."),
+    "shipping_address": ADDRESS,
+    "metadata": empty_list("Customer metadata is refused (`not_supported`)."),
+    "integration_customers": empty_list("Integrations are refused (`not_supported`)."),
+    "taxes": empty_list("meterline has no taxes."),
+    "applicable_invoice_custom_sections": empty_list(_UNSUPPORTED),
+    "error_details": empty_list(_UNSUPPORTED),
+    **{name: nullable(text()) for name in CUSTOMER_ATTRIBUTES if name != "billing_entity_code"},
+    "billing_entity_code": const("", "Billing entities are refused (`not_supported`): always empty."),
+})
+
+SUBSCRIPTION = closed({
+    "lago_id": uuid(), "external_id": text(), "lago_customer_id": uuid(), "external_customer_id": text(),
+    "billing_entity_code": const("", "meterline has no billing entities: always empty."),
+    "name": nullable(text()), "plan_code": text(), "plan_amount_cents": integer(minimum=0),
+    "plan_amount_currency": CURRENCY_CODE, "status": text(enum=STATUSES), "billing_time": text(enum=BILLING_TIMES),
+    "subscription_at": moment(), "started_at": nullable(moment()),
+    "trial_ended_at": nullable(moment("Once the trial has ended.")), "ending_at": nullable(moment()),
+    "terminated_at": nullable(moment()), "canceled_at": const(None, _UNSUPPORTED), "created_at": moment(),
+    "previous_plan_code": const(None, "Plan changes are not supported."),
+    "next_plan_code": const(None, "Plan changes are not supported."),
+    "downgrade_plan_date": const(None, "Plan changes are not supported."),
+    "current_billing_period_started_at": nullable(moment()),
+    "current_billing_period_ending_at": nullable(moment()),
+    "on_termination_credit_note": const(None, "No credit note is made on termination."),
+    "on_termination_invoice": const("generate", "A termination is always invoiced."),
+    "applied_invoice_custom_sections": empty_list(_UNSUPPORTED),
+    "payment_method": closed({}, "meterline collects no payment: always empty."),
+    "consolidate_invoice": const(True, "A customer's subscriptions due together share one invoice."),
+    "cancellation_reason": const(None, _UNSUPPORTED), "activated_at": nullable(moment()),
+    "activation_rules": empty_list(_UNSUPPORTED), "purchase_order_number": const(None, _UNSUPPORTED),
+})
+
+SUBSCRIPTION_EXTENDED = closed({**SUBSCRIPTION["properties"], "plan": ref("Plan"),
+                                "applicable_usage_thresholds": empty_list(_UNSUPPORTED)})
+
+_FEE_ITEM = closed({
+    "type": text(enum=("subscription", "charge")), "code": text(), "name": text(),
+    "description": const(None), "invoice_display_name": text(),
+    "filter_invoice_display_name": const(None), "filters": const(None),
+    "lago_item_id": uuid(), "item_type": text(enum=("Subscription", "BillableMetric")),
+    "grouped_by": closed({}),
+})
+
+FEE = closed({
+    "lago_id": uuid(), "lago_charge_id": nullable(uuid()), "lago_charge_filter_id": const(None),
+    "lago_fixed_charge_id": const(None), "lago_invoice_id": uuid(),
+    "lago_true_up_fee_id": nullable(uuid("The fee that trues this charge fee up to its minimum.")),
+    "lago_true_up_parent_fee_id": nullable(uuid("The charge fee this true-up fee completes.")),
+    "lago_subscription_id": uuid(), "lago_customer_id": uuid(), "external_customer_id": text(),
+    "external_subscription_id": text(), "amount_cents": integer(), "precise_amount_cents": text(),
+    "precise_amount": text(), "precise_total_amount": text(), "amount_currency": CURRENCY_CODE,
+    "taxes_amount_cents": const(0), "taxes_precise_amount": const("0.0"), "taxes_rate": {"type": "number", "const": 0},
+    "units": text(), "precise_unit_amount": text(), "total_aggregated_units": text(),
+    "total_amount_cents": integer(), "total_amount_currency": CURRENCY_CODE,
+    "events_count": nullable(integer(minimum=0)), "pay_in_advance": boolean(), "invoiceable": const(True),
+    "from_date": nullable(moment()), "to_date": nullable(moment()),
+    "payment_status": text(enum=("pending", "succeeded")), "created_at": moment(),
+    "succeeded_at": nullable(moment()), "failed_at": const(None), "refunded_at": const(None),
+    "event_transaction_id": const(None), "description": const(None),
+    "precise_coupons_amount_cents": const("0.0"), "sub_total_excluding_taxes_amount_cents": integer(),
+    "sub_total_excluding_taxes_precise_amount_cents": text(), "amount_details": closed({}),
+    "self_billed": const(False), "item": _FEE_ITEM, "applied_taxes": empty_list("meterline has no taxes."),
+    "presentation_breakdowns": empty_list(_UNSUPPORTED),
+})
+
+BILLING_PERIOD = closed({
+    "lago_subscription_id": uuid(), "external_subscription_id": text(), "lago_plan_id": uuid(),
+    "subscription_from_datetime": nullable(moment()), "subscription_to_datetime": nullable(moment()),
+    "charges_from_datetime": nullable(moment()), "charges_to_datetime": nullable(moment()),
+    "invoicing_reason": text(enum=sorted(set(INVOICING_REASONS.values()))),
+})
+
+_ZERO = const(0, _UNSUPPORTED)
+INVOICE = closed({
+    "lago_id": uuid(), "billing_entity_code": const(None, "meterline has no billing entities."),
+    "sequential_id": integer("The invoice's number for its customer; left out of a draft.", minimum=1),
+    "number": text(), "issuing_date": day(), "payment_due_date": day(), "payment_overdue": boolean(),
+    "net_payment_term": integer(minimum=0), "invoice_type": const("subscription"),
+    "status": text(enum=VISIBLE_STATUSES), "payment_status": text(enum=("pending", "succeeded")),
+    "currency": CURRENCY_CODE, "fees_amount_cents": integer(), "coupons_amount_cents": _ZERO,
+    "credit_notes_amount_cents": _ZERO, "sub_total_excluding_taxes_amount_cents": integer(),
+    "taxes_amount_cents": _ZERO, "sub_total_including_taxes_amount_cents": integer(),
+    "prepaid_credit_amount_cents": _ZERO, "prepaid_granted_credit_amount_cents": _ZERO,
+    "prepaid_purchased_credit_amount_cents": _ZERO, "progressive_billing_credit_amount_cents": _ZERO,
+    "total_amount_cents": integer(), "total_due_amount_cents": integer(), "total_paid_amount_cents": integer(),
+    "total_offsetted_credit_note_amount_cents": _ZERO, "purchase_order_number": const(None),
+    "voided_at": const(None), "xml_url": const(None), "version_number": const(4), "self_billed": const(False),
+    "file_url": const("", "meterline renders no PDF: always empty."), "web_url": const(None),
+    "created_at": moment(), "updated_at": moment(), "customer": ref("Customer"),
+    "metadata": empty_list(_UNSUPPORTED), "applied_taxes": empty_list("meterline has no taxes."),
+    "applied_invoice_custom_sections": empty_list(_UNSUPPORTED), "applied_usage_thresholds": empty_list(_UNSUPPORTED),
+}, optional=("sequential_id",))
+
+INVOICE_EXTENDED = closed({**INVOICE["properties"], "fees": array(ref("Fee")), "subscriptions": array(ref(
+    "Subscription")), "billing_periods": array(ref("BillingPeriod")), "credits": empty_list(_UNSUPPORTED),
+    "error_details": empty_list(_UNSUPPORTED)}, optional=("sequential_id",))
+
+_CHARGE_USAGE = closed({
+    "units": text(), "total_aggregated_units": text(), "events_count": integer(minimum=0), "amount_cents": integer(),
+    "amount_currency": CURRENCY_CODE, "pricing_unit_details": const(None),
+    "charge": closed({"lago_id": uuid(), "charge_model": text(enum=CHARGE_MODELS),
+                      "invoice_display_name": nullable(text())}),
+    "billable_metric": closed({"lago_id": uuid(), "name": text(), "code": text(),
+                               "aggregation_type": text(enum=AGGREGATION_TYPES)}),
+    "filters": empty_list(_UNSUPPORTED), "grouped_usage": empty_list(_UNSUPPORTED),
+    "presentation_breakdowns": empty_list(_UNSUPPORTED),
+})
+
+CUSTOMER_USAGE = closed({
+    "from_datetime": moment(), "to_datetime": moment(), "issuing_date": day(),
+    "lago_invoice_id": const(None), "currency": CURRENCY_CODE, "amount_cents": integer(),
+    "taxes_amount_cents": const(0, "meterline has no taxes."), "total_amount_cents": integer(),
+    "charges_usage": array(_CHARGE_USAGE),
+})
+
+WEBHOOK_ENDPOINT = closed({
+    "lago_id": uuid(), "lago_organization_id": uuid(), "webhook_url": text(),
+    "signature_algo": const("hmac", "meterline signs with HMAC-SHA256 only."), "name": nullable(text()),
+    "event_types": const(None, "Every endpoint receives every webhook type."), "created_at": moment(),
+    "hmac_key": text("Deviation: each endpoint has its own key (Lago keeps one per organization), used for "
+                     "`X-Lago-Signature`."),
+})
+
+OBJECT_SCHEMAS: dict[str, Schema] = {
+    "BillableMetric": BILLABLE_METRIC, "ChargeProperties": CHARGE_PROPERTIES, "Charge": CHARGE, "Plan": PLAN,
+    "Customer": CUSTOMER, "Subscription": SUBSCRIPTION, "SubscriptionExtended": SUBSCRIPTION_EXTENDED,
+    "Fee": FEE, "BillingPeriod": BILLING_PERIOD, "Invoice": INVOICE, "InvoiceExtended": INVOICE_EXTENDED,
+    "CustomerUsage": CUSTOMER_USAGE, "WebhookEndpoint": WEBHOOK_ENDPOINT,
+}

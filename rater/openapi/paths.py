@@ -1,0 +1,193 @@
+"""The API's operations: one entry per route and method the API serves (a test holds the two together)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.domain.aggregation import AGGREGATION_TYPES
+from core.domain.lifecycle import STATUSES
+from core.openapi.document import (
+    OPENAPI_PATH,
+    PAGE_PARAMETERS,
+    document,
+    json_content,
+    operation,
+    path_parameter,
+    query_parameter,
+    self_path,
+)
+from core.openapi.events import EVENT_PATHS, EVENT_SCHEMAS
+from core.openapi.ops import ops_paths
+from core.openapi.schema import Schema, answer, array, closed, integer, nullable, number, page_of, ref, text, wrapped
+from rater.billing.assemble import VISIBLE_STATUSES
+from rater.openapi import inputs
+from rater.openapi.objects import OBJECT_SCHEMAS
+
+DESCRIPTION = """meterline's API: the part of Lago's v1 API it serves (billable metrics, plans, customers,
+subscriptions, current usage, invoices, webhook endpoints, events), wire-compatible with Lago's clients,
+plus its own operations routes. Where meterline differs from Lago the schemas say so: a Lago feature it
+does not bill is refused with 422 `{"<field>": ["not_supported"]}`, never stored and ignored, and a field
+Lago types as non-nullable is never null (text meterline has no value for is "", anything else is left
+out). Every answer carries an `X-Request-Id` header (the request's own when it sent one)."""
+
+
+def _crud(tag: str, root: str, plural: str, schema: str, key: str, resource: str, *, create: Schema,
+          update: Schema | None, list_parameters: list[dict[str, Any]], writes_find: bool = False,
+          delete_refused: bool = False) -> dict[str, Any]:
+    """The usual five routes of a catalog object (`update` None: no PUT). `writes_find`: a write names other
+    objects (404 when one is unknown); `delete_refused`: a delete can be refused (422)."""
+    write_errors = (404, 422) if writes_find else (422,)
+    one = answer(root, ref(schema))
+    by_key = [path_parameter(key, f"The {resource}'s {key}.")]
+    name = "".join(part.capitalize() for part in root.split("_"))
+    collection = {
+        "post": operation(f"create{name}", f"Create a {resource.replace('_', ' ')}", tag, one, write_errors,
+                          body=wrapped(root, create)),
+        "get": operation(f"list{name}s", f"List {plural}", tag, page_of(plural, ref(schema)), (400,),
+                         parameters=[*PAGE_PARAMETERS, *list_parameters]),
+    }
+    item: dict[str, Any] = {
+        "get": operation(f"find{name}", f"Find a {resource.replace('_', ' ')}", tag, one, (404,),
+                         parameters=by_key),
+        "delete": operation(f"destroy{name}", f"Delete a {resource.replace('_', ' ')}", tag, one,
+                            (404, 422) if delete_refused else (404,),
+                            parameters=by_key),
+    }
+    if update is not None:
+        item["put"] = operation(f"update{name}", f"Update a {resource.replace('_', ' ')}", tag, one, (404, 422),
+                                parameters=by_key, body=wrapped(root, update))
+    return {f"/api/v1/{plural}": collection, f"/api/v1/{plural}/{{{key}}}": item}
+
+
+def _filter(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    return query_parameter(name, schema, description)
+
+
+_SUBSCRIPTION_STATUS = [_filter("status", text(enum=STATUSES), "Which status to find (default `active`; "
+                                                                "`value_is_invalid` otherwise).")]
+
+
+def catalog_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    paths.update(_crud("billable_metrics", "billable_metric", "billable_metrics", "BillableMetric", "code",
+                       "billable_metric", create=inputs.metric_input(True), update=inputs.metric_input(False),
+                       list_parameters=[
+                           _filter("aggregation_types[]", array(text(enum=AGGREGATION_TYPES)), "Only these types."),
+                           _filter("recurring", text(enum=("true", "false")), "Only (non-)recurring metrics."),
+                       ], delete_refused=True))
+    paths.update(_crud("plans", "plan", "plans", "Plan", "code", "plan", create=inputs.plan_input(True),
+                       update=inputs.plan_input(False), list_parameters=[], writes_find=True))
+    paths.update(_crud("customers", "customer", "customers", "Customer", "external_id", "customer",
+                       create=inputs.CUSTOMER_INPUT, update=None, list_parameters=[
+                           _filter("currencies[]", array(text(max_length=3)), "Only customers billed in these."),
+                           _filter("account_type[]", array(text(enum=("customer", "partner"))), "Only these."),
+                           _filter("search_term", text(), "Part of the external_id, name or email."),
+                       ]))
+    paths["/api/v1/customers"]["post"]["summary"] = "Create a customer, or update the one with this external_id"
+    paths.update(_crud("subscriptions", "subscription", "subscriptions", "SubscriptionExtended", "external_id",
+                       "subscription", create=inputs.SUBSCRIPTION_INPUT, update=inputs.SUBSCRIPTION_UPDATE,
+                       list_parameters=[
+                           _filter("status[]", array(text(enum=STATUSES)), "Statuses to list (default active)."),
+                           _filter("external_customer_id", text(), "Only this customer's."),
+                           _filter("plan_code", text(), "Only this plan's."),
+                       ], writes_find=True))
+    subscriptions = paths["/api/v1/subscriptions/{external_id}"]
+    subscriptions["get"]["parameters"] += _SUBSCRIPTION_STATUS
+    subscriptions["put"]["parameters"] += _SUBSCRIPTION_STATUS
+    subscriptions["put"]["responses"]["200"]["content"] = json_content(answer("subscription", ref("Subscription")))
+    subscriptions["delete"]["parameters"] += [
+        *_SUBSCRIPTION_STATUS,
+        _filter("on_termination_invoice", text(enum=("generate", "skip")), "`skip` is refused (`not_supported`): "
+                                                                            "a termination is always invoiced."),
+        _filter("on_termination_credit_note", text(enum=("credit", "refund", "skip")),
+                "`credit` and `refund` are refused (`not_supported`): no unused fee is credited."),
+    ]
+    subscriptions["delete"]["responses"]["200"]["content"] = json_content(answer("subscription", ref("Subscription")))
+    paths["/api/v1/subscriptions"]["get"]["responses"]["200"]["content"] = json_content(
+        page_of("subscriptions", ref("Subscription")))
+    return paths
+
+
+def _usage_parameters() -> list[dict[str, Any]]:
+    return [path_parameter("external_id", "The customer's external_id."),
+            query_parameter("external_subscription_id", text(), "The subscription (400 when missing).",
+                            required=True)]
+
+
+def billing_paths() -> dict[str, Any]:
+    invoice = answer("invoice", ref("InvoiceExtended"))
+    by_id = [path_parameter("lago_id", "The invoice's lago_id.")]
+    return {
+        "/api/v1/customers/{external_id}/current_usage": {"get": operation(
+            "findCustomerCurrentUsage", "The current period's usage and amount, live", "customers",
+            answer("customer_usage", ref("CustomerUsage")), (400, 404, 405), parameters=_usage_parameters())},
+        "/api/v1/customers/{external_id}/current_usage/stream": {"get": operation(
+            "streamCustomerCurrentUsage", "The current usage as Server-Sent Events, sent again whenever it changes",
+            "customers", None, (400, 404, 405), parameters=_usage_parameters(),
+            description="Events `customer_usage` (data: `{\"customer_usage\": CustomerUsage}`); a subscription "
+                        "that stops being active ends the stream with an `error` event.",
+            ok_content={"text/event-stream": {"schema": text()}})},
+        "/api/v1/invoices": {"get": operation(
+            "listInvoices", "List invoices", "invoices", page_of("invoices", ref("Invoice")), (400, 422),
+            parameters=[*PAGE_PARAMETERS,
+                        _filter("external_customer_id", text(), "Only this customer's."),
+                        _filter("statuses[]", array(text(enum=VISIBLE_STATUSES)), "Only these statuses."),
+                        _filter("issuing_date_from", text(fmt="date"), "YYYY-MM-DD (400 otherwise)."),
+                        _filter("issuing_date_to", text(fmt="date"), "YYYY-MM-DD (400 otherwise).")])},
+        "/api/v1/invoices/{lago_id}": {"get": operation(
+            "findInvoice", "Find an invoice", "invoices", invoice, (404,), parameters=by_id)},
+        "/api/v1/invoices/{lago_id}/finalize": {"put": operation(
+            "finalizeInvoice", "Finalize a draft now (a final invoice is answered unchanged)", "invoices", invoice,
+            (404,), parameters=by_id)},
+        "/api/v1/invoices/{lago_id}/refresh": {"put": operation(
+            "refreshInvoice", "Recount a draft's usage (a final invoice is answered unchanged)", "invoices",
+            invoice, (404,), parameters=by_id)},
+    }
+
+
+def webhook_paths() -> dict[str, Any]:
+    one = answer("webhook_endpoint", ref("WebhookEndpoint"))
+    by_id = [path_parameter("lago_id", "The endpoint's lago_id.")]
+    return {
+        "/api/v1/webhook_endpoints": {
+            "post": operation("createWebhookEndpoint", "Register a webhook endpoint", "webhook_endpoints", one,
+                              (422,), body=wrapped("webhook_endpoint", inputs.WEBHOOK_ENDPOINT_INPUT)),
+            "get": operation("listWebhookEndpoints", "List webhook endpoints", "webhook_endpoints",
+                             page_of("webhook_endpoints", ref("WebhookEndpoint")), (400,), parameters=PAGE_PARAMETERS),
+        },
+        "/api/v1/webhook_endpoints/{lago_id}": {
+            "get": operation("findWebhookEndpoint", "Find a webhook endpoint", "webhook_endpoints", one, (404,),
+                             parameters=by_id),
+            "delete": operation("destroyWebhookEndpoint", "Delete a webhook endpoint", "webhook_endpoints", one,
+                                (404,), parameters=by_id),
+        },
+    }
+
+
+_COUNT = nullable(integer(minimum=0))
+OPS_DATA = closed({
+    "refreshed_at": nullable(number("Unix seconds of the last good sample.")),
+    "error": nullable(text("Why the last refresh failed.")), "group": nullable(text()),
+    "partitions": array(closed({"partition": integer(minimum=0), "committed": integer(minimum=-1),
+                                "end": integer(minimum=0), "lag": integer(minimum=0), "rate_per_s": number()})),
+    "total_lag": _COUNT,
+    "throughput": closed({"accepted_per_s": number(), "applied_per_s": number()}),
+    "events": closed({"accepted": _COUNT, "applied": integer(minimum=0), "deduplicated": integer(minimum=0)}),
+    "rejected": {"type": "object", "additionalProperties": integer(minimum=0), "description": "Per reason."},
+    "last_invoice_run": closed({"at": _COUNT, "invoices": _COUNT, "runs": integer(minimum=0)}),
+})
+
+
+def ops_page_paths() -> dict[str, Any]:
+    return {
+        "/ops": {"get": operation("getOpsPage", "The ops page (self-contained HTML)", "operations", None,
+                                  public=True, ok_content={"text/html": {"schema": text()}})},
+        "/ops/data": {"get": operation("getOpsData", "The ops page's data: lag, throughput, rejections, billing",
+                                       "operations", OPS_DATA, public=True)},
+    }
+
+
+def api_document() -> dict[str, Any]:
+    paths = {**EVENT_PATHS, **catalog_paths(), **billing_paths(), **webhook_paths(), **ops_paths("api"),
+             **ops_page_paths(), OPENAPI_PATH: self_path("Api")}
+    return document("meterline API", DESCRIPTION, paths, {**EVENT_SCHEMAS, **OBJECT_SCHEMAS})
