@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("meterline.http")
 
@@ -133,3 +135,32 @@ async def internal_error_handler(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS = {ApiError: error_handler, HTTPException: http_error_handler,
                       Exception: internal_error_handler}
+
+
+def nul_error(path: str, query_string: bytes) -> ApiError | None:
+    """PostgreSQL text cannot hold U+0000, so nothing meterline stores does: a path holding it names no
+    object (404, `<collection>_not_found` as Lago names it), and a query value holding it is refused (422
+    naming the parameter) before a handler passes it to PostgreSQL, which would fail (a 500)."""
+    if "\x00" in path:
+        parts = path.split("/")  # "/api/v1/customers/..." -> customer
+        collection = parts[3] if len(parts) > 3 and parts[1:3] == ["api", "v1"] else "resources"
+        return not_found(collection.removesuffix("s"))
+    if b"%00" not in query_string and b"\x00" not in query_string:
+        return None
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)  # as Starlette reads it
+    refused = {name.replace("\x00", ""): ["value_is_invalid"] for name, value in pairs if "\x00" in name + value}
+    return validation_error(refused) if refused else None
+
+
+class RefuseNulMiddleware:
+    """Answers `nul_error` for a request whose path or query string holds U+0000; passes the rest on."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = nul_error(scope["path"], scope.get("query_string", b"")) if scope["type"] == "http" else None
+        if error is None:
+            await self.app(scope, receive, send)
+            return
+        await JSONResponse(error.body, status_code=error.status)(scope, receive, send)

@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 
 from core.apikeys import attach
 from core.clients import database
-from core.http import EXCEPTION_HANDLERS
+from core.http import EXCEPTION_HANDLERS, RefuseNulMiddleware
 from core.logs import RequestIdMiddleware
 from core.openapi.document import openapi_route
 from core.ready import OPS_ROUTES
@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[*OPS_ROUTES, *EVENT_ROUTES, openapi_route(ingest_document())],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(RefuseNulMiddleware)],
         lifespan=lifespan,
     )
 

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute
 
 from core.apikeys import attach
 from core.clients import database, reconnecting_redis
-from core.http import EXCEPTION_HANDLERS
+from core.http import EXCEPTION_HANDLERS, RefuseNulMiddleware
 from core.lag import LagReader
 from core.logs import RequestIdMiddleware
 from core.metrics import PipelineCollector
@@ -71,4 +71,4 @@ def create_app(settings: Settings, event_routes: Sequence[BaseRoute] = (), event
               *customers.ROUTES, *subscriptions.ROUTES, *ops.ROUTES, *invoices.ROUTES, *webhooks.ROUTES,
               *openapi.ROUTES]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(RequestIdMiddleware)], lifespan=lifespan)
+        middleware=[Middleware(RequestIdMiddleware), Middleware(RefuseNulMiddleware)], lifespan=lifespan)

@@ -1,5 +1,5 @@
-"""What every meterline document shares: Lago's error bodies as `core.http` writes them, pagination,
-Bearer authentication, the operation builder, and the route serving a document.
+"""What every meterline document shares: Lago's error bodies as `core.http` writes them, Bearer
+authentication, the operation builder, and the route serving a document.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.openapi.schema import Schema, array, closed, const, integer, nullable, text
+from core.openapi.schema import Schema, array, closed, const, text
 
 OPENAPI_PATH = "/api/v1/openapi.json"
-MAX_PAGE = 2**31 - 1  # rater.api.common reads page numbers up to this
 
 
 def _error(status: int, error: str | None, code: str | None = None, *, message: bool = False,
@@ -82,23 +81,6 @@ def _component_responses() -> dict[str, Any]:
     return responses
 
 
-PAGINATION_META = closed({
-    "current_page": integer("0 when there is nothing to list.", minimum=0),
-    "next_page": nullable(integer(minimum=2)),
-    "prev_page": nullable(integer(minimum=1)),
-    "total_pages": integer(minimum=0),
-    "total_count": integer(minimum=0),
-})
-
-PAGE_PARAMETERS = [
-    {"name": "page", "in": "query", "required": False, "description": "Page number, from 1 (400 otherwise).",
-     "schema": integer(minimum=1, maximum=MAX_PAGE)},
-    {"name": "per_page", "in": "query", "required": False, "description": "Objects per page (default 100; 400 "
-                                                                          "outside 1 to 1000).",
-     "schema": integer(minimum=1, maximum=1000)},
-]
-
-
 def json_content(schema: Schema) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
@@ -161,7 +143,7 @@ def document(title: str, description: str, paths: Mapping[str, Any], schemas: Ma
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "description": "The organization's API key."}},
-            "schemas": {**ERROR_SCHEMAS, "PaginationMeta": PAGINATION_META, **schemas},
+            "schemas": {**ERROR_SCHEMAS, **schemas},
             "responses": _component_responses(),
         },
     }

@@ -15,6 +15,7 @@ from rater.serializers import pagination
 
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 1000
+MAX_PAGE = 2**31 - 1  # past it, the offset would overflow PostgreSQL's bigint and the answer orjson's integers
 
 
 def new_id() -> str:
@@ -37,8 +38,8 @@ def page_params(request: Request) -> tuple[int, int]:
         per_page = int(request.query_params.get("per_page", str(DEFAULT_PER_PAGE)))
     except ValueError as exc:
         raise bad_request("page and per_page must be integers") from exc
-    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
-        raise bad_request(f"page must be ≥ 1 and per_page between 1 and {MAX_PER_PAGE}")
+    if not 1 <= page <= MAX_PAGE or not 1 <= per_page <= MAX_PER_PAGE:
+        raise bad_request(f"page must be between 1 and {MAX_PAGE} and per_page between 1 and {MAX_PER_PAGE}")
     return page, per_page
 
 

@@ -8,7 +8,6 @@ from core.domain.aggregation import AGGREGATION_TYPES
 from core.domain.lifecycle import STATUSES
 from core.openapi.document import (
     OPENAPI_PATH,
-    PAGE_PARAMETERS,
     document,
     json_content,
     operation,
@@ -19,6 +18,7 @@ from core.openapi.document import (
 from core.openapi.events import EVENT_PATHS, EVENT_SCHEMAS
 from core.openapi.ops import ops_paths
 from core.openapi.schema import Schema, answer, array, closed, integer, nullable, number, page_of, ref, text, wrapped
+from rater.api.common import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
 from rater.billing.assemble import VISIBLE_STATUSES
 from rater.openapi import inputs
 from rater.openapi.objects import OBJECT_SCHEMAS
@@ -29,6 +29,20 @@ plus its own operations routes. Where meterline differs from Lago the schemas sa
 does not bill is refused with 422 `{"<field>": ["not_supported"]}`, never stored and ignored, and a field
 Lago types as non-nullable is never null (text meterline has no value for is "", anything else is left
 out). Every answer carries an `X-Request-Id` header (the request's own when it sent one)."""
+
+
+PAGINATION_META = closed({
+    "current_page": integer("0 when there is nothing to list.", minimum=0),
+    "next_page": nullable(integer(minimum=2)),
+    "prev_page": nullable(integer(minimum=1)),
+    "total_pages": integer(minimum=0),
+    "total_count": integer(minimum=0),
+})
+PAGE_PARAMETERS = [
+    query_parameter("page", integer(minimum=1, maximum=MAX_PAGE), "Page number, from 1 (400 otherwise)."),
+    query_parameter("per_page", integer(minimum=1, maximum=MAX_PER_PAGE),
+                    f"Objects per page (default {DEFAULT_PER_PAGE}; 400 outside 1 to {MAX_PER_PAGE})."),
+]
 
 
 def _crud(tag: str, root: str, plural: str, schema: str, key: str, resource: str, *, create: Schema,
@@ -63,6 +77,13 @@ def _filter(name: str, schema: Schema, description: str) -> dict[str, Any]:
     return query_parameter(name, schema, description)
 
 
+def _add_query(operation: dict[str, Any], parameters: list[dict[str, Any]]) -> None:
+    """More query parameters for an operation built without them: a value can be refused (422)."""
+    operation["parameters"] = [*operation.get("parameters", ()), *parameters]
+    operation["responses"]["422"] = {"$ref": "#/components/responses/Validation"}
+    operation["responses"] = dict(sorted(operation["responses"].items()))
+
+
 _SUBSCRIPTION_STATUS = [_filter("status", text(enum=STATUSES), "Which status to find (default `active`; "
                                                                 "`value_is_invalid` otherwise).")]
 
@@ -92,16 +113,16 @@ def catalog_paths() -> dict[str, Any]:
                            _filter("plan_code", text(), "Only this plan's."),
                        ], writes_find=True))
     subscriptions = paths["/api/v1/subscriptions/{external_id}"]
-    subscriptions["get"]["parameters"] += _SUBSCRIPTION_STATUS
-    subscriptions["put"]["parameters"] += _SUBSCRIPTION_STATUS
+    _add_query(subscriptions["get"], _SUBSCRIPTION_STATUS)
+    _add_query(subscriptions["put"], _SUBSCRIPTION_STATUS)
     subscriptions["put"]["responses"]["200"]["content"] = json_content(answer("subscription", ref("Subscription")))
-    subscriptions["delete"]["parameters"] += [
+    _add_query(subscriptions["delete"], [
         *_SUBSCRIPTION_STATUS,
         _filter("on_termination_invoice", text(enum=("generate", "skip")), "`skip` is refused (`not_supported`): "
                                                                             "a termination is always invoiced."),
         _filter("on_termination_credit_note", text(enum=("credit", "refund", "skip")),
                 "`credit` and `refund` are refused (`not_supported`): no unused fee is credited."),
-    ]
+    ])
     subscriptions["delete"]["responses"]["200"]["content"] = json_content(answer("subscription", ref("Subscription")))
     paths["/api/v1/subscriptions"]["get"]["responses"]["200"]["content"] = json_content(
         page_of("subscriptions", ref("Subscription")))
@@ -190,4 +211,5 @@ def ops_page_paths() -> dict[str, Any]:
 def api_document() -> dict[str, Any]:
     paths = {**EVENT_PATHS, **catalog_paths(), **billing_paths(), **webhook_paths(), **ops_paths("api"),
              **ops_page_paths(), OPENAPI_PATH: self_path("Api")}
-    return document("meterline API", DESCRIPTION, paths, {**EVENT_SCHEMAS, **OBJECT_SCHEMAS})
+    return document("meterline API", DESCRIPTION, paths,
+                    {**EVENT_SCHEMAS, **OBJECT_SCHEMAS, "PaginationMeta": PAGINATION_META})

@@ -12,7 +12,8 @@ import pytest
 
 from tests.builders import customer_body, metric_body, plan_body, subscription_body
 
-BAD_PAGE = {"status": 400, "error": "BadRequest: page must be ≥ 1 and per_page between 1 and 1000"}
+BAD_PAGE = {"status": 400,
+            "error": "BadRequest: page must be between 1 and 2147483647 and per_page between 1 and 1000"}
 BAD_PAGE_NUMBER = {"status": 400, "error": "BadRequest: page and per_page must be integers"}
 
 GRADUATED_OK = [
