@@ -1,4 +1,6 @@
-"""Objects as Lago's serializers return them. Unsupported features are present as null or empty."""
+"""Objects as Lago's serializers return them. Unsupported features are present as null or empty, but a
+field Lago's schema types as non-nullable is never null: text meterline has no value for is "", any
+other such field is left out (rater.openapi.objects describes every object exactly)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def billable_metric(row: Any) -> dict[str, Any]:
         "rounding_precision": row.rounding_precision,
         "created_at": iso(row.created_at),
         "field_name": row.field_name,
-        "expression": row.expression,
+        "expression": row.expression or "",
         "filters": [],
     }
 
@@ -60,18 +62,17 @@ def plan(row: Any, charge_rows: list[Any]) -> dict[str, Any]:
     return {
         "lago_id": row.id,
         "name": row.name,
-        "invoice_display_name": row.invoice_display_name,
+        "invoice_display_name": row.invoice_display_name or "",
         "created_at": iso(row.created_at),
         "code": row.code,
         "interval": row.interval,
-        "description": row.description,
+        "description": row.description or "",
         "amount_cents": row.amount_cents,
         "amount_currency": row.amount_currency,
         "trial_period": float(row.trial_period),
         "pay_in_advance": row.pay_in_advance,
         "bill_charges_monthly": row.bill_charges_monthly,
         "bill_fixed_charges_monthly": None,
-        "minimum_commitment": None,
         "charges": [charge(c) for c in charge_rows],
         "fixed_charges": [],
         "taxes": [],
@@ -108,7 +109,7 @@ def customer(row: Any) -> dict[str, Any]:
         "updated_at": iso(getattr(row, "updated_at", None) or row.created_at),
         "finalize_zero_amount_invoice": attributes.get("finalize_zero_amount_invoice", "inherit"),
         "skip_invoice_custom_sections": False,
-        "billing_configuration": {"invoice_grace_period": row.invoice_grace_period, "payment_provider": None},
+        "billing_configuration": {"invoice_grace_period": row.invoice_grace_period},
         "shipping_address": attributes.get("shipping_address") or {},
         "metadata": [],
         "integration_customers": [],
@@ -118,6 +119,7 @@ def customer(row: Any) -> dict[str, Any]:
     }
     for name in CUSTOMER_ATTRIBUTES:
         body[name] = attributes.get(name)
+    body["billing_entity_code"] = body["billing_entity_code"] or ""
     return body
 
 
@@ -137,7 +139,7 @@ def subscription(row: Any, now: datetime | None = None) -> dict[str, Any]:
         "external_id": row.external_id,
         "lago_customer_id": row.customer_id,
         "external_customer_id": row.external_customer_id,
-        "billing_entity_code": None,
+        "billing_entity_code": "",
         "name": row.name,
         "plan_code": row.plan_code,
         "plan_amount_cents": row.plan_amount_cents,
@@ -159,7 +161,7 @@ def subscription(row: Any, now: datetime | None = None) -> dict[str, Any]:
         "on_termination_credit_note": None,
         "on_termination_invoice": "generate",
         "applied_invoice_custom_sections": [],
-        "payment_method": None,
+        "payment_method": {},
         "consolidate_invoice": True,  # a customer's subscriptions due together share one invoice
         "cancellation_reason": None,
         "activated_at": iso(row.started_at),

@@ -81,7 +81,6 @@ def fee(row: Any, invoice: Any, external_customer_id: str, external_subscription
             "grouped_by": {},
         },
         "applied_taxes": [],
-        "pricing_unit_details": None,
         "presentation_breakdowns": [],
     }
 
@@ -112,10 +111,10 @@ def invoice(row: Any, customer: dict[str, Any]) -> dict[str, Any]:
     return {
         "lago_id": row.id,
         "billing_entity_code": None,
-        "sequential_id": row.sequential_id,
+        # numbered once final: a draft has no sequential_id (left out, as Lago types it non-nullable)
+        **({} if row.sequential_id is None else {"sequential_id": row.sequential_id}),
         "number": row.number,
         "issuing_date": row.issuing_date.isoformat(),
-        "payment_dispute_lost_at": None,
         "payment_due_date": row.payment_due_date.isoformat(),
         "payment_overdue": payment_overdue(row, datetime.now(UTC).date()),
         "net_payment_term": row.net_payment_term,
@@ -142,7 +141,7 @@ def invoice(row: Any, customer: dict[str, Any]) -> dict[str, Any]:
         "xml_url": None,
         "version_number": 4,
         "self_billed": False,
-        "file_url": None,
+        "file_url": "",
         "web_url": None,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),

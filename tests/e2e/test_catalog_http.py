@@ -23,9 +23,10 @@ GRADUATED_OK = [
 
 METRIC_KEYS = {"lago_id", "name", "code", "description", "aggregation_type", "weighted_interval", "recurring",
                "rounding_function", "rounding_precision", "created_at", "field_name", "expression", "filters"}
+# minimum_commitment is left out: Lago types it non-nullable, and meterline refuses commitments
 PLAN_KEYS = {"lago_id", "name", "invoice_display_name", "created_at", "code", "interval", "description",
              "amount_cents", "amount_currency", "trial_period", "pay_in_advance", "bill_charges_monthly",
-             "bill_fixed_charges_monthly", "charges", "fixed_charges", "minimum_commitment", "taxes",
+             "bill_fixed_charges_monthly", "charges", "fixed_charges", "taxes",
              "usage_thresholds", "entitlements", "metadata"}
 CHARGE_KEYS = {"lago_id", "lago_billable_metric_id", "billable_metric_code", "code", "invoice_display_name",
                "created_at", "charge_model", "pay_in_advance", "invoiceable", "regroup_paid_fees", "prorated",

@@ -1,0 +1,135 @@
+"""The API's OpenAPI document against the serializers that write its objects (no services): each object
+as written validates against its schema, and a key added to a serializer but not to the document fails."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from openapi_spec_validator import OpenAPIV31SpecValidator
+
+from core.domain.pricing import RANGE_KEYS
+from ingest.openapi import ingest_document
+from rater import serializers
+from rater.api.webhooks import render as webhook_endpoint
+from rater.billing import render
+from rater.openapi import api_document
+
+DOCUMENT = api_document()
+AT = datetime(2026, 6, 1, 12, 30, 15, 250_000, tzinfo=UTC)
+IDS = [f"00000000-0000-4000-8000-00000000000{n}" for n in range(10)]
+
+
+def check(name: str, instance: Any) -> None:
+    """Validate `instance` against components/schemas/<name>, formats (uuid, date-time, date) included."""
+    schema = {**DOCUMENT, "$ref": f"#/components/schemas/{name}"}
+    Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(instance)
+
+
+def metric_row(**overrides: Any) -> SimpleNamespace:
+    return SimpleNamespace(**{
+        "id": IDS[0], "name": "MTU", "code": "mtu", "description": None, "aggregation_type": "unique_count_agg",
+        "weighted_interval": None, "recurring": False, "rounding_function": None, "rounding_precision": None,
+        "created_at": AT, "field_name": "user_id", "expression": None, **overrides})
+
+
+def plan_rows() -> tuple[SimpleNamespace, list[SimpleNamespace]]:
+    plan = SimpleNamespace(id=IDS[1], name="Team", invoice_display_name=None, created_at=AT, code="team",
+                           interval="yearly", description=None, amount_cents=12000, amount_currency="USD",
+                           trial_period=14, pay_in_advance=True, bill_charges_monthly=True)
+    graduated = SimpleNamespace(
+        id=IDS[2], billable_metric_id=IDS[0], billable_metric_code="mtu", invoice_display_name=None, created_at=AT,
+        charge_model="graduated", pay_in_advance=False, invoiceable=True, min_amount_cents=500,
+        properties={"graduated_ranges": [{"from_value": 0, "to_value": 10_000, "per_unit_amount": "0",
+                                          "flat_amount": "0"},
+                                         {"from_value": 10_001, "to_value": None, "per_unit_amount": 0.012,
+                                          "flat_amount": "0"}]})
+    package = SimpleNamespace(**{**vars(graduated), "id": IDS[3], "charge_model": "package", "min_amount_cents": 0,
+                                 "properties": {"amount": "5", "package_size": 100, "free_units": "10"}})
+    return plan, [graduated, package]
+
+
+def customer_row(**overrides: Any) -> SimpleNamespace:
+    return SimpleNamespace(**{
+        "id": IDS[4], "sequential_id": 1, "slug": "ACM-0001-001", "external_id": "acme", "name": None,
+        "email": None, "currency": None, "timezone": None, "invoice_grace_period": None, "net_payment_term": None,
+        "created_at": AT, "updated_at": AT, "attributes": {}, **overrides})
+
+
+def invoice_row(**overrides: Any) -> SimpleNamespace:
+    return SimpleNamespace(**{
+        "id": IDS[5], "customer_id": IDS[4], "sequential_id": None, "number": "ACM-0001-001-DRAFT",
+        "issuing_date": date(2026, 7, 1), "payment_due_date": date(2026, 7, 31), "net_payment_term": 30,
+        "status": "draft", "payment_status": "pending", "currency": "USD", "fees_amount_cents": 1400,
+        "credit_notes_amount_cents": 0, "total_amount_cents": 1400, "finalized_at": None, "created_at": AT,
+        "updated_at": AT, **overrides})
+
+
+def fee_row(**overrides: Any) -> SimpleNamespace:
+    return SimpleNamespace(**{
+        "id": IDS[6], "invoice_id": IDS[5], "subscription_id": IDS[7], "fee_type": "charge", "charge_id": IDS[2],
+        "billable_metric_id": IDS[0], "item_code": "mtu", "item_name": "MTU", "invoice_display_name": None,
+        "units": "200.0", "events_count": 200, "amount_cents": 400, "precise_amount_cents": "400.0",
+        "currency": "USD", "from_datetime": AT, "to_datetime": AT, "created_at": AT, "true_up_parent_fee_id": None,
+        **overrides})
+
+
+def test_both_documents_are_valid_openapi_3_1() -> None:
+    for document in (api_document(), ingest_document()):
+        OpenAPIV31SpecValidator(document).validate()
+
+
+def test_a_billable_metric_as_written_matches_its_schema() -> None:
+    check("BillableMetric", serializers.billable_metric(metric_row()))
+    check("BillableMetric", serializers.billable_metric(metric_row(aggregation_type="weighted_sum_agg",
+                                                                   weighted_interval="seconds")))
+
+
+def test_a_plan_and_its_charges_as_written_match_their_schemas() -> None:
+    plan, charges = plan_rows()
+    body = serializers.plan(plan, charges)
+    check("Plan", body)
+    assert (body["description"], body["invoice_display_name"], body["trial_period"]) == ("", "", 14.0)
+
+
+def test_the_range_keys_of_the_document_are_those_the_pricing_keeps() -> None:
+    ranges = DOCUMENT["components"]["schemas"]["ChargeProperties"]["properties"]["graduated_ranges"]
+    assert tuple(ranges["items"]["properties"]) == RANGE_KEYS
+
+
+def test_a_customer_as_written_matches_its_schema() -> None:
+    check("Customer", serializers.customer(customer_row()))
+    check("Customer", serializers.customer(customer_row(
+        name="Acme", currency="EUR", timezone="Europe/Paris", invoice_grace_period=3, net_payment_term=30,
+        attributes={"city": "Paris", "customer_type": "company", "finalize_zero_amount_invoice": "skip",
+                    "shipping_address": {"city": "Lyon", "zipcode": "69001"}})))
+
+
+def test_invoices_and_fees_as_written_match_their_schemas() -> None:
+    customer = serializers.customer(customer_row())
+    draft = render.invoice(invoice_row(), customer)
+    check("Invoice", draft)
+    assert "sequential_id" not in draft and draft["file_url"] == ""
+    check("Invoice", render.invoice(invoice_row(status="finalized", sequential_id=1, number="ACM-0001-001-001",
+                                                payment_status="succeeded", finalized_at=AT), customer))
+    invoice = invoice_row()
+    check("Fee", render.fee(fee_row(), invoice, "acme", "s1", pay_in_advance=False))
+    check("Fee", render.fee(fee_row(fee_type="subscription", charge_id=None, billable_metric_id=None,
+                                    events_count=None, units="1.0"), invoice, "acme", "s1", pay_in_advance=True))
+
+
+def test_a_webhook_endpoint_as_written_matches_its_schema() -> None:
+    check("WebhookEndpoint", webhook_endpoint(SimpleNamespace(
+        id=IDS[8], organization_id=IDS[9], webhook_url="https://example.test/hook", signature_algo="hmac", name=None,
+        created_at=AT, hmac_key="k" * 43)))
+
+
+def test_a_key_the_document_does_not_list_is_refused() -> None:
+    with pytest.raises(ValidationError, match="'surprise' was unexpected"):
+        check("BillableMetric", {**serializers.billable_metric(metric_row()), "surprise": None})
+    with pytest.raises(ValidationError, match="None is not of type 'string'"):
+        check("Plan", {**serializers.plan(*plan_rows()), "description": None})
