@@ -4,12 +4,15 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+FUZZ_EXAMPLES ?= 500
+FUZZ_SECONDS ?= 15
+FUZZ_SEED ?= $(shell date +%s)
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 
 .PHONY: browser
-.PHONY: help venv up down status run test test-unit test-integration test-e2e bench lint logs clean
+.PHONY: help venv up down status run test test-unit test-integration test-e2e fuzz bench lint logs clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-17s %s\n", $$1, $$2}'
@@ -51,6 +54,10 @@ test-integration: up ## integration tests against the local services
 
 test-e2e: up browser ## end-to-end tests against the running processes
 	$(BIN)/pytest $(PYTEST_ARGS) tests/e2e
+
+fuzz: up ## fuzz every documented operation deeper than `make test` (a new seed, FUZZ_SECONDS per operation)
+	METERLINE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) METERLINE_FUZZ_SECONDS=$(FUZZ_SECONDS) METERLINE_FUZZ_SEED=$(FUZZ_SEED) \
+	  $(BIN)/pytest -s -p no:cacheprovider $(PYTEST_ARGS) tests/e2e/test_fuzz.py
 
 bench: up ## run every benchmark against the local stack; writes .meterline/bench/latest.json
 	$(BIN)/meterline bench $(BENCH_ARGS)

@@ -1,0 +1,140 @@
+"""Fuzzing every operation of the OpenAPI documents (schemathesis) against the running API and ingest.
+
+Each operation gets schemathesis' phases (documented examples, coverage of boundaries and wrong types,
+then generated cases, valid and invalid) with a fixed seed and a bounded number of examples, so the run is
+the same every time and short enough for `make test`. `make fuzz` searches longer: more examples, a new
+seed each run, a time budget (METERLINE_FUZZ_EXAMPLES, METERLINE_FUZZ_SEED, METERLINE_FUZZ_SECONDS).
+
+Checks on every answer: no 5xx, its status code and content type documented for its operation, its body
+matching the documented schema. All operations share one organization, and a last test reads back every
+listing and every object they stored: a stored value that breaks a later read is a bug too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+import schemathesis
+from jsonschema import Draft202012Validator
+from schemathesis import Case, Config
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from core.domain.lifecycle import STATUSES
+from ingest.openapi import ingest_document
+from meterline.orgs import ensure_organization
+from rater.openapi import api_document
+from tests.builders import api as api_client
+from tests.conftest import Services, Stack
+
+SEED = int(os.environ.get("METERLINE_FUZZ_SEED", "20"))  # 20: the issue that asked for it
+EXAMPLES = int(os.environ.get("METERLINE_FUZZ_EXAMPLES", "40"))
+# Per operation: past it, the remaining examples of the operation are generated but not sent.
+SECONDS_PER_OPERATION = float(os.environ.get("METERLINE_FUZZ_SECONDS", "0")) or None
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+SENT: Counter[str] = Counter()  # requests sent per operation, printed at the end
+STARTED: dict[str, float] = {}
+
+
+def fuzz_config() -> Config:
+    return Config.from_dict({
+        "seed": SEED,
+        "generation": {"max-examples": EXAMPLES, "mode": "all", "database": "none"},
+        "phases": {"stateful": {"enabled": False}},
+        "request-timeout": 30,
+        "max-stream-events": 1,  # the usage stream: its first event is enough
+    })
+
+
+# Loaded from the code, so collecting the tests needs no running stack; the first test checks that the
+# stack serves exactly these documents.
+API_DOCUMENT, INGEST_DOCUMENT = api_document(), ingest_document()
+api = schemathesis.openapi.from_dict(API_DOCUMENT, config=fuzz_config())
+ingest = schemathesis.openapi.from_dict(INGEST_DOCUMENT, config=fuzz_config())
+
+
+@pytest.fixture(scope="module")
+def fuzz_key(services: Services) -> str:
+    """One organization for the whole run: what one operation stores, the others read."""
+    _, key = ensure_organization(services.sqlalchemy_url, f"fuzz-{uuid.uuid4().hex[:10]}")
+    assert key is not None
+    return key
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report() -> Iterator[None]:
+    began = time.monotonic()
+    yield
+    print(f"\nfuzzing with seed {SEED}, at most {EXAMPLES} generated examples per operation "
+          f"({time.monotonic() - began:.0f} s); requests sent per operation:")
+    for label, count in sorted(SENT.items()):
+        print(f"  {count:6d}  {label}")
+
+
+def run(case: Case, service: str, base_url: str, key: str) -> None:
+    label = f"{service} {case.operation.label}"
+    started = STARTED.setdefault(label, time.monotonic())
+    if SECONDS_PER_OPERATION is not None and time.monotonic() - started > SECONDS_PER_OPERATION:
+        return
+    SENT[label] += 1
+    case.call_and_validate(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, checks=CHECKS)
+
+
+def test_the_stack_serves_the_documents_fuzzed(stack: Stack) -> None:
+    assert httpx.get(f"{stack.api_url}/api/v1/openapi.json").json() == API_DOCUMENT
+    assert httpx.get(f"{stack.ingest_url}/api/v1/openapi.json").json() == INGEST_DOCUMENT
+
+
+@api.parametrize()
+def test_fuzz_the_api(case: Case, stack: Stack, fuzz_key: str) -> None:
+    run(case, "api", stack.api_url, fuzz_key)
+
+
+@ingest.parametrize()
+def test_fuzz_the_ingest(case: Case, stack: Stack, fuzz_key: str) -> None:
+    run(case, "ingest", stack.ingest_url, fuzz_key)
+
+
+def answer_of(path: str, response: httpx.Response) -> Any:
+    """The 200 body of GET `path` (a documented path), validated against its documented schema."""
+    assert response.status_code == 200, f"GET {response.request.url}: {response.status_code} {response.text}"
+    schema = API_DOCUMENT["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    Draft202012Validator({**API_DOCUMENT, **schema}).validate(body := response.json())
+    return body
+
+
+def every(client: httpx.Client, path: str, root: str, **params: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    page = 1
+    while page:
+        body = answer_of(f"/api/v1/{path}", client.get(f"/{path}", params={**params, "page": page, "per_page": 1000}))
+        found += body[root]
+        page = body["meta"]["next_page"]
+    return found
+
+
+def test_everything_the_fuzzing_stored_reads_back(stack: Stack, fuzz_key: str) -> None:
+    with api_client(stack.api_url, fuzz_key) as client:
+        one_by_one = [
+            ("billable_metrics", "code", {}), ("plans", "code", {}), ("customers", "external_id", {}),
+            ("webhook_endpoints", "lago_id", {}), ("invoices", "lago_id", {}),
+        ]
+        for collection, key, params in one_by_one:
+            for item in every(client, collection, collection, **params):
+                answer_of(f"/api/v1/{collection}/{{{key}}}", client.get(f"/{collection}/{quote(item[key], safe='')}"))
+        for subscription in every(client, "subscriptions", "subscriptions", **{"status[]": list(STATUSES)}):
+            answer_of("/api/v1/subscriptions/{external_id}", client.get(
+                f"/subscriptions/{quote(subscription['external_id'], safe='')}",
+                params={"status": subscription["status"]}))
