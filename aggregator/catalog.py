@@ -3,7 +3,9 @@
 A short time-to-live keeps catalog changes (a new subscription, a new charge, a closed period)
 visible to the aggregator within a second without restarting it, at one query per batch at most.
 A pending subscription whose `subscription_at` has come counts as active (its activation may not
-have been written yet); a terminated one keeps receiving events dated before `terminated_at`.
+have been written yet); a terminated one keeps receiving events dated before `terminated_at`. An
+external_id names a chain of subscriptions over time (plan changes, reuse after a termination): the
+view returned is the latest, and `SubscriptionView.at` finds the one an event's timestamp falls in.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from aggregator.model import SubscriptionView
 from core.db.catalog import metric, plan_charges, subscription_query, usage_cycle
 from core.db.tables import closed_periods, subscriptions
-from core.domain.lifecycle import effective_status
+from core.domain.lifecycle import METERED, effective_status
 from schemas.events import epoch_us
 
 Scope = tuple[str, str]  # (organization_id, external_subscription_id)
@@ -64,12 +66,19 @@ class SubscriptionCatalog:
                                for plan_id, plan in (await plan_charges(conn, {row.plan_id for row in rows})).items()}
         views: dict[Scope, SubscriptionView] = {}
         now = datetime.now(UTC)  # a pending subscription counts from its subscription_at, as in the API
-        for row in rows:
-            views[(row.organization_id, row.external_id)] = SubscriptionView(
+        # each external_id's subscriptions in the order they started, each one knowing the one before
+        for row in sorted(rows, key=lambda r: (r.subscription_at, r.created_at)):
+            status = effective_status(row.status, row.subscription_at, now)
+            if status not in METERED:  # not started yet, or canceled
+                continue
+            scope = (row.organization_id, row.external_id)
+            ended = row.terminated_at or row.changes_at  # a scheduled downgrade ends it then
+            views[scope] = SubscriptionView(
                 id=row.id, organization_id=row.organization_id, external_id=row.external_id,
-                status=effective_status(row.status, row.subscription_at, now), cycle=usage_cycle(row),
+                status=status, cycle=usage_cycle(row),
                 metrics_by_code=metrics_by_plan[row.plan_id],
-                terminated_at_us=epoch_us(row.terminated_at) if row.terminated_at else None,
+                terminated_at_us=epoch_us(ended) if ended else None,
                 closed_period_keys=frozenset(closed[row.id]),
+                started_at_us=epoch_us(row.started_at or row.subscription_at), predecessor=views.get(scope),
             )
         return views

@@ -24,6 +24,17 @@ class SubscriptionView:
     metrics_by_code: dict[str, Metric] = field(default_factory=dict)
     terminated_at_us: int | None = None  # events at or after this instant belong to no open period
     closed_period_keys: frozenset[str] = frozenset()  # periods whose invoice is finalized
+    started_at_us: int = 0
+    # the subscription its external_id named before (a plan change, or one terminated and used again)
+    predecessor: SubscriptionView | None = None
+
+    def at(self, timestamp_us: int) -> SubscriptionView:
+        """The subscription of this external_id that an event at `timestamp_us` counts for: the latest
+        one started by then (or the first one, which rejects it as before its start)."""
+        view = self
+        while view.predecessor is not None and timestamp_us < view.started_at_us:
+            view = view.predecessor
+        return view
 
     @cached_property  # read for every event of the subscription
     def scope(self) -> str:

@@ -184,6 +184,8 @@ class BatchProcessor:
         async for some_decoded in in_turns(decoded):
             for payload, event in some_decoded:
                 view = views.get((event.organization_id, event.external_subscription_id))
+                if view is not None:
+                    view = view.at(event.timestamp_us)
                 try:
                     outcome = plan(event, view)
                 except Exception as exc:  # noqa: BLE001 - a planning bug must not stop the stream on this event

@@ -48,8 +48,8 @@ class RebuildResult:
 
 def earliest_open(view: SubscriptionView, now: datetime) -> datetime:
     """The start of the oldest period whose state can still be in Redis (retention after its end)."""
-    oldest = now - timedelta(seconds=STATE_RETENTION_S)
-    slot = period_of(epoch_us(oldest), view)
+    oldest = epoch_us(now - timedelta(seconds=STATE_RETENTION_S))
+    slot = period_of(oldest, view.at(oldest))
     if slot is None:
         return EPOCH
     return moment_of(slot.start_us)
@@ -61,7 +61,7 @@ async def _scopes(engine: AsyncEngine, external_id: str | None) -> list[Scope]:
     if external_id is not None:
         query = query.where(subscriptions.c.external_id == external_id)
     async with engine.connect() as conn:
-        return [(row.organization_id, row.external_id) for row in await conn.execute(query.order_by(
+        return [(row.organization_id, row.external_id) for row in await conn.execute(query.distinct().order_by(
             subscriptions.c.organization_id, subscriptions.c.external_id))]
 
 
@@ -78,7 +78,7 @@ async def _rebuild_one(engine: AsyncEngine, state: UsageState, view: Subscriptio
                           code=row.code, external_subscription_id=view.external_id, timestamp_us=row.ts_us,
                           received_at_us=0, properties=row.properties,
                           precise_total_amount_cents=row.precise_total_amount_cents)
-            outcome = plan(event, view)
+            outcome = plan(event, view.at(event.timestamp_us))
             if isinstance(outcome, Rejected):
                 result.skipped[outcome.reason] = result.skipped.get(outcome.reason, 0) + 1
                 continue

@@ -1,5 +1,5 @@
 """Subscriptions change status on time: pending ones become active at `subscription_at`, active
-ones with an `ending_at` are terminated then (`terminated_at = ending_at`).
+ones with an `ending_at` or a scheduled downgrade (`changes_at`) are terminated then.
 
 The status is written to PostgreSQL (before each subscription read of the API, for what it reads,
 and every second by
@@ -13,31 +13,41 @@ import asyncio
 import logging
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, update
+from sqlalchemy import ColumnElement, and_, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db.tables import subscriptions
-from core.domain.lifecycle import LIVE
+from rater.billing.outbox import enqueue_webhooks
 
 log = logging.getLogger("meterline.activation")
 INTERVAL_S = 1.0
 
 
 async def activate_due(conn: AsyncConnection, *scope: ColumnElement[bool]) -> int:
-    """Activate every pending subscription whose start has come, then end those whose `ending_at`
-    has come, among those `scope` selects (all when empty); the number of subscriptions changed.
-    An API read scopes it to what it reads, so it never writes other organizations' rows."""
-    activated = await conn.execute(
+    """End every active subscription whose scheduled downgrade or `ending_at` has come, then activate
+    every pending one whose start has come (a downgrade's successor starts as its predecessor ends:
+    one active subscription per external_id), among those `scope` selects (all when empty); the number
+    of subscriptions changed. An API read scopes it to what it reads, so it never writes other
+    organizations' rows. subscription.terminated and subscription.started go to the webhook outbox in
+    the same transaction."""
+    ended = (await conn.execute(
+        update(subscriptions)
+        .where(subscriptions.c.status == "active", or_(subscriptions.c.changes_at <= func.now(),
+                                                       subscriptions.c.ending_at <= func.now()), *scope)
+        .values(status="terminated",
+                terminated_at=func.least(subscriptions.c.changes_at, subscriptions.c.ending_at))
+        .returning(subscriptions.c.id, subscriptions.c.organization_id)
+    )).all()
+    activated = (await conn.execute(
         update(subscriptions)
         .where(subscriptions.c.status == "pending", subscriptions.c.subscription_at <= func.now(), *scope)
         .values(status="active", started_at=subscriptions.c.subscription_at)
-    )
-    ended = await conn.execute(
-        update(subscriptions)
-        .where(subscriptions.c.status == "active", subscriptions.c.ending_at <= func.now(), *scope)
-        .values(status="terminated", terminated_at=subscriptions.c.ending_at)
-    )
-    return (activated.rowcount or 0) + (ended.rowcount or 0)
+        .returning(subscriptions.c.id, subscriptions.c.organization_id)
+    )).all()
+    for rows, kind in ((ended, "subscription.terminated"), (activated, "subscription.started")):
+        for row in rows:
+            await enqueue_webhooks(conn, row.organization_id, row.id, [kind])
+    return len(ended) + len(activated)
 
 
 async def activation_loop(engine: AsyncEngine, interval_s: float = INTERVAL_S) -> None:
@@ -54,7 +64,17 @@ async def activation_loop(engine: AsyncEngine, interval_s: float = INTERVAL_S) -
 
 
 async def terminate(conn: AsyncConnection, now: datetime, *which: ColumnElement[bool]) -> None:
-    """Terminate now the live (active or pending) subscriptions `which` selects: one, or all of a
-    customer or a plan being deleted."""
-    await conn.execute(update(subscriptions).where(subscriptions.c.status.in_(LIVE), *which)
-                       .values(status="terminated", terminated_at=now))
+    """End now the live subscriptions `which` selects (one, or all of a customer or a plan being
+    deleted): an active one is terminated, a pending one canceled, and so is a downgrade scheduled for
+    a terminated one."""
+    terminated = (await conn.execute(
+        update(subscriptions).where(subscriptions.c.status == "active", *which)
+        .values(status="terminated", terminated_at=now, changes_at=None)
+        .returning(subscriptions.c.id, subscriptions.c.organization_id))).all()
+    ids = [row.id for row in terminated]
+    await conn.execute(update(subscriptions).where(
+        subscriptions.c.status == "pending",
+        or_(and_(*which), subscriptions.c.previous_subscription_id.in_(ids)) if ids else and_(*which))
+        .values(status="canceled", canceled_at=now))
+    for row in terminated:
+        await enqueue_webhooks(conn, row.organization_id, row.id, ["subscription.terminated"])

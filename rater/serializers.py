@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from core.db.catalog import billing_cycle
 
@@ -131,8 +132,8 @@ def subscription(row: Any, now: datetime | None = None) -> dict[str, Any]:
         period = billing_cycle(row).period_at(min(now, row.terminated_at) if row.terminated_at else now)
         if period is not None:
             period_start, period_end = period.start, period.end - timedelta(milliseconds=1)
-        if row.trial_period:
-            ends = row.started_at + timedelta(days=row.trial_period)
+        if row.trial_period:  # counted from the first start of a plan change's chain
+            ends = (row.anchor_at or row.started_at) + timedelta(days=row.trial_period)
             trial_ended_at = ends if ends <= now else None
     return {
         "lago_id": row.id,
@@ -151,15 +152,18 @@ def subscription(row: Any, now: datetime | None = None) -> dict[str, Any]:
         "trial_ended_at": iso(trial_ended_at),
         "ending_at": iso(row.ending_at),
         "terminated_at": iso(row.terminated_at),
-        "canceled_at": None,
+        "canceled_at": iso(row.canceled_at),
         "created_at": iso(row.created_at),
-        "previous_plan_code": None,
-        "next_plan_code": None,
-        "downgrade_plan_date": None,
+        "previous_plan_code": row.previous_plan_code,
+        "next_plan_code": row.next_plan_code,
+        # the local day the scheduled downgrade starts (the current period's end)
+        "downgrade_plan_date": row.changes_at.astimezone(ZoneInfo(row.timezone or "UTC")).date().isoformat()
+        if row.changes_at is not None and row.next_plan_code is not None else None,
         "current_billing_period_started_at": iso(period_start),
         "current_billing_period_ending_at": iso(period_end),
-        "on_termination_credit_note": None,
-        "on_termination_invoice": "generate",
+        # Lago shows the credit option only where it applies: a fee paid in advance
+        "on_termination_credit_note": row.on_termination_credit_note if row.pay_in_advance else None,
+        "on_termination_invoice": row.on_termination_invoice,
         "applied_invoice_custom_sections": [],
         "payment_method": {},
         "consolidate_invoice": True,  # a customer's subscriptions due together share one invoice

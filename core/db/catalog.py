@@ -9,7 +9,6 @@ into the domain's values (`BillingCycle` of billing and of usage, `Metric`, `Cha
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -18,13 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.db.tables import billable_metrics, charges, customers, organizations, plans, subscriptions
 from core.domain.aggregation import Metric
 from core.domain.charges import ChargeLine
-from core.domain.periods import BillingCycle, charges_interval, start_day
+from core.domain.periods import BillingCycle, subscription_cycle, usage_cycle_of
 
 
 def subscription_query() -> Select:
-    """Subscriptions (every column) with what their readers need of the plan, customer and organization."""
+    """Subscriptions (every column) with what their readers need of the plan, customer and organization,
+    and the plan codes of the subscription a plan change replaced and of a scheduled downgrade's."""
+    previous, previous_plan = subscriptions.alias("previous"), plans.alias("previous_plan")
+    following, next_plan = subscriptions.alias("following"), plans.alias("next_plan")
     return (
         select(subscriptions,
+               previous_plan.c.code.label("previous_plan_code"), next_plan.c.code.label("next_plan_code"),
                plans.c.code.label("plan_code"), plans.c.name.label("plan_name"),
                plans.c.invoice_display_name.label("plan_invoice_display_name"), plans.c.interval,
                plans.c.pay_in_advance, plans.c.bill_charges_monthly, plans.c.amount_cents.label("plan_amount_cents"),
@@ -36,21 +39,24 @@ def subscription_query() -> Select:
         .join(plans, plans.c.id == subscriptions.c.plan_id)
         .join(customers, customers.c.id == subscriptions.c.customer_id)
         .join(organizations, organizations.c.id == subscriptions.c.organization_id)
+        .outerjoin(previous, previous.c.id == subscriptions.c.previous_subscription_id)
+        .outerjoin(previous_plan, previous_plan.c.id == previous.c.plan_id)
+        .outerjoin(following, (following.c.previous_subscription_id == subscriptions.c.id)
+                   & (following.c.status == "pending"))
+        .outerjoin(next_plan, next_plan.c.id == following.c.plan_id)
     )
 
 
 def billing_cycle(row: Any) -> BillingCycle:
     """How the periods of a `subscription_query()` row are cut; a pending subscription's from its subscription_at."""
-    timezone = row.timezone or "UTC"
-    return BillingCycle(row.interval, row.billing_time, start_day(row.started_at or row.subscription_at, timezone),
-                        timezone)
+    return subscription_cycle(row.interval, row.billing_time, row.timezone or "UTC",
+                              row.started_at or row.subscription_at, row.anchor_at, row.follows_previous)
 
 
 def usage_cycle(row: Any) -> BillingCycle:
     """How the usage of a `subscription_query()` row is cut into periods: its billing periods, or months
     for a yearly plan that bills its charges monthly. Usage state, closed periods and current usage use it."""
-    cycle = billing_cycle(row)
-    return replace(cycle, interval=charges_interval(row.interval, row.bill_charges_monthly))
+    return usage_cycle_of(billing_cycle(row), row.bill_charges_monthly)
 
 
 async def plan_charges(conn: AsyncConnection, plan_ids: Iterable[str]) -> dict[str, list[Any]]:

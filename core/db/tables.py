@@ -152,8 +152,31 @@ subscriptions = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("terminated_at", DateTime(timezone=True)),
     Column("ending_at", DateTime(timezone=True)),
+    Column("canceled_at", DateTime(timezone=True)),
+    Column("changes_at", DateTime(timezone=True)),  # a scheduled downgrade ends it then (its successor starts)
+    Column("trial_ended_at", DateTime(timezone=True)),  # when subscription.trial_ended was announced
+    # the two sides of an upgrade: their moments share one invoice (`upgrading`)
+    Column("started_by_upgrade", Boolean, nullable=False, server_default="false"),
+    Column("ended_by_upgrade", Boolean, nullable=False, server_default="false"),
+    # the subscription a plan change replaced (previous_plan_code); the start of the first subscription
+    # of that chain (a trial and anniversary dates count from it, not from the change; null: its own start)
+    Column("previous_subscription_id", UUID(as_uuid=False)),
+    Column("anchor_at", DateTime(timezone=True)),
+    # its external_id was used before: its first period starts at its start instant, not at the start of
+    # that day, so two subscriptions of one external_id never share a period (or its usage state)
+    Column("follows_previous", Boolean, nullable=False, server_default="false"),
+    Column("on_termination_invoice", String(16), nullable=False, server_default="generate"),
+    Column("on_termination_credit_note", String(16), nullable=False, server_default="credit"),
     _created_at(),
-    UniqueConstraint("organization_id", "external_id", name="uq_subscriptions_org_external_id"),
+    # an external_id names one active subscription, and one pending (a scheduled downgrade waits next to
+    # the active one); a terminated or canceled one's external_id can be used again
+    Index("uq_subscriptions_org_external_id_active", "organization_id", "external_id", unique=True,
+          postgresql_where=text("status = 'active'")),
+    Index("uq_subscriptions_org_external_id_pending", "organization_id", "external_id", unique=True,
+          postgresql_where=text("status = 'pending'")),
+    Index("ix_subscriptions_org_external_id", "organization_id", "external_id"),
+    Index("ix_subscriptions_previous", "previous_subscription_id",
+          postgresql_where=text("previous_subscription_id IS NOT NULL")),
     Index("ix_subscriptions_pending", "subscription_at", postgresql_where=text("status = 'pending'")),
     Index("ix_subscriptions_ending", "ending_at",
           postgresql_where=text("status = 'active' AND ending_at IS NOT NULL")),
@@ -226,7 +249,8 @@ invoices = Table(
     Column("payment_status", String(16), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("fees_amount_cents", BigInteger, nullable=False),
-    Column("total_amount_cents", BigInteger, nullable=False),
+    Column("credit_notes_amount_cents", BigInteger, nullable=False, server_default="0"),
+    Column("total_amount_cents", BigInteger, nullable=False),  # fees less the credit notes it took
     Column("sequential_id", Integer),
     Column("number", String(64)),
     Column("finalized_at", DateTime(timezone=True)),
@@ -284,6 +308,47 @@ fees = Table(
     Column("true_up_parent_fee_id", UUID(as_uuid=False)),
     _now("created_at"),
     Index("ix_fees_invoice", "invoice_id"),
+)
+
+# A credit note: the unused part of a subscription fee paid in advance, when a plan change or a
+# termination ends its period early (one per subscription and billing moment: `billing_key` is the
+# moment that ended it, so billing it twice cannot credit twice). Its balance is taken by the
+# customer's next invoices, oldest note first (credit_note_applications), under the customer lock.
+credit_notes = Table(
+    "credit_notes",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), ForeignKey("organizations.id"), nullable=False),
+    Column("customer_id", UUID(as_uuid=False), ForeignKey("customers.id"), nullable=False),
+    Column("invoice_id", UUID(as_uuid=False), ForeignKey("invoices.id"), nullable=False),  # the invoice credited
+    Column("fee_id", UUID(as_uuid=False), nullable=False),  # its subscription fee credited
+    Column("subscription_id", UUID(as_uuid=False), ForeignKey("subscriptions.id"), nullable=False),
+    Column("billing_key", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("credit_amount_cents", BigInteger, nullable=False),
+    Column("balance_amount_cents", BigInteger, nullable=False),
+    Column("credit_status", String(16), nullable=False),  # available, consumed, voided
+    Column("sequential_id", Integer, nullable=False),  # per credited invoice
+    Column("number", String(64), nullable=False),
+    Column("issuing_date", Date, nullable=False),
+    Column("voided_at", DateTime(timezone=True)),
+    _now("created_at"),
+    _now("updated_at"),
+    UniqueConstraint("subscription_id", "billing_key", name="uq_credit_notes_sub_billing_key"),
+    UniqueConstraint("invoice_id", "sequential_id", name="uq_credit_notes_invoice_sequential_id"),
+    Index("ix_credit_notes_customer_available", "customer_id", "created_at",
+          postgresql_where=text("balance_amount_cents > 0 AND credit_status = 'available'")),
+)
+
+credit_note_applications = Table(
+    "credit_note_applications",
+    metadata,
+    Column("credit_note_id", UUID(as_uuid=False), ForeignKey("credit_notes.id"), nullable=False),
+    Column("invoice_id", UUID(as_uuid=False), ForeignKey("invoices.id", ondelete="CASCADE"), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    _now("created_at"),
+    PrimaryKeyConstraint("credit_note_id", "invoice_id"),
 )
 
 webhook_endpoints = Table(

@@ -5,6 +5,9 @@ align to the interval's natural boundary (Monday, the 1st, a quarter, Jan 1); an
 periods repeat from the subscription's start day, clamped to the last day of short months.
 The first period of a subscription starts at the start of its start day.
 
+A subscription that follows another one of its external_id (a plan change) keeps the anniversary
+day of the first one, and its first period starts at the instant it started.
+
 `BillingCycle` is what every reader of periods holds (the aggregator placing an event, current
 usage, the billing schedule, the API's subscription document): one type, one way to find a period.
 """
@@ -12,7 +15,7 @@ usage, the billing schedule, the API's subscription document): one type, one way
 from __future__ import annotations
 
 import calendar as _calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -92,6 +95,20 @@ def period_containing(instant: datetime, *, interval: str, billing_time: str, st
     return Period(_local_midnight(start, tz), _local_midnight(next_start, tz))
 
 
+def subscription_cycle(interval: str, billing_time: str, timezone: str, started_at: datetime,
+                       anchor_at: datetime | None = None, follows_previous: bool = False) -> BillingCycle:
+    """A subscription's billing cycle (the one rule for every reader): periods anchored on the start day
+    of its chain (`anchor_at`: the first subscription a plan change continues), the first one starting
+    at its own start when it follows another subscription of its external_id."""
+    return BillingCycle(interval, billing_time, start_day(anchor_at or started_at, timezone), timezone,
+                        started_at if follows_previous else None)
+
+
+def usage_cycle_of(cycle: BillingCycle, bill_charges_monthly: bool | None) -> BillingCycle:
+    """How a subscription's usage is cut: its billing cycle, by month for a yearly plan billing charges monthly."""
+    return replace(cycle, interval=charges_interval(cycle.interval, bill_charges_monthly))
+
+
 def charges_interval(interval: str, bill_charges_monthly: bool | None) -> str:
     """The interval a plan's usage is billed on: its own, or monthly for a yearly plan that bills its
     charges monthly (Lago's `bill_charges_monthly`, which only yearly plans have)."""
@@ -112,8 +129,16 @@ class BillingCycle:
     billing_time: str
     started_on: date
     timezone: str
+    # set when the subscription follows another of its external_id (a plan change, or one used again):
+    # its first period starts at this instant, where the other one's ended
+    not_before: datetime | None = None
 
     def period_at(self, instant: datetime) -> Period | None:
         """The billing period containing `instant` (aware), or None before the subscription started."""
-        return period_containing(instant, interval=self.interval, billing_time=self.billing_time,
-                                 started_on=self.started_on, timezone=self.timezone)
+        if self.not_before is not None and instant < self.not_before:
+            return None
+        period = period_containing(instant, interval=self.interval, billing_time=self.billing_time,
+                                   started_on=self.started_on, timezone=self.timezone)
+        if period is not None and self.not_before is not None and period.start < self.not_before:
+            return Period(self.not_before, period.end)
+        return period

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
@@ -21,25 +21,20 @@ from core.db import catalog
 from core.db.tables import customers, plans, subscriptions
 from core.domain.lifecycle import LIVE, STATUSES
 from core.domain.periods import BILLING_TIMES
+from core.domain.plan_changes import is_upgrade
 from core.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
 from rater.activation import activate_due, terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
 from rater.api.customers import live_customer, upsert_customer
 from rater.api.plans import live_plan
+from rater.billing.documents import subscription_document
+from rater.billing.outbox import enqueue_webhooks
 from rater.inputs import INVALID, NOT_SUPPORTED, TAKEN, Input
 
 
 def subscription_query(organization_id: str) -> Select:
     return catalog.subscription_query().where(subscriptions.c.organization_id == organization_id)
-
-
-async def render_extended(conn: AsyncConnection, row: Any, now: datetime | None = None) -> dict[str, Any]:
-    """The subscription with its plan, as Lago answers create and get."""
-    plan_row = (await conn.execute(select(plans).where(plans.c.id == row.plan_id))).one()
-    charge_rows = (await catalog.plan_charges(conn, [row.plan_id]))[row.plan_id]
-    return {**serializers.subscription(row, now), "plan": serializers.plan(plan_row, charge_rows),
-            "applicable_usage_thresholds": []}
 
 
 def wanted_statuses(request: Request, default: tuple[str, ...]) -> list[str]:
@@ -83,7 +78,51 @@ def subscription_input(data: Input) -> dict[str, Any]:
     return values
 
 
+async def _live_row(conn: AsyncConnection, organization_id: str, external_id: str) -> Any:
+    """The live subscription with this external_id, locked: the active one, else a pending one (not a
+    scheduled downgrade, which waits next to an active one); None when there is none."""
+    row = (await conn.execute(
+        subscription_query(organization_id)
+        .where(subscriptions.c.external_id == external_id, subscriptions.c.status.in_(LIVE))
+        .order_by((subscriptions.c.status == "active").desc()).limit(1)
+        .with_for_update(of=subscriptions))).one_or_none()
+    return row
+
+
+async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str | None, now: datetime) -> str:
+    """Move `current` to `plan`: an upgrade at once (it ends now, a new subscription starts now), a
+    downgrade at the end of its period (a pending successor, replacing one scheduled before). The id
+    of the subscription to answer with: the new one for an upgrade, the current one for a downgrade."""
+    await conn.execute(update(subscriptions).where(subscriptions.c.previous_subscription_id == current.id,
+                                                   subscriptions.c.status == "pending")
+                       .values(status="canceled", canceled_at=now))
+    upgrade = is_upgrade((current.interval, current.plan_amount_cents), (plan.interval, plan.amount_cents))
+    if upgrade:
+        await conn.execute(update(subscriptions).where(subscriptions.c.id == current.id).values(
+            status="terminated", terminated_at=now, ended_by_upgrade=True, changes_at=None))
+        await enqueue_webhooks(conn, current.organization_id, current.id, ["subscription.terminated"])
+        starts = now
+    else:
+        period = catalog.billing_cycle(current).period_at(now)
+        starts = period.end if period is not None else now
+        await conn.execute(update(subscriptions).where(subscriptions.c.id == current.id).values(changes_at=starts))
+    new_id_ = new_id()
+    await conn.execute(subscriptions.insert().values(
+        id=new_id_, organization_id=current.organization_id, customer_id=current.customer_id, plan_id=plan.id,
+        external_id=current.external_id, name=name if name is not None else current.name,
+        status="active" if upgrade else "pending", billing_time=current.billing_time, subscription_at=starts,
+        started_at=starts if upgrade else None, previous_subscription_id=current.id,
+        anchor_at=current.anchor_at or current.started_at or current.subscription_at, follows_previous=True,
+        started_by_upgrade=upgrade))
+    if upgrade:
+        await enqueue_webhooks(conn, current.organization_id, new_id_, ["subscription.started"])
+    return new_id_ if upgrade else current.id
+
+
 async def create_subscription(request: Request) -> JSONResponse:
+    """A new subscription; with the external_id of the customer's live subscription and another plan,
+    a plan change (Lago's way); with its plan, that subscription unchanged. A terminated external_id
+    can be used again."""
     organization_id, raw = await org_and_input(request, "subscription")
     values = subscription_input(Input(raw))
     now = datetime.now(UTC)
@@ -103,26 +142,47 @@ async def create_subscription(request: Request) -> JSONResponse:
                                .values(currency=plan.amount_currency))
         elif customer.currency != plan.amount_currency:
             raise validation_error({"currency": ["currencies_does_not_match"]})
-        try:
-            async with conn.begin_nested():
-                await conn.execute(subscriptions.insert().values(
-                    id=new_id(), organization_id=organization_id, customer_id=customer.id, plan_id=plan.id,
-                    external_id=values["external_id"], name=values["name"],
-                    status="active" if active else "pending", billing_time=values["billing_time"],
-                    subscription_at=subscription_at, started_at=subscription_at if active else None,
-                    ending_at=values["ending_at"],
-                ))
-        except IntegrityError as exc:
-            raise validation_error({"external_id": [TAKEN]}) from exc
-        row = await find_subscription(conn, organization_id, values["external_id"], STATUSES)
-        body = await render_extended(conn, row, now)
+        await activate_due(conn, subscriptions.c.organization_id == organization_id,
+                           subscriptions.c.external_id == values["external_id"])
+        current = await _live_row(conn, organization_id, values["external_id"])
+        if current is not None and current.customer_id != customer.id:
+            raise validation_error({"external_id": [TAKEN]})  # another customer's
+        if current is not None and current.plan_id == plan.id:
+            subscription_id = current.id
+        elif current is not None and current.status == "pending":  # not started yet: it takes the plan
+            await conn.execute(update(subscriptions).where(subscriptions.c.id == current.id).values(plan_id=plan.id))
+            subscription_id = current.id
+        elif current is not None:  # `subscription_at` is ignored on a change, as Lago does
+            subscription_id = await change_plan(conn, current, plan, values["name"], now)
+        else:
+            subscription_id = new_id()
+            used_before = (await conn.execute(select(exists().where(
+                subscriptions.c.organization_id == organization_id,
+                subscriptions.c.external_id == values["external_id"])))).scalar()
+            try:
+                async with conn.begin_nested():  # a racing request created it meanwhile
+                    await conn.execute(subscriptions.insert().values(
+                        id=subscription_id, organization_id=organization_id, customer_id=customer.id,
+                        plan_id=plan.id, external_id=values["external_id"], name=values["name"],
+                        status="active" if active else "pending", billing_time=values["billing_time"],
+                        subscription_at=subscription_at, started_at=subscription_at if active else None,
+                        ending_at=values["ending_at"], follows_previous=bool(used_before),
+                    ))
+            except IntegrityError as exc:
+                raise validation_error({"external_id": [TAKEN]}) from exc
+            if active:
+                await enqueue_webhooks(conn, organization_id, subscription_id, ["subscription.started"])
+        row = await reread(conn, organization_id, subscription_id)
+        body = await subscription_document(conn, row.id, now)
     return ok({"subscription": body})
 
 
 async def update_subscription(request: Request) -> JSONResponse:
-    """PUT: `name` and `ending_at`; `subscription_at` only while the subscription is pending."""
+    """PUT: `name` and `ending_at`; `subscription_at` only while the subscription is pending; `plan_code`
+    changes its plan as `POST /subscriptions` does."""
     organization_id, raw = await org_and_input(request, "subscription")
     data = Input(raw)
+    plan_code = data.identifier("plan_code")
     changes: dict[str, Any] = {}
     if data.given("name"):
         changes["name"] = data.text("name")
@@ -136,37 +196,54 @@ async def update_subscription(request: Request) -> JSONResponse:
     statuses = wanted_statuses(request, LIVE)
     async with engine(request).begin() as conn:
         row = await find_subscription(conn, organization_id, request.path_params["external_id"], statuses)
+        if plan_code is not None and row.status in LIVE:
+            plan = await live_plan(conn, organization_id, plan_code)
+            if plan.amount_currency != row.plan_amount_currency:
+                raise validation_error({"currency": ["currencies_does_not_match"]})
+            current = await _live_row(conn, organization_id, row.external_id)
+            if current is not None and current.plan_id != plan.id:
+                if current.status == "pending":
+                    await conn.execute(update(subscriptions).where(subscriptions.c.id == current.id)
+                                       .values(plan_id=plan.id))
+                    changed = current.id
+                else:
+                    changed = await change_plan(conn, current, plan, changes.pop("name", None), datetime.now(UTC))
+                row = await reread(conn, organization_id, changed)
         if subscription_at is not None and row.status == "pending":
             changes["subscription_at"] = subscription_at
         if changes:
             await conn.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**changes))
             # found again with its activation: a subscription_at moved to the past starts it now
-            row = await find_subscription(conn, organization_id, row.external_id, (row.status, "active"))
+            await activate_due(conn, subscriptions.c.id == row.id)
+            row = await reread(conn, organization_id, row.id)
     return ok({"subscription": serializers.subscription(row)})
 
 
-def termination_options(request: Request) -> None:
-    """meterline invoices a termination's arrears and credits no unused fee paid in advance: the
-    options asking otherwise (Lago's `on_termination_invoice=skip`, `on_termination_credit_note`
-    `credit` or `refund`) are refused, never ignored."""
+def termination_options(request: Request) -> dict[str, str]:
+    """Lago's options: `on_termination_invoice` `generate` (the default: an invoice of the arrears up to
+    now) or `skip`; `on_termination_credit_note` `credit` (the default: the unused days of a fee paid in
+    advance become a credit note) or `skip`. `refund` and `offset` pay money back, which meterline does
+    not record: refused, never ignored."""
     params = Input(dict(request.query_params))
-    if params.choice("on_termination_invoice", ("generate", "skip")) == "skip":
-        params.fail("on_termination_invoice", NOT_SUPPORTED)
-    if params.choice("on_termination_credit_note", ("credit", "refund", "skip")) in ("credit", "refund"):
+    invoice = params.choice("on_termination_invoice", ("generate", "skip")) or "generate"
+    credit_note = params.choice("on_termination_credit_note", ("credit", "refund", "offset", "skip")) or "credit"
+    if credit_note in ("refund", "offset"):
         params.fail("on_termination_credit_note", NOT_SUPPORTED)
     params.check()
+    return {"on_termination_invoice": invoice, "on_termination_credit_note": credit_note}
 
 
 async def terminate_subscription(request: Request) -> JSONResponse:
-    """DELETE: status `terminated`, `terminated_at` now. Events up to now still count (the aggregator
-    keeps terminated subscriptions), and the biller closes the last, partial period."""
+    """DELETE: an active subscription is `terminated` now (events up to now still count, and the biller
+    closes its last, partial period); a pending one is `canceled`, as is a downgrade scheduled for it."""
     organization_id = await authenticate(request)
     statuses = wanted_statuses(request, LIVE)
-    termination_options(request)
+    options = termination_options(request)
     now = datetime.now(UTC)
     async with engine(request).begin() as conn:
         row = await find_subscription(conn, organization_id, request.path_params["external_id"],
                                       [s for s in statuses if s in LIVE] or ["active"])
+        await conn.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**options))
         await terminate(conn, now, subscriptions.c.id == row.id)
         row = await reread(conn, organization_id, row.id)
     return ok({"subscription": serializers.subscription(row, now)})
@@ -177,7 +254,7 @@ async def get_subscription(request: Request) -> JSONResponse:
     statuses = wanted_statuses(request, ("active",))
     async with engine(request).begin() as conn:
         row = await find_subscription(conn, organization_id, request.path_params["external_id"], statuses)
-        body = await render_extended(conn, row)
+        body = await subscription_document(conn, row.id)
     return ok({"subscription": body})
 
 

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from redis.exceptions import RedisError
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -87,8 +88,8 @@ async def _load_view(conn: AsyncConnection, organization_id: str, customer_exter
     row = (await conn.execute(subscription_query().where(
         subscriptions.c.organization_id == organization_id, subscriptions.c.customer_id == customer.id,
         subscriptions.c.external_id == subscription_external_id,
-        subscriptions.c.status.in_(LIVE),
-    ))).first()
+        subscriptions.c.status.in_(LIVE), subscriptions.c.subscription_at <= func.now(),
+    ).order_by(subscriptions.c.subscription_at.desc()))).first()  # a downgrade's successor once its day came
     # A pending subscription is active from its subscription_at on, as the aggregator counts it,
     # before the activation loop has written the new status.
     if row is None or effective_status(row.status, row.subscription_at, datetime.now(UTC)) != "active":

@@ -103,6 +103,29 @@ def total_cents(lines: Sequence[FeeLine]) -> int:
     return sum(line.amount_cents for line in lines)
 
 
+@dataclass
+class Credit:
+    """A credit note's balance as invoices take it."""
+
+    credit_note_id: str
+    balance_cents: int
+
+
+def take_credits(credits: Sequence[Credit], total: int) -> list[tuple[str, int]]:
+    """What an invoice of `total` cents takes from the customer's credit notes (oldest first), never
+    more than its total nor than a note's balance; the balances are lowered as taken."""
+    taken = []
+    for credit in credits:
+        if total <= 0:
+            break
+        cents = min(credit.balance_cents, total)
+        if cents > 0:
+            credit.balance_cents -= cents
+            total -= cents
+            taken.append((credit.credit_note_id, cents))
+    return taken
+
+
 # Invoices the API shows. A `closed` invoice ($0, its customer skipping $0 invoices) billed its moments
 # for good but is not an invoice anyone reads or pays: no number, no webhook, not listed (as Lago).
 VISIBLE_STATUSES = ("draft", "finalized")

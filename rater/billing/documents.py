@@ -1,14 +1,16 @@
-"""Load an invoice with everything its Lago document shows (adapter over rater.billing.render)."""
+"""Load the objects billing announces — invoices, subscriptions, credit notes — with everything their
+Lago documents show (adapter over rater.billing.render and rater.serializers)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.db.catalog import subscription_query
-from core.db.tables import customers, fees, invoice_subscriptions, invoices, subscriptions
+from core.db.catalog import plan_charges, subscription_query
+from core.db.tables import credit_notes, customers, fees, invoice_subscriptions, invoices, plans, subscriptions
 from rater import serializers
 from rater.billing import render
 
@@ -35,3 +37,25 @@ async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, 
                for m in moments]
     subs = [serializers.subscription(sub_rows[s]) for s in dict.fromkeys(m.subscription_id for m in moments)]
     return render.invoice_extended(row, customer, fee_docs, subs, periods)
+
+
+async def subscription_document(conn: AsyncConnection, subscription_id: str, now: datetime | None = None
+                                ) -> dict[str, Any]:
+    """A subscription with its plan, as Lago answers create and get and sends it in webhooks."""
+    row = (await conn.execute(subscription_query().where(subscriptions.c.id == subscription_id))).one()
+    plan_row = (await conn.execute(select(plans).where(plans.c.id == row.plan_id))).one()
+    charge_rows = (await plan_charges(conn, [row.plan_id]))[row.plan_id]
+    return {**serializers.subscription(row, now), "plan": serializers.plan(plan_row, charge_rows),
+            "applicable_usage_thresholds": []}
+
+
+async def credit_note_document(conn: AsyncConnection, credit_note_id: str) -> dict[str, Any]:
+    note = (await conn.execute(select(credit_notes).where(credit_notes.c.id == credit_note_id))).one()
+    invoice = (await conn.execute(select(invoices).where(invoices.c.id == note.invoice_id))).one()
+    customer = (await customers_by_id(conn, {note.customer_id}))[note.customer_id]
+    fee = (await conn.execute(select(fees).where(fees.c.id == note.fee_id))).one()
+    sub = (await conn.execute(select(subscriptions.c.external_id, plans.c.pay_in_advance)
+                              .join(plans, plans.c.id == subscriptions.c.plan_id)
+                              .where(subscriptions.c.id == note.subscription_id))).one()
+    fee_doc = render.fee(fee, invoice, customer["external_id"], sub.external_id, sub.pay_in_advance)
+    return render.credit_note(note, invoice, customer, fee_doc)

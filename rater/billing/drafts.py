@@ -22,8 +22,10 @@ from rater.billing.assemble import (
     finalizes_zero_amount,
     invoice_number,
     payment_status_at_finalization,
+    take_credits,
     usage_fees,
 )
+from rater.billing.credits import available_credits, record_taken
 from rater.billing.grouping import payment_due_date
 from rater.billing.outbox import enqueue_webhooks
 from rater.billing.reads import last_sequential_ids, load_catalog, subscribed_by_id
@@ -111,11 +113,16 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
         return True
     term = customer.net_payment_term or 0
     sequential_id = (await last_sequential_ids(conn, [invoice.customer_id]))[invoice.customer_id] + 1
+    credits = (await available_credits(conn, [invoice.customer_id]))[invoice.customer_id]
+    taken = [(invoice_id, note_id, cents) for note_id, cents in take_credits(credits, total)]
+    credited = sum(cents for *_, cents in taken)
     await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
         status="finalized", sequential_id=sequential_id, net_payment_term=term,
         payment_due_date=payment_due_date(invoice.issuing_date, term),
-        number=invoice_number(name, invoice.customer_id, sequential_id),
-        payment_status=payment_status_at_finalization(total), finalized_at=func.now(), updated_at=func.now(),
+        number=invoice_number(name, invoice.customer_id, sequential_id), credit_notes_amount_cents=credited,
+        total_amount_cents=total - credited, payment_status=payment_status_at_finalization(total - credited),
+        finalized_at=func.now(), updated_at=func.now(),
     ))
+    await record_taken(conn, taken)
     await enqueue_webhooks(conn, invoice.organization_id, invoice_id, ["invoice.created"])
     return True

@@ -58,6 +58,11 @@ class Group:
     def issuing_date(self) -> date:
         return self.at.astimezone(self.zone).date()
 
+    @property
+    def skipped(self) -> bool:
+        """Only terminations whose subscriptions asked for no invoice (`on_termination_invoice=skip`)."""
+        return all(due.kind == "termination" and not sub.terms.invoices_termination for sub, due in self.items)
+
 
 def grace_until(group: Group) -> datetime:
     """When the group's invoice stops being a draft: the end of the customer's grace period."""
@@ -65,8 +70,9 @@ def grace_until(group: Group) -> datetime:
 
 
 def is_final(group: Group, as_of: datetime) -> bool:
-    """Whether the group's invoice is finalized when written (its grace period ended by `as_of`)."""
-    return grace_until(group) <= as_of
+    """Whether the group's invoice is final when written: its grace period ended by `as_of`, or it is
+    never shown (skipped terminations) and has nothing to wait for."""
+    return group.skipped or grace_until(group) <= as_of
 
 
 def payment_due_date(issuing_date: date, payment_term_days: int) -> date:

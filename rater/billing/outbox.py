@@ -1,4 +1,5 @@
-"""The webhook outbox: rows queued in the transaction that changes an invoice, then delivered:
+"""The webhook outbox: rows queued in the transaction that changes an invoice, a subscription or a
+credit note, then delivered:
 claimed, POSTed signed, their outcome recorded, failures backed off.
 
 Order for one delivery, and what a crash between steps does:
@@ -15,8 +16,9 @@ Order for one delivery, and what a crash between steps does:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import orjson
@@ -27,12 +29,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db.tables import webhook_deliveries, webhook_endpoints
 from core.metrics import WEBHOOK_DELIVERIES
-from rater.billing.documents import invoice_document
+from rater.billing.documents import credit_note_document, invoice_document, subscription_document
 from rater.billing.signing import backoff, gives_up, headers
 
 log = logging.getLogger("meterline.webhooks")
 LEASE_S = 60
 TIMEOUT_S = 10.0
+
+# what each webhook type's object is, by its prefix
+_DOCUMENTS: dict[str, Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]]] = {
+    "invoice": invoice_document, "subscription": subscription_document, "credit_note": credit_note_document}
 
 _CLAIM = text(f"""
 UPDATE webhook_deliveries SET next_attempt_at = now() + interval '{LEASE_S} seconds'
@@ -43,12 +49,13 @@ RETURNING id
 """)
 
 
-async def enqueue_webhooks(conn: AsyncConnection, organization_id: str, invoice_id: str,
+async def enqueue_webhooks(conn: AsyncConnection, organization_id: str, object_id: str,
                            webhook_types: Sequence[str]) -> None:
-    """One outbox row per endpoint of the organization and webhook type, in the caller's transaction."""
+    """One outbox row per endpoint of the organization and webhook type (`<object type>.<event>`) about
+    one object, in the caller's transaction; at most one per endpoint, type and object, ever."""
     kinds = values(column("webhook_type", String), name="kinds").data([(kind,) for kind in webhook_types])
     rows = select(func.gen_random_uuid(), webhook_endpoints.c.organization_id, webhook_endpoints.c.id,
-                  kinds.c.webhook_type, literal(invoice_id, UUID(as_uuid=False))).select_from(
+                  kinds.c.webhook_type, literal(object_id, UUID(as_uuid=False))).select_from(
         webhook_endpoints.join(kinds, true())).where(webhook_endpoints.c.organization_id == organization_id)
     await conn.execute(pg_insert(webhook_deliveries).from_select(
         ["id", "organization_id", "endpoint_id", "webhook_type", "object_id"], rows,
@@ -75,9 +82,10 @@ async def _deliver(engine: AsyncEngine, http: httpx.AsyncClient, delivery_id: st
             select(webhook_deliveries, webhook_endpoints.c.webhook_url, webhook_endpoints.c.hmac_key)
             .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
             .where(webhook_deliveries.c.id == delivery_id))).one()
-        document = await invoice_document(conn, row.object_id)
-    body = orjson.dumps({"webhook_type": row.webhook_type, "object_type": "invoice",
-                         "organization_id": row.organization_id, "invoice": document})
+        object_type = row.webhook_type.partition(".")[0]  # invoice, subscription, credit_note
+        document = await _DOCUMENTS[object_type](conn, row.object_id)
+    body = orjson.dumps({"webhook_type": row.webhook_type, "object_type": object_type,
+                         "organization_id": row.organization_id, object_type: document})
     status_code, error = None, None
     try:
         response = await http.post(row.webhook_url, content=body, headers=headers(row.hmac_key, body, row.id),

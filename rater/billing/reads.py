@@ -30,7 +30,11 @@ def subscribed(row: Any) -> Subscribed:
         started_at=row.started_at or row.subscription_at, created_at=row.created_at, interval=row.interval,
         billing_time=row.billing_time, timezone=row.timezone or "UTC", pay_in_advance=row.pay_in_advance,
         amount_cents=row.plan_amount_cents, trial_days=row.trial_period or 0,
-        ended_at=row.terminated_at or row.ending_at, bill_charges_monthly=bool(row.bill_charges_monthly),
+        ended_at=row.terminated_at or min(filter(None, (row.ending_at, row.changes_at)), default=None),
+        bill_charges_monthly=bool(row.bill_charges_monthly), anchor_at=row.anchor_at,
+        follows_previous=row.follows_previous, started_by_upgrade=row.started_by_upgrade,
+        ended_by_upgrade=row.ended_by_upgrade, credits_unused_fee=row.on_termination_credit_note == "credit",
+        invoices_termination=row.on_termination_invoice == "generate",
     )
     return Subscribed(terms, row.organization_id, row.organization_name, row.external_id, row.plan_id,
                       PlanItem(row.plan_code, row.plan_name, row.plan_invoice_display_name), row.plan_amount_currency,

@@ -124,7 +124,7 @@ def invoice(row: Any, customer: dict[str, Any]) -> dict[str, Any]:
         "currency": row.currency,
         "fees_amount_cents": row.fees_amount_cents,
         "coupons_amount_cents": 0,
-        "credit_notes_amount_cents": 0,
+        "credit_notes_amount_cents": row.credit_notes_amount_cents,
         "sub_total_excluding_taxes_amount_cents": row.fees_amount_cents,
         "taxes_amount_cents": 0,
         "sub_total_including_taxes_amount_cents": row.fees_amount_cents,
@@ -159,3 +159,41 @@ def invoice_extended(row: Any, customer: dict[str, Any], fees: Sequence[dict[str
     """The invoice as fetched one by one (Lago's InvoiceObjectExtended)."""
     return {**invoice(row, customer), "fees": list(fees), "subscriptions": list(subscriptions),
             "billing_periods": list(billing_periods), "credits": [], "error_details": []}
+
+
+def credit_note(row: Any, invoice_row: Any, customer: dict[str, Any], fee_doc: dict[str, Any]) -> dict[str, Any]:
+    """A credit note (Lago's CreditNoteObject): the credited part of one subscription fee, its balance."""
+    return {
+        "lago_id": row.id,
+        "billing_entity_code": "",
+        "sequential_id": row.sequential_id,
+        "number": row.number,
+        "lago_invoice_id": row.invoice_id,
+        "invoice_number": invoice_row.number,
+        "issuing_date": row.issuing_date.isoformat(),
+        "credit_status": row.credit_status,
+        "refund_status": None,
+        "reason": row.reason,
+        "description": None,
+        "currency": row.currency,
+        "total_amount_cents": row.credit_amount_cents,
+        "taxes_amount_cents": 0,
+        "taxes_rate": 0.0,
+        "sub_total_excluding_taxes_amount_cents": row.credit_amount_cents,
+        "balance_amount_cents": row.balance_amount_cents,
+        "credit_amount_cents": row.credit_amount_cents,
+        "refund_amount_cents": 0,
+        "offset_amount_cents": 0,
+        "coupons_adjustment_amount_cents": 0,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+        "voided_at": iso(row.voided_at),
+        "file_url": "",
+        "self_billed": False,
+        "items": [{"lago_id": row.fee_id, "amount_cents": row.credit_amount_cents, "amount_currency": row.currency,
+                   "fee": fee_doc}],
+        "applied_taxes": [],
+        "metadata": [],
+        "error_details": [],
+        "customer": customer,
+    }

@@ -25,7 +25,15 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from core.domain.money import round_cents
-from core.domain.periods import BillingCycle, Period, charges_interval, local_period_bounds, start_day
+from core.domain.periods import (
+    BillingCycle,
+    Period,
+    charges_interval,
+    local_period_bounds,
+    start_day,
+    subscription_cycle,
+    usage_cycle_of,
+)
 
 INVOICING_REASONS = {
     "start": "subscription_starting",
@@ -51,6 +59,13 @@ class Terms:
     trial_days: int
     ended_at: datetime | None  # terminated_at, or ending_at once it has passed
     bill_charges_monthly: bool = False  # a yearly plan's usage billed every month
+    # a plan change's subscription: the start of the first subscription of its chain (trial, anniversary)
+    anchor_at: datetime | None = None
+    follows_previous: bool = False  # its first period starts at `started_at` (core.domain.periods)
+    started_by_upgrade: bool = False  # its start moment is on the upgrade's invoice
+    ended_by_upgrade: bool = False  # its end moment is on the upgrade's invoice, the change day credited too
+    credits_unused_fee: bool = True  # an ended period paid in advance is credited (on_termination_credit_note)
+    invoices_termination: bool = True  # on_termination_invoice: generate (else its invoice is closed unseen)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -62,17 +77,21 @@ class Terms:
 
     @cached_property  # found once per subscription and billing run, used for each of its moments
     def cycle(self) -> BillingCycle:
-        return BillingCycle(self.interval, self.billing_time, self.started_on, self.timezone)
+        return subscription_cycle(self.interval, self.billing_time, self.timezone, self.started_at, self.anchor_at,
+                                  self.follows_previous)
 
     @cached_property
     def charges_cycle(self) -> BillingCycle:
         """How its usage is cut into the windows billed (the billing periods, or months)."""
-        return BillingCycle(charges_interval(self.interval, self.bill_charges_monthly), self.billing_time,
-                            self.started_on, self.timezone)
+        return usage_cycle_of(self.cycle, self.bill_charges_monthly)
 
     @property
     def trial_end(self) -> datetime | None:
-        return self.started_at + timedelta(days=self.trial_days) if self.trial_days > 0 else None
+        """The end of the trial, counted from the first start of the chain (a plan change keeps it)."""
+        return (self.anchor_at or self.started_at) + timedelta(days=self.trial_days) if self.trial_days > 0 else None
+
+    def in_trial(self, instant: datetime) -> bool:
+        return self.trial_end is not None and self.trial_end > instant
 
 
 @dataclass(frozen=True)
@@ -89,10 +108,17 @@ class Due:
     closes: Period | None  # the usage period this moment closes for good (its key goes to closed_periods)
     bills_fee: bool = True  # False: a usage-only moment (a month of a yearly plan billing its charges monthly)
     charges_days: tuple[int, int] = (1, 1)  # days of the usage window, of its whole usage period
+    upgrade: bool = False  # a moment of a plan upgrade (both subscriptions' moments share its invoice)
+    credit_cents: int = 0  # the unused part of the ended period's fee paid in advance (a credit note)
 
     @property
     def invoicing_reason(self) -> str:
-        return INVOICING_REASONS[self.kind]
+        return "upgrading" if self.upgrade else INVOICING_REASONS[self.kind]
+
+    @property
+    def credit_reason(self) -> str:
+        return "order_change" if self.upgrade else "order_cancellation"
+
 
 
 def _period(terms: Terms, instant: datetime) -> Period:
@@ -150,17 +176,20 @@ def _arrears_fee(terms: Terms, period: Period, stop: datetime) -> tuple[int, dat
 
 
 def _start(terms: Terms, first: Period) -> Due | None:
+    """The first fee in advance (none in a trial): the full fee of an anniversary period, else the days
+    from the start day (counted whole) to the period end."""
     backdated = terms.started_on < _local(terms, terms.created_at)
-    if not terms.pay_in_advance or terms.trial_days > 0 or backdated:
+    if not terms.pay_in_advance or terms.in_trial(terms.started_at) or backdated:
         return None
-    fee = terms.amount_cents if terms.billing_time == "anniversary" else prorated(terms, first, first.start,
-                                                                                  first.end)
-    return Due("start", terms.started_at, f"start:{first.key}", fee, first.start, first.end, None, None)
+    whole = terms.billing_time == "anniversary" and not terms.follows_previous
+    fee = terms.amount_cents if whole else prorated(terms, first, first.start, first.end)
+    return Due("start", terms.started_at, f"start:{first.key}", fee, first.start, first.end, None, None,
+               upgrade=terms.started_by_upgrade)
 
 
 def _trial_end(terms: Terms) -> Due | None:
     trial_end = terms.trial_end
-    if trial_end is None or not terms.pay_in_advance:
+    if trial_end is None or not terms.pay_in_advance or trial_end <= terms.started_at:
         return None
     if terms.ended_at is not None and terms.ended_at <= trial_end:
         return None
@@ -186,6 +215,17 @@ def _periodic(terms: Terms, window: Period) -> Due:
     return Due("periodic", period.end, f"period:{period.key}", fee, fee_from, fee_to, window, window, True, days)
 
 
+def unused_fee(terms: Terms, period: Period, ended_at: datetime) -> int:
+    """What a fee paid in advance for `period` leaves unused when the subscription ends at `ended_at`:
+    the days after that day (an upgrade: from that day on), prorated; 0 in arrears or in a trial."""
+    if not terms.pay_in_advance or not terms.credits_unused_fee or terms.in_trial(ended_at):
+        return 0
+    days = (_local(terms, period.end) - _local(terms, ended_at)).days - (0 if terms.ended_by_upgrade else 1)
+    if days <= 0:
+        return 0
+    return round_cents(Decimal(days) * terms.amount_cents / full_days(terms, period))
+
+
 def _termination(terms: Terms, window: Period, ended_at: datetime) -> Due:
     period = _period(terms, window.start)
     if terms.pay_in_advance:
@@ -194,7 +234,7 @@ def _termination(terms: Terms, window: Period, ended_at: datetime) -> Due:
         fee, fee_from, fee_to = _arrears_fee(terms, period, ended_at)
     usage = Period(window.start, ended_at)
     return Due("termination", ended_at, f"termination:{period.key}", fee, fee_from, fee_to, usage, window, True,
-               charges_days(terms, usage))
+               charges_days(terms, usage), terms.ended_by_upgrade, unused_fee(terms, period, ended_at))
 
 
 def due_until(terms: Terms, as_of: datetime, since: datetime | None = None) -> list[Due]:

@@ -29,8 +29,10 @@ from rater.billing.assemble import (
     invoice_number,
     moment_fees,
     payment_status_at_finalization,
+    take_credits,
     total_cents,
 )
+from rater.billing.credits import available_credits, credit_unused_fees, record_taken
 from rater.billing.grouping import Catalog, Group, grace_until, is_final, payment_due_date
 from rater.billing.outbox import enqueue_webhooks
 from rater.billing.reads import UsageByMoment, last_sequential_ids, prefetch_usage
@@ -80,6 +82,11 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
         await conn.execute(_ASYNC_COMMIT)
     if final_items:  # read after the close, in this transaction (new snapshot: READ COMMITTED)
         usage = {**usage, **await prefetch_usage(conn, final_items, catalog)}
+    # periods paid in advance and ended early are credited first: a finalized invoice of this batch
+    # (the upgrade's) already takes the note
+    await credit_unused_fees(conn, [item for group in groups for item in group.items], notify)
+    credits = await available_credits(conn, sorted({g.customer_id for g in finals}))
+    taken: list[tuple[str, str, int]] = []
     # a finalized invoice takes its customer's next sequential id (the customer lock is held)
     last = await last_sequential_ids(conn, [g.customer_id for g in finals])
     # finalized at the transaction's time (as finalize_draft), read only when this batch finalizes any
@@ -98,19 +105,26 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
         fee_list += rows
         ends = grace_until(group)
         final = is_final(group, as_of)
-        status = final_status(total, group.finalize_zero_amount) if final else "draft"
+        # terminations whose invoice is skipped: their moments are billed for good, unseen
+        status = "draft" if not final else "closed" if group.skipped else final_status(total,
+                                                                                       group.finalize_zero_amount)
         sequential_id, number = None, draft_number(group.organization_name, group.customer_id)
+        credited = 0
         if status == "finalized":
             sequential_id = last[group.customer_id] = last[group.customer_id] + 1
             number = invoice_number(group.organization_name, group.customer_id, sequential_id)
+            for note_id, cents in take_credits(credits[group.customer_id], total):
+                taken.append((invoice_id, note_id, cents))
+                credited += cents
         written.append({
             "id": invoice_id, "organization_id": group.organization_id, "customer_id": group.customer_id,
             "due_at": group.at, "issuing_date": group.issuing_date, "grace_until": ends,
             "net_payment_term": group.payment_term_days,
             "payment_due_date": payment_due_date(group.issuing_date, group.payment_term_days),
             "status": status,
-            "payment_status": payment_status_at_finalization(total) if status == "finalized" else "pending",
-            "currency": group.currency, "fees_amount_cents": total, "total_amount_cents": total,
+            "payment_status": payment_status_at_finalization(total - credited) if status == "finalized" else "pending",
+            "currency": group.currency, "fees_amount_cents": total, "credit_notes_amount_cents": credited,
+            "total_amount_cents": total - credited,
             "sequential_id": sequential_id, "number": number,
             "finalized_at": now if status == "finalized" else None})
         if group.organization_id in notify and status != "closed":
@@ -120,6 +134,7 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
     for table, rows in ((invoices, written), (invoice_subscriptions, moments), (fees, fee_list)):
         if rows:
             await conn.execute(insert(table), rows)
+    await record_taken(conn, taken)
     for organization_id, invoice_id, kinds in webhooks:
         await enqueue_webhooks(conn, organization_id, invoice_id, kinds)
     return len(groups)

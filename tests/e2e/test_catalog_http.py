@@ -215,8 +215,12 @@ def test_invalid_customers_and_subscriptions(client: httpx.Client) -> None:
             {"billing_time": ["value_is_invalid"], "subscription_at": ["invalid_format"]})
     invalid(client.post("/subscriptions", json=subscription_body("acme", "s1", plan_overrides={"amount_cents": 1})),
             {"plan_overrides": ["not_supported"]})
-    ok(client.post("/subscriptions", json=subscription_body("acme", "s1")))
-    invalid(client.post("/subscriptions", json=subscription_body("acme", "s1")),
+    first = ok(client.post("/subscriptions", json=subscription_body("acme", "s1")))["subscription"]
+    # the same external_id and plan: that subscription, unchanged (as Lago answers)
+    assert ok(client.post("/subscriptions", json=subscription_body("acme", "s1")))["subscription"]["lago_id"] == \
+        first["lago_id"]
+    ok(client.post("/customers", json=customer_body("other")))
+    invalid(client.post("/subscriptions", json=subscription_body("other", "s1")),  # another customer's
             {"external_id": ["value_already_exist"]})
     invalid(client.get("/subscriptions", params={"status[]": "sleeping"}), {"status": ["value_is_invalid"]})
     # one currency per customer: set by the first subscription when the customer had none

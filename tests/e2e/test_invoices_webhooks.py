@@ -72,7 +72,7 @@ def test_invoice_webhooks_are_signed_delivered_and_retried(client: httpx.Client,
     bill("2026-05-01T00:00:00Z", unique)
     (invoice,) = invoices_of(client, f"c-{unique}")
 
-    receiver.wait_for(1)  # delivered by the biller loop that `make up` started
+    receiver.wait_for(2)  # subscription.started and invoice.created, by the biller loop `make up` started
     first_headers, _, first_status = receiver.received[0]
     assert first_status == 500
     unique_key = first_headers["X-Lago-Unique-Key"]
@@ -86,8 +86,12 @@ def test_invoice_webhooks_are_signed_delivered_and_retried(client: httpx.Client,
         if status == 200:
             payload = json.loads(body)
             delivered[payload["webhook_type"]] = payload
-    assert sorted(delivered) == ["invoice.created"]
+    assert sorted(delivered) == ["invoice.created", "subscription.started"]
     organization_id, _ = ensure_organization(services.sqlalchemy_url, f"test-{unique}")
+    started = delivered.pop("subscription.started")
+    assert (started["object_type"], started["organization_id"]) == ("subscription", organization_id)
+    assert (started["subscription"]["external_id"], started["subscription"]["plan"]["code"]) == (
+        f"s-{unique}", "basic")
     for payload in delivered.values():
         assert payload["object_type"] == "invoice"
         assert payload["organization_id"] == organization_id
@@ -95,7 +99,7 @@ def test_invoice_webhooks_are_signed_delivered_and_retried(client: httpx.Client,
         assert payload["invoice"]["total_amount_cents"] == 900
         assert payload["invoice"]["fees"][0]["amount_cents"] == 900
     time.sleep(1.5)
-    assert len(receiver.received) == 2  # nothing is sent twice once it succeeded
+    assert len(receiver.received) == 3  # nothing is sent twice once it succeeded
 
 
 def test_a_draft_is_announced_as_drafted_and_created_only_once_final(client: httpx.Client, unique: str) -> None:
@@ -112,16 +116,17 @@ def test_a_draft_is_announced_as_drafted_and_created_only_once_final(client: htt
         bill(f"{this_month.isoformat()}T00:00:00Z", unique)
         (invoice,) = invoices_of(client, f"c-{unique}")
         assert invoice["status"] == "draft"
-        receiver.wait_for(1)
+        receiver.wait_for(2)
         time.sleep(1.5)  # anything else queued with the draft would be delivered by now
-        kinds = [json.loads(body)["webhook_type"] for _, body, _ in receiver.received]
-        assert kinds == ["invoice.drafted"]
+        kinds = sorted(json.loads(body)["webhook_type"] for _, body, _ in receiver.received)
+        assert kinds == ["invoice.drafted", "subscription.started"]
 
         finalized = client.put(f"/invoices/{invoice['lago_id']}/finalize")
         assert finalized.status_code == 200 and finalized.json()["invoice"]["status"] == "finalized"
-        receiver.wait_for(2)
+        receiver.wait_for(3)
         time.sleep(1.5)
-        bodies = [json.loads(body) for _, body, _ in receiver.received]
+        bodies = [b for b in (json.loads(body) for _, body, _ in receiver.received)
+                  if b["object_type"] == "invoice"]
         assert [b["webhook_type"] for b in bodies] == ["invoice.drafted", "invoice.created"]
         final = {b["webhook_type"]: b["invoice"] for b in bodies}
         assert final["invoice.drafted"]["status"] == "draft"
