@@ -23,7 +23,18 @@ from core.logs import RequestIdMiddleware
 from core.metrics import PipelineCollector
 from core.settings import Settings
 from rater.activation import activation_loop
-from rater.api import customers, invoices, metrics, openapi, ops, plans, subscriptions, usage, webhooks
+from rater.api import (
+    credit_notes,
+    customers,
+    invoices,
+    metrics,
+    openapi,
+    ops,
+    plans,
+    subscriptions,
+    usage,
+    webhooks,
+)
 from rater.monitor import PipelineMonitor
 
 Intake = Callable[[Starlette, Settings], AbstractAsyncContextManager[None]]
@@ -68,7 +79,8 @@ def create_app(settings: Settings, event_routes: Sequence[BaseRoute] = (), event
             await engine.dispose()
 
     routes = [*event_routes, *usage.ROUTES, *metrics.ROUTES, *plans.ROUTES,
-              *customers.ROUTES, *subscriptions.ROUTES, *ops.ROUTES, *invoices.ROUTES, *webhooks.ROUTES,
+              *customers.ROUTES, *subscriptions.ROUTES, *ops.ROUTES, *invoices.ROUTES, *credit_notes.ROUTES,
+              *webhooks.ROUTES,
               *openapi.ROUTES]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Middleware(RequestIdMiddleware), Middleware(RefuseNulMiddleware)], lifespan=lifespan)
