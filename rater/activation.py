@@ -13,10 +13,10 @@ import asyncio
 import logging
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, update
+from sqlalchemy import ColumnElement, and_, func, or_, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.db.tables import subscriptions
+from core.db.tables import plans, subscriptions
 from rater.billing.outbox import enqueue_webhooks
 
 log = logging.getLogger("meterline.activation")
@@ -50,12 +50,30 @@ async def activate_due(conn: AsyncConnection, *scope: ColumnElement[bool]) -> in
     return len(ended) + len(activated)
 
 
+async def announce_trial_ends(conn: AsyncConnection) -> int:
+    """Mark the active subscriptions whose trial (counted from their chain's first start) has ended and
+    queue subscription.trial_ended for each, once; the number marked."""
+    ended = (await conn.execute(
+        update(subscriptions)
+        .where(subscriptions.c.status == "active", subscriptions.c.trial_ended_at.is_(None),
+               plans.c.id == subscriptions.c.plan_id, plans.c.trial_period > 0,
+               func.coalesce(subscriptions.c.anchor_at, subscriptions.c.started_at)
+               + plans.c.trial_period * text("interval '1 day'") <= func.now())
+        .values(trial_ended_at=func.coalesce(subscriptions.c.anchor_at, subscriptions.c.started_at)
+                + plans.c.trial_period * text("interval '1 day'"))
+        .returning(subscriptions.c.id, subscriptions.c.organization_id)
+    )).all()
+    for row in ended:
+        await enqueue_webhooks(conn, row.organization_id, row.id, ["subscription.trial_ended"])
+    return len(ended)
+
+
 async def activation_loop(engine: AsyncEngine, interval_s: float = INTERVAL_S) -> None:
     """Run `activate_due` forever (a task of the API's lifespan); database errors are retried."""
     while True:
         try:
             async with engine.begin() as conn:
-                count = await activate_due(conn)
+                count = await activate_due(conn) + await announce_trial_ends(conn)
             if count:
                 log.info("%d subscription(s) activated or ended on time", count)
         except Exception:  # the database may restart; the next round retries

@@ -113,7 +113,7 @@ async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str 
         status="active" if upgrade else "pending", billing_time=current.billing_time, subscription_at=starts,
         started_at=starts if upgrade else None, previous_subscription_id=current.id,
         anchor_at=current.anchor_at or current.started_at or current.subscription_at, follows_previous=True,
-        started_by_upgrade=upgrade))
+        started_by_upgrade=upgrade, trial_ended_at=current.trial_ended_at))  # a trial ends once per chain
     if upgrade:
         await enqueue_webhooks(conn, current.organization_id, new_id_, ["subscription.started"])
     return new_id_ if upgrade else current.id

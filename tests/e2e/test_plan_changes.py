@@ -6,6 +6,7 @@ examples, whose fixed dates tests/unit/test_plan_changes.py checks to the cent."
 from __future__ import annotations
 
 import calendar
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -32,6 +33,7 @@ from tests.e2e.invoice_support import (
     wait_archived,
 )
 from tests.e2e.test_aggregator_faults import meterline
+from tests.e2e.test_invoices_webhooks import Receiver
 
 
 def cents(days: int, amount: int, whole: int) -> int:
@@ -236,3 +238,41 @@ def test_terminations_credit_the_unused_days_unless_told_not_to(client: httpx.Cl
                                  datetime.now(UTC).isoformat())
     assert (again_subscribed["status"], again_subscribed["previous_plan_code"]) == ("active", None)
     assert client.get("/credit_notes/not-a-uuid").status_code == 404
+
+
+def test_subscription_and_credit_note_webhooks_in_lagos_shapes(client: httpx.Client, unique: str) -> None:
+    receiver = Receiver(failures=0)
+    try:
+        assert client.post("/webhook_endpoints", json={"webhook_endpoint": {"webhook_url": receiver.url}}
+                           ).status_code == 200
+        plan(client, "team", amount=12000, advance=True, trial=14)
+        customer_id, subscription_id = f"c-{unique}", f"s-{unique}"
+        customer(client, customer_id)
+        now = datetime.now(UTC)
+        subscribe(client, customer_id, subscription_id, "team", previous_month(now).isoformat())
+        bill(now.isoformat(), unique)
+        assert client.delete(f"/subscriptions/{subscription_id}").status_code == 200
+        bill(datetime.now(UTC).isoformat(), unique)
+        last_day = days_in_month(now) == datetime.now(UTC).day  # nothing left to credit on the last day
+        kinds = ["invoice.created", "subscription.started", "subscription.terminated", "subscription.trial_ended"]
+        expected = sorted([*kinds, *([] if last_day else ["credit_note.created"])])
+        deadline = time.monotonic() + 30
+        while sorted({json.loads(body)["webhook_type"] for _, body, _ in receiver.received}) != expected:
+            assert time.monotonic() < deadline, [json.loads(body)["webhook_type"] for _, body, _ in receiver.received]
+            time.sleep(0.2)
+        payloads = {}
+        for _, body, _ in receiver.received:
+            payload = json.loads(body)
+            payloads.setdefault(payload["webhook_type"], payload)
+        for kind in ("subscription.started", "subscription.terminated", "subscription.trial_ended"):
+            assert payloads[kind]["object_type"] == "subscription"
+            assert payloads[kind]["subscription"]["external_id"] == subscription_id
+        assert payloads["subscription.terminated"]["subscription"]["status"] == "terminated"
+        if not last_day:
+            note = payloads["credit_note.created"]
+            assert (note["object_type"], note["credit_note"]["reason"]) == ("credit_note", "order_cancellation")
+            assert note["credit_note"]["items"][0]["fee"]["item"]["code"] == "team"
+        time.sleep(1.5)
+        assert len(receiver.received) == len({(h["X-Lago-Unique-Key"]) for h, _, _ in receiver.received})
+    finally:
+        receiver.server.shutdown()
