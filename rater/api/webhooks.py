@@ -1,5 +1,6 @@
-"""/api/v1/webhook_endpoints: where an organization receives its invoices' webhooks (invoice.drafted for
-a draft, invoice.created once the invoice is final, as Lago sends them).
+"""/api/v1/webhook_endpoints: where an organization receives its webhooks (invoice.drafted for a draft,
+invoice.created once the invoice is final, subscription.started/terminated/trial_ended,
+credit_note.created, as Lago sends them).
 
 Deviation: Lago keeps one HMAC key per organization and shows it in its UI; meterline has no UI,
 so each endpoint gets its own key, returned as `hmac_key` when the endpoint is created or read.
