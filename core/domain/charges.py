@@ -28,13 +28,18 @@ class ChargeLine:
     min_amount_cents: int = 0  # a full period's charge below it is trued up to it (a separate fee)
 
 
-def true_up_cents(min_amount_cents: int, amount_cents: int, days: int, whole_days: int) -> int:
-    """What a period's charge lacks to reach its minimum, the minimum prorated on the days the usage
-    window covers (a started day counting whole) out of the whole charge period's; 0 when it reaches it."""
+def true_up(min_amount_cents: int, amount_cents: int, precise_amount_cents: Decimal, days: int, whole_days: int
+            ) -> tuple[int, Decimal] | None:
+    """What a period's charge lacks to reach its minimum, as Lago trues it up: the minimum prorated on
+    the days the usage window covers (a started day counting whole) out of the whole charge period's,
+    less the charge's precise amount; (cents, precise cents), the cents making the two fees add up to
+    the rounded minimum. None when the charge reaches its minimum."""
     if min_amount_cents <= 0:
-        return 0
-    minimum = min_amount_cents if days >= whole_days else round_cents(Decimal(min_amount_cents) * days / whole_days)
-    return max(minimum - amount_cents, 0)
+        return None
+    minimum = Decimal(min_amount_cents) if days >= whole_days else Decimal(min_amount_cents) * days / whole_days
+    if precise_amount_cents >= minimum:
+        return None
+    return max(round_cents(minimum) - amount_cents, 0), minimum - precise_amount_cents
 
 
 def units_of(aggregation_type: str, usage: MetricUsage) -> Decimal:

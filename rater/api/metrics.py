@@ -20,6 +20,7 @@ from starlette.routing import Route
 from core.apikeys import authenticate
 from core.db.tables import billable_metrics, charges, plans, subscriptions
 from core.domain.aggregation import AGGREGATION_TYPES
+from core.domain.charges import ChargeOptions, combination_errors
 from core.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
@@ -45,11 +46,7 @@ def metric_fields(data: Input, *, creating: bool) -> dict[str, Any]:
         fields["field_name"] = data.text("field_name")
     if creating or data.given("recurring"):
         fields["recurring"] = False  # usage carried over from period to period: not metered so
-        if data.boolean("recurring"):
-            aggregation_type = data.raw.get("aggregation_type")
-            # Lago's own refusal first: these aggregations cannot carry over
-            data.fail("recurring", "not_compatible_with_aggregation_type"
-                      if aggregation_type in ("count_agg", "max_agg", "latest_agg") else NOT_SUPPORTED)
+        data.boolean("recurring")  # its type; `true` is refused by check_consistency
     if creating or data.given("weighted_interval"):
         fields["weighted_interval"] = data.choice("weighted_interval", WEIGHTED_INTERVALS)
     data.unsupported("expression", "rounding_function", "rounding_precision")
@@ -61,6 +58,9 @@ def metric_fields(data: Input, *, creating: bool) -> dict[str, Any]:
 def check_consistency(data: Input, merged: dict[str, Any]) -> None:
     """Rules across fields, on the metric as it would be stored."""
     aggregation_type = merged.get("aggregation_type")
+    if data.raw.get("recurring") is True:  # Lago's own refusal first: these aggregations cannot carry over
+        data.fail("recurring", "not_compatible_with_aggregation_type"
+                  if aggregation_type in ("count_agg", "max_agg", "latest_agg") else NOT_SUPPORTED)
     if aggregation_type not in (None, "count_agg") and not merged.get("field_name"):
         data.fail("field_name", MANDATORY)
     if aggregation_type == "weighted_sum_agg" and merged.get("weighted_interval") is None:
@@ -111,6 +111,12 @@ async def update_metric(request: Request) -> JSONResponse:
                     data.fail(name, "not_editable_while_subscribed")
             merged = {**row._asdict(), **changes}
             check_consistency(data, merged)
+            if "aggregation_type" in changes:  # the plans' charges must still accept it (Lago's rules)
+                for charge in (await conn.execute(select(charges).where(charges.c.billable_metric_id == row.id)
+                                                  )).all():
+                    options = ChargeOptions(charge.charge_model, min_amount_cents=charge.min_amount_cents)
+                    for code in combination_errors(options, changes["aggregation_type"]).values():
+                        data.fail("aggregation_type", code)
             data.check()
             changes["weighted_interval"] = merged["weighted_interval"]
             row = (await conn.execute(update(billable_metrics).where(billable_metrics.c.id == row.id)

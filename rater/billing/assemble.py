@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.domain.aggregation import MetricUsage
-from core.domain.charges import ChargeLine, charge_fee, true_up_cents, units_text
+from core.domain.charges import ChargeLine, charge_fee, true_up, units_text
 from rater.billing.schedule import Due
 
 
@@ -78,19 +78,21 @@ def usage_fees(due: Due, charges: Sequence[ChargeLine], usage: Mapping[str, Metr
     """The charge fees of the moment's usage window, zero lines left out, each followed by its true-up."""
     if due.charges is None:
         return []
+    if due.charges_days is None:
+        raise ValueError("a moment with a usage window says how many days it covers")
     lines = []
     for charge in charges:
         events_count, fee = charge_fee(charge, usage, currency)
-        true_up = true_up_cents(charge.min_amount_cents, fee.amount_cents, *due.charges_days)
-        if fee.units == 0 and fee.amount_cents == 0 and fee.precise_amount_cents == 0 and not true_up:
+        short = true_up(charge.min_amount_cents, fee.amount_cents, fee.precise_amount_cents, *due.charges_days)
+        if fee.units == 0 and fee.amount_cents == 0 and fee.precise_amount_cents == 0 and short is None:
             continue
         parent = FeeLine("charge", charge.charge_id, charge.metric.id, charge.metric.code, charge.metric_name,
                          charge.invoice_display_name, fee.units, events_count, fee.amount_cents,
                          fee.precise_amount_cents, due.charges.start, due.charges.end)
         lines.append(parent)
-        if true_up:
-            lines.append(replace(parent, units=Decimal(1), events_count=0, amount_cents=true_up,
-                                 precise_amount_cents=Decimal(true_up), true_up=True))
+        if short is not None:
+            lines.append(replace(parent, units=Decimal(1), events_count=0, amount_cents=short[0],
+                                 precise_amount_cents=short[1], true_up=True))
     return lines
 
 

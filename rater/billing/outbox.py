@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db.tables import webhook_deliveries, webhook_endpoints
 from core.metrics import WEBHOOK_DELIVERIES
+from rater.billing.assemble import VISIBLE_STATUSES
 from rater.billing.documents import credit_note_document, invoice_document, subscription_document
 from rater.billing.signing import backoff, gives_up, headers
 
@@ -84,6 +85,12 @@ async def _deliver(engine: AsyncEngine, http: httpx.AsyncClient, delivery_id: st
             .where(webhook_deliveries.c.id == delivery_id))).one()
         object_type = row.webhook_type.partition(".")[0]  # invoice, subscription, credit_note
         document = await _DOCUMENTS[object_type](conn, row.object_id)
+    if object_type == "invoice" and document["status"] not in VISIBLE_STATUSES:
+        # a draft closed meanwhile ($0, its customer skipping them): never shown, so never sent
+        async with engine.begin() as conn:
+            await conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id).values(
+                status="dropped", last_error="the invoice was closed"))
+        return 0
     body = orjson.dumps({"webhook_type": row.webhook_type, "object_type": object_type,
                          "organization_id": row.organization_id, object_type: document})
     status_code, error = None, None

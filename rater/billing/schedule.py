@@ -107,7 +107,7 @@ class Due:
     charges: Period | None  # the usage window [start, end) billed, if any
     closes: Period | None  # the usage period this moment closes for good (its key goes to closed_periods)
     bills_fee: bool = True  # False: a usage-only moment (a month of a yearly plan billing its charges monthly)
-    charges_days: tuple[int, int] = (1, 1)  # days of the usage window, of its whole usage period
+    charges_days: tuple[int, int] | None = None  # days of the usage window, of its whole usage period
     upgrade: bool = False  # a moment of a plan upgrade (both subscriptions' moments share its invoice)
     credit_cents: int = 0  # the unused part of the ended period's fee paid in advance (a credit note)
 
@@ -205,7 +205,9 @@ def _periodic(terms: Terms, window: Period) -> Due:
     period = _period(terms, window.start)
     days = charges_days(terms, window)
     if window.end < period.end:
-        return Due("periodic", window.end, f"charges:{window.key}", 0, None, None, window, window, False, days)
+        # the usage of a month; the billing period it is in is what the invoice shows as the subscription's
+        return Due("periodic", window.end, f"charges:{window.key}", 0, period.start, period.end, window, window,
+                   False, days)
     following = _period(terms, period.end)
     if terms.pay_in_advance:
         in_trial = terms.trial_end is not None and terms.trial_end > following.start

@@ -95,17 +95,45 @@ def test_a_yearly_plan_billing_charges_monthly_invoices_each_month_usage_and_its
     assert usage["to_datetime"].startswith(f"{month.strftime('%Y-%m')}-{monthrange(now.year, now.month)[1]}T23:59:59")
     assert (usage["charges_usage"][0]["units"], usage["amount_cents"]) == ("2.0", 100)
 
-    late = mtu_events(subscription, "late", range(50, 51), "2026-01-25T10:00:00Z")  # January is closed
-    response = client.post("/events/batch", json={"events": late})
-    assert response.status_code == 200
+    # January is closed for good: a late event for it is refused (the barrier after it, in the same
+    # partition, shows when it went through), and re-billing changes nothing
+    late = mtu_events(subscription, "late", range(50, 51), "2026-01-25T10:00:00Z")
+    barrier = mtu_events(subscription, "barrier", range(1), now.isoformat())
+    send(client, late + barrier)
+    wait_archived(client, [barrier[0]["transaction_id"]])
+    assert client.get(f"/events/{late[0]['transaction_id']}").status_code == 404
+    assert bill("2026-03-01T00:00:00Z", unique)["invoices"] == 0
+    assert fee_lines(invoices_of(client, f"c-{unique}")[0]) == [("charge", "mtu", "4.0", 200)]
     assert client.put("/plans/annual", json={"plan": {"bill_charges_monthly": False}}).json()["error_details"] == {
         "bill_charges_monthly": ["not_editable_while_subscribed"]}
 
-    bill("2027-01-01T00:00:00Z", unique)
-    invoices = invoices_of(client, f"c-{unique}")
-    assert len(invoices) == 12  # every month of 2026
-    assert fee_lines(invoices[-1])[0] == ("subscription", "annual", "1.0", 120000)  # the year, in arrears
-    assert [line[0] for line in fee_lines(invoices[-2])] == ["charge"] * len(fee_lines(invoices[-2]))
+
+def test_the_yearly_fee_comes_once_a_year_with_the_last_month_usage(client: httpx.Client, unique: str) -> None:
+    mtu_metric(client)
+    for code, advance in (("arrears", False), ("advance", True)):
+        create(client, "/plans", "plan", {
+            "name": code, "code": code, "interval": "yearly", "amount_cents": 120000, "amount_currency": "USD",
+            "pay_in_advance": advance, "bill_charges_monthly": True, "charges": [per_unit("mtu", "0.5")]})
+        customer(client, f"{code}-{unique}")
+        subscribe(client, f"{code}-{unique}", f"s-{code}-{unique}", code, "2025-01-01T00:00:00Z")
+    december = mtu_events(f"s-arrears-{unique}", "dec", range(2), "2025-12-15T00:00:00Z")
+    send(client, december)
+    wait_archived(client, [december[-1]["transaction_id"]])
+    bill("2026-01-01T00:00:00Z", unique)
+    arrears = invoices_of(client, f"arrears-{unique}")
+    assert len(arrears) == 12  # each month of 2025, backdated history replayed by `meterline bill`
+    assert [fee_lines(i) for i in arrears[:11]] == [[]] * 11  # usage-only months without usage: empty, $0
+    assert (arrears[-1]["issuing_date"], fee_lines(arrears[-1])) == (
+        "2026-01-01", [("subscription", "arrears", "1.0", 120000), ("charge", "mtu", "2.0", 100)])
+    period = arrears[0]["billing_periods"][0]  # a usage-only month shows its year as the subscription's period
+    assert (period["subscription_from_datetime"], period["subscription_to_datetime"]) == (
+        "2025-01-01T00:00:00.000Z", "2025-12-31T23:59:59.999Z")
+    assert (period["charges_from_datetime"], period["charges_to_datetime"]) == (
+        "2025-01-01T00:00:00.000Z", "2025-01-31T23:59:59.999Z")
+    advance = invoices_of(client, f"advance-{unique}")
+    assert len(advance) == 12  # backdated: no invoice at the start; the coming year's fee on Jan 1
+    assert fee_lines(advance[-1]) == [("subscription", "advance", "1.0", 120000)]
+    assert advance[-1]["fees"][0]["from_date"] == "2026-01-01T00:00:00.000Z"
 
 
 def test_a_customer_skipping_zero_amount_invoices_gets_them_closed(client: httpx.Client, services: Services,

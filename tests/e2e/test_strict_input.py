@@ -252,3 +252,20 @@ def test_charge_properties_keep_only_what_the_model_reads(client: httpx.Client) 
     stored = [c["properties"] for c in response.json()["plan"]["charges"]]
     assert stored == [{"graduated_ranges": [{k: v for k, v in ranges[0].items() if k != "color"}, ranges[1]]},
                       {"amount": "5", "package_size": 10, "free_units": 2}]
+
+
+def test_a_metric_change_is_held_to_the_rules_of_the_charges_using_it(client: httpx.Client) -> None:
+    sums = metric_body(aggregation_type="sum_agg", field_name="gb")
+    assert client.post("/billable_metrics", json=sums).status_code == 200
+    code = sums["billable_metric"]["code"]
+    percentage = {"billable_metric_code": code, "charge_model": "percentage", "properties": {"rate": "1"}}
+    assert client.post("/plans", json=plan_body("pct", charges=[percentage])).status_code == 200
+    latest = client.put(f"/billable_metrics/{code}", json={"billable_metric": {"aggregation_type": "latest_agg"}})
+    assert (latest.status_code, latest.json()["error_details"]) == (422, {"aggregation_type": ["invalid_value"]})
+    assert client.get(f"/billable_metrics/{code}").json()["billable_metric"]["aggregation_type"] == "sum_agg"
+    counted = client.put(f"/billable_metrics/{code}", json={"billable_metric": {"aggregation_type": "max_agg"}})
+    assert counted.status_code == 200
+    # `recurring: true` on a stored max_agg metric: Lago's code for the stored aggregation
+    recurring = client.put(f"/billable_metrics/{code}", json={"billable_metric": {"recurring": True}})
+    assert (recurring.status_code, recurring.json()["error_details"]) == (
+        422, {"recurring": ["not_compatible_with_aggregation_type"]})

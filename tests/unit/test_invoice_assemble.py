@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from core.domain.aggregation import Metric, MetricUsage
-from core.domain.charges import ChargeLine, true_up_cents
+from core.domain.charges import ChargeLine, true_up
 from core.domain.periods import Period
 from rater.billing.assemble import (
     PlanItem,
@@ -34,7 +34,8 @@ STORAGE = ChargeLine("ch-2", "standard", {"amount": "0.3333"}, "Storage GB", Met
 
 
 def billing_day(fee: int = 12000) -> Due:
-    return Due("periodic", JULY.start, f"period:{JUNE.key}", fee, JULY.start, JULY.end, JUNE, JUNE)
+    return Due("periodic", JULY.start, f"period:{JUNE.key}", fee, JULY.start, JULY.end, JUNE, JUNE,
+               charges_days=(30, 30))
 
 
 def usage(mtus: int = 0, gb: str = "0") -> dict[str, MetricUsage]:
@@ -109,8 +110,11 @@ def test_the_minimum_is_prorated_on_the_days_of_a_partial_usage_window() -> None
     due = replace(billing_day(), charges=Period(JUNE.start, datetime(2026, 6, 10, tzinfo=UTC)), charges_days=(9, 30))
     lines = moment_fees(due, TEAM, [STORAGE_MIN], usage(0, "3"), "USD")
     assert [line.amount_cents for line in lines[1:]] == [100, 1400]
-    assert true_up_cents(5000, 0, 7, 31) == 1129  # 1129.03: rounded half-up once
-    assert true_up_cents(0, 0, 30, 30) == 0
+    assert true_up(5000, 0, Decimal(0), 7, 31) == (1129, Decimal(5000) * 7 / 31)  # 1129.03...: the cents rounded once
+    assert true_up(0, 0, Decimal(0), 30, 30) is None
+    # the precise shortfall, as Lago keeps it; the cents make both fees add up to the rounded minimum
+    assert true_up(1000, 333, Decimal("333.3"), 30, 30) == (667, Decimal("666.7"))
+    assert true_up(1000, 1000, Decimal("999.6"), 30, 30) == (0, Decimal("0.4"))  # a 0-cent true-up, as Lago writes
 
 
 def test_a_usage_only_moment_has_no_subscription_line() -> None:
