@@ -58,7 +58,7 @@ ERROR_RESPONSES: dict[int, tuple[str, str, dict[str, Any]]] = {
     401: ("Unauthorized", "No `Authorization: Bearer <api key>` header, or an unknown, revoked or expired key.", {}),
     404: ("NotFound", "No such object in the caller's organization (another organization's objects are 404 "
                       "too).", {}),
-    405: ("NotAllowed", "The subscription is not active (`no_active_subscription`).", {}),
+    405: ("NotAllowed", "Not possible in the object's state (`no_active_subscription`, `no_voidable_amount`).", {}),
     413: ("PayloadTooLarge", "The body is larger than the configured limit (METERLINE_MAX_BODY_BYTES).", {}),
     422: ("Validation", "A field is invalid, or asks for a Lago feature meterline does not have "
                        "(`not_supported`). Nothing was changed.", {}),

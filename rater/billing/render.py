@@ -193,7 +193,7 @@ def credit_note(row: Any, invoice_row: Any, customer: dict[str, Any], fee_doc: d
         "items": [{"lago_id": row.fee_id, "amount_cents": row.credit_amount_cents, "amount_currency": row.currency,
                    "fee": fee_doc}],
         "applied_taxes": [],
-        "metadata": [],
+        "metadata": None,  # Lago's credit note metadata is an object or null (an invoice's is a list)
         "error_details": [],
         "customer": customer,
     }

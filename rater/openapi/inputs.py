@@ -134,8 +134,11 @@ CUSTOMER_INPUT = open_object({
 
 SUBSCRIPTION_INPUT = open_object({
     "external_customer_id": input_text("An unknown customer is created.", required=True, identifier=True),
-    "plan_code": input_text(required=True, identifier=True),
-    "external_id": input_text(required=True, identifier=True),
+    "plan_code": input_text("With the external_id of the customer's live subscription and another plan: a plan "
+                            "change (an upgrade at once, a downgrade at the period's end).",
+                            required=True, identifier=True),
+    "external_id": input_text("A terminated subscription's external_id can be used again.",
+                              required=True, identifier=True),
     "name": input_text(), "billing_time": _choice(BILLING_TIMES),
     "subscription_at": {**_MOMENT, "description": "In the future: the subscription is pending until then."},
     "ending_at": {**_MOMENT, "description": "After subscription_at."},
@@ -143,6 +146,7 @@ SUBSCRIPTION_INPUT = open_object({
 }, required=("external_customer_id", "plan_code", "external_id"))
 
 SUBSCRIPTION_UPDATE = open_object({
+    "plan_code": input_text("Another plan: a plan change, as `POST /subscriptions` makes it.", identifier=True),
     "name": input_text(), "ending_at": {**_MOMENT, "description": "In the future."},
     "subscription_at": {**_MOMENT, "description": "Changed only while the subscription is pending."},
     "plan_overrides": not_supported("per-subscription plans."),

@@ -34,6 +34,8 @@ from rater.billing.assemble import VISIBLE_STATUSES
 from rater.billing.schedule import INVOICING_REASONS
 from rater.serializers import CUSTOMER_ATTRIBUTES
 
+UPGRADING = "upgrading"  # the invoicing reason of a plan upgrade's moments (rater.billing.schedule.Due)
+
 CURRENCY_CODE = text("ISO 4217 code.", pattern=CURRENCY)
 _UNSUPPORTED = "meterline does not have this Lago feature"
 
@@ -135,14 +137,18 @@ SUBSCRIPTION = closed({
     "plan_amount_currency": CURRENCY_CODE, "status": text(enum=STATUSES), "billing_time": text(enum=BILLING_TIMES),
     "subscription_at": moment(), "started_at": nullable(moment()),
     "trial_ended_at": nullable(moment("Once the trial has ended.")), "ending_at": nullable(moment()),
-    "terminated_at": nullable(moment()), "canceled_at": const(None, _UNSUPPORTED), "created_at": moment(),
-    "previous_plan_code": const(None, "Plan changes are not supported."),
-    "next_plan_code": const(None, "Plan changes are not supported."),
-    "downgrade_plan_date": const(None, "Plan changes are not supported."),
+    "terminated_at": nullable(moment()),
+    "canceled_at": nullable(moment("When a pending subscription (or a scheduled downgrade) was canceled.")),
+    "created_at": moment(),
+    "previous_plan_code": nullable(text("The plan this subscription was changed from.")),
+    "next_plan_code": nullable(text("The plan of a downgrade scheduled for the period's end.")),
+    "downgrade_plan_date": nullable(day("The local day the scheduled downgrade starts.")),
     "current_billing_period_started_at": nullable(moment()),
     "current_billing_period_ending_at": nullable(moment()),
-    "on_termination_credit_note": const(None, "No credit note is made on termination."),
-    "on_termination_invoice": const("generate", "A termination is always invoiced."),
+    "on_termination_credit_note": nullable(text("For a plan paid in advance: whether a termination credits the "
+                                                "unused days (`refund` and `offset` are refused).",
+                                                enum=("credit", "skip"))),
+    "on_termination_invoice": text(enum=("generate", "skip")),
     "applied_invoice_custom_sections": empty_list(_UNSUPPORTED),
     "payment_method": closed({}, "meterline collects no payment: always empty."),
     "consolidate_invoice": const(True, "A customer's subscriptions due together share one invoice."),
@@ -187,7 +193,7 @@ BILLING_PERIOD = closed({
     "lago_subscription_id": uuid(), "external_subscription_id": text(), "lago_plan_id": uuid(),
     "subscription_from_datetime": nullable(moment()), "subscription_to_datetime": nullable(moment()),
     "charges_from_datetime": nullable(moment()), "charges_to_datetime": nullable(moment()),
-    "invoicing_reason": text(enum=sorted(set(INVOICING_REASONS.values()))),
+    "invoicing_reason": text(enum=sorted({*INVOICING_REASONS.values(), UPGRADING})),
 })
 
 _ZERO = const(0, _UNSUPPORTED)
@@ -198,7 +204,8 @@ INVOICE = closed({
     "net_payment_term": integer(minimum=0), "invoice_type": const("subscription"),
     "status": text(enum=VISIBLE_STATUSES), "payment_status": text(enum=("pending", "succeeded")),
     "currency": CURRENCY_CODE, "fees_amount_cents": integer(), "coupons_amount_cents": _ZERO,
-    "credit_notes_amount_cents": _ZERO, "sub_total_excluding_taxes_amount_cents": integer(),
+    "credit_notes_amount_cents": integer("Taken from the customer's credit notes.", minimum=0),
+    "sub_total_excluding_taxes_amount_cents": integer(),
     "taxes_amount_cents": _ZERO, "sub_total_including_taxes_amount_cents": integer(),
     "prepaid_credit_amount_cents": _ZERO, "prepaid_granted_credit_amount_cents": _ZERO,
     "prepaid_purchased_credit_amount_cents": _ZERO, "progressive_billing_credit_amount_cents": _ZERO,
@@ -233,6 +240,27 @@ CUSTOMER_USAGE = closed({
     "charges_usage": array(_CHARGE_USAGE),
 })
 
+CREDIT_NOTE = closed({
+    "lago_id": uuid(), "billing_entity_code": const("", "meterline has no billing entities: always empty."),
+    "sequential_id": integer("The credit note's number for its invoice.", minimum=1), "number": text(),
+    "lago_invoice_id": uuid(), "invoice_number": text(), "issuing_date": day(),
+    "credit_status": text(enum=("available", "consumed", "voided")),
+    "refund_status": const(None, "Refunds are refused (`not_supported`)."),
+    "reason": text("A plan upgrade or a termination.", enum=("order_change", "order_cancellation")),
+    "description": const(None), "currency": CURRENCY_CODE, "total_amount_cents": integer(minimum=0),
+    "taxes_amount_cents": const(0, "meterline has no taxes."), "taxes_rate": {"type": "number", "const": 0},
+    "sub_total_excluding_taxes_amount_cents": integer(minimum=0),
+    "balance_amount_cents": integer("What invoices can still take from it.", minimum=0),
+    "credit_amount_cents": integer(minimum=0), "refund_amount_cents": _ZERO, "offset_amount_cents": _ZERO,
+    "coupons_adjustment_amount_cents": _ZERO, "created_at": moment(), "updated_at": moment(),
+    "voided_at": nullable(moment()), "file_url": const("", "meterline renders no PDF: always empty."),
+    "self_billed": const(False),
+    "items": array(closed({"lago_id": uuid(), "amount_cents": integer(minimum=0), "amount_currency": CURRENCY_CODE,
+                           "fee": ref("Fee")}), min_items=1, max_items=1),
+    "applied_taxes": empty_list("meterline has no taxes."), "metadata": const(None, _UNSUPPORTED),
+    "error_details": empty_list(_UNSUPPORTED), "customer": ref("Customer"),
+})
+
 WEBHOOK_ENDPOINT = closed({
     "lago_id": uuid(), "lago_organization_id": uuid(), "webhook_url": text(),
     "signature_algo": const("hmac", "meterline signs with HMAC-SHA256 only."), "name": nullable(text()),
@@ -245,5 +273,5 @@ OBJECT_SCHEMAS: dict[str, Schema] = {
     "BillableMetric": BILLABLE_METRIC, "ChargeProperties": CHARGE_PROPERTIES, "Charge": CHARGE, "Plan": PLAN,
     "Customer": CUSTOMER, "Subscription": SUBSCRIPTION, "SubscriptionExtended": SUBSCRIPTION_EXTENDED,
     "Fee": FEE, "BillingPeriod": BILLING_PERIOD, "Invoice": INVOICE, "InvoiceExtended": INVOICE_EXTENDED,
-    "CustomerUsage": CUSTOMER_USAGE, "WebhookEndpoint": WEBHOOK_ENDPOINT,
+    "CustomerUsage": CUSTOMER_USAGE, "CreditNote": CREDIT_NOTE, "WebhookEndpoint": WEBHOOK_ENDPOINT,
 }

@@ -118,10 +118,11 @@ def catalog_paths() -> dict[str, Any]:
     subscriptions["put"]["responses"]["200"]["content"] = json_content(answer("subscription", ref("Subscription")))
     _add_query(subscriptions["delete"], [
         *_SUBSCRIPTION_STATUS,
-        _filter("on_termination_invoice", text(enum=("generate", "skip")), "`skip` is refused (`not_supported`): "
-                                                                            "a termination is always invoiced."),
-        _filter("on_termination_credit_note", text(enum=("credit", "refund", "skip")),
-                "`credit` and `refund` are refused (`not_supported`): no unused fee is credited."),
+        _filter("on_termination_invoice", text(enum=("generate", "skip")),
+                "`generate` (the default): the arrears up to now are invoiced."),
+        _filter("on_termination_credit_note", text(enum=("credit", "skip", "refund", "offset")),
+                "`credit` (the default): the unused days of a fee paid in advance become a credit note. `refund` "
+                "and `offset` are refused (`not_supported`)."),
     ])
     subscriptions["delete"]["responses"]["200"]["content"] = json_content(answer("subscription", ref("Subscription")))
     paths["/api/v1/subscriptions"]["get"]["responses"]["200"]["content"] = json_content(
@@ -163,6 +164,22 @@ def billing_paths() -> dict[str, Any]:
         "/api/v1/invoices/{lago_id}/refresh": {"put": operation(
             "refreshInvoice", "Recount a draft's usage (a final invoice is answered unchanged)", "invoices",
             invoice, (404,), parameters=by_id)},
+    }
+
+
+def credit_note_paths() -> dict[str, Any]:
+    one = answer("credit_note", ref("CreditNote"))
+    by_id = [path_parameter("lago_id", "The credit note's lago_id.")]
+    return {
+        "/api/v1/credit_notes": {"get": operation(
+            "listCreditNotes", "List credit notes (made by plan upgrades and terminations)", "credit_notes",
+            page_of("credit_notes", ref("CreditNote")), (400,),
+            parameters=[*PAGE_PARAMETERS, _filter("external_customer_id", text(), "Only this customer's.")])},
+        "/api/v1/credit_notes/{lago_id}": {"get": operation(
+            "findCreditNote", "Find a credit note", "credit_notes", one, (404,), parameters=by_id)},
+        "/api/v1/credit_notes/{lago_id}/void": {"put": operation(
+            "voidCreditNote", "Void what is left of a credit note", "credit_notes", one, (404, 405),
+            description="405 `no_voidable_amount` once it is consumed or voided.", parameters=by_id)},
     }
 
 
@@ -209,7 +226,8 @@ def ops_page_paths() -> dict[str, Any]:
 
 
 def api_document() -> dict[str, Any]:
-    paths = {**EVENT_PATHS, **catalog_paths(), **billing_paths(), **webhook_paths(), **ops_paths("api"),
+    paths = {**EVENT_PATHS, **catalog_paths(), **billing_paths(), **credit_note_paths(), **webhook_paths(),
+             **ops_paths("api"),
              **ops_page_paths(), OPENAPI_PATH: self_path("Api")}
     return document("meterline API", DESCRIPTION, paths,
                     {**EVENT_SCHEMAS, **OBJECT_SCHEMAS, "PaginationMeta": PAGINATION_META})

@@ -122,6 +122,23 @@ def test_invoices_and_fees_as_written_match_their_schemas() -> None:
                                     events_count=None, units="1.0"), invoice, "acme", "s1", pay_in_advance=True))
 
 
+def test_a_credit_note_as_written_matches_its_schema() -> None:
+    customer = serializers.customer(customer_row())
+    invoice = invoice_row(status="finalized", sequential_id=1, number="ACM-0001-001-001")
+    fee = render.fee(fee_row(fee_type="subscription", charge_id=None, billable_metric_id=None, events_count=None,
+                             units="1.0"), invoice, "acme", "s1", pay_in_advance=True)
+    note = SimpleNamespace(id=IDS[8], sequential_id=1, number="ACM-0001-001-001-CN001", invoice_id=IDS[5],
+                           issuing_date=date(2026, 7, 10), credit_status="available", reason="order_change",
+                           currency="USD", credit_amount_cents=700, balance_amount_cents=700, created_at=AT,
+                           updated_at=AT, voided_at=None, fee_id=IDS[6])
+    body = render.credit_note(note, invoice, customer, fee)
+    check("CreditNote", body)
+    assert body["metadata"] is None  # Lago types a credit note's metadata as an object or null
+    check("CreditNote", render.credit_note(SimpleNamespace(**{**vars(note), "credit_status": "voided",
+                                                              "balance_amount_cents": 0, "voided_at": AT}),
+                                           invoice, customer, fee))
+
+
 def test_a_webhook_endpoint_as_written_matches_its_schema() -> None:
     check("WebhookEndpoint", webhook_endpoint(SimpleNamespace(
         id=IDS[8], organization_id=IDS[9], webhook_url="https://example.test/hook", signature_algo="hmac", name=None,
