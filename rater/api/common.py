@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
 from core.apikeys import authenticate
-from core.http import bad_request, read_json, root_object
+from core.http import bad_request, not_found, read_json, root_object
 from rater.serializers import pagination
 
 DEFAULT_PER_PAGE = 100
@@ -20,6 +20,21 @@ MAX_PAGE = 2**31 - 1  # past it, the offset would overflow PostgreSQL's bigint a
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+async def own_id(conn: AsyncConnection, table: Table, organization_id: str, lago_id: str, resource: str,
+                 *where: ColumnElement[bool]) -> str:
+    """The id of the row `lago_id` of `table` in the caller's organization (and matching `where`); else
+    404 `<resource>_not_found`, also for a malformed id."""
+    try:
+        uuid.UUID(lago_id)
+    except ValueError as exc:
+        raise not_found(resource) from exc
+    found = (await conn.execute(select(table.c.id).where(
+        table.c.id == lago_id, table.c.organization_id == organization_id, *where))).scalar_one_or_none()
+    if found is None:
+        raise not_found(resource)
+    return str(found)
 
 
 def engine(request: Request) -> AsyncEngine:

@@ -4,8 +4,6 @@ what invoices took from it before stays taken)."""
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
@@ -14,22 +12,13 @@ from starlette.routing import Route
 from core.apikeys import authenticate
 from core.db.locks import lock_customers
 from core.db.tables import credit_notes, customers
-from core.http import JSONResponse, not_allowed, not_found, ok
-from rater.api.common import engine, page_params, paginate
+from core.http import JSONResponse, not_allowed, ok
+from rater.api.common import engine, own_id, page_params, paginate
 from rater.billing.documents import credit_note_document
 
 
 async def _own_note(conn: AsyncConnection, organization_id: str, lago_id: str) -> str:
-    """The credit note's id when it exists in the caller's organization; else 404 (also for a malformed id)."""
-    try:
-        uuid.UUID(lago_id)
-    except ValueError as exc:
-        raise not_found("credit_note") from exc
-    found = (await conn.execute(select(credit_notes.c.id).where(
-        credit_notes.c.id == lago_id, credit_notes.c.organization_id == organization_id))).scalar_one_or_none()
-    if found is None:
-        raise not_found("credit_note")
-    return found
+    return await own_id(conn, credit_notes, organization_id, lago_id, "credit_note")
 
 
 async def list_credit_notes(request: Request) -> JSONResponse:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 from typing import Any
 
@@ -13,8 +12,8 @@ from starlette.routing import Route
 
 from core.apikeys import authenticate
 from core.db.tables import customers, invoices
-from core.http import JSONResponse, bad_request, not_found, ok, validation_error
-from rater.api.common import engine, page_params, paginate
+from core.http import JSONResponse, bad_request, ok, validation_error
+from rater.api.common import engine, own_id, page_params, paginate
 from rater.billing import render
 from rater.billing.assemble import VISIBLE_STATUSES
 from rater.billing.documents import customers_by_id, invoice_document
@@ -23,17 +22,8 @@ from rater.inputs import INVALID
 
 
 async def _own_invoice(conn: AsyncConnection, organization_id: str, lago_id: str) -> str:
-    """The invoice id when it exists in the caller's organization; else 404 (also for a malformed id)."""
-    try:
-        uuid.UUID(lago_id)
-    except ValueError as exc:
-        raise not_found("invoice") from exc
-    found = (await conn.execute(select(invoices.c.id).where(
-        invoices.c.id == lago_id, invoices.c.organization_id == organization_id,
-        invoices.c.status.in_(VISIBLE_STATUSES)))).scalar_one_or_none()
-    if found is None:
-        raise not_found("invoice")
-    return found
+    """A visible invoice of the caller's organization (a closed one is never shown: 404)."""
+    return await own_id(conn, invoices, organization_id, lago_id, "invoice", invoices.c.status.in_(VISIBLE_STATUSES))
 
 
 def _date_param(request: Request, name: str) -> date | None:
