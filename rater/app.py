@@ -78,6 +78,7 @@ def create_app(settings: Settings, event_routes: Sequence[BaseRoute] = (), event
             await app.state.redis.aclose()
             await engine.dispose()
 
+    # usage's /customers/{id}/current_usage before customers' /customers/{id:path}, which would take it
     routes = [*event_routes, *usage.ROUTES, *metrics.ROUTES, *plans.ROUTES,
               *customers.ROUTES, *subscriptions.ROUTES, *ops.ROUTES, *invoices.ROUTES, *credit_notes.ROUTES,
               *webhooks.ROUTES,

@@ -196,9 +196,10 @@ async def list_customers(request: Request) -> JSONResponse:
     return ok({"customers": [serializers.customer(r) for r in rows], "meta": meta})
 
 
+# `:path`: an identifier may hold "/" (sent as %2F, it reaches the router decoded), as Lago allows
 ROUTES = [
     Route("/api/v1/customers", create_customer, methods=["POST"]),
     Route("/api/v1/customers", list_customers, methods=["GET"]),
-    Route("/api/v1/customers/{external_id}", get_customer, methods=["GET"]),
-    Route("/api/v1/customers/{external_id}", delete_customer, methods=["DELETE"]),
+    Route("/api/v1/customers/{external_id:path}", get_customer, methods=["GET"]),
+    Route("/api/v1/customers/{external_id:path}", delete_customer, methods=["DELETE"]),
 ]

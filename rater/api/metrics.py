@@ -172,10 +172,11 @@ async def list_metrics(request: Request) -> JSONResponse:
     return ok({"billable_metrics": [serializers.billable_metric(r) for r in rows], "meta": meta})
 
 
+# `:path`: an identifier may hold "/" (sent as %2F, it reaches the router decoded), as Lago allows
 ROUTES = [
     Route("/api/v1/billable_metrics", create_metric, methods=["POST"]),
     Route("/api/v1/billable_metrics", list_metrics, methods=["GET"]),
-    Route("/api/v1/billable_metrics/{code}", get_metric, methods=["GET"]),
-    Route("/api/v1/billable_metrics/{code}", update_metric, methods=["PUT"]),
-    Route("/api/v1/billable_metrics/{code}", delete_metric, methods=["DELETE"]),
+    Route("/api/v1/billable_metrics/{code:path}", get_metric, methods=["GET"]),
+    Route("/api/v1/billable_metrics/{code:path}", update_metric, methods=["PUT"]),
+    Route("/api/v1/billable_metrics/{code:path}", delete_metric, methods=["DELETE"]),
 ]

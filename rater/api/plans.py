@@ -293,10 +293,11 @@ async def list_plans(request: Request) -> JSONResponse:
     return ok({"plans": [serializers.plan(r, grouped[r.id]) for r in rows], "meta": meta})
 
 
+# `:path`: an identifier may hold "/" (sent as %2F, it reaches the router decoded), as Lago allows
 ROUTES = [
     Route("/api/v1/plans", create_plan, methods=["POST"]),
     Route("/api/v1/plans", list_plans, methods=["GET"]),
-    Route("/api/v1/plans/{code}", get_plan, methods=["GET"]),
-    Route("/api/v1/plans/{code}", update_plan, methods=["PUT"]),
-    Route("/api/v1/plans/{code}", delete_plan, methods=["DELETE"]),
+    Route("/api/v1/plans/{code:path}", get_plan, methods=["GET"]),
+    Route("/api/v1/plans/{code:path}", update_plan, methods=["PUT"]),
+    Route("/api/v1/plans/{code:path}", delete_plan, methods=["DELETE"]),
 ]

@@ -275,10 +275,11 @@ async def list_subscriptions(request: Request) -> JSONResponse:
     return ok({"subscriptions": [serializers.subscription(r) for r in rows], "meta": meta})
 
 
+# `:path`: an identifier may hold "/" (sent as %2F, it reaches the router decoded), as Lago allows
 ROUTES = [
     Route("/api/v1/subscriptions", create_subscription, methods=["POST"]),
     Route("/api/v1/subscriptions", list_subscriptions, methods=["GET"]),
-    Route("/api/v1/subscriptions/{external_id}", get_subscription, methods=["GET"]),
-    Route("/api/v1/subscriptions/{external_id}", update_subscription, methods=["PUT"]),
-    Route("/api/v1/subscriptions/{external_id}", terminate_subscription, methods=["DELETE"]),
+    Route("/api/v1/subscriptions/{external_id:path}", get_subscription, methods=["GET"]),
+    Route("/api/v1/subscriptions/{external_id:path}", update_subscription, methods=["PUT"]),
+    Route("/api/v1/subscriptions/{external_id:path}", terminate_subscription, methods=["DELETE"]),
 ]

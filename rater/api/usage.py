@@ -168,7 +168,8 @@ async def current_usage_stream(request: Request) -> StreamingResponse:
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+# `:path`: an identifier may hold "/" (sent as %2F, it reaches the router decoded), as Lago allows
 ROUTES = [
-    Route("/api/v1/customers/{external_id}/current_usage", current_usage, methods=["GET"]),
-    Route("/api/v1/customers/{external_id}/current_usage/stream", current_usage_stream, methods=["GET"]),
+    Route("/api/v1/customers/{external_id:path}/current_usage", current_usage, methods=["GET"]),
+    Route("/api/v1/customers/{external_id:path}/current_usage/stream", current_usage_stream, methods=["GET"]),
 ]
