@@ -27,6 +27,10 @@ MAX_DAYS = 36_500
 # stays within PostgreSQL's bigint.
 MAX_AMOUNT_CENTS = 10**15
 NOT_SUPPORTED = "not_supported"  # a Lago feature meterline does not have; refused rather than ignored
+# The moments a subscription can start or end between: no event is older than the Unix epoch, and a year
+# short of datetime's end leaves room for the periods a biller computes after them (year 10000 overflows).
+EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(9999, 1, 1, tzinfo=UTC)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -121,7 +125,7 @@ class Input:
 
     def currency(self, name: str, *, required: bool = False) -> str | None:
         value = self.text(name, required=required, max_length=3)
-        if value is not None and not (len(value) == 3 and value.isalpha() and value.isupper()):
+        if value is not None and not (len(value) == 3 and value.isascii() and value.isalpha() and value.isupper()):
             self.fail(name, "value_is_invalid")
             return None
         return value
@@ -146,7 +150,15 @@ class Input:
         except ValueError:
             self.fail(name, BAD_FORMAT)
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        try:  # in UTC, 0001-01-01T00:00:00+01:00 falls before year 1: OverflowError (it was a 500)
+            in_range = EARLIEST_MOMENT <= parsed.astimezone(UTC) < LATEST_MOMENT
+        except OverflowError:
+            in_range = False
+        if not in_range:
+            self.fail(name, INVALID)
+            return None
+        return parsed
 
     def check(self) -> None:
         if self.errors:

@@ -22,10 +22,12 @@ from core.openapi.schema import (
 from rater.api.customers import ADDRESS_FIELDS, TEXT_ATTRIBUTES, UNSUPPORTED, UNSUPPORTED_BILLING
 from rater.api.metrics import WEIGHTED_INTERVALS
 from rater.api.plans import _UNSUPPORTED_LISTS, _UNSUPPORTED_PROPERTIES, CHARGE_MODELS
-from rater.inputs import MAX_AMOUNT_CENTS, MAX_DAYS
+from rater.inputs import EARLIEST_MOMENT, LATEST_MOMENT, MAX_AMOUNT_CENTS, MAX_DAYS
 
 _FLAG = {"type": ["boolean", "null"]}
-_MOMENT = nullable(text("ISO 8601; without an offset, UTC.", max_length=64, fmt="date-time"))
+_MOMENT = nullable(text(f"ISO 8601 (without an offset: UTC), from {EARLIEST_MOMENT.date()} to before "
+                        f"{LATEST_MOMENT.date()} in UTC (`value_is_invalid` otherwise).", max_length=64,
+                        fmt="date-time"))
 
 
 def _choice(options: tuple[str, ...], description: str | None = None, required: bool = False) -> Schema:

@@ -1,8 +1,11 @@
-"""What fuzzing the OpenAPI documents found (tests/e2e/test_fuzz.py), each kept as a regression test.
+"""What fuzzing the OpenAPI documents (tests/e2e/test_fuzz.py), and holding them to the handlers, found;
+each kept as a regression test.
 
 U+0000 in a query value or a path reached PostgreSQL, which cannot hold it in text: 500 (the ingest even
 answered 503, as if the archive were down). A page number past bigint's range overflowed the offset. An
-object whose identifier holds "/" was stored but could never be read, changed or deleted by id.
+object whose identifier holds "/" was stored but could never be read, changed or deleted by id. A
+subscription_at whose UTC falls outside datetime's years was a 500, and a currency of non-ASCII capitals
+was stored where every answer documents three letters A to Z.
 """
 
 from __future__ import annotations
@@ -97,3 +100,25 @@ def test_objects_whose_identifiers_hold_a_slash_can_be_read_changed_and_deleted(
     assert client.delete("/billable_metrics/calls%2Fv2").json()["billable_metric"]["code"] == "calls/v2"
     assert client.get("/customers/acme%2Feu").json() == {"status": 404, "error": "Not Found",
                                                          "code": "customer_not_found"}
+
+
+@pytest.mark.parametrize(("moment", "field"), [("0001-01-01T00:00:00+01:00", "subscription_at"),
+                                               ("9999-12-31T23:59:59-01:00", "subscription_at"),
+                                               ("1900-01-01T00:00:00Z", "subscription_at"),
+                                               ("9999-06-01T00:00:00Z", "ending_at")])
+def test_a_moment_outside_the_years_billing_can_compute_is_refused(client: httpx.Client, moment: str,
+                                                                   field: str) -> None:
+    plan = {"name": "P", "code": "p", "interval": "monthly", "amount_cents": 100, "amount_currency": "USD"}
+    assert client.post("/plans", json={"plan": plan}).status_code == 200
+    response = client.post("/subscriptions", json={"subscription": {
+        "external_customer_id": "acme", "plan_code": "p", "external_id": "s1", field: moment}})
+    assert (response.status_code, response.json()) == (422, {
+        "status": 422, "error": "Unprocessable Entity", "code": "validation_errors",
+        "error_details": {field: ["value_is_invalid"]}})
+    assert client.get("/subscriptions", params={"status[]": ["active", "pending"]}).json()["subscriptions"] == []
+
+
+def test_a_currency_is_three_ascii_capitals(client: httpx.Client) -> None:
+    response = client.post("/customers", json={"customer": {"external_id": "acme", "currency": "ÄÖÜ"}})
+    assert (response.status_code, response.json()["error_details"]) == (422, {"currency": ["value_is_invalid"]})
+    assert client.get("/customers/acme").status_code == 404

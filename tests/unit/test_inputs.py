@@ -133,6 +133,26 @@ def test_moment_rejects_other_formats(value: str) -> None:
     assert errors_of(data) == {"at": ["invalid_format"]}
 
 
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1969-12-31T23:59:59Z",
+                                   "0001-01-01", "9999-01-01T00:00:00Z", "9999-12-31"])
+def test_moment_refuses_what_no_subscription_can_start_or_end_at(value: str) -> None:
+    data = Input({"at": value})
+    assert data.moment("at") is None
+    assert errors_of(data) == {"at": ["value_is_invalid"]}
+
+
+def test_moment_takes_the_range_bounds_it_allows() -> None:
+    assert Input({"at": "1970-01-01T00:00:00Z"}).moment("at") == datetime(1970, 1, 1, tzinfo=UTC)
+    assert Input({"at": "9998-12-31T23:59:59Z"}).moment("at") == datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", ["ÄÖÜ", "ＵＳＤ", "ΑΒΓ"])
+def test_currency_is_three_ascii_capitals(value: str) -> None:
+    data = Input({"currency": value})
+    assert data.currency("currency") is None
+    assert errors_of(data) == {"currency": ["value_is_invalid"]}
+
+
 def test_choice_and_boolean() -> None:
     data = Input({"billing_time": "anniversary", "recurring": True, "other": "nope"})
     assert data.choice("billing_time", ("calendar", "anniversary")) == "anniversary"
