@@ -89,7 +89,12 @@ def run(case: Case, service: str, base_url: str, key: str) -> None:
     if SECONDS_PER_OPERATION is not None and time.monotonic() - started > SECONDS_PER_OPERATION:
         return
     SENT[label] += 1
-    case.call_and_validate(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, checks=CHECKS)
+    auth = {"Authorization": f"Bearer {key}"}
+    response = case.call_and_validate(base_url=base_url, headers=auth, checks=CHECKS)
+    if case.operation.label == "POST /api/v1/webhook_endpoints" and response.status_code == 200:
+        # Deleted at once: the biller would post this organization's webhooks to whatever URL was generated.
+        endpoint = response.json()["webhook_endpoint"]["lago_id"]
+        assert httpx.delete(f"{base_url}/api/v1/webhook_endpoints/{endpoint}", headers=auth).status_code == 200
 
 
 def test_the_stack_serves_the_documents_fuzzed(stack: Stack) -> None:
