@@ -110,7 +110,8 @@ def customer(row: Any) -> dict[str, Any]:
         "updated_at": iso(getattr(row, "updated_at", None) or row.created_at),
         "finalize_zero_amount_invoice": attributes.get("finalize_zero_amount_invoice", "inherit"),
         "skip_invoice_custom_sections": False,
-        "billing_configuration": {"invoice_grace_period": row.invoice_grace_period},
+        # the grace the customer's drafts get (0 when not set), as Lago types it: an integer, never null
+        "billing_configuration": {"invoice_grace_period": row.invoice_grace_period or 0},
         "shipping_address": attributes.get("shipping_address") or {},
         "metadata": [],
         "integration_customers": [],

@@ -118,7 +118,8 @@ CUSTOMER = closed({
     "created_at": moment(), "updated_at": moment(),
     "finalize_zero_amount_invoice": text(enum=("inherit", "finalize", "skip")),
     "skip_invoice_custom_sections": const(False, _UNSUPPORTED),
-    "billing_configuration": closed({"invoice_grace_period": nullable(integer(minimum=0))},
+    "billing_configuration": closed({"invoice_grace_period": integer("The grace the customer's drafts get: 0 "
+                                                                     "when not set.", minimum=0)},
                                     "Payment providers are refused (`not_supported`)."),
     "shipping_address": ADDRESS,
     "metadata": empty_list("Customer metadata is refused (`not_supported`)."),

@@ -109,6 +109,7 @@ def catalog_paths() -> dict[str, Any]:
                        "subscription", create=inputs.SUBSCRIPTION_INPUT, update=inputs.SUBSCRIPTION_UPDATE,
                        list_parameters=[
                            _filter("status[]", array(text(enum=STATUSES)), "Statuses to list (default active)."),
+                           _filter("status", array(text(enum=STATUSES)), "The same, when status[] is not given."),
                            _filter("external_customer_id", text(), "Only this customer's."),
                            _filter("plan_code", text(), "Only this plan's."),
                        ], writes_find=True))
@@ -154,6 +155,8 @@ def billing_paths() -> dict[str, Any]:
             parameters=[*PAGE_PARAMETERS,
                         _filter("external_customer_id", text(), "Only this customer's."),
                         _filter("statuses[]", array(text(enum=VISIBLE_STATUSES)), "Only these statuses."),
+                        _filter("status", array(text(enum=VISIBLE_STATUSES)), "The same, when statuses[] is not "
+                                                                                "given."),
                         _filter("issuing_date_from", text(fmt="date"), "YYYY-MM-DD (400 otherwise)."),
                         _filter("issuing_date_to", text(fmt="date"), "YYYY-MM-DD (400 otherwise).")])},
         "/api/v1/invoices/{lago_id}": {"get": operation(

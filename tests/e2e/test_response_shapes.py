@@ -33,7 +33,8 @@ def test_catalog_objects_answer_lago_defaults_instead_of_null(client: httpx.Clie
     assert (described.json()["plan"]["description"], described.json()["plan"]["invoice_display_name"]) == (
         "Team", "Team plan")
     acme = client.post("/customers", json={"customer": {"external_id": "acme"}}).json()["customer"]
-    assert (acme["billing_entity_code"], acme["billing_configuration"]) == ("", {"invoice_grace_period": None})
+    assert (acme["billing_entity_code"], acme["billing_configuration"]) == ("", {"invoice_grace_period": 0})
+    assert acme["invoice_grace_period"] is None  # not set: the top-level field says so
     subscription = client.post("/subscriptions", json={"subscription": {
         "external_customer_id": "acme", "plan_code": "p", "external_id": "s1"}}).json()["subscription"]
     listed = client.get("/subscriptions").json()["subscriptions"][0]
