@@ -87,7 +87,7 @@ def json_content(schema: Schema) -> dict[str, Any]:
 
 def operation(operation_id: str, summary: str, tag: str, ok: Schema | None, errors: Sequence[int] = (), *,
               description: str | None = None, parameters: Sequence[Mapping[str, Any]] = (),
-              body: Schema | None = None, public: bool = False,
+              body: Schema | None = None, example: Any = None, public: bool = False,
               ok_content: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One operation. Authenticated ones answer 401 and 503 (the API key cannot be checked) besides
     `errors`; a body is JSON, so 400 and 413 come with it; a query parameter can be refused (422)."""
@@ -107,6 +107,8 @@ def operation(operation_id: str, summary: str, tag: str, ok: Schema | None, erro
         result["parameters"] = list(parameters)
     if body is not None:
         result["requestBody"] = {"required": True, "content": json_content(body)}
+        if example is not None:
+            result["requestBody"]["content"]["application/json"]["example"] = example
     responses: dict[str, Any] = {"200": {"description": "OK", "content": ok_content or json_content(ok or {})}}
     for status in sorted(statuses):
         responses[str(status)] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"}
@@ -114,13 +116,18 @@ def operation(operation_id: str, summary: str, tag: str, ok: Schema | None, erro
     return result
 
 
-def path_parameter(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
+def path_parameter(name: str, description: str, example: str | None = None) -> dict[str, Any]:
+    parameter = {"name": name, "in": "path", "required": True, "description": description,
+                 "schema": {"type": "string"}}
+    return parameter if example is None else {**parameter, "example": example}
 
 
-def query_parameter(name: str, schema: Schema, description: str, *, required: bool = False) -> dict[str, Any]:
+def query_parameter(name: str, schema: Schema, description: str, *, required: bool = False,
+                    example: str | None = None) -> dict[str, Any]:
     parameter: dict[str, Any] = {"name": name, "in": "query", "required": required, "description": description,
                                  "schema": schema}
+    if example is not None:
+        parameter["example"] = example
     if schema.get("type") == "array":
         parameter.update(style="form", explode=True)
     return parameter

@@ -63,6 +63,9 @@ EVENT_OBJECT = closed({
 })
 
 EVENT_SCHEMAS: dict[str, Schema] = {"EventInput": EVENT_INPUT, "Event": EVENT_OBJECT}
+# A monthly tracked user of Segment's pricing (the examples of the API's document make that catalog).
+EVENT_EXAMPLE = {"transaction_id": "tx-0001", "code": "monthly_tracked_users", "external_subscription_id": "sub-acme",
+                 "timestamp": 1767225600, "properties": {"user_id": "u-1"}}
 
 _ACCEPTED = ("200 means the events are durably in Kafka (acknowledged by every in-sync replica); retrying is "
              "always safe. 503 means nothing was stored: retry the whole request.")
@@ -70,16 +73,18 @@ _ACCEPTED = ("200 means the events are durably in Kafka (acknowledged by every i
 EVENT_PATHS: dict[str, Any] = {
     "/api/v1/events": {"post": operation(
         "createEvent", "Send a usage event", "events", answer("event", ref("Event")), (422, 429, 503),
-        description=_ACCEPTED, body=wrapped("event", ref("EventInput")))},
+        description=_ACCEPTED, body=wrapped("event", ref("EventInput")), example={"event": EVENT_EXAMPLE})},
     "/api/v1/events/batch": {"post": operation(
         "createBatchEvents", "Send up to 100 usage events at once", "events",
         answer("events", array(ref("Event"))), (422, 429, 503),
         description=f"All or nothing: one invalid event refuses the request, each event's errors under its index. "
                     f"{_ACCEPTED}",
-        body=wrapped("events", array(ref("EventInput"), min_items=1, max_items=MAX_BATCH_EVENTS)))},
+        body=wrapped("events", array(ref("EventInput"), min_items=1, max_items=MAX_BATCH_EVENTS)),
+        example={"events": [EVENT_EXAMPLE, {**EVENT_EXAMPLE, "transaction_id": "tx-0002",
+                                             "properties": {"user_id": "u-2"}}]})},
     "/api/v1/events/{transaction_id}": {"get": operation(
         "findEvent", "Find an archived event by transaction id", "events", answer("event", ref("Event")), (404,),
         description="Events are archived by the aggregator within a second of their 200; before that, 404 "
                     "(`event_not_found`).",
-        parameters=[path_parameter("transaction_id", "The event's transaction_id.")])},
+        parameters=[path_parameter("transaction_id", "The event's transaction_id.", "tx-0001")])},
 }

@@ -45,6 +45,27 @@ PAGE_PARAMETERS = [
 ]
 
 
+# The examples make Segment's Team plan (meterline's example: MTUs priced in graduated tiers), in this order.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "billable_metric": {"name": "Monthly tracked users", "code": "monthly_tracked_users",
+                        "aggregation_type": "unique_count_agg", "field_name": "user_id"},
+    "plan": {"name": "Team", "code": "segment_team", "interval": "monthly", "amount_cents": 12000,
+             "amount_currency": "USD", "pay_in_advance": True, "trial_period": 14, "charges": [{
+                 "billable_metric_code": "monthly_tracked_users", "charge_model": "graduated",
+                 "properties": {"graduated_ranges": [
+                     {"from_value": 0, "to_value": 10000, "per_unit_amount": "0", "flat_amount": "0"},
+                     {"from_value": 10001, "to_value": None, "per_unit_amount": "0.012", "flat_amount": "0"}]}}]},
+    "customer": {"external_id": "acme", "name": "Acme Inc", "currency": "USD", "timezone": "America/New_York"},
+    "subscription": {"external_customer_id": "acme", "plan_code": "segment_team", "external_id": "sub-acme"},
+}
+UPDATE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "billable_metric": {"description": "Distinct user_id values in the period"},
+    "plan": {"description": "Segment's Team plan"},
+    "subscription": {"name": "Acme on Team"},
+}
+_KEYS = {"billable_metric": "code", "plan": "code", "customer": "external_id", "subscription": "external_id"}
+
+
 def _crud(tag: str, root: str, plural: str, schema: str, key: str, resource: str, *, create: Schema,
           update: Schema | None, list_parameters: list[dict[str, Any]], writes_find: bool = False,
           delete_refused: bool = False) -> dict[str, Any]:
@@ -52,24 +73,22 @@ def _crud(tag: str, root: str, plural: str, schema: str, key: str, resource: str
     objects (404 when one is unknown); `delete_refused`: a delete can be refused (422)."""
     write_errors = (404, 422) if writes_find else (422,)
     one = answer(root, ref(schema))
-    by_key = [path_parameter(key, f"The {resource}'s {key}.")]
+    by_key = [path_parameter(key, f"The {resource}'s {key}.", EXAMPLES[root][_KEYS[root]])]
     name = "".join(part.capitalize() for part in root.split("_"))
     collection = {
         "post": operation(f"create{name}", f"Create a {resource.replace('_', ' ')}", tag, one, write_errors,
-                          body=wrapped(root, create)),
+                          body=wrapped(root, create), example={root: EXAMPLES[root]}),
         "get": operation(f"list{name}s", f"List {plural}", tag, page_of(plural, ref(schema)), (400,),
                          parameters=[*PAGE_PARAMETERS, *list_parameters]),
     }
-    item: dict[str, Any] = {
-        "get": operation(f"find{name}", f"Find a {resource.replace('_', ' ')}", tag, one, (404,),
-                         parameters=by_key),
-        "delete": operation(f"destroy{name}", f"Delete a {resource.replace('_', ' ')}", tag, one,
-                            (404, 422) if delete_refused else (404,),
-                            parameters=by_key),
-    }
+    item: dict[str, Any] = {"get": operation(f"find{name}", f"Find a {resource.replace('_', ' ')}", tag, one, (404,),
+                                             parameters=by_key)}
     if update is not None:
         item["put"] = operation(f"update{name}", f"Update a {resource.replace('_', ' ')}", tag, one, (404, 422),
-                                parameters=by_key, body=wrapped(root, update))
+                                parameters=by_key, body=wrapped(root, update),
+                                example={root: UPDATE_EXAMPLES[root]})
+    item["delete"] = operation(f"destroy{name}", f"Delete a {resource.replace('_', ' ')}", tag, one,
+                               (404, 422) if delete_refused else (404,), parameters=by_key)
     return {f"/api/v1/{plural}": collection, f"/api/v1/{plural}/{{{key}}}": item}
 
 
@@ -132,9 +151,22 @@ def catalog_paths() -> dict[str, Any]:
 
 
 def _usage_parameters() -> list[dict[str, Any]]:
-    return [path_parameter("external_id", "The customer's external_id."),
+    return [path_parameter("external_id", "The customer's external_id.", "acme"),
             query_parameter("external_subscription_id", text(), "The subscription (400 when missing).",
-                            required=True)]
+                            required=True, example="sub-acme")]
+
+
+def _sse_event(name: str, data: Schema) -> Schema:
+    return {"type": "object", "required": ["event", "data"], "properties": {
+        "event": {"const": name},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data}}}
+
+
+# Each event of the stream (a `: keepalive` comment every 15 s of quiet besides).
+USAGE_EVENT: Schema = {"oneOf": [
+    _sse_event("customer_usage", answer("customer_usage", ref("CustomerUsage"))),
+    _sse_event("error", {"anyOf": [ref("ErrorNotFound"), ref("ErrorNotAllowed"), ref("ErrorUnavailable")]}),
+]}
 
 
 def billing_paths() -> dict[str, Any]:
@@ -149,7 +181,7 @@ def billing_paths() -> dict[str, Any]:
             "customers", None, (400, 404, 405), parameters=_usage_parameters(),
             description="Events `customer_usage` (data: `{\"customer_usage\": CustomerUsage}`); a subscription "
                         "that stops being active ends the stream with an `error` event.",
-            ok_content={"text/event-stream": {"schema": text()}})},
+            ok_content={"text/event-stream": {"schema": USAGE_EVENT}})},
         "/api/v1/invoices": {"get": operation(
             "listInvoices", "List invoices", "invoices", page_of("invoices", ref("Invoice")), (400, 422),
             parameters=[*PAGE_PARAMETERS,
@@ -192,7 +224,8 @@ def webhook_paths() -> dict[str, Any]:
     return {
         "/api/v1/webhook_endpoints": {
             "post": operation("createWebhookEndpoint", "Register a webhook endpoint", "webhook_endpoints", one,
-                              (422,), body=wrapped("webhook_endpoint", inputs.WEBHOOK_ENDPOINT_INPUT)),
+                              (422,), body=wrapped("webhook_endpoint", inputs.WEBHOOK_ENDPOINT_INPUT),
+                              example={"webhook_endpoint": {"webhook_url": "https://hooks.example.com/meterline"}}),
             "get": operation("listWebhookEndpoints", "List webhook endpoints", "webhook_endpoints",
                              page_of("webhook_endpoints", ref("WebhookEndpoint")), (400,), parameters=PAGE_PARAMETERS),
         },
