@@ -20,14 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from aggregator.model import SubscriptionView
 from core.db.catalog import metric, plan_charges, subscription_query, usage_cycle
 from core.db.tables import closed_periods, subscriptions
-from core.domain.lifecycle import METERED, effective_status
+from core.domain.lifecycle import CATALOG_TTL_S, METERED, effective_status
 from schemas.events import epoch_us
 
 Scope = tuple[str, str]  # (organization_id, external_subscription_id)
 
 
 class SubscriptionCatalog:
-    def __init__(self, engine: AsyncEngine, ttl_s: float = 0.5):
+    def __init__(self, engine: AsyncEngine, ttl_s: float = CATALOG_TTL_S):
         self.engine = engine
         self.ttl_s = ttl_s
         self._cache: dict[Scope, tuple[SubscriptionView | None, float]] = {}

@@ -7,7 +7,7 @@ write (the aggregator placing events, current usage) reads the status through `e
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 STATUSES: tuple[str, ...] = ("active", "pending", "terminated", "canceled")
 # Statuses a subscription can be terminated from (DELETE /subscriptions/{external_id}), and whose
@@ -24,3 +24,10 @@ def effective_status(status: str, subscription_at: datetime, now: datetime) -> s
     if status == "pending" and subscription_at <= now:
         return "active"
     return status
+
+
+# How long the aggregator trusts its cached view of an external_id's subscriptions.
+CATALOG_TTL_S = 0.5
+# An upgrade takes effect this long after it is asked: longer than that cache, so an event dated after
+# the change is never counted by a stale view for the subscription it replaced.
+UPGRADE_DELAY = timedelta(seconds=1)

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from core.apikeys import authenticate
 from core.db import catalog
 from core.db.tables import customers, plans, subscriptions
-from core.domain.lifecycle import LIVE, STATUSES
+from core.domain.lifecycle import LIVE, STATUSES, UPGRADE_DELAY
 from core.domain.periods import BILLING_TIMES
 from core.domain.plan_changes import is_upgrade
 from core.http import JSONResponse, not_found, ok, validation_error
@@ -90,7 +90,7 @@ async def _live_row(conn: AsyncConnection, organization_id: str, external_id: st
 
 
 async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str | None, now: datetime) -> str:
-    """Move `current` to `plan`: an upgrade at once (it ends now, a new subscription starts now), a
+    """Move `current` to `plan`: an upgrade at once (it ends, a new subscription starts, a second from now), a
     downgrade at the end of its period (a pending successor, replacing one scheduled before). The id
     of the subscription to answer with: the new one for an upgrade, the current one for a downgrade."""
     await conn.execute(update(subscriptions).where(subscriptions.c.previous_subscription_id == current.id,
@@ -98,10 +98,10 @@ async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str 
                        .values(status="canceled", canceled_at=now))
     upgrade = is_upgrade((current.interval, current.plan_amount_cents), (plan.interval, plan.amount_cents))
     if upgrade:
+        starts = now + UPGRADE_DELAY  # past the aggregator's cached views (core.domain.lifecycle)
         await conn.execute(update(subscriptions).where(subscriptions.c.id == current.id).values(
-            status="terminated", terminated_at=now, ended_by_upgrade=True, changes_at=None))
+            status="terminated", terminated_at=starts, ended_by_upgrade=True, changes_at=None))
         await enqueue_webhooks(conn, current.organization_id, current.id, ["subscription.terminated"])
-        starts = now
     else:
         period = catalog.billing_cycle(current).period_at(now)
         starts = period.end if period is not None else now

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -18,9 +19,10 @@ import redis
 from lago_python_client.client import Client
 from lago_python_client.models import Subscription
 
-from tests.conftest import Services, Stack
+from tests.conftest import ROOT, Services, Stack
 from tests.e2e.invoice_support import (
     bill,
+    bill_command,
     create,
     customer,
     invoices_of,
@@ -62,6 +64,11 @@ def lines_of(invoice: dict[str, Any]) -> list[tuple[str, str, str, str, int]]:
                   for f in invoice["fees"])
 
 
+def wait_past(moment: datetime) -> None:
+    """Until `moment` (shown to the millisecond, stored to the microsecond) has passed."""
+    time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()) + 0.01)
+
+
 def usage_of(client: httpx.Client, customer_id: str, subscription_id: str) -> dict[str, Any]:
     response = client.get(f"/customers/{customer_id}/current_usage",
                           params={"external_subscription_id": subscription_id})
@@ -99,7 +106,7 @@ def test_free_to_team_to_business_upgrades_at_once_with_events_across_them(
     ended = client.get(f"/subscriptions/{subscription_id}", params={"status": "terminated"}).json()["subscription"]
     assert (ended["plan_code"], ended["terminated_at"]) == ("free", team["started_at"])
 
-    time.sleep(max(0.0, (changed_at + timedelta(seconds=2) - datetime.now(UTC)).total_seconds()))
+    wait_past(changed_at + timedelta(seconds=2))
     after = mtu_events(subscription_id, "team", range(10, 14), (changed_at + timedelta(seconds=2)).isoformat())
     repeats = after[:2]  # sent twice: counted once
     send(client, after + repeats)
@@ -136,6 +143,7 @@ def test_free_to_team_to_business_upgrades_at_once_with_events_across_them(
                                                       external_id=subscription_id))
     assert (business.plan_code, business.previous_plan_code) == ("business", "team")
     second = datetime.fromisoformat(str(business.started_at).replace("Z", "+00:00"))
+    wait_past(second)  # an upgrade takes effect a second on
     bill(datetime.now(UTC).isoformat(), unique)
     invoice = invoices_of(client, customer_id)[-1]
     days_left = days_in_month(second) - second.day + 1
@@ -276,3 +284,59 @@ def test_subscription_and_credit_note_webhooks_in_lagos_shapes(client: httpx.Cli
         assert len(receiver.received) == len({(h["X-Lago-Unique-Key"]) for h, _, _ in receiver.received})
     finally:
         receiver.server.shutdown()
+
+
+def test_free_to_team_in_the_trial_bills_team_from_the_trial_end_only(client: httpx.Client, unique: str) -> None:
+    plan(client, "free", amount=0, advance=False)
+    plan(client, "team", amount=12000, advance=True, trial=14)
+    customer_id, subscription_id = f"c-{unique}", f"s-{unique}"
+    customer(client, customer_id)
+    started = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    subscribe(client, customer_id, subscription_id, "free", started.isoformat())
+    team = create(client, "/subscriptions", "subscription", {
+        "external_customer_id": customer_id, "plan_code": "team", "external_id": subscription_id})
+    assert (team["previous_plan_code"], team["trial_ended_at"]) == ("free", None)  # 14 days from Free's start
+    changed_at = datetime.fromisoformat(team["started_at"].replace("Z", "+00:00"))
+    wait_past(changed_at)
+    bill(datetime.now(UTC).isoformat(), unique)
+    (upgrade,) = invoices_of(client, customer_id)
+    assert lines_of(upgrade) == [(subscription_id, "subscription", "free", "1.0", 0)]  # no Team fee in the trial
+
+    trial_end = started + timedelta(days=14)
+    bill(trial_end.isoformat(), unique)
+    invoices = invoices_of(client, customer_id)
+    if trial_end.day == 1:  # the trial ends on a billing day: that day bills the full month
+        assert lines_of(invoices[-1]) == [(subscription_id, "subscription", "team", "1.0", 12000)]
+    else:
+        days = days_in_month(trial_end) - trial_end.day + 1
+        assert (invoices[-1]["issuing_date"], lines_of(invoices[-1])) == (
+            trial_end.date().isoformat(),
+            [(subscription_id, "subscription", "team", "1.0", cents(days, 12000, days_in_month(trial_end)))])
+
+
+def test_two_billing_runs_racing_take_a_credit_note_once(client: httpx.Client, unique: str) -> None:
+    plan(client, "team", amount=12000, advance=True)
+    plan(client, "business", amount=50000, advance=True)
+    customer_id, subscription_id = f"c-{unique}", f"s-{unique}"
+    customer(client, customer_id)
+    now = datetime.now(UTC)
+    subscribe(client, customer_id, subscription_id, "team", previous_month(now).isoformat())
+    bill(now.isoformat(), unique)  # this month's fee, paid in advance on the 1st
+    business = create(client, "/subscriptions", "subscription", {
+        "external_customer_id": customer_id, "plan_code": "business", "external_id": subscription_id})
+    changed_at = datetime.fromisoformat(business["started_at"].replace("Z", "+00:00"))
+    wait_past(changed_at)
+    as_of = datetime.now(UTC).isoformat()
+    runs = [subprocess.Popen(bill_command(as_of, unique), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(3)]
+    assert [run.wait(timeout=120) for run in runs] == [0, 0, 0]
+    days_left = days_in_month(changed_at) - changed_at.day + 1
+    credit = cents(days_left, 12000, days_in_month(changed_at))
+    (note,) = client.get("/credit_notes").json()["credit_notes"]
+    assert (note["credit_amount_cents"], note["balance_amount_cents"], note["credit_status"]) == (
+        credit, 0, "consumed")
+    (upgrade,) = [i for i in invoices_of(client, customer_id)
+                  if {p["invoicing_reason"] for p in i["billing_periods"]} == {"upgrading"}]
+    business_fee = cents(days_left, 50000, days_in_month(changed_at))
+    assert (upgrade["fees_amount_cents"], upgrade["credit_notes_amount_cents"], upgrade["total_amount_cents"]) == (
+        business_fee, credit, business_fee - credit)
