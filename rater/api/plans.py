@@ -96,8 +96,8 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
     if isinstance(properties, dict):
         for name in Input(properties).given_of(*_UNSUPPORTED_PROPERTIES):
             data.fail(name, NOT_SUPPORTED)
-    # taxes, pricing units, wallet targets
-    data.unsupported("tax_codes", "applied_pricing_unit", "accepts_target_wallet")
+    # taxes, pricing units, wallet targets, charge codes (what Lago's newer API names charges by)
+    data.unsupported("tax_codes", "applied_pricing_unit", "accepts_target_wallet", "code")
     if not any(data.given(name) for name in ("billable_metric_id", "billable_metric_code", "id")):
         data.fail("billable_metric_id", MANDATORY)
     values = {

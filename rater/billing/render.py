@@ -95,8 +95,9 @@ def billing_period(moment: Any, external_subscription_id: str, plan_id: str) -> 
         "lago_plan_id": plan_id,
         "subscription_from_datetime": iso(moment.fee_from),
         "subscription_to_datetime": last_ms(moment.fee_to),
-        "charges_from_datetime": iso(moment.charges_from),
-        "charges_to_datetime": last_ms(moment.charges_to),
+        # a moment billing no usage (a start, a trial end) shows the period of its fee, as Lago fills it
+        "charges_from_datetime": iso(moment.charges_from or moment.fee_from),
+        "charges_to_datetime": last_ms(moment.charges_to or moment.fee_to),
         "invoicing_reason": moment.invoicing_reason,
     }
 

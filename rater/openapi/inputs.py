@@ -86,6 +86,7 @@ CHARGE_INPUT = open_object({
     "tax_codes": not_supported("taxes."),
     "applied_pricing_unit": not_supported("pricing units."),
     "accepts_target_wallet": not_supported("wallet targets.", (False, None)),
+    "code": not_supported("charge codes."),
 }, required=("charge_model",))
 
 

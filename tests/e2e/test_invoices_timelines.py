@@ -36,6 +36,10 @@ def test_pay_in_advance_start_without_trial_is_invoiced_at_once_prorated(client:
     (invoice,) = invoices_of(client, f"c-{unique}")
     assert fee_lines(invoice) == [("subscription", "pro", "1.0", expected)]
     assert invoice["billing_periods"][0]["invoicing_reason"] == "subscription_starting"
+    period = invoice["billing_periods"][0]  # no usage billed at a start: the fee's period, never null
+    assert (period["charges_from_datetime"], period["charges_to_datetime"]) == (
+        period["subscription_from_datetime"], period["subscription_to_datetime"])
+    assert period["charges_from_datetime"] is not None
     assert invoice["status"] == "finalized"
     assert invoice["issuing_date"] == now.date().isoformat()
 

@@ -103,6 +103,7 @@ def _charge(**fields: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(("charge", "field"), [
     (_charge(pay_in_advance=True), "charges.0.pay_in_advance"),  # unique_count_agg: Lago allows it
     (_charge(tax_codes=["vat_20"]), "charges.0.tax_codes"),
+    (_charge(code="mtu_charge"), "charges.0.code"),
     (_charge(applied_pricing_unit={"code": "credits", "conversion_rate": "0.5"}), "charges.0.applied_pricing_unit"),
     (_charge(properties={"amount": "1", "grouped_by": ["region"]}), "charges.0.grouped_by"),
     (_charge(properties={"amount": "1", "pricing_group_keys": ["region"]}), "charges.0.pricing_group_keys"),
