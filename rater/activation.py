@@ -13,7 +13,7 @@ import asyncio
 import logging
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, text, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db.tables import plans, subscriptions
@@ -38,9 +38,22 @@ async def activate_due(conn: AsyncConnection, *scope: ColumnElement[bool]) -> in
                 terminated_at=func.least(subscriptions.c.changes_at, subscriptions.c.ending_at))
         .returning(subscriptions.c.id, subscriptions.c.organization_id)
     )).all()
+    if ended:  # a downgrade whose current subscription ended before its day (its ending_at) never starts
+        previous = subscriptions.alias("previous")
+        await conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.status == "pending",
+                   subscriptions.c.previous_subscription_id.in_([row.id for row in ended]),
+                   previous.c.id == subscriptions.c.previous_subscription_id,
+                   previous.c.terminated_at < subscriptions.c.subscription_at)
+            .values(status="canceled", canceled_at=func.now()))
+    live = subscriptions.alias("live")
     activated = (await conn.execute(
         update(subscriptions)
-        .where(subscriptions.c.status == "pending", subscriptions.c.subscription_at <= func.now(), *scope)
+        .where(subscriptions.c.status == "pending", subscriptions.c.subscription_at <= func.now(), *scope,
+               # one active subscription per external_id: a pending one waits until the active one ends
+               ~exists().where(live.c.organization_id == subscriptions.c.organization_id,
+                               live.c.external_id == subscriptions.c.external_id, live.c.status == "active"))
         .values(status="active", started_at=subscriptions.c.subscription_at)
         .returning(subscriptions.c.id, subscriptions.c.organization_id)
     )).all()
@@ -90,9 +103,13 @@ async def terminate(conn: AsyncConnection, now: datetime, *which: ColumnElement[
         .values(status="terminated", terminated_at=now, changes_at=None)
         .returning(subscriptions.c.id, subscriptions.c.organization_id))).all()
     ids = [row.id for row in terminated]
-    await conn.execute(update(subscriptions).where(
+    canceled = (await conn.execute(update(subscriptions).where(
         subscriptions.c.status == "pending",
         or_(and_(*which), subscriptions.c.previous_subscription_id.in_(ids)) if ids else and_(*which))
-        .values(status="canceled", canceled_at=now))
+        .values(status="canceled", canceled_at=now).returning(subscriptions.c.previous_subscription_id))).all()
+    # a canceled downgrade: its current subscription goes on past the day it was to end
+    await conn.execute(update(subscriptions).where(
+        subscriptions.c.id.in_([row.previous_subscription_id for row in canceled if row.previous_subscription_id]),
+        subscriptions.c.status == "active").values(changes_at=None))
     for row in terminated:
         await enqueue_webhooks(conn, row.organization_id, row.id, ["subscription.terminated"])

@@ -20,6 +20,7 @@ from core.db.tables import closed_periods
 SUBSCRIPTION_LOCK_SEED = 7
 CUSTOMER_LOCK_SEED = 6
 CUSTOMER_NUMBERING_SEED = 8  # per organization: who gives out the next customer sequential_id
+EXTERNAL_ID_SEED = 9  # per (organization, subscription external_id): who changes its plan or creates it
 
 _CUSTOMERS = text("""
 SELECT count(pg_advisory_xact_lock(hashtextextended(key, :seed)))
@@ -60,6 +61,11 @@ async def lock_customers(conn: AsyncConnection, customer_ids: Iterable[str]) -> 
 async def lock_customer_numbering(conn: AsyncConnection, organization_id: str) -> None:
     """Until the caller's transaction ends, nobody else gives out this organization's next customer number."""
     await conn.execute(_CUSTOMERS, {"keys": [organization_id], "seed": CUSTOMER_NUMBERING_SEED})
+
+
+async def lock_external_id(conn: AsyncConnection, organization_id: str, external_id: str) -> None:
+    """Until the caller's transaction ends, nobody else creates, changes or ends this external_id's subscriptions."""
+    await conn.execute(_CUSTOMERS, {"keys": [f"{organization_id}:{external_id}"], "seed": EXTERNAL_ID_SEED})
 
 
 async def close_periods(conn: AsyncConnection, closing: Sequence[tuple[str, str]]) -> None:

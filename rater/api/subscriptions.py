@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from core.apikeys import authenticate
 from core.db import catalog
+from core.db.locks import lock_external_id
 from core.db.tables import customers, plans, subscriptions
 from core.domain.lifecycle import LIVE, STATUSES, UPGRADE_DELAY
 from core.domain.periods import BILLING_TIMES
@@ -51,7 +52,8 @@ async def find_subscription(conn: AsyncConnection, organization_id: str, externa
     row = (await conn.execute(
         subscription_query(organization_id)
         .where(subscriptions.c.external_id == external_id, subscriptions.c.status.in_(statuses))
-        .order_by(subscriptions.c.created_at.desc()).limit(1)
+        # the active one first (a scheduled downgrade waits next to it), then the newest
+        .order_by((subscriptions.c.status == "active").desc(), subscriptions.c.created_at.desc()).limit(1)
     )).one_or_none()
     if row is None:
         raise not_found("subscription")
@@ -70,6 +72,7 @@ def subscription_input(data: Input) -> dict[str, Any]:
         "external_id": data.identifier("external_id", required=True),
         "name": data.text("name"),
         "billing_time": data.choice("billing_time", BILLING_TIMES) or "calendar",
+        "billing_time_given": data.given("billing_time"),
         "subscription_at": data.moment("subscription_at"),
         "ending_at": data.moment("ending_at"),
     }
@@ -79,8 +82,11 @@ def subscription_input(data: Input) -> dict[str, Any]:
 
 
 async def _live_row(conn: AsyncConnection, organization_id: str, external_id: str) -> Any:
-    """The live subscription with this external_id, locked: the active one, else a pending one (not a
-    scheduled downgrade, which waits next to an active one); None when there is none."""
+    """The live subscription with this external_id: the active one, else a pending one (not a scheduled
+    downgrade, which waits next to an active one); None when there is none. The external_id is locked
+    first (a transaction advisory lock), so two changes of one subscription run one after the other and
+    the second sees what the first wrote."""
+    await lock_external_id(conn, organization_id, external_id)
     row = (await conn.execute(
         subscription_query(organization_id)
         .where(subscriptions.c.external_id == external_id, subscriptions.c.status.in_(LIVE))
@@ -89,10 +95,12 @@ async def _live_row(conn: AsyncConnection, organization_id: str, external_id: st
     return row
 
 
-async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str | None, now: datetime) -> str:
+async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str | None,
+                      ending_at: datetime | None) -> str:
     """Move `current` to `plan`: an upgrade at once (it ends, a new subscription starts, a second from now), a
     downgrade at the end of its period (a pending successor, replacing one scheduled before). The id
     of the subscription to answer with: the new one for an upgrade, the current one for a downgrade."""
+    now = datetime.now(UTC)  # read once the external_id is locked: the change happens now, not when asked
     await conn.execute(update(subscriptions).where(subscriptions.c.previous_subscription_id == current.id,
                                                    subscriptions.c.status == "pending")
                        .values(status="canceled", canceled_at=now))
@@ -112,6 +120,7 @@ async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str 
         external_id=current.external_id, name=name if name is not None else current.name,
         status="active" if upgrade else "pending", billing_time=current.billing_time, subscription_at=starts,
         started_at=starts if upgrade else None, previous_subscription_id=current.id,
+        ending_at=ending_at if ending_at is not None else current.ending_at,  # the given end, else the current one's
         anchor_at=current.anchor_at or current.started_at or current.subscription_at, follows_previous=True,
         started_by_upgrade=upgrade, trial_ended_at=current.trial_ended_at))  # a trial ends once per chain
     if upgrade:
@@ -153,12 +162,22 @@ async def create_subscription(request: Request) -> JSONResponse:
             await conn.execute(update(subscriptions).where(subscriptions.c.id == current.id).values(plan_id=plan.id))
             subscription_id = current.id
         elif current is not None:  # `subscription_at` is ignored on a change, as Lago does
-            subscription_id = await change_plan(conn, current, plan, values["name"], now)
+            if values["billing_time_given"] and values["billing_time"] != current.billing_time:
+                raise validation_error({"billing_time": [INVALID]})  # a change keeps the billing cycle
+            subscription_id = await change_plan(conn, current, plan, values["name"], values["ending_at"])
         else:
             subscription_id = new_id()
-            used_before = (await conn.execute(select(exists().where(
-                subscriptions.c.organization_id == organization_id,
-                subscriptions.c.external_id == values["external_id"])))).scalar()
+            before = (await conn.execute(select(
+                func.min(func.coalesce(subscriptions.c.anchor_at, subscriptions.c.started_at)).label("first"),
+                func.max(func.coalesce(subscriptions.c.terminated_at, subscriptions.c.canceled_at)).label("ended"))
+                .where(subscriptions.c.organization_id == organization_id,
+                       subscriptions.c.external_id == values["external_id"],
+                       subscriptions.c.customer_id == customer.id))).one()
+            used_before = before.ended is not None
+            # one subscription at a time (to the millisecond the API shows the end with)
+            if before.ended is not None and subscription_at < before.ended.replace(
+                    microsecond=before.ended.microsecond // 1000 * 1000):
+                raise validation_error({"subscription_at": [INVALID]})
             try:
                 async with conn.begin_nested():  # a racing request created it meanwhile
                     await conn.execute(subscriptions.insert().values(
@@ -166,7 +185,8 @@ async def create_subscription(request: Request) -> JSONResponse:
                         plan_id=plan.id, external_id=values["external_id"], name=values["name"],
                         status="active" if active else "pending", billing_time=values["billing_time"],
                         subscription_at=subscription_at, started_at=subscription_at if active else None,
-                        ending_at=values["ending_at"], follows_previous=bool(used_before),
+                        ending_at=values["ending_at"], follows_previous=used_before,
+                        anchor_at=before.first,  # a trial counts from the first start of that external_id
                     ))
             except IntegrityError as exc:
                 raise validation_error({"external_id": [TAKEN]}) from exc
@@ -196,7 +216,7 @@ async def update_subscription(request: Request) -> JSONResponse:
     statuses = wanted_statuses(request, LIVE)
     async with engine(request).begin() as conn:
         row = await find_subscription(conn, organization_id, request.path_params["external_id"], statuses)
-        if plan_code is not None and row.status in LIVE:
+        if plan_code is not None and row.status in LIVE:  # as POST with another plan (Lago's PUT)
             plan = await live_plan(conn, organization_id, plan_code)
             if plan.amount_currency != row.plan_amount_currency:
                 raise validation_error({"currency": ["currencies_does_not_match"]})
@@ -207,7 +227,8 @@ async def update_subscription(request: Request) -> JSONResponse:
                                        .values(plan_id=plan.id))
                     changed = current.id
                 else:
-                    changed = await change_plan(conn, current, plan, changes.pop("name", None), datetime.now(UTC))
+                    changed = await change_plan(conn, current, plan, changes.pop("name", None),
+                                                changes.pop("ending_at", None))
                 row = await reread(conn, organization_id, changed)
         if subscription_at is not None and row.status == "pending":
             changes["subscription_at"] = subscription_at

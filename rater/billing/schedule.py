@@ -141,7 +141,7 @@ def full_days(terms: Terms, period: Period, interval: str | None = None) -> int:
     """Days of the whole period `period` belongs to (a first calendar period is clipped at the start),
     of the plan's interval unless another is given."""
     day = _local(terms, period.start)
-    anchor = date.min if terms.billing_time == "calendar" else terms.started_on
+    anchor = date.min if terms.billing_time == "calendar" else terms.cycle.started_on  # the chain's anniversary
     start, next_start = local_period_bounds(day, interval or terms.interval, terms.billing_time, anchor)
     return (next_start - start).days
 

@@ -340,3 +340,41 @@ def test_two_billing_runs_racing_take_a_credit_note_once(client: httpx.Client, u
     business_fee = cents(days_left, 50000, days_in_month(changed_at))
     assert (upgrade["fees_amount_cents"], upgrade["credit_notes_amount_cents"], upgrade["total_amount_cents"]) == (
         business_fee, credit, business_fee - credit)
+
+
+def test_a_scheduled_downgrade_can_be_canceled_and_delete_ends_the_active_subscription(
+        client: httpx.Client, unique: str) -> None:
+    plan(client, "team", amount=12000, advance=True)
+    plan(client, "free", amount=0, advance=False)
+    customer_id, subscription_id = f"c-{unique}", f"s-{unique}"
+    customer(client, customer_id)
+    subscribe(client, customer_id, subscription_id, "team", datetime.now(UTC).isoformat())
+    create(client, "/subscriptions", "subscription", {
+        "external_customer_id": customer_id, "plan_code": "free", "external_id": subscription_id})
+    renamed = client.put(f"/subscriptions/{subscription_id}", json={"subscription": {"name": "Acme Team"}})
+    assert (renamed.json()["subscription"]["plan_code"], renamed.json()["subscription"]["name"]) == (
+        "team", "Acme Team")  # the active subscription, not the downgrade waiting next to it
+    canceled = client.delete(f"/subscriptions/{subscription_id}", params={"status": "pending"})
+    assert (canceled.json()["subscription"]["plan_code"], canceled.json()["subscription"]["status"]) == (
+        "free", "canceled")
+    team = client.get(f"/subscriptions/{subscription_id}").json()["subscription"]
+    assert (team["status"], team["next_plan_code"], team["downgrade_plan_date"]) == ("active", None, None)
+    ended = client.delete(f"/subscriptions/{subscription_id}").json()["subscription"]
+    assert (ended["plan_code"], ended["status"]) == ("team", "terminated")
+
+
+def test_an_external_id_used_again_keeps_its_first_trial_and_never_overlaps_the_last_one(
+        client: httpx.Client, unique: str) -> None:
+    plan(client, "team", amount=12000, advance=True, trial=14)
+    customer_id, subscription_id = f"c-{unique}", f"s-{unique}"
+    customer(client, customer_id)
+    first = subscribe(client, customer_id, subscription_id, "team",
+                      (datetime.now(UTC) - timedelta(days=20)).isoformat())
+    ended = client.delete(f"/subscriptions/{subscription_id}").json()["subscription"]
+    overlapping = client.post("/subscriptions", json={"subscription": {
+        "external_customer_id": customer_id, "plan_code": "team", "external_id": subscription_id,
+        "subscription_at": first["subscription_at"]}})
+    assert (overlapping.status_code, overlapping.json()["error_details"]) == (422, {"subscription_at": [
+        "value_is_invalid"]})  # it would count the ended one's events again
+    again = subscribe(client, customer_id, subscription_id, "team", ended["terminated_at"])
+    assert again["trial_ended_at"] is not None  # its 14 days ran from the first start, 20 days ago

@@ -86,3 +86,15 @@ def test_team_to_free_ends_team_at_its_period_end_with_its_usage_only() -> None:
     assert june.charges == Period(utc(2026, 6, 1), utc(2026, 7, 1))
     free = subscription(utc(2026, 7, 1), amount=0, advance=False, anchor_at=utc(2026, 5, 1), follows_previous=True)
     assert due_until(free, utc(2026, 7, 1)) == []  # in arrears: its first fee comes on August 1
+
+
+def test_an_anniversary_change_prorates_on_the_periods_of_the_first_start() -> None:
+    # Team on anniversary billing from Dec 31; upgraded on Jan 30: its period is Dec 31 - Jan 30 (31 days)
+    change = utc(2027, 1, 30, 12)
+    business = subscription(change, amount=50000, advance=True, anchor_at=utc(2026, 12, 31), follows_previous=True,
+                            started_by_upgrade=True, billing_time="anniversary")
+    (start,) = due_until(business, change)
+    assert (start.fee_cents, start.fee_to) == (1613, utc(2027, 1, 31))  # round(1 x 50,000 / 31)
+    # changed again on Feb 20: its period is Jan 31 - Feb 27 (28 days), 8 of them unused (Feb 20-27)
+    ended = replace(business, ended_at=utc(2027, 2, 20, 9), ended_by_upgrade=True)
+    assert due_until(ended, utc(2027, 2, 20, 9))[-1].credit_cents == 14286  # round(8 x 50,000 / 28)
