@@ -64,16 +64,17 @@ async def activate_due(conn: AsyncConnection, *scope: ColumnElement[bool]) -> in
 
 
 async def announce_trial_ends(conn: AsyncConnection) -> int:
-    """Mark the active subscriptions whose trial (counted from their chain's first start) has ended and
-    queue subscription.trial_ended for each, once; the number marked."""
+    """Mark the subscriptions whose trial (counted from their chain's first start) has ended while they
+    ran and queue subscription.trial_ended for each, once; the number marked. (One terminated within a
+    second of its trial end, before this loop came round, is announced too.)"""
+    trial_end = func.coalesce(subscriptions.c.anchor_at, subscriptions.c.started_at) \
+        + plans.c.trial_period * text("interval '1 day'")
     ended = (await conn.execute(
         update(subscriptions)
-        .where(subscriptions.c.status == "active", subscriptions.c.trial_ended_at.is_(None),
+        .where(subscriptions.c.status.in_(("active", "terminated")), subscriptions.c.trial_ended_at.is_(None),
                plans.c.id == subscriptions.c.plan_id, plans.c.trial_period > 0,
-               func.coalesce(subscriptions.c.anchor_at, subscriptions.c.started_at)
-               + plans.c.trial_period * text("interval '1 day'") <= func.now())
-        .values(trial_ended_at=func.coalesce(subscriptions.c.anchor_at, subscriptions.c.started_at)
-                + plans.c.trial_period * text("interval '1 day'"))
+               trial_end <= func.coalesce(subscriptions.c.terminated_at, func.now()))
+        .values(trial_ended_at=trial_end)
         .returning(subscriptions.c.id, subscriptions.c.organization_id)
     )).all()
     for row in ended:

@@ -259,6 +259,10 @@ def test_subscription_and_credit_note_webhooks_in_lagos_shapes(client: httpx.Cli
         now = datetime.now(UTC)
         subscribe(client, customer_id, subscription_id, "team", previous_month(now).isoformat())
         bill(now.isoformat(), unique)
+        deadline = time.monotonic() + 10  # the activation loop announces the trial's end within a second
+        while "subscription.trial_ended" not in {json.loads(body)["webhook_type"] for _, body, _ in receiver.received}:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
         assert client.delete(f"/subscriptions/{subscription_id}").status_code == 200
         bill(datetime.now(UTC).isoformat(), unique)
         last_day = days_in_month(now) == datetime.now(UTC).day  # nothing left to credit on the last day

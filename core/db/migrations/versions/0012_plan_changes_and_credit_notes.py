@@ -44,6 +44,12 @@ def upgrade() -> None:
     op.add_column("subscriptions", sa.Column("canceled_at", sa.DateTime(timezone=True)))
     op.add_column("subscriptions", sa.Column("changes_at", sa.DateTime(timezone=True)))
     op.add_column("subscriptions", sa.Column("trial_ended_at", sa.DateTime(timezone=True)))
+    # trials that ended before this version are not announced now (Lago announced them when they ended)
+    op.execute("""
+        UPDATE subscriptions s SET trial_ended_at = s.started_at + p.trial_period * interval '1 day'
+        FROM plans p WHERE p.id = s.plan_id AND p.trial_period > 0 AND s.started_at IS NOT NULL
+          AND s.started_at + p.trial_period * interval '1 day' <= now()
+    """)
     for name in ("started_by_upgrade", "ended_by_upgrade"):
         op.add_column("subscriptions", sa.Column(name, sa.Boolean(), nullable=False, server_default="false"))
     op.create_index("ix_subscriptions_previous", "subscriptions", ["previous_subscription_id"],
