@@ -50,7 +50,7 @@ class SubscriptionCatalog:
         return found
 
     async def _load(self, scopes: set[Scope]) -> dict[Scope, SubscriptionView]:
-        query = subscription_query().where(
+        query = subscription_query(plan_changes=False).where(
             tuple_(subscriptions.c.organization_id, subscriptions.c.external_id).in_(list(scopes)))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()

@@ -20,14 +20,12 @@ from core.domain.charges import ChargeLine
 from core.domain.periods import BillingCycle, subscription_cycle, usage_cycle_of
 
 
-def subscription_query() -> Select:
-    """Subscriptions (every column) with what their readers need of the plan, customer and organization,
-    and the plan codes of the subscription a plan change replaced and of a scheduled downgrade's."""
-    previous, previous_plan = subscriptions.alias("previous"), plans.alias("previous_plan")
-    following, next_plan = subscriptions.alias("following"), plans.alias("next_plan")
-    return (
+def subscription_query(plan_changes: bool = True) -> Select:
+    """Subscriptions (every column) with what their readers need of the plan, customer and organization;
+    with `plan_changes`, the plan codes of the subscription a plan change replaced and of a scheduled
+    downgrade's (what the API shows; billing and the aggregator do without the four joins)."""
+    query = (
         select(subscriptions,
-               previous_plan.c.code.label("previous_plan_code"), next_plan.c.code.label("next_plan_code"),
                plans.c.code.label("plan_code"), plans.c.name.label("plan_name"),
                plans.c.invoice_display_name.label("plan_invoice_display_name"), plans.c.interval,
                plans.c.pay_in_advance, plans.c.bill_charges_monthly, plans.c.amount_cents.label("plan_amount_cents"),
@@ -39,6 +37,13 @@ def subscription_query() -> Select:
         .join(plans, plans.c.id == subscriptions.c.plan_id)
         .join(customers, customers.c.id == subscriptions.c.customer_id)
         .join(organizations, organizations.c.id == subscriptions.c.organization_id)
+    )
+    if not plan_changes:
+        return query
+    previous, previous_plan = subscriptions.alias("previous"), plans.alias("previous_plan")
+    following, next_plan = subscriptions.alias("following"), plans.alias("next_plan")
+    return (
+        query.add_columns(previous_plan.c.code.label("previous_plan_code"), next_plan.c.code.label("next_plan_code"))
         .outerjoin(previous, previous.c.id == subscriptions.c.previous_subscription_id)
         .outerjoin(previous_plan, previous_plan.c.id == previous.c.plan_id)
         .outerjoin(following, (following.c.previous_subscription_id == subscriptions.c.id)

@@ -45,14 +45,16 @@ def subscribed(row: Any) -> Subscribed:
 async def load_subscriptions(conn: AsyncConnection, as_of: datetime,
                              organization_id: str | None = None) -> list[Subscribed]:
     """Every subscription that has started by `as_of` (pending ones count from their subscription_at)."""
-    query = subscription_query().where(subscriptions.c.status.in_(BILLED), subscriptions.c.subscription_at <= as_of)
+    query = subscription_query(plan_changes=False).where(subscriptions.c.status.in_(BILLED),
+                                                        subscriptions.c.subscription_at <= as_of)
     if organization_id is not None:
         query = query.where(subscriptions.c.organization_id == organization_id)
     return [subscribed(row) for row in (await conn.execute(query)).all()]
 
 
 async def subscribed_by_id(conn: AsyncConnection, ids: Sequence[str]) -> list[Subscribed]:
-    rows = (await conn.execute(subscription_query().where(subscriptions.c.id.in_(list(set(ids)))))).all()
+    rows = (await conn.execute(subscription_query(plan_changes=False).where(
+        subscriptions.c.id.in_(list(set(ids)))))).all()
     return [subscribed(row) for row in rows]
 
 
