@@ -193,7 +193,8 @@ async def create_subscription(request: Request) -> JSONResponse:
             if active:
                 await enqueue_webhooks(conn, organization_id, subscription_id, ["subscription.started"])
         row = await reread(conn, organization_id, subscription_id)
-        body = await subscription_document(conn, row.id, now)
+        # an upgrade starts a second on: its billing period is shown as of its start
+        body = await subscription_document(conn, row.id, max(now, row.started_at or now))
     return ok({"subscription": body})
 
 
