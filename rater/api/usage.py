@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from redis.exceptions import RedisError
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -30,7 +30,7 @@ from core.apikeys import authenticate
 from core.db.catalog import charge_line, plan_charges, subscription_query, usage_cycle
 from core.db.tables import subscriptions
 from core.domain.charges import ChargeLine
-from core.domain.lifecycle import LIVE, effective_status
+from core.domain.lifecycle import LIVE
 from core.domain.periods import BillingCycle
 from core.http import ApiError, JSONResponse, bad_request, not_allowed, not_found, ok, unavailable
 from core.usage_state.redis_state import read_usage
@@ -88,11 +88,13 @@ async def _load_view(conn: AsyncConnection, organization_id: str, customer_exter
     row = (await conn.execute(subscription_query().where(
         subscriptions.c.organization_id == organization_id, subscriptions.c.customer_id == customer.id,
         subscriptions.c.external_id == subscription_external_id,
-        subscriptions.c.status.in_(LIVE), subscriptions.c.subscription_at <= func.now(),
-    ).order_by(subscriptions.c.subscription_at.desc()))).first()  # a downgrade's successor once its day came
-    # A pending subscription is active from its subscription_at on, as the aggregator counts it,
-    # before the activation loop has written the new status.
-    if row is None or effective_status(row.status, row.subscription_at, datetime.now(UTC)) != "active":
+        # the one live now: a downgrade's successor once its day came, an upgraded one until the change
+        subscriptions.c.status.in_((*LIVE, "terminated")), subscriptions.c.subscription_at <= func.now(),
+        or_(subscriptions.c.terminated_at.is_(None), subscriptions.c.terminated_at > func.now()),
+    ).order_by(subscriptions.c.subscription_at.desc()))).first()
+    # A pending subscription is active from its subscription_at on, as the aggregator counts it, before
+    # the activation loop has written the new status; the query keeps only the one live now.
+    if row is None:
         return not_allowed("no_active_subscription")
     lines = tuple(charge_line(charge) for charge in (await plan_charges(conn, [row.plan_id]))[row.plan_id])
     return UsageView(

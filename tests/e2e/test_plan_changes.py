@@ -104,6 +104,9 @@ def test_free_to_team_to_business_upgrades_at_once_with_events_across_them(
     changed_at = datetime.fromisoformat(team["started_at"].replace("Z", "+00:00"))
     assert team["trial_ended_at"] is not None
     assert team["current_billing_period_started_at"] == team["started_at"]  # its first period starts at the change
+    # until the change takes effect (a second on), current usage is Free's; never "no active subscription"
+    assert client.get(f"/customers/{customer_id}/current_usage",
+                      params={"external_subscription_id": subscription_id}).status_code == 200
     ended = client.get(f"/subscriptions/{subscription_id}", params={"status": "terminated"}).json()["subscription"]
     assert (ended["plan_code"], ended["terminated_at"]) == ("free", team["started_at"])
 

@@ -47,7 +47,7 @@ def test_a_draft_invoice_has_no_null_number_url_or_dispute_date(client: httpx.Cl
                                                                 unique: str) -> None:
     mtu_metric(client)
     plan(client, "std", amount=1000, advance=False, charges=[per_unit("mtu", "2")])
-    customer(client, f"c-{unique}", grace=365)  # stays a draft: the grace runs past the real now
+    customer(client, f"c-{unique}", grace=36500)  # stays a draft: the grace runs past any real now
     subscribe(client, f"c-{unique}", f"s-{unique}", "std", "2026-06-01T00:00:00Z")
     june = mtu_events(f"s-{unique}", "a", range(2), "2026-06-10T00:00:00Z")
     send(client, june)
