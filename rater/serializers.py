@@ -130,7 +130,10 @@ def subscription(row: Any, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     period_start = period_end = trial_ended_at = None
     if row.started_at is not None:
-        period = billing_cycle(row).period_at(min(now, row.terminated_at) if row.terminated_at else now)
+        # as of now, within its life: one ended is shown its last period, one starting a moment on (an
+        # upgrade takes effect a second after it is asked) its first
+        at = max(min(now, row.terminated_at) if row.terminated_at else now, row.started_at)
+        period = billing_cycle(row).period_at(at)
         if period is not None:
             period_start, period_end = period.start, period.end - timedelta(milliseconds=1)
         if row.trial_period:  # counted from the first start of a plan change's chain

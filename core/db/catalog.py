@@ -19,6 +19,9 @@ from core.domain.aggregation import Metric
 from core.domain.charges import ChargeLine
 from core.domain.periods import BillingCycle, subscription_cycle, usage_cycle_of
 
+# A customer's `finalize_zero_amount_invoice` (inherit, finalize, skip), kept among its attributes
+FINALIZE_ZERO_AMOUNT = customers.c.attributes["finalize_zero_amount_invoice"].astext
+
 
 def subscription_query(plan_changes: bool = True) -> Select:
     """Subscriptions (every column) with what their readers need of the plan, customer and organization;
@@ -32,7 +35,7 @@ def subscription_query(plan_changes: bool = True) -> Select:
                plans.c.amount_currency.label("plan_amount_currency"), plans.c.trial_period,
                customers.c.external_id.label("external_customer_id"), customers.c.timezone,
                customers.c.invoice_grace_period, customers.c.net_payment_term,
-               customers.c.attributes["finalize_zero_amount_invoice"].astext.label("finalize_zero_amount_invoice"),
+               FINALIZE_ZERO_AMOUNT.label("finalize_zero_amount_invoice"),
                organizations.c.name.label("organization_name"))
         .join(plans, plans.c.id == subscriptions.c.plan_id)
         .join(customers, customers.c.id == subscriptions.c.customer_id)

@@ -7,6 +7,7 @@ subscriptions only; `status` (GET/DELETE one) or `status[]` (list) selects other
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,16 +46,19 @@ def wanted_statuses(request: Request, default: tuple[str, ...]) -> list[str]:
     return statuses or list(default)
 
 
+def named(organization_id: str, external_id: str, statuses: Sequence[str]) -> Select:
+    """The subscription with this external_id in one of `statuses`: the active one first (a scheduled
+    downgrade waits next to it), then the newest."""
+    return (subscription_query(organization_id)
+            .where(subscriptions.c.external_id == external_id, subscriptions.c.status.in_(statuses))
+            .order_by((subscriptions.c.status == "active").desc(), subscriptions.c.created_at.desc()).limit(1))
+
+
 async def find_subscription(conn: AsyncConnection, organization_id: str, external_id: str,
-                            statuses: list[str] | tuple[str, ...] = ("active",)) -> Any:
+                            statuses: Sequence[str] = ("active",)) -> Any:
     await activate_due(conn, subscriptions.c.organization_id == organization_id,
                        subscriptions.c.external_id == external_id)
-    row = (await conn.execute(
-        subscription_query(organization_id)
-        .where(subscriptions.c.external_id == external_id, subscriptions.c.status.in_(statuses))
-        # the active one first (a scheduled downgrade waits next to it), then the newest
-        .order_by((subscriptions.c.status == "active").desc(), subscriptions.c.created_at.desc()).limit(1)
-    )).one_or_none()
+    row = (await conn.execute(named(organization_id, external_id, statuses))).one_or_none()
     if row is None:
         raise not_found("subscription")
     return row
@@ -71,8 +75,7 @@ def subscription_input(data: Input) -> dict[str, Any]:
         "plan_code": data.identifier("plan_code", required=True),
         "external_id": data.identifier("external_id", required=True),
         "name": data.text("name"),
-        "billing_time": data.choice("billing_time", BILLING_TIMES) or "calendar",
-        "billing_time_given": data.given("billing_time"),
+        "billing_time": data.choice("billing_time", BILLING_TIMES),  # calendar unless given
         "subscription_at": data.moment("subscription_at"),
         "ending_at": data.moment("ending_at"),
     }
@@ -87,12 +90,8 @@ async def _live_row(conn: AsyncConnection, organization_id: str, external_id: st
     first (a transaction advisory lock), so two changes of one subscription run one after the other and
     the second sees what the first wrote."""
     await lock_external_id(conn, organization_id, external_id)
-    row = (await conn.execute(
-        subscription_query(organization_id)
-        .where(subscriptions.c.external_id == external_id, subscriptions.c.status.in_(LIVE))
-        .order_by((subscriptions.c.status == "active").desc()).limit(1)
-        .with_for_update(of=subscriptions))).one_or_none()
-    return row
+    return (await conn.execute(named(organization_id, external_id, LIVE).with_for_update(of=subscriptions))
+            ).one_or_none()
 
 
 async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str | None,
@@ -162,7 +161,7 @@ async def create_subscription(request: Request) -> JSONResponse:
             await conn.execute(update(subscriptions).where(subscriptions.c.id == current.id).values(plan_id=plan.id))
             subscription_id = current.id
         elif current is not None:  # `subscription_at` is ignored on a change, as Lago does
-            if values["billing_time_given"] and values["billing_time"] != current.billing_time:
+            if values["billing_time"] not in (None, current.billing_time):
                 raise validation_error({"billing_time": [INVALID]})  # a change keeps the billing cycle
             subscription_id = await change_plan(conn, current, plan, values["name"], values["ending_at"])
         else:
@@ -183,7 +182,7 @@ async def create_subscription(request: Request) -> JSONResponse:
                     await conn.execute(subscriptions.insert().values(
                         id=subscription_id, organization_id=organization_id, customer_id=customer.id,
                         plan_id=plan.id, external_id=values["external_id"], name=values["name"],
-                        status="active" if active else "pending", billing_time=values["billing_time"],
+                        status="active" if active else "pending", billing_time=values["billing_time"] or "calendar",
                         subscription_at=subscription_at, started_at=subscription_at if active else None,
                         ending_at=values["ending_at"], follows_previous=used_before,
                         anchor_at=before.first,  # a trial counts from the first start of that external_id
@@ -193,8 +192,7 @@ async def create_subscription(request: Request) -> JSONResponse:
             if active:
                 await enqueue_webhooks(conn, organization_id, subscription_id, ["subscription.started"])
         row = await reread(conn, organization_id, subscription_id)
-        # an upgrade starts a second on: its billing period is shown as of its start
-        body = await subscription_document(conn, row.id, max(now, row.started_at or now))
+        body = await subscription_document(conn, row.id, now)
     return ok({"subscription": body})
 
 

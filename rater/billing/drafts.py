@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.db.catalog import FINALIZE_ZERO_AMOUNT
 from core.db.locks import close_periods, lock_customers
 from core.db.tables import customers, fees, invoice_subscriptions, invoices, organizations
 from core.domain.periods import Period
@@ -105,7 +106,7 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
             ).scalar_one()
     # the payment term and $0 rule in force when the invoice is finalized, as Lago reads them then
     customer = (await conn.execute(select(
-        customers.c.net_payment_term, customers.c.attributes["finalize_zero_amount_invoice"].astext.label("zero"))
+        customers.c.net_payment_term, FINALIZE_ZERO_AMOUNT.label("zero"))
         .where(customers.c.id == invoice.customer_id))).one()
     if final_status(total, finalizes_zero_amount(customer.zero)) == "closed":
         await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(

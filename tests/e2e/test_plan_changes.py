@@ -359,6 +359,11 @@ def test_a_scheduled_downgrade_can_be_canceled_and_delete_ends_the_active_subscr
     subscribe(client, customer_id, subscription_id, "team", datetime.now(UTC).isoformat())
     create(client, "/subscriptions", "subscription", {
         "external_customer_id": customer_id, "plan_code": "free", "external_id": subscription_id})
+    other_cycle = client.post("/subscriptions", json={"subscription": {  # a change keeps the billing cycle
+        "external_customer_id": customer_id, "plan_code": "free", "external_id": subscription_id,
+        "billing_time": "anniversary"}})
+    assert (other_cycle.status_code, other_cycle.json()["error_details"]) == (422, {"billing_time": [
+        "value_is_invalid"]})
     renamed = client.put(f"/subscriptions/{subscription_id}", json={"subscription": {"name": "Acme Team"}})
     assert (renamed.json()["subscription"]["plan_code"], renamed.json()["subscription"]["name"]) == (
         "team", "Acme Team")  # the active subscription, not the downgrade waiting next to it
