@@ -14,7 +14,7 @@ from core.db.locks import lock_customers
 from core.db.tables import credit_notes, customers
 from core.http import JSONResponse, not_allowed, ok
 from rater.api.common import engine, own_id, page_params, paginate
-from rater.billing.documents import credit_note_document
+from rater.billing.documents import credit_note_document, credit_note_documents
 
 
 async def _own_note(conn: AsyncConnection, organization_id: str, lago_id: str) -> str:
@@ -32,7 +32,7 @@ async def list_credit_notes(request: Request) -> JSONResponse:
     async with engine(request).connect() as conn:
         rows, meta = await paginate(conn, query.order_by(credit_notes.c.created_at.desc(), credit_notes.c.id),
                                     page, per_page)
-        notes = [await credit_note_document(conn, row.id) for row in rows]
+        notes = await credit_note_documents(conn, [row.id for row in rows])
     return ok({"credit_notes": notes, "meta": meta})
 
 
