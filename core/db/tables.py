@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     PrimaryKeyConstraint,
     String,
     Table,
@@ -167,6 +169,7 @@ subscriptions = Table(
     Column("follows_previous", Boolean, nullable=False, server_default="false"),
     Column("on_termination_invoice", String(16), nullable=False, server_default="generate"),
     Column("on_termination_credit_note", String(16), nullable=False, server_default="credit"),
+    Column("progressive_billing_disabled", Boolean, nullable=False, server_default="false"),
     _created_at(),
     # an external_id names one active subscription, and one pending (a scheduled downgrade waits next to
     # the active one); a terminated or canceled one's external_id can be used again
@@ -250,6 +253,9 @@ invoices = Table(
     Column("currency", String(3), nullable=False),
     Column("fees_amount_cents", BigInteger, nullable=False),
     Column("credit_notes_amount_cents", BigInteger, nullable=False, server_default="0"),
+    Column("invoice_type", String(32), nullable=False, server_default="subscription"),  # or progressive_billing
+    # what the period's progressive billing invoices billed before this one (deducted from its fees)
+    Column("progressive_billing_credit_amount_cents", BigInteger, nullable=False, server_default="0"),
     Column("total_amount_cents", BigInteger, nullable=False),  # fees less the credit notes it took
     Column("sequential_id", Integer),
     Column("number", String(64)),
@@ -384,4 +390,93 @@ webhook_deliveries = Table(
     _now("created_at"),
     UniqueConstraint("endpoint_id", "webhook_type", "object_id", name="uq_webhook_deliveries_once"),
     Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+)
+
+# A subscription external_id's usage alerts. `thresholds`: [{code, value, recurring}], values as decimal
+# text in ascending order, at most one recurring. Codes are unique among live alerts of an external_id.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), ForeignKey("organizations.id"), nullable=False),
+    Column("subscription_external_id", String(255), nullable=False),
+    Column("alert_type", String(64), nullable=False),
+    Column("code", String(255), nullable=False),
+    Column("name", String(255)),
+    Column("billable_metric_id", UUID(as_uuid=False), ForeignKey("billable_metrics.id")),
+    Column("thresholds", JSONB, nullable=False),
+    _created_at(),
+    _now("updated_at"),
+    Column("deleted_at", DateTime(timezone=True)),
+    Index("uq_alerts_org_subscription_code", "organization_id", "subscription_external_id", "code", unique=True,
+          postgresql_where=text("deleted_at IS NULL")),
+)
+
+# The durable record of what thresholds fired: per subject (an alert, or a subscription for its progressive
+# billing thresholds) and billing period ("lifetime" for lifetime alerts), the highest level fired and the
+# value seen by the evaluation that fired it. Written, under its row lock, in the transaction that fires.
+threshold_states = Table(
+    "threshold_states",
+    metadata,
+    Column("subject_id", UUID(as_uuid=False), nullable=False),
+    Column("period_key", String(32), nullable=False),
+    Column("fired_level", Numeric),
+    Column("last_value", Numeric, nullable=False),
+    _now("updated_at"),
+    PrimaryKeyConstraint("subject_id", "period_key", name="pk_threshold_states"),
+)
+
+# What one evaluation fired: the object of an `alert.triggered` webhook.
+triggered_alerts = Table(
+    "triggered_alerts",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), nullable=False),
+    Column("alert_id", UUID(as_uuid=False), ForeignKey("alerts.id"), nullable=False),
+    Column("subscription_id", UUID(as_uuid=False), ForeignKey("subscriptions.id"), nullable=False),
+    Column("period_key", String(32), nullable=False),
+    Column("current_value", Numeric, nullable=False),
+    Column("previous_value", Numeric, nullable=False),
+    Column("crossed_thresholds", JSONB, nullable=False),
+    _now("triggered_at"),
+    Index("ix_triggered_alerts_alert", "alert_id", "triggered_at"),
+)
+
+# Progressive billing thresholds: a plan's, or one subscription's own (which replace its plan's).
+usage_thresholds = Table(
+    "usage_thresholds",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), ForeignKey("organizations.id"), nullable=False),
+    Column("plan_id", UUID(as_uuid=False), ForeignKey("plans.id", ondelete="CASCADE")),
+    Column("subscription_id", UUID(as_uuid=False), ForeignKey("subscriptions.id", ondelete="CASCADE")),
+    Column("threshold_display_name", String(255)),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("recurring", Boolean, nullable=False, server_default="false"),
+    _created_at(),
+    _now("updated_at"),
+    CheckConstraint("(plan_id IS NULL) <> (subscription_id IS NULL)", name="ck_usage_thresholds_owner"),
+    Index("ix_usage_thresholds_plan", "plan_id"),
+    Index("ix_usage_thresholds_subscription", "subscription_id"),
+)
+
+# A progressive billing threshold level a subscription's period reached, with the usage seen then
+# (`charges`: per charge id, {units, amount_cents, precise_amount_cents, events_count}); `pending` until
+# the biller invoices it (`invoiced`, `invoice_id`) or finds the period closed by then (`superseded`).
+progressive_crossings = Table(
+    "progressive_crossings",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), nullable=False),
+    Column("subscription_id", UUID(as_uuid=False), ForeignKey("subscriptions.id"), nullable=False),
+    Column("period_key", String(32), nullable=False),
+    Column("level_cents", BigInteger, nullable=False),
+    Column("usage_threshold_id", UUID(as_uuid=False), nullable=False),
+    Column("usage_amount_cents", BigInteger, nullable=False),
+    Column("charges", JSONB, nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("invoice_id", UUID(as_uuid=False), ForeignKey("invoices.id")),
+    _now("reached_at"),
+    UniqueConstraint("subscription_id", "period_key", "level_cents", name="uq_progressive_crossings_level"),
+    Index("ix_progressive_crossings_pending", "reached_at", postgresql_where=text("status = 'pending'")),
 )
