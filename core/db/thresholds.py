@@ -1,0 +1,132 @@
+"""Alerts and progressive billing thresholds as stored: reading them, and firing them exactly once.
+
+`fire` is the one way a threshold fires: in the caller's transaction it takes the row lock of the
+subject's record for the period (`threshold_states`), finds the levels crossed since the highest one
+fired (core.domain.thresholds.crossed) and moves the record up. Whatever the caller writes with it
+(a triggered alert and its webhook, a progressive crossing) commits or rolls back with the record, so
+two evaluations of the same usage (a redelivered batch, two workers around a rebalance, a rebuilt
+Redis) never fire a level twice, and an evaluation that did not commit fired nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.db.tables import (
+    fees,
+    invoices,
+    progressive_crossings,
+    subscriptions,
+    threshold_states,
+    usage_thresholds,
+)
+from core.domain.thresholds import Crossing, Threshold, crossed
+
+# the invoices whose usage fees count as invoiced usage (a lifetime alert's, lifetime_usage's)
+INVOICED_STATUSES = ("draft", "finalized")
+
+
+def alert_thresholds(stored: Sequence[Mapping[str, Any]]) -> tuple[Threshold, ...]:
+    """An alert's `thresholds` column as values."""
+    return tuple(Threshold(Decimal(t["value"]), bool(t["recurring"]), t.get("code")) for t in stored)
+
+
+def usage_threshold_values(rows: Iterable[Any]) -> tuple[Threshold, ...]:
+    """`usage_thresholds` rows as values (a threshold's `ref` is its id)."""
+    return tuple(Threshold(Decimal(row.amount_cents), row.recurring, row.threshold_display_name, row.id)
+                 for row in rows)
+
+
+async def applicable_usage_thresholds(conn: AsyncConnection, subs: Iterable[tuple[str, str]]
+                                      ) -> dict[str, list[Any]]:
+    """Each subscription's progressive billing thresholds, by subscription id: its own when it has any
+    (its plan_overrides), else its plan's; `subs` are (subscription id, plan id)."""
+    wanted = dict(subs)
+    found: dict[str, list[Any]] = {sub_id: [] for sub_id in wanted}
+    if not wanted:
+        return found
+    rows = (await conn.execute(select(usage_thresholds).where(
+        usage_thresholds.c.subscription_id.in_(list(wanted)) | usage_thresholds.c.plan_id.in_(set(wanted.values())))
+        .order_by(usage_thresholds.c.amount_cents, usage_thresholds.c.created_at))).all()
+    own: dict[str, list[Any]] = {}
+    of_plan: dict[str, list[Any]] = {}
+    for row in rows:
+        if row.subscription_id is not None:
+            own.setdefault(row.subscription_id, []).append(row)
+        else:
+            of_plan.setdefault(row.plan_id, []).append(row)
+    for sub_id, plan_id in wanted.items():
+        found[sub_id] = own.get(sub_id) or of_plan.get(plan_id, [])
+    return found
+
+
+async def invoiced_usage_cents(conn: AsyncConnection, organization_id: str, external_ids: Iterable[str]
+                               ) -> dict[str, int]:
+    """The usage fees invoiced so far to the subscriptions of each external_id (every plan it had), by
+    external_id: what a lifetime alert adds to the current period's usage. Progressive billing invoices
+    are left out: the regular invoice of their period bills the whole period's usage."""
+    wanted = sorted(set(external_ids))
+    found = dict.fromkeys(wanted, 0)
+    if not wanted:
+        return found
+    rows = await conn.execute(
+        select(subscriptions.c.external_id, func.coalesce(func.sum(fees.c.amount_cents), 0))
+        .select_from(fees.join(invoices, invoices.c.id == fees.c.invoice_id)
+                     .join(subscriptions, subscriptions.c.id == fees.c.subscription_id))
+        .where(subscriptions.c.organization_id == organization_id, subscriptions.c.external_id.in_(wanted),
+               fees.c.fee_type == "charge", invoices.c.status.in_(INVOICED_STATUSES),
+               invoices.c.invoice_type == "subscription")
+        .group_by(subscriptions.c.external_id))
+    for external_id, cents in rows:
+        found[external_id] = int(cents)
+    return found
+
+
+async def fired_levels(conn: AsyncConnection, keys: Iterable[tuple[str, str]]
+                       ) -> dict[tuple[str, str], tuple[Decimal | None, Decimal]]:
+    """(highest level fired, value seen then) per (subject, period key) that has a record."""
+    wanted = list(set(keys))
+    if not wanted:
+        return {}
+    rows = await conn.execute(select(threshold_states).where(
+        tuple_(threshold_states.c.subject_id, threshold_states.c.period_key).in_(wanted)))
+    return {(row.subject_id, row.period_key): (row.fired_level, row.last_value) for row in rows}
+
+
+async def fire(conn: AsyncConnection, subject_id: str, period_key: str, thresholds: Sequence[Threshold],
+               value: Decimal) -> tuple[list[Crossing], Decimal]:
+    """The levels this evaluation fires, and the value the record held before (the previous value), in the
+    caller's transaction: nothing when another evaluation fired them first."""
+    await conn.execute(insert(threshold_states).values(subject_id=subject_id, period_key=period_key,
+                                                       last_value=0).on_conflict_do_nothing())
+    state = (await conn.execute(select(threshold_states).where(
+        threshold_states.c.subject_id == subject_id, threshold_states.c.period_key == period_key)
+        .with_for_update())).one()
+    crossings = crossed(thresholds, state.fired_level, value)
+    if crossings:
+        await conn.execute(threshold_states.update().where(
+            threshold_states.c.subject_id == subject_id, threshold_states.c.period_key == period_key,
+        ).values(fired_level=crossings[-1].level, last_value=value, updated_at=func.now()))
+    return crossings, state.last_value
+
+
+async def progressive_billed_cents(conn: AsyncConnection, subscription_ids: Iterable[str]
+                                   ) -> dict[tuple[str, str], int]:
+    """What the progressive billing invoices of each (subscription, period key) billed (their fees less
+    their own progressive credit), for the invoices that deduct it."""
+    wanted = sorted(set(subscription_ids))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(progressive_crossings.c.subscription_id, progressive_crossings.c.period_key,
+               func.sum(invoices.c.fees_amount_cents - invoices.c.progressive_billing_credit_amount_cents))
+        .join(invoices, invoices.c.id == progressive_crossings.c.invoice_id)
+        .where(progressive_crossings.c.subscription_id.in_(wanted), invoices.c.status.in_(INVOICED_STATUSES))
+        .group_by(progressive_crossings.c.subscription_id, progressive_crossings.c.period_key))
+    return {(sub_id, key): int(cents) for sub_id, key, cents in rows}
