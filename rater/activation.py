@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db.tables import plans, subscriptions
-from rater.billing.outbox import enqueue_webhooks
+from core.db.webhooks import enqueue_webhooks
 
 log = logging.getLogger("meterline.activation")
 INTERVAL_S = 1.0

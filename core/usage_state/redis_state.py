@@ -25,7 +25,7 @@ from core.usage_state.ops import Planned
 
 ONE = ord("1")  # a flag of the script's answer, as iterating bytes gives it
 
-__all__ = ["APPLY_LUA", "MetricUsage", "UsageState", "read_usage", "script_arguments"]
+__all__ = ["APPLY_LUA", "MetricUsage", "UsageState", "read_usage", "read_usages", "script_arguments"]
 
 # KEYS[1] dedup set, KEYS[2..m+1] state keys. ARGV[1] is one JSON array (decoded by Redis's cjson
 # in C: one argument instead of ~6 per event keeps client-side encoding and Redis's argument
@@ -243,21 +243,33 @@ def _int(raw: bytes | None) -> int:
 
 async def read_usage(redis: Redis, scope: str, metric_ids: Sequence[str],
                      period_key: str) -> dict[str, MetricUsage]:
+    return (await read_usages(redis, [(scope, metric_ids, period_key)]))[0]
+
+
+async def read_usages(redis: Redis, wanted: Sequence[tuple[str, Sequence[str], str]]
+                      ) -> list[dict[str, MetricUsage]]:
+    """The usage of each (scope, metric ids, period key), in one pipelined round trip."""
     async with redis.pipeline(transaction=False) as pipe:
-        for metric_id in metric_ids:
-            pipe.scard(unique_key(scope, metric_id, period_key))
-            pipe.hmget(totals_key(scope, metric_id, period_key), *TOTALS_FIELDS)
+        for scope, metric_ids, period_key in wanted:
+            for metric_id in metric_ids:
+                pipe.scard(unique_key(scope, metric_id, period_key))
+                pipe.hmget(totals_key(scope, metric_id, period_key), *TOTALS_FIELDS)
         results = await pipe.execute()
-    usage = {}
-    for position, metric_id in enumerate(metric_ids):
-        unique_count = int(results[2 * position])
-        count, one_word, sum_high, sum_low, maximum, latest, high, low, length = results[2 * position + 1]
-        usage[metric_id] = MetricUsage(
-            unique_count=unique_count,
-            events_count=int(count) if count is not None else unique_count,
-            sum=descale(_int(one_word) + _int(sum_high) * WEIGHT_BASE + _int(sum_low)),
-            max=descale(_int(maximum)),
-            latest=descale(_int(latest)),
-            weighted_sum=weighted_units(_int(high), _int(low), _int(length)),
-        )
-    return usage
+    found = []
+    position = 0
+    for _, metric_ids, _ in wanted:
+        usage = {}
+        for metric_id in metric_ids:
+            unique_count = int(results[position])
+            count, one_word, sum_high, sum_low, maximum, latest, high, low, length = results[position + 1]
+            position += 2
+            usage[metric_id] = MetricUsage(
+                unique_count=unique_count,
+                events_count=int(count) if count is not None else unique_count,
+                sum=descale(_int(one_word) + _int(sum_high) * WEIGHT_BASE + _int(sum_low)),
+                max=descale(_int(maximum)),
+                latest=descale(_int(latest)),
+                weighted_sum=weighted_units(_int(high), _int(low), _int(length)),
+            )
+        found.append(usage)
+    return found

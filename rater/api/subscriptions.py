@@ -21,6 +21,7 @@ from core.apikeys import authenticate
 from core.db import catalog
 from core.db.locks import lock_external_id
 from core.db.tables import customers, plans, subscriptions
+from core.db.webhooks import enqueue_webhooks
 from core.domain.lifecycle import LIVE, STATUSES, UPGRADE_DELAY
 from core.domain.periods import BILLING_TIMES
 from core.domain.plan_changes import is_upgrade
@@ -31,7 +32,6 @@ from rater.api.common import engine, new_id, org_and_input, page_params, paginat
 from rater.api.customers import live_customer, upsert_customer
 from rater.api.plans import live_plan
 from rater.billing.documents import subscription_document
-from rater.billing.outbox import enqueue_webhooks
 from rater.inputs import INVALID, NOT_SUPPORTED, TAKEN, Input
 
 

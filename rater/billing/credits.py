@@ -18,9 +18,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.tables import credit_note_applications, credit_notes, fees, invoice_subscriptions, invoices
+from core.db.webhooks import enqueue_webhooks
 from rater.billing.assemble import Credit
 from rater.billing.grouping import Subscribed
-from rater.billing.outbox import enqueue_webhooks
 from rater.billing.schedule import Due
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.db.catalog import FINALIZE_ZERO_AMOUNT
 from core.db.locks import close_periods, lock_customers
 from core.db.tables import customers, fees, invoice_subscriptions, invoices, organizations
+from core.db.webhooks import enqueue_webhooks
 from core.domain.periods import Period
 from rater.billing.archive_usage import window_usage
 from rater.billing.assemble import (
@@ -28,7 +29,6 @@ from rater.billing.assemble import (
 )
 from rater.billing.credits import available_credits, record_taken
 from rater.billing.grouping import payment_due_date
-from rater.billing.outbox import enqueue_webhooks
 from rater.billing.reads import last_sequential_ids, load_catalog, subscribed_by_id
 from rater.billing.schedule import Due, charges_days
 

@@ -3,9 +3,9 @@ credit note, then delivered:
 claimed, POSTed signed, their outcome recorded, failures backed off.
 
 Order for one delivery, and what a crash between steps does:
-0. only rows at least a second old: the biller commits invoices without waiting for the WAL flush
-   (rater.billing.writer: drafts only), which PostgreSQL completes within 3 x wal_writer_delay; a
-   webhook is never sent for an invoice a crash could still take back;
+0. only rows due (`next_attempt_at`): a row queued by a transaction that committed without waiting for
+   its WAL flush (rater.billing.writer: drafts) is due a second later (core.db.webhooks), by when
+   PostgreSQL has flushed it (within 3 x wal_writer_delay);
 1. claim: push `next_attempt_at` a lease ahead (FOR UPDATE SKIP LOCKED, so concurrent billers
    never claim the same row) and commit;
 2. POST the signed payload;  - crash here: the lease expires and the row is retried (at least once);
@@ -16,15 +16,13 @@ Order for one delivery, and what a crash between steps does:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import String, column, func, literal, select, text, true, update, values
-from sqlalchemy.dialects.postgresql import UUID
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db.tables import webhook_deliveries, webhook_endpoints
@@ -44,23 +42,9 @@ _DOCUMENTS: dict[str, Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]
 _CLAIM = text(f"""
 UPDATE webhook_deliveries SET next_attempt_at = now() + interval '{LEASE_S} seconds'
 WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
-             AND created_at <= now() - interval '1 second'
              ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)
 RETURNING id
 """)
-
-
-async def enqueue_webhooks(conn: AsyncConnection, organization_id: str, object_id: str,
-                           webhook_types: Sequence[str]) -> None:
-    """One outbox row per endpoint of the organization and webhook type (`<object type>.<event>`) about
-    one object, in the caller's transaction; at most one per endpoint, type and object, ever."""
-    kinds = values(column("webhook_type", String), name="kinds").data([(kind,) for kind in webhook_types])
-    rows = select(func.gen_random_uuid(), webhook_endpoints.c.organization_id, webhook_endpoints.c.id,
-                  kinds.c.webhook_type, literal(object_id, UUID(as_uuid=False))).select_from(
-        webhook_endpoints.join(kinds, true())).where(webhook_endpoints.c.organization_id == organization_id)
-    await conn.execute(pg_insert(webhook_deliveries).from_select(
-        ["id", "organization_id", "endpoint_id", "webhook_type", "object_id"], rows,
-    ).on_conflict_do_nothing(constraint="uq_webhook_deliveries_once"))
 
 
 async def organizations_with_webhooks(conn: AsyncConnection) -> set[str]:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.locks import close_periods, lock_customers
 from core.db.tables import fees, invoice_subscriptions, invoices
+from core.db.webhooks import enqueue_webhooks
 from rater.billing.assemble import (
     draft_number,
     fee_rows,
@@ -34,7 +35,6 @@ from rater.billing.assemble import (
 )
 from rater.billing.credits import available_credits, credit_unused_fees, record_taken
 from rater.billing.grouping import Catalog, Group, grace_until, is_final, payment_due_date
-from rater.billing.outbox import enqueue_webhooks
 from rater.billing.reads import UsageByMoment, last_sequential_ids, prefetch_usage
 
 # Customers are locked in their order (core.db.locks): no deadlock. A transaction that
@@ -136,5 +136,5 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
             await conn.execute(insert(table), rows)
     await record_taken(conn, taken)
     for organization_id, invoice_id, kinds in webhooks:
-        await enqueue_webhooks(conn, organization_id, invoice_id, kinds)
+        await enqueue_webhooks(conn, organization_id, invoice_id, kinds, settle_s=1.0)  # drafts commit asynchronously
     return len(groups)
