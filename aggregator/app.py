@@ -11,6 +11,7 @@ from typing import Any, NoReturn, cast
 
 import faust
 
+from aggregator.alerts import Evaluator
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.fetch_chunks import ChunkSchema, mark_archived, use_chunks
@@ -71,7 +72,7 @@ def create_app(settings: Settings) -> faust.App:
         redis = redis_client(settings.redis_url, timeout_s=5)
         resources["redis"] = redis
         resources["processor"] = BatchProcessor(SubscriptionCatalog(engine), UsageState(redis),
-                                                EventArchive(engine), reject)
+                                                EventArchive(engine), reject, Evaluator(engine, redis))
 
     @app.task
     async def collect_garbage() -> None:

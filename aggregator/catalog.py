@@ -18,9 +18,11 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aggregator.model import SubscriptionView
-from core.db.catalog import metric, plan_charges, subscription_query, usage_cycle
-from core.db.tables import closed_periods, subscriptions
+from core.db.catalog import charge_line, metric, plan_charges, subscription_query, usage_cycle
+from core.db.tables import alerts, closed_periods, subscriptions
+from core.db.thresholds import alert_thresholds, applicable_usage_thresholds, usage_threshold_values
 from core.domain.lifecycle import CATALOG_TTL_S, METERED, effective_status
+from core.domain.thresholds import Alert
 from schemas.events import epoch_us
 
 Scope = tuple[str, str]  # (organization_id, external_subscription_id)
@@ -62,8 +64,19 @@ class SubscriptionCatalog:
                 )
                 for closed_row in closed_rows:
                     closed[closed_row.subscription_id].add(closed_row.period_key)
-            metrics_by_plan = {plan_id: {charge.billable_metric_code: metric(charge) for charge in plan}
-                               for plan_id, plan in (await plan_charges(conn, {row.plan_id for row in rows})).items()}
+            charges_by_plan = await plan_charges(conn, {row.plan_id for row in rows})
+            thresholds = await applicable_usage_thresholds(
+                conn, [(row.id, row.plan_id) for row in rows if not row.progressive_billing_disabled])
+            alerts_by_scope: dict[Scope, list[Alert]] = {}
+            for alert in await conn.execute(select(alerts).where(
+                    tuple_(alerts.c.organization_id, alerts.c.subscription_external_id).in_(list(scopes)),
+                    alerts.c.deleted_at.is_(None)).order_by(alerts.c.created_at)):
+                alerts_by_scope.setdefault((alert.organization_id, alert.subscription_external_id), []).append(
+                    Alert(alert.id, alert.alert_type, alert.billable_metric_id, alert_thresholds(alert.thresholds)))
+        metrics_by_plan = {plan_id: {charge.billable_metric_code: metric(charge) for charge in plan}
+                           for plan_id, plan in charges_by_plan.items()}
+        lines_by_plan = {plan_id: tuple(charge_line(charge) for charge in plan)
+                         for plan_id, plan in charges_by_plan.items()}
         views: dict[Scope, SubscriptionView] = {}
         now = datetime.now(UTC)  # a pending subscription counts from its subscription_at, as in the API
         # each external_id's subscriptions in the order they started, each one knowing the one before
@@ -84,5 +97,8 @@ class SubscriptionCatalog:
                 terminated_at_us=epoch_us(ended) if ended else None,
                 closed_period_keys=frozenset(closed[row.id]),
                 started_at_us=epoch_us(row.started_at or row.subscription_at), predecessor=views.get(scope),
+                alerts=tuple(alerts_by_scope.get(scope, ())),
+                usage_thresholds=usage_threshold_values(thresholds.get(row.id, ())),
+                lines=lines_by_plan[row.plan_id], currency=row.plan_amount_currency,
             )
         return views

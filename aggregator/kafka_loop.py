@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
+from aggregator.alerts import Evaluator
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.heap import collect_regularly, settle
@@ -72,7 +73,7 @@ async def run_loop(settings: Settings) -> None:
     engine = database(settings, pool_size=4)
     redis = redis_client(settings.redis_url, timeout_s=5)
     processor = BatchProcessor(SubscriptionCatalog(engine), UsageState(redis), EventArchive(engine),
-                               RejectProducer(settings))
+                               RejectProducer(settings), Evaluator(engine, redis))
     consumer = Consumer(consumer_config(settings))
     consumer.subscribe([settings.events_topic])
     stopping = asyncio.Event()

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from core.domain.aggregation import Metric
+from core.domain.charges import ChargeLine
 from core.domain.periods import BillingCycle
+from core.domain.thresholds import Alert, Threshold
 
 REJECT_REASONS = ("unknown_subscription", "unknown_metric", "missing_field", "invalid_value", "period_closed",
                   "malformed")
@@ -27,6 +29,16 @@ class SubscriptionView:
     started_at_us: int = 0
     # the subscription its external_id named before (a plan change, or one terminated and used again)
     predecessor: SubscriptionView | None = None
+    # what its usage is watched for after each batch (aggregator/alerts.py): its external_id's alerts, its
+    # progressive billing thresholds (none when disabled), and the plan's charges and currency to price it
+    alerts: tuple[Alert, ...] = ()
+    usage_thresholds: tuple[Threshold, ...] = ()
+    lines: tuple[ChargeLine, ...] = ()
+    currency: str = "USD"
+
+    @cached_property
+    def watched(self) -> bool:
+        return bool(self.alerts or self.usage_thresholds)
 
     def at(self, timestamp_us: int) -> SubscriptionView:
         """The subscription of this external_id that an event at `timestamp_us` counts for: the latest

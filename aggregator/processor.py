@@ -59,10 +59,11 @@ import psycopg
 import redis.exceptions
 import sqlalchemy.exc
 
+from aggregator.alerts import Evaluator
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.copy_text import copy_text
-from aggregator.model import Rejected
+from aggregator.model import Rejected, SubscriptionView
 from aggregator.planning import plan
 from core.usage_state.ops import Planned
 from core.usage_state.redis_state import UsageState
@@ -77,6 +78,7 @@ MAX_BACKOFF_S = 5.0
 # batch's apply and held it back; at 200, ~15% less.
 YIELD_EVERY = 200
 T = TypeVar("T")
+U = TypeVar("U")
 RejectSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # [(key, value)] -> all acknowledged
 
 
@@ -99,6 +101,8 @@ class BatchResult:
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> events sent to events.rejected
     visible_at: float = 0.0  # when the batch's usage became readable (Redis applied), Unix seconds
     received_at_us: list[int] = field(default_factory=list)  # ingest acceptance time of each applied candidate
+    alerts_evaluated: int = 0  # alerts and progressive threshold sets compared with the batch's usage
+    alerts_fired: int = 0
 
 
 @dataclass
@@ -114,6 +118,9 @@ class Applied:
     payload_of: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
     rejects: list[tuple[bytes, Rejected]] = field(default_factory=list)
     copy: tuple[str, str] | None = None  # the accepted events' COPY text (copy_text), made for the archive
+    # the (subscription, period) pairs the batch touched whose subscription has alerts or progressive
+    # billing thresholds (every planned event counts, one Redis already had too: see aggregator/alerts.py)
+    watched: dict[tuple[str, str], SubscriptionView] = field(default_factory=dict)
 
 
 async def copy_text_in_slices(events: Sequence[Event]) -> tuple[str, str]:
@@ -148,11 +155,12 @@ def rejection_key(payload: bytes) -> bytes:
 
 class BatchProcessor:
     def __init__(self, catalog: SubscriptionCatalog, state: UsageState, archive: EventArchive,
-                 reject: RejectSink):
+                 reject: RejectSink, evaluator: Evaluator | None = None):
         self.catalog = catalog
         self.state = state
         self.archive_store = archive
         self.reject = reject
+        self.evaluator = evaluator
 
     async def apply(self, payloads: Sequence[bytes]) -> Applied:
         """Steps 1-2."""
@@ -181,6 +189,7 @@ class BatchProcessor:
         # the first accepted copy of each transaction; a rejected copy wins nothing
         first_copies = applied.payload_of
         accept, own, to_apply = applied.accepted.append, applied.owners.append, planned.append
+        watched = applied.watched
         async for some_decoded in in_turns(decoded):
             for payload, event in some_decoded:
                 view = views.get((event.organization_id, event.external_subscription_id))
@@ -200,6 +209,8 @@ class BatchProcessor:
                 to_apply(outcome)
                 accept(event)
                 own((view.id, outcome.period_key))  # type: ignore[union-attr]  # planned: its view is known
+                if view.watched:  # type: ignore[union-attr]
+                    watched[(view.id, outcome.period_key)] = view  # type: ignore[union-attr,index,assignment]
                 first_copies[identity] = payload
 
         redis_step = asyncio.ensure_future(self._apply_to_redis(planned))  # step 2
@@ -226,8 +237,13 @@ class BatchProcessor:
 
     async def _archive(self, applied: Applied) -> BatchResult:
         result, rejects = replace(applied.result), list(applied.rejects)  # a retry starts from the same
-        stored = await self.archive_store.store(applied.accepted, applied.owners, applied.new_to_redis,  # step 3
-                                                applied.copy)
+        # step 3, and the alerts of what the batch touched evaluated beside it (aggregator/alerts.py)
+        storing = self.archive_store.store(applied.accepted, applied.owners, applied.new_to_redis, applied.copy)
+        if self.evaluator is not None and applied.watched:
+            stored, evaluated = await both(storing, self.evaluator.evaluate(applied.watched))
+            result.alerts_evaluated, result.alerts_fired = evaluated.evaluated, evaluated.fired
+        else:
+            stored = await storing
         result.archived = stored.archived
         result.duplicates += stored.already_closed
         for identity in stored.closed:  # closed while this batch was in flight: refused by the archive
@@ -240,6 +256,16 @@ class BatchProcessor:
         for _, rejection in rejects:
             result.rejected[rejection.reason] = result.rejected.get(rejection.reason, 0) + 1
         return result
+
+
+async def both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """Run two steps concurrently and wait for both to end, even when one fails (a retry of the batch must
+    not start while a step of the failed try still runs); then the first failure is raised."""
+    done = await asyncio.gather(first, second, return_exceptions=True)
+    for outcome in done:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return done[0], done[1]  # type: ignore[return-value]
 
 
 @contextmanager

@@ -58,7 +58,8 @@ def observe_latencies(histogram: Histogram, now_us: float, moments_us: Sequence[
 
 def stats_increments(result: BatchResult) -> dict[str, int]:
     """The `ml:stats` fields a batch adds to (pure)."""
-    fields = {"applied": result.applied, "deduplicated": result.duplicates}
+    fields = {"applied": result.applied, "deduplicated": result.duplicates,
+              "alerts_evaluated": result.alerts_evaluated, "alerts_fired": result.alerts_fired}
     fields.update({f"rejected:{reason}": count for reason, count in result.rejected.items()})
     return {name: count for name, count in fields.items() if count}
 

@@ -40,6 +40,13 @@ AGGREGATOR_APPLY_LATENCY = Histogram("meterline_aggregator_batch_seconds",
 EVENT_TO_VISIBLE = Histogram("meterline_event_to_visible_seconds",
                              "From acceptance at the ingest to visible in current usage",
                              buckets=LATENCY_BUCKETS)
+ALERTS_EVALUATED = Counter("meterline_alerts_evaluated_total",
+                           "Alerts and progressive billing threshold sets compared with a new usage value")
+ALERTS_FIRED = Counter("meterline_alerts_fired_total",
+                       "Alerts triggered and progressive billing thresholds reached by this aggregator worker")
+ALERT_EVALUATION_SECONDS = Histogram("meterline_alert_evaluation_seconds",
+                                     "Evaluating the alerts and thresholds of one batch's touched subscriptions",
+                                     buckets=LATENCY_BUCKETS)
 
 BILLER_RUNS = Counter("meterline_biller_runs_total", "Billing runs completed")
 INVOICES_WRITTEN = Counter("meterline_invoices_written_total", "Invoices written by the biller")
@@ -71,6 +78,11 @@ def pipeline_families(lag: LagSample | None, stats: Mapping[str, int]) -> Iterab
         if field.startswith("rejected:"):
             events.add_metric(["rejected", field.split(":", 1)[1]], value)
     yield events
+    alerts = CounterMetricFamily("meterline_pipeline_alerts", "Alert and progressive billing evaluations by all "
+                                 "aggregator workers, and what they fired", labels=["outcome"])
+    alerts.add_metric(["evaluated"], stats.get("alerts_evaluated", 0))
+    alerts.add_metric(["fired"], stats.get("alerts_fired", 0))
+    yield alerts
 
 
 class PipelineCollector(Collector):

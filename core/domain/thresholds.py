@@ -37,6 +37,20 @@ class Threshold:
 
 
 @dataclass(frozen=True)
+class Alert:
+    """A usage alert of a subscription external_id, as its evaluation needs it."""
+
+    id: str
+    alert_type: str
+    metric_id: str | None
+    thresholds: tuple[Threshold, ...]
+
+    def period_key(self, usage_period_key: str) -> str:
+        """Where its fired levels are recorded: per billing period, or once for a lifetime alert."""
+        return LIFETIME if self.alert_type == "lifetime_usage_amount" else usage_period_key
+
+
+@dataclass(frozen=True)
 class Crossing:
     threshold: Threshold
     level: Decimal  # the value crossed: the threshold's own, or a multiple past the fixed ones for a recurring one

@@ -1,0 +1,212 @@
+"""Alerts and progressive billing thresholds, evaluated after each batch for the usage it changed.
+
+For every (subscription, period) a batch touched whose subscription is watched (it has alerts or
+progressive billing thresholds, aggregator/model.py), the usage now in Redis is read (one pipelined
+round trip for the batch), priced as current usage prices it, and compared with the highest level
+each alert (or the progressive thresholds) fired in that period. Almost always nothing is crossed:
+that comparison is made against levels this worker keeps in memory (loaded once per period from
+`threshold_states`, one query per batch for the new ones), so a batch costs no database write. When
+something is crossed, one transaction fires it for good (core.db.thresholds.fire: under the row
+lock of the period's record) and writes what it fired beside it:
+- an alert: a `triggered_alerts` row listing every level crossed and an `alert.triggered` webhook;
+- progressive billing: a `progressive_crossings` row at the highest level crossed, with the usage it
+  saw per charge, which the biller invoices (rater/progressive.py), and a
+  `subscription.usage_threshold_reached` webhook.
+
+Exactly once: the evaluation runs inside the batch's step 3 (aggregator/processor.py), before the
+batch is acknowledged, and every batch touching the subscription evaluates it, a redelivered one too
+(its events are then no-ops in Redis, but the usage they made is there):
+- a crash before the firing transaction commits: the batch is redelivered and evaluated again, and
+  fires what it crossed (nothing was recorded);
+- a crash after it commits: the redelivered batch finds the levels recorded and fires nothing;
+- two workers around a rebalance, or a level remembered too low in memory: the transaction takes the
+  record's row lock and re-reads it, so the second finds the level fired;
+- Redis rebuilt or flushed and rebuilt: usage comes back to the same values, the records are in
+  PostgreSQL, so nothing fires again.
+Levels remembered in memory are never above the record (they are only raised by this worker's own
+committed firings), so no crossing is missed because of them.
+
+`previous_value` in a triggered alert is the value this worker saw at its previous evaluation of that
+alert and period, or, after a restart, the value recorded when the alert last fired (0 before).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aggregator.model import SubscriptionView
+from core.db.tables import progressive_crossings, triggered_alerts
+from core.db.thresholds import fire, fired_levels, invoiced_usage_cents
+from core.db.webhooks import enqueue_webhooks
+from core.domain.aggregation import MetricUsage
+from core.domain.charges import charge_fee
+from core.domain.thresholds import Alert, Crossing, Threshold, alert_value, crossed
+from core.metrics import ALERT_EVALUATION_SECONDS, ALERTS_EVALUATED, ALERTS_FIRED
+from core.usage_state.redis_state import read_usages
+
+log = logging.getLogger("meterline.aggregator")
+Touched = Mapping[tuple[str, str], SubscriptionView]  # (subscription id, period key) -> its view
+MEMORY_LIMIT = 200_000  # remembered (subject, period) records; past it, forgotten and read again
+
+
+@dataclass
+class Evaluated:
+    evaluated: int = 0  # alerts and progressive threshold sets compared with a new value
+    fired: int = 0  # alerts triggered and progressive thresholds reached
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """What one alert (or a subscription's progressive billing) measured in one period."""
+
+    view: SubscriptionView
+    usage_period_key: str
+    subject_id: str  # the alert, or the subscription for its progressive billing
+    period_key: str
+    thresholds: tuple[Threshold, ...]
+    value: Decimal
+    alert: Alert | None
+    usage: Mapping[str, MetricUsage]
+
+    @property
+    def record(self) -> tuple[str, str]:
+        return self.subject_id, self.period_key
+
+
+class Evaluator:
+    def __init__(self, engine: AsyncEngine, redis: Redis):
+        self.engine = engine
+        self.redis = redis
+        self._fired: dict[tuple[str, str], Decimal | None] = {}  # never above the durable record
+        self._seen: dict[tuple[str, str], Decimal] = {}  # the value of the previous evaluation
+
+    async def evaluate(self, touched: Touched) -> Evaluated:
+        began = time.monotonic()
+        report = Evaluated()
+        if not touched:
+            return report
+        items = list(touched.items())
+        usages = await read_usages(self.redis, [
+            (view.scope, sorted({line.metric.id for line in view.lines}), period_key)
+            for (_, period_key), view in items])
+        invoiced = await self._invoiced(items)
+        measured: list[_Candidate] = []
+        for ((_, usage_period_key), view), usage in zip(items, usages, strict=True):
+            for alert in view.alerts:
+                value = alert_value(alert.alert_type, alert.metric_id, view.lines, usage, view.currency,
+                                    invoiced.get((view.organization_id, view.external_id), 0))
+                measured.append(_Candidate(view, usage_period_key, alert.id, alert.period_key(usage_period_key),
+                                           alert.thresholds, value, alert, usage))
+            if view.usage_thresholds:
+                amount = sum(charge_fee(line, usage, view.currency)[1].amount_cents for line in view.lines)
+                measured.append(_Candidate(view, usage_period_key, view.id, usage_period_key,
+                                           view.usage_thresholds, Decimal(amount), None, usage))
+        report.evaluated = len(measured)
+        unknown = [m.record for m in measured if m.record not in self._fired]
+        if unknown:
+            async with self.engine.connect() as conn:
+                records = await fired_levels(conn, unknown)
+            if len(self._fired) + len(unknown) > MEMORY_LIMIT:
+                self._fired.clear()
+                self._seen.clear()
+            for record in unknown:
+                level, last_value = records.get(record, (None, Decimal(0)))
+                self._fired[record] = level
+                self._seen.setdefault(record, last_value)
+        candidates = []
+        for m in measured:
+            if crossed(m.thresholds, self._fired.get(m.record), m.value):
+                candidates.append(m)
+            else:
+                self._seen[m.record] = m.value
+        for candidate in candidates:
+            report.fired += await self._fire(candidate)
+        report.seconds = time.monotonic() - began
+        ALERTS_EVALUATED.inc(report.evaluated)
+        ALERTS_FIRED.inc(report.fired)
+        ALERT_EVALUATION_SECONDS.observe(report.seconds)
+        return report
+
+    async def _invoiced(self, items: list[tuple[tuple[str, str], SubscriptionView]]) -> dict[tuple[str, str], int]:
+        """The usage invoiced so far to each (organization, external_id) with a lifetime alert."""
+        by_org: dict[str, set[str]] = {}
+        for _, view in items:
+            if any(alert.alert_type == "lifetime_usage_amount" for alert in view.alerts):
+                by_org.setdefault(view.organization_id, set()).add(view.external_id)
+        found: dict[tuple[str, str], int] = {}
+        if by_org:
+            async with self.engine.connect() as conn:
+                for organization_id, external_ids in by_org.items():
+                    for external_id, cents in (await invoiced_usage_cents(conn, organization_id, external_ids)).items():
+                        found[(organization_id, external_id)] = cents
+        return found
+
+    async def _fire(self, candidate: _Candidate) -> int:
+        """Fire what the candidate crossed, in one transaction; 1 when this evaluation fired it."""
+        key = candidate.record
+        view = candidate.view
+        async with self.engine.begin() as conn:
+            crossings, recorded_value = await fire(conn, candidate.subject_id, candidate.period_key,
+                                                   candidate.thresholds, candidate.value)
+            previous = self._seen.get(key, recorded_value)
+            if crossings and candidate.alert is not None:
+                triggered_id = str(uuid.uuid4())
+                await conn.execute(insert(triggered_alerts).values(
+                    id=triggered_id, organization_id=view.organization_id, alert_id=candidate.alert.id,
+                    subscription_id=view.id, period_key=candidate.period_key, current_value=candidate.value,
+                    previous_value=previous, crossed_thresholds=[_threshold_json(c) for c in crossings]))
+                await enqueue_webhooks(conn, view.organization_id, triggered_id, ["alert.triggered"])
+            elif crossings:
+                crossing_id = str(uuid.uuid4())
+                highest = crossings[-1]
+                await conn.execute(insert(progressive_crossings).values(
+                    id=crossing_id, organization_id=view.organization_id, subscription_id=view.id,
+                    period_key=candidate.usage_period_key, level_cents=int(highest.level),
+                    usage_threshold_id=highest.threshold.ref, usage_amount_cents=int(candidate.value),
+                    charges=_charges_json(view, candidate.usage)))
+                await enqueue_webhooks(conn, view.organization_id, crossing_id,
+                                       ["subscription.usage_threshold_reached"])
+        # only now, committed: the memory never runs ahead of the record
+        self._fired[key] = crossings[-1].level if crossings else self._fired.get(key)
+        if not crossings:  # fired meanwhile by another evaluation: learn its level
+            async with self.engine.connect() as conn:
+                self._fired[key] = (await fired_levels(conn, [key])).get(key, (None, Decimal(0)))[0]
+        self._seen[key] = candidate.value
+        if crossings:
+            log.info("%s crossed %s in period %s (value %s)", "alert " + candidate.subject_id if candidate.alert
+                     else "progressive billing of " + view.id, [str(c.level) for c in crossings],
+                     candidate.period_key, candidate.value)
+        return 1 if crossings else 0
+
+
+def _threshold_json(crossing: Crossing) -> dict[str, Any]:
+    """A crossed level as the webhook lists it: the threshold's code, the level's value, recurring."""
+    return {"code": crossing.threshold.code, "value": _decimal_text(crossing.level),
+            "recurring": crossing.threshold.recurring}
+
+
+def _decimal_text(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text if "." in text else f"{text}.0"
+
+
+def _charges_json(view: SubscriptionView, usage: Mapping[str, MetricUsage]) -> dict[str, Any]:
+    """The usage a progressive invoice bills, per charge, as priced when its threshold was reached."""
+    snapshot = {}
+    for line in view.lines:
+        events_count, fee = charge_fee(line, usage, view.currency)
+        snapshot[line.charge_id] = {"units": str(fee.units), "amount_cents": fee.amount_cents,
+                                    "precise_amount_cents": str(fee.precise_amount_cents),
+                                    "events_count": events_count}
+    return snapshot
