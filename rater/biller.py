@@ -26,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -136,30 +137,64 @@ async def record_run(redis: Redis, report: RunReport) -> None:
         log.warning("could not record the billing run in Redis: %s", exc)
 
 
+async def listen_for_webhooks(engine: AsyncEngine, wake: asyncio.Event) -> None:
+    """Set `wake` whenever a transaction queued webhooks (core.db.webhooks NOTIFYs at its commit), and once
+    after each (re)connection for what was queued meanwhile; reconnects while PostgreSQL is away."""
+    import psycopg
+
+    from core.db.webhooks import WEBHOOKS_CHANNEL
+
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                await conn.execute(f"LISTEN {WEBHOOKS_CHANNEL}")
+                wake.set()
+                async for _ in conn.notifies():
+                    wake.set()
+        except (psycopg.Error, OSError) as exc:
+            log.warning("listening for queued webhooks failed, polling meanwhile: %s", exc)
+            await asyncio.sleep(1.0)
+
+
 async def run_loop(engine: AsyncEngine, bill_every_s: float = 30.0, deliver_every_s: float = 1.0,
                    say: Callable[[str], None] = print,
                    on_run: Callable[[RunReport], Awaitable[None]] | None = None) -> None:
-    """Bill as of now every `bill_every_s`, deliver the webhook outbox every `deliver_every_s`; errors
-    are logged and the next round retries from durable state. A round reads every subscription
-    (about 0.1 ms of CPU each), so it runs twice a minute: invoices follow their billing moment
-    within 30 s, which billing days do not need to beat."""
+    """Bill as of now every `bill_every_s`; invoice the progressive billing thresholds reached and deliver
+    the webhook outbox as soon as a transaction queued webhooks (LISTEN/NOTIFY), and every
+    `deliver_every_s` anyway (retries, and a missed notification). Errors are logged and the next round
+    retries from durable state. A billing round reads every subscription (about 0.1 ms of CPU each), so it
+    runs twice a minute: invoices follow their billing moment within 30 s, which billing days do not need
+    to beat; an alert's webhook leaves within milliseconds of its commit."""
     import httpx
 
     from rater.billing.outbox import deliver_due
+    from rater.billing.progressive import invoice_crossings
 
     next_bill = 0.0
-    async with httpx.AsyncClient() as http:
-        say("biller ready")
-        while True:
-            try:
-                if time.monotonic() >= next_bill:
-                    next_bill = time.monotonic() + bill_every_s
-                    report = await run_once(engine, datetime.now(UTC), backdated=False)
-                    if report.invoices or report.finalized:
-                        log.info("billed: %d invoice(s) created, %d finalized", report.invoices, report.finalized)
-                    if on_run is not None:
-                        await on_run(report)
-                await deliver_due(engine, http)
-            except Exception:  # the database may restart; the next round retries from durable state
-                log.exception("billing round failed")
-            await asyncio.sleep(deliver_every_s)
+    wake = asyncio.Event()
+    listening = asyncio.ensure_future(listen_for_webhooks(engine, wake))
+    try:
+        async with httpx.AsyncClient() as http:
+            say("biller ready")
+            while True:
+                wake.clear()  # a notification from now on wakes the next wait
+                try:
+                    if time.monotonic() >= next_bill:
+                        next_bill = time.monotonic() + bill_every_s
+                        report = await run_once(engine, datetime.now(UTC), backdated=False)
+                        if report.invoices or report.finalized:
+                            log.info("billed: %d invoice(s) created, %d finalized", report.invoices,
+                                     report.finalized)
+                        if on_run is not None:
+                            await on_run(report)
+                    progressive = await invoice_crossings(engine)
+                    if progressive:
+                        log.info("progressive billing: %d invoice(s) created", progressive)
+                    await deliver_due(engine, http)
+                except Exception:  # the database may restart; the next round retries from durable state
+                    log.exception("billing round failed")
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), deliver_every_s)
+    finally:
+        listening.cancel()

@@ -16,7 +16,7 @@ from core.http import JSONResponse, bad_request, ok, validation_error
 from rater.api.common import engine, own_id, page_params, paginate
 from rater.billing import render
 from rater.billing.assemble import VISIBLE_STATUSES
-from rater.billing.documents import customers_by_id, invoice_document
+from rater.billing.documents import applied_usage_thresholds, customers_by_id, invoice_document
 from rater.billing.drafts import finalize_draft, refresh_draft
 from rater.inputs import INVALID
 
@@ -61,7 +61,10 @@ async def list_invoices(request: Request) -> JSONResponse:
     async with engine(request).connect() as conn:
         rows, meta = await paginate(conn, query, page, per_page)
         by_id = await customers_by_id(conn, {row.customer_id for row in rows})
-    return ok({"invoices": [render.invoice(row, by_id[row.customer_id]) for row in rows], "meta": meta})
+        applied = await applied_usage_thresholds(
+            conn, [row.id for row in rows if row.invoice_type == "progressive_billing"])
+    return ok({"invoices": [render.invoice(row, by_id[row.customer_id], applied.get(row.id, ())) for row in rows],
+               "meta": meta})
 
 
 async def get_invoice(request: Request) -> JSONResponse:

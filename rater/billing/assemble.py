@@ -105,6 +105,12 @@ def total_cents(lines: Sequence[FeeLine]) -> int:
     return sum(line.amount_cents for line in lines)
 
 
+def progressive_credit(fees_amount_cents: int, billed_cents: int) -> int:
+    """What an invoice deducts for its period's earlier progressive billing invoices: what they billed,
+    never more than its own fees."""
+    return max(0, min(billed_cents, fees_amount_cents))
+
+
 @dataclass
 class Credit:
     """A credit note's balance as invoices take it."""

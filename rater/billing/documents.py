@@ -5,13 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.catalog import plan_charges, subscription_query
-from core.db.tables import credit_notes, customers, fees, invoice_subscriptions, invoices, plans, subscriptions
+from core.db.tables import (
+    alerts,
+    billable_metrics,
+    credit_notes,
+    customers,
+    fees,
+    invoice_subscriptions,
+    invoices,
+    plans,
+    progressive_crossings,
+    subscriptions,
+    triggered_alerts,
+    usage_thresholds,
+)
 from rater import serializers
 from rater.billing import render
 
@@ -37,7 +51,54 @@ async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, 
     periods = [render.billing_period(m, sub_rows[m.subscription_id].external_id, sub_rows[m.subscription_id].plan_id)
                for m in moments]
     subs = [serializers.subscription(sub_rows[s]) for s in dict.fromkeys(m.subscription_id for m in moments)]
-    return render.invoice_extended(row, customer, fee_docs, subs, periods)
+    applied = (await applied_usage_thresholds(conn, [row.id])).get(row.id, [])
+    return render.invoice_extended(row, customer, fee_docs, subs, periods, applied)
+
+
+async def applied_usage_thresholds(conn: AsyncConnection, invoice_ids: Sequence[str]
+                                   ) -> dict[str, list[dict[str, Any]]]:
+    """The threshold each progressive billing invoice among these was issued for (one query for a page)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    if not invoice_ids:
+        return found
+    rows = await conn.execute(
+        select(progressive_crossings, usage_thresholds.c.id.label("threshold_id"), usage_thresholds.c.amount_cents,
+               usage_thresholds.c.threshold_display_name, usage_thresholds.c.recurring,
+               usage_thresholds.c.created_at, usage_thresholds.c.updated_at)
+        .join(usage_thresholds, usage_thresholds.c.id == progressive_crossings.c.usage_threshold_id)
+        .where(progressive_crossings.c.invoice_id.in_(list(invoice_ids))))
+    for row in rows:
+        threshold = SimpleNamespace(id=row.threshold_id, threshold_display_name=row.threshold_display_name,
+                                    amount_cents=row.amount_cents, recurring=row.recurring,
+                                    created_at=row.created_at, updated_at=row.updated_at)
+        found.setdefault(row.invoice_id, []).append(render.applied_usage_threshold(row, threshold))
+    return found
+
+
+async def triggered_alert_document(conn: AsyncConnection, triggered_id: str) -> dict[str, Any]:
+    """An `alert.triggered` webhook's object."""
+    row = (await conn.execute(select(triggered_alerts).where(triggered_alerts.c.id == triggered_id))).one()
+    alert = (await conn.execute(
+        select(alerts, billable_metrics.c.code.label("metric_code"))
+        .outerjoin(billable_metrics, billable_metrics.c.id == alerts.c.billable_metric_id)
+        .where(alerts.c.id == row.alert_id))).one()
+    sub = (await conn.execute(subscription_query(plan_changes=False).where(
+        subscriptions.c.id == row.subscription_id))).one()
+    return render.triggered_alert(row, alert, sub, alert.metric_code)
+
+
+async def usage_threshold_reached_document(conn: AsyncConnection, crossing_id: str) -> dict[str, Any]:
+    """A `subscription.usage_threshold_reached` webhook's object: the subscription with its plan and
+    customer, and the threshold reached."""
+    crossing = (await conn.execute(select(progressive_crossings)
+                                   .where(progressive_crossings.c.id == crossing_id))).one()
+    threshold = (await conn.execute(select(usage_thresholds).where(
+        usage_thresholds.c.id == crossing.usage_threshold_id))).one()
+    document = await subscription_document(conn, crossing.subscription_id)
+    customer_id = (await conn.execute(select(subscriptions.c.customer_id).where(
+        subscriptions.c.id == crossing.subscription_id))).scalar_one()
+    customer = (await customers_by_id(conn, {customer_id}))[customer_id]
+    return {**document, "customer": customer, "usage_threshold": render.usage_threshold(threshold)}
 
 
 async def subscription_document(conn: AsyncConnection, subscription_id: str, now: datetime | None = None

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.db.catalog import FINALIZE_ZERO_AMOUNT
 from core.db.locks import close_periods, lock_customers
 from core.db.tables import customers, fees, invoice_subscriptions, invoices, organizations
+from core.db.thresholds import progressive_billed_cents
 from core.db.webhooks import enqueue_webhooks
 from core.domain.periods import Period
 from rater.billing.archive_usage import window_usage
@@ -24,6 +25,7 @@ from rater.billing.assemble import (
     finalizes_zero_amount,
     invoice_number,
     payment_status_at_finalization,
+    progressive_credit,
     take_credits,
     usage_fees,
 )
@@ -47,8 +49,9 @@ async def _moments(conn: AsyncConnection, invoice_id: str) -> list[Any]:
 
 
 async def _refresh_locked(conn: AsyncConnection, invoice: Any, moments: list[Any]) -> int:
-    """Recompute a locked draft's usage fees from the archive (a new snapshot: late events count);
-    its new total in cents. `moments`: its invoice_subscriptions rows."""
+    """Recompute a locked draft's usage fees from the archive (a new snapshot: late events count) and
+    what it deducts for its periods' progressive invoices; what it bills then (before credit notes), in
+    cents. `moments`: its invoice_subscriptions rows."""
     invoice_id = invoice.id
     found = await subscribed_by_id(conn, [m.subscription_id for m in moments])
     subscribed = {s.terms.subscription_id: s for s in found}
@@ -71,11 +74,15 @@ async def _refresh_locked(conn: AsyncConnection, invoice: Any, moments: list[Any
                          invoice.currency, position + len(rows))
     if rows:
         await conn.execute(insert(fees), rows)
-    total = (await conn.execute(select(func.coalesce(func.sum(fees.c.amount_cents), 0))
-                                .where(fees.c.invoice_id == invoice_id))).scalar_one()
+    total = int((await conn.execute(select(func.coalesce(func.sum(fees.c.amount_cents), 0))
+                                    .where(fees.c.invoice_id == invoice_id))).scalar_one())
+    billed = await progressive_billed_cents(conn, [m.subscription_id for m in moments])
+    progressive = progressive_credit(total, sum(billed.get((m.subscription_id, m.closes_period_key), 0)
+                                                for m in moments if m.charges_from is not None))
     await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
-        fees_amount_cents=total, total_amount_cents=total, updated_at=func.now()))
-    return int(total)
+        fees_amount_cents=total, progressive_billing_credit_amount_cents=progressive,
+        total_amount_cents=total - progressive, updated_at=func.now()))
+    return total - progressive
 
 
 async def refresh_draft(conn: AsyncConnection, invoice_id: str) -> bool:

@@ -28,16 +28,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core.db.tables import webhook_deliveries, webhook_endpoints
 from core.metrics import WEBHOOK_DELIVERIES
 from rater.billing.assemble import VISIBLE_STATUSES
-from rater.billing.documents import credit_note_document, invoice_document, subscription_document
+from rater.billing.documents import (
+    credit_note_document,
+    invoice_document,
+    subscription_document,
+    triggered_alert_document,
+    usage_threshold_reached_document,
+)
 from rater.billing.signing import backoff, gives_up, headers
 
 log = logging.getLogger("meterline.webhooks")
 LEASE_S = 60
 TIMEOUT_S = 10.0
 
-# what each webhook type's object is, by its prefix
-_DOCUMENTS: dict[str, Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]]] = {
-    "invoice": invoice_document, "subscription": subscription_document, "credit_note": credit_note_document}
+Document = Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]]
+# what each webhook type's object is (its type, and how it is loaded), by the type's prefix or the whole type
+_OBJECTS: dict[str, tuple[str, Document]] = {
+    "invoice": ("invoice", invoice_document), "subscription": ("subscription", subscription_document),
+    "credit_note": ("credit_note", credit_note_document), "alert": ("triggered_alert", triggered_alert_document),
+    "subscription.usage_threshold_reached": ("subscription", usage_threshold_reached_document)}
 
 _CLAIM = text(f"""
 UPDATE webhook_deliveries SET next_attempt_at = now() + interval '{LEASE_S} seconds'
@@ -67,8 +76,8 @@ async def _deliver(engine: AsyncEngine, http: httpx.AsyncClient, delivery_id: st
             select(webhook_deliveries, webhook_endpoints.c.webhook_url, webhook_endpoints.c.hmac_key)
             .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
             .where(webhook_deliveries.c.id == delivery_id))).one()
-        object_type = row.webhook_type.partition(".")[0]  # invoice, subscription, credit_note
-        document = await _DOCUMENTS[object_type](conn, row.object_id)
+        object_type, load = _OBJECTS.get(row.webhook_type) or _OBJECTS[row.webhook_type.partition(".")[0]]
+        document = await load(conn, row.object_id)
     if object_type == "invoice" and document["status"] not in VISIBLE_STATUSES:
         # a draft closed meanwhile ($0, its customer skipping them): never shown, so never sent
         async with engine.begin() as conn:

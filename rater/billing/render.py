@@ -107,8 +107,11 @@ def payment_overdue(row: Any, today: date) -> bool:
     return row.status == "finalized" and row.payment_status == "pending" and row.payment_due_date < today
 
 
-def invoice(row: Any, customer: dict[str, Any]) -> dict[str, Any]:
-    """The invoice as listed (Lago's InvoiceObject): totals, status and the customer."""
+def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequence[dict[str, Any]] = ()
+            ) -> dict[str, Any]:
+    """The invoice as listed (Lago's InvoiceObject): totals, status and the customer; a progressive billing
+    invoice with the threshold that made it (`applied_usage_thresholds`, rater.billing.documents)."""
+    subtotal = row.fees_amount_cents - row.progressive_billing_credit_amount_cents
     return {
         "lago_id": row.id,
         "billing_entity_code": None,
@@ -119,20 +122,20 @@ def invoice(row: Any, customer: dict[str, Any]) -> dict[str, Any]:
         "payment_due_date": row.payment_due_date.isoformat(),
         "payment_overdue": payment_overdue(row, datetime.now(UTC).date()),
         "net_payment_term": row.net_payment_term,
-        "invoice_type": "subscription",
+        "invoice_type": row.invoice_type,
         "status": row.status,
         "payment_status": row.payment_status,
         "currency": row.currency,
         "fees_amount_cents": row.fees_amount_cents,
         "coupons_amount_cents": 0,
         "credit_notes_amount_cents": row.credit_notes_amount_cents,
-        "sub_total_excluding_taxes_amount_cents": row.fees_amount_cents,
+        "sub_total_excluding_taxes_amount_cents": subtotal,
         "taxes_amount_cents": 0,
-        "sub_total_including_taxes_amount_cents": row.fees_amount_cents,
+        "sub_total_including_taxes_amount_cents": subtotal,
         "prepaid_credit_amount_cents": 0,
         "prepaid_granted_credit_amount_cents": 0,
         "prepaid_purchased_credit_amount_cents": 0,
-        "progressive_billing_credit_amount_cents": 0,
+        "progressive_billing_credit_amount_cents": row.progressive_billing_credit_amount_cents,
         "total_amount_cents": row.total_amount_cents,
         "total_due_amount_cents": 0 if row.payment_status == "succeeded" else row.total_amount_cents,
         "total_paid_amount_cents": row.total_amount_cents if row.payment_status == "succeeded" else 0,
@@ -150,16 +153,17 @@ def invoice(row: Any, customer: dict[str, Any]) -> dict[str, Any]:
         "metadata": [],
         "applied_taxes": [],
         "applied_invoice_custom_sections": [],
-        "applied_usage_thresholds": [],
+        "applied_usage_thresholds": list(applied_usage_thresholds),
     }
 
 
 def invoice_extended(row: Any, customer: dict[str, Any], fees: Sequence[dict[str, Any]],
-                     subscriptions: Sequence[dict[str, Any]], billing_periods: Sequence[dict[str, Any]]
-                     ) -> dict[str, Any]:
+                     subscriptions: Sequence[dict[str, Any]], billing_periods: Sequence[dict[str, Any]],
+                     applied_usage_thresholds: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The invoice as fetched one by one (Lago's InvoiceObjectExtended)."""
-    return {**invoice(row, customer), "fees": list(fees), "subscriptions": list(subscriptions),
-            "billing_periods": list(billing_periods), "credits": [], "error_details": []}
+    return {**invoice(row, customer, applied_usage_thresholds), "fees": list(fees),
+            "subscriptions": list(subscriptions), "billing_periods": list(billing_periods), "credits": [],
+            "error_details": []}
 
 
 def credit_note(row: Any, invoice_row: Any, customer: dict[str, Any], fee_doc: dict[str, Any]) -> dict[str, Any]:
@@ -198,3 +202,31 @@ def credit_note(row: Any, invoice_row: Any, customer: dict[str, Any], fee_doc: d
         "error_details": [],
         "customer": customer,
     }
+
+
+def usage_threshold(row: Any) -> dict[str, Any]:
+    """A progressive billing threshold (Lago's UsageThresholdObject)."""
+    return {"lago_id": row.id, "threshold_display_name": row.threshold_display_name,
+            "amount_cents": row.amount_cents, "recurring": row.recurring,
+            "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
+
+
+def applied_usage_threshold(crossing: Any, threshold: Any) -> dict[str, Any]:
+    """The threshold a progressive billing invoice was issued for, with the usage amount seen then."""
+    return {"lifetime_usage_amount_cents": crossing.usage_amount_cents, "created_at": iso(crossing.reached_at),
+            "usage_threshold": usage_threshold(threshold)}
+
+
+def triggered_alert(row: Any, alert: Any, subscription: Any, metric_code: str | None) -> dict[str, Any]:
+    """What an evaluation fired (Lago's TriggeredAlertObject); values as numbers, as Lago sends them."""
+    return {"lago_id": row.id, "lago_organization_id": row.organization_id, "lago_alert_id": row.alert_id,
+            "lago_subscription_id": row.subscription_id, "external_subscription_id": subscription.external_id,
+            "external_customer_id": subscription.external_customer_id, "billable_metric_code": metric_code,
+            "alert_type": alert.alert_type, "alert_code": alert.code, "alert_name": alert.name,
+            "current_value": _number(row.current_value), "previous_value": _number(row.previous_value),
+            "triggered_at": iso(row.triggered_at), "crossed_thresholds": list(row.crossed_thresholds)}
+
+
+def _number(value: Decimal) -> int | float:
+    """A decimal as a JSON number: whole ones as integers."""
+    return int(value) if value == value.to_integral_value() else float(value)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.locks import close_periods, lock_customers
 from core.db.tables import fees, invoice_subscriptions, invoices
+from core.db.thresholds import progressive_billed_cents
 from core.db.webhooks import enqueue_webhooks
 from rater.billing.assemble import (
     draft_number,
@@ -30,6 +31,7 @@ from rater.billing.assemble import (
     invoice_number,
     moment_fees,
     payment_status_at_finalization,
+    progressive_credit,
     take_credits,
     total_cents,
 )
@@ -86,6 +88,7 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
     # (the upgrade's) already takes the note
     await credit_unused_fees(conn, [item for group in groups for item in group.items], notify)
     credits = await available_credits(conn, sorted({g.customer_id for g in finals}))
+    billed = await progressive_billed_cents(conn, {sub.terms.subscription_id for g in groups for sub, _ in g.items})
     taken: list[tuple[str, str, int]] = []
     # a finalized invoice takes its customer's next sequential id (the customer lock is held)
     last = await last_sequential_ids(conn, [g.customer_id for g in finals])
@@ -105,15 +108,19 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
         fee_list += rows
         ends = grace_until(group)
         final = is_final(group, as_of)
+        progressive = progressive_credit(total, sum(
+            billed.get((sub.terms.subscription_id, due.closes.key), 0) for sub, due in group.items
+            if due.closes is not None and due.charges is not None))
+        subtotal = total - progressive
         # terminations whose invoice is skipped: their moments are billed for good, unseen
-        status = "draft" if not final else "closed" if group.skipped else final_status(total,
+        status = "draft" if not final else "closed" if group.skipped else final_status(subtotal,
                                                                                        group.finalize_zero_amount)
         sequential_id, number = None, draft_number(group.organization_name, group.customer_id)
         credited = 0
         if status == "finalized":
             sequential_id = last[group.customer_id] = last[group.customer_id] + 1
             number = invoice_number(group.organization_name, group.customer_id, sequential_id)
-            for note_id, cents in take_credits(credits[group.customer_id], total):
+            for note_id, cents in take_credits(credits[group.customer_id], subtotal):
                 taken.append((invoice_id, note_id, cents))
                 credited += cents
         written.append({
@@ -122,9 +129,11 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
             "net_payment_term": group.payment_term_days,
             "payment_due_date": payment_due_date(group.issuing_date, group.payment_term_days),
             "status": status,
-            "payment_status": payment_status_at_finalization(total - credited) if status == "finalized" else "pending",
-            "currency": group.currency, "fees_amount_cents": total, "credit_notes_amount_cents": credited,
-            "total_amount_cents": total - credited,
+            "payment_status": (payment_status_at_finalization(subtotal - credited) if status == "finalized"
+                               else "pending"),
+            "currency": group.currency, "fees_amount_cents": total,
+            "progressive_billing_credit_amount_cents": progressive, "credit_notes_amount_cents": credited,
+            "total_amount_cents": subtotal - credited,
             "sequential_id": sequential_id, "number": number,
             "finalized_at": now if status == "finalized" else None})
         if group.organization_id in notify and status != "closed":

@@ -66,6 +66,7 @@ def invoice_row(**overrides: Any) -> SimpleNamespace:
         "issuing_date": date(2026, 7, 1), "payment_due_date": date(2026, 7, 31), "net_payment_term": 30,
         "status": "draft", "payment_status": "pending", "currency": "USD", "fees_amount_cents": 1400,
         "credit_notes_amount_cents": 0, "total_amount_cents": 1400, "finalized_at": None, "created_at": AT,
+        "invoice_type": "subscription", "progressive_billing_credit_amount_cents": 0,
         "updated_at": AT, **overrides})
 
 
