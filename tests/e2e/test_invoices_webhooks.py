@@ -8,11 +8,9 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -21,36 +19,7 @@ import pytest
 from meterline.orgs import ensure_organization
 from tests.conftest import Services
 from tests.e2e.invoice_support import bill, customer, invoices_of, plan, subscribe
-
-
-class Receiver:
-    """A small HTTP receiver on 127.0.0.1 that fails its first `failures` requests with a 500."""
-
-    def __init__(self, failures: int):
-        self.failures = failures
-        self.received: list[tuple[dict[str, str], bytes, int]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 500 if len(receiver.received) < receiver.failures else 200
-                receiver.received.append((dict(self.headers), body, status))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait_for(self, count: int, timeout_s: float = 30) -> None:
-        deadline = time.monotonic() + timeout_s
-        while sum(1 for *_, status in self.received if status == 200) < count:
-            assert time.monotonic() < deadline, f"only {self.received!r}"
-            time.sleep(0.1)
+from tests.e2e.webhook_support import Receiver
 
 
 @pytest.fixture

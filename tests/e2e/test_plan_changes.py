@@ -35,7 +35,7 @@ from tests.e2e.invoice_support import (
     wait_archived,
 )
 from tests.e2e.test_aggregator_faults import meterline
-from tests.e2e.test_invoices_webhooks import Receiver
+from tests.e2e.webhook_support import Receiver
 
 
 def cents(days: int, amount: int, whole: int) -> int:
