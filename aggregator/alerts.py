@@ -36,7 +36,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -64,6 +64,7 @@ class Evaluated:
     evaluated: int = 0  # alerts and progressive threshold sets compared with a new value
     fired: int = 0  # alerts triggered and progressive thresholds reached
     seconds: float = 0.0
+    recent: list[dict[str, Any]] = field(default_factory=list)  # what fired, for the ops page
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,10 @@ class Evaluator:
             else:
                 self._seen[m.record] = m.value
         for candidate in candidates:
-            report.fired += await self._fire(candidate)
+            fired = await self._fire(candidate)
+            if fired:
+                report.fired += 1
+                report.recent.append(fired)
         report.seconds = time.monotonic() - began
         ALERTS_EVALUATED.inc(report.evaluated)
         ALERTS_FIRED.inc(report.fired)
@@ -152,8 +156,9 @@ class Evaluator:
                         found[(organization_id, external_id)] = cents
         return found
 
-    async def _fire(self, candidate: _Candidate) -> int:
-        """Fire what the candidate crossed, in one transaction; 1 when this evaluation fired it."""
+    async def _fire(self, candidate: _Candidate) -> dict[str, Any] | None:
+        """Fire what the candidate crossed, in one transaction; what it fired (for the ops page), or None
+        when another evaluation had fired it."""
         key = candidate.record
         view = candidate.view
         async with self.engine.begin() as conn:
@@ -183,11 +188,15 @@ class Evaluator:
             async with self.engine.connect() as conn:
                 self._fired[key] = (await fired_levels(conn, [key])).get(key, (None, Decimal(0)))[0]
         self._seen[key] = candidate.value
-        if crossings:
-            log.info("%s crossed %s in period %s (value %s)", "alert " + candidate.subject_id if candidate.alert
-                     else "progressive billing of " + view.id, [str(c.level) for c in crossings],
-                     candidate.period_key, candidate.value)
-        return 1 if crossings else 0
+        if not crossings:
+            return None
+        kind = "alert" if candidate.alert is not None else "progressive_billing"
+        log.info("%s of %s crossed %s in period %s (value %s)", kind, view.external_id,
+                 [str(c.level) for c in crossings], candidate.period_key, candidate.value)
+        return {"at": time.time(), "kind": kind, "organization_id": view.organization_id,
+                "external_subscription_id": view.external_id,
+                "alert_type": candidate.alert.alert_type if candidate.alert else None,
+                "levels": [_decimal_text(c.level) for c in crossings], "value": _decimal_text(candidate.value)}
 
 
 def _threshold_json(crossing: Crossing) -> dict[str, Any]:

@@ -52,7 +52,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import orjson
 import psycopg
@@ -103,6 +103,7 @@ class BatchResult:
     received_at_us: list[int] = field(default_factory=list)  # ingest acceptance time of each applied candidate
     alerts_evaluated: int = 0  # alerts and progressive threshold sets compared with the batch's usage
     alerts_fired: int = 0
+    alerts_recent: list[dict[str, Any]] = field(default_factory=list)  # what fired (aggregator/alerts.py)
 
 
 @dataclass
@@ -242,6 +243,7 @@ class BatchProcessor:
         if self.evaluator is not None and applied.watched:
             stored, evaluated = await both(storing, self.evaluator.evaluate(applied.watched))
             result.alerts_evaluated, result.alerts_fired = evaluated.evaluated, evaluated.fired
+            result.alerts_recent = evaluated.recent
         else:
             stored = await storing
         result.archived = stored.archived

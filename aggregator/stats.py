@@ -1,7 +1,8 @@
 """Counting what the aggregator does: this worker's Prometheus series and the pipeline-wide totals.
 
 The totals go to the Redis hash `core.metrics.STATS_KEY` (applied, deduplicated,
-rejected:<reason>), summed over every worker, which the API's /metrics and /ops pages read.
+rejected:<reason>, alerts_evaluated, alerts_fired), summed over every worker, which the API's /metrics
+and /ops pages read; what alerts fired last goes to the list `RECENT_ALERTS_KEY` (the ops page's).
 They are counted after a batch went through, best effort: a Redis hiccup here never holds back a
 batch whose usage is already applied and archived (it only leaves the counters a batch short).
 """
@@ -13,6 +14,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Sequence
 
+import orjson
 import redis.exceptions
 from prometheus_client import Histogram
 from redis.asyncio import Redis
@@ -23,6 +25,8 @@ from core.metrics import (
     AGGREGATOR_BATCH_SIZE,
     AGGREGATOR_EVENTS,
     EVENT_TO_VISIBLE,
+    RECENT_ALERTS,
+    RECENT_ALERTS_KEY,
     STATS_KEY,
 )
 
@@ -80,6 +84,9 @@ async def record(client: Redis, result: BatchResult, batch_size: int, seconds: f
         async with client.pipeline(transaction=False) as pipe:
             for name, count in increments.items():
                 pipe.hincrby(STATS_KEY, name, count)
+            if result.alerts_recent:  # newest first, the last RECENT_ALERTS kept
+                pipe.lpush(RECENT_ALERTS_KEY, *(orjson.dumps(fired) for fired in result.alerts_recent))
+                pipe.ltrim(RECENT_ALERTS_KEY, 0, RECENT_ALERTS - 1)
             await pipe.execute()
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         log.warning("pipeline totals not updated for a batch of %d: %s", batch_size, exc)

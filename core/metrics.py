@@ -19,7 +19,9 @@ from core.lag import LagSample
 
 log = logging.getLogger("meterline.metrics")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-STATS_KEY = "ml:stats"  # Redis hash: applied, deduplicated, rejected:<reason>, biller_* fields
+STATS_KEY = "ml:stats"  # Redis hash: applied, deduplicated, rejected:<reason>, alerts_*, biller_* fields
+RECENT_ALERTS_KEY = "ml:alerts:recent"  # Redis list: the last RECENT_ALERTS alerts and thresholds fired, as JSON
+RECENT_ALERTS = 20
 
 INGEST_REQUESTS = Counter("meterline_ingest_requests_total", "Event intake requests by endpoint and status",
                           ["endpoint", "status"])

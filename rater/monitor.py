@@ -13,10 +13,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from core.lag import LagReader, LagSample, rates
-from core.metrics import STATS_KEY
+from core.metrics import RECENT_ALERTS, RECENT_ALERTS_KEY, STATS_KEY
 
 log = logging.getLogger("meterline.monitor")
 
@@ -49,6 +50,7 @@ class PipelineMonitor:
         self.previous: LagSample | None = None
         self.lag: LagSample | None = None
         self.stats: dict[str, int] = {}
+        self.recent_alerts: list[dict[str, Any]] = []
         self.error: str | None = None
         self.refreshed_at: float | None = None
         self.history: deque[tuple[float, int, int]] = deque(maxlen=6)
@@ -62,10 +64,12 @@ class PipelineMonitor:
                 self._reader = await asyncio.to_thread(self._reader_factory)
             sample = await asyncio.to_thread(self._reader.read)
             stats = _int_stats(await self.redis.hgetall(STATS_KEY))
+            recent = [orjson.loads(raw) for raw in await self.redis.lrange(RECENT_ALERTS_KEY, 0, RECENT_ALERTS - 1)]
         except Exception as exc:  # any outage of Kafka or Redis: keep the last sample, say why
             self.error = f"{type(exc).__name__}: {exc}"
             return
         self.previous, self.lag, self.stats, self.error = self.lag, sample, stats, None
+        self.recent_alerts = recent
         self.refreshed_at = time.time()
         self.history.append((sample.taken_at, sample.total_end, stats.get("applied", 0)))
 
@@ -97,6 +101,8 @@ class PipelineMonitor:
                        "applied": self.stats.get("applied", 0),
                        "deduplicated": self.stats.get("deduplicated", 0)},
             "rejected": rejected,
+            "alerts": {"evaluated": self.stats.get("alerts_evaluated", 0), "fired": self.stats.get("alerts_fired", 0),
+                       "recent": self.recent_alerts},
             "last_invoice_run": {
                 "at": self.stats.get("biller_last_run_at"),
                 "invoices": self.stats.get("biller_last_run_invoices"),
