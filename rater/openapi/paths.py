@@ -249,6 +249,9 @@ OPS_DATA = closed({
     "events": closed({"accepted": _COUNT, "applied": integer(minimum=0), "deduplicated": integer(minimum=0)}),
     "rejected": {"type": "object", "additionalProperties": integer(minimum=0), "description": "Per reason."},
     "last_invoice_run": closed({"at": _COUNT, "invoices": _COUNT, "runs": integer(minimum=0)}),
+    "alerts": closed({"evaluated": integer(minimum=0), "fired": integer(minimum=0),
+                      "recent": array({"type": "object"}, "The last alerts and progressive billing thresholds "
+                                                          "fired, newest first.")}),
 })
 
 
