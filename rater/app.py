@@ -24,6 +24,7 @@ from core.metrics import PipelineCollector
 from core.settings import Settings
 from rater.activation import activation_loop
 from rater.api import (
+    alerts,
     credit_notes,
     customers,
     invoices,
@@ -78,8 +79,9 @@ def create_app(settings: Settings, event_routes: Sequence[BaseRoute] = (), event
             await app.state.redis.aclose()
             await engine.dispose()
 
-    # usage's /customers/{id}/current_usage before customers' /customers/{id:path}, which would take it
-    routes = [*event_routes, *usage.ROUTES, *metrics.ROUTES, *plans.ROUTES,
+    # usage's /customers/{id}/current_usage before customers' /customers/{id:path}, which would take it (and
+    # /subscriptions/{id}/lifetime_usage, like the alerts', before /subscriptions/{id:path})
+    routes = [*event_routes, *usage.ROUTES, *alerts.ROUTES, *metrics.ROUTES, *plans.ROUTES,
               *customers.ROUTES, *subscriptions.ROUTES, *ops.ROUTES, *invoices.ROUTES, *credit_notes.ROUTES,
               *webhooks.ROUTES,
               *openapi.ROUTES]

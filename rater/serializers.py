@@ -4,7 +4,9 @@ other such field is left out (rater.openapi.objects describes every object exact
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,7 +61,30 @@ def charge(row: Any) -> dict[str, Any]:
     }
 
 
-def plan(row: Any, charge_rows: list[Any]) -> dict[str, Any]:
+def number(value: Decimal) -> int | float:
+    """A decimal as a JSON number: whole ones as integers."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def decimal_text(value: Decimal) -> str:
+    """A decimal as Lago writes a BigDecimal: fixed-point, at least one decimal ("1000.0", "0.25")."""
+    text = format(value.normalize(), "f")
+    return text if "." in text else f"{text}.0"
+
+
+def usage_threshold(row: Any) -> dict[str, Any]:
+    """A progressive billing threshold (Lago's UsageThresholdObject)."""
+    return {"lago_id": row.id, "threshold_display_name": row.threshold_display_name,
+            "amount_cents": row.amount_cents, "recurring": row.recurring,
+            "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
+
+
+def applicable_usage_threshold(row: Any) -> dict[str, Any]:
+    return {"threshold_display_name": row.threshold_display_name, "amount_cents": row.amount_cents,
+            "recurring": row.recurring}
+
+
+def plan(row: Any, charge_rows: list[Any], threshold_rows: Sequence[Any]) -> dict[str, Any]:
     return {
         "lago_id": row.id,
         "name": row.name,
@@ -77,7 +102,7 @@ def plan(row: Any, charge_rows: list[Any]) -> dict[str, Any]:
         "charges": [charge(c) for c in charge_rows],
         "fixed_charges": [],
         "taxes": [],
-        "usage_thresholds": [],
+        "usage_thresholds": [usage_threshold(t) for t in threshold_rows],
         "entitlements": [],
         "metadata": None,
     }
@@ -125,8 +150,9 @@ def customer(row: Any) -> dict[str, Any]:
     return body
 
 
-def subscription(row: Any, now: datetime | None = None) -> dict[str, Any]:
-    """A `subscription_query()` row, with its billing period and trial as of `now`."""
+def subscription(row: Any, now: datetime | None = None, thresholds: Sequence[Any] | None = None) -> dict[str, Any]:
+    """A `subscription_query()` row, with its billing period and trial as of `now`, and with the progressive
+    billing `thresholds` that apply to it when given (catalog.shown_usage_thresholds)."""
     now = now or datetime.now(UTC)
     period_start = period_end = trial_ended_at = None
     if row.started_at is not None:
@@ -139,7 +165,7 @@ def subscription(row: Any, now: datetime | None = None) -> dict[str, Any]:
         if row.trial_period:  # counted from the first start of a plan change's chain
             ends = (row.anchor_at or row.started_at) + timedelta(days=row.trial_period)
             trial_ended_at = ends if ends <= now else None
-    return {
+    body = {
         "lago_id": row.id,
         "external_id": row.external_id,
         "lago_customer_id": row.customer_id,
@@ -168,6 +194,7 @@ def subscription(row: Any, now: datetime | None = None) -> dict[str, Any]:
         # Lago shows the credit option only where it applies: a fee paid in advance
         "on_termination_credit_note": row.on_termination_credit_note if row.pay_in_advance else None,
         "on_termination_invoice": row.on_termination_invoice,
+        "progressive_billing_disabled": row.progressive_billing_disabled,
         "applied_invoice_custom_sections": [],
         "payment_method": {},
         "consolidate_invoice": True,  # a customer's subscriptions due together share one invoice
@@ -175,6 +202,76 @@ def subscription(row: Any, now: datetime | None = None) -> dict[str, Any]:
         "activated_at": iso(row.started_at),
         "activation_rules": [],
         "purchase_order_number": None,
+    }
+    if thresholds is not None:
+        body["applicable_usage_thresholds"] = [applicable_usage_threshold(t) for t in thresholds]
+    return body
+
+
+def alert_threshold(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A threshold of an alert (or one a triggered alert crossed) as stored: `{code, value, recurring}`."""
+    return {"code": stored.get("code"), "value": decimal_text(Decimal(str(stored["value"]))),
+            "recurring": bool(stored.get("recurring"))}
+
+
+def triggered_alert(row: Any) -> dict[str, Any]:
+    """What one evaluation of an alert fired (meterline's extension of the alert object)."""
+    return {"lago_id": row.id, "lago_subscription_id": row.subscription_id,
+            "current_value": number(row.current_value), "previous_value": number(row.previous_value),
+            "crossed_thresholds": [alert_threshold(t) for t in row.crossed_thresholds],
+            "triggered_at": iso(row.triggered_at)}
+
+
+def alert(row: Any, metric_row: Any | None, state: Any | None, triggered: Sequence[Any]) -> dict[str, Any]:
+    """An `alerts` row (Lago's AlertObject) with its billable metric, the record of its latest evaluation
+    that fired (`threshold_states`: the value seen then, and when) and its latest triggered alerts."""
+    return {
+        "lago_id": row.id,
+        "lago_organization_id": row.organization_id,
+        "external_subscription_id": row.subscription_external_id,
+        "lago_wallet_id": None,
+        "wallet_code": None,
+        "billable_metric": billable_metric(metric_row) if metric_row is not None else None,
+        "alert_type": row.alert_type,
+        "code": row.code,
+        "name": row.name,
+        "direction": "increasing",
+        "previous_value": number(state.last_value) if state is not None else 0,
+        "last_processed_at": iso(state.updated_at) if state is not None else None,
+        "thresholds": [alert_threshold(t) for t in row.thresholds],
+        "created_at": iso(row.created_at),
+        "triggered_alerts": [triggered_alert(t) for t in triggered],
+    }
+
+
+def threshold_completion(thresholds: Sequence[Any], current_cents: int,
+                         reached: Sequence[tuple[int, datetime]]) -> list[dict[str, Any]]:
+    """How far the current period's usage amount is along each progressive billing threshold: a fixed one at
+    its amount, the recurring one at its first level (past the highest fixed one); reached when a progressive
+    crossing of the period (level, moment) got to that level. In ascending order of level."""
+    top = max((t.amount_cents for t in thresholds if not t.recurring), default=0)
+    completion = []
+    for threshold in thresholds:
+        level = top + threshold.amount_cents if threshold.recurring else threshold.amount_cents
+        reached_at = min((at for crossed, at in reached if crossed >= level), default=None)
+        completion.append({"amount_cents": level, "completion_ratio": min(current_cents / level, 1.0),
+                           "reached_at": iso(reached_at)})
+    return sorted(completion, key=lambda entry: entry["amount_cents"])
+
+
+def lifetime_usage(lago_id: str, row: Any, invoiced_cents: int, current_cents: int, now: datetime,
+                   completion: list[dict[str, Any]]) -> dict[str, Any]:
+    """A subscription external_id's usage since its first start (Lago's LifetimeUsageObject)."""
+    return {
+        "lago_id": lago_id,
+        "lago_subscription_id": row.id,
+        "external_subscription_id": row.external_id,
+        "external_historical_usage_amount_cents": 0,
+        "invoiced_usage_amount_cents": invoiced_cents,
+        "current_usage_amount_cents": current_cents,
+        "from_datetime": iso(row.anchor_at or row.started_at or row.subscription_at),
+        "to_datetime": iso(now),
+        "usage_thresholds": completion,
     }
 
 

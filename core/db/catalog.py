@@ -2,8 +2,10 @@
 
 `subscription_query()` joins a subscription to its plan, customer and organization; the API, current
 usage, the aggregator and the biller narrow it with their own `where`. `plan_charges()` reads the
-charges of plans with their billable metric, in the plan's order. The row mappers turn those rows
-into the domain's values (`BillingCycle` of billing and of usage, `Metric`, `ChargeLine`).
+charges of plans with their billable metric, in the plan's order; `plan_usage_thresholds()` their
+progressive billing thresholds, `shown_usage_thresholds()` those that apply to subscriptions. The row
+mappers turn those rows into the domain's values (`BillingCycle` of billing and of usage, `Metric`,
+`ChargeLine`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.db.tables import billable_metrics, charges, customers, organizations, plans, subscriptions
+from core.db.tables import billable_metrics, charges, customers, organizations, plans, subscriptions, usage_thresholds
+from core.db.thresholds import applicable_usage_thresholds
 from core.domain.aggregation import Metric
 from core.domain.charges import ChargeLine
 from core.domain.periods import BillingCycle, subscription_cycle, usage_cycle_of
@@ -84,6 +87,29 @@ async def plan_charges(conn: AsyncConnection, plan_ids: Iterable[str]) -> dict[s
     for row in rows:
         grouped[row.plan_id].append(row)
     return grouped
+
+
+async def plan_usage_thresholds(conn: AsyncConnection, plan_ids: Iterable[str]) -> dict[str, list[Any]]:
+    """Each plan's progressive billing thresholds (every column), by amount."""
+    wanted = sorted(set(plan_ids))
+    grouped: dict[str, list[Any]] = {plan_id: [] for plan_id in wanted}
+    if not wanted:
+        return grouped
+    rows = await conn.execute(select(usage_thresholds).where(
+        usage_thresholds.c.plan_id.in_(wanted), usage_thresholds.c.deleted_at.is_(None))
+        .order_by(usage_thresholds.c.amount_cents, usage_thresholds.c.recurring))
+    for row in rows:
+        grouped[row.plan_id].append(row)
+    return grouped
+
+
+async def shown_usage_thresholds(conn: AsyncConnection, rows: Iterable[Any]) -> dict[str, list[Any]]:
+    """The progressive billing thresholds that apply to each subscription (`subscriptions` rows, by id):
+    none while its progressive billing is disabled, else its own, else its plan's. One query for a page."""
+    listed = list(rows)
+    found = await applicable_usage_thresholds(
+        conn, [(row.id, row.plan_id) for row in listed if not row.progressive_billing_disabled])
+    return {row.id: found.get(row.id, []) for row in listed}
 
 
 def metric(row: Any) -> Metric:

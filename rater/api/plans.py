@@ -2,7 +2,8 @@
 
 PUT changes the keys given; when `charges` is given it is the plan's new list of charges: a charge
 with the `id` of an existing one updates it, one without is added, existing ones left out are
-removed (as in Lago). DELETE marks the plan deleted and terminates its subscriptions.
+removed (as in Lago); `usage_thresholds` given is the plan's new list of progressive billing
+thresholds (rater.api.usage_thresholds). DELETE marks the plan deleted and terminates its subscriptions.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from core.apikeys import authenticate
-from core.db.catalog import plan_charges
+from core.db.catalog import plan_charges, plan_usage_thresholds
 from core.db.tables import billable_metrics, charges, plans, subscriptions
 from core.domain.charges import ChargeOptions, combination_errors
 from core.domain.periods import INTERVALS
@@ -27,10 +28,11 @@ from core.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
 from rater.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
+from rater.api.usage_thresholds import read_usage_thresholds, replace_usage_thresholds
 from rater.inputs import BAD_FORMAT, INVALID, MANDATORY, MAX_AMOUNT_CENTS, MAX_DAYS, NOT_SUPPORTED, TAKEN, Input
 
 CHARGE_MODELS = ("standard", "graduated", "volume", "package", "percentage")
-_UNSUPPORTED_LISTS = ("fixed_charges", "usage_thresholds", "tax_codes")
+_UNSUPPORTED_LISTS = ("fixed_charges", "tax_codes")
 
 
 def plan_fields(data: Input, *, creating: bool) -> dict[str, Any]:
@@ -210,7 +212,8 @@ async def live_plan(conn: AsyncConnection, organization_id: str, code: str) -> A
 
 
 async def _answer(conn: AsyncConnection, row: Any) -> JSONResponse:
-    return ok({"plan": serializers.plan(row, (await plan_charges(conn, [row.id]))[row.id])})
+    return ok({"plan": serializers.plan(row, (await plan_charges(conn, [row.id]))[row.id],
+                                        (await plan_usage_thresholds(conn, [row.id]))[row.id])})
 
 
 async def create_plan(request: Request) -> JSONResponse:
@@ -219,6 +222,7 @@ async def create_plan(request: Request) -> JSONResponse:
     values = plan_fields(data, creating=True)
     errors: dict[str, list[str]] = data.errors
     wanted = read_charges(data, errors) or []
+    thresholds = read_usage_thresholds(data.raw.get("usage_thresholds"), "usage_thresholds", errors)
     if errors:
         raise validation_error(errors)
     values["bill_charges_monthly"] = monthly_charges(values["interval"], values["bill_charges_monthly"])
@@ -227,6 +231,8 @@ async def create_plan(request: Request) -> JSONResponse:
             row = (await conn.execute(plans.insert().returning(*plans.c).values(
                 id=new_id(), organization_id=organization_id, **values))).one()
             await replace_charges(conn, organization_id, row.id, wanted)
+            if thresholds:
+                await replace_usage_thresholds(conn, organization_id, thresholds, plan_id=row.id)
             return await _answer(conn, row)
     except IntegrityError as exc:
         raise validation_error({"code": [TAKEN]}) from exc
@@ -238,6 +244,7 @@ async def update_plan(request: Request) -> JSONResponse:
     changes = plan_fields(data, creating=False)
     errors: dict[str, list[str]] = data.errors
     wanted = read_charges(data, errors)
+    thresholds = read_usage_thresholds(data.raw.get("usage_thresholds"), "usage_thresholds", errors)
     try:
         async with engine(request).begin() as conn:
             row = await live_plan(conn, organization_id, request.path_params["code"])
@@ -256,6 +263,8 @@ async def update_plan(request: Request) -> JSONResponse:
                                           .returning(*plans.c))).one()
             if wanted is not None:
                 await replace_charges(conn, organization_id, row.id, wanted)
+            if thresholds is not None:
+                await replace_usage_thresholds(conn, organization_id, thresholds, plan_id=row.id)
             return await _answer(conn, row)
     except IntegrityError as exc:
         raise validation_error({"code": [TAKEN]}) from exc
@@ -289,8 +298,9 @@ async def list_plans(request: Request) -> JSONResponse:
              .order_by(plans.c.created_at.desc(), plans.c.id))
     async with engine(request).connect() as conn:
         rows, meta = await paginate(conn, query, page, per_page)
-        grouped = await plan_charges(conn, [r.id for r in rows]) if rows else {}
-    return ok({"plans": [serializers.plan(r, grouped[r.id]) for r in rows], "meta": meta})
+        grouped = await plan_charges(conn, [r.id for r in rows])
+        thresholds = await plan_usage_thresholds(conn, [r.id for r in rows])
+    return ok({"plans": [serializers.plan(r, grouped[r.id], thresholds[r.id]) for r in rows], "meta": meta})
 
 
 # `:path`: an identifier may hold "/" (sent as %2F, it reaches the router decoded), as Lago allows

@@ -3,6 +3,11 @@
 Statuses: active, pending (subscription_at in the future; activated on time by
 rater.activation), terminated (DELETE). As in Lago, reads without a `status` see active
 subscriptions only; `status` (GET/DELETE one) or `status[]` (list) selects others.
+
+Progressive billing: `progressive_billing_disabled`, and the subscription's own thresholds
+(`plan_overrides.usage_thresholds`, rater.api.usage_thresholds), which replace its plan's. A plan change
+makes a subscription that has the new plan's thresholds, unless the change gives its own, and keeps
+`progressive_billing_disabled` unless the change gives it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from starlette.routing import Route
 
 from core.apikeys import authenticate
 from core.db import catalog
+from core.db.catalog import shown_usage_thresholds
 from core.db.locks import lock_external_id
 from core.db.tables import customers, plans, subscriptions
 from core.db.webhooks import enqueue_webhooks
@@ -31,6 +37,7 @@ from rater.activation import activate_due, terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
 from rater.api.customers import live_customer, upsert_customer
 from rater.api.plans import live_plan
+from rater.api.usage_thresholds import replace_usage_thresholds, subscription_thresholds
 from rater.billing.documents import subscription_document
 from rater.inputs import INVALID, NOT_SUPPORTED, TAKEN, Input
 
@@ -78,10 +85,21 @@ def subscription_input(data: Input) -> dict[str, Any]:
         "billing_time": data.choice("billing_time", BILLING_TIMES),  # calendar unless given
         "subscription_at": data.moment("subscription_at"),
         "ending_at": data.moment("ending_at"),
+        "progressive_billing_disabled": data.boolean("progressive_billing_disabled"),
+        "usage_thresholds": subscription_thresholds(data),
     }
-    data.unsupported("plan_overrides")  # a per-subscription plan: meterline bills the plan as it is
     data.check()
     return values
+
+
+async def set_progressive_billing(conn: AsyncConnection, organization_id: str, subscription_id: str,
+                                  disabled: bool | None, thresholds: list[dict[str, Any]] | None) -> None:
+    """What was given of a subscription's progressive billing (None: not given, kept)."""
+    if disabled is not None:
+        await conn.execute(update(subscriptions).where(subscriptions.c.id == subscription_id)
+                           .values(progressive_billing_disabled=disabled))
+    if thresholds is not None:
+        await replace_usage_thresholds(conn, organization_id, thresholds, subscription_id=subscription_id)
 
 
 async def _live_row(conn: AsyncConnection, organization_id: str, external_id: str) -> Any:
@@ -95,10 +113,13 @@ async def _live_row(conn: AsyncConnection, organization_id: str, external_id: st
 
 
 async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str | None,
-                      ending_at: datetime | None) -> str:
+                      ending_at: datetime | None, progressive_billing_disabled: bool | None = None,
+                      thresholds: list[dict[str, Any]] | None = None) -> str:
     """Move `current` to `plan`: an upgrade at once (it ends, a new subscription starts, a second from now), a
-    downgrade at the end of its period (a pending successor, replacing one scheduled before). The id
-    of the subscription to answer with: the new one for an upgrade, the current one for a downgrade."""
+    downgrade at the end of its period (a pending successor, replacing one scheduled before). The new
+    subscription has the new plan's progressive billing thresholds unless `thresholds` are given, and the
+    current one's `progressive_billing_disabled` unless it is given. The id of the subscription to answer
+    with: the new one for an upgrade, the current one for a downgrade."""
     now = datetime.now(UTC)  # read once the external_id is locked: the change happens now, not when asked
     await conn.execute(update(subscriptions).where(subscriptions.c.previous_subscription_id == current.id,
                                                    subscriptions.c.status == "pending")
@@ -121,7 +142,11 @@ async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str 
         started_at=starts if upgrade else None, previous_subscription_id=current.id,
         ending_at=ending_at if ending_at is not None else current.ending_at,  # the given end, else the current one's
         anchor_at=current.anchor_at or current.started_at or current.subscription_at, follows_previous=True,
-        started_by_upgrade=upgrade, trial_ended_at=current.trial_ended_at))  # a trial ends once per chain
+        started_by_upgrade=upgrade, trial_ended_at=current.trial_ended_at,  # a trial ends once per chain
+        progressive_billing_disabled=progressive_billing_disabled if progressive_billing_disabled is not None
+        else current.progressive_billing_disabled))
+    if thresholds:
+        await replace_usage_thresholds(conn, current.organization_id, thresholds, subscription_id=new_id_)
     if upgrade:
         await enqueue_webhooks(conn, current.organization_id, new_id_, ["subscription.started"])
     return new_id_ if upgrade else current.id
@@ -155,15 +180,19 @@ async def create_subscription(request: Request) -> JSONResponse:
         current = await _live_row(conn, organization_id, values["external_id"])
         if current is not None and current.customer_id != customer.id:
             raise validation_error({"external_id": [TAKEN]})  # another customer's
+        disabled, thresholds = values["progressive_billing_disabled"], values["usage_thresholds"]
         if current is not None and current.plan_id == plan.id:
             subscription_id = current.id
+            await set_progressive_billing(conn, organization_id, current.id, disabled, thresholds)
         elif current is not None and current.status == "pending":  # not started yet: it takes the plan
             await conn.execute(update(subscriptions).where(subscriptions.c.id == current.id).values(plan_id=plan.id))
             subscription_id = current.id
+            await set_progressive_billing(conn, organization_id, current.id, disabled, thresholds or [])
         elif current is not None:  # `subscription_at` is ignored on a change, as Lago does
             if values["billing_time"] not in (None, current.billing_time):
                 raise validation_error({"billing_time": [INVALID]})  # a change keeps the billing cycle
-            subscription_id = await change_plan(conn, current, plan, values["name"], values["ending_at"])
+            subscription_id = await change_plan(conn, current, plan, values["name"], values["ending_at"],
+                                                disabled, thresholds)
         else:
             subscription_id = new_id()
             before = (await conn.execute(select(
@@ -186,9 +215,12 @@ async def create_subscription(request: Request) -> JSONResponse:
                         subscription_at=subscription_at, started_at=subscription_at if active else None,
                         ending_at=values["ending_at"], follows_previous=used_before,
                         anchor_at=before.first,  # a trial counts from the first start of that external_id
+                        progressive_billing_disabled=bool(disabled),
                     ))
             except IntegrityError as exc:
                 raise validation_error({"external_id": [TAKEN]}) from exc
+            if thresholds:
+                await replace_usage_thresholds(conn, organization_id, thresholds, subscription_id=subscription_id)
             if active:
                 await enqueue_webhooks(conn, organization_id, subscription_id, ["subscription.started"])
         row = await reread(conn, organization_id, subscription_id)
@@ -197,8 +229,9 @@ async def create_subscription(request: Request) -> JSONResponse:
 
 
 async def update_subscription(request: Request) -> JSONResponse:
-    """PUT: `name` and `ending_at`; `subscription_at` only while the subscription is pending; `plan_code`
-    changes its plan as `POST /subscriptions` does."""
+    """PUT: `name` and `ending_at`; `subscription_at` only while the subscription is pending; progressive
+    billing (of the new subscription when the plan changes); `plan_code` changes its plan as
+    `POST /subscriptions` does."""
     organization_id, raw = await org_and_input(request, "subscription")
     data = Input(raw)
     plan_code = data.identifier("plan_code")
@@ -210,7 +243,7 @@ async def update_subscription(request: Request) -> JSONResponse:
         if changes["ending_at"] is not None and changes["ending_at"] <= datetime.now(UTC):
             data.fail("ending_at", INVALID)
     subscription_at = data.moment("subscription_at")
-    data.unsupported("plan_overrides")  # a per-subscription plan: meterline bills the plan as it is
+    disabled, thresholds = data.boolean("progressive_billing_disabled"), subscription_thresholds(data)
     data.check()
     statuses = wanted_statuses(request, LIVE)
     async with engine(request).begin() as conn:
@@ -225,10 +258,13 @@ async def update_subscription(request: Request) -> JSONResponse:
                     await conn.execute(update(subscriptions).where(subscriptions.c.id == current.id)
                                        .values(plan_id=plan.id))
                     changed = current.id
+                    await set_progressive_billing(conn, organization_id, current.id, disabled, thresholds or [])
                 else:
                     changed = await change_plan(conn, current, plan, changes.pop("name", None),
-                                                changes.pop("ending_at", None))
+                                                changes.pop("ending_at", None), disabled, thresholds)
+                disabled = thresholds = None  # they were the plan change's
                 row = await reread(conn, organization_id, changed)
+        await set_progressive_billing(conn, organization_id, row.id, disabled, thresholds)
         if subscription_at is not None and row.status == "pending":
             changes["subscription_at"] = subscription_at
         if changes:
@@ -236,7 +272,8 @@ async def update_subscription(request: Request) -> JSONResponse:
             # found again with its activation: a subscription_at moved to the past starts it now
             await activate_due(conn, subscriptions.c.id == row.id)
             row = await reread(conn, organization_id, row.id)
-    return ok({"subscription": serializers.subscription(row)})
+        body = await subscription_document(conn, row.id)  # with its plan and thresholds, as Lago answers
+    return ok({"subscription": body})
 
 
 def termination_options(request: Request) -> dict[str, str]:
@@ -266,7 +303,8 @@ async def terminate_subscription(request: Request) -> JSONResponse:
         await conn.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**options))
         await terminate(conn, now, subscriptions.c.id == row.id)
         row = await reread(conn, organization_id, row.id)
-    return ok({"subscription": serializers.subscription(row, now)})
+        thresholds = (await shown_usage_thresholds(conn, [row]))[row.id]
+    return ok({"subscription": serializers.subscription(row, now, thresholds)})
 
 
 async def get_subscription(request: Request) -> JSONResponse:
@@ -292,7 +330,9 @@ async def list_subscriptions(request: Request) -> JSONResponse:
     async with engine(request).begin() as conn:
         await activate_due(conn, subscriptions.c.organization_id == organization_id)
         rows, meta = await paginate(conn, query, page, per_page)
-    return ok({"subscriptions": [serializers.subscription(r) for r in rows], "meta": meta})
+        thresholds = await shown_usage_thresholds(conn, rows)
+    return ok({"subscriptions": [serializers.subscription(r, thresholds=thresholds[r.id]) for r in rows],
+               "meta": meta})
 
 
 # `:path`: an identifier may hold "/" (sent as %2F, it reaches the router decoded), as Lago allows

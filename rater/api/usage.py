@@ -1,4 +1,5 @@
-"""Current usage: `GET /customers/{id}/current_usage` (Lago's shape) and its live stream (SSE).
+"""Current usage: `GET /customers/{id}/current_usage` (Lago's shape) and its live stream (SSE); a
+subscription's lifetime usage, `GET /subscriptions/{external_id}/lifetime_usage`.
 
 The answer is Redis state priced by the plan's charges. Redis is read with one pipelined round
 trip (SCARD of the unique set, HMGET of the totals: O(1) whatever the number of MTUs); the catalog
@@ -12,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,22 +22,28 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from redis.exceptions import RedisError
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from core.apikeys import authenticate
-from core.db.catalog import charge_line, plan_charges, subscription_query, usage_cycle
-from core.db.tables import subscriptions
+from core.db.catalog import charge_line, plan_charges, shown_usage_thresholds, subscription_query, usage_cycle
+from core.db.tables import progressive_crossings, subscriptions
+from core.db.thresholds import invoiced_usage_cents
+from core.domain.aggregation import MetricUsage
 from core.domain.charges import ChargeLine
-from core.domain.lifecycle import LIVE
-from core.domain.periods import BillingCycle
+from core.domain.lifecycle import LIVE, STATUSES
+from core.domain.periods import BillingCycle, Period
+from core.domain.thresholds import usage_amount
 from core.http import ApiError, JSONResponse, bad_request, not_allowed, not_found, ok, unavailable
 from core.usage_state.redis_state import read_usage
-from rater.api.common import engine
+from rater import serializers
+from rater.api.common import engine, org_and_input
 from rater.api.customers import live_customer
+from rater.api.subscriptions import find_subscription
+from rater.inputs import Input
 from rater.usage import customer_usage
 
 log = logging.getLogger("meterline.api")
@@ -96,9 +104,14 @@ async def _load_view(conn: AsyncConnection, organization_id: str, customer_exter
     # the activation loop has written the new status; the query keeps only the one live now.
     if row is None:
         return not_allowed("no_active_subscription")
-    lines = tuple(charge_line(charge) for charge in (await plan_charges(conn, [row.plan_id]))[row.plan_id])
+    return usage_view(row, (await plan_charges(conn, [row.plan_id]))[row.plan_id])
+
+
+def usage_view(row: Any, charge_rows: list[Any]) -> UsageView:
+    """The usage view of a `subscription_query()` row and its plan's charges."""
+    lines = tuple(charge_line(charge) for charge in charge_rows)
     return UsageView(
-        scope=f"{organization_id}:{row.external_id}", cycle=usage_cycle(row), currency=row.plan_amount_currency,
+        scope=f"{row.organization_id}:{row.external_id}", cycle=usage_cycle(row), currency=row.plan_amount_currency,
         lines=lines, metric_ids=tuple(sorted({line.metric.id for line in lines})),
     )
 
@@ -123,13 +136,18 @@ async def usage_body(request: Request, view: UsageView, now: datetime | None = N
     period = view.cycle.period_at(now)
     if period is None:  # started later today in another timezone's reckoning: nothing is due yet
         raise not_allowed("no_active_subscription")
+    usage = await period_usage(request, view, period)
+    return customer_usage(view.lines, usage, view.currency, period.start, period.end,
+                          period.end.astimezone(ZoneInfo(view.cycle.timezone)).date())
+
+
+async def period_usage(request: Request, view: UsageView, period: Period) -> Mapping[str, MetricUsage]:
+    """The usage state of a period, from Redis (503 when Redis does not answer)."""
     try:
-        usage = await read_usage(request.app.state.redis, view.scope, view.metric_ids, period.key)
+        return await read_usage(request.app.state.redis, view.scope, view.metric_ids, period.key)
     except RedisError as exc:
         log.warning("current usage of %s unavailable: %r", view.scope, exc)
         raise unavailable("current usage cannot be read now (Redis unreachable), retry") from exc
-    return customer_usage(view.lines, usage, view.currency, period.start, period.end,
-                          period.end.astimezone(ZoneInfo(view.cycle.timezone)).date())
 
 
 async def current_usage(request: Request) -> JSONResponse:
@@ -170,8 +188,50 @@ async def current_usage_stream(request: Request) -> StreamingResponse:
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+async def lifetime_usage(request: Request) -> JSONResponse:
+    """The usage of a subscription's external_id since its first start: what was invoiced (every plan it had)
+    and the current period's usage amount, with how far that amount is along its progressive billing
+    thresholds. The subscription: the active one, else the external_id's newest."""
+    organization_id = await authenticate(request)
+    return ok({"lifetime_usage": await _lifetime_usage(request, organization_id)})
+
+
+async def update_lifetime_usage(request: Request) -> JSONResponse:
+    """Lago's PUT sets a historical usage amount, which meterline does not keep (it is always 0): refused
+    (`not_supported`) when given; otherwise the lifetime usage, unchanged."""
+    organization_id, raw = await org_and_input(request, "lifetime_usage")
+    data = Input(raw)
+    data.unsupported("external_historical_usage_amount_cents")
+    data.check()
+    return ok({"lifetime_usage": await _lifetime_usage(request, organization_id)})
+
+
+async def _lifetime_usage(request: Request, organization_id: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    async with engine(request).begin() as conn:
+        try:
+            row = await find_subscription(conn, organization_id, request.path_params["external_id"], STATUSES)
+        except ApiError as exc:
+            raise not_found("lifetime_usage") from exc
+        view = usage_view(row, (await plan_charges(conn, [row.plan_id]))[row.plan_id])
+        thresholds = (await shown_usage_thresholds(conn, [row]))[row.id]
+        invoiced = (await invoiced_usage_cents(conn, organization_id, [row.external_id]))[row.external_id]
+        period = view.cycle.period_at(now) if row.status == "active" else None
+        reached = [] if period is None else list((await conn.execute(
+            select(progressive_crossings.c.level_cents, progressive_crossings.c.reached_at).where(
+                progressive_crossings.c.subscription_id == row.id,
+                progressive_crossings.c.period_key == period.key))).tuples())
+    current = usage_amount(view.lines, await period_usage(request, view, period), view.currency) if period else 0
+    lago_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"meterline:lifetime_usage:{organization_id}:{row.external_id}"))
+    return serializers.lifetime_usage(lago_id, row, invoiced, current, now,
+                                      serializers.threshold_completion(thresholds, current, reached))
+
+
 # `:path`: an identifier may hold "/" (sent as %2F, it reaches the router decoded), as Lago allows
 ROUTES = [
     Route("/api/v1/customers/{external_id:path}/current_usage", current_usage, methods=["GET"]),
     Route("/api/v1/customers/{external_id:path}/current_usage/stream", current_usage_stream, methods=["GET"]),
+    # before the subscription routes, whose `{external_id:path}` would take it
+    Route("/api/v1/subscriptions/{external_id:path}/lifetime_usage", lifetime_usage, methods=["GET"]),
+    Route("/api/v1/subscriptions/{external_id:path}/lifetime_usage", update_lifetime_usage, methods=["PUT"]),
 ]

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.db.catalog import plan_charges, subscription_query
+from core.db.catalog import plan_charges, plan_usage_thresholds, shown_usage_thresholds, subscription_query
 from core.db.tables import (
     alerts,
     billable_metrics,
@@ -103,12 +103,15 @@ async def usage_threshold_reached_document(conn: AsyncConnection, crossing_id: s
 
 async def subscription_document(conn: AsyncConnection, subscription_id: str, now: datetime | None = None
                                 ) -> dict[str, Any]:
-    """A subscription with its plan, as Lago answers create and get and sends it in webhooks."""
+    """A subscription with its plan and the progressive billing thresholds that apply to it, as Lago answers
+    create, get and update and sends it in webhooks."""
     row = (await conn.execute(subscription_query().where(subscriptions.c.id == subscription_id))).one()
     plan_row = (await conn.execute(select(plans).where(plans.c.id == row.plan_id))).one()
     charge_rows = (await plan_charges(conn, [row.plan_id]))[row.plan_id]
-    return {**serializers.subscription(row, now), "plan": serializers.plan(plan_row, charge_rows),
-            "applicable_usage_thresholds": []}
+    plan_thresholds = (await plan_usage_thresholds(conn, [row.plan_id]))[row.plan_id]
+    applicable = (await shown_usage_thresholds(conn, [row]))[row.id]
+    return {**serializers.subscription(row, now, applicable),
+            "plan": serializers.plan(plan_row, charge_rows, plan_thresholds)}
 
 
 async def credit_note_documents(conn: AsyncConnection, credit_note_ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from core.domain.aggregation import AGGREGATION_TYPES
 from core.domain.periods import BILLING_TIMES, INTERVALS
+from core.domain.thresholds import ALERT_TYPES
 from core.openapi.schema import (
     CURRENCY,
     Schema,
@@ -19,9 +20,11 @@ from core.openapi.schema import (
     open_object,
     text,
 )
+from rater.api.alerts import MAX_BATCH, MAX_DECIMALS, MAX_THRESHOLDS
 from rater.api.customers import ADDRESS_FIELDS, TEXT_ATTRIBUTES, UNSUPPORTED, UNSUPPORTED_BILLING
 from rater.api.metrics import WEIGHTED_INTERVALS
 from rater.api.plans import _UNSUPPORTED_LISTS, _UNSUPPORTED_PROPERTIES, CHARGE_MODELS
+from rater.api.usage_thresholds import MAX_USAGE_THRESHOLDS, PLAN_OVERRIDES
 from rater.inputs import EARLIEST_MOMENT, LATEST_MOMENT, MAX_AMOUNT_CENTS, MAX_DAYS
 
 _FLAG = {"type": ["boolean", "null"]}
@@ -90,6 +93,21 @@ CHARGE_INPUT = open_object({
 }, required=("charge_model",))
 
 
+USAGE_THRESHOLD_INPUT = open_object({
+    "amount_cents": integer("The period's usage amount that triggers a progressive billing invoice "
+                            "(`usage_thresholds: missing_amount_cents` when missing).", minimum=1,
+                            maximum=MAX_AMOUNT_CENTS),
+    "threshold_display_name": input_text(),
+    "recurring": {**_FLAG, "description": "At most one (`multiple_recurring_thresholds`): every further "
+                                          "`amount_cents` past the highest fixed threshold triggers one again."},
+}, required=("amount_cents",))
+
+USAGE_THRESHOLDS = nullable(array(
+    USAGE_THRESHOLD_INPUT, f"Progressive billing thresholds: the new list (an empty one removes them). At most "
+                           f"{MAX_USAGE_THRESHOLDS} (`too_many_thresholds`); an amount once per `recurring` value "
+                           f"(`duplicated_values`).", max_items=MAX_USAGE_THRESHOLDS))
+
+
 def plan_input(creating: bool) -> Schema:
     return open_object({
         "name": input_text(required=creating), "code": input_text(required=creating, identifier=True),
@@ -104,6 +122,7 @@ def plan_input(creating: bool) -> Schema:
         "trial_period": nullable(integer("Whole days.", minimum=0, maximum=MAX_DAYS)),
         "charges": nullable(array(CHARGE_INPUT, "On PUT, the plan's new list of charges: existing ones left "
                                                 "out are removed.")),
+        "usage_thresholds": USAGE_THRESHOLDS,
         **{name: not_supported("Lago plan features meterline does not bill.") for name in _UNSUPPORTED_LISTS},
         "minimum_commitment": not_supported("minimum commitments."),
     }, required=("name", "code", "interval", "amount_cents", "amount_currency") if creating else ())
@@ -135,6 +154,20 @@ CUSTOMER_INPUT = open_object({
     **{name: not_supported("Lago customer features meterline does not have.") for name in UNSUPPORTED},
 }, required=("external_id",))
 
+PLAN_OVERRIDES_INPUT = nullable(open_object({
+    "usage_thresholds": {**USAGE_THRESHOLDS, "description": "The subscription's own progressive billing thresholds, "
+                                                            "which replace its plan's (an empty list: its plan's "
+                                                            "apply)."},
+    **{name: not_supported("a per-subscription plan: meterline bills the plan as it is.") for name in PLAN_OVERRIDES},
+}, "Only `usage_thresholds` is taken."))
+PROGRESSIVE = {
+    "plan_overrides": PLAN_OVERRIDES_INPUT,
+    "usage_thresholds": {**USAGE_THRESHOLDS, "description": "The same as `plan_overrides.usage_thresholds` (where "
+                                                            "Lago's newer API takes them); not both "
+                                                            "(`value_is_invalid`)."},
+    "progressive_billing_disabled": {**_FLAG, "description": "No progressive billing invoice for this subscription."},
+}
+
 SUBSCRIPTION_INPUT = open_object({
     "external_customer_id": input_text("An unknown customer is created.", required=True, identifier=True),
     "plan_code": input_text("With the external_id of the customer's live subscription and another plan: a plan "
@@ -145,14 +178,57 @@ SUBSCRIPTION_INPUT = open_object({
     "name": input_text(), "billing_time": _choice(BILLING_TIMES),
     "subscription_at": {**_MOMENT, "description": "In the future: the subscription is pending until then."},
     "ending_at": {**_MOMENT, "description": "After subscription_at."},
-    "plan_overrides": not_supported("per-subscription plans."),
-}, required=("external_customer_id", "plan_code", "external_id"))
+    **PROGRESSIVE,
+}, "With a plan change, the progressive billing fields are the new subscription's (without them it has its new "
+   "plan's thresholds, and the current one's `progressive_billing_disabled`).",
+    required=("external_customer_id", "plan_code", "external_id"))
 
 SUBSCRIPTION_UPDATE = open_object({
     "plan_code": input_text("Another plan: a plan change, as `POST /subscriptions` makes it.", identifier=True),
     "name": input_text(), "ending_at": {**_MOMENT, "description": "In the future."},
     "subscription_at": {**_MOMENT, "description": "Changed only while the subscription is pending."},
-    "plan_overrides": not_supported("per-subscription plans."),
+    **PROGRESSIVE,
+}, "With a plan change, the progressive billing fields are the new subscription's.")
+
+ALERT_THRESHOLD_INPUT = open_object({
+    "code": input_text(),
+    "value": {"anyOf": [integer(minimum=0, maximum=MAX_AMOUNT_CENTS),
+                        text(pattern=f"^[0-9]{{1,16}}(\\.[0-9]{{1,{MAX_DECIMALS}}})?$")],
+              "description": f"Cents for the amount types, units otherwise: a number or a decimal string, at most "
+                             f"{MAX_AMOUNT_CENTS} and {MAX_DECIMALS} decimals (`thresholds:value` `value_is_invalid`; "
+                             f"`value_is_mandatory` when missing; `recurring_value_is_negative` for a recurring 0)."},
+    "recurring": {**_FLAG, "description": "At most one recurring threshold (`thresholds:recurring`)."},
+}, required=("value",))
+
+
+def alert_input(creating: bool) -> Schema:
+    kind = {"alert_type": text("`invalid_type` otherwise.", enum=ALERT_TYPES)} if creating else {}
+    return open_object({
+        **kind,
+        "code": input_text("Unique among the subscription's live alerts (`value_already_exist`).", required=creating,
+                           identifier=True),
+        "name": input_text(),
+        "billable_metric_code": input_text("A live metric of the organization (404 otherwise): required for the "
+                                           "billable_metric_* types, refused for the others (`billable_metric`: "
+                                           "`value_is_mandatory`, `value_must_be_blank`).", identifier=True),
+        "thresholds": array(ALERT_THRESHOLD_INPUT, "Distinct (value, recurring) pairs (`duplicate_threshold_values`)"
+                                                   f"; at most {MAX_THRESHOLDS} (`too_many_thresholds`)." +
+                            ("" if creating else " The alert's new list."), min_items=1, max_items=MAX_THRESHOLDS)
+        if creating else nullable(array(ALERT_THRESHOLD_INPUT, "The alert's new list.", max_items=MAX_THRESHOLDS)),
+    }, "One live alert per type (per type and metric for the billable_metric_* types): `base: "
+       "alert_already_exists`." if creating else None,
+        required=("alert_type", "code", "thresholds") if creating else ())
+
+
+ALERT_CREATE = {"type": "object", "properties": {
+    "alert": alert_input(True),
+    "alerts": array(alert_input(True), f"Several alerts, all or none (errors keyed by index); at most {MAX_BATCH} "
+                                       f"(`too_many_alerts`). Taken when it holds something.",
+                    min_items=1, max_items=MAX_BATCH),
+}, "anyOf": [{"required": ["alert"]}, {"required": ["alerts"]}]}
+
+LIFETIME_USAGE_INPUT = open_object({
+    "external_historical_usage_amount_cents": not_supported("a historical usage amount.", (None,)),
 })
 
 WEBHOOK_ENDPOINT_INPUT = open_object({

@@ -10,6 +10,7 @@ from __future__ import annotations
 from core.domain.aggregation import AGGREGATION_TYPES
 from core.domain.lifecycle import STATUSES
 from core.domain.periods import BILLING_TIMES, INTERVALS
+from core.domain.thresholds import ALERT_TYPES
 from core.openapi.schema import (
     CURRENCY,
     Schema,
@@ -85,6 +86,17 @@ CHARGE = closed({
     "lago_parent_id": const(None, _UNSUPPORTED),
 })
 
+USAGE_THRESHOLD = closed({
+    "lago_id": uuid(), "threshold_display_name": nullable(text()),
+    "amount_cents": integer("The period's usage amount that triggers a progressive billing invoice.", minimum=1),
+    "recurring": boolean("Every further `amount_cents` past the highest fixed threshold triggers one again."),
+    "created_at": moment(), "updated_at": moment(),
+})
+
+APPLICABLE_USAGE_THRESHOLD = closed({
+    "threshold_display_name": nullable(text()), "amount_cents": integer(minimum=1), "recurring": boolean(),
+})
+
 PLAN = closed({
     "lago_id": uuid(), "name": text(),
     "invoice_display_name": text("\"\" when not set."),
@@ -97,7 +109,7 @@ PLAN = closed({
     "charges": array(ref("Charge")),
     "fixed_charges": empty_list("Fixed charges are refused (`not_supported`)."),
     "taxes": empty_list("meterline has no taxes."),
-    "usage_thresholds": empty_list("Usage thresholds are refused (`not_supported`)."),
+    "usage_thresholds": array(ref("UsageThreshold"), "Progressive billing thresholds, by amount."),
     "entitlements": empty_list(_UNSUPPORTED), "metadata": const(None, _UNSUPPORTED),
 })
 
@@ -131,6 +143,8 @@ CUSTOMER = closed({
     "billing_entity_code": const("", "Billing entities are refused (`not_supported`): always empty."),
 })
 
+_APPLICABLE = ("The progressive billing thresholds that apply: the subscription's own, else its plan's; none while "
+               "its progressive billing is disabled. Left out of an invoice's subscriptions.")
 SUBSCRIPTION = closed({
     "lago_id": uuid(), "external_id": text(), "lago_customer_id": uuid(), "external_customer_id": text(),
     "billing_entity_code": const("", "meterline has no billing entities: always empty."),
@@ -150,15 +164,16 @@ SUBSCRIPTION = closed({
                                                 "unused days (`refund` and `offset` are refused).",
                                                 enum=("credit", "skip"))),
     "on_termination_invoice": text(enum=("generate", "skip")),
+    "progressive_billing_disabled": boolean("No progressive billing invoice for this subscription."),
+    "applicable_usage_thresholds": array(ref("ApplicableUsageThreshold"), _APPLICABLE),
     "applied_invoice_custom_sections": empty_list(_UNSUPPORTED),
     "payment_method": closed({}, "meterline collects no payment: always empty."),
     "consolidate_invoice": const(True, "A customer's subscriptions due together share one invoice."),
     "cancellation_reason": const(None, _UNSUPPORTED), "activated_at": nullable(moment()),
     "activation_rules": empty_list(_UNSUPPORTED), "purchase_order_number": const(None, _UNSUPPORTED),
-})
+}, optional=("applicable_usage_thresholds",))
 
-SUBSCRIPTION_EXTENDED = closed({**SUBSCRIPTION["properties"], "plan": ref("Plan"),
-                                "applicable_usage_thresholds": empty_list(_UNSUPPORTED)})
+SUBSCRIPTION_EXTENDED = closed({**SUBSCRIPTION["properties"], "plan": ref("Plan")})
 
 _FEE_ITEM = closed({
     "type": text(enum=("subscription", "charge")), "code": text(), "name": text(),
@@ -262,6 +277,56 @@ CREDIT_NOTE = closed({
     "error_details": empty_list(_UNSUPPORTED), "customer": ref("Customer"),
 })
 
+ALERT_THRESHOLD = closed({
+    "code": nullable(text()),
+    "value": text("A decimal, as Lago writes it (\"1000.0\"): cents for the amount types, units otherwise.",
+                  pattern="^[0-9]+\\.[0-9]+$"),
+    "recurring": boolean("Fires again at every multiple of its value past the highest fixed threshold."),
+})
+
+TRIGGERED_ALERT = closed({
+    "lago_id": uuid(), "lago_subscription_id": uuid("The subscription live when it fired."),
+    "current_value": number("The value the evaluation saw."),
+    "previous_value": number("The value seen when the alert last fired in that period (0 before)."),
+    "crossed_thresholds": array(ref("AlertThreshold"), "The levels crossed (a recurring threshold's at each of "
+                                                       "its multiples).", min_items=1),
+    "triggered_at": moment(),
+}, "What one evaluation fired: the object of an `alert.triggered` webhook, in short.")
+
+ALERT = closed({
+    "lago_id": uuid(), "lago_organization_id": uuid(), "external_subscription_id": text(),
+    "lago_wallet_id": const(None, "Wallet alerts are not meterline's."),
+    "wallet_code": const(None, "Wallet alerts are not meterline's."),
+    "billable_metric": {"anyOf": [ref("BillableMetric"), {"type": "null"}],
+                        "description": "The metric watched by the billable_metric_* types (null for the others)."},
+    "alert_type": text(enum=ALERT_TYPES), "code": text(), "name": nullable(text()),
+    "direction": const("increasing", "A subscription's usage alerts fire as the value grows."),
+    "previous_value": number("The value seen when the alert last fired (0 until it has)."),
+    "last_processed_at": nullable(moment("When the alert last fired (null until it has).")),
+    "thresholds": array(ref("AlertThreshold"), "In ascending order of value.", min_items=1),
+    "created_at": moment(),
+    "triggered_alerts": array(ref("TriggeredAlert"), "meterline's extension: the alert's latest 20 triggered "
+                                                     "alerts, newest first.", max_items=20),
+})
+
+LIFETIME_USAGE = closed({
+    "lago_id": uuid("Stable for the subscription's external_id."), "lago_subscription_id": uuid(),
+    "external_subscription_id": text(),
+    "external_historical_usage_amount_cents": const(0, "meterline keeps no historical usage (`not_supported`)."),
+    "invoiced_usage_amount_cents": integer("The usage fees invoiced to the external_id's subscriptions (every plan "
+                                           "it had).", minimum=0),
+    "current_usage_amount_cents": integer("The current period's usage amount (0 unless the subscription is "
+                                          "active).", minimum=0),
+    "from_datetime": nullable(moment("The first start of the external_id's subscriptions.")),
+    "to_datetime": moment("Now."),
+    "usage_thresholds": array(closed({
+        "amount_cents": integer("The level: a fixed threshold's amount, or the recurring one's first level past "
+                                "the highest fixed one.", minimum=1),
+        "completion_ratio": number("The current usage amount over the level, at most 1."),
+        "reached_at": nullable(moment("When progressive billing reached the level in the current period.")),
+    }), "Along the progressive billing thresholds that apply."),
+})
+
 WEBHOOK_ENDPOINT = closed({
     "lago_id": uuid(), "lago_organization_id": uuid(), "webhook_url": text(),
     "signature_algo": const("hmac", "meterline signs with HMAC-SHA256 only."), "name": nullable(text()),
@@ -275,4 +340,7 @@ OBJECT_SCHEMAS: dict[str, Schema] = {
     "Customer": CUSTOMER, "Subscription": SUBSCRIPTION, "SubscriptionExtended": SUBSCRIPTION_EXTENDED,
     "Fee": FEE, "BillingPeriod": BILLING_PERIOD, "Invoice": INVOICE, "InvoiceExtended": INVOICE_EXTENDED,
     "CustomerUsage": CUSTOMER_USAGE, "CreditNote": CREDIT_NOTE, "WebhookEndpoint": WEBHOOK_ENDPOINT,
+    "UsageThreshold": USAGE_THRESHOLD, "ApplicableUsageThreshold": APPLICABLE_USAGE_THRESHOLD,
+    "AlertThreshold": ALERT_THRESHOLD, "TriggeredAlert": TRIGGERED_ALERT, "Alert": ALERT,
+    "LifetimeUsage": LIFETIME_USAGE,
 }

@@ -24,7 +24,8 @@ from rater.openapi import inputs
 from rater.openapi.objects import OBJECT_SCHEMAS
 
 DESCRIPTION = """meterline's API: the part of Lago's v1 API it serves (billable metrics, plans, customers,
-subscriptions, current usage, invoices, webhook endpoints, events), wire-compatible with Lago's clients,
+subscriptions and their alerts, current and lifetime usage, invoices, webhook endpoints, events),
+wire-compatible with Lago's clients,
 plus its own operations routes. Where meterline differs from Lago the schemas say so: a Lago feature it
 does not bill is refused with 422 `{"<field>": ["not_supported"]}`, never stored and ignored, and a field
 Lago types as non-nullable is never null (text meterline has no value for is "", anything else is left
@@ -135,7 +136,6 @@ def catalog_paths() -> dict[str, Any]:
     subscriptions = paths["/api/v1/subscriptions/{external_id}"]
     _add_query(subscriptions["get"], _SUBSCRIPTION_STATUS)
     _add_query(subscriptions["put"], _SUBSCRIPTION_STATUS)
-    subscriptions["put"]["responses"]["200"]["content"] = json_content(answer("subscription", ref("Subscription")))
     _add_query(subscriptions["delete"], [
         *_SUBSCRIPTION_STATUS,
         _filter("on_termination_invoice", text(enum=("generate", "skip")),
@@ -148,6 +148,68 @@ def catalog_paths() -> dict[str, Any]:
     paths["/api/v1/subscriptions"]["get"]["responses"]["200"]["content"] = json_content(
         page_of("subscriptions", ref("Subscription")))
     return paths
+
+
+# The example makes an alert on the example subscription (sub-acme), so the alert routes reach a live one.
+ALERT_EXAMPLE: dict[str, Any] = {"alert_type": "billable_metric_current_usage_units", "code": "mtu_warning",
+                                 "name": "MTUs", "billable_metric_code": "monthly_tracked_users",
+                                 "thresholds": [{"code": "warn", "value": 8000}, {"code": "alert", "value": "10000"},
+                                                {"value": 5000, "recurring": True}]}
+_SUBSCRIPTION_OF_ALERTS = [
+    path_parameter("external_id", "The subscription's external_id: a live (active or pending) subscription.",
+                   EXAMPLES["subscription"]["external_id"]),
+    _filter("subscription_status", text(enum=STATUSES), "`active` or `pending`: the subscription is looked up with "
+                                                        "this status (default: either). `terminated` and `canceled` "
+                                                        "are refused (`not_supported`)."),
+]
+
+
+def alert_paths() -> dict[str, Any]:
+    one, many = answer("alert", ref("Alert")), answer("alerts", array(ref("Alert")))
+    by_code = [*_SUBSCRIPTION_OF_ALERTS, path_parameter("code", "The alert's code.", ALERT_EXAMPLE["code"])]
+    return {
+        "/api/v1/subscriptions/{external_id}/alerts": {
+            "post": operation(
+                "createSubscriptionAlert", "Create an alert, or several at once", "subscriptions",
+                {"anyOf": [one, many]}, (404, 422), parameters=_SUBSCRIPTION_OF_ALERTS,
+                description="`{\"alert\": {...}}` answers `{\"alert\": {...}}`; `{\"alerts\": [...]}` creates "
+                            "them all or none and answers `{\"alerts\": [...]}`. 404 `billable_metric_not_found` "
+                            "for an unknown metric (in a batch, 422 keyed by its index).",
+                body=inputs.ALERT_CREATE, example={"alert": ALERT_EXAMPLE}),
+            "get": operation("getSubscriptionAlerts", "List a subscription's alerts", "subscriptions",
+                             page_of("alerts", ref("Alert")), (400, 404),
+                             parameters=[*_SUBSCRIPTION_OF_ALERTS, *PAGE_PARAMETERS]),
+            "delete": operation("deleteAllSubscriptionAlerts", "Delete a subscription's alerts", "subscriptions",
+                                many, (404,), parameters=_SUBSCRIPTION_OF_ALERTS,
+                                description="Deviation: Lago answers an empty body; meterline lists the alerts "
+                                            "deleted."),
+        },
+        "/api/v1/subscriptions/{external_id}/alerts/{code}": {
+            "get": operation("getSubscriptionAlert", "Find an alert", "subscriptions", one, (404,),
+                             parameters=by_code),
+            "put": operation("updateSubscriptionAlert", "Update an alert", "subscriptions", one, (404, 422),
+                             parameters=by_code, body=wrapped("alert", inputs.alert_input(False)),
+                             example={"alert": {"name": "Monthly tracked users"}}),
+            "delete": operation("deleteSubscriptionAlert", "Delete an alert (its code can be used again)",
+                                "subscriptions", one, (404,), parameters=by_code),
+        },
+        "/api/v1/subscriptions/{external_id}/lifetime_usage": {
+            "get": operation("getSubscriptionLifetimeUsage", "The usage of a subscription since its first start",
+                             "subscriptions", answer("lifetime_usage", ref("LifetimeUsage")), (404,),
+                             parameters=_LIFETIME),
+            "put": operation("updateSubscriptionLifetimeUsage", "Set a historical usage amount: refused",
+                             "subscriptions", answer("lifetime_usage", ref("LifetimeUsage")), (404, 422),
+                             parameters=_LIFETIME, body=wrapped("lifetime_usage", inputs.LIFETIME_USAGE_INPUT),
+                             example={"lifetime_usage": {}},
+                             description="`external_historical_usage_amount_cents` is `not_supported`; without it "
+                                         "the lifetime usage is answered unchanged."),
+        },
+    }
+
+
+_LIFETIME = [path_parameter("external_id", "The subscription's external_id (its active subscription, else its "
+                                           "newest; 404 `lifetime_usage_not_found`).",
+                            EXAMPLES["subscription"]["external_id"])]
 
 
 def _usage_parameters() -> list[dict[str, Any]]:
@@ -265,7 +327,8 @@ def ops_page_paths() -> dict[str, Any]:
 
 
 def api_document() -> dict[str, Any]:
-    paths = {**EVENT_PATHS, **catalog_paths(), **billing_paths(), **credit_note_paths(), **webhook_paths(),
+    paths = {**EVENT_PATHS, **catalog_paths(), **alert_paths(), **billing_paths(), **credit_note_paths(),
+             **webhook_paths(),
              **ops_paths("api"),
              **ops_page_paths(), OPENAPI_PATH: self_path("Api")}
     return document("meterline API", DESCRIPTION, paths,

@@ -46,7 +46,8 @@ SUBSCRIPTION_KEYS = {"lago_id", "external_id", "lago_customer_id", "external_cus
                      "subscription_at", "started_at", "trial_ended_at", "ending_at", "terminated_at",
                      "canceled_at", "created_at", "previous_plan_code", "next_plan_code", "downgrade_plan_date",
                      "current_billing_period_started_at", "current_billing_period_ending_at",
-                     "on_termination_credit_note", "on_termination_invoice", "applied_invoice_custom_sections",
+                     "on_termination_credit_note", "on_termination_invoice", "progressive_billing_disabled",
+                     "applied_invoice_custom_sections",
                      "payment_method", "consolidate_invoice", "cancellation_reason", "activated_at",
                      "activation_rules", "purchase_order_number"}
 
@@ -214,7 +215,7 @@ def test_invalid_customers_and_subscriptions(client: httpx.Client) -> None:
                                                                  subscription_at="next monday")),
             {"billing_time": ["value_is_invalid"], "subscription_at": ["invalid_format"]})
     invalid(client.post("/subscriptions", json=subscription_body("acme", "s1", plan_overrides={"amount_cents": 1})),
-            {"plan_overrides": ["not_supported"]})
+            {"plan_overrides.amount_cents": ["not_supported"]})
     first = ok(client.post("/subscriptions", json=subscription_body("acme", "s1")))["subscription"]
     # the same external_id and plan: that subscription, unchanged (as Lago answers)
     assert ok(client.post("/subscriptions", json=subscription_body("acme", "s1")))["subscription"]["lago_id"] == \
@@ -311,11 +312,12 @@ def test_objects_have_every_lago_field(client: httpx.Client) -> None:
     assert set(metric) == METRIC_KEYS
     assert set(plan) == PLAN_KEYS and plan["charges"] and all(set(c) == CHARGE_KEYS for c in plan["charges"])
     assert set(customer) == CUSTOMER_KEYS
-    # create and get answer the extended subscription (with its plan); lists the plain one
+    # create and get answer the extended subscription (with its plan); lists the plain one, with its thresholds
     assert set(subscription) == SUBSCRIPTION_KEYS | {"plan", "applicable_usage_thresholds"}
     assert set(subscription["plan"]) == PLAN_KEYS
     assert set(ok(client.get("/subscriptions/s1"))["subscription"]) == set(subscription)
-    assert set(ok(client.get("/subscriptions"))["subscriptions"][0]) == SUBSCRIPTION_KEYS
+    listed = ok(client.get("/subscriptions"))["subscriptions"][0]
+    assert set(listed) == SUBSCRIPTION_KEYS | {"applicable_usage_thresholds"}
     for listing, key in (("/billable_metrics", "billable_metrics"), ("/plans", "plans"), ("/customers", "customers")):
         assert ok(client.get(listing))["meta"] == {"current_page": 1, "next_page": None, "prev_page": None,
                                                    "total_pages": 1, "total_count": 1}, key

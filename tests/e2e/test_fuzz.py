@@ -69,7 +69,16 @@ ingest = schemathesis.openapi.from_dict(INGEST_DOCUMENT, config=fuzz_config())
 
 # Made first from the document's own examples, so that the examples' identifiers (path parameters) name
 # live objects and the boundary cases built on them reach past the 404s.
-SEEDED = ("/api/v1/billable_metrics", "/api/v1/plans", "/api/v1/customers", "/api/v1/subscriptions")
+SEEDED = ("/api/v1/billable_metrics", "/api/v1/plans", "/api/v1/customers", "/api/v1/subscriptions",
+          "/api/v1/subscriptions/{external_id}/alerts")
+
+
+def example_path(path: str) -> str:
+    """`path` with each path parameter replaced by its documented example."""
+    for parameter in API_DOCUMENT["paths"][path]["post"].get("parameters", ()):
+        if parameter["in"] == "path":
+            path = path.replace(f"{{{parameter['name']}}}", quote(parameter["example"], safe=""))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +89,7 @@ def fuzz_key(services: Services, stack: Stack) -> str:
     with api_client(stack.api_url, key) as client:
         for path in SEEDED:
             example = API_DOCUMENT["paths"][path]["post"]["requestBody"]["content"]["application/json"]["example"]
-            created = client.post(path.removeprefix("/api/v1"), json=example)
+            created = client.post(example_path(path).removeprefix("/api/v1"), json=example)
             assert created.status_code == 200, f"the documented example of POST {path}: {created.text}"
     return key
 
@@ -140,11 +149,14 @@ def answer_of(path: str, response: httpx.Response) -> Any:
     return body
 
 
-def every(client: httpx.Client, path: str, root: str, **params: Any) -> list[dict[str, Any]]:
+def every(client: httpx.Client, path: str, root: str, documented: str | None = None, **params: Any
+          ) -> list[dict[str, Any]]:
+    """Every object of a listing (`documented`: its documented path, when `path` holds a path parameter)."""
     found: list[dict[str, Any]] = []
     page = 1
     while page:
-        body = answer_of(f"/api/v1/{path}", client.get(f"/{path}", params={**params, "page": page, "per_page": 1000}))
+        body = answer_of(documented or f"/api/v1/{path}",
+                         client.get(f"/{path}", params={**params, "page": page, "per_page": 1000}))
         found += body[root]
         page = body["meta"]["next_page"]
     return found
@@ -160,6 +172,13 @@ def test_everything_the_fuzzing_stored_reads_back(stack: Stack, fuzz_key: str) -
             for item in every(client, collection, collection, **params):
                 answer_of(f"/api/v1/{collection}/{{{key}}}", client.get(f"/{collection}/{quote(item[key], safe='')}"))
         for subscription in every(client, "subscriptions", "subscriptions", **{"status[]": list(STATUSES)}):
+            external_id = quote(subscription['external_id'], safe='')
             answer_of("/api/v1/subscriptions/{external_id}", client.get(
-                f"/subscriptions/{quote(subscription['external_id'], safe='')}",
-                params={"status": subscription["status"]}))
+                f"/subscriptions/{external_id}", params={"status": subscription["status"]}))
+            answer_of("/api/v1/subscriptions/{external_id}/lifetime_usage",
+                      client.get(f"/subscriptions/{external_id}/lifetime_usage"))
+            if subscription["status"] in ("active", "pending"):
+                for alert in every(client, f"subscriptions/{external_id}/alerts", "alerts",
+                                   "/api/v1/subscriptions/{external_id}/alerts"):
+                    answer_of("/api/v1/subscriptions/{external_id}/alerts/{code}", client.get(
+                        f"/subscriptions/{external_id}/alerts/{quote(alert['code'], safe='')}"))

@@ -4,6 +4,7 @@ as written validates against its schema, and a key added to a serializer but not
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
@@ -37,7 +38,7 @@ def metric_row(**overrides: Any) -> SimpleNamespace:
         "created_at": AT, "field_name": "user_id", "expression": None, **overrides})
 
 
-def plan_rows() -> tuple[SimpleNamespace, list[SimpleNamespace]]:
+def plan_rows() -> tuple[SimpleNamespace, list[SimpleNamespace], list[SimpleNamespace]]:
     plan = SimpleNamespace(id=IDS[1], name="Team", invoice_display_name=None, created_at=AT, code="team",
                            interval="yearly", description=None, amount_cents=12000, amount_currency="USD",
                            trial_period=14, pay_in_advance=True, bill_charges_monthly=True)
@@ -50,7 +51,14 @@ def plan_rows() -> tuple[SimpleNamespace, list[SimpleNamespace]]:
                                           "flat_amount": "0"}]})
     package = SimpleNamespace(**{**vars(graduated), "id": IDS[3], "charge_model": "package", "min_amount_cents": 0,
                                  "properties": {"amount": "5", "package_size": 100, "free_units": "10"}})
-    return plan, [graduated, package]
+    return plan, [graduated, package], usage_threshold_rows()
+
+
+def usage_threshold_rows() -> list[SimpleNamespace]:
+    return [SimpleNamespace(id=IDS[8], threshold_display_name=None, amount_cents=20_000, recurring=False,
+                            created_at=AT, updated_at=AT),
+            SimpleNamespace(id=IDS[9], threshold_display_name="Every $100", amount_cents=10_000, recurring=True,
+                            created_at=AT, updated_at=AT)]
 
 
 def customer_row(**overrides: Any) -> SimpleNamespace:
@@ -91,10 +99,11 @@ def test_a_billable_metric_as_written_matches_its_schema() -> None:
 
 
 def test_a_plan_and_its_charges_as_written_match_their_schemas() -> None:
-    plan, charges = plan_rows()
-    body = serializers.plan(plan, charges)
+    body = serializers.plan(*plan_rows())
     check("Plan", body)
     assert (body["description"], body["invoice_display_name"], body["trial_period"]) == ("", "", 14.0)
+    assert [(t["amount_cents"], t["recurring"]) for t in body["usage_thresholds"]] == [(20_000, False), (10_000, True)]
+    check("Plan", serializers.plan(*plan_rows()[:2], []))
 
 
 def test_the_range_keys_of_the_document_are_those_the_pricing_keeps() -> None:
@@ -144,6 +153,80 @@ def test_a_webhook_endpoint_as_written_matches_its_schema() -> None:
     check("WebhookEndpoint", webhook_endpoint(SimpleNamespace(
         id=IDS[8], organization_id=IDS[9], webhook_url="https://example.test/hook", signature_algo="hmac", name=None,
         created_at=AT, hmac_key="k" * 43)))
+
+
+def subscription_row(**overrides: Any) -> SimpleNamespace:
+    plan, _, _ = plan_rows()
+    return SimpleNamespace(**{
+        "id": IDS[7], "external_id": "s1", "customer_id": IDS[4], "external_customer_id": "acme", "name": None,
+        "plan_id": plan.id, "plan_code": "team", "plan_amount_cents": 12000, "plan_amount_currency": "USD",
+        "status": "active", "billing_time": "calendar", "subscription_at": AT, "started_at": AT, "terminated_at": None,
+        "ending_at": None, "canceled_at": None, "created_at": AT, "previous_plan_code": None, "next_plan_code": None,
+        "changes_at": None, "timezone": None, "interval": "monthly", "anchor_at": None, "follows_previous": False,
+        "trial_period": 0, "pay_in_advance": True, "bill_charges_monthly": None, "on_termination_credit_note": "credit",
+        "on_termination_invoice": "generate", "progressive_billing_disabled": False, **overrides})
+
+
+def test_subscriptions_as_written_match_their_schemas() -> None:
+    plan, charges, thresholds = plan_rows()
+    check("Subscription", serializers.subscription(subscription_row()))  # as an invoice lists it
+    listed = serializers.subscription(subscription_row(progressive_billing_disabled=True), thresholds=[])
+    check("Subscription", listed)
+    assert (listed["progressive_billing_disabled"], listed["applicable_usage_thresholds"]) == (True, [])
+    extended = {**serializers.subscription(subscription_row(), AT, thresholds),
+                "plan": serializers.plan(plan, charges, thresholds)}
+    check("SubscriptionExtended", extended)
+    assert extended["applicable_usage_thresholds"] == [
+        {"threshold_display_name": None, "amount_cents": 20_000, "recurring": False},
+        {"threshold_display_name": "Every $100", "amount_cents": 10_000, "recurring": True}]
+    with pytest.raises(ValidationError, match="'applicable_usage_thresholds' is a required property"):
+        check("SubscriptionExtended", {**serializers.subscription(subscription_row()), "plan": extended["plan"]})
+
+
+def alert_row(**overrides: Any) -> SimpleNamespace:
+    return SimpleNamespace(**{
+        "id": IDS[1], "organization_id": IDS[9], "subscription_external_id": "s1", "alert_type": "current_usage_amount",
+        "code": "spend", "name": None, "billable_metric_id": None, "created_at": AT,
+        "thresholds": [{"code": None, "value": "1000.0", "recurring": False},
+                       {"code": "step", "value": "500.5", "recurring": True}], **overrides})
+
+
+def test_alerts_as_written_match_their_schema() -> None:
+    fresh = serializers.alert(alert_row(), None, None, [])
+    check("Alert", fresh)
+    assert (fresh["previous_value"], fresh["last_processed_at"], fresh["billable_metric"]) == (0, None, None)
+    assert fresh["thresholds"] == [{"code": None, "value": "1000.0", "recurring": False},
+                                   {"code": "step", "value": "500.5", "recurring": True}]
+    state = SimpleNamespace(last_value=Decimal("1500.00000"), updated_at=AT)
+    triggered = SimpleNamespace(id=IDS[2], subscription_id=IDS[7], current_value=Decimal("1500"),
+                                previous_value=Decimal("0.5"), triggered_at=AT,
+                                crossed_thresholds=[{"code": None, "value": "1000", "recurring": False},
+                                                    {"code": "step", "value": 1500.5, "recurring": True}])
+    fired = serializers.alert(alert_row(alert_type="billable_metric_current_usage_units", billable_metric_id=IDS[0]),
+                              metric_row(), state, [triggered])
+    check("Alert", fired)
+    assert (fired["previous_value"], fired["last_processed_at"]) == (1500, "2026-06-01T12:30:15.250Z")
+    assert fired["triggered_alerts"] == [{
+        "lago_id": IDS[2], "lago_subscription_id": IDS[7], "current_value": 1500, "previous_value": 0.5,
+        "crossed_thresholds": [{"code": None, "value": "1000.0", "recurring": False},
+                               {"code": "step", "value": "1500.5", "recurring": True}],
+        "triggered_at": "2026-06-01T12:30:15.250Z"}]
+
+
+def test_threshold_completion_and_lifetime_usage() -> None:
+    thresholds = usage_threshold_rows()  # 20,000 fixed, then every 10,000: its first level is 30,000
+    reached = [(20_000, AT), (30_000, datetime(2026, 6, 2, tzinfo=UTC))]
+    assert serializers.threshold_completion(thresholds, 25_000, reached[:1]) == [
+        {"amount_cents": 20_000, "completion_ratio": 1.0, "reached_at": "2026-06-01T12:30:15.250Z"},
+        {"amount_cents": 30_000, "completion_ratio": 25_000 / 30_000, "reached_at": None}]
+    assert serializers.threshold_completion(thresholds, 31_000, reached)[1] == {
+        "amount_cents": 30_000, "completion_ratio": 1.0, "reached_at": "2026-06-02T00:00:00.000Z"}
+    assert serializers.threshold_completion(thresholds, 0, [])[0]["completion_ratio"] == 0
+    body = serializers.lifetime_usage(IDS[3], subscription_row(), 4200, 25_000, AT,
+                                      serializers.threshold_completion(thresholds, 25_000, []))
+    check("LifetimeUsage", body)
+    assert (body["from_datetime"], body["invoiced_usage_amount_cents"], body["external_historical_usage_amount_cents"]
+            ) == ("2026-06-01T12:30:15.250Z", 4200, 0)
 
 
 def test_a_key_the_document_does_not_list_is_refused() -> None:
