@@ -52,7 +52,8 @@ async def applicable_usage_thresholds(conn: AsyncConnection, subs: Iterable[tupl
     if not wanted:
         return found
     rows = (await conn.execute(select(usage_thresholds).where(
-        usage_thresholds.c.subscription_id.in_(list(wanted)) | usage_thresholds.c.plan_id.in_(set(wanted.values())))
+        usage_thresholds.c.subscription_id.in_(list(wanted)) | usage_thresholds.c.plan_id.in_(set(wanted.values())),
+        usage_thresholds.c.deleted_at.is_(None))
         .order_by(usage_thresholds.c.amount_cents, usage_thresholds.c.created_at))).all()
     own: dict[str, list[Any]] = {}
     of_plan: dict[str, list[Any]] = {}
