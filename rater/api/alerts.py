@@ -85,11 +85,11 @@ def read_thresholds(raw: Any, errors: dict[str, list[str]]) -> list[dict[str, An
         if code not in errors.setdefault(field, []):
             errors[field].append(code)
 
+    if raw is None or raw == []:
+        fail("thresholds", MANDATORY)
+        return None
     if not isinstance(raw, list):
         fail("thresholds", BAD_FORMAT)
-        return None
-    if not raw:
-        fail("thresholds", MANDATORY)
         return None
     if len(raw) > MAX_THRESHOLDS:
         fail("thresholds", "too_many_thresholds")
