@@ -1,0 +1,222 @@
+"""Usage alerts evaluated in the stream, end to end: events through the ingest, Kafka and the aggregator,
+the `alert.triggered` webhook received signed by a local endpoint. Each threshold fires exactly once per
+period, with the values the evaluation saw; a kill -9 of the aggregator around a crossing changes nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from meterline.example import MTU_METRIC, team_plan
+from tests.builders import wait_for
+from tests.conftest import Services, Stack
+from tests.e2e.invoice_support import create, customer, mtu_metric, per_unit, plan
+from tests.e2e.test_aggregator_faults import meterline, pid_of, wait_gone
+from tests.e2e.test_ops_metrics import scrape
+from tests.e2e.webhook_support import Receiver
+
+
+@pytest.fixture
+def receiver(client: httpx.Client) -> Iterator[tuple[Receiver, str]]:
+    """A webhook endpoint of the test's organization; (receiver, its HMAC key)."""
+    found = Receiver(failures=0)
+    endpoint = create(client, "/webhook_endpoints", "webhook_endpoint", {"webhook_url": found.url})
+    yield found, endpoint["hmac_key"]
+    found.server.shutdown()
+
+
+def subscribe_now(client: httpx.Client, customer_id: str, subscription_id: str, plan_code: str) -> None:
+    create(client, "/subscriptions", "subscription", {
+        "external_customer_id": customer_id, "plan_code": plan_code, "external_id": subscription_id})
+
+
+def add_alert(client: httpx.Client, subscription_id: str, alert: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(f"/subscriptions/{subscription_id}/alerts", json={"alert": alert})
+    assert response.status_code == 200, response.text
+    time.sleep(1.0)  # the aggregator's catalog sees it within CATALOG_TTL_S (0.5 s)
+    return response.json()["alert"]
+
+
+def units_now(client: httpx.Client, customer_id: str, subscription_id: str) -> Decimal:
+    response = client.get(f"/customers/{customer_id}/current_usage",
+                          params={"external_subscription_id": subscription_id})
+    assert response.status_code == 200, response.text
+    return Decimal(response.json()["customer_usage"]["charges_usage"][0]["units"])
+
+
+def send_batch(ingest: httpx.Client, events: list[dict[str, Any]]) -> None:
+    for start in range(0, len(events), 100):
+        response = ingest.post("/events/batch", json={"events": events[start:start + 100]})
+        assert response.status_code == 200, response.text
+
+
+def users(subscription_id: str, metric: str, numbers: range, run: str) -> list[dict[str, Any]]:
+    return [{"transaction_id": f"{run}-{n}", "code": metric, "external_subscription_id": subscription_id,
+             "properties": {"user_id": f"user-{n}"}} for n in numbers]
+
+
+def settle(client: httpx.Client, customer_id: str, subscription_id: str, units: int) -> None:
+    wait_for(lambda: units_now(client, customer_id, subscription_id) == units, 30, f"{units} units")
+
+
+def test_free_plan_thresholds_800_and_1000_each_fire_once_with_the_values_seen(
+        client: httpx.Client, ingest: httpx.Client, receiver: tuple[Receiver, str], unique: str,
+        stack: Stack) -> None:
+    hooks, hmac_key = receiver
+    mtu_metric(client)
+    plan(client, "free", amount=0, advance=False, charges=[per_unit("mtu", "0")])
+    customer(client, f"c-{unique}")
+    subscribe_now(client, f"c-{unique}", f"s-{unique}", "free")
+    add_alert(client, f"s-{unique}", {
+        "alert_type": "billable_metric_current_usage_units", "code": "free_cap", "name": "Free plan cap",
+        "billable_metric_code": "mtu",
+        "thresholds": [{"code": "warn", "value": 800}, {"code": "cap", "value": "1000"}]})
+
+    # 1,200 distinct users, 100 new ones a batch, each batch repeating 20 users already counted
+    for batch in range(12):
+        repeats = users(f"s-{unique}", "mtu", range(max(batch - 1, 0) * 100, max(batch - 1, 0) * 100 + 20),
+                        f"again-{batch}")
+        send_batch(ingest, users(f"s-{unique}", "mtu", range(batch * 100, batch * 100 + 100), "first") + repeats)
+        settle(client, f"c-{unique}", f"s-{unique}", (batch + 1) * 100)
+
+    fired = hooks.wait_for_type("alert.triggered", 2)
+    time.sleep(1.5)  # anything fired twice would have arrived by now
+    assert len(hooks.payloads("alert.triggered")) == 2
+    hooks.assert_signed(hmac_key)
+    by_code = {p["triggered_alert"]["crossed_thresholds"][0]["code"]: p for p in fired}
+    warn, cap = by_code["warn"]["triggered_alert"], by_code["cap"]["triggered_alert"]
+    assert {p["object_type"] for p in fired} == {"triggered_alert"}
+    assert (warn["previous_value"], warn["current_value"]) == (700, 800)
+    assert warn["crossed_thresholds"] == [{"code": "warn", "value": "800.0", "recurring": False}]
+    assert (cap["previous_value"], cap["current_value"]) == (900, 1000)
+    assert cap["crossed_thresholds"] == [{"code": "cap", "value": "1000.0", "recurring": False}]
+    for alert in (warn, cap):
+        assert (alert["alert_code"], alert["alert_type"], alert["billable_metric_code"]) == (
+            "free_cap", "billable_metric_current_usage_units", "mtu")
+        assert (alert["external_subscription_id"], alert["external_customer_id"]) == (f"s-{unique}", f"c-{unique}")
+
+    shown = client.get(f"/subscriptions/s-{unique}/alerts/free_cap").json()["alert"]
+    assert [t["current_value"] for t in shown["triggered_alerts"]] == [1000, 800]
+
+    # operators see them: on the ops page (the last ones fired) and in /metrics (totals of every worker)
+    def on_ops_page() -> list[dict[str, Any]]:
+        recent = httpx.get(f"{stack.api_url}/ops/data", timeout=5).json()["alerts"]["recent"]
+        return [a for a in recent if a["external_subscription_id"] == f"s-{unique}"]
+    wait_for(lambda: len(on_ops_page()) == 2, 10, "the two alerts on the ops page")
+    assert [a["levels"] for a in on_ops_page()] == [["1000.0"], ["800.0"]]
+    totals = {labels["outcome"]: value for labels, value in scrape(stack.api_url)["meterline_pipeline_alerts_total"]}
+    assert totals["fired"] >= 2 and totals["evaluated"] >= 12
+
+
+def test_a_recurring_threshold_fires_again_every_step_past_the_highest_fixed_one(
+        client: httpx.Client, ingest: httpx.Client, receiver: tuple[Receiver, str], unique: str) -> None:
+    hooks, _ = receiver
+    mtu_metric(client)
+    plan(client, "free", amount=0, advance=False, charges=[per_unit("mtu", "0")])
+    customer(client, f"c-{unique}")
+    subscribe_now(client, f"c-{unique}", f"s-{unique}", "free")
+    add_alert(client, f"s-{unique}", {
+        "alert_type": "billable_metric_current_usage_units", "code": "growth", "billable_metric_code": "mtu",
+        "thresholds": [{"code": "first", "value": 1000}, {"code": "every", "value": 500, "recurring": True}]})
+
+    for step in range(10):  # 250 users at a time up to 2,500
+        send_batch(ingest, users(f"s-{unique}", "mtu", range(step * 250, step * 250 + 250), "u"))
+        settle(client, f"c-{unique}", f"s-{unique}", (step + 1) * 250)
+
+    fired = hooks.wait_for_type("alert.triggered", 4)
+    time.sleep(1.5)
+    assert len(hooks.payloads("alert.triggered")) == 4
+    crossed = [(t["code"], t["value"], t["recurring"])
+               for p in fired for t in p["triggered_alert"]["crossed_thresholds"]]
+    assert sorted(crossed, key=lambda c: Decimal(c[1])) == [
+        ("first", "1000.0", False), ("every", "1500.0", True), ("every", "2000.0", True), ("every", "2500.0", True)]
+    assert sorted(p["triggered_alert"]["current_value"] for p in fired) == [1000, 1500, 2000, 2500]
+
+
+def test_an_amount_alert_on_the_team_plan_fires_once_at_the_priced_usage(
+        client: httpx.Client, ingest: httpx.Client, receiver: tuple[Receiver, str], unique: str) -> None:
+    hooks, _ = receiver
+    create(client, "/billable_metrics", "billable_metric", MTU_METRIC)
+    create(client, "/plans", "plan", team_plan("team"))
+    customer(client, f"c-{unique}")
+    subscribe_now(client, f"c-{unique}", f"s-{unique}", "team")
+    add_alert(client, f"s-{unique}", {"alert_type": "current_usage_amount", "code": "spend",
+                                      "thresholds": [{"code": "200_dollars", "value": 20000}]})
+
+    send_batch(ingest, users(f"s-{unique}", str(MTU_METRIC["code"]), range(27_000), "u"))
+    settle(client, f"c-{unique}", f"s-{unique}", 27_000)
+
+    (fired,) = hooks.wait_for_type("alert.triggered", 1)
+    time.sleep(1.5)
+    assert len(hooks.payloads("alert.triggered")) == 1
+    alert = fired["triggered_alert"]
+    assert alert["crossed_thresholds"] == [{"code": "200_dollars", "value": "20000.0", "recurring": False}]
+    assert alert["previous_value"] < 20000 <= alert["current_value"] <= 20200  # 15,000 × 1.2¢ + 2,000 × 1.1¢
+    usage = client.get(f"/customers/c-{unique}/current_usage", params={"external_subscription_id": f"s-{unique}"})
+    assert usage.json()["customer_usage"]["amount_cents"] == 20200
+
+
+def triggered_rows(services: Services, subscription_id: str) -> list[tuple[Decimal, Decimal]]:
+    with psycopg.connect(services.database_url) as conn:
+        return conn.execute(
+            "SELECT t.previous_value, t.current_value FROM triggered_alerts t JOIN subscriptions s "
+            "ON s.id = t.subscription_id WHERE s.external_id = %s ORDER BY t.triggered_at", (subscription_id,),
+        ).fetchall()
+
+
+@pytest.fixture
+def restore_stack() -> Iterator[None]:
+    yield
+    meterline("up")
+
+
+def test_the_aggregator_killed_around_a_crossing_fires_each_threshold_exactly_once(
+        client: httpx.Client, ingest: httpx.Client, receiver: tuple[Receiver, str], unique: str,
+        services: Services, restore_stack: None) -> None:
+    hooks, _ = receiver
+    mtu_metric(client)
+    plan(client, "free", amount=0, advance=False, charges=[per_unit("mtu", "0")])
+    customer(client, f"c-{unique}")
+    subscribe_now(client, f"c-{unique}", f"s-{unique}", "free")
+    add_alert(client, f"s-{unique}", {"alert_type": "billable_metric_current_usage_units", "code": "cap",
+                                      "billable_metric_code": "mtu",
+                                      "thresholds": [{"value": 500}, {"value": 1000}]})
+    send_batch(ingest, users(f"s-{unique}", "mtu", range(400), "u"))
+    settle(client, f"c-{unique}", f"s-{unique}", 400)
+
+    # killed right after the crossing committed: the batch is not acknowledged yet, so it comes again
+    send_batch(ingest, users(f"s-{unique}", "mtu", range(400, 500), "u"))  # one request: one batch
+    victim = pid_of("aggregator")
+    assert victim is not None
+    deadline = time.monotonic() + 30
+    while not triggered_rows(services, f"s-{unique}"):
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    os.kill(victim, signal.SIGKILL)
+    wait_gone(victim)
+    assert "started aggregator" in meterline("up").stdout
+    settle(client, f"c-{unique}", f"s-{unique}", 500)
+
+    # killed right after the ingest accepted the crossing batch: it is evaluated by the next worker
+    victim = pid_of("aggregator")
+    assert victim is not None
+    send_batch(ingest, users(f"s-{unique}", "mtu", range(500, 1000), "u"))
+    os.kill(victim, signal.SIGKILL)
+    wait_gone(victim)
+    assert "started aggregator" in meterline("up").stdout
+    settle(client, f"c-{unique}", f"s-{unique}", 1000)
+
+    hooks.wait_for_type("alert.triggered", 2)
+    time.sleep(1.5)
+    rows = triggered_rows(services, f"s-{unique}")
+    assert [current for _, current in rows] == [500, 1000]
+    assert sorted(t["value"] for p in hooks.payloads("alert.triggered")
+                  for t in p["triggered_alert"]["crossed_thresholds"]) == ["1000.0", "500.0"]
