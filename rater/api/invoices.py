@@ -18,6 +18,7 @@ from rater.billing import render
 from rater.billing.assemble import VISIBLE_STATUSES
 from rater.billing.documents import applied_usage_thresholds, customers_by_id, invoice_document
 from rater.billing.drafts import finalize_draft, refresh_draft
+from rater.billing.progressive import PROGRESSIVE_BILLING
 from rater.inputs import INVALID
 
 
@@ -62,7 +63,7 @@ async def list_invoices(request: Request) -> JSONResponse:
         rows, meta = await paginate(conn, query, page, per_page)
         by_id = await customers_by_id(conn, {row.customer_id for row in rows})
         applied = await applied_usage_thresholds(
-            conn, [row.id for row in rows if row.invoice_type == "progressive_billing"])
+            conn, [row.id for row in rows if row.invoice_type == PROGRESSIVE_BILLING])
     return ok({"invoices": [render.invoice(row, by_id[row.customer_id], applied.get(row.id, ())) for row in rows],
                "meta": meta})
 

@@ -49,6 +49,7 @@ from rater.billing.grouping import payment_due_date
 from rater.billing.reads import last_sequential_ids
 
 BATCH = 50  # crossings invoiced per round
+PROGRESSIVE_BILLING = "progressive_billing"  # such an invoice's type, and its moment's invoicing reason
 
 
 async def invoice_crossings(engine: AsyncEngine) -> int:
@@ -117,13 +118,13 @@ async def invoice_crossing(conn: AsyncConnection, crossing_id: str) -> int:
         issuing_date=issuing_date, grace_until=crossing.reached_at, net_payment_term=term,
         payment_due_date=payment_due_date(issuing_date, term), status="finalized",
         payment_status=payment_status_at_finalization(due - credited), currency=sub.plan_amount_currency,
-        invoice_type="progressive_billing", fees_amount_cents=total, progressive_billing_credit_amount_cents=credit,
+        invoice_type=PROGRESSIVE_BILLING, fees_amount_cents=total, progressive_billing_credit_amount_cents=credit,
         credit_notes_amount_cents=credited, total_amount_cents=due - credited, sequential_id=sequential_id,
         number=invoice_number(sub.organization_name, sub.customer_id, sequential_id), finalized_at=func.now()))
     await conn.execute(insert(invoice_subscriptions).values(
         invoice_id=invoice_id, subscription_id=sub_id,
         billing_key=f"progressive:{crossing.period_key}:{crossing.level_cents}", kind="progressive",
-        invoicing_reason="progressive_billing", fee_amount_cents=0, charges_from=period.start,
+        invoicing_reason=PROGRESSIVE_BILLING, fee_amount_cents=0, charges_from=period.start,
         charges_to=crossing.reached_at, period_start=period.start, period_end=period.end))
     await conn.execute(insert(fees_table), fee_rows(invoice_id, sub_id, lines, sub.plan_amount_currency, 0))
     await record_taken(conn, taken)

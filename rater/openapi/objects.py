@@ -32,6 +32,7 @@ from rater.api.customers import ADDRESS_FIELDS
 from rater.api.metrics import WEIGHTED_INTERVALS
 from rater.api.plans import CHARGE_MODELS
 from rater.billing.assemble import VISIBLE_STATUSES
+from rater.billing.progressive import PROGRESSIVE_BILLING
 from rater.billing.schedule import INVOICING_REASONS
 from rater.serializers import CUSTOMER_ATTRIBUTES
 
@@ -209,7 +210,14 @@ BILLING_PERIOD = closed({
     "lago_subscription_id": uuid(), "external_subscription_id": text(), "lago_plan_id": uuid(),
     "subscription_from_datetime": nullable(moment()), "subscription_to_datetime": nullable(moment()),
     "charges_from_datetime": nullable(moment()), "charges_to_datetime": nullable(moment()),
-    "invoicing_reason": text(enum=sorted({*INVOICING_REASONS.values(), UPGRADING})),
+    "invoicing_reason": text(enum=sorted({*INVOICING_REASONS.values(), UPGRADING, PROGRESSIVE_BILLING})),
+})
+
+APPLIED_USAGE_THRESHOLD = closed({
+    "lifetime_usage_amount_cents": integer("The period's usage amount seen when the threshold was reached "
+                                           "(what the invoice bills before deducting earlier progressive "
+                                           "invoices).", minimum=0),
+    "created_at": moment("When the threshold was reached."), "usage_threshold": ref("UsageThreshold"),
 })
 
 _ZERO = const(0, _UNSUPPORTED)
@@ -217,21 +225,26 @@ INVOICE = closed({
     "lago_id": uuid(), "billing_entity_code": const(None, "meterline has no billing entities."),
     "sequential_id": integer("The invoice's number for its customer; left out of a draft.", minimum=1),
     "number": text(), "issuing_date": day(), "payment_due_date": day(), "payment_overdue": boolean(),
-    "net_payment_term": integer(minimum=0), "invoice_type": const("subscription"),
+    "net_payment_term": integer(minimum=0),
+    "invoice_type": text("`progressive_billing` for an invoice a usage threshold triggered.",
+                         enum=("subscription", PROGRESSIVE_BILLING)),
     "status": text(enum=VISIBLE_STATUSES), "payment_status": text(enum=("pending", "succeeded")),
     "currency": CURRENCY_CODE, "fees_amount_cents": integer(), "coupons_amount_cents": _ZERO,
     "credit_notes_amount_cents": integer("Taken from the customer's credit notes.", minimum=0),
-    "sub_total_excluding_taxes_amount_cents": integer(),
+    "sub_total_excluding_taxes_amount_cents": integer("Fees less the progressive billing credit."),
     "taxes_amount_cents": _ZERO, "sub_total_including_taxes_amount_cents": integer(),
     "prepaid_credit_amount_cents": _ZERO, "prepaid_granted_credit_amount_cents": _ZERO,
-    "prepaid_purchased_credit_amount_cents": _ZERO, "progressive_billing_credit_amount_cents": _ZERO,
+    "prepaid_purchased_credit_amount_cents": _ZERO, "progressive_billing_credit_amount_cents": integer(
+        "What the period's earlier progressive billing invoices billed, deducted from the fees.", minimum=0),
     "total_amount_cents": integer(), "total_due_amount_cents": integer(), "total_paid_amount_cents": integer(),
     "total_offsetted_credit_note_amount_cents": _ZERO, "purchase_order_number": const(None),
     "voided_at": const(None), "xml_url": const(None), "version_number": const(4), "self_billed": const(False),
     "file_url": const("", "meterline renders no PDF: always empty."), "web_url": const(None),
     "created_at": moment(), "updated_at": moment(), "customer": ref("Customer"),
     "metadata": empty_list(_UNSUPPORTED), "applied_taxes": empty_list("meterline has no taxes."),
-    "applied_invoice_custom_sections": empty_list(_UNSUPPORTED), "applied_usage_thresholds": empty_list(_UNSUPPORTED),
+    "applied_invoice_custom_sections": empty_list(_UNSUPPORTED),
+    "applied_usage_thresholds": array(ref("AppliedUsageThreshold"),
+                                      "The threshold a progressive billing invoice was issued for (else empty)."),
 }, optional=("sequential_id",))
 
 INVOICE_EXTENDED = closed({**INVOICE["properties"], "fees": array(ref("Fee")), "subscriptions": array(ref(
@@ -341,6 +354,7 @@ OBJECT_SCHEMAS: dict[str, Schema] = {
     "Fee": FEE, "BillingPeriod": BILLING_PERIOD, "Invoice": INVOICE, "InvoiceExtended": INVOICE_EXTENDED,
     "CustomerUsage": CUSTOMER_USAGE, "CreditNote": CREDIT_NOTE, "WebhookEndpoint": WEBHOOK_ENDPOINT,
     "UsageThreshold": USAGE_THRESHOLD, "ApplicableUsageThreshold": APPLICABLE_USAGE_THRESHOLD,
+    "AppliedUsageThreshold": APPLIED_USAGE_THRESHOLD,
     "AlertThreshold": ALERT_THRESHOLD, "TriggeredAlert": TRIGGERED_ALERT, "Alert": ALERT,
     "LifetimeUsage": LIFETIME_USAGE,
 }

@@ -126,6 +126,16 @@ def test_invoices_and_fees_as_written_match_their_schemas() -> None:
     assert "sequential_id" not in draft and draft["file_url"] == ""
     check("Invoice", render.invoice(invoice_row(status="finalized", sequential_id=1, number="ACM-0001-001-001",
                                                 payment_status="succeeded", finalized_at=AT), customer))
+    threshold = SimpleNamespace(id=IDS[9], threshold_display_name="$200", amount_cents=20_000, recurring=False,
+                                created_at=AT, updated_at=AT)
+    crossing = SimpleNamespace(usage_amount_cents=20_200, reached_at=AT)
+    progressive = render.invoice(invoice_row(
+        status="finalized", sequential_id=2, number="ACM-0001-001-002", invoice_type="progressive_billing",
+        fees_amount_cents=34_500, progressive_billing_credit_amount_cents=20_200, total_amount_cents=14_300),
+        customer, [render.applied_usage_threshold(crossing, threshold)])
+    check("Invoice", progressive)
+    assert (progressive["sub_total_excluding_taxes_amount_cents"],
+            progressive["applied_usage_thresholds"][0]["usage_threshold"]["amount_cents"]) == (14_300, 20_000)
     invoice = invoice_row()
     check("Fee", render.fee(fee_row(), invoice, "acme", "s1", pay_in_advance=False))
     check("Fee", render.fee(fee_row(fee_type="subscription", charge_id=None, billable_metric_id=None,
