@@ -49,7 +49,7 @@ from core.db.tables import progressive_crossings, triggered_alerts
 from core.db.thresholds import fire, fired_levels, invoiced_usage_cents
 from core.db.webhooks import enqueue_webhooks
 from core.domain.aggregation import MetricUsage
-from core.domain.charges import charge_fee
+from core.domain.charges import charge_fee, units_text
 from core.domain.thresholds import Alert, Crossing, Threshold, alert_value, crossed
 from core.metrics import ALERT_EVALUATION_SECONDS, ALERTS_EVALUATED, ALERTS_FIRED
 from core.usage_state.redis_state import read_usages
@@ -196,18 +196,13 @@ class Evaluator:
         return {"at": time.time(), "kind": kind, "organization_id": view.organization_id,
                 "external_subscription_id": view.external_id,
                 "alert_type": candidate.alert.alert_type if candidate.alert else None,
-                "levels": [_decimal_text(c.level) for c in crossings], "value": _decimal_text(candidate.value)}
+                "levels": [units_text(c.level) for c in crossings], "value": units_text(candidate.value)}
 
 
 def _threshold_json(crossing: Crossing) -> dict[str, Any]:
     """A crossed level as the webhook lists it: the threshold's code, the level's value, recurring."""
-    return {"code": crossing.threshold.code, "value": _decimal_text(crossing.level),
+    return {"code": crossing.threshold.code, "value": units_text(crossing.level),
             "recurring": crossing.threshold.recurring}
-
-
-def _decimal_text(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text if "." in text else f"{text}.0"
 
 
 def _charges_json(view: SubscriptionView, usage: Mapping[str, MetricUsage]) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aggregator.model import SubscriptionView
-from core.db.catalog import charge_line, metric, plan_charges, subscription_query, usage_cycle
+from core.db.catalog import charge_line, metric, plan_charges, shown_usage_thresholds, subscription_query, usage_cycle
 from core.db.tables import alerts, closed_periods, subscriptions
-from core.db.thresholds import alert_thresholds, applicable_usage_thresholds, usage_threshold_values
+from core.db.thresholds import alert_thresholds, usage_threshold_values
 from core.domain.lifecycle import CATALOG_TTL_S, METERED, effective_status
 from core.domain.thresholds import Alert
 from schemas.events import epoch_us
@@ -65,8 +65,7 @@ class SubscriptionCatalog:
                 for closed_row in closed_rows:
                     closed[closed_row.subscription_id].add(closed_row.period_key)
             charges_by_plan = await plan_charges(conn, {row.plan_id for row in rows})
-            thresholds = await applicable_usage_thresholds(
-                conn, [(row.id, row.plan_id) for row in rows if not row.progressive_billing_disabled])
+            thresholds = await shown_usage_thresholds(conn, rows)
             alerts_by_scope: dict[Scope, list[Alert]] = {}
             for alert in await conn.execute(select(alerts).where(
                     tuple_(alerts.c.organization_id, alerts.c.subscription_external_id).in_(list(scopes)),

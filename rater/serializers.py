@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.db.catalog import billing_cycle
+from core.domain.charges import units_text
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -64,12 +65,6 @@ def charge(row: Any) -> dict[str, Any]:
 def number(value: Decimal) -> int | float:
     """A decimal as a JSON number: whole ones as integers."""
     return int(value) if value == value.to_integral_value() else float(value)
-
-
-def decimal_text(value: Decimal) -> str:
-    """A decimal as Lago writes a BigDecimal: fixed-point, at least one decimal ("1000.0", "0.25")."""
-    text = format(value.normalize(), "f")
-    return text if "." in text else f"{text}.0"
 
 
 def usage_threshold(row: Any) -> dict[str, Any]:
@@ -210,7 +205,7 @@ def subscription(row: Any, now: datetime | None = None, thresholds: Sequence[Any
 
 def alert_threshold(stored: Mapping[str, Any]) -> dict[str, Any]:
     """A threshold of an alert (or one a triggered alert crossed) as stored: `{code, value, recurring}`."""
-    return {"code": stored.get("code"), "value": decimal_text(Decimal(str(stored["value"]))),
+    return {"code": stored.get("code"), "value": units_text(Decimal(str(stored["value"]))),
             "recurring": bool(stored.get("recurring"))}
 
 

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from core.apikeys import authenticate
 from core.db.locks import lock_external_id
 from core.db.tables import alerts, billable_metrics, threshold_states, triggered_alerts
+from core.domain.charges import units_text
 from core.domain.lifecycle import LIVE, STATUSES
 from core.domain.thresholds import ALERT_TYPES, METRIC_ALERT_TYPES
 from core.http import JSONResponse, not_found, ok, read_json, root_object, validation_error
@@ -115,7 +116,7 @@ def read_thresholds(raw: Any, errors: dict[str, list[str]]) -> list[dict[str, An
         elif value < 0:
             fail("thresholds:value", INVALID)  # usage never goes below 0: it would never fire
         elif not data.errors:
-            found.append((value, {"code": code, "value": serializers.decimal_text(value),
+            found.append((value, {"code": code, "value": units_text(value),
                                   "recurring": bool(recurring)}))
     keys = [(value, threshold["recurring"]) for value, threshold in found]
     if len(set(keys)) != len(keys):

@@ -98,7 +98,7 @@ async def usage_threshold_reached_document(conn: AsyncConnection, crossing_id: s
     customer_id = (await conn.execute(select(subscriptions.c.customer_id).where(
         subscriptions.c.id == crossing.subscription_id))).scalar_one()
     customer = (await customers_by_id(conn, {customer_id}))[customer_id]
-    return {**document, "customer": customer, "usage_threshold": render.usage_threshold(threshold)}
+    return {**document, "customer": customer, "usage_threshold": serializers.usage_threshold(threshold)}
 
 
 async def subscription_document(conn: AsyncConnection, subscription_id: str, now: datetime | None = None

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.domain.money import minor_units
+from rater import serializers
 from rater.serializers import iso
 
 
@@ -204,17 +205,10 @@ def credit_note(row: Any, invoice_row: Any, customer: dict[str, Any], fee_doc: d
     }
 
 
-def usage_threshold(row: Any) -> dict[str, Any]:
-    """A progressive billing threshold (Lago's UsageThresholdObject)."""
-    return {"lago_id": row.id, "threshold_display_name": row.threshold_display_name,
-            "amount_cents": row.amount_cents, "recurring": row.recurring,
-            "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
-
-
 def applied_usage_threshold(crossing: Any, threshold: Any) -> dict[str, Any]:
     """The threshold a progressive billing invoice was issued for, with the usage amount seen then."""
     return {"lifetime_usage_amount_cents": crossing.usage_amount_cents, "created_at": iso(crossing.reached_at),
-            "usage_threshold": usage_threshold(threshold)}
+            "usage_threshold": serializers.usage_threshold(threshold)}
 
 
 def triggered_alert(row: Any, alert: Any, subscription: Any, metric_code: str | None) -> dict[str, Any]:
@@ -223,10 +217,6 @@ def triggered_alert(row: Any, alert: Any, subscription: Any, metric_code: str | 
             "lago_subscription_id": row.subscription_id, "external_subscription_id": subscription.external_id,
             "external_customer_id": subscription.external_customer_id, "billable_metric_code": metric_code,
             "alert_type": alert.alert_type, "alert_code": alert.code, "alert_name": alert.name,
-            "current_value": _number(row.current_value), "previous_value": _number(row.previous_value),
-            "triggered_at": iso(row.triggered_at), "crossed_thresholds": list(row.crossed_thresholds)}
-
-
-def _number(value: Decimal) -> int | float:
-    """A decimal as a JSON number: whole ones as integers."""
-    return int(value) if value == value.to_integral_value() else float(value)
+            "current_value": serializers.number(row.current_value),
+            "previous_value": serializers.number(row.previous_value), "triggered_at": iso(row.triggered_at),
+            "crossed_thresholds": [serializers.alert_threshold(t) for t in row.crossed_thresholds]}
