@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from meterline.example import MTU_METRIC, team_plan
 from tests.builders import wait_for
 from tests.conftest import Services, Stack
-from tests.e2e.invoice_support import create, customer, mtu_metric, per_unit, plan
+from tests.e2e.invoice_support import create, customer, epoch, mtu_metric, per_unit, plan
 from tests.e2e.test_aggregator_faults import meterline, pid_of, wait_gone
 from tests.e2e.test_ops_metrics import scrape
 from tests.e2e.webhook_support import Receiver
@@ -220,3 +221,29 @@ def test_the_aggregator_killed_around_a_crossing_fires_each_threshold_exactly_on
     assert [current for _, current in rows] == [500, 1000]
     assert sorted(t["value"] for p in hooks.payloads("alert.triggered")
                   for t in p["triggered_alert"]["crossed_thresholds"]) == ["1000.0", "500.0"]
+
+
+def test_late_events_pushing_last_months_open_period_across_a_threshold_fire_for_that_period(
+        client: httpx.Client, ingest: httpx.Client, receiver: tuple[Receiver, str], unique: str,
+        services: Services) -> None:
+    hooks, _ = receiver
+    this_month = datetime.now(UTC).date().replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    mtu_metric(client)
+    plan(client, "free", amount=0, advance=False, charges=[per_unit("mtu", "0")])
+    customer(client, f"c-{unique}")
+    create(client, "/subscriptions", "subscription", {
+        "external_customer_id": f"c-{unique}", "plan_code": "free", "external_id": f"s-{unique}",
+        "subscription_at": f"{last_month.isoformat()}T00:00:00Z"})
+    add_alert(client, f"s-{unique}", {"alert_type": "billable_metric_current_usage_units", "code": "cap",
+                                      "billable_metric_code": "mtu", "thresholds": [{"value": 150}]})
+    late = epoch(f"{last_month.replace(day=20).isoformat()}T08:00:00Z")
+    send_batch(ingest, [{**event, "timestamp": late} for event in users(f"s-{unique}", "mtu", range(200), "late")])
+
+    (fired,) = hooks.wait_for_type("alert.triggered", 1)
+    assert fired["triggered_alert"]["crossed_thresholds"] == [{"code": None, "value": "150.0", "recurring": False}]
+    with psycopg.connect(services.database_url) as conn:
+        (period_key,) = conn.execute("SELECT period_key FROM triggered_alerts WHERE alert_id = %s",
+                                     (fired["triggered_alert"]["lago_alert_id"],)).fetchone() or ("",)
+    assert period_key == last_month.strftime("%Y%m%dT000000Z")  # last month's period, not this one's
+    assert units_now(client, f"c-{unique}", f"s-{unique}") == 0  # this month has no usage
