@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.clients import database
 from core.db.tables import billable_metrics, charges, customers, events, invoices, plans, subscriptions
-from meterline.bench.run import BenchContext, forget_subscriptions
+from meterline.bench.run import BenchContext, forget_organization
 from meterline.orgs import ensure_organization
 from rater.biller import run_once
 
@@ -85,24 +85,6 @@ async def _seed(engine: AsyncEngine, organization_id: str, run: str, count: int)
                 for n in range(size) for e in range(EVENTS_PER_SUBSCRIPTION)])
 
 
-async def _remove(ctx: BenchContext, engine: AsyncEngine, organization_id: str) -> None:
-    """Delete the run's organization and everything in it: the stack's biller loop reads every
-    subscription each round, and 10,000 more per benchmark run would only slow it down. Its
-    subscriptions, with their invoices, customers and events, go as every benchmark's do
-    (`forget_subscriptions`, every external id); then its catalog, its API keys and itself."""
-    await asyncio.to_thread(forget_subscriptions, ctx.settings, organization_id, "")
-    statements = [
-        "DELETE FROM charges WHERE plan_id IN (SELECT id FROM plans WHERE organization_id = :org)",
-        "DELETE FROM plans WHERE organization_id = :org",
-        "DELETE FROM billable_metrics WHERE organization_id = :org",
-        "DELETE FROM api_keys WHERE organization_id = :org",
-        "DELETE FROM organizations WHERE id = :org",
-    ]
-    async with engine.begin() as conn:
-        for statement in statements:
-            await conn.execute(text(statement), {"org": organization_id})
-
-
 async def _measure(ctx: BenchContext, count: int) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
     organization_id, _ = ensure_organization(ctx.settings.sqlalchemy_url, f"bench-billing-{run}")
@@ -115,7 +97,8 @@ async def _measure(ctx: BenchContext, count: int) -> dict[str, float]:
         async with engine.connect() as conn:
             written = (await conn.execute(select(func.count()).where(
                 invoices.c.organization_id == organization_id, invoices.c.status == "finalized"))).scalar_one()
-        await _remove(ctx, engine, organization_id)
+        # the stack's biller loop reads every subscription each round: 10,000 more per run would slow it
+        await asyncio.to_thread(forget_organization, ctx.settings, organization_id)
     finally:
         await engine.dispose()
     if report.invoices != count or written != count:

@@ -9,7 +9,7 @@
 3. 2,000 sequential GET /customers/{id}/current_usage over one keep-alive connection (after 100
    warm-up requests), each timed on the client: `usage_query_p99_ms` and `usage_query_p50_ms`.
    Every answer is checked to price the 1,000,000 MTUs (Segment Team: 1,000,500 cents).
-The Redis key is deleted at the end.
+The Redis key, the subscription and its customer are deleted at the end.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from redis import Redis
 
 from core.domain.periods import BillingCycle
 from core.usage_state.keys import unique_key
-from meterline.bench.run import BenchContext, ok, percentile
+from meterline.bench.run import BenchContext, forget_subscriptions, ok, percentile
 from meterline.example import MTU_METRIC, team_plan
 
 ORDER = 50
@@ -76,5 +76,6 @@ def run(ctx: BenchContext) -> dict[str, float]:
         redis.delete(key)
         redis.close()
         http.close()
+        forget_subscriptions(ctx.settings, organization_id, subscription_id)
     return {"usage_query_p99_ms": round(percentile(latencies, 0.99), 2),
             "usage_query_p50_ms": round(percentile(latencies, 0.50), 2), "usage_query_mtus": float(members)}

@@ -48,27 +48,47 @@ class BenchContext:
         return str(row[0])
 
 
-# what a benchmark's subscriptions leave behind, deleted in this order (%(subs)s: their ids)
+# what a benchmark's subscriptions leave behind, deleted in this order, each before what it references
+# (%(subs)s: their ids; %(org)s and %(pattern)s: their organization and external ids, for their alerts)
+_INVOICES = ("SELECT invoice_id FROM invoice_subscriptions WHERE subscription_id = ANY(%(subs)s::uuid[])"
+             " UNION SELECT invoice_id FROM fees WHERE subscription_id = ANY(%(subs)s::uuid[])")
+_ALERTS = "SELECT id FROM alerts WHERE organization_id = %(org)s AND subscription_external_id LIKE %(pattern)s"
 _FORGET_SQL = (
-    "DELETE FROM invoices WHERE id IN (SELECT invoice_id FROM invoice_subscriptions"
-    " WHERE subscription_id = ANY(%(subs)s) UNION SELECT invoice_id FROM fees"
-    " WHERE subscription_id = ANY(%(subs)s))",  # their lines cascade
-    "DELETE FROM closed_periods WHERE subscription_id = ANY(%(subs)s)",
-    "DELETE FROM subscriptions WHERE id = ANY(%(subs)s)",
-    "DELETE FROM customers c WHERE c.id = ANY(%(customers)s)"
+    # webhooks about any of it: left pending, the deliverer fails on each (its object gone), and every
+    # delivery it claimed with it waits for the lease (60 s)
+    "DELETE FROM webhook_deliveries WHERE organization_id = %(org)s AND (object_id = ANY(%(subs)s::uuid[])"
+    f" OR object_id IN ({_INVOICES})"
+    " OR object_id IN (SELECT id FROM triggered_alerts WHERE subscription_id = ANY(%(subs)s::uuid[]))"
+    " OR object_id IN (SELECT id FROM progressive_crossings WHERE subscription_id = ANY(%(subs)s::uuid[]))"
+    " OR object_id IN (SELECT id FROM credit_notes WHERE subscription_id = ANY(%(subs)s::uuid[])))",
+    "DELETE FROM credit_note_applications WHERE credit_note_id IN"
+    " (SELECT id FROM credit_notes WHERE subscription_id = ANY(%(subs)s::uuid[]))",
+    "DELETE FROM credit_notes WHERE subscription_id = ANY(%(subs)s::uuid[])",
+    f"DELETE FROM triggered_alerts WHERE subscription_id = ANY(%(subs)s::uuid[]) OR alert_id IN ({_ALERTS})",
+    "DELETE FROM progressive_crossings WHERE subscription_id = ANY(%(subs)s::uuid[])",  # they name invoices
+    f"DELETE FROM invoices WHERE id IN ({_INVOICES})",  # their lines cascade
+    "DELETE FROM closed_periods WHERE subscription_id = ANY(%(subs)s::uuid[])",
+    # the fired levels of their alerts and of their progressive billing (keyed by alert or subscription id)
+    f"DELETE FROM threshold_states WHERE subject_id = ANY(%(subs)s::uuid[]) OR subject_id IN ({_ALERTS})",
+    "DELETE FROM alerts WHERE organization_id = %(org)s AND subscription_external_id LIKE %(pattern)s",
+    "DELETE FROM usage_thresholds WHERE subscription_id = ANY(%(subs)s::uuid[])",
+    "DELETE FROM subscriptions WHERE id = ANY(%(subs)s::uuid[])",
+    "DELETE FROM customers c WHERE c.id = ANY(%(customers)s::uuid[])"
     " AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.customer_id = c.id)"
-    " AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.customer_id = c.id)",
+    " AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.customer_id = c.id)"
+    " AND NOT EXISTS (SELECT 1 FROM credit_notes n WHERE n.customer_id = c.id)",
 )
 
 
 def forget_subscriptions(settings: Settings, organization_id: str, prefix: str) -> None:
     """Remove what a benchmark left of the subscriptions whose external id starts with `prefix`:
-    the subscriptions themselves, their customers and invoices (the stack's biller reads every
-    subscription each round: ~30,000 left by earlier runs made its round ~3 s of CPU, in the middle
-    of the next benchmark), their archived events and their Redis state. The archive tables are
-    vacuumed too: left to autovacuum, the dead rows of a 400,000-event run slowed the inserts of the
-    next run by ~10%."""
-    pattern = f"{prefix}%"
+    the subscriptions themselves, their customers, invoices and credit notes, their alerts with what
+    they fired, their progressive billing thresholds and crossings, the webhooks queued about any of
+    them (the stack's biller reads every subscription each round: ~30,000 left by earlier runs made
+    its round ~3 s of CPU, in the middle of the next benchmark), their archived events and their
+    Redis state. The archive tables are vacuumed too: left to autovacuum, the dead rows of a
+    400,000-event run slowed the inserts of the next run by ~10%."""
+    pattern = _like_prefix(prefix)
     with psycopg.connect(settings.database_url, autocommit=True) as conn:  # VACUUM runs outside a transaction
         conn.execute("DELETE FROM events WHERE organization_id = %s AND external_subscription_id LIKE %s",
                      (organization_id, pattern))
@@ -77,13 +97,44 @@ def forget_subscriptions(settings: Settings, organization_id: str, prefix: str) 
         with conn.transaction():
             found = conn.execute("SELECT id, customer_id FROM subscriptions WHERE organization_id = %s "
                                  "AND external_id LIKE %s", (organization_id, pattern)).fetchall()
-            ids = {"subs": [str(sid) for sid, _ in found], "customers": list({str(cid) for _, cid in found})}
+            ids = {"subs": [str(sid) for sid, _ in found], "customers": list({str(cid) for _, cid in found}),
+                   "org": organization_id, "pattern": pattern}
             for statement in _FORGET_SQL:
                 conn.execute(statement, ids)
         conn.execute("VACUUM events, event_keys")
     with Redis.from_url(settings.redis_url) as redis:
-        for key in redis.scan_iter(match=f"ml:{{{organization_id}:{prefix}*", count=1000):
+        for key in redis.scan_iter(match=f"ml:{{{organization_id}:{_glob_escape(prefix)}*", count=1000):
             redis.delete(key)
+
+
+def forget_organization(settings: Settings, organization_id: str) -> None:
+    """Delete a benchmark's own organization and everything in it: its subscriptions and what they left
+    (`forget_subscriptions`, every external id), its webhook endpoints (their deliveries cascade), its
+    catalog, its API keys and itself."""
+    forget_subscriptions(settings, organization_id, "")
+    statements = (
+        "DELETE FROM webhook_endpoints WHERE organization_id = %(org)s",
+        "DELETE FROM charges WHERE plan_id IN (SELECT id FROM plans WHERE organization_id = %(org)s)",
+        "DELETE FROM usage_thresholds WHERE organization_id = %(org)s",
+        "DELETE FROM plans WHERE organization_id = %(org)s",
+        "DELETE FROM billable_metrics WHERE organization_id = %(org)s",
+        "DELETE FROM customers WHERE organization_id = %(org)s",
+        "DELETE FROM api_keys WHERE organization_id = %(org)s",
+        "DELETE FROM organizations WHERE id = %(org)s",
+    )
+    with psycopg.connect(settings.database_url) as conn, conn.transaction():
+        for statement in statements:
+            conn.execute(statement, {"org": organization_id})
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching what starts with `prefix` (its `_` and `%` taken literally)."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _glob_escape(text: str) -> str:
+    """`text` taken literally in a Redis MATCH pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def ok(response: Any) -> dict[str, Any]:
