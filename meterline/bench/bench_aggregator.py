@@ -1,9 +1,11 @@
 """Aggregator throughput against the raw Kafka consume ceiling, and Redis memory per unique member.
 
-1. Pre-create `SUBSCRIPTIONS` subscriptions on a plan with an MTU charge (unique_count_agg) and an
-   API-calls charge (sum_agg) through the API, then fill topics of its own (`bench.aggregator.<run>`,
-   `.2` and `.3` for the further drains, `.loop` for the other runtime; as many partitions as
-   `events`) with N events each, 10% of them repeated transaction_ids.
+1. Pre-create `ALERTED` (10,000) subscriptions on a plan with an MTU charge (unique_count_agg) and an
+   API-calls charge (sum_agg): the plan and 100 customers through the API, the subscriptions straight
+   into PostgreSQL. The throughput workload spreads over the first `SUBSCRIPTIONS` (100) of them: fill
+   topics of its own (`bench.aggregator.<run>`, `.2` and `.3` for the further drains, `.loop` for the
+   other runtime; as many partitions as `events`) with N events each, 10% of them repeated
+   transaction_ids.
 2. The ceiling: a plain confluent-kafka consumer reading the whole topic without processing (the
    median of three reads), with librdkafka's defaults; and `aggregator_prefetch_ceiling_events_per_s`,
    the same without librdkafka's pause between prefetches (NO_FETCH_PAUSE).
@@ -22,7 +24,16 @@
 4. `aggregator_faust_floor_events_per_s`: a Faust worker with the same settings, transport and
    batching (chunks, aggregator/fetch_chunks.py) that does nothing with its batches, on the same
    topic: what the Faust side alone allows, next to the raw ceiling.
-5. `redis_bytes_per_unique_member`: MEMORY USAGE of one period's unique set after 1,000,000
+5. Alerts (`alerts_cost`): the same kind of events spread over all 10,000 subscriptions
+   (ALERTS_EVENTS a drain, 10 per subscription, 5 with --quick), drained DRAINS times without alerts
+   (`aggregator_many_subscriptions_events_per_s`, and its CPU per event) and, taking turns with those,
+   DRAINS times with a `current_usage_amount` alert on every subscription at a level never reached
+   (`aggregator_events_per_s_with_alerts`, its CPU per event): each batch then evaluates the alerts of
+   the subscriptions it touched. `aggregator_with_alerts_ratio` is the second median over the first
+   (target: at least 0.9); `aggregator_alert_evaluations_per_event`, from the pipeline's
+   `alerts_evaluated` total, shows the alerts were loaded and evaluated. The alerts are written
+   straight into `alerts` and deleted after each drain.
+6. `redis_bytes_per_unique_member`: MEMORY USAGE of one period's unique set after 1,000,000
    distinct users went through the real Lua script (100,000 with --quick), per member; and
    `redis_bytes_per_event_with_mark`: the whole used_memory delta per event (member + dedup mark).
 
@@ -41,45 +52,76 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import cast
 
+import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from redis import Redis as SyncRedis
 
+from core.metrics import STATS_KEY
 from core.settings import Settings, load_settings
-from meterline.bench.run import BenchContext, forget_subscriptions, ok
+from meterline.bench.run import BenchContext, add_alerts, forget_subscriptions, ok
 from schemas.events import Event, event_to_message
 
 ORDER = 30
-SUBSCRIPTIONS = 100
-DRAINS = 3
+SUBSCRIPTIONS = 100  # the throughput workload's
+ALERTED = 10_000  # the alerts workload's (the first SUBSCRIPTIONS of them are the throughput workload's)
+ALERTS_EVENTS = 100_000  # per drain of the alerts workload: 10 per subscription
+CUSTOMERS = 100
+DRAINS = 3  # of each workload, and with alerts
+NEVER_CENTS = "1000000000"  # an alert level the benchmark's usage never reaches
 
 
 
 def create_subscriptions(ctx: BenchContext, run: str) -> list[str]:
-    """The external ids of SUBSCRIPTIONS fresh subscriptions."""
+    """The external ids of ALERTED fresh subscriptions: the plan and CUSTOMERS customers through the
+    API, the subscriptions written straight into PostgreSQL as the API writes one starting now (10,000
+    requests would take minutes, and queue as many subscription.started webhooks)."""
     with ctx.client(f"{ctx.api_url}/api/v1") as http:
         for metric in ({"name": "MTU", "code": f"mtu_{run}", "aggregation_type": "unique_count_agg",
                         "field_name": "user_id"},
                        {"name": "Calls", "code": f"calls_{run}", "aggregation_type": "sum_agg",
                         "field_name": "calls"}):
             ok(http.post("/billable_metrics", json={"billable_metric": metric}))
-        ok(http.post("/plans", json={"plan": {
+        plan_id = ok(http.post("/plans", json={"plan": {
             "name": "bench", "code": f"plan_{run}", "interval": "monthly", "amount_cents": 0,
             "amount_currency": "USD", "charges": [
                 {"billable_metric_code": f"mtu_{run}", "charge_model": "standard", "properties": {"amount": "0.01"}},
                 {"billable_metric_code": f"calls_{run}", "charge_model": "standard", "properties": {"amount": "0.001"}},
-            ]}}))
-        subscriptions = []
-        for n in range(SUBSCRIPTIONS):
-            ok(http.post("/customers", json={"customer": {
-                "external_id": f"bench-{run}-c{n}", "currency": "USD", "timezone": "UTC"}}))
-            external_id = f"bench-{run}-s{n}"
-            ok(http.post("/subscriptions", json={"subscription": {
-                "external_customer_id": f"bench-{run}-c{n}", "plan_code": f"plan_{run}", "external_id": external_id}}))
-            subscriptions.append(external_id)
+            ]}}))["plan"]["lago_id"]
+        customer_ids = [ok(http.post("/customers", json={"customer": {
+            "external_id": f"bench-{run}-c{n}", "currency": "USD", "timezone": "UTC"}}))["customer"]["lago_id"]
+                        for n in range(CUSTOMERS)]
+    organization_id = ctx.organization_id()
+    subscriptions = [f"bench-{run}-s{n}" for n in range(ALERTED)]
+    now = datetime.now(UTC)
+    with psycopg.connect(ctx.settings.database_url) as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO subscriptions (id, organization_id, customer_id, plan_id, external_id, status,"
+            " billing_time, subscription_at, started_at) VALUES (%s, %s, %s, %s, %s, 'active', 'calendar', %s, %s)",
+            [(str(uuid.uuid4()), organization_id, customer_ids[n % CUSTOMERS], plan_id, external_id, now, now)
+             for n, external_id in enumerate(subscriptions)])
     return subscriptions
+
+
+def alerts_on(ctx: BenchContext, organization_id: str, subscriptions: list[str]) -> None:
+    """A `current_usage_amount` alert on every subscription (it prices every charge), at a level the
+    benchmark's usage never reaches: what is measured is evaluating them, never firing."""
+    add_alerts(ctx.settings, organization_id, subscriptions, "current_usage_amount", NEVER_CENTS)
+
+
+def alerts_off(ctx: BenchContext, organization_id: str, run: str) -> None:
+    with psycopg.connect(ctx.settings.database_url) as conn:
+        conn.execute("DELETE FROM alerts WHERE organization_id = %s AND subscription_external_id LIKE %s",
+                     (organization_id, f"bench-{run}-%"))
+
+
+def alerts_evaluated(settings: Settings) -> int:
+    """The pipeline's count of alert evaluations so far (every worker's, the stack's too)."""
+    with SyncRedis.from_url(settings.redis_url) as redis:
+        return int(cast(bytes | None, redis.hget(STATS_KEY, "alerts_evaluated")) or 0)
 
 
 def fill_topic(settings: Settings, topic: str, organization_id: str, subscriptions: list[str], run: str,
@@ -299,13 +341,50 @@ def cleanup(settings: Settings, topic: str, group: str, organization_id: str, ru
     forget_subscriptions(settings, organization_id, f"bench-{run}-")
 
 
+def alerts_cost(ctx: BenchContext, topic: str, group: str, organization_id: str, run: str,
+                subscriptions: list[str], count: int) -> dict[str, float]:
+    """Throughput over every one of `subscriptions`, without alerts and with one on each, in turns (a
+    drain without, then one with, DRAINS times: the archive growing, or a neighbour's load, weighs on
+    both alike); each the median of its drains. Each drain reads a topic of its own with the same
+    events (fresh transaction_ids as long as the others')."""
+    plain = [f"{topic}.many{n}" for n in range(1, DRAINS + 1)]
+    alerted = [f"{topic}.alerts{n}" for n in range(1, DRAINS + 1)]
+    for n, (name, alerted_name) in enumerate(zip(plain, alerted, strict=True), 1):
+        fill_topic(ctx.settings, name, organization_id, subscriptions, run, count, prefix=f"m{n}")
+        fill_topic(ctx.settings, alerted_name, organization_id, subscriptions, run, count, prefix=f"a{n}")
+    drains, alerted_drains, evaluations = [], [], 0
+    for n, (name, alerted_name) in enumerate(zip(plain, alerted, strict=True), 1):
+        drains.append(aggregator_rate(ctx, name, f"{group}-many{n}", count))
+        alerts_on(ctx, organization_id, subscriptions)
+        try:
+            before = alerts_evaluated(ctx.settings)
+            alerted_drains.append(aggregator_rate(ctx, alerted_name, f"{group}-alerts{n}", count))
+            evaluations += alerts_evaluated(ctx.settings) - before
+        finally:
+            alerts_off(ctx, organization_id, run)
+    # each drain touches every subscription at least once; the count of a drain's last batches may not be
+    # in the total yet when its worker is stopped (it is added after the commit the drain is timed by)
+    if evaluations < DRAINS * len(subscriptions) // 2:
+        raise RuntimeError(f"the drains with alerts evaluated {evaluations} alerts: were they loaded?")
+    rate, cpu_us = sorted(drains)[DRAINS // 2]
+    alerted_rate, alerted_cpu_us = sorted(alerted_drains)[DRAINS // 2]
+    return {"aggregator_many_subscriptions_events_per_s": rate,
+            "aggregator_many_subscriptions_cpu_us_per_event": cpu_us,
+            "aggregator_events_per_s_with_alerts": alerted_rate,
+            "aggregator_cpu_us_per_event_with_alerts": alerted_cpu_us,
+            "aggregator_with_alerts_ratio": alerted_rate / rate,
+            "aggregator_alert_evaluations_per_event": evaluations / (DRAINS * count),  # at least
+            "aggregator_subscriptions_with_alerts": float(len(subscriptions))}
+
+
 def run(ctx: BenchContext) -> dict[str, float]:
     settings = ctx.settings
     count = 150_000 if ctx.quick else 400_000  # quick still spans several commits (one a second)
     run_id = uuid.uuid4().hex[:8]
     topic, group = f"bench.aggregator.{run_id}", f"bench-aggregator-{run_id}"
     organization_id = ctx.organization_id()
-    subscriptions = create_subscriptions(ctx, run_id)
+    everyone = create_subscriptions(ctx, run_id)
+    subscriptions = everyone[:SUBSCRIPTIONS]
     # fresh transaction_ids per drain: a drain of events already counted would measure duplicates
     drained = [topic] + [f"{topic}.{n}" for n in range(2, DRAINS + 1)]
     try:
@@ -318,6 +397,8 @@ def run(ctx: BenchContext) -> dict[str, float]:
         rate, cpu_us = drains[len(drains) // 2]
         floor = faust_floor(settings, topic, count)
         loop_rate, loop_cpu_us = aggregator_rate(ctx, f"{topic}.loop", f"{group}-loop", count, runtime="kafka")
+        with_alerts = alerts_cost(ctx, topic, group, organization_id, run_id, everyone,
+                                  ALERTS_EVENTS // 2 if ctx.quick else ALERTS_EVENTS)
     finally:
         cleanup(settings, topic, group, organization_id, run_id)
     figures = {"aggregator_events_per_s": rate, "aggregator_slowest_drain_events_per_s": drains[0][0],
@@ -326,7 +407,7 @@ def run(ctx: BenchContext) -> dict[str, float]:
                "aggregator_ceiling_ratio": rate / raw if raw else 0.0, "aggregator_cpu_us_per_event": cpu_us,
                "aggregator_faust_floor_events_per_s": floor,
                "aggregator_kafka_loop_events_per_s": loop_rate, "aggregator_kafka_loop_cpu_us_per_event": loop_cpu_us,
-               "aggregator_kafka_loop_ceiling_ratio": loop_rate / raw if raw else 0.0}
+               "aggregator_kafka_loop_ceiling_ratio": loop_rate / raw if raw else 0.0, **with_alerts}
     figures.update(redis_memory(settings, 100_000 if ctx.quick else 1_000_000))
     return figures
 
