@@ -152,49 +152,65 @@ async def listen_for_webhooks(engine: AsyncEngine, wake: asyncio.Event) -> None:
                 wake.set()
                 async for _ in conn.notifies():
                     wake.set()
-        except (psycopg.Error, OSError) as exc:
-            log.warning("listening for queued webhooks failed, polling meanwhile: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - whatever broke the connection, the poll covers meanwhile
+            log.warning("listening for queued webhooks failed, polling meanwhile: %r", exc)
             await asyncio.sleep(1.0)
 
 
-async def run_loop(engine: AsyncEngine, bill_every_s: float = 30.0, deliver_every_s: float = 1.0,
-                   say: Callable[[str], None] = print,
-                   on_run: Callable[[RunReport], Awaitable[None]] | None = None) -> None:
-    """Bill as of now every `bill_every_s`; invoice the progressive billing thresholds reached and deliver
-    the webhook outbox as soon as a transaction queued webhooks (LISTEN/NOTIFY), and every
-    `deliver_every_s` anyway (retries, and a missed notification). Errors are logged and the next round
-    retries from durable state. A billing round reads every subscription (about 0.1 ms of CPU each), so it
-    runs twice a minute: invoices follow their billing moment within 30 s, which billing days do not need
-    to beat; an alert's webhook leaves within milliseconds of its commit."""
+async def bill_regularly(engine: AsyncEngine, bill_every_s: float,
+                         on_run: Callable[[RunReport], Awaitable[None]] | None) -> None:
+    """Bill as of now every `bill_every_s`. A round reads every subscription (about 0.1 ms of CPU each), so
+    it runs twice a minute: invoices follow their billing moment within 30 s, which billing days do not
+    need to beat."""
+    while True:
+        began = time.monotonic()
+        try:
+            report = await run_once(engine, datetime.now(UTC), backdated=False)
+            if report.invoices or report.finalized:
+                log.info("billed: %d invoice(s) created, %d finalized", report.invoices, report.finalized)
+            if on_run is not None:
+                await on_run(report)
+        except Exception:  # the database may restart; the next round retries from durable state
+            log.exception("billing round failed")
+        await asyncio.sleep(max(bill_every_s - (time.monotonic() - began), 0.0))
+
+
+async def deliver_regularly(engine: AsyncEngine, deliver_every_s: float) -> None:
+    """Invoice the progressive billing thresholds reached and deliver the webhook outbox as soon as a
+    transaction queued webhooks (LISTEN/NOTIFY), and every `deliver_every_s` anyway (retries, a missed
+    notification). Beside the billing rounds, never behind one: an alert's webhook leaves as soon as the
+    aggregator committed it."""
     import httpx
 
     from rater.billing.outbox import deliver_due
     from rater.billing.progressive import invoice_crossings
 
-    next_bill = 0.0
     wake = asyncio.Event()
     listening = asyncio.ensure_future(listen_for_webhooks(engine, wake))
     try:
         async with httpx.AsyncClient() as http:
-            say("biller ready")
             while True:
                 wake.clear()  # a notification from now on wakes the next wait
                 try:
-                    if time.monotonic() >= next_bill:
-                        next_bill = time.monotonic() + bill_every_s
-                        report = await run_once(engine, datetime.now(UTC), backdated=False)
-                        if report.invoices or report.finalized:
-                            log.info("billed: %d invoice(s) created, %d finalized", report.invoices,
-                                     report.finalized)
-                        if on_run is not None:
-                            await on_run(report)
                     progressive = await invoice_crossings(engine)
                     if progressive:
                         log.info("progressive billing: %d invoice(s) created", progressive)
+                except Exception:  # noqa: BLE001 - retried next round; deliveries go on meanwhile
+                    log.exception("progressive billing round failed")
+                try:
                     await deliver_due(engine, http)
-                except Exception:  # the database may restart; the next round retries from durable state
-                    log.exception("billing round failed")
+                except Exception:  # noqa: BLE001 - retried next round
+                    log.exception("webhook delivery round failed")
                 with suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), deliver_every_s)
     finally:
         listening.cancel()
+
+
+async def run_loop(engine: AsyncEngine, bill_every_s: float = 30.0, deliver_every_s: float = 1.0,
+                   say: Callable[[str], None] = print,
+                   on_run: Callable[[RunReport], Awaitable[None]] | None = None) -> None:
+    """The biller process: billing rounds, and progressive invoices and webhook deliveries beside them.
+    Errors are logged and the next round retries from durable state."""
+    say("biller ready")
+    await asyncio.gather(bill_regularly(engine, bill_every_s, on_run), deliver_regularly(engine, deliver_every_s))

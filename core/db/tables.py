@@ -455,7 +455,7 @@ usage_thresholds = Table(
     Column("recurring", Boolean, nullable=False, server_default="false"),
     _created_at(),
     _now("updated_at"),
-    # removed, but named by a progressive crossing (its invoice and webhook show it): kept, skipped by readers
+    # removed (a progressive crossing may name it: its invoice and webhook show it): kept, skipped by readers
     Column("deleted_at", DateTime(timezone=True)),
     CheckConstraint("(plan_id IS NULL) <> (subscription_id IS NULL)", name="ck_usage_thresholds_owner"),
     Index("ix_usage_thresholds_plan", "plan_id"),

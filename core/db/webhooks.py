@@ -1,11 +1,12 @@
 """Queueing webhooks: the outbox rows a transaction writes beside the change they announce.
 
 Any service queues (the biller, the API, the aggregator for alerts); the biller delivers
-(rater.billing.outbox). A row is due at `next_attempt_at`: at once, or `settle_s` later when the
-queueing transaction commits without waiting for its WAL flush (the biller's drafts), so that a
-webhook is never sent for something a crash could still take back. Each queueing transaction also
-NOTIFYs `WEBHOOKS_CHANNEL` (delivered by PostgreSQL at its commit): the deliverer wakes at once
-instead of at its next poll.
+(rater.billing.outbox). A row is due at once, or a second later when the queueing transaction commits
+without waiting for its WAL flush (`synchronous_commit` off: the biller's draft-only batches,
+rater.billing.writer), by when PostgreSQL has flushed it (within 3 x wal_writer_delay): a webhook is
+never sent for something a crash could still take back. Each queueing transaction also NOTIFYs
+`WEBHOOKS_CHANNEL` (delivered by PostgreSQL at its commit): the deliverer wakes at once instead of at
+its next poll.
 """
 
 from __future__ import annotations
@@ -21,16 +22,18 @@ from core.db.tables import webhook_deliveries, webhook_endpoints
 
 WEBHOOKS_CHANNEL = "meterline_webhooks"
 _NOTIFY = text(f"SELECT pg_notify('{WEBHOOKS_CHANNEL}', '')")
+# due at once, or a second on in a transaction whose commit does not wait for the WAL flush
+_DUE = text("now() + CASE WHEN current_setting('synchronous_commit') = 'off' THEN interval '1 second' "
+            "ELSE interval '0' END")
 
 
 async def enqueue_webhooks(conn: AsyncConnection, organization_id: str, object_id: str,
-                           webhook_types: Sequence[str], *, settle_s: float = 0.0) -> None:
+                           webhook_types: Sequence[str]) -> None:
     """One outbox row per endpoint of the organization and webhook type (`<object type>.<event>`) about
     one object, in the caller's transaction; at most one per endpoint, type and object, ever."""
     kinds = values(column("webhook_type", String), name="kinds").data([(kind,) for kind in webhook_types])
-    due = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, settle_s) if settle_s else func.now()
     rows = select(func.gen_random_uuid(), webhook_endpoints.c.organization_id, webhook_endpoints.c.id,
-                  kinds.c.webhook_type, literal(object_id, UUID(as_uuid=False)), due).select_from(
+                  kinds.c.webhook_type, literal(object_id, UUID(as_uuid=False)), _DUE).select_from(
         webhook_endpoints.join(kinds, true())).where(webhook_endpoints.c.organization_id == organization_id)
     inserted = await conn.execute(pg_insert(webhook_deliveries).from_select(
         ["id", "organization_id", "endpoint_id", "webhook_type", "object_id", "next_attempt_at"], rows,

@@ -113,8 +113,8 @@ def read_thresholds(raw: Any, errors: dict[str, list[str]]) -> list[dict[str, An
             fail("thresholds:value", INVALID)
         elif recurring and value <= 0:
             fail("thresholds:value", "recurring_value_is_negative")  # a recurring step must move forward
-        elif value < 0:
-            fail("thresholds:value", INVALID)  # usage never goes below 0: it would never fire
+        elif value <= 0:
+            fail("thresholds:value", INVALID)  # usage starts at 0: a threshold at or below it never fires
         elif not data.errors:
             found.append((value, {"code": code, "value": units_text(value),
                                   "recurring": bool(recurring)}))
@@ -141,6 +141,10 @@ def read_alert(raw: Any, *, creating: bool) -> tuple[AlertInput, dict[str, list[
             if alert_type is not None and alert_type not in ALERT_TYPES:
                 data.fail("alert_type", "invalid_type")
                 alert_type = None
+    elif raw.get("alert_type") is not None:  # an alert's type is what it is: the update handler compares
+        alert_type = data.text("alert_type")
+    if raw.get("direction") not in (None, "increasing"):  # Lago's `decreasing` alerts: not evaluated here
+        data.fail("direction", NOT_SUPPORTED)
     code = data.identifier("code", required=creating)
     name = data.text("name")
     metric_code = data.identifier("billable_metric_code")
@@ -332,6 +336,8 @@ async def update_alert(request: Request) -> JSONResponse:
         if errors:
             raise validation_error(errors)
         changes: dict[str, Any] = {}
+        if wanted.alert_type is not None and wanted.alert_type != row.alert_type:
+            raise validation_error({"alert_type": [INVALID]})  # as Lago, the type of an alert never changes
         if wanted.metric_code is not None:
             if row.alert_type not in METRIC_ALERT_TYPES:
                 raise validation_error({"billable_metric": ["value_must_be_blank"]})

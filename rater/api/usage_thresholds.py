@@ -13,10 +13,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.db.tables import progressive_crossings, usage_thresholds
+from core.db.tables import usage_thresholds
 from rater.api.common import new_id
 from rater.inputs import BAD_FORMAT, INVALID, MAX_AMOUNT_CENTS, Input
 
@@ -86,9 +86,8 @@ def subscription_thresholds(data: Input) -> list[dict[str, Any]] | None:
 async def replace_usage_thresholds(conn: AsyncConnection, organization_id: str, wanted: list[dict[str, Any]], *,
                                    plan_id: str | None = None, subscription_id: str | None = None) -> None:
     """The thresholds of a plan or of a subscription become `wanted`. One unchanged (same amount, recurring
-    flag and display name) keeps its row; the others are removed, and new ones added. A removed one that a
-    progressive crossing names is only marked deleted: the invoice and the webhook of that crossing show it
-    as it was."""
+    flag and display name) keeps its row; the others are marked deleted (a progressive crossing may name
+    them: its invoice and its webhook show the threshold as it was), and new ones added."""
     owner = usage_thresholds.c.plan_id == plan_id if plan_id is not None else \
         usage_thresholds.c.subscription_id == subscription_id
     existing = (await conn.execute(select(usage_thresholds).where(owner, usage_thresholds.c.deleted_at.is_(None))
@@ -104,14 +103,9 @@ async def replace_usage_thresholds(conn: AsyncConnection, organization_id: str, 
         else:
             new.append(threshold)
     gone = [row.id for row in existing if row.id not in kept]
-    if gone:
-        named = set((await conn.execute(select(progressive_crossings.c.usage_threshold_id).where(
-            progressive_crossings.c.usage_threshold_id.in_(gone)).distinct())).scalars())
-        if named:
-            await conn.execute(update(usage_thresholds).where(usage_thresholds.c.id.in_(named))
-                               .values(deleted_at=datetime.now(UTC)))
-        if set(gone) - named:
-            await conn.execute(delete(usage_thresholds).where(usage_thresholds.c.id.in_(set(gone) - named)))
+    if gone:  # kept, marked deleted: the aggregator may still name them in a crossing (its catalog lags 0.5 s)
+        await conn.execute(update(usage_thresholds).where(usage_thresholds.c.id.in_(gone))
+                           .values(deleted_at=datetime.now(UTC)))
     if new:
         await conn.execute(usage_thresholds.insert(), [
             {"id": new_id(), "organization_id": organization_id, "plan_id": plan_id,

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import orjson
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db.tables import webhook_deliveries, webhook_endpoints
@@ -77,7 +78,16 @@ async def _deliver(engine: AsyncEngine, http: httpx.AsyncClient, delivery_id: st
             .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
             .where(webhook_deliveries.c.id == delivery_id))).one()
         object_type, load = _OBJECTS.get(row.webhook_type) or _OBJECTS[row.webhook_type.partition(".")[0]]
-        document = await load(conn, row.object_id)
+        try:
+            document = await load(conn, row.object_id)
+        except NoResultFound:  # the object is gone (a bug, or a row deleted by hand): never deliverable
+            log.error("webhook %s %s: its object %s is gone", row.webhook_type, delivery_id, row.object_id)
+            document = None
+    if document is None:
+        async with engine.begin() as conn:
+            await conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id).values(
+                status="failed", last_error="its object could not be loaded"))
+        return 0
     if object_type == "invoice" and document["status"] not in VISIBLE_STATUSES:
         # a draft closed meanwhile ($0, its customer skipping them): never shown, so never sent
         async with engine.begin() as conn:

@@ -45,8 +45,7 @@ from rater.billing.reads import UsageByMoment, last_sequential_ids, prefetch_usa
 # commits asynchronously (no WAL flush wait): a crash loses at most the last ~3 x wal_writer_delay
 # (600 ms by default) of such commits, and nothing acted on them yet: every draft row is recomputed
 # identically from the archive by the next run, drafts are refreshed from the archive before they
-# are finalized, and webhooks are only delivered for outbox rows more than a second old
-# (rater.billing.outbox).
+# are finalized, and the webhooks such a transaction queues are due a second after it (core.db.webhooks).
 _ASYNC_COMMIT = text("SELECT set_config('synchronous_commit', 'off', true)")
 
 
@@ -145,5 +144,5 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
             await conn.execute(insert(table), rows)
     await record_taken(conn, taken)
     for organization_id, invoice_id, kinds in webhooks:
-        await enqueue_webhooks(conn, organization_id, invoice_id, kinds, settle_s=1.0)  # drafts commit asynchronously
+        await enqueue_webhooks(conn, organization_id, invoice_id, kinds)
     return len(groups)

@@ -192,9 +192,10 @@ SUBSCRIPTION_UPDATE = open_object({
 
 ALERT_THRESHOLD_INPUT = open_object({
     "code": input_text(),
-    "value": {"anyOf": [integer(minimum=0, maximum=MAX_AMOUNT_CENTS),
+    "value": {"anyOf": [integer(minimum=1, maximum=MAX_AMOUNT_CENTS),
                         text(pattern=f"^[0-9]{{1,16}}(\\.[0-9]{{1,{MAX_DECIMALS}}})?$")],
-              "description": f"Cents for the amount types, units otherwise: a number or a decimal string, at most "
+              "description": f"Cents for the amount types, units otherwise: a number or a decimal string above 0 "
+                             f"(usage starts at 0: a threshold at 0 would never fire), at most "
                              f"{MAX_AMOUNT_CENTS} and {MAX_DECIMALS} decimals (`thresholds:value` `value_is_invalid`; "
                              f"`value_is_mandatory` when missing; `recurring_value_is_negative` for a recurring 0)."},
     "recurring": {**_FLAG, "description": "At most one recurring threshold (`thresholds:recurring`)."},
@@ -202,9 +203,12 @@ ALERT_THRESHOLD_INPUT = open_object({
 
 
 def alert_input(creating: bool) -> Schema:
-    kind = {"alert_type": text("`invalid_type` otherwise.", enum=ALERT_TYPES)} if creating else {}
+    kind = text("`invalid_type` otherwise.", enum=ALERT_TYPES) if creating else nullable(text(
+        "The alert's own type, or `value_is_invalid`: a type never changes.", enum=ALERT_TYPES))
     return open_object({
-        **kind,
+        "alert_type": kind,
+        "direction": nullable(text("Only `increasing` (Lago's `decreasing` alerts are `not_supported`).",
+                                   enum=("increasing",))),
         "code": input_text("Unique among the subscription's live alerts (`value_already_exist`).", required=creating,
                            identifier=True),
         "name": input_text(),

@@ -155,6 +155,8 @@ VALIDATION: list[tuple[dict[str, Any], dict[str, list[str]]]] = [
     (_thresholds("NaN"), {"thresholds:value": ["value_is_invalid"]}),
     (_thresholds("Infinity"), {"thresholds:value": ["value_is_invalid"]}),
     (_thresholds(-1), {"thresholds:value": ["value_is_invalid"]}),
+    (_thresholds(0), {"thresholds:value": ["value_is_invalid"]}),  # usage starts at 0: it would never fire
+    (alert(direction="decreasing"), {"direction": ["not_supported"]}),
     (_thresholds("0.000001"), {"thresholds:value": ["value_is_invalid"]}),  # Lago keeps 5 decimals
     (_thresholds(10**15 + 1), {"thresholds:value": ["value_is_invalid"]}),
     (_thresholds("1" * 65), {"thresholds:value": ["value_is_invalid"]}),
@@ -181,12 +183,13 @@ def test_each_validation_error_has_lagos_code(seeded: httpx.Client, body: dict[s
 
 def test_what_is_valid_at_the_edges(seeded: httpx.Client) -> None:
     edges = alert(code="edges", name=None, thresholds=[
-        {"value": 0}, {"value": "  7.12345 "}, {"value": 10**15}, {"value": 2.5, "code": None, "recurring": None},
-        {"value": "1e3"}, {"value": 100, "recurring": True}, {"value": 100}])  # a value recurring and fixed
+        {"value": "0.00001"}, {"value": "  7.12345 "}, {"value": 10**15},
+        {"value": 2.5, "code": None, "recurring": None}, {"value": "1e3"}, {"value": 100, "recurring": True},
+        {"value": 100}], direction="increasing")  # a value recurring and fixed
     response = post(seeded, {"alert": edges})
     assert response.status_code == 200, response.text
     assert response.json()["alert"]["thresholds"] == [
-        {"code": None, "value": "0.0", "recurring": False}, {"code": None, "value": "2.5", "recurring": False},
+        {"code": None, "value": "0.00001", "recurring": False}, {"code": None, "value": "2.5", "recurring": False},
         {"code": None, "value": "7.12345", "recurring": False}, {"code": None, "value": "100.0", "recurring": False},
         {"code": None, "value": "100.0", "recurring": True}, {"code": None, "value": "1000.0", "recurring": False},
         {"code": None, "value": "1000000000000000.0", "recurring": False}]
@@ -233,7 +236,15 @@ def test_an_alert_is_updated(seeded: httpx.Client) -> None:
             {"thresholds:value": ["value_is_invalid"]})
     invalid(seeded.put("/subscriptions/s1/alerts/storage", json={"alert": {"thresholds": [{}] * 21}}),
             {"thresholds": ["too_many_thresholds"]})
+    # its type never changes; sending the same one is fine
+    invalid(seeded.put("/subscriptions/s1/alerts/storage", json={"alert": {"alert_type": "current_usage_amount"}}),
+            {"alert_type": ["value_is_invalid"]})
+    invalid(seeded.put("/subscriptions/s1/alerts/storage", json={"alert": {"direction": "decreasing"}}),
+            {"direction": ["not_supported"]})
     assert seeded.get("/subscriptions/s1/alerts/storage").json()["alert"] == updated  # nothing changed
+    same = seeded.put("/subscriptions/s1/alerts/storage", json={"alert": {
+        "alert_type": "billable_metric_current_usage_units", "direction": "increasing"}})
+    assert same.status_code == 200 and same.json()["alert"] == updated
 
 
 def test_alerts_are_deleted_one_or_all(seeded: httpx.Client) -> None:
