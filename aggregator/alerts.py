@@ -10,7 +10,7 @@ something is crossed, one transaction fires it for good (core.db.thresholds.fire
 lock of the period's record) and writes what it fired beside it:
 - an alert: a `triggered_alerts` row listing every level crossed and an `alert.triggered` webhook;
 - progressive billing: a `progressive_crossings` row at the highest level crossed, with the usage it
-  saw per charge, which the biller invoices (rater/progressive.py), and a
+  saw per charge, which the biller invoices (rater/billing/progressive.py), and a
   `subscription.usage_threshold_reached` webhook.
 
 Exactly once: the evaluation runs inside the batch's step 3 (aggregator/processor.py), before the
@@ -34,23 +34,25 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aggregator.model import SubscriptionView
-from core.db.tables import progressive_crossings, triggered_alerts
-from core.db.thresholds import fire, fired_levels, invoiced_usage_cents
-from core.db.webhooks import enqueue_webhooks
+from core.db.thresholds import (
+    fire,
+    fired_levels,
+    invoiced_usage_by_period,
+    record_progressive_crossing,
+    record_triggered_alert,
+)
 from core.domain.aggregation import MetricUsage
 from core.domain.charges import charge_fee, units_text
-from core.domain.thresholds import Alert, Crossing, Threshold, alert_value, crossed
+from core.domain.thresholds import Alert, Threshold, alert_value, crossed, usage_amount
 from core.metrics import ALERT_EVALUATION_SECONDS, ALERTS_EVALUATED, ALERTS_FIRED
 from core.usage_state.redis_state import read_usages
 
@@ -104,15 +106,17 @@ class Evaluator:
         invoiced = await self._invoiced(items)
         measured: list[_Candidate] = []
         for ((_, usage_period_key), view), usage in zip(items, usages, strict=True):
+            # a lifetime alert adds what was invoiced for the external_id's other periods (this one's usage is in
+            # Redis, even while a draft invoices it)
+            by_period = invoiced.get((view.organization_id, view.external_id), {})
+            earlier = sum(cents for key, cents in by_period.items() if key != usage_period_key)
             for alert in view.alerts:
-                value = alert_value(alert.alert_type, alert.metric_id, view.lines, usage, view.currency,
-                                    invoiced.get((view.organization_id, view.external_id), 0))
+                value = alert_value(alert.alert_type, alert.metric_id, view.lines, usage, view.currency, earlier)
                 measured.append(_Candidate(view, usage_period_key, alert.id, alert.period_key(usage_period_key),
                                            alert.thresholds, value, alert, usage))
             if view.usage_thresholds:
-                amount = sum(charge_fee(line, usage, view.currency)[1].amount_cents for line in view.lines)
-                measured.append(_Candidate(view, usage_period_key, view.id, usage_period_key,
-                                           view.usage_thresholds, Decimal(amount), None, usage))
+                measured.append(_Candidate(view, usage_period_key, view.id, usage_period_key, view.usage_thresholds,
+                                           Decimal(usage_amount(view.lines, usage, view.currency)), None, usage))
         report.evaluated = len(measured)
         unknown = [m.record for m in measured if m.record not in self._fired]
         if unknown:
@@ -142,18 +146,20 @@ class Evaluator:
         ALERT_EVALUATION_SECONDS.observe(report.seconds)
         return report
 
-    async def _invoiced(self, items: list[tuple[tuple[str, str], SubscriptionView]]) -> dict[tuple[str, str], int]:
-        """The usage invoiced so far to each (organization, external_id) with a lifetime alert."""
+    async def _invoiced(self, items: list[tuple[tuple[str, str], SubscriptionView]]
+                        ) -> dict[tuple[str, str], dict[str | None, int]]:
+        """The usage invoiced so far to each (organization, external_id) with a lifetime alert, by period."""
         by_org: dict[str, set[str]] = {}
         for _, view in items:
             if any(alert.alert_type == "lifetime_usage_amount" for alert in view.alerts):
                 by_org.setdefault(view.organization_id, set()).add(view.external_id)
-        found: dict[tuple[str, str], int] = {}
+        found: dict[tuple[str, str], dict[str | None, int]] = {}
         if by_org:
             async with self.engine.connect() as conn:
                 for organization_id, external_ids in by_org.items():
-                    for external_id, cents in (await invoiced_usage_cents(conn, organization_id, external_ids)).items():
-                        found[(organization_id, external_id)] = cents
+                    invoiced = await invoiced_usage_by_period(conn, organization_id, external_ids)
+                    for external_id, by_period in invoiced.items():
+                        found[(organization_id, external_id)] = by_period
         return found
 
     async def _fire(self, candidate: _Candidate) -> dict[str, Any] | None:
@@ -166,22 +172,12 @@ class Evaluator:
                                                    candidate.thresholds, candidate.value)
             previous = self._seen.get(key, recorded_value)
             if crossings and candidate.alert is not None:
-                triggered_id = str(uuid.uuid4())
-                await conn.execute(insert(triggered_alerts).values(
-                    id=triggered_id, organization_id=view.organization_id, alert_id=candidate.alert.id,
-                    subscription_id=view.id, period_key=candidate.period_key, current_value=candidate.value,
-                    previous_value=previous, crossed_thresholds=[_threshold_json(c) for c in crossings]))
-                await enqueue_webhooks(conn, view.organization_id, triggered_id, ["alert.triggered"])
+                await record_triggered_alert(conn, view.organization_id, candidate.alert.id, view.id,
+                                             candidate.period_key, crossings, candidate.value, previous)
             elif crossings:
-                crossing_id = str(uuid.uuid4())
-                highest = crossings[-1]
-                await conn.execute(insert(progressive_crossings).values(
-                    id=crossing_id, organization_id=view.organization_id, subscription_id=view.id,
-                    period_key=candidate.usage_period_key, level_cents=int(highest.level),
-                    usage_threshold_id=highest.threshold.ref, usage_amount_cents=int(candidate.value),
-                    charges=_charges_json(view, candidate.usage)))
-                await enqueue_webhooks(conn, view.organization_id, crossing_id,
-                                       ["subscription.usage_threshold_reached"])
+                await record_progressive_crossing(conn, view.organization_id, view.id, candidate.usage_period_key,
+                                                  crossings[-1], int(candidate.value),
+                                                  _charges_json(view, candidate.usage))
         # only now, committed: the memory never runs ahead of the record
         self._fired[key] = crossings[-1].level if crossings else self._fired.get(key)
         if not crossings:  # fired meanwhile by another evaluation: learn its level
@@ -197,12 +193,6 @@ class Evaluator:
                 "external_subscription_id": view.external_id,
                 "alert_type": candidate.alert.alert_type if candidate.alert else None,
                 "levels": [units_text(c.level) for c in crossings], "value": units_text(candidate.value)}
-
-
-def _threshold_json(crossing: Crossing) -> dict[str, Any]:
-    """A crossed level as the webhook lists it: the threshold's code, the level's value, recurring."""
-    return {"code": crossing.threshold.code, "value": units_text(crossing.level),
-            "recurring": crossing.threshold.recurring}
 
 
 def _charges_json(view: SubscriptionView, usage: Mapping[str, MetricUsage]) -> dict[str, Any]:

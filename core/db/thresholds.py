@@ -10,6 +10,7 @@ Redis) never fire a level twice, and an evaluation that did not commit fired not
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -20,12 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.tables import (
     fees,
+    invoice_subscriptions,
     invoices,
     progressive_crossings,
     subscriptions,
     threshold_states,
+    triggered_alerts,
     usage_thresholds,
 )
+from core.db.webhooks import enqueue_webhooks
+from core.domain.charges import units_text
 from core.domain.thresholds import Crossing, Threshold, crossed
 
 # the invoices whose usage fees count as invoiced usage (a lifetime alert's, lifetime_usage's)
@@ -67,26 +72,38 @@ async def applicable_usage_thresholds(conn: AsyncConnection, subs: Iterable[tupl
     return found
 
 
-async def invoiced_usage_cents(conn: AsyncConnection, organization_id: str, external_ids: Iterable[str]
-                               ) -> dict[str, int]:
+async def invoiced_usage_by_period(conn: AsyncConnection, organization_id: str, external_ids: Iterable[str]
+                                   ) -> dict[str, dict[str | None, int]]:
     """The usage fees invoiced so far to the subscriptions of each external_id (every plan it had), by
-    external_id: what a lifetime alert adds to the current period's usage. Progressive billing invoices
-    are left out: the regular invoice of their period bills the whole period's usage."""
+    external_id and by the usage period their invoice closes (None: none). Progressive billing invoices are
+    left out: the regular invoice of their period bills the whole period's usage."""
     wanted = sorted(set(external_ids))
-    found = dict.fromkeys(wanted, 0)
+    found: dict[str, dict[str | None, int]] = {external_id: {} for external_id in wanted}
     if not wanted:
         return found
+    moment = invoice_subscriptions.alias("moment")
     rows = await conn.execute(
-        select(subscriptions.c.external_id, func.coalesce(func.sum(fees.c.amount_cents), 0))
+        select(subscriptions.c.external_id, moment.c.closes_period_key, func.sum(fees.c.amount_cents))
         .select_from(fees.join(invoices, invoices.c.id == fees.c.invoice_id)
-                     .join(subscriptions, subscriptions.c.id == fees.c.subscription_id))
+                     .join(subscriptions, subscriptions.c.id == fees.c.subscription_id)
+                     .outerjoin(moment, (moment.c.invoice_id == fees.c.invoice_id)
+                                & (moment.c.subscription_id == fees.c.subscription_id)
+                                & moment.c.charges_from.is_not(None)))
         .where(subscriptions.c.organization_id == organization_id, subscriptions.c.external_id.in_(wanted),
                fees.c.fee_type == "charge", invoices.c.status.in_(INVOICED_STATUSES),
                invoices.c.invoice_type == "subscription")
-        .group_by(subscriptions.c.external_id))
-    for external_id, cents in rows:
-        found[external_id] = int(cents)
+        .group_by(subscriptions.c.external_id, moment.c.closes_period_key))
+    for external_id, period_key, cents in rows:
+        found[external_id][period_key] = int(cents)
     return found
+
+
+async def invoiced_usage_cents(conn: AsyncConnection, organization_id: str, external_ids: Iterable[str]
+                               ) -> dict[str, int]:
+    """The usage fees invoiced so far to the subscriptions of each external_id, by external_id (what
+    lifetime usage adds to the current period's)."""
+    by_period = await invoiced_usage_by_period(conn, organization_id, external_ids)
+    return {external_id: sum(periods.values()) for external_id, periods in by_period.items()}
 
 
 async def fired_levels(conn: AsyncConnection, keys: Iterable[tuple[str, str]]
@@ -131,3 +148,36 @@ async def progressive_billed_cents(conn: AsyncConnection, subscription_ids: Iter
         .where(progressive_crossings.c.subscription_id.in_(wanted), invoices.c.status.in_(INVOICED_STATUSES))
         .group_by(progressive_crossings.c.subscription_id, progressive_crossings.c.period_key))
     return {(sub_id, key): int(cents) for sub_id, key, cents in rows}
+
+
+def crossed_json(crossings: Sequence[Crossing]) -> list[dict[str, Any]]:
+    """The levels an evaluation crossed as stored and sent: the threshold's code, the level, recurring."""
+    return [{"code": c.threshold.code, "value": units_text(c.level), "recurring": c.threshold.recurring}
+            for c in crossings]
+
+
+async def record_triggered_alert(conn: AsyncConnection, organization_id: str, alert_id: str, subscription_id: str,
+                                 period_key: str, crossings: Sequence[Crossing], current: Decimal,
+                                 previous: Decimal) -> str:
+    """What an alert's evaluation fired, and its `alert.triggered` webhook, in the firing transaction."""
+    triggered_id = str(uuid.uuid4())
+    await conn.execute(insert(triggered_alerts).values(
+        id=triggered_id, organization_id=organization_id, alert_id=alert_id, subscription_id=subscription_id,
+        period_key=period_key, current_value=current, previous_value=previous,
+        crossed_thresholds=crossed_json(crossings)))
+    await enqueue_webhooks(conn, organization_id, triggered_id, ["alert.triggered"])
+    return triggered_id
+
+
+async def record_progressive_crossing(conn: AsyncConnection, organization_id: str, subscription_id: str,
+                                      period_key: str, highest: Crossing, usage_amount_cents: int,
+                                      charges: Mapping[str, Any]) -> str:
+    """A progressive billing level reached (the biller invoices it) and its
+    `subscription.usage_threshold_reached` webhook, in the firing transaction."""
+    crossing_id = str(uuid.uuid4())
+    await conn.execute(insert(progressive_crossings).values(
+        id=crossing_id, organization_id=organization_id, subscription_id=subscription_id, period_key=period_key,
+        level_cents=int(highest.level), usage_threshold_id=highest.threshold.ref,
+        usage_amount_cents=usage_amount_cents, charges=dict(charges)))
+    await enqueue_webhooks(conn, organization_id, crossing_id, ["subscription.usage_threshold_reached"])
+    return crossing_id

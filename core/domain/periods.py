@@ -24,6 +24,9 @@ BILLING_TIMES: tuple[str, ...] = ("calendar", "anniversary")
 _MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
 
 
+KEY_FORMAT = "%Y%m%dT%H%M%SZ"  # a period's key: its start in UTC, to the second
+
+
 @dataclass(frozen=True, order=True)
 class Period:
     start: datetime  # UTC, inclusive
@@ -32,7 +35,12 @@ class Period:
     @property
     def key(self) -> str:
         """A stable identifier of the period, used in storage keys."""
-        return self.start.strftime("%Y%m%dT%H%M%SZ")
+        return self.start.strftime(KEY_FORMAT)
+
+
+def key_start(key: str) -> datetime:
+    """The start of the period with this key (the inverse of `Period.key`)."""
+    return datetime.strptime(key, KEY_FORMAT).replace(tzinfo=UTC)
 
 
 def _add_months(day: date, months: int, anchor_day: int) -> date:

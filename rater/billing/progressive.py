@@ -35,6 +35,7 @@ from core.db.tables import fees as fees_table
 from core.db.tables import subscriptions as subscriptions_table
 from core.db.thresholds import progressive_billed_cents
 from core.db.webhooks import enqueue_webhooks
+from core.domain.periods import key_start
 from rater.billing.assemble import (
     FeeLine,
     fee_rows,
@@ -94,7 +95,7 @@ async def invoice_crossing(conn: AsyncConnection, crossing_id: str) -> int:
         return 0
     closed = (await conn.execute(select(exists().where(
         closed_periods.c.subscription_id == sub_id, closed_periods.c.period_key == crossing.period_key)))).scalar()
-    period = usage_cycle(sub).period_at(datetime.strptime(crossing.period_key, "%Y%m%dT%H%M%S%z"))
+    period = usage_cycle(sub).period_at(key_start(crossing.period_key))
     billed = (await progressive_billed_cents(conn, [sub_id])).get((sub_id, crossing.period_key), 0)
     lines = charge_lines_billed(crossing.charges, (await plan_charges(conn, [sub.plan_id]))[sub.plan_id],
                                 period.start if period else crossing.reached_at, crossing.reached_at)

@@ -19,7 +19,17 @@ import pytest
 from meterline.example import MTU_METRIC, team_plan
 from tests.builders import wait_for
 from tests.conftest import Services, Stack
-from tests.e2e.invoice_support import create, customer, epoch, mtu_metric, per_unit, plan
+from tests.e2e.invoice_support import (
+    bill,
+    create,
+    customer,
+    epoch,
+    invoices_of,
+    mtu_metric,
+    per_unit,
+    plan,
+    wait_archived,
+)
 from tests.e2e.test_aggregator_faults import meterline, pid_of, wait_gone
 from tests.e2e.test_ops_metrics import scrape
 from tests.e2e.webhook_support import Receiver
@@ -193,7 +203,8 @@ def test_the_aggregator_killed_around_a_crossing_fires_each_threshold_exactly_on
     send_batch(ingest, users(f"s-{unique}", "mtu", range(400), "u"))
     settle(client, f"c-{unique}", f"s-{unique}", 400)
 
-    # killed right after the crossing committed: the batch is not acknowledged yet, so it comes again
+    # killed the moment the crossing is committed: its batch may or may not be acknowledged by then (if not,
+    # it comes again to the next worker); either way the threshold stays fired once
     send_batch(ingest, users(f"s-{unique}", "mtu", range(400, 500), "u"))  # one request: one batch
     victim = pid_of("aggregator")
     assert victim is not None
@@ -206,7 +217,8 @@ def test_the_aggregator_killed_around_a_crossing_fires_each_threshold_exactly_on
     assert "started aggregator" in meterline("up").stdout
     settle(client, f"c-{unique}", f"s-{unique}", 500)
 
-    # killed right after the ingest accepted the crossing batch: it is evaluated by the next worker
+    # killed right after the ingest accepted the crossing batch: most likely before the worker took it, so
+    # the next worker evaluates it; if it was evaluated already, the record keeps it from firing again
     victim = pid_of("aggregator")
     assert victim is not None
     send_batch(ingest, users(f"s-{unique}", "mtu", range(500, 1000), "u"))
@@ -247,3 +259,35 @@ def test_late_events_pushing_last_months_open_period_across_a_threshold_fire_for
                                      (fired["triggered_alert"]["lago_alert_id"],)).fetchone() or ("",)
     assert period_key == last_month.strftime("%Y%m%dT000000Z")  # last month's period, not this one's
     assert units_now(client, f"c-{unique}", f"s-{unique}") == 0  # this month has no usage
+
+
+def test_a_lifetime_alert_adds_the_invoiced_periods_and_counts_a_drafted_one_once(
+        client: httpx.Client, ingest: httpx.Client, receiver: tuple[Receiver, str], unique: str) -> None:
+    hooks, _ = receiver
+    this_month = datetime.now(UTC).date().replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    mtu_metric(client)
+    plan(client, "usage", amount=0, advance=False, charges=[per_unit("mtu", "0.50")])  # 50 cents a user
+    customer(client, f"c-{unique}", grace=36500)  # last month's invoice stays a draft
+    create(client, "/subscriptions", "subscription", {
+        "external_customer_id": f"c-{unique}", "plan_code": "usage", "external_id": f"s-{unique}",
+        "subscription_at": f"{last_month.isoformat()}T00:00:00Z"})
+    add_alert(client, f"s-{unique}", {"alert_type": "lifetime_usage_amount", "code": "lifetime",
+                                      "thresholds": [{"code": "ten_dollars", "value": 1000}]})
+    last = epoch(f"{last_month.replace(day=15).isoformat()}T08:00:00Z")
+    send_batch(ingest, [{**e, "timestamp": last} for e in users(f"s-{unique}", "mtu", range(10), "last")])
+    wait_archived(client, ["last-9"])
+    bill(f"{this_month.isoformat()}T00:00:00Z", unique)  # a draft of 10 × 50 = 500
+    (draft,) = invoices_of(client, f"c-{unique}")
+    assert (draft["status"], draft["fees_amount_cents"]) == ("draft", 500)
+
+    # a late event for last month: its usage (550) is in Redis and on the draft (500): counted once, 550 < 1,000
+    send_batch(ingest, [{**e, "timestamp": last} for e in users(f"s-{unique}", "mtu", range(10, 11), "last")])
+    wait_archived(client, ["last-10"])
+    send_batch(ingest, users(f"s-{unique}", "mtu", range(100, 109), "now"))  # this month: 450 + 500 invoiced
+    settle(client, f"c-{unique}", f"s-{unique}", 9)
+    time.sleep(1.5)
+    assert hooks.payloads("alert.triggered") == []
+    send_batch(ingest, users(f"s-{unique}", "mtu", range(109, 110), "now"))  # 500 + 500 invoiced: 1,000
+    (fired,) = hooks.wait_for_type("alert.triggered", 1)
+    assert (fired["triggered_alert"]["previous_value"], fired["triggered_alert"]["current_value"]) == (950, 1000)
