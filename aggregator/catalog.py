@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aggregator.model import SubscriptionView
@@ -26,6 +26,18 @@ from core.domain.thresholds import Alert
 from schemas.events import epoch_us
 
 Scope = tuple[str, str]  # (organization_id, external_subscription_id)
+
+
+def _named(scopes: set[Scope], organization_id: ColumnElement[str], external_id: ColumnElement[str]
+           ) -> ColumnElement[bool]:
+    """Rows of these (organization, external_id) scopes, as one `external_id IN (...)` per organization: a
+    row-value IN of a batch's thousands of pairs took PostgreSQL seconds to plan (5,000 pairs: ~2 s) and
+    failed from ~8,000 on (stack depth limit exceeded)."""
+    by_org: dict[str, list[str]] = {}
+    for org, external in scopes:
+        by_org.setdefault(org, []).append(external)
+    return or_(*(and_(organization_id == org, external_id.in_(sorted(externals)))
+                 for org, externals in sorted(by_org.items())))
 
 
 class SubscriptionCatalog:
@@ -52,8 +64,8 @@ class SubscriptionCatalog:
         return found
 
     async def _load(self, scopes: set[Scope]) -> dict[Scope, SubscriptionView]:
-        query = subscription_query(plan_changes=False).where(
-            tuple_(subscriptions.c.organization_id, subscriptions.c.external_id).in_(list(scopes)))
+        query = subscription_query(plan_changes=False).where(_named(scopes, subscriptions.c.organization_id,
+                                                                   subscriptions.c.external_id))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
             closed: dict[str, set[str]] = {row.id: set() for row in rows}
@@ -68,7 +80,7 @@ class SubscriptionCatalog:
             thresholds = await shown_usage_thresholds(conn, rows)
             alerts_by_scope: dict[Scope, list[Alert]] = {}
             for alert in await conn.execute(select(alerts).where(
-                    tuple_(alerts.c.organization_id, alerts.c.subscription_external_id).in_(list(scopes)),
+                    _named(scopes, alerts.c.organization_id, alerts.c.subscription_external_id),
                     alerts.c.deleted_at.is_(None)).order_by(alerts.c.created_at)):
                 alerts_by_scope.setdefault((alert.organization_id, alert.subscription_external_id), []).append(
                     Alert(alert.id, alert.alert_type, alert.billable_metric_id, alert_thresholds(alert.thresholds)))

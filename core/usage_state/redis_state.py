@@ -237,39 +237,58 @@ class UsageState:
 TOTALS_FIELDS = ("n", "sum", "sh", "sl", "max", "latest", "wh", "wl", "pl")
 
 
-def _int(raw: bytes | None) -> int:
-    return int(raw) if raw is not None else 0
-
-
 async def read_usage(redis: Redis, scope: str, metric_ids: Sequence[str],
                      period_key: str) -> dict[str, MetricUsage]:
     return (await read_usages(redis, [(scope, metric_ids, period_key)]))[0]
 
 
+# One subscription's usage in one period, read in one call (its keys share the subscription's hash tag):
+# for each metric (KEYS: its unique set, its totals hash), the set's size and the TOTALS_FIELDS, as one
+# string: `<size>,<field>,...` per metric, `;` between metrics, a missing field empty. One reply per
+# subscription instead of 2 per metric: parsing those replies was most of the cost of reading
+# thousands of subscriptions at once (the aggregator's alert evaluation).
+READ_LUA = "local fields = {" + ", ".join(f"'{name}'" for name in TOTALS_FIELDS) + "}" + """
+local out = {}
+for k = 1, #KEYS, 2 do
+  local parts = {tostring(redis.call('SCARD', KEYS[k]))}
+  local values = redis.call('HMGET', KEYS[k + 1], unpack(fields))
+  for i = 1, #values do parts[#parts + 1] = values[i] or '' end
+  out[#out + 1] = table.concat(parts, ',')
+end
+return table.concat(out, ';')
+"""
+
+
+def _usage_of(raw: bytes) -> MetricUsage:
+    unique, count, one_word, sum_high, sum_low, maximum, latest, high, low, length = (
+        int(part) if part else None for part in raw.split(b","))
+    unique_count = unique or 0
+    return MetricUsage(
+        unique_count=unique_count,
+        events_count=count if count is not None else unique_count,
+        sum=descale((one_word or 0) + (sum_high or 0) * WEIGHT_BASE + (sum_low or 0)),
+        max=descale(maximum or 0),
+        latest=descale(latest or 0),
+        weighted_sum=weighted_units(high or 0, low or 0, length or 0),
+    )
+
+
 async def read_usages(redis: Redis, wanted: Sequence[tuple[str, Sequence[str], str]]
                       ) -> list[dict[str, MetricUsage]]:
     """The usage of each (scope, metric ids, period key), in one pipelined round trip."""
+    read = redis.register_script(READ_LUA)
+    asked = [(scope, list(metric_ids), period_key) for scope, metric_ids, period_key in wanted]
     async with redis.pipeline(transaction=False) as pipe:
-        for scope, metric_ids, period_key in wanted:
-            for metric_id in metric_ids:
-                pipe.scard(unique_key(scope, metric_id, period_key))
-                pipe.hmget(totals_key(scope, metric_id, period_key), *TOTALS_FIELDS)
-        results = await pipe.execute()
-    found = []
-    position = 0
-    for _, metric_ids, _ in wanted:
-        usage = {}
-        for metric_id in metric_ids:
-            unique_count = int(results[position])
-            count, one_word, sum_high, sum_low, maximum, latest, high, low, length = results[position + 1]
-            position += 2
-            usage[metric_id] = MetricUsage(
-                unique_count=unique_count,
-                events_count=int(count) if count is not None else unique_count,
-                sum=descale(_int(one_word) + _int(sum_high) * WEIGHT_BASE + _int(sum_low)),
-                max=descale(_int(maximum)),
-                latest=descale(_int(latest)),
-                weighted_sum=weighted_units(_int(high), _int(low), _int(length)),
-            )
-        found.append(usage)
+        for scope, metric_ids, period_key in asked:
+            if metric_ids:
+                keys = [key for metric_id in metric_ids for key in (
+                    unique_key(scope, metric_id, period_key), totals_key(scope, metric_id, period_key))]
+                await read(keys=keys, client=pipe)
+        results = iter(await pipe.execute())
+    found: list[dict[str, MetricUsage]] = []
+    for _, metric_ids, _ in asked:
+        if not metric_ids:
+            found.append({})
+            continue
+        found.append(dict(zip(metric_ids, map(_usage_of, next(results).split(b";")), strict=True)))
     return found
