@@ -6,8 +6,8 @@ round trip for the batch), priced as current usage prices it, and compared with 
 each alert (or the progressive thresholds) fired in that period. Almost always nothing is crossed:
 that comparison is made against levels this worker keeps in memory (loaded once per period from
 `threshold_states`, one query per batch for the new ones), so a batch costs no database write. When
-something is crossed, one transaction fires it for good (core.db.thresholds.fire: under the row
-lock of the period's record) and writes what it fired beside it:
+something is crossed, one transaction (for all of the batch's crossings) fires it for good
+(core.db.thresholds.fire: under the row lock of the period's record) and writes what it fired beside it:
 - an alert: a `triggered_alerts` row listing every level crossed and an `alert.triggered` webhook;
 - progressive billing: a `progressive_crossings` row at the highest level crossed, with the usage it
   saw per charge, which the biller invoices (rater/billing/progressive.py), and a
@@ -52,7 +52,7 @@ from core.db.thresholds import (
 )
 from core.domain.aggregation import MetricUsage
 from core.domain.charges import charge_fee, units_text
-from core.domain.thresholds import Alert, Threshold, alert_value, crossed, usage_amount
+from core.domain.thresholds import Alert, Crossing, Threshold, alert_value, crossed, usage_amount
 from core.metrics import ALERT_EVALUATION_SECONDS, ALERTS_EVALUATED, ALERTS_FIRED
 from core.usage_state.redis_state import read_usages
 
@@ -135,11 +135,9 @@ class Evaluator:
                 candidates.append(m)
             else:
                 self._seen[m.record] = m.value
-        for candidate in candidates:
-            fired = await self._fire(candidate)
-            if fired:
-                report.fired += 1
-                report.recent.append(fired)
+        if candidates:
+            report.recent = await self._fire(candidates)
+            report.fired = len(report.recent)
         report.seconds = time.monotonic() - began
         ALERTS_EVALUATED.inc(report.evaluated)
         ALERTS_FIRED.inc(report.fired)
@@ -162,37 +160,45 @@ class Evaluator:
                         found[(organization_id, external_id)] = by_period
         return found
 
-    async def _fire(self, candidate: _Candidate) -> dict[str, Any] | None:
-        """Fire what the candidate crossed, in one transaction; what it fired (for the ops page), or None
-        when another evaluation had fired it."""
-        key = candidate.record
-        view = candidate.view
+    async def _fire(self, candidates: list[_Candidate]) -> list[dict[str, Any]]:
+        """Fire what the candidates crossed, in one transaction (one commit for a batch's crossings: they
+        came one after another at ~9 ms each, and a batch with several fell behind the stream); their
+        records are locked in key order, so two workers never wait on each other in a cycle. What was
+        fired (for the ops page); a candidate another evaluation fired first fires nothing."""
+        outcomes: list[tuple[_Candidate, list[Crossing]]] = []
         async with self.engine.begin() as conn:
-            crossings, recorded_value = await fire(conn, candidate.subject_id, candidate.period_key,
-                                                   candidate.thresholds, candidate.value)
-            previous = self._seen.get(key, recorded_value)
-            if crossings and candidate.alert is not None:
-                await record_triggered_alert(conn, view.organization_id, candidate.alert.id, view.id,
-                                             candidate.period_key, crossings, candidate.value, previous)
-            elif crossings:
-                await record_progressive_crossing(conn, view.organization_id, view.id, candidate.usage_period_key,
-                                                  crossings[-1], int(candidate.value),
-                                                  _charges_json(view, candidate.usage))
+            for candidate in sorted(candidates, key=lambda c: c.record):
+                view = candidate.view
+                crossings, recorded_value = await fire(conn, candidate.subject_id, candidate.period_key,
+                                                       candidate.thresholds, candidate.value)
+                previous = self._seen.get(candidate.record, recorded_value)
+                if crossings and candidate.alert is not None:
+                    await record_triggered_alert(conn, view.organization_id, candidate.alert.id, view.id,
+                                                 candidate.period_key, crossings, candidate.value, previous)
+                elif crossings:
+                    await record_progressive_crossing(conn, view.organization_id, view.id,
+                                                      candidate.usage_period_key, crossings[-1],
+                                                      int(candidate.value), _charges_json(view, candidate.usage))
+                outcomes.append((candidate, crossings))
+            fired_first = [c.record for c, crossings in outcomes if not crossings]
+            # fired meanwhile by another evaluation: learn its level
+            levels = await fired_levels(conn, fired_first) if fired_first else {}
         # only now, committed: the memory never runs ahead of the record
-        self._fired[key] = crossings[-1].level if crossings else self._fired.get(key)
-        if not crossings:  # fired meanwhile by another evaluation: learn its level
-            async with self.engine.connect() as conn:
-                self._fired[key] = (await fired_levels(conn, [key])).get(key, (None, Decimal(0)))[0]
-        self._seen[key] = candidate.value
-        if not crossings:
-            return None
-        kind = "alert" if candidate.alert is not None else "progressive_billing"
-        log.info("%s of %s crossed %s in period %s (value %s)", kind, view.external_id,
-                 [str(c.level) for c in crossings], candidate.period_key, candidate.value)
-        return {"at": time.time(), "kind": kind, "organization_id": view.organization_id,
-                "external_subscription_id": view.external_id,
-                "alert_type": candidate.alert.alert_type if candidate.alert else None,
-                "levels": [units_text(c.level) for c in crossings], "value": units_text(candidate.value)}
+        recent = []
+        for candidate, crossings in outcomes:
+            key, view = candidate.record, candidate.view
+            self._fired[key] = crossings[-1].level if crossings else levels.get(key, (None, Decimal(0)))[0]
+            self._seen[key] = candidate.value
+            if not crossings:
+                continue
+            kind = "alert" if candidate.alert is not None else "progressive_billing"
+            log.info("%s of %s crossed %s in period %s (value %s)", kind, view.external_id,
+                     [str(c.level) for c in crossings], candidate.period_key, candidate.value)
+            recent.append({"at": time.time(), "kind": kind, "organization_id": view.organization_id,
+                           "external_subscription_id": view.external_id,
+                           "alert_type": candidate.alert.alert_type if candidate.alert else None,
+                           "levels": [units_text(c.level) for c in crossings], "value": units_text(candidate.value)})
+        return recent
 
 
 def _charges_json(view: SubscriptionView, usage: Mapping[str, MetricUsage]) -> dict[str, Any]:
