@@ -20,8 +20,8 @@ from core.clients import database
 from core.settings import load_settings
 from meterline.orgs import ensure_organization
 from tests.conftest import Services
-from tests.e2e.invoice_support import create, customer, mtu_metric, per_unit, plan
-from tests.e2e.test_alerts_stream import send_batch, settle, subscribe_now, users
+from tests.e2e.invoice_support import create
+from tests.e2e.test_alerts_stream import on_free_plan, send_batch, settle, users
 
 
 def evaluate_concurrently(services: Services, organization_id: str, subscription_id: str
@@ -52,10 +52,7 @@ def evaluate_concurrently(services: Services, organization_id: str, subscription
 
 def test_two_workers_a_redelivery_and_a_restart_fire_each_level_once_and_several_levels_in_one_webhook(
         client: httpx.Client, ingest: httpx.Client, services: Services, unique: str) -> None:
-    mtu_metric(client)
-    plan(client, "free", amount=0, advance=False, charges=[per_unit("mtu", "0")])
-    customer(client, f"c-{unique}")
-    subscribe_now(client, f"c-{unique}", f"s-{unique}", "free")
+    on_free_plan(client, unique)
     send_batch(ingest, users(f"s-{unique}", "mtu", range(3_100), "u"))
     settle(client, f"c-{unique}", f"s-{unique}", 3_100)
     # created once the usage is there: no batch touches the subscription again, so only this test evaluates it

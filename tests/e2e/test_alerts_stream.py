@@ -49,6 +49,14 @@ def subscribe_now(client: httpx.Client, customer_id: str, subscription_id: str, 
         "external_customer_id": customer_id, "plan_code": plan_code, "external_id": subscription_id})
 
 
+def on_free_plan(client: httpx.Client, unique: str) -> None:
+    """The MTU metric, the Free plan ($0, MTUs at $0), customer c-<unique> subscribed now as s-<unique>."""
+    mtu_metric(client)
+    plan(client, "free", amount=0, advance=False, charges=[per_unit("mtu", "0")])
+    customer(client, f"c-{unique}")
+    subscribe_now(client, f"c-{unique}", f"s-{unique}", "free")
+
+
 def add_alert(client: httpx.Client, subscription_id: str, alert: dict[str, Any]) -> dict[str, Any]:
     response = client.post(f"/subscriptions/{subscription_id}/alerts", json={"alert": alert})
     assert response.status_code == 200, response.text
@@ -82,10 +90,7 @@ def test_free_plan_thresholds_800_and_1000_each_fire_once_with_the_values_seen(
         client: httpx.Client, ingest: httpx.Client, receiver: tuple[Receiver, str], unique: str,
         stack: Stack) -> None:
     hooks, hmac_key = receiver
-    mtu_metric(client)
-    plan(client, "free", amount=0, advance=False, charges=[per_unit("mtu", "0")])
-    customer(client, f"c-{unique}")
-    subscribe_now(client, f"c-{unique}", f"s-{unique}", "free")
+    on_free_plan(client, unique)
     add_alert(client, f"s-{unique}", {
         "alert_type": "billable_metric_current_usage_units", "code": "free_cap", "name": "Free plan cap",
         "billable_metric_code": "mtu",
@@ -130,10 +135,7 @@ def test_free_plan_thresholds_800_and_1000_each_fire_once_with_the_values_seen(
 def test_a_recurring_threshold_fires_again_every_step_past_the_highest_fixed_one(
         client: httpx.Client, ingest: httpx.Client, receiver: tuple[Receiver, str], unique: str) -> None:
     hooks, _ = receiver
-    mtu_metric(client)
-    plan(client, "free", amount=0, advance=False, charges=[per_unit("mtu", "0")])
-    customer(client, f"c-{unique}")
-    subscribe_now(client, f"c-{unique}", f"s-{unique}", "free")
+    on_free_plan(client, unique)
     add_alert(client, f"s-{unique}", {
         "alert_type": "billable_metric_current_usage_units", "code": "growth", "billable_metric_code": "mtu",
         "thresholds": [{"code": "first", "value": 1000}, {"code": "every", "value": 500, "recurring": True}]})
@@ -193,10 +195,7 @@ def test_the_aggregator_killed_around_a_crossing_fires_each_threshold_exactly_on
         client: httpx.Client, ingest: httpx.Client, receiver: tuple[Receiver, str], unique: str,
         services: Services, restore_stack: None) -> None:
     hooks, _ = receiver
-    mtu_metric(client)
-    plan(client, "free", amount=0, advance=False, charges=[per_unit("mtu", "0")])
-    customer(client, f"c-{unique}")
-    subscribe_now(client, f"c-{unique}", f"s-{unique}", "free")
+    on_free_plan(client, unique)
     add_alert(client, f"s-{unique}", {"alert_type": "billable_metric_current_usage_units", "code": "cap",
                                       "billable_metric_code": "mtu",
                                       "thresholds": [{"value": 500}, {"value": 1000}]})
