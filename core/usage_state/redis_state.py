@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import lru_cache
 
 import orjson
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from core.domain.aggregation import WEIGHT_BASE, MetricUsage, descale, weighted_units
 from core.usage_state.keys import dedup_key, totals_key, unique_key
@@ -273,22 +275,29 @@ def _usage_of(raw: bytes) -> MetricUsage:
     )
 
 
+@lru_cache(maxsize=16)
+def _reader(redis: Redis) -> AsyncScript:
+    """READ_LUA registered once per client (its sha computed once), not per read."""
+    return redis.register_script(READ_LUA)
+
+
 async def read_usages(redis: Redis, wanted: Sequence[tuple[str, Sequence[str], str]]
                       ) -> list[dict[str, MetricUsage]]:
-    """The usage of each (scope, metric ids, period key), in one pipelined round trip."""
-    read = redis.register_script(READ_LUA)
-    asked = [(scope, list(metric_ids), period_key) for scope, metric_ids, period_key in wanted]
-    async with redis.pipeline(transaction=False) as pipe:
-        for scope, metric_ids, period_key in asked:
-            if metric_ids:
-                keys = [key for metric_id in metric_ids for key in (
-                    unique_key(scope, metric_id, period_key), totals_key(scope, metric_id, period_key))]
+    """The usage of each (scope, metric ids, period key), in one round trip: one subscription (current
+    usage) with one EVALSHA, several in a pipeline (redis-py asks SCRIPT EXISTS first: a second round
+    trip, which one subscription's read does without)."""
+    read = _reader(redis)
+    asked = [(scope, list(metric_ids), [key for metric_id in metric_ids for key in (
+        unique_key(scope, metric_id, period_key), totals_key(scope, metric_id, period_key))])
+        for scope, metric_ids, period_key in wanted]
+    reading = [keys for _, _, keys in asked if keys]
+    if len(reading) == 1:
+        replies = [await read(keys=reading[0], client=redis)]
+    else:
+        async with redis.pipeline(transaction=False) as pipe:
+            for keys in reading:
                 await read(keys=keys, client=pipe)
-        results = iter(await pipe.execute())
-    found: list[dict[str, MetricUsage]] = []
-    for _, metric_ids, _ in asked:
-        if not metric_ids:
-            found.append({})
-            continue
-        found.append(dict(zip(metric_ids, map(_usage_of, next(results).split(b";")), strict=True)))
-    return found
+            replies = await pipe.execute()
+    results = iter(replies)
+    return [dict(zip(metric_ids, map(_usage_of, next(results).split(b";")), strict=True)) if metric_ids else {}
+            for _, metric_ids, _ in asked]
