@@ -41,7 +41,7 @@ from typing import Any
 
 import psycopg
 
-from meterline.bench.run import BenchContext, add_alerts, forget_organization, ok, percentile
+from meterline.bench.run import BenchContext, add_alerts, forget_organization, ok, paced_batches, percentile
 from meterline.orgs import ensure_organization
 
 ORDER = 45
@@ -123,19 +123,8 @@ def _setup(ctx: BenchContext, run: str, alerted: int) -> tuple[list[str], list[s
 
 def _background(ctx: BenchContext, subscription_id: str, requests: int, began: float,
                 accepted: list[float], failures: list[str]) -> None:
-    interval = BATCH * BACKGROUND / RATE
-    with ctx.client(ctx.ingest_url) as http:
-        for n in range(requests):
-            delay = began + n * interval - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            events = [{"transaction_id": f"{subscription_id}-{n}-{k}", "code": "calls",
-                       "external_subscription_id": subscription_id} for k in range(BATCH)]
-            response = http.post("/api/v1/events/batch", json={"events": events})
-            if response.status_code != 200:
-                failures.append(f"{response.status_code}: {response.text[:200]}")
-                return
-            accepted.append(time.monotonic())
+    accepted.extend(paced_batches(ctx, subscription_id, "calls", requests, began, BATCH * BACKGROUND / RATE,
+                                  failures, BATCH))
 
 
 def _cross(ctx: BenchContext, subscription_ids: list[str], began: float, sent: dict[str, float],

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 
-from meterline.bench.run import BenchContext, forget_subscriptions, ok, percentile
+from meterline.bench.run import BenchContext, forget_subscriptions, ok, paced_batches, percentile
 
 ORDER = 40
 SUBSCRIPTIONS = 10
@@ -56,19 +56,9 @@ def _setup(ctx: BenchContext, run: str) -> tuple[str, list[str], str]:
 
 def _send(ctx: BenchContext, run: str, subscription_id: str, requests: int, began: float,
           accepted: list[tuple[float, int]], failures: list[str]) -> None:
-    interval = BATCH * SUBSCRIPTIONS / RATE
-    with ctx.client(ctx.ingest_url) as http:
-        for n in range(requests):
-            delay = began + n * interval - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            events = [{"transaction_id": f"{subscription_id}-{n}-{k}", "code": f"e2e_{run}",
-                       "external_subscription_id": subscription_id} for k in range(BATCH)]
-            response = http.post("/api/v1/events/batch", json={"events": events})
-            if response.status_code != 200:
-                failures.append(f"{response.status_code}: {response.text[:200]}")
-                return
-            accepted.append((time.monotonic(), (n + 1) * BATCH))
+    for n, at in enumerate(paced_batches(ctx, subscription_id, f"e2e_{run}", requests, began,
+                                         BATCH * SUBSCRIPTIONS / RATE, failures, BATCH), 1):
+        accepted.append((at, n * BATCH))
 
 
 def _poll(ctx: BenchContext, customer_id: str, subscription_ids: list[str], expected: int, deadline: float,

@@ -8,6 +8,7 @@ import pkgutil
 import platform
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,25 @@ class BenchContext:
                                (key_hash(self.api_key),)).fetchone()
         assert row is not None, "the bench API key is unknown"
         return str(row[0])
+
+
+def paced_batches(ctx: BenchContext, subscription_id: str, code: str, requests: int, began: float,
+                  interval_s: float, failures: list[str], batch: int = 100) -> Iterator[float]:
+    """Send `requests` /events/batch requests of `batch` events of `code` for one subscription, the n-th at
+    `began + n * interval_s` (monotonic clock), yielding when each was answered 200; a refused request
+    is recorded in `failures` and ends the sending. (The load of the end-to-end and alert benchmarks.)"""
+    with ctx.client(ctx.ingest_url) as http:
+        for n in range(requests):
+            delay = began + n * interval_s - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            events = [{"transaction_id": f"{subscription_id}-{n}-{k}", "code": code,
+                       "external_subscription_id": subscription_id} for k in range(batch)]
+            response = http.post("/api/v1/events/batch", json={"events": events})
+            if response.status_code != 200:
+                failures.append(f"{response.status_code}: {response.text[:200]}")
+                return
+            yield time.monotonic()
 
 
 # what a benchmark's subscriptions leave behind, deleted in this order, each before what it references
