@@ -101,7 +101,7 @@ class Evaluator:
             return report
         items = list(touched.items())
         usages = await read_usages(self.redis, [
-            (view.scope, sorted({line.metric.id for line in view.lines}), period_key)
+            (view.scope, view.metric_ids, period_key)
             for (_, period_key), view in items])
         invoiced = await self._invoiced(items)
         measured: list[_Candidate] = []

@@ -40,6 +40,11 @@ class SubscriptionView:
     def watched(self) -> bool:
         return bool(self.alerts or self.usage_thresholds)
 
+    @cached_property  # read for each evaluation of the subscription
+    def metric_ids(self) -> list[str]:
+        """The metrics its plan charges, whose usage its alerts and thresholds price."""
+        return sorted({line.metric.id for line in self.lines})
+
     def at(self, timestamp_us: int) -> SubscriptionView:
         """The subscription of this external_id that an event at `timestamp_us` counts for: the latest
         one started by then (or the first one, which rejects it as before its start)."""
