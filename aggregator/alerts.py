@@ -44,15 +44,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aggregator.model import SubscriptionView
 from core.db.thresholds import (
+    Fired,
+    Measured,
+    ProgressiveCrossing,
+    TriggeredAlert,
     fire,
     fired_levels,
     invoiced_usage_by_period,
-    record_progressive_crossing,
-    record_triggered_alert,
+    record_progressive_crossings,
+    record_triggered_alerts,
 )
 from core.domain.aggregation import MetricUsage
 from core.domain.charges import charge_fee, units_text
-from core.domain.thresholds import Alert, Crossing, Threshold, alert_value, crossed, usage_amount
+from core.domain.thresholds import Alert, Threshold, alert_value, crossed, usage_amount
 from core.metrics import ALERT_EVALUATION_SECONDS, ALERTS_EVALUATED, ALERTS_FIRED
 from core.usage_state.redis_state import read_usages
 
@@ -161,33 +165,38 @@ class Evaluator:
         return found
 
     async def _fire(self, candidates: list[_Candidate]) -> list[dict[str, Any]]:
-        """Fire what the candidates crossed, in one transaction (one commit for a batch's crossings: they
-        came one after another at ~9 ms each, and a batch with several fell behind the stream); their
-        records are locked in key order, so two workers never wait on each other in a cycle. What was
-        fired (for the ops page); a candidate another evaluation fired first fires nothing."""
-        outcomes: list[tuple[_Candidate, list[Crossing]]] = []
+        """Fire what the candidates crossed, in one transaction of a few statements however many they are
+        (core.db.thresholds.fire): each statement waits for this worker's event loop to come round, busy with
+        the next batch, and one transaction per crossing (~9 ms each), or six statements per crossing, left a
+        batch with several crossings behind the stream. What was fired (for the ops page); a candidate
+        another evaluation fired first fires nothing."""
+        outcomes: list[tuple[_Candidate, Fired]] = []
+        seen_now: dict[tuple[str, str], Decimal] = {}  # the value of a record's previous round
         async with self.engine.begin() as conn:
-            for candidate in sorted(candidates, key=lambda c: c.record):
-                view = candidate.view
-                crossings, recorded_value = await fire(conn, candidate.subject_id, candidate.period_key,
-                                                       candidate.thresholds, candidate.value)
-                previous = self._seen.get(candidate.record, recorded_value)
-                if crossings and candidate.alert is not None:
-                    await record_triggered_alert(conn, view.organization_id, candidate.alert.id, view.id,
-                                                 candidate.period_key, crossings, candidate.value, previous)
-                elif crossings:
-                    await record_progressive_crossing(conn, view.organization_id, view.id,
-                                                      candidate.usage_period_key, crossings[-1],
-                                                      int(candidate.value), _charges_json(view, candidate.usage))
-                outcomes.append((candidate, crossings))
-            fired_first = [c.record for c, crossings in outcomes if not crossings]
-            # fired meanwhile by another evaluation: learn its level
-            levels = await fired_levels(conn, fired_first) if fired_first else {}
+            for group in _rounds(candidates):
+                fired = await fire(conn, [Measured(c.subject_id, c.period_key, c.thresholds, c.value)
+                                          for c in group])
+                alerts, progressive = [], []
+                for candidate, outcome in zip(group, fired, strict=True):
+                    outcomes.append((candidate, outcome))
+                    view, crossings = candidate.view, outcome.crossings
+                    if crossings and candidate.alert is not None:
+                        previous = seen_now.get(candidate.record,
+                                                self._seen.get(candidate.record, outcome.previous_value))
+                        alerts.append(TriggeredAlert(view.organization_id, candidate.alert.id, view.id,
+                                                     candidate.period_key, crossings, candidate.value, previous))
+                    elif crossings:
+                        progressive.append(ProgressiveCrossing(
+                            view.organization_id, view.id, candidate.usage_period_key, crossings[-1],
+                            int(candidate.value), _charges_json(view, candidate.usage)))
+                    seen_now[candidate.record] = candidate.value
+                await record_triggered_alerts(conn, alerts)
+                await record_progressive_crossings(conn, progressive)
         # only now, committed: the memory never runs ahead of the record
         recent = []
-        for candidate, crossings in outcomes:
-            key, view = candidate.record, candidate.view
-            self._fired[key] = crossings[-1].level if crossings else levels.get(key, (None, Decimal(0)))[0]
+        for candidate, outcome in outcomes:
+            key, view, crossings = candidate.record, candidate.view, outcome.crossings
+            self._fired[key] = outcome.level
             self._seen[key] = candidate.value
             if not crossings:
                 continue
@@ -199,6 +208,21 @@ class Evaluator:
                            "alert_type": candidate.alert.alert_type if candidate.alert else None,
                            "levels": [units_text(c.level) for c in crossings], "value": units_text(candidate.value)})
         return recent
+
+
+def _rounds(candidates: list[_Candidate]) -> list[list[_Candidate]]:
+    """The candidates in rounds of distinct records, in measured order: a record measured twice in one
+    batch (a lifetime alert, from two of its subscription's periods) fires its second value in a second
+    round, which sees what the first fired."""
+    rounds: list[list[_Candidate]] = []
+    for candidate in candidates:
+        for group in rounds:
+            if all(other.record != candidate.record for other in group):
+                group.append(candidate)
+                break
+        else:
+            rounds.append([candidate])
+    return rounds
 
 
 def _charges_json(view: SubscriptionView, usage: Mapping[str, MetricUsage]) -> dict[str, Any]:

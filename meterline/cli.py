@@ -110,7 +110,8 @@ def cmd_biller(settings: Settings, args: argparse.Namespace) -> int:
         engine = _billing_engine(settings)
         redis = redis_client(settings.redis_url, timeout_s=5)
         try:
-            await run_loop(engine, args.interval, on_run=lambda report: record_run(redis, report))
+            await run_loop(engine, lambda connections: _billing_engine(settings, connections), args.interval,
+                           on_run=lambda report: record_run(redis, report))
         finally:
             await redis.aclose()
             await engine.dispose()

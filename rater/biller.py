@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -51,6 +53,7 @@ from rater.billing.writer import write_groups
 
 log = logging.getLogger("meterline.biller")
 BATCH_GROUPS = 100  # invoices per transaction
+DELIVERY_CONNECTIONS = 8  # for webhook deliveries (rater.billing.outbox.Deliveries) and progressive invoices
 
 
 @dataclass
@@ -182,13 +185,14 @@ async def deliver_regularly(engine: AsyncEngine, deliver_every_s: float) -> None
     aggregator committed it."""
     import httpx
 
-    from rater.billing.outbox import deliver_due
+    from rater.billing.outbox import Deliveries
     from rater.billing.progressive import invoice_crossings
 
     wake = asyncio.Event()
     listening = asyncio.ensure_future(listen_for_webhooks(engine, wake))
     try:
         async with httpx.AsyncClient() as http:
+            deliveries = Deliveries(engine, http, wake.set)
             while True:
                 wake.clear()  # a notification from now on wakes the next wait
                 try:
@@ -198,19 +202,54 @@ async def deliver_regularly(engine: AsyncEngine, deliver_every_s: float) -> None
                 except Exception:  # noqa: BLE001 - retried next round; deliveries go on meanwhile
                     log.exception("progressive billing round failed")
                 try:
-                    await deliver_due(engine, http)
+                    await deliveries.start_due()
                 except Exception:  # noqa: BLE001 - retried next round
-                    log.exception("webhook delivery round failed")
+                    log.exception("claiming due webhooks failed")
                 with suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), deliver_every_s)
     finally:
         listening.cancel()
 
 
-async def run_loop(engine: AsyncEngine, bill_every_s: float = 30.0, deliver_every_s: float = 1.0,
-                   say: Callable[[str], None] = print,
+async def run_loop(engine: AsyncEngine, delivery_engine: Callable[[int], AsyncEngine], bill_every_s: float = 30.0,
+                   deliver_every_s: float = 1.0, say: Callable[[str], None] = print,
                    on_run: Callable[[RunReport], Awaitable[None]] | None = None) -> None:
-    """The biller process: billing rounds, and progressive invoices and webhook deliveries beside them.
-    Errors are logged and the next round retries from durable state."""
+    """The biller process: billing rounds, and progressive invoices and webhook deliveries beside them
+    (on an engine of their own, `delivery_engine(connections)`). Errors are logged and the next round
+    retries from durable state."""
     say("biller ready")
-    await asyncio.gather(bill_regularly(engine, bill_every_s, on_run), deliver_regularly(engine, deliver_every_s))
+    await asyncio.gather(bill_regularly(engine, bill_every_s, on_run),
+                         on_own_thread(lambda: _delivering(delivery_engine, deliver_every_s)))
+
+
+async def _delivering(delivery_engine: Callable[[int], AsyncEngine], deliver_every_s: float) -> None:
+    engine = delivery_engine(DELIVERY_CONNECTIONS)
+    try:
+        await deliver_regularly(engine, deliver_every_s)
+    finally:
+        await engine.dispose()
+
+
+def on_own_thread(run: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Future[None]:
+    """Run a coroutine on an event loop of its own, in a daemon thread; the future fails if it does.
+
+    The deliveries run so: a billing round computes every subscription's moments without yielding
+    (~0.4 s of CPU with 3,700 subscriptions), and on the same loop an alert's webhook waited for it.
+    On a thread of its own, the interpreter switches to it every few ms."""
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def settle(exc: BaseException | None) -> None:
+        if not ended.done():
+            ended.set_exception(exc) if exc is not None else ended.set_result(None)
+
+    def main() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting loop
+            loop.call_soon_threadsafe(settle, exc)
+        else:
+            loop.call_soon_threadsafe(settle, None)
+
+    threading.Thread(target=main, name="webhooks", daemon=True).start()
+    return ended

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Numeric, String, column, func, select, values
+from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.tables import (
@@ -29,7 +30,7 @@ from core.db.tables import (
     triggered_alerts,
     usage_thresholds,
 )
-from core.db.webhooks import enqueue_webhooks
+from core.db.webhooks import enqueue_announcements
 from core.domain.charges import units_text
 from core.domain.thresholds import Crossing, Threshold, crossed
 
@@ -119,21 +120,58 @@ async def fired_levels(conn: AsyncConnection, keys: Iterable[tuple[str, str]]
             if (row.subject_id, row.period_key) in wanted}
 
 
-async def fire(conn: AsyncConnection, subject_id: str, period_key: str, thresholds: Sequence[Threshold],
-               value: Decimal) -> tuple[list[Crossing], Decimal]:
-    """The levels this evaluation fires, and the value the record held before (the previous value), in the
-    caller's transaction: nothing when another evaluation fired them first."""
-    await conn.execute(insert(threshold_states).values(subject_id=subject_id, period_key=period_key,
-                                                       last_value=0).on_conflict_do_nothing())
-    state = (await conn.execute(select(threshold_states).where(
-        threshold_states.c.subject_id == subject_id, threshold_states.c.period_key == period_key)
-        .with_for_update())).one()
-    crossings = crossed(thresholds, state.fired_level, value)
-    if crossings:
+@dataclass(frozen=True)
+class Measured:
+    """What one evaluation measured for a subject (an alert, or a subscription's progressive billing) in a
+    period, against its thresholds."""
+
+    subject_id: str
+    period_key: str
+    thresholds: Sequence[Threshold]
+    value: Decimal
+
+
+@dataclass(frozen=True)
+class Fired:
+    crossings: list[Crossing]  # the levels this evaluation fires: none when another fired them first
+    level: Decimal | None  # the highest level fired now (this evaluation's, or the one recorded)
+    previous_value: Decimal  # the value the record held before
+
+
+async def fire(conn: AsyncConnection, measured: Sequence[Measured]) -> list[Fired]:
+    """What each evaluation fires, in the caller's transaction, in order; records of distinct
+    (subject, period) pairs. Two statements whatever their number: one creates the missing records and
+    takes every row lock, in key order (two transactions never wait on each other in a cycle), returning
+    the records as committed; one moves up those crossed."""
+    keys = [(m.subject_id, m.period_key) for m in measured]
+    if len(set(keys)) != len(keys):
+        raise ValueError("fire() takes each (subject, period) record once")
+    if not measured:
+        return []
+    # DO UPDATE (of nothing): unlike DO NOTHING, it locks a record that exists, even one another transaction
+    # inserted meanwhile, and returns it
+    upsert = insert(threshold_states).values([{"subject_id": s, "period_key": p, "last_value": 0}
+                                              for s, p in sorted(keys)])
+    locked = await conn.execute(upsert.on_conflict_do_update(
+        index_elements=["subject_id", "period_key"], set_={"updated_at": threshold_states.c.updated_at},
+    ).returning(threshold_states.c.subject_id, threshold_states.c.period_key, threshold_states.c.fired_level,
+                threshold_states.c.last_value))
+    records = {(row.subject_id, row.period_key): row for row in locked}
+    fired = []
+    moved = []
+    for m, key in zip(measured, keys, strict=True):
+        record = records[key]
+        crossings = crossed(m.thresholds, record.fired_level, m.value)
+        if crossings:
+            moved.append((m.subject_id, m.period_key, crossings[-1].level, m.value))
+        fired.append(Fired(crossings, crossings[-1].level if crossings else record.fired_level, record.last_value))
+    if moved:
+        new = values(column("subject_id", UUID(as_uuid=False)), column("period_key", String),
+                     column("level", Numeric), column("value", Numeric), name="new").data(moved)
         await conn.execute(threshold_states.update().where(
-            threshold_states.c.subject_id == subject_id, threshold_states.c.period_key == period_key,
-        ).values(fired_level=crossings[-1].level, last_value=value, updated_at=func.now()))
-    return crossings, state.last_value
+            threshold_states.c.subject_id == new.c.subject_id, threshold_states.c.period_key == new.c.period_key,
+        ).values(fired_level=new.c.level, last_value=new.c.value, updated_at=func.now()))
+    return fired
 
 
 async def progressive_billed_cents(conn: AsyncConnection, subscription_ids: Iterable[str]
@@ -158,28 +196,56 @@ def crossed_json(crossings: Sequence[Crossing]) -> list[dict[str, Any]]:
             for c in crossings]
 
 
-async def record_triggered_alert(conn: AsyncConnection, organization_id: str, alert_id: str, subscription_id: str,
-                                 period_key: str, crossings: Sequence[Crossing], current: Decimal,
-                                 previous: Decimal) -> str:
-    """What an alert's evaluation fired, and its `alert.triggered` webhook, in the firing transaction."""
-    triggered_id = str(uuid.uuid4())
-    await conn.execute(insert(triggered_alerts).values(
-        id=triggered_id, organization_id=organization_id, alert_id=alert_id, subscription_id=subscription_id,
-        period_key=period_key, current_value=current, previous_value=previous,
-        crossed_thresholds=crossed_json(crossings)))
-    await enqueue_webhooks(conn, organization_id, triggered_id, ["alert.triggered"])
-    return triggered_id
+@dataclass(frozen=True)
+class TriggeredAlert:
+    """What an alert's evaluation fired."""
+
+    organization_id: str
+    alert_id: str
+    subscription_id: str
+    period_key: str
+    crossings: Sequence[Crossing]
+    current: Decimal
+    previous: Decimal
 
 
-async def record_progressive_crossing(conn: AsyncConnection, organization_id: str, subscription_id: str,
-                                      period_key: str, highest: Crossing, usage_amount_cents: int,
-                                      charges: Mapping[str, Any]) -> str:
-    """A progressive billing level reached (the biller invoices it) and its
-    `subscription.usage_threshold_reached` webhook, in the firing transaction."""
-    crossing_id = str(uuid.uuid4())
-    await conn.execute(insert(progressive_crossings).values(
-        id=crossing_id, organization_id=organization_id, subscription_id=subscription_id, period_key=period_key,
-        level_cents=int(highest.level), usage_threshold_id=highest.threshold.ref,
-        usage_amount_cents=usage_amount_cents, charges=dict(charges)))
-    await enqueue_webhooks(conn, organization_id, crossing_id, ["subscription.usage_threshold_reached"])
-    return crossing_id
+@dataclass(frozen=True)
+class ProgressiveCrossing:
+    """A progressive billing level reached: the highest one crossed, with the usage it saw per charge."""
+
+    organization_id: str
+    subscription_id: str
+    period_key: str
+    highest: Crossing
+    usage_amount_cents: int
+    charges: Mapping[str, Any]
+
+
+async def record_triggered_alerts(conn: AsyncConnection, triggered: Sequence[TriggeredAlert]) -> list[str]:
+    """Triggered alerts and their `alert.triggered` webhooks, in the firing transaction; their ids."""
+    ids = [str(uuid.uuid4()) for _ in triggered]
+    if triggered:
+        await conn.execute(insert(triggered_alerts).values([
+            {"id": id_, "organization_id": t.organization_id, "alert_id": t.alert_id,
+             "subscription_id": t.subscription_id, "period_key": t.period_key, "current_value": t.current,
+             "previous_value": t.previous, "crossed_thresholds": crossed_json(t.crossings)}
+            for id_, t in zip(ids, triggered, strict=True)]))
+        await enqueue_announcements(conn, [(t.organization_id, id_, "alert.triggered")
+                                           for id_, t in zip(ids, triggered, strict=True)])
+    return ids
+
+
+async def record_progressive_crossings(conn: AsyncConnection, reached: Sequence[ProgressiveCrossing]) -> list[str]:
+    """Progressive billing levels reached (the biller invoices them) and their
+    `subscription.usage_threshold_reached` webhooks, in the firing transaction; their ids."""
+    ids = [str(uuid.uuid4()) for _ in reached]
+    if reached:
+        await conn.execute(insert(progressive_crossings).values([
+            {"id": id_, "organization_id": r.organization_id, "subscription_id": r.subscription_id,
+             "period_key": r.period_key, "level_cents": int(r.highest.level),
+             "usage_threshold_id": r.highest.threshold.ref, "usage_amount_cents": r.usage_amount_cents,
+             "charges": dict(r.charges)}
+            for id_, r in zip(ids, reached, strict=True)]))
+        await enqueue_announcements(conn, [(r.organization_id, id_, "subscription.usage_threshold_reached")
+                                           for id_, r in zip(ids, reached, strict=True)])
+    return ids

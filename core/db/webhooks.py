@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import String, column, func, literal, select, text, true, values
+from sqlalchemy import String, column, exists, func, select, text, values
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.db.tables import webhook_deliveries, webhook_endpoints
 
 WEBHOOKS_CHANNEL = "meterline_webhooks"
-_NOTIFY = text(f"SELECT pg_notify('{WEBHOOKS_CHANNEL}', '')")
 # due at once, or a second on in a transaction whose commit does not wait for the WAL flush
 _DUE = text("now() + CASE WHEN current_setting('synchronous_commit') = 'off' THEN interval '1 second' "
             "ELSE interval '0' END")
@@ -31,12 +30,21 @@ async def enqueue_webhooks(conn: AsyncConnection, organization_id: str, object_i
                            webhook_types: Sequence[str]) -> None:
     """One outbox row per endpoint of the organization and webhook type (`<object type>.<event>`) about
     one object, in the caller's transaction; at most one per endpoint, type and object, ever."""
-    kinds = values(column("webhook_type", String), name="kinds").data([(kind,) for kind in webhook_types])
+    await enqueue_announcements(conn, [(organization_id, object_id, kind) for kind in webhook_types])
+
+
+async def enqueue_announcements(conn: AsyncConnection, announcements: Sequence[tuple[str, str, str]]) -> None:
+    """`enqueue_webhooks` for several objects, of any organizations: (organization, object, webhook type)
+    each. One statement, whatever their number, its NOTIFY included (the aggregator fires a batch's alerts
+    with it: each statement of a transaction waits for the worker's event loop to come round)."""
+    if not announcements:
+        return
+    about = values(column("organization_id", UUID(as_uuid=False)), column("object_id", UUID(as_uuid=False)),
+                   column("webhook_type", String), name="about").data(list(announcements))
     rows = select(func.gen_random_uuid(), webhook_endpoints.c.organization_id, webhook_endpoints.c.id,
-                  kinds.c.webhook_type, literal(object_id, UUID(as_uuid=False)), _DUE).select_from(
-        webhook_endpoints.join(kinds, true())).where(webhook_endpoints.c.organization_id == organization_id)
-    inserted = await conn.execute(pg_insert(webhook_deliveries).from_select(
+                  about.c.webhook_type, about.c.object_id, _DUE).select_from(
+        webhook_endpoints.join(about, about.c.organization_id == webhook_endpoints.c.organization_id))
+    inserted = pg_insert(webhook_deliveries).from_select(
         ["id", "organization_id", "endpoint_id", "webhook_type", "object_id", "next_attempt_at"], rows,
-    ).on_conflict_do_nothing(constraint="uq_webhook_deliveries_once"))
-    if inserted.rowcount:
-        await conn.execute(_NOTIFY)
+    ).on_conflict_do_nothing(constraint="uq_webhook_deliveries_once").returning(webhook_deliveries.c.id).cte("inserted")
+    await conn.execute(select(func.pg_notify(WEBHOOKS_CHANNEL, "")).where(exists(select(inserted.c.id))))

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
+import queue
 import threading
 import time
 import uuid
@@ -55,41 +57,58 @@ TIMEOUT_S = 30.0  # for the last webhook, after the last crossing
 SETTLE_S = 2.0  # waited past the last webhook, for a duplicate to show up
 
 
+def _serve(ports: Any, arrivals: Any) -> None:
+    """The receiver's process: an HTTP server on 127.0.0.1 putting (subscription id, arrival) of each
+    `alert.triggered` webhook on `arrivals`, its port first on `ports`."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            arrived = time.monotonic()
+            self.send_response(200)
+            self.end_headers()
+            payload = json.loads(body)
+            if payload.get("webhook_type") == "alert.triggered":
+                arrivals.put((payload["triggered_alert"]["external_subscription_id"], arrived))
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ports.put(server.server_address[1])
+    server.serve_forever()
+
+
 class Receiver:
-    """An HTTP server on 127.0.0.1 noting when each `alert.triggered` webhook arrived, by subscription."""
+    """Notes when each `alert.triggered` webhook arrived, by subscription. It serves from a process of
+    its own, as a customer's server would: among this process's sender threads (one interpreter lock)
+    it answered some webhooks hundreds of ms late, and the deliveries queued behind them waited too.
+    Arrivals are on CLOCK_MONOTONIC, the same clock in every process of the machine."""
 
     def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.queue: Any = context.Queue()
+        ports: Any = context.Queue()
+        self.process = context.Process(target=_serve, args=(ports, self.queue), daemon=True)
+        self.process.start()
+        self.url = f"http://127.0.0.1:{ports.get(timeout=30)}/alerts"
         self.arrivals: dict[str, list[float]] = {}
-        self.lock = threading.Lock()
-        receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                arrived = time.monotonic()
-                self.send_response(200)
-                self.end_headers()
-                payload = json.loads(body)
-                if payload.get("webhook_type") == "alert.triggered":
-                    subscription_id = payload["triggered_alert"]["external_subscription_id"]
-                    with receiver.lock:
-                        receiver.arrivals.setdefault(subscription_id, []).append(arrived)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _collect(self) -> None:
+        while True:
+            try:
+                subscription_id, arrived = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            self.arrivals.setdefault(subscription_id, []).append(arrived)
 
     def received(self, subscription_ids: list[str]) -> int:
-        with self.lock:
-            return sum(1 for s in subscription_ids if s in self.arrivals)
+        self._collect()
+        return sum(1 for s in subscription_ids if s in self.arrivals)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._collect()
+        self.process.terminate()
+        self.process.join(10)
 
 
 @contextmanager

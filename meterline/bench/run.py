@@ -207,8 +207,12 @@ def run_all(ctx: BenchContext, only: set[str] | None = None) -> dict[str, object
         for module in modules:
             name = module.__name__.rsplit(".", 1)[1].removeprefix("bench_")
             progress.update(overall, description=f"benchmark {name}")
-            began = time.monotonic()
+            began, cpu = time.monotonic(), _cpu_times()
             figures.update(module.run(ctx))
+            if cpu and (now := _cpu_times()):
+                # the share of the machine's CPU time its hypervisor gave to other guests meanwhile: figures
+                # measured under much of it (seen: 10-36% on a 2-vCPU machine) are not comparable
+                figures[f"{name}_cpu_steal_pct"] = round(100 * (now[1] - cpu[1]) / max(now[0] - cpu[0], 1), 1)
             progress.console.print(f"benchmark {name} done in {time.monotonic() - began:.1f}s")
             progress.advance(overall)
     report: dict[str, object] = {
@@ -225,6 +229,17 @@ def run_all(ctx: BenchContext, only: set[str] | None = None) -> dict[str, object
         report["figures"] = {**previous["figures"], **figures}
     latest.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(all, stolen) CPU time of the machine so far, in clock ticks (/proc/stat; None elsewhere)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(n) for n in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user and nice]
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
 
 
 def _cpus() -> int:

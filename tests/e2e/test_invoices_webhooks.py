@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from meterline.orgs import ensure_organization
-from tests.conftest import Services
+from tests.builders import api
+from tests.conftest import Services, Stack
 from tests.e2e.invoice_support import bill, customer, invoices_of, plan, subscribe
 from tests.e2e.webhook_support import Receiver
 
@@ -128,3 +129,35 @@ def test_webhook_endpoint_validation_listing_and_deletion(client: httpx.Client, 
     gone = client.get(f"/webhook_endpoints/{lago_id}")
     assert (gone.status_code, gone.json()["code"]) == (404, "webhook_endpoint_not_found")
     assert client.delete("/webhook_endpoints/not-a-uuid").status_code == 404
+
+
+def test_an_endpoint_slow_to_answer_holds_back_only_the_webhooks_about_its_own_objects(
+        client: httpx.Client, stack: Stack, services: Services, unique: str) -> None:
+    slow, quick = Receiver(failures=0, delay_s=6.0), Receiver(failures=0)
+    try:
+        _, key = ensure_organization(services.sqlalchemy_url, f"slow-{unique}")
+        assert key is not None
+        with api(stack.api_url, key) as other:
+            assert other.post("/webhook_endpoints", json={"webhook_endpoint": {
+                "webhook_url": slow.url}}).status_code == 200
+            plan(other, "basic", amount=900, advance=False)
+            customer(other, f"c-{unique}")
+            for n in range(3):  # three objects: three webhooks the slow endpoint takes 6 s each to answer
+                subscribe(other, f"c-{unique}", f"slow-{n}-{unique}", "basic", "2026-04-01T00:00:00Z")
+        assert client.post("/webhook_endpoints", json={"webhook_endpoint": {
+            "webhook_url": quick.url}}).status_code == 200
+        deadline = time.monotonic() + 10
+        while slow.arrived < 3:  # all three in flight, unanswered
+            assert time.monotonic() < deadline, slow.arrived
+            time.sleep(0.05)
+        plan(client, "basic", amount=900, advance=False)
+        customer(client, f"c-{unique}")
+        queued = time.monotonic()
+        subscribe(client, f"c-{unique}", f"s-{unique}", "basic", "2026-04-01T00:00:00Z")
+        (started,) = quick.wait_for_type("subscription.started", 1, timeout_s=5)
+        assert time.monotonic() - queued < 5  # not behind the slow endpoint's 6 s answers
+        assert started["subscription"]["external_id"] == f"s-{unique}"
+        assert slow.received == []  # still waiting for their answers
+    finally:
+        slow.server.shutdown()
+        quick.server.shutdown()

@@ -13,16 +13,20 @@ from typing import Any
 
 
 class Receiver:
-    """A small HTTP receiver on 127.0.0.1 that fails its first `failures` requests with a 500."""
+    """A small HTTP receiver on 127.0.0.1 that fails its first `failures` requests with a 500, and takes
+    `delay_s` to answer each."""
 
-    def __init__(self, failures: int):
+    def __init__(self, failures: int, delay_s: float = 0.0):
         self.failures = failures
+        self.arrived = 0  # requests begun (answered or not yet)
         self.received: list[tuple[dict[str, str], bytes, int]] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.arrived += 1
+                time.sleep(delay_s)
                 status = 500 if len(receiver.received) < receiver.failures else 200
                 receiver.received.append((dict(self.headers), body, status))
                 self.send_response(status)
