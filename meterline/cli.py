@@ -142,7 +142,7 @@ def cmd_bill(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await engine.dispose()
         return {"as_of": as_of.isoformat(), "invoices": report.invoices, "skipped": report.skipped,
-                "finalized": report.finalized}
+                "finalized": report.finalized, "overdue": report.overdue}
 
     try:
         print(json.dumps(asyncio.run(main())))

@@ -15,7 +15,9 @@ A run, step by step, and what a crash between steps does:
    the batch back, and the batch is redone one group per transaction, skipping the conflicting ones;
    - crash during 4: the transaction rolls back; the next run invoices that group; groups already
      committed are skipped by their unique (subscription, billing_key);
-5. finalize the drafts whose grace period ended (refresh from the archive, number, close periods).
+5. finalize the drafts whose grace period ended (refresh from the archive, number, close periods);
+6. mark the final invoices unpaid past their due date overdue, once each, with their webhook
+   (rater.billing.payments), one transaction.
 Groups of one customer are written in time order (their sequential ids follow the calendar);
 customers are written concurrently.
 """
@@ -41,6 +43,7 @@ from core.metrics import BILLER_RUNS, INVOICES_WRITTEN, STATS_KEY
 from rater.billing.drafts import finalize_draft
 from rater.billing.grouping import Catalog, Group, batches, due_moments, is_final, plan_groups
 from rater.billing.outbox import organizations_with_webhooks
+from rater.billing.payments import mark_overdue
 from rater.billing.reads import (
     UsageByMoment,
     billed_keys,
@@ -61,6 +64,7 @@ class RunReport:
     invoices: int = 0
     skipped: int = 0  # groups another biller had invoiced first
     finalized: int = 0
+    overdue: int = 0  # invoices marked overdue
 
 
 async def _write_batch(engine: AsyncEngine, batch: list[Group], catalog: Catalog, as_of: datetime,
@@ -109,6 +113,8 @@ async def run_once(engine: AsyncEngine, as_of: datetime, *, backdated: bool = Tr
 
     for invoice_id in drafts:  # in due order, so a customer's sequential ids follow the calendar
         await _finalize(engine, invoice_id, report)
+    async with engine.begin() as conn:
+        report.overdue = await mark_overdue(conn, as_of.astimezone(UTC).date(), organization_id)
     return report
 
 
@@ -169,8 +175,9 @@ async def bill_regularly(engine: AsyncEngine, bill_every_s: float,
         began = time.monotonic()
         try:
             report = await run_once(engine, datetime.now(UTC), backdated=False)
-            if report.invoices or report.finalized:
-                log.info("billed: %d invoice(s) created, %d finalized", report.invoices, report.finalized)
+            if report.invoices or report.finalized or report.overdue:
+                log.info("billed: %d invoice(s) created, %d finalized, %d overdue", report.invoices,
+                         report.finalized, report.overdue)
             if on_run is not None:
                 await on_run(report)
         except Exception:  # the database may restart; the next round retries from durable state

@@ -260,11 +260,30 @@ invoices = Table(
     Column("sequential_id", Integer),
     Column("number", String(64)),
     Column("finalized_at", DateTime(timezone=True)),
+    # set once by the biller when the due date passed unpaid (webhook invoice.payment_overdue); cleared by
+    # a payment that succeeded or a void (rater.billing.payments)
+    Column("payment_overdue", Boolean, nullable=False, server_default="false"),
+    Column("voided_at", DateTime(timezone=True)),
     _now("created_at"),
     _now("updated_at"),
     UniqueConstraint("customer_id", "sequential_id", name="uq_invoices_customer_sequential_id"),
     Index("ix_invoices_org_issuing_date", "organization_id", "issuing_date"),
     Index("ix_invoices_drafts", "grace_until", postgresql_where=text("status = 'draft'")),
+    Index("ix_invoices_payable", "payment_due_date",
+          postgresql_where=text("status = 'finalized' AND payment_status <> 'succeeded' AND NOT payment_overdue")),
+)
+
+# An invoice's key/value metadata (`PUT /invoices/{lago_id}`): at most 5, a key unique per invoice.
+invoice_metadata = Table(
+    "invoice_metadata",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("invoice_id", UUID(as_uuid=False), ForeignKey("invoices.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(20), nullable=False),
+    Column("value", String(140), nullable=False),
+    _now("created_at"),
+    _now("updated_at"),
+    UniqueConstraint("invoice_id", "key", name="uq_invoice_metadata_key"),
 )
 
 # What one invoice bills for one subscription. The unique key (subscription, billing_key) is what

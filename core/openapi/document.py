@@ -88,7 +88,7 @@ def json_content(schema: Schema) -> dict[str, Any]:
 def operation(operation_id: str, summary: str, tag: str, ok: Schema | None, errors: Sequence[int] = (), *,
               description: str | None = None, parameters: Sequence[Mapping[str, Any]] = (),
               body: Schema | None = None, example: Any = None, public: bool = False,
-              ok_content: Mapping[str, Any] | None = None) -> dict[str, Any]:
+              ok_content: Mapping[str, Any] | None = None, body_required: bool = True) -> dict[str, Any]:
     """One operation. Authenticated ones answer 401 and 503 (the API key cannot be checked) besides
     `errors`; a body is JSON, so 400 and 413 come with it; a query parameter can be refused (422)."""
     statuses = set(errors)
@@ -106,7 +106,7 @@ def operation(operation_id: str, summary: str, tag: str, ok: Schema | None, erro
     if parameters:
         result["parameters"] = list(parameters)
     if body is not None:
-        result["requestBody"] = {"required": True, "content": json_content(body)}
+        result["requestBody"] = {"required": body_required, "content": json_content(body)}
         if example is not None:
             result["requestBody"]["content"]["application/json"]["example"] = example
     responses: dict[str, Any] = {"200": {"description": "OK", "content": ok_content or json_content(ok or {})}}

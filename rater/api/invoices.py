@@ -1,4 +1,5 @@
-"""/api/v1/invoices: list, fetch, finalize and refresh (drafts), in Lago's shape."""
+"""/api/v1/invoices: list, fetch, finalize and refresh (drafts), record a payment status and metadata,
+void, in Lago's shape."""
 
 from __future__ import annotations
 
@@ -12,14 +13,30 @@ from starlette.routing import Route
 
 from core.apikeys import authenticate
 from core.db.tables import customers, invoices
-from core.http import JSONResponse, bad_request, ok, validation_error
+from core.http import (
+    JSONResponse,
+    bad_request,
+    not_allowed,
+    ok,
+    parse_json,
+    read_body,
+    read_json,
+    root_object,
+    validation_error,
+)
 from rater.api.common import engine, own_id, page_params, paginate
 from rater.billing import render
-from rater.billing.assemble import VISIBLE_STATUSES
-from rater.billing.documents import applied_usage_thresholds, customers_by_id, invoice_document
+from rater.billing.assemble import PAYMENT_STATUSES, VISIBLE_STATUSES
+from rater.billing.documents import (
+    applied_usage_thresholds,
+    customers_by_id,
+    invoice_document,
+    invoice_metadata_of,
+)
 from rater.billing.drafts import finalize_draft, refresh_draft
+from rater.billing.payments import MAX_METADATA, MetadataItem, lock_invoice, set_payment, void
 from rater.billing.progressive import PROGRESSIVE_BILLING
-from rater.inputs import INVALID
+from rater.inputs import BAD_FORMAT, INVALID, TAKEN, Input
 
 
 async def _own_invoice(conn: AsyncConnection, organization_id: str, lago_id: str) -> str:
@@ -64,7 +81,9 @@ async def list_invoices(request: Request) -> JSONResponse:
         by_id = await customers_by_id(conn, {row.customer_id for row in rows})
         applied = await applied_usage_thresholds(
             conn, [row.id for row in rows if row.invoice_type == PROGRESSIVE_BILLING])
-    return ok({"invoices": [render.invoice(row, by_id[row.customer_id], applied.get(row.id, ())) for row in rows],
+        metadata = await invoice_metadata_of(conn, [row.id for row in rows])
+    return ok({"invoices": [render.invoice(row, by_id[row.customer_id], applied.get(row.id, ()),
+                                           metadata.get(row.id, ())) for row in rows],
                "meta": meta})
 
 
@@ -93,9 +112,88 @@ async def refresh_invoice(request: Request) -> JSONResponse:
         return ok({"invoice": await invoice_document(conn, invoice_id)})
 
 
+VOID_OPTIONS = ("generate_credit_note", "refund_amount", "credit_amount")  # Lago's, not implemented
+
+
+def read_update(raw: Any) -> tuple[str | None, list[MetadataItem] | None]:
+    """`{"invoice": {...}}` of a PUT: the payment status and the metadata items, each when given."""
+    given = Input(raw)
+    payment_status = given.choice("payment_status", PAYMENT_STATUSES)
+    items = None
+    if raw.get("metadata") is not None:
+        items = _metadata_items(given, raw["metadata"])
+    given.check()
+    return payment_status, items
+
+
+def _metadata_items(given: Input, raw: Any) -> list[MetadataItem] | None:
+    """Up to MAX_METADATA `{id?, key, value}`: a key of up to 20 characters, once; a value up to 140."""
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        given.fail("metadata", BAD_FORMAT)
+        return None
+    if len(raw) > MAX_METADATA:
+        given.fail("metadata", "invalid_count")
+        return None
+    items = []
+    for raw_item in raw:
+        item = Input(raw_item)
+        id_ = item.identifier("id", max_length=36)
+        key = item.text("key", required=True, max_length=20)
+        value = item.text("value", required=True, max_length=140)
+        for name, codes in item.errors.items():
+            for code in codes:
+                given.fail(f"metadata.{name}", code)
+        if key is not None and value is not None:
+            items.append(MetadataItem(id_, key, value))
+    if len({item.key for item in items}) < len(items):
+        given.fail("metadata.key", TAKEN)
+    return items
+
+
+async def update_invoice(request: Request) -> JSONResponse:
+    """Record a payment status and/or replace the metadata (Lago's rules: neither changes a draft; a voided
+    invoice's payment status no longer changes)."""
+    organization_id = await authenticate(request)
+    body = await read_json(request, request.app.state.max_body_bytes)
+    payment_status, items = read_update(root_object(body, "invoice"))
+    async with engine(request).begin() as conn:
+        invoice_id = await _own_invoice(conn, organization_id, request.path_params["lago_id"])
+        await lock_invoice(conn, invoice_id)
+        row = (await conn.execute(select(invoices.c.status, invoices.c.payment_status)
+                                  .where(invoices.c.id == invoice_id))).one()
+        changes_status = payment_status is not None and payment_status != row.payment_status
+        if row.status == "draft" and items is not None:
+            raise not_allowed("metadata_on_draft_invoice")
+        if row.status == "draft" and changes_status:
+            raise not_allowed("payment_status_update_on_draft_invoice")
+        if row.status == "voided" and changes_status:
+            raise not_allowed("payment_status_update_on_voided_invoice")
+        await set_payment(conn, invoice_id, payment_status, items)
+        return ok({"invoice": await invoice_document(conn, invoice_id)})
+
+
+async def void_invoice(request: Request) -> JSONResponse:
+    """Void a final, unpaid invoice (405 `not_voidable` otherwise). Lago's options to issue a credit note or
+    a refund with it are not implemented: refused when given."""
+    organization_id = await authenticate(request)
+    body = await read_body(request, request.app.state.max_body_bytes)
+    if body.strip():
+        options = Input(parse_json(body))
+        options.unsupported(*VOID_OPTIONS)
+        options.check()
+    async with engine(request).begin() as conn:
+        invoice_id = await _own_invoice(conn, organization_id, request.path_params["lago_id"])
+        await lock_invoice(conn, invoice_id)
+        if not await void(conn, invoice_id):
+            raise not_allowed("not_voidable")
+        return ok({"invoice": await invoice_document(conn, invoice_id)})
+
+
 ROUTES = [
     Route("/api/v1/invoices", list_invoices, methods=["GET"]),
     Route("/api/v1/invoices/{lago_id}", get_invoice, methods=["GET"]),
+    Route("/api/v1/invoices/{lago_id}", update_invoice, methods=["PUT"]),
+    Route("/api/v1/invoices/{lago_id}/void", void_invoice, methods=["POST"]),
     Route("/api/v1/invoices/{lago_id}/finalize", finalize_invoice, methods=["PUT"]),
     Route("/api/v1/invoices/{lago_id}/refresh", refresh_invoice, methods=["PUT"]),
 ]

@@ -135,8 +135,15 @@ def take_credits(credits: Sequence[Credit], total: int) -> list[tuple[str, int]]
 
 
 # Invoices the API shows. A `closed` invoice ($0, its customer skipping $0 invoices) billed its moments
-# for good but is not an invoice anyone reads or pays: no number, no webhook, not listed (as Lago).
-VISIBLE_STATUSES = ("draft", "finalized")
+# for good but is not an invoice anyone reads or pays: no number, no webhook, not listed (as Lago). A
+# `voided` one was finalized, then cancelled (`POST /invoices/{lago_id}/void`): nothing is due on it.
+VISIBLE_STATUSES = ("draft", "finalized", "voided")
+PAYMENT_STATUSES = ("pending", "succeeded", "failed")
+
+
+def voidable(status: str, payment_status: str) -> bool:
+    """Only a final invoice not paid can be voided (a paid one is refunded with a credit note instead)."""
+    return status == "finalized" and payment_status != "succeeded"
 
 
 def final_status(fees_amount_cents: int, finalize_zero_amount: bool) -> str:

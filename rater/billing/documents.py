@@ -18,6 +18,7 @@ from core.db.tables import (
     credit_notes,
     customers,
     fees,
+    invoice_metadata,
     invoice_subscriptions,
     invoices,
     plans,
@@ -52,7 +53,19 @@ async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, 
                for m in moments]
     subs = [serializers.subscription(sub_rows[s]) for s in dict.fromkeys(m.subscription_id for m in moments)]
     applied = (await applied_usage_thresholds(conn, [row.id])).get(row.id, [])
-    return render.invoice_extended(row, customer, fee_docs, subs, periods, applied)
+    metadata = (await invoice_metadata_of(conn, [row.id])).get(row.id, [])
+    return render.invoice_extended(row, customer, fee_docs, subs, periods, applied, metadata)
+
+
+async def invoice_metadata_of(conn: AsyncConnection, invoice_ids: Sequence[str]) -> dict[str, list[Any]]:
+    """Each invoice's metadata rows, oldest first (one query for a page)."""
+    found: dict[str, list[Any]] = {}
+    if invoice_ids:
+        for item in await conn.execute(select(invoice_metadata).where(
+                invoice_metadata.c.invoice_id.in_(list(invoice_ids))).order_by(
+                invoice_metadata.c.created_at, invoice_metadata.c.key)):
+            found.setdefault(item.invoice_id, []).append(item)
+    return found
 
 
 async def applied_usage_thresholds(conn: AsyncConnection, invoice_ids: Sequence[str]

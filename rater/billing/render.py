@@ -7,7 +7,7 @@ zero or empty values so typed clients parse.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -103,16 +103,13 @@ def billing_period(moment: Any, external_subscription_id: str, plan_id: str) -> 
     }
 
 
-def payment_overdue(row: Any, today: date) -> bool:
-    """A final invoice still to be paid after its due date."""
-    return row.status == "finalized" and row.payment_status == "pending" and row.payment_due_date < today
-
-
-def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequence[dict[str, Any]] = ()
-            ) -> dict[str, Any]:
-    """The invoice as listed (Lago's InvoiceObject): totals, status and the customer; a progressive billing
-    invoice with the threshold that made it (`applied_usage_thresholds`, rater.billing.documents)."""
+def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequence[dict[str, Any]] = (),
+            metadata: Sequence[Any] = ()) -> dict[str, Any]:
+    """The invoice as listed (Lago's InvoiceObject): totals, status, the customer and the metadata rows; a
+    progressive billing invoice with the threshold that made it (`applied_usage_thresholds`,
+    rater.billing.documents)."""
     subtotal = row.fees_amount_cents - row.progressive_billing_credit_amount_cents
+    paid = row.payment_status == "succeeded"
     return {
         "lago_id": row.id,
         "billing_entity_code": None,
@@ -121,7 +118,7 @@ def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequen
         "number": row.number,
         "issuing_date": row.issuing_date.isoformat(),
         "payment_due_date": row.payment_due_date.isoformat(),
-        "payment_overdue": payment_overdue(row, datetime.now(UTC).date()),
+        "payment_overdue": row.payment_overdue,
         "net_payment_term": row.net_payment_term,
         "invoice_type": row.invoice_type,
         "status": row.status,
@@ -138,11 +135,11 @@ def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequen
         "prepaid_purchased_credit_amount_cents": 0,
         "progressive_billing_credit_amount_cents": row.progressive_billing_credit_amount_cents,
         "total_amount_cents": row.total_amount_cents,
-        "total_due_amount_cents": 0 if row.payment_status == "succeeded" else row.total_amount_cents,
-        "total_paid_amount_cents": row.total_amount_cents if row.payment_status == "succeeded" else 0,
+        "total_due_amount_cents": 0 if paid or row.status == "voided" else row.total_amount_cents,
+        "total_paid_amount_cents": row.total_amount_cents if paid else 0,
         "total_offsetted_credit_note_amount_cents": 0,
         "purchase_order_number": None,
-        "voided_at": None,
+        "voided_at": iso(row.voided_at),
         "xml_url": None,
         "version_number": 4,
         "self_billed": False,
@@ -151,7 +148,8 @@ def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequen
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
         "customer": customer,
-        "metadata": [],
+        "metadata": [{"lago_id": item.id, "key": item.key, "value": item.value, "created_at": iso(item.created_at)}
+                     for item in metadata],
         "applied_taxes": [],
         "applied_invoice_custom_sections": [],
         "applied_usage_thresholds": list(applied_usage_thresholds),
@@ -160,9 +158,10 @@ def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequen
 
 def invoice_extended(row: Any, customer: dict[str, Any], fees: Sequence[dict[str, Any]],
                      subscriptions: Sequence[dict[str, Any]], billing_periods: Sequence[dict[str, Any]],
-                     applied_usage_thresholds: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+                     applied_usage_thresholds: Sequence[dict[str, Any]] = (), metadata: Sequence[Any] = ()
+                     ) -> dict[str, Any]:
     """The invoice as fetched one by one (Lago's InvoiceObjectExtended)."""
-    return {**invoice(row, customer, applied_usage_thresholds), "fees": list(fees),
+    return {**invoice(row, customer, applied_usage_thresholds, metadata), "fees": list(fees),
             "subscriptions": list(subscriptions), "billing_periods": list(billing_periods), "credits": [],
             "error_details": []}
 

@@ -22,9 +22,12 @@ from core.openapi.schema import (
 )
 from rater.api.alerts import MAX_BATCH, MAX_DECIMALS, MAX_THRESHOLDS
 from rater.api.customers import ADDRESS_FIELDS, TEXT_ATTRIBUTES, UNSUPPORTED, UNSUPPORTED_BILLING
+from rater.api.invoices import VOID_OPTIONS
 from rater.api.metrics import WEIGHTED_INTERVALS
 from rater.api.plans import _UNSUPPORTED_LISTS, _UNSUPPORTED_PROPERTIES, CHARGE_MODELS
 from rater.api.usage_thresholds import MAX_USAGE_THRESHOLDS, PLAN_OVERRIDES
+from rater.billing.assemble import PAYMENT_STATUSES
+from rater.billing.payments import MAX_METADATA
 from rater.inputs import EARLIEST_MOMENT, LATEST_MOMENT, MAX_AMOUNT_CENTS, MAX_DAYS
 
 _FLAG = {"type": ["boolean", "null"]}
@@ -234,6 +237,26 @@ ALERT_CREATE = {"type": "object", "properties": {
 LIFETIME_USAGE_INPUT = open_object({
     "external_historical_usage_amount_cents": not_supported("a historical usage amount.", (None,)),
 })
+
+INVOICE_METADATA_INPUT = open_object({
+    "id": input_text("An item's lago_id: that item is updated (else the one with this key, else one is added).",
+                     max_length=36, identifier=True),
+    "key": input_text("Once per invoice (`metadata.key`: `value_already_exist`).", max_length=20, required=True),
+    "value": input_text(max_length=140, required=True),
+}, required=("key", "value"))
+
+INVOICE_UPDATE_INPUT = open_object({
+    "payment_status": _choice(PAYMENT_STATUSES, "405 `payment_status_update_on_draft_invoice` when it would change "
+                                                "a draft's (`payment_status_update_on_voided_invoice`: a voided "
+                                                "one's); `succeeded` ends `payment_overdue`."),
+    "metadata": nullable(array(INVOICE_METADATA_INPUT, f"The invoice's whole metadata: the items left out are "
+                                                       f"deleted. At most {MAX_METADATA} (`invalid_count`); 405 "
+                                                       f"`metadata_on_draft_invoice` on a draft.",
+                               max_items=MAX_METADATA)),
+})
+
+INVOICE_VOID_INPUT = open_object({name: not_supported("a credit note or a refund issued with the void.", (None,))
+                                  for name in VOID_OPTIONS})
 
 WEBHOOK_ENDPOINT_INPUT = open_object({
     "webhook_url": input_text("An http or https URL with a host.", max_length=2048, required=True),

@@ -31,7 +31,7 @@ from core.openapi.schema import (
 from rater.api.customers import ADDRESS_FIELDS
 from rater.api.metrics import WEIGHTED_INTERVALS
 from rater.api.plans import CHARGE_MODELS
-from rater.billing.assemble import VISIBLE_STATUSES
+from rater.billing.assemble import PAYMENT_STATUSES, VISIBLE_STATUSES
 from rater.billing.progressive import PROGRESSIVE_BILLING
 from rater.billing.schedule import INVOICING_REASONS
 from rater.serializers import CUSTOMER_ATTRIBUTES
@@ -221,14 +221,18 @@ APPLIED_USAGE_THRESHOLD = closed({
 })
 
 _ZERO = const(0, _UNSUPPORTED)
+INVOICE_METADATA = closed({"lago_id": uuid(), "key": text(max_length=20), "value": text(max_length=140),
+                           "created_at": moment()})
 INVOICE = closed({
     "lago_id": uuid(), "billing_entity_code": const(None, "meterline has no billing entities."),
     "sequential_id": integer("The invoice's number for its customer; left out of a draft.", minimum=1),
-    "number": text(), "issuing_date": day(), "payment_due_date": day(), "payment_overdue": boolean(),
+    "number": text(), "issuing_date": day(), "payment_due_date": day(),
+    "payment_overdue": boolean("Set once its due date passed unpaid (webhook `invoice.payment_overdue`); a "
+                               "payment that succeeded or a void ends it."),
     "net_payment_term": integer(minimum=0),
     "invoice_type": text("`progressive_billing` for an invoice a usage threshold triggered.",
                          enum=("subscription", PROGRESSIVE_BILLING)),
-    "status": text(enum=VISIBLE_STATUSES), "payment_status": text(enum=("pending", "succeeded")),
+    "status": text(enum=VISIBLE_STATUSES), "payment_status": text(enum=PAYMENT_STATUSES),
     "currency": CURRENCY_CODE, "fees_amount_cents": integer(), "coupons_amount_cents": _ZERO,
     "credit_notes_amount_cents": integer("Taken from the customer's credit notes.", minimum=0),
     "sub_total_excluding_taxes_amount_cents": integer("Fees less the progressive billing credit."),
@@ -238,10 +242,11 @@ INVOICE = closed({
         "What the period's earlier progressive billing invoices billed, deducted from the fees.", minimum=0),
     "total_amount_cents": integer(), "total_due_amount_cents": integer(), "total_paid_amount_cents": integer(),
     "total_offsetted_credit_note_amount_cents": _ZERO, "purchase_order_number": const(None),
-    "voided_at": const(None), "xml_url": const(None), "version_number": const(4), "self_billed": const(False),
+    "voided_at": nullable(moment()), "xml_url": const(None), "version_number": const(4), "self_billed": const(False),
     "file_url": const("", "meterline renders no PDF: always empty."), "web_url": const(None),
     "created_at": moment(), "updated_at": moment(), "customer": ref("Customer"),
-    "metadata": empty_list(_UNSUPPORTED), "applied_taxes": empty_list("meterline has no taxes."),
+    "metadata": array(INVOICE_METADATA, "Set with `PUT /invoices/{lago_id}`, oldest first."),
+    "applied_taxes": empty_list("meterline has no taxes."),
     "applied_invoice_custom_sections": empty_list(_UNSUPPORTED),
     "applied_usage_thresholds": array(ref("AppliedUsageThreshold"),
                                       "The threshold a progressive billing invoice was issued for (else empty)."),

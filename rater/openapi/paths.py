@@ -253,8 +253,19 @@ def billing_paths() -> dict[str, Any]:
                                                                                 "given."),
                         _filter("issuing_date_from", text(fmt="date"), "YYYY-MM-DD (400 otherwise)."),
                         _filter("issuing_date_to", text(fmt="date"), "YYYY-MM-DD (400 otherwise).")])},
-        "/api/v1/invoices/{lago_id}": {"get": operation(
-            "findInvoice", "Find an invoice", "invoices", invoice, (404,), parameters=by_id)},
+        "/api/v1/invoices/{lago_id}": {
+            "get": operation("findInvoice", "Find an invoice", "invoices", invoice, (404,), parameters=by_id),
+            "put": operation(
+                "updateInvoice", "Record an invoice's payment status and replace its metadata", "invoices", invoice,
+                (400, 404, 405, 422), parameters=by_id, body=wrapped("invoice", inputs.INVOICE_UPDATE_INPUT),
+                description="`invoice.payment_status_updated` is sent when the payment status changed.",
+                example={"invoice": {"payment_status": "succeeded",
+                                     "metadata": [{"key": "payment_ref", "value": "wire 2026-07-03"}]}})},
+        "/api/v1/invoices/{lago_id}/void": {"post": operation(
+            "voidInvoice", "Void a final invoice not paid", "invoices", invoice, (400, 404, 405, 422),
+            parameters=by_id, body=inputs.INVOICE_VOID_INPUT, body_required=False,
+            description="405 `not_voidable` for a draft, a paid or a voided invoice. Nothing is due on it any more; "
+                        "the periods it billed stay billed. `invoice.voided` is sent.")},
         "/api/v1/invoices/{lago_id}/finalize": {"put": operation(
             "finalizeInvoice", "Finalize a draft now (a final invoice is answered unchanged)", "invoices", invoice,
             (404,), parameters=by_id)},

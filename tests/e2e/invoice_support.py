@@ -58,10 +58,15 @@ def per_unit(metric_code: str, amount: str) -> dict[str, Any]:
     return {"billable_metric_code": metric_code, "charge_model": "standard", "properties": {"amount": amount}}
 
 
-def customer(client: httpx.Client, external_id: str, timezone: str = "UTC", grace: int | None = None) -> None:
+def customer(client: httpx.Client, external_id: str, timezone: str = "UTC", grace: int | None = None,
+             net_payment_term: int | None = None) -> None:
+    """`net_payment_term`: days to pay; with the default 0, an invoice for a period long past is overdue at
+    once, and the biller `make up` started marks it (webhook invoice.payment_overdue) within 30 s."""
     body: dict[str, Any] = {"external_id": external_id, "name": "Acme", "currency": "USD", "timezone": timezone}
     if grace is not None:
         body["invoice_grace_period"] = grace
+    if net_payment_term is not None:
+        body["net_payment_term"] = net_payment_term
     create(client, "/customers", "customer", body)
 
 
@@ -103,3 +108,14 @@ def invoices_of(client: httpx.Client, customer_id: str) -> list[dict[str, Any]]:
 
 def fee_lines(invoice: dict[str, Any]) -> list[tuple[str, str, str, int]]:
     return [(f["item"]["type"], f["item"]["code"], f["units"], f["amount_cents"]) for f in invoice["fees"]]
+
+
+def marked_overdue(client: httpx.Client, lago_id: str, timeout_s: float = 45) -> dict[str, Any]:
+    """The invoice once the biller `make up` started marked it overdue (it runs every 30 s)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        invoice: dict[str, Any] = client.get(f"/invoices/{lago_id}").json()["invoice"]
+        if invoice["payment_overdue"]:
+            return invoice
+        assert time.monotonic() < deadline, "not marked overdue"
+        time.sleep(0.5)

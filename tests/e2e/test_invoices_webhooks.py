@@ -37,7 +37,7 @@ def test_invoice_webhooks_are_signed_delivered_and_retried(client: httpx.Client,
     endpoint = response.json()["webhook_endpoint"]
     assert (endpoint["webhook_url"], endpoint["signature_algo"]) == (receiver.url, "hmac")
     plan(client, "basic", amount=900, advance=False)
-    customer(client, f"c-{unique}")
+    customer(client, f"c-{unique}", net_payment_term=3650)  # never overdue: no invoice.payment_overdue
     subscribe(client, f"c-{unique}", f"s-{unique}", "basic", "2026-04-01T00:00:00Z")
     bill("2026-05-01T00:00:00Z", unique)
     (invoice,) = invoices_of(client, f"c-{unique}")
@@ -79,7 +79,7 @@ def test_a_draft_is_announced_as_drafted_and_created_only_once_final(client: htt
                            ).status_code == 200
         plan(client, "basic", amount=900, advance=False)
         # a grace period still running now: the biller loop that `make up` started leaves the draft alone
-        customer(client, f"c-{unique}", grace=90)
+        customer(client, f"c-{unique}", grace=90, net_payment_term=3650)
         this_month = datetime.now(UTC).date().replace(day=1)
         last_month = (this_month - timedelta(days=1)).replace(day=1)
         subscribe(client, f"c-{unique}", f"s-{unique}", "basic", f"{last_month.isoformat()}T00:00:00Z")

@@ -259,7 +259,7 @@ def test_subscription_and_credit_note_webhooks_in_lagos_shapes(client: httpx.Cli
                            ).status_code == 200
         plan(client, "team", amount=12000, advance=True, trial=14)
         customer_id, subscription_id = f"c-{unique}", f"s-{unique}"
-        customer(client, customer_id)
+        customer(client, customer_id, net_payment_term=3650)  # never overdue: no invoice.payment_overdue
         now = datetime.now(UTC)
         subscribe(client, customer_id, subscription_id, "team", previous_month(now).isoformat())
         bill(now.isoformat(), unique)

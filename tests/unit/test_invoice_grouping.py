@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from types import SimpleNamespace
 
-from rater.billing.assemble import PlanItem
+from rater.billing.assemble import PlanItem, voidable
 from rater.billing.grouping import Subscribed, batches, due_moments, payment_due_date, plan_groups
-from rater.billing.render import payment_overdue
 from rater.billing.schedule import Terms
 
 
@@ -63,12 +61,7 @@ def test_an_invoice_is_due_its_payment_term_after_it_is_issued() -> None:
     assert (group.issuing_date, group.payment_term_days) == (date(2026, 2, 1), 30)
 
 
-def test_only_a_final_invoice_unpaid_after_its_due_date_is_overdue() -> None:
-    def row(status: str, payment: str, due: date) -> object:
-        return SimpleNamespace(status=status, payment_status=payment, payment_due_date=due)
-
-    today = date(2026, 6, 1)
-    assert payment_overdue(row("finalized", "pending", date(2026, 5, 31)), today) is True
-    assert payment_overdue(row("finalized", "pending", today), today) is False  # due today: not yet overdue
-    assert payment_overdue(row("finalized", "succeeded", date(2026, 5, 1)), today) is False
-    assert payment_overdue(row("draft", "pending", date(2026, 5, 1)), today) is False
+def test_only_a_final_invoice_not_paid_can_be_voided() -> None:
+    assert voidable("finalized", "pending") and voidable("finalized", "failed")
+    assert not voidable("finalized", "succeeded")  # paid: refunded with a credit note, never voided
+    assert not voidable("draft", "pending") and not voidable("voided", "pending")

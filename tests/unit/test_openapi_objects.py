@@ -75,7 +75,7 @@ def invoice_row(**overrides: Any) -> SimpleNamespace:
         "status": "draft", "payment_status": "pending", "currency": "USD", "fees_amount_cents": 1400,
         "credit_notes_amount_cents": 0, "total_amount_cents": 1400, "finalized_at": None, "created_at": AT,
         "invoice_type": "subscription", "progressive_billing_credit_amount_cents": 0,
-        "updated_at": AT, **overrides})
+        "payment_overdue": False, "voided_at": None, "updated_at": AT, **overrides})
 
 
 def fee_row(**overrides: Any) -> SimpleNamespace:
@@ -126,6 +126,12 @@ def test_invoices_and_fees_as_written_match_their_schemas() -> None:
     assert "sequential_id" not in draft and draft["file_url"] == ""
     check("Invoice", render.invoice(invoice_row(status="finalized", sequential_id=1, number="ACM-0001-001-001",
                                                 payment_status="succeeded", finalized_at=AT), customer))
+    item = SimpleNamespace(id=IDS[8], key="po", value="PO-1234", created_at=AT)
+    voided = render.invoice(invoice_row(status="voided", sequential_id=1, number="ACM-0001-001-001",
+                                        payment_status="failed", finalized_at=AT, voided_at=AT), customer, (), [item])
+    check("Invoice", voided)
+    assert (voided["total_due_amount_cents"], voided["metadata"]) == (0, [
+        {"lago_id": IDS[8], "key": "po", "value": "PO-1234", "created_at": "2026-06-01T12:30:15.250Z"}])
     threshold = SimpleNamespace(id=IDS[9], threshold_display_name="$200", amount_cents=20_000, recurring=False,
                                 created_at=AT, updated_at=AT)
     crossing = SimpleNamespace(usage_amount_cents=20_200, reached_at=AT)

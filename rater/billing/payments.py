@@ -1,0 +1,101 @@
+"""What happens to an invoice after it is final: its payment status and metadata (`PUT /invoices/{lago_id}`),
+voiding it, and marking it overdue once its due date passed unpaid. Each change writes its webhook in
+the same transaction (the outbox, core.db.webhooks), so it is sent once, and only if the change holds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.db.tables import invoice_metadata, invoices
+from core.db.webhooks import enqueue_announcements, enqueue_webhooks
+from rater.billing.assemble import voidable
+
+MAX_METADATA = 5  # items per invoice, as Lago
+
+
+@dataclass(frozen=True)
+class MetadataItem:
+    id: str | None  # an existing item's lago_id to update it; none to add one
+    key: str
+    value: str
+
+
+async def set_payment(conn: AsyncConnection, invoice_id: str, payment_status: str | None,
+                      items: Sequence[MetadataItem] | None) -> None:
+    """Record a payment status and/or replace the metadata (the items given stay, updated by id or key,
+    the others go), on the caller's row lock of the invoice (`lock_invoice`). A payment that succeeded
+    ends `payment_overdue`; `invoice.payment_status_updated` is sent when the status changed."""
+    row = (await conn.execute(select(invoices.c.organization_id, invoices.c.payment_status)
+                              .where(invoices.c.id == invoice_id))).one()
+    if payment_status is not None and payment_status != row.payment_status:
+        changes: dict[str, object] = {"payment_status": payment_status, "updated_at": func.now()}
+        if payment_status == "succeeded":
+            changes["payment_overdue"] = False
+        await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(**changes))
+        await enqueue_webhooks(conn, row.organization_id, invoice_id, ["invoice.payment_status_updated"])
+    if items is not None:
+        await _replace_metadata(conn, invoice_id, items)
+
+
+async def _replace_metadata(conn: AsyncConnection, invoice_id: str, items: Sequence[MetadataItem]) -> None:
+    """The invoice's metadata becomes `items`: one given with the id (or else the key) of an existing item
+    keeps that item's id and creation time. Written afresh, so keys moving between items never collide."""
+    existing = {row.id: row for row in await conn.execute(
+        select(invoice_metadata).where(invoice_metadata.c.invoice_id == invoice_id))}
+    by_key = {row.key: row for row in existing.values()}
+    await conn.execute(delete(invoice_metadata).where(invoice_metadata.c.invoice_id == invoice_id))
+    if items:
+        rows, used = [], set()
+        for item in items:
+            before = existing.get(item.id or "") or by_key.get(item.key)
+            if before is not None and before.id in used:  # another item kept it already (by its id)
+                before = None
+            if before is not None:
+                used.add(before.id)
+            rows.append({"id": before.id if before else str(uuid.uuid4()), "invoice_id": invoice_id,
+                         "key": item.key, "value": item.value,
+                         "created_at": before.created_at if before else func.now(), "updated_at": func.now()})
+        await conn.execute(invoice_metadata.insert().values(rows))
+
+
+async def void(conn: AsyncConnection, invoice_id: str) -> bool:
+    """Void a final unpaid invoice, on the caller's row lock of it; False when it is not voidable. Nothing
+    is due on it any more; the periods it billed stay billed (as Lago: a voided invoice is not re-billed)
+    and the credit notes it used stay used. `invoice.voided` is sent."""
+    row = (await conn.execute(select(invoices.c.organization_id, invoices.c.status, invoices.c.payment_status)
+                              .where(invoices.c.id == invoice_id))).one()
+    if not voidable(row.status, row.payment_status):
+        return False
+    await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
+        status="voided", voided_at=func.now(), payment_overdue=False, updated_at=func.now()))
+    await enqueue_webhooks(conn, row.organization_id, invoice_id, ["invoice.voided"])
+    return True
+
+
+async def lock_invoice(conn: AsyncConnection, invoice_id: str) -> None:
+    """The invoice's row lock, until the transaction ends: a payment, a void and the overdue mark of one
+    invoice happen one after the other."""
+    await conn.execute(select(invoices.c.id).where(invoices.c.id == invoice_id).with_for_update())
+
+
+async def mark_overdue(conn: AsyncConnection, today: date, organization_id: str | None = None) -> int:
+    """Mark the final invoices whose due date is before `today` (UTC, as Lago) and that are not paid, once
+    each, with their `invoice.payment_overdue` webhook; how many. Skips invoices locked by a payment or a
+    void in progress (the next round sees what it left)."""
+    candidates = select(invoices.c.id).where(
+        invoices.c.status == "finalized", invoices.c.payment_status != "succeeded",
+        invoices.c.payment_overdue.is_(False), invoices.c.payment_due_date < today)
+    if organization_id is not None:
+        candidates = candidates.where(invoices.c.organization_id == organization_id)
+    marked = (await conn.execute(update(invoices).where(
+        invoices.c.id.in_(candidates.with_for_update(skip_locked=True).scalar_subquery()),
+    ).values(payment_overdue=True, updated_at=func.now()).returning(invoices.c.id, invoices.c.organization_id))).all()
+    await enqueue_announcements(conn, [(row.organization_id, row.id, "invoice.payment_overdue") for row in marked])
+    return len(marked)
