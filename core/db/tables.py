@@ -286,6 +286,19 @@ invoice_metadata = Table(
     UniqueConstraint("invoice_id", "key", name="uq_invoice_metadata_key"),
 )
 
+# Every change of an invoice's payment status, for the record, and the object of its
+# `invoice.payment_status_updated` webhook (the outbox sends one webhook per object and type).
+invoice_payment_updates = Table(
+    "invoice_payment_updates",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("invoice_id", UUID(as_uuid=False), ForeignKey("invoices.id", ondelete="CASCADE"), nullable=False),
+    Column("payment_status", String(16), nullable=False),
+    Column("previous_payment_status", String(16), nullable=False),
+    _now("created_at"),
+    Index("ix_invoice_payment_updates_invoice", "invoice_id"),
+)
+
 # What one invoice bills for one subscription. The unique key (subscription, billing_key) is what
 # makes billing idempotent: a billing moment of a subscription is invoiced at most once, however
 # many billers run, however often.

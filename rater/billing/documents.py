@@ -19,6 +19,7 @@ from core.db.tables import (
     customers,
     fees,
     invoice_metadata,
+    invoice_payment_updates,
     invoice_subscriptions,
     invoices,
     plans,
@@ -55,6 +56,13 @@ async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, 
     applied = (await applied_usage_thresholds(conn, [row.id])).get(row.id, [])
     metadata = (await invoice_metadata_of(conn, [row.id])).get(row.id, [])
     return render.invoice_extended(row, customer, fee_docs, subs, periods, applied, metadata)
+
+
+async def payment_update_document(conn: AsyncConnection, update_id: str) -> dict[str, Any]:
+    """An `invoice.payment_status_updated` webhook's object: the invoice whose payment status changed."""
+    invoice_id = (await conn.execute(select(invoice_payment_updates.c.invoice_id).where(
+        invoice_payment_updates.c.id == update_id))).scalar_one()
+    return await invoice_document(conn, invoice_id)
 
 
 async def invoice_metadata_of(conn: AsyncConnection, invoice_ids: Sequence[str]) -> dict[str, list[Any]]:

@@ -34,6 +34,7 @@ from rater.billing.assemble import VISIBLE_STATUSES
 from rater.billing.documents import (
     credit_note_document,
     invoice_document,
+    payment_update_document,
     subscription_document,
     triggered_alert_document,
     usage_threshold_reached_document,
@@ -49,7 +50,8 @@ Document = Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]]
 _OBJECTS: dict[str, tuple[str, Document]] = {
     "invoice": ("invoice", invoice_document), "subscription": ("subscription", subscription_document),
     "credit_note": ("credit_note", credit_note_document), "alert": ("triggered_alert", triggered_alert_document),
-    "subscription.usage_threshold_reached": ("subscription", usage_threshold_reached_document)}
+    "subscription.usage_threshold_reached": ("subscription", usage_threshold_reached_document),
+    "invoice.payment_status_updated": ("invoice", payment_update_document)}
 
 _CLAIM = text(f"""
 UPDATE webhook_deliveries SET next_attempt_at = now() + interval '{LEASE_S} seconds'

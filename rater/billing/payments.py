@@ -13,7 +13,7 @@ from datetime import date
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.db.tables import invoice_metadata, invoices
+from core.db.tables import invoice_metadata, invoice_payment_updates, invoices
 from core.db.webhooks import enqueue_announcements, enqueue_webhooks
 from rater.billing.assemble import voidable
 
@@ -39,7 +39,11 @@ async def set_payment(conn: AsyncConnection, invoice_id: str, payment_status: st
         if payment_status == "succeeded":
             changes["payment_overdue"] = False
         await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(**changes))
-        await enqueue_webhooks(conn, row.organization_id, invoice_id, ["invoice.payment_status_updated"])
+        update_id = str(uuid.uuid4())  # the webhook's object: one webhook per change
+        await conn.execute(invoice_payment_updates.insert().values(
+            id=update_id, invoice_id=invoice_id, payment_status=payment_status,
+            previous_payment_status=row.payment_status))
+        await enqueue_webhooks(conn, row.organization_id, update_id, ["invoice.payment_status_updated"])
     if items is not None:
         await _replace_metadata(conn, invoice_id, items)
 

@@ -1,5 +1,7 @@
 """Invoices are paid, voided and overdue: `payment_overdue` set once (by the biller, with its webhook),
-`voided_at`, and up to 5 key/value metadata items per invoice.
+`voided_at`, up to 5 key/value metadata items per invoice, and every change of an invoice's payment status
+(the object of its `invoice.payment_status_updated` webhook: one per change, where the outbox sends one
+webhook per object and type).
 
 Invoices already overdue when this runs are marked without a webhook: their due date passed before
 meterline knew overdue invoices.
@@ -37,9 +39,20 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.UniqueConstraint("invoice_id", "key", name="uq_invoice_metadata_key"),
     )
+    op.create_table(
+        "invoice_payment_updates",
+        sa.Column("id", UUID(as_uuid=False), primary_key=True),
+        sa.Column("invoice_id", UUID(as_uuid=False), sa.ForeignKey("invoices.id", ondelete="CASCADE"),
+                  nullable=False),
+        sa.Column("payment_status", sa.String(16), nullable=False),
+        sa.Column("previous_payment_status", sa.String(16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    op.create_index("ix_invoice_payment_updates_invoice", "invoice_payment_updates", ["invoice_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("invoice_payment_updates")
     op.drop_table("invoice_metadata")
     op.drop_index("ix_invoices_payable", table_name="invoices")
     op.drop_column("invoices", "voided_at")
