@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.tables import billable_metrics, charges, customers, organizations, plans, subscriptions, usage_thresholds
@@ -24,6 +24,9 @@ from core.domain.periods import BillingCycle, subscription_cycle, usage_cycle_of
 
 # A customer's `finalize_zero_amount_invoice` (inherit, finalize, skip), kept among its attributes
 FINALIZE_ZERO_AMOUNT = customers.c.attributes["finalize_zero_amount_invoice"].astext
+# Days from an invoice's issuing date to its due date: the customer's `net_payment_term`, else its
+# organization's (a query selecting it joins both)
+PAYMENT_TERM = func.coalesce(customers.c.net_payment_term, organizations.c.net_payment_term)
 
 
 def subscription_query(plan_changes: bool = True) -> Select:
@@ -37,7 +40,7 @@ def subscription_query(plan_changes: bool = True) -> Select:
                plans.c.pay_in_advance, plans.c.bill_charges_monthly, plans.c.amount_cents.label("plan_amount_cents"),
                plans.c.amount_currency.label("plan_amount_currency"), plans.c.trial_period,
                customers.c.external_id.label("external_customer_id"), customers.c.timezone,
-               customers.c.invoice_grace_period, customers.c.net_payment_term,
+               customers.c.invoice_grace_period, customers.c.net_payment_term, PAYMENT_TERM.label("payment_term"),
                FINALIZE_ZERO_AMOUNT.label("finalize_zero_amount_invoice"),
                organizations.c.name.label("organization_name"))
         .join(plans, plans.c.id == subscriptions.c.plan_id)

@@ -45,6 +45,19 @@ organizations = Table(
     Column("id", UUID(as_uuid=False), primary_key=True),
     Column("name", String(255), nullable=False, unique=True),
     _created_at(),
+    # its own details, printed on its invoices (`meterline org set`)
+    Column("legal_name", String(255)),
+    Column("email", String(255)),
+    Column("address_line1", String(255)),
+    Column("address_line2", String(255)),
+    Column("city", String(255)),
+    Column("zipcode", String(255)),
+    Column("state", String(255)),
+    Column("country", String(2)),  # ISO 3166-1 alpha-2
+    Column("tax_identification_number", String(255)),
+    Column("invoice_footer", String(600)),
+    # days from an invoice's issuing date to its due date for a customer without its own net_payment_term
+    Column("net_payment_term", Integer, nullable=False, server_default="0"),
 )
 
 api_keys = Table(

@@ -140,6 +140,15 @@ def _topic(settings: Settings) -> None:
                    config={"retention.ms": str(3600 * 1000)})
     for future in admin.create_topics([new], request_timeout=30).values():
         future.result()
+    # created is not yet led: reading its offsets at once failed (NOT_LEADER_FOR_PARTITION) on a fresh stack
+    deadline = time.monotonic() + 30
+    while True:
+        partitions = admin.list_topics(TOPIC, timeout=30).topics[TOPIC].partitions.values()
+        if partitions and all(p.leader >= 0 and p.error is None for p in partitions):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the partitions of {TOPIC} have no leader after 30 s")
+        time.sleep(0.1)
 
 
 def _start_ingest(ctx: BenchContext, port: int) -> subprocess.Popen[bytes]:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.db.catalog import FINALIZE_ZERO_AMOUNT
+from core.db.catalog import FINALIZE_ZERO_AMOUNT, PAYMENT_TERM
 from core.db.locks import close_periods, lock_customers
 from core.db.tables import customers, fees, invoice_subscriptions, invoices, organizations
 from core.db.thresholds import progressive_billed_cents
@@ -112,14 +112,15 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
     name = (await conn.execute(select(organizations.c.name).where(organizations.c.id == invoice.organization_id))
             ).scalar_one()
     # the payment term and $0 rule in force when the invoice is finalized, as Lago reads them then
-    customer = (await conn.execute(select(
-        customers.c.net_payment_term, FINALIZE_ZERO_AMOUNT.label("zero"))
+    customer = (await conn.execute(
+        select(PAYMENT_TERM.label("term"), FINALIZE_ZERO_AMOUNT.label("zero"))
+        .join_from(customers, organizations, organizations.c.id == customers.c.organization_id)
         .where(customers.c.id == invoice.customer_id))).one()
     if final_status(total, finalizes_zero_amount(customer.zero)) == "closed":
         await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
             status="closed", updated_at=func.now()))
         return True
-    term = customer.net_payment_term or 0
+    term = customer.term
     sequential_id = (await last_sequential_ids(conn, [invoice.customer_id]))[invoice.customer_id] + 1
     credits = (await available_credits(conn, [invoice.customer_id]))[invoice.customer_id]
     taken = [(invoice_id, note_id, cents) for note_id, cents in take_credits(credits, total)]

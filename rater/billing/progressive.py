@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db.catalog import charge_line, plan_charges, subscription_query, usage_cycle
 from core.db.locks import lock_customers
-from core.db.tables import closed_periods, customers, invoice_subscriptions, invoices, progressive_crossings
+from core.db.tables import closed_periods, invoice_subscriptions, invoices, progressive_crossings
 from core.db.tables import fees as fees_table
 from core.db.tables import subscriptions as subscriptions_table
 from core.db.thresholds import progressive_billed_cents
@@ -106,8 +106,7 @@ async def invoice_crossing(conn: AsyncConnection, crossing_id: str) -> int:
                            .values(status="superseded"))
         return 0
     invoice_id = str(uuid.uuid4())
-    term = (await conn.execute(select(customers.c.net_payment_term)
-                               .where(customers.c.id == sub.customer_id))).scalar_one() or 0
+    term = sub.payment_term
     issuing_date = crossing.reached_at.astimezone(ZoneInfo(sub.timezone or "UTC")).date()
     sequential_id = (await last_sequential_ids(conn, [sub.customer_id]))[sub.customer_id] + 1
     due = total - credit

@@ -38,7 +38,7 @@ def subscribed(row: Any) -> Subscribed:
     )
     return Subscribed(terms, row.organization_id, row.organization_name, row.external_id, row.plan_id,
                       PlanItem(row.plan_code, row.plan_name, row.plan_invoice_display_name), row.plan_amount_currency,
-                      row.invoice_grace_period or 0, row.net_payment_term or 0,
+                      row.invoice_grace_period or 0, row.payment_term,
                       finalizes_zero_amount(row.finalize_zero_amount_invoice))
 
 
