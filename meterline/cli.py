@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core.settings import ConfigError, Settings, load_settings
@@ -175,18 +176,35 @@ def cmd_org_create(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_org_key_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from meterline.orgs import UnknownOrganization, rotate_key
+    from meterline.orgs import rotate_key
+
+    def rotate() -> str:
+        key, expires_at = rotate_key(settings.sqlalchemy_url, args.name, timedelta(hours=args.grace_hours))
+        print(f"the previous keys of {args.name!r} stop working at {expires_at.isoformat()}", file=sys.stderr)
+        return key
+
+    return _org_command(args.name, rotate)
+
+
+def _org_command(name: str, run: Callable[[], str]) -> int:
+    """Print what `run` answers; an unknown organization or a database that cannot be reached exits 1, a
+    value refused 2."""
+    from sqlalchemy.exc import OperationalError
+
+    from meterline.orgs import UnknownOrganization
 
     try:
-        key, expires_at = rotate_key(settings.sqlalchemy_url, args.name, timedelta(hours=args.grace_hours))
+        answer = run()
     except UnknownOrganization:
-        print(f"no organization named {args.name!r}", file=sys.stderr)
+        print(f"no organization named {name!r}", file=sys.stderr)
+        return 1
+    except OperationalError as exc:
+        print(f"error: PostgreSQL cannot be reached: {exc.orig}", file=sys.stderr)
         return 1
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(key)
-    print(f"the previous keys of {args.name!r} stop working at {expires_at.isoformat()}", file=sys.stderr)
+    print(answer)
     return 0
 
 
@@ -194,22 +212,16 @@ def cmd_org_settings(settings: Settings, args: argparse.Namespace) -> int:
     """`org set NAME --option value ...` (an empty value clears one) and `org show NAME`: the settings as JSON."""
     import json
 
-    from meterline.orgs import TEXT_SETTINGS, UnknownOrganization, checked_settings, organization_settings
+    from meterline.orgs import TEXT_SETTINGS, checked_settings, organization_settings
 
-    try:
+    def settle() -> str:
         changes = checked_settings({name: getattr(args, name, None) for name in TEXT_SETTINGS},
                                    getattr(args, "net_payment_term", None)) if args.org_command == "set" else {}
         if args.org_command == "set" and not changes:
             raise ValueError("nothing to set: give at least one option (see --help)")
-        found = organization_settings(settings.sqlalchemy_url, args.name, changes)
-    except UnknownOrganization:
-        print(f"no organization named {args.name!r}", file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(found, indent=2))
-    return 0
+        return json.dumps(organization_settings(settings.sqlalchemy_url, args.name, changes), indent=2)
+
+    return _org_command(args.name, settle)
 
 
 def cmd_example(settings: Settings, args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -119,3 +119,14 @@ def marked_overdue(client: httpx.Client, lago_id: str, timeout_s: float = 45) ->
             return invoice
         assert time.monotonic() < deadline, "not marked overdue"
         time.sleep(0.5)
+
+
+def billed_last_month(client: httpx.Client, unique: str, customer_id: str, subscription_id: str,
+                      plan_code: str) -> date:
+    """Subscribe from the first of last month and bill as of the first of this month (returned): with a grace
+    period still running, the invoice stays a draft (the biller `make up` started leaves it alone)."""
+    this_month = datetime.now(UTC).date().replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    subscribe(client, customer_id, subscription_id, plan_code, f"{last_month.isoformat()}T00:00:00Z")
+    bill(f"{this_month.isoformat()}T00:00:00Z", unique)
+    return this_month

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from lago_python_client.exceptions import LagoApiError
 from lago_python_client.models.invoice import Invoice, InvoiceMetadata, InvoiceMetadataList
 
 from tests.conftest import Stack
-from tests.e2e.invoice_support import bill, customer, invoices_of, marked_overdue, plan, subscribe
+from tests.e2e.invoice_support import bill, billed_last_month, customer, invoices_of, marked_overdue, plan, subscribe
 from tests.e2e.webhook_support import Receiver
 
 
@@ -125,10 +124,7 @@ def test_invalid_updates_are_refused_with_lagos_codes(client: httpx.Client, uniq
 def test_a_draft_takes_neither_a_payment_status_nor_metadata(client: httpx.Client, unique: str) -> None:
     plan(client, "basic", amount=900, advance=False)
     customer(client, f"c-{unique}", grace=90)  # a grace period still running: the draft stays a draft
-    this_month = datetime.now(UTC).date().replace(day=1)
-    last_month = (this_month - timedelta(days=1)).replace(day=1)
-    subscribe(client, f"c-{unique}", f"s-{unique}", "basic", f"{last_month.isoformat()}T00:00:00Z")
-    bill(f"{this_month.isoformat()}T00:00:00Z", unique)
+    billed_last_month(client, unique, f"c-{unique}", f"s-{unique}", "basic")
     (draft,) = invoices_of(client, f"c-{unique}")
     assert draft["status"] == "draft"
     changed = put(client, draft["lago_id"], {"invoice": {"payment_status": "succeeded"}})

@@ -10,7 +10,6 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,7 +18,7 @@ import pytest
 from meterline.orgs import ensure_organization
 from tests.builders import api
 from tests.conftest import Services, Stack
-from tests.e2e.invoice_support import bill, customer, invoices_of, plan, subscribe
+from tests.e2e.invoice_support import bill, billed_last_month, customer, invoices_of, plan, subscribe
 from tests.e2e.webhook_support import Receiver
 
 
@@ -80,10 +79,7 @@ def test_a_draft_is_announced_as_drafted_and_created_only_once_final(client: htt
         plan(client, "basic", amount=900, advance=False)
         # a grace period still running now: the biller loop that `make up` started leaves the draft alone
         customer(client, f"c-{unique}", grace=90, net_payment_term=3650)
-        this_month = datetime.now(UTC).date().replace(day=1)
-        last_month = (this_month - timedelta(days=1)).replace(day=1)
-        subscribe(client, f"c-{unique}", f"s-{unique}", "basic", f"{last_month.isoformat()}T00:00:00Z")
-        bill(f"{this_month.isoformat()}T00:00:00Z", unique)
+        billed_last_month(client, unique, f"c-{unique}", f"s-{unique}", "basic")
         (invoice,) = invoices_of(client, f"c-{unique}")
         assert invoice["status"] == "draft"
         receiver.wait_for(2)

@@ -16,9 +16,9 @@ from tests.conftest import ROOT
 from tests.e2e.invoice_support import bill, create, invoices_of, plan, subscribe
 
 
-def org(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "meterline.cli", "org", *args], cwd=ROOT, env=dict(os.environ),
-                          capture_output=True, text=True, timeout=60)
+def org(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "meterline.cli", "org", *args], cwd=ROOT,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
 
 
 def test_settings_are_set_shown_and_checked(client: httpx.Client, unique: str) -> None:
@@ -40,6 +40,8 @@ def test_settings_are_set_shown_and_checked(client: httpx.Client, unique: str) -
     missing = org("show", f"nobody-{unique}")
     assert (missing.returncode, missing.stderr.strip()) == (1, f"no organization named 'nobody-{unique}'")
     assert json.loads(org("show", name).stdout)["net_payment_term"] == 30  # nothing refused was written
+    away = org("show", name, METERLINE_DATABASE_URL="postgresql://meterline:x@127.0.0.1:1/meterline")
+    assert (away.returncode, away.stderr.startswith("error: PostgreSQL cannot be reached: ")) == (1, True)
 
 
 def test_a_customer_without_its_own_term_gets_the_organizations(client: httpx.Client, unique: str) -> None:
