@@ -61,6 +61,17 @@ def running_pid(rundir: RunDir, name: str, marker: str) -> int | None:
     return pid
 
 
+def exited(pid: int) -> bool:
+    """Whether a child this process started has ended: the authority when `running_pid` answers None for a
+    process just started (`make up` said "exited at start" twice, right after a start, of a process found
+    running when it then stopped the stack)."""
+    try:
+        ended, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not a child of this process, or reaped already
+        return True
+    return ended != 0
+
+
 def _proc_state(pid: int) -> str | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -19,7 +19,7 @@ from core.db.migrate import upgrade
 from core.settings import Settings
 from meterline.orgs import ensure_organization
 from meterline.stack import kafka, postgres, redis_server
-from meterline.stack.proc import RunDir, StackError, running_pid, start, stop, wait_until
+from meterline.stack.proc import RunDir, StackError, exited, running_pid, start, stop, wait_until
 from meterline.stack.topics import ensure_topics
 
 DEFAULT_ORGANIZATION = "default"
@@ -79,11 +79,11 @@ def ensure_process(rundir: RunDir, settings: Settings, process: Process, say: Ca
     offset = logfile.stat().st_size if logfile.exists() else 0
     env = {**os.environ, **dict(line.split("=", 1) for line in env_lines(settings)),
            "METERLINE_HOME": str(settings.home), "PYTHONUNBUFFERED": "1"}
-    start(rundir, process.name, [sys.executable, "-m", "meterline.cli", process.command], env=env)
+    pid = start(rundir, process.name, [sys.executable, "-m", "meterline.cli", process.command], env=env)
     say(f"started {process.name}")
 
     def ready() -> bool:
-        if running_pid(rundir, process.name, process.marker) is None:
+        if running_pid(rundir, process.name, process.marker) is None and exited(pid):
             raise StackError(f"{process.name} exited at start; see {logfile}:\n"
                              + logfile.read_text(errors="replace")[offset:][-3000:])
         if process.health_url is not None:

@@ -53,11 +53,14 @@ _OBJECTS: dict[str, tuple[str, Document]] = {
     "subscription.usage_threshold_reached": ("subscription", usage_threshold_reached_document),
     "invoice.payment_status_updated": ("invoice", payment_update_document)}
 
+# Each claimed row's `about`: what its webhook is about, the object whose webhooks go in order (a payment
+# status change's is its invoice, as the invoice's other webhooks).
 _CLAIM = text(f"""
-UPDATE webhook_deliveries SET next_attempt_at = now() + interval '{LEASE_S} seconds'
-WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
-             ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)
-RETURNING id, object_id, created_at
+UPDATE webhook_deliveries d SET next_attempt_at = now() + interval '{LEASE_S} seconds'
+WHERE d.id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
+               ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+RETURNING d.id, d.created_at, COALESCE(
+    (SELECT u.invoice_id FROM invoice_payment_updates u WHERE u.id = d.object_id), d.object_id) AS about
 """)
 # deliveries in flight at once (HTTP requests; their reads and writes share the engine's connections)
 IN_FLIGHT = 64
@@ -72,7 +75,8 @@ class Deliveries:
     back only the webhooks about its own objects, never those queued after it for anyone else (one after
     the other, a burst of alerts left at ~25 a second, and every organization's webhooks waited behind
     an endpoint slow to answer). The webhooks about one object go one after the other, in the order they
-    were queued (`invoice.drafted` before `invoice.created`)."""
+    were queued (`invoice.drafted` before `invoice.created`, two payment status changes of an invoice).
+    Each carries its object as it is when it is sent, as Lago's do."""
 
     def __init__(self, engine: AsyncEngine, http: httpx.AsyncClient, more_due: Callable[[], None]):
         self.engine = engine
@@ -93,10 +97,10 @@ class Deliveries:
         self.capped = len(claimed) == free
         for row in sorted(claimed, key=lambda row: row.created_at):
             self.running += 1
-            before = self.tails.get(row.object_id)
+            before = self.tails.get(row.about)
             delivery = asyncio.ensure_future(self._after(before, row.id))
-            self.tails[row.object_id] = delivery
-            delivery.add_done_callback(functools.partial(self._ended, row.object_id))
+            self.tails[row.about] = delivery
+            delivery.add_done_callback(functools.partial(self._ended, row.about))
         return len(claimed)
 
     async def _after(self, before: asyncio.Future[None] | None, delivery_id: str) -> None:
