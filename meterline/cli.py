@@ -208,20 +208,11 @@ def _org_command(name: str, run: Callable[[], str]) -> int:
     return 0
 
 
-def cmd_org_settings(settings: Settings, args: argparse.Namespace) -> int:
-    """`org set NAME --option value ...` (an empty value clears one) and `org show NAME`: the settings as JSON."""
-    import json
+def cmd_org_payment_term(settings: Settings, args: argparse.Namespace) -> int:
+    """`org payment-term NAME [DAYS]`: print the organization's default net_payment_term, after setting it."""
+    from meterline.orgs import payment_term_of
 
-    from meterline.orgs import TEXT_SETTINGS, checked_settings, organization_settings
-
-    def settle() -> str:
-        changes = checked_settings({name: getattr(args, name, None) for name in TEXT_SETTINGS},
-                                   getattr(args, "net_payment_term", None)) if args.org_command == "set" else {}
-        if args.org_command == "set" and not changes:
-            raise ValueError("nothing to set: give at least one option (see --help)")
-        return json.dumps(organization_settings(settings.sqlalchemy_url, args.name, changes), indent=2)
-
-    return _org_command(args.name, settle)
+    return _org_command(args.name, lambda: str(payment_term_of(settings.sqlalchemy_url, args.name, args.days)))
 
 
 def cmd_example(settings: Settings, args: argparse.Namespace) -> int:
@@ -348,18 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("name")
     rotate.add_argument("--grace-hours", type=float, default=24.0,
                         help="how long the previous keys keep working (default 24; 0 revokes them now)")
-    show = org.add_parser("show", help="print an organization's settings (JSON)")
-    show.add_argument("name")
-    change = org.add_parser("set", help="change an organization's settings: what its invoices show, and the "
-                                        "payment term of customers without their own")
-    change.add_argument("name")
-    for setting in ("legal_name", "email", "address_line1", "address_line2", "city", "zipcode", "state", "country",
-                    "tax_identification_number", "invoice_footer"):
-        change.add_argument(f"--{setting.replace('_', '-')}", dest=setting, metavar="TEXT",
-                            help="an empty value clears a setting" if setting == "legal_name" else None)
-    change.add_argument("--net-payment-term", type=int, metavar="DAYS",
-                        help="days from an invoice's issuing date to its due date, for customers without their "
-                             "own net_payment_term (default 0)")
+    term = org.add_parser("payment-term", help="print (or set) the days from an invoice's issuing date to its "
+                                                "due date for the organization's customers without their own "
+                                                "net_payment_term (default 0)")
+    term.add_argument("name")
+    term.add_argument("days", type=int, nargs="?", help="the new term, from 0 to 36500")
     example = sub.add_parser("example", help="run the Segment example against the running API")
     example.add_argument("--users", type=int, default=12000)
     example.add_argument("--api-key")
@@ -405,8 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "org":
-        handler = {"create": cmd_org_create, "key": cmd_org_key_rotate, "show": cmd_org_settings,
-                   "set": cmd_org_settings}[args.org_command]
+        handler = {"create": cmd_org_create, "key": cmd_org_key_rotate,
+                   "payment-term": cmd_org_payment_term}[args.org_command]
     else:
         handler = COMMANDS[args.command]
     from meterline.stack.proc import StackError

@@ -7,7 +7,6 @@ downtime, then the old keys stop working (within the API key cache TTL, ≤ 30 s
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -85,54 +84,25 @@ def rotate_key(sqlalchemy_url: str, name: str, grace: timedelta = DEFAULT_GRACE,
         engine.dispose()
 
 
-# What `meterline org set` changes: each text setting's longest value (its column's), and the payment term
-TEXT_SETTINGS = {"legal_name": 255, "email": 255, "address_line1": 255, "address_line2": 255, "city": 255,
-                 "zipcode": 255, "state": 255, "country": 2, "tax_identification_number": 255,
-                 "invoice_footer": 600}
 MAX_PAYMENT_TERM = 36_500  # days, as a customer's net_payment_term (rater.inputs.MAX_DAYS)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # a footer or an address may hold line breaks and tabs
 
 
-def checked_settings(texts: dict[str, str | None], net_payment_term: int | None) -> dict[str, object]:
-    """The changes asked for, checked: an empty text clears a setting; a country is two letters (ISO 3166-1,
-    kept upper case). ValueError names what is wrong."""
-    changes: dict[str, object] = {}
-    for name, value in texts.items():
-        if value is None:
-            continue
-        if name not in TEXT_SETTINGS:
-            raise ValueError(f"unknown setting {name!r}")
-        value = value.strip()
-        if name == "country" and value and not (value.isascii() and value.isalpha() and len(value) == 2):
-            raise ValueError("country must be a two-letter ISO 3166-1 code, e.g. US")
-        if len(value) > TEXT_SETTINGS[name]:
-            raise ValueError(f"{name} is longer than {TEXT_SETTINGS[name]} characters")
-        if _CONTROL.search(value) or (name != "invoice_footer" and "\n" in value):
-            raise ValueError(f"{name} holds a control character")
-        changes[name] = (value.upper() if name == "country" else value) or None
-    if net_payment_term is not None:
-        if not 0 <= net_payment_term <= MAX_PAYMENT_TERM:
-            raise ValueError(f"net_payment_term must be from 0 to {MAX_PAYMENT_TERM} days")
-        changes["net_payment_term"] = net_payment_term
-    return changes
-
-
-def organization_settings(sqlalchemy_url: str, name: str, changes: dict[str, object] | None = None
-                          ) -> dict[str, object]:
-    """The organization's settings after applying `changes` (checked_settings); UnknownOrganization."""
-    columns = [organizations.c[setting] for setting in (*TEXT_SETTINGS, "net_payment_term")]
+def payment_term_of(sqlalchemy_url: str, name: str, net_payment_term: int | None = None) -> int:
+    """The organization's default `net_payment_term` (days from an invoice's issuing date to its due date for
+    its customers without their own), after setting it when given. UnknownOrganization; ValueError out of
+    0..MAX_PAYMENT_TERM."""
+    if net_payment_term is not None and not 0 <= net_payment_term <= MAX_PAYMENT_TERM:
+        raise ValueError(f"net_payment_term must be from 0 to {MAX_PAYMENT_TERM} days")
     engine = create_engine(sqlalchemy_url)
     try:
         with engine.begin() as conn:
-            if changes:
-                found = conn.execute(update(organizations).where(organizations.c.name == name).values(**changes)
-                                     .returning(organizations.c.id)).scalar_one_or_none()
-            else:
-                found = conn.execute(select(organizations.c.id).where(organizations.c.name == name)
-                                     ).scalar_one_or_none()
-            if found is None:
+            if net_payment_term is not None:
+                conn.execute(update(organizations).where(organizations.c.name == name)
+                             .values(net_payment_term=net_payment_term))
+            term: int | None = conn.execute(select(organizations.c.net_payment_term)
+                                            .where(organizations.c.name == name)).scalar_one_or_none()
+            if term is None:
                 raise UnknownOrganization(name)
-            row = conn.execute(select(organizations.c.name, *columns).where(organizations.c.id == found)).one()
-            return dict(row._mapping)
+            return term
     finally:
         engine.dispose()
