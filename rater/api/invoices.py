@@ -158,17 +158,15 @@ async def update_invoice(request: Request) -> JSONResponse:
     payment_status, items = read_update(root_object(body, "invoice"))
     async with engine(request).begin() as conn:
         invoice_id = await _own_invoice(conn, organization_id, request.path_params["lago_id"])
-        await lock_invoice(conn, invoice_id)
-        row = (await conn.execute(select(invoices.c.status, invoices.c.payment_status)
-                                  .where(invoices.c.id == invoice_id))).one()
-        changes_status = payment_status is not None and payment_status != row.payment_status
-        if row.status == "draft" and items is not None:
+        invoice = await lock_invoice(conn, invoice_id)
+        changes_status = payment_status is not None and payment_status != invoice.payment_status
+        if invoice.status == "draft" and items is not None:
             raise not_allowed("metadata_on_draft_invoice")
-        if row.status == "draft" and changes_status:
+        if invoice.status == "draft" and changes_status:
             raise not_allowed("payment_status_update_on_draft_invoice")
-        if row.status == "voided" and changes_status:
+        if invoice.status == "voided" and changes_status:
             raise not_allowed("payment_status_update_on_voided_invoice")
-        await set_payment(conn, invoice_id, payment_status, items)
+        await set_payment(conn, invoice, payment_status, items)
         return ok({"invoice": await invoice_document(conn, invoice_id)})
 
 
@@ -183,8 +181,7 @@ async def void_invoice(request: Request) -> JSONResponse:
         options.check()
     async with engine(request).begin() as conn:
         invoice_id = await _own_invoice(conn, organization_id, request.path_params["lago_id"])
-        await lock_invoice(conn, invoice_id)
-        if not await void(conn, invoice_id):
+        if not await void(conn, await lock_invoice(conn, invoice_id)):
             raise not_allowed("not_voidable")
         return ok({"invoice": await invoice_document(conn, invoice_id)})
 

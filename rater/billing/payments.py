@@ -9,12 +9,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.tables import invoice_metadata, invoice_payment_updates, invoices
-from core.db.webhooks import enqueue_announcements, enqueue_webhooks
+from core.db.webhooks import Announcement, enqueue_announcements, enqueue_webhooks
 from rater.billing.assemble import voidable
 
 MAX_METADATA = 5  # items per invoice, as Lago
@@ -27,25 +28,32 @@ class MetadataItem:
     value: str
 
 
-async def set_payment(conn: AsyncConnection, invoice_id: str, payment_status: str | None,
+async def lock_invoice(conn: AsyncConnection, invoice_id: str) -> Any:
+    """The invoice's row lock, until the transaction ends, and what a payment or a void reads of it: a
+    payment, a void and the overdue mark of one invoice happen one after the other."""
+    return (await conn.execute(select(invoices.c.id, invoices.c.organization_id, invoices.c.status,
+                                      invoices.c.payment_status)
+                               .where(invoices.c.id == invoice_id).with_for_update())).one()
+
+
+async def set_payment(conn: AsyncConnection, invoice: Any, payment_status: str | None,
                       items: Sequence[MetadataItem] | None) -> None:
     """Record a payment status and/or replace the metadata (the items given stay, updated by id or key,
-    the others go), on the caller's row lock of the invoice (`lock_invoice`). A payment that succeeded
-    ends `payment_overdue`; `invoice.payment_status_updated` is sent when the status changed."""
-    row = (await conn.execute(select(invoices.c.organization_id, invoices.c.payment_status)
-                              .where(invoices.c.id == invoice_id))).one()
-    if payment_status is not None and payment_status != row.payment_status:
+    the others go) of an invoice locked by `lock_invoice`. A payment that succeeded ends `payment_overdue`;
+    `invoice.payment_status_updated` is sent when the status changed."""
+    if payment_status is not None and payment_status != invoice.payment_status:
         changes: dict[str, object] = {"payment_status": payment_status, "updated_at": func.now()}
         if payment_status == "succeeded":
             changes["payment_overdue"] = False
-        await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(**changes))
-        update_id = str(uuid.uuid4())  # the webhook's object: one webhook per change
+        await conn.execute(update(invoices).where(invoices.c.id == invoice.id).values(**changes))
+        update_id = str(uuid.uuid4())  # the webhook's object: one webhook per change, about the invoice
         await conn.execute(invoice_payment_updates.insert().values(
-            id=update_id, invoice_id=invoice_id, payment_status=payment_status,
-            previous_payment_status=row.payment_status))
-        await enqueue_webhooks(conn, row.organization_id, update_id, ["invoice.payment_status_updated"])
+            id=update_id, invoice_id=invoice.id, payment_status=payment_status,
+            previous_payment_status=invoice.payment_status))
+        await enqueue_webhooks(conn, invoice.organization_id, update_id, ["invoice.payment_status_updated"],
+                               about_id=invoice.id)
     if items is not None:
-        await _replace_metadata(conn, invoice_id, items)
+        await _replace_metadata(conn, invoice.id, items)
 
 
 async def _replace_metadata(conn: AsyncConnection, invoice_id: str, items: Sequence[MetadataItem]) -> None:
@@ -69,24 +77,16 @@ async def _replace_metadata(conn: AsyncConnection, invoice_id: str, items: Seque
         await conn.execute(invoice_metadata.insert().values(rows))
 
 
-async def void(conn: AsyncConnection, invoice_id: str) -> bool:
-    """Void a final unpaid invoice, on the caller's row lock of it; False when it is not voidable. Nothing
-    is due on it any more; the periods it billed stay billed (as Lago: a voided invoice is not re-billed)
-    and the credit notes it used stay used. `invoice.voided` is sent."""
-    row = (await conn.execute(select(invoices.c.organization_id, invoices.c.status, invoices.c.payment_status)
-                              .where(invoices.c.id == invoice_id))).one()
-    if not voidable(row.status, row.payment_status):
+async def void(conn: AsyncConnection, invoice: Any) -> bool:
+    """Void a final unpaid invoice locked by `lock_invoice`; False when it is not voidable. Nothing is due on
+    it any more; the periods it billed stay billed (as Lago: a voided invoice is not re-billed) and the
+    credit notes it used stay used. `invoice.voided` is sent."""
+    if not voidable(invoice.status, invoice.payment_status):
         return False
-    await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
+    await conn.execute(update(invoices).where(invoices.c.id == invoice.id).values(
         status="voided", voided_at=func.now(), payment_overdue=False, updated_at=func.now()))
-    await enqueue_webhooks(conn, row.organization_id, invoice_id, ["invoice.voided"])
+    await enqueue_webhooks(conn, invoice.organization_id, invoice.id, ["invoice.voided"])
     return True
-
-
-async def lock_invoice(conn: AsyncConnection, invoice_id: str) -> None:
-    """The invoice's row lock, until the transaction ends: a payment, a void and the overdue mark of one
-    invoice happen one after the other."""
-    await conn.execute(select(invoices.c.id).where(invoices.c.id == invoice_id).with_for_update())
 
 
 async def mark_overdue(conn: AsyncConnection, today: date, organization_id: str | None = None) -> int:
@@ -101,5 +101,6 @@ async def mark_overdue(conn: AsyncConnection, today: date, organization_id: str 
     marked = (await conn.execute(update(invoices).where(
         invoices.c.id.in_(candidates.with_for_update(skip_locked=True).scalar_subquery()),
     ).values(payment_overdue=True, updated_at=func.now()).returning(invoices.c.id, invoices.c.organization_id))).all()
-    await enqueue_announcements(conn, [(row.organization_id, row.id, "invoice.payment_overdue") for row in marked])
+    await enqueue_announcements(conn, [Announcement(row.organization_id, row.id, "invoice.payment_overdue")
+                                       for row in marked])
     return len(marked)
