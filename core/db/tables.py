@@ -45,17 +45,6 @@ organizations = Table(
     Column("id", UUID(as_uuid=False), primary_key=True),
     Column("name", String(255), nullable=False, unique=True),
     _created_at(),
-    # its own details, printed on its invoices (`meterline org set`)
-    Column("legal_name", String(255)),
-    Column("email", String(255)),
-    Column("address_line1", String(255)),
-    Column("address_line2", String(255)),
-    Column("city", String(255)),
-    Column("zipcode", String(255)),
-    Column("state", String(255)),
-    Column("country", String(2)),  # ISO 3166-1 alpha-2
-    Column("tax_identification_number", String(255)),
-    Column("invoice_footer", String(600)),
     # days from an invoice's issuing date to its due date for a customer without its own net_payment_term
     Column("net_payment_term", Integer, nullable=False, server_default="0"),
 )
@@ -426,6 +415,9 @@ webhook_deliveries = Table(
            nullable=False),
     Column("webhook_type", String(64), nullable=False),
     Column("object_id", UUID(as_uuid=False), nullable=False),
+    # what the webhook is about when not its object (a payment status change's: its invoice): the webhooks
+    # about one thing are delivered in the order they were queued (rater.billing.outbox)
+    Column("about_id", UUID(as_uuid=False)),
     Column("status", String(16), nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -30,7 +30,7 @@ from core.db.tables import (
     triggered_alerts,
     usage_thresholds,
 )
-from core.db.webhooks import enqueue_announcements
+from core.db.webhooks import Announcement, enqueue_announcements
 from core.domain.charges import units_text
 from core.domain.thresholds import Crossing, Threshold, crossed
 
@@ -230,7 +230,7 @@ async def record_triggered_alerts(conn: AsyncConnection, triggered: Sequence[Tri
              "subscription_id": t.subscription_id, "period_key": t.period_key, "current_value": t.current,
              "previous_value": t.previous, "crossed_thresholds": crossed_json(t.crossings)}
             for id_, t in zip(ids, triggered, strict=True)]))
-        await enqueue_announcements(conn, [(t.organization_id, id_, "alert.triggered")
+        await enqueue_announcements(conn, [Announcement(t.organization_id, id_, "alert.triggered")
                                            for id_, t in zip(ids, triggered, strict=True)])
     return ids
 
@@ -246,6 +246,6 @@ async def record_progressive_crossings(conn: AsyncConnection, reached: Sequence[
              "usage_threshold_id": r.highest.threshold.ref, "usage_amount_cents": r.usage_amount_cents,
              "charges": dict(r.charges)}
             for id_, r in zip(ids, reached, strict=True)]))
-        await enqueue_announcements(conn, [(r.organization_id, id_, "subscription.usage_threshold_reached")
+        await enqueue_announcements(conn, [Announcement(r.organization_id, id_, "subscription.usage_threshold_reached")
                                            for id_, r in zip(ids, reached, strict=True)])
     return ids

@@ -12,8 +12,9 @@ its next poll.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
-from sqlalchemy import String, column, exists, func, select, text, values
+from sqlalchemy import String, cast, column, exists, func, select, text, values
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,25 +27,40 @@ _DUE = text("now() + CASE WHEN current_setting('synchronous_commit') = 'off' THE
             "ELSE interval '0' END")
 
 
+class Announcement(NamedTuple):
+    """A webhook to queue for every endpoint of an organization: its type (`<object type>.<event>`), the
+    object it sends, and what its webhooks are about (they are delivered in the order they were queued:
+    rater.billing.outbox), when not that object (a payment status change's: its invoice)."""
+
+    organization_id: str
+    object_id: str
+    webhook_type: str
+    about_id: str | None = None
+
+
 async def enqueue_webhooks(conn: AsyncConnection, organization_id: str, object_id: str,
-                           webhook_types: Sequence[str]) -> None:
-    """One outbox row per endpoint of the organization and webhook type (`<object type>.<event>`) about
-    one object, in the caller's transaction; at most one per endpoint, type and object, ever."""
-    await enqueue_announcements(conn, [(organization_id, object_id, kind) for kind in webhook_types])
+                           webhook_types: Sequence[str], about_id: str | None = None) -> None:
+    """One outbox row per endpoint of the organization and webhook type about one object, in the caller's
+    transaction; at most one per endpoint, type and object, ever."""
+    await enqueue_announcements(conn, [Announcement(organization_id, object_id, kind, about_id)
+                                       for kind in webhook_types])
 
 
-async def enqueue_announcements(conn: AsyncConnection, announcements: Sequence[tuple[str, str, str]]) -> None:
-    """`enqueue_webhooks` for several objects, of any organizations: (organization, object, webhook type)
-    each. One statement, whatever their number, its NOTIFY included (the aggregator fires a batch's alerts
-    with it: each statement of a transaction waits for the worker's event loop to come round)."""
+async def enqueue_announcements(conn: AsyncConnection, announcements: Sequence[Announcement]) -> None:
+    """`enqueue_webhooks` for several objects, of any organizations. One statement, whatever their number,
+    its NOTIFY included (the aggregator fires a batch's alerts with it: each statement of a transaction
+    waits for the worker's event loop to come round)."""
     if not announcements:
         return
     about = values(column("organization_id", UUID(as_uuid=False)), column("object_id", UUID(as_uuid=False)),
-                   column("webhook_type", String), name="about").data(list(announcements))
+                   column("webhook_type", String), column("about_id", UUID(as_uuid=False)),
+                   name="about").data([tuple(a) for a in announcements])
     rows = select(func.gen_random_uuid(), webhook_endpoints.c.organization_id, webhook_endpoints.c.id,
-                  about.c.webhook_type, about.c.object_id, _DUE).select_from(
+                  about.c.webhook_type, about.c.object_id,
+                  cast(about.c.about_id, UUID(as_uuid=False)),  # a NULL in VALUES is text to PostgreSQL
+                  _DUE).select_from(
         webhook_endpoints.join(about, about.c.organization_id == webhook_endpoints.c.organization_id))
     inserted = pg_insert(webhook_deliveries).from_select(
-        ["id", "organization_id", "endpoint_id", "webhook_type", "object_id", "next_attempt_at"], rows,
+        ["id", "organization_id", "endpoint_id", "webhook_type", "object_id", "about_id", "next_attempt_at"], rows,
     ).on_conflict_do_nothing(constraint="uq_webhook_deliveries_once").returning(webhook_deliveries.c.id).cte("inserted")
     await conn.execute(select(func.pg_notify(WEBHOOKS_CHANNEL, "")).where(exists(select(inserted.c.id))))

@@ -53,14 +53,11 @@ _OBJECTS: dict[str, tuple[str, Document]] = {
     "subscription.usage_threshold_reached": ("subscription", usage_threshold_reached_document),
     "invoice.payment_status_updated": ("invoice", payment_update_document)}
 
-# Each claimed row's `about`: what its webhook is about, the object whose webhooks go in order (a payment
-# status change's is its invoice, as the invoice's other webhooks).
 _CLAIM = text(f"""
-UPDATE webhook_deliveries d SET next_attempt_at = now() + interval '{LEASE_S} seconds'
-WHERE d.id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
-               ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)
-RETURNING d.id, d.created_at, COALESCE(
-    (SELECT u.invoice_id FROM invoice_payment_updates u WHERE u.id = d.object_id), d.object_id) AS about
+UPDATE webhook_deliveries SET next_attempt_at = now() + interval '{LEASE_S} seconds'
+WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+RETURNING id, created_at, COALESCE(about_id, object_id) AS about
 """)
 # deliveries in flight at once (HTTP requests; their reads and writes share the engine's connections)
 IN_FLIGHT = 64

@@ -1,7 +1,8 @@
 """Invoices are paid, voided and overdue: `payment_overdue` set once (by the biller, with its webhook),
 `voided_at`, up to 5 key/value metadata items per invoice, and every change of an invoice's payment status
 (the object of its `invoice.payment_status_updated` webhook: one per change, where the outbox sends one
-webhook per object and type).
+webhook per object and type), and what a queued webhook is about when not its object (the payment change's
+invoice: the webhooks about one thing are delivered in order).
 
 Invoices already overdue when this runs are marked without a webhook: their due date passed before
 meterline knew overdue invoices.
@@ -49,9 +50,11 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
     op.create_index("ix_invoice_payment_updates_invoice", "invoice_payment_updates", ["invoice_id"])
+    op.add_column("webhook_deliveries", sa.Column("about_id", UUID(as_uuid=False)))
 
 
 def downgrade() -> None:
+    op.drop_column("webhook_deliveries", "about_id")
     op.drop_table("invoice_payment_updates")
     op.drop_table("invoice_metadata")
     op.drop_index("ix_invoices_payable", table_name="invoices")
