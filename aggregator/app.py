@@ -11,14 +11,15 @@ from typing import Any, NoReturn, cast
 
 import faust
 
-from aggregator.alerts import Evaluator
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.fetch_chunks import ChunkSchema, mark_archived, use_chunks
 from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, BatchResult, Finished, Pipeline
 from aggregator.stats import Totals, batch_done
+from aggregator.touched import TouchedPair, touched_messages
 from core.clients import database, redis_client
+from core.db.catalog_changes import CatalogChanges
 from core.logs import logging_config, work_id
 from core.settings import Settings
 from core.usage_state.redis_state import UsageState
@@ -60,19 +61,26 @@ def create_app(settings: Settings) -> faust.App:
     use_chunks(app)
     events = app.topic(settings.events_topic, schema=ChunkSchema(), internal=False)
     rejected = app.topic(settings.rejected_topic, value_type=bytes, key_type=bytes, internal=False)
+    touched = app.topic(settings.touched_topic, value_type=bytes, key_type=bytes, internal=False)
     resources: dict[str, Any] = {}
 
     async def reject(messages: Sequence[tuple[bytes, bytes]]) -> None:
         deliveries = [await rejected.send(key=key or None, value=value) for key, value in messages]
         await asyncio.gather(*deliveries)  # every reject acknowledged before the batch commits
 
+    async def announce(pairs: Sequence[TouchedPair]) -> None:
+        deliveries = [await touched.send(value=value, partition=partition)
+                      for partition, value in touched_messages(pairs, settings.events_partitions)]
+        await asyncio.gather(*deliveries)  # acknowledged before the batch commits
+
     @app.task
     async def open_stores() -> None:
         engine = database(settings, pool_size=4)
         redis = redis_client(settings.redis_url, timeout_s=5)
         resources["redis"] = redis
-        resources["processor"] = BatchProcessor(SubscriptionCatalog(engine), UsageState(redis),
-                                                EventArchive(engine), reject, Evaluator(engine, redis))
+        catalog = SubscriptionCatalog(engine, changes=CatalogChanges(engine))
+        resources["processor"] = BatchProcessor(catalog, UsageState(redis),
+                                                EventArchive(engine), reject, announce)
 
     @app.task
     async def collect_garbage() -> None:
@@ -86,28 +94,7 @@ def create_app(settings: Settings) -> faust.App:
         pipeline = Pipeline(resources["processor"], abandon)
         totals = Totals()
         submitted = 0
-        committing: set[asyncio.Future[None]] = set()
-
-        async def commit_now() -> None:
-            # A commit already in flight makes commit() wait for it and return False: that one may
-            # have read the offsets before this batch's, so once more (nothing is sent when nothing
-            # is new).
-            if not await app.consumer.commit():
-                await app.consumer.commit()
-
-        def committed(commit: asyncio.Future[None]) -> None:
-            committing.discard(commit)
-            if not commit.cancelled() and commit.exception() is not None:
-                log.warning("committing a finished batch failed, the periodic commit will retry: %r",
-                            commit.exception())
-
-        def commit_soon() -> None:
-            """Commit what is archived now, beside the pipeline: Faust's own commit comes with its
-            next fetch (none once a backlog is drained) or its interval, which left up to a second of
-            finished batches to redo after a crash, and in the lag that ops teams watch."""
-            commit = asyncio.ensure_future(commit_now())
-            committing.add(commit)
-            commit.add_done_callback(committed)
+        commit_soon = CommitSoon(app)
 
         def on_archived(events: Sequence[faust.EventT], size: int, began: float) -> Finished:
             async def finished(result: BatchResult) -> None:
@@ -145,7 +132,34 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-def abandon(size: int, exc: BaseException) -> NoReturn:
+class CommitSoon:
+    """Commit what the agent acknowledged now, beside its work: Faust's own commit comes with its next
+    fetch (none once a backlog is drained) or its interval, which left up to a second of finished
+    batches to redo after a crash, and in the lag that ops teams watch."""
+
+    def __init__(self, app: faust.App):
+        self.app = app
+        self._committing: set[asyncio.Future[None]] = set()
+
+    def __call__(self) -> None:
+        commit = asyncio.ensure_future(self._commit_now())
+        self._committing.add(commit)
+        commit.add_done_callback(self._committed)
+
+    async def _commit_now(self) -> None:
+        # A commit already in flight makes commit() wait for it and return False: that one may
+        # have read the offsets before this batch's, so once more (nothing is sent when nothing
+        # is new).
+        if not await self.app.consumer.commit():
+            await self.app.consumer.commit()
+
+    def _committed(self, commit: asyncio.Future[None]) -> None:
+        self._committing.discard(commit)
+        if not commit.cancelled() and commit.exception() is not None:
+            log.warning("committing a finished batch failed, the periodic commit will retry: %r", commit.exception())
+
+
+def abandon(size: int, exc: BaseException, what: str = "events") -> NoReturn:
     """Leave at once, without acknowledging the batches in progress.
 
     A worker stopped (SIGTERM) or failing while a batch is held back (an outage) or in the
@@ -155,10 +169,10 @@ def abandon(size: int, exc: BaseException) -> NoReturn:
     and Faust's shutdown then commits them.)
     """
     if isinstance(exc, asyncio.CancelledError):
-        log.warning("stopping with %d events in flight: leaving them uncommitted for the next worker", size)
+        log.warning("stopping with %d %s in flight: leaving them uncommitted for the next worker", size, what)
         code = 0
     else:
-        log.critical("processing failed with %d events in flight, leaving them uncommitted", size, exc_info=exc)
+        log.critical("processing failed with %d %s in flight, leaving them uncommitted", size, what, exc_info=exc)
         code = 70
     logging.shutdown()
     os._exit(code)

@@ -1,7 +1,10 @@
-"""Subscriptions as the aggregator sees them, read from PostgreSQL and cached for `ttl_s`.
+"""Subscriptions as the aggregator and the alerts worker see them, read from PostgreSQL and cached.
 
-A short time-to-live keeps catalog changes (a new subscription, a new charge, a closed period)
-visible to the aggregator within a second without restarting it, at one query per batch at most.
+A cached view is kept until the catalog changes (a new subscription, a new charge, an alert: the
+notifications of core/db/catalog_changes.py), at most `TRUST_S`; while those notifications cannot be
+received, and without them (`changes=None`), for `ttl_s` (half a second). Closed periods are not
+announced: a view learns of one within `TRUST_S`, or at once when the archive refuses an event for it
+(the processor then forgets the view); until then the archive alone refuses its events (aggregator/archive.py).
 A pending subscription whose `subscription_at` has come counts as active (its activation may not
 have been written yet); a terminated one keeps receiving events dated before `terminated_at`. An
 external_id names a chain of subscriptions over time (plan changes, reuse after a termination): the
@@ -19,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aggregator.model import SubscriptionView
 from core.db.catalog import charge_line, metric, plan_charges, shown_usage_thresholds, subscription_query, usage_cycle
+from core.db.catalog_changes import CatalogChanges
+from core.db.sql import any_of
 from core.db.tables import alerts, closed_periods, subscriptions
 from core.db.thresholds import alert_thresholds, usage_threshold_values
 from core.domain.lifecycle import CATALOG_TTL_S, METERED, effective_status
@@ -30,38 +35,62 @@ Scope = tuple[str, str]  # (organization_id, external_subscription_id)
 
 def _named(scopes: set[Scope], organization_id: ColumnElement[str], external_id: ColumnElement[str]
            ) -> ColumnElement[bool]:
-    """Rows of these (organization, external_id) scopes, as one `external_id IN (...)` per organization: a
+    """Rows of these (organization, external_id) scopes, as one `external_id = ANY(...)` per organization: a
     row-value IN of a batch's thousands of pairs took PostgreSQL seconds to plan (5,000 pairs: ~2 s) and
     failed from ~8,000 on (stack depth limit exceeded)."""
     by_org: dict[str, list[str]] = {}
     for org, external in scopes:
         by_org.setdefault(org, []).append(external)
-    return or_(*(and_(organization_id == org, external_id.in_(sorted(externals)))
+    return or_(*(and_(organization_id == org, any_of(external_id, externals))
                  for org, externals in sorted(by_org.items())))
 
 
+TRUST_S = 10.0  # the longest a view is kept while changes are announced
+
+
 class SubscriptionCatalog:
-    def __init__(self, engine: AsyncEngine, ttl_s: float = CATALOG_TTL_S):
+    def __init__(self, engine: AsyncEngine, ttl_s: float = CATALOG_TTL_S, changes: CatalogChanges | None = None):
         self.engine = engine
         self.ttl_s = ttl_s
-        self._cache: dict[Scope, tuple[SubscriptionView | None, float]] = {}
+        self.changes = changes
+        # scope -> (view, until when it is trusted, the changes' generation when it was read)
+        self._cache: dict[Scope, tuple[SubscriptionView, float, int]] = {}
 
     async def lookup(self, scopes: Iterable[Scope]) -> dict[Scope, SubscriptionView | None]:
+        changes = self.changes
+        if changes is not None:
+            changes.start()
+        generation = changes.generation if changes is not None else 0  # before the read: a change during it counts
         now = time.monotonic()
         wanted = set(scopes)
-        found = {s: v for s, (v, expires) in ((s, self._cache[s]) for s in wanted if s in self._cache)
-                 if expires > now}
+        found: dict[Scope, SubscriptionView | None] = {}
+        for scope in wanted:
+            entry = self._cache.get(scope)
+            if entry is not None and entry[1] > now and entry[2] == generation:
+                found[scope] = entry[0]
         missing = wanted - found.keys()
         if missing:
             fresh = await self._load(missing)
+            trusted = now + (TRUST_S if changes is not None and changes.listening else self.ttl_s)
             for scope in missing:
                 view = fresh.get(scope)
                 found[scope] = view
                 if view is not None:  # an unknown subscription is asked again: it may just be created
-                    self._cache[scope] = (view, now + self.ttl_s)
+                    self._cache[scope] = (view, trusted, generation)
         if len(self._cache) > 100_000:
             self._cache = {s: entry for s, entry in self._cache.items() if entry[1] > now}
         return found
+
+    def forget(self, scopes: Iterable[Scope]) -> None:
+        """Read these scopes again at their next lookup: their cached view is known to be behind."""
+        for scope in scopes:
+            self._cache.pop(scope, None)
+
+    async def refresh(self, scopes: Iterable[Scope]) -> dict[Scope, SubscriptionView | None]:
+        """`lookup` without the cache."""
+        wanted = set(scopes)
+        self.forget(wanted)
+        return await self.lookup(wanted)
 
     async def _load(self, scopes: set[Scope]) -> dict[Scope, SubscriptionView]:
         query = subscription_query(plan_changes=False).where(_named(scopes, subscriptions.c.organization_id,
@@ -72,7 +101,7 @@ class SubscriptionCatalog:
             if closed:
                 closed_rows = await conn.execute(
                     select(closed_periods.c.subscription_id, closed_periods.c.period_key)
-                    .where(closed_periods.c.subscription_id.in_(list(closed)))
+                    .where(any_of(closed_periods.c.subscription_id, closed))
                 )
                 for closed_row in closed_rows:
                     closed[closed_row.subscription_id].add(closed_row.period_key)

@@ -23,13 +23,14 @@ from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
-from aggregator.alerts import Evaluator
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, TransientError, process_until_done
 from aggregator.stats import Totals, batch_done
+from aggregator.touched import TouchedPair, touched_messages
 from core.clients import database, idempotent_producer_config, redis_client
+from core.db.catalog_changes import CatalogChanges
 from core.logs import work_id
 from core.settings import Settings
 from core.usage_state.redis_state import UsageState
@@ -48,32 +49,45 @@ def consumer_config(settings: Settings) -> dict[str, object]:
     }
 
 
-class RejectProducer:
-    """Publishes rejected events and waits until Kafka acknowledged all of them."""
+class Publisher:
+    """Publishes a batch's rejected events and touched pairs, and waits until Kafka acknowledged them."""
 
     def __init__(self, settings: Settings):
-        self.topic = settings.rejected_topic
+        self.settings = settings
         self.producer = Producer(idempotent_producer_config(settings.kafka_bootstrap))
 
-    async def __call__(self, messages: Sequence[tuple[bytes, bytes]]) -> None:
+    async def reject(self, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        await self._publish("rejected events", [(self.settings.rejected_topic, key or None, None, value)
+                                                for key, value in messages])
+
+    async def announce(self, pairs: Sequence[TouchedPair]) -> None:
+        await self._publish("touched pairs", [(self.settings.touched_topic, None, partition, value) for partition, value
+                                              in touched_messages(pairs, self.settings.events_partitions)])
+
+    async def _publish(self, what: str, messages: list[tuple[str, bytes | None, int | None, bytes]]) -> None:
         failures: list[str] = []
 
         def delivered(error: object, _message: object) -> None:
             if error is not None:
                 failures.append(str(error))
 
-        for key, value in messages:
-            self.producer.produce(self.topic, key=key or None, value=value, on_delivery=delivered)
+        for topic, key, partition, value in messages:
+            if partition is None:
+                self.producer.produce(topic, key=key, value=value, on_delivery=delivered)
+            else:
+                self.producer.produce(topic, key=key, value=value, partition=partition, on_delivery=delivered)
         remaining = await asyncio.to_thread(self.producer.flush, 30)
         if remaining or failures:
-            raise TransientError(f"Kafka did not acknowledge rejected events: {failures[:3] or remaining}")
+            raise TransientError(f"Kafka did not acknowledge {what}: {failures[:3] or remaining}")
 
 
 async def run_loop(settings: Settings) -> None:
     engine = database(settings, pool_size=4)
     redis = redis_client(settings.redis_url, timeout_s=5)
-    processor = BatchProcessor(SubscriptionCatalog(engine), UsageState(redis), EventArchive(engine),
-                               RejectProducer(settings), Evaluator(engine, redis))
+    publisher = Publisher(settings)
+    processor = BatchProcessor(SubscriptionCatalog(engine, changes=CatalogChanges(engine)), UsageState(redis),
+                               EventArchive(engine),
+                               publisher.reject, publisher.announce)
     consumer = Consumer(consumer_config(settings))
     consumer.subscribe([settings.events_topic])
     stopping = asyncio.Event()

@@ -22,9 +22,14 @@ Order of side effects for a batch, and what a crash between two steps does:
      there, and the archive inserts the batch again with conflict checks (archived once);
      `meterline rebuild` after a flush re-applies the archive through the same marks, so either way
      each transaction_id counts once;
-4. publish rejected events to `events.rejected` and wait for Kafka's acknowledgement of all of them;
+4. publish rejected events to `events.rejected`, and the (subscription, period) pairs the batch touched
+   whose subscription is watched (alerts, progressive billing) to `usage.touched` (beside step 3), and
+   wait for Kafka's acknowledgement of all of them;
    - crash after 4: the rejects are published again on redelivery (at least once; `replay-rejected`
-     is idempotent because replayed events keep their transaction_id);
+     is idempotent because replayed events keep their transaction_id), and so are the touched pairs:
+     the alerts worker evaluates them again, which fires nothing twice (aggregator/alerts_app.py);
+   - crash before 4: the pairs were not all published, but the batch is not acknowledged either, and
+     its redelivery touches the same pairs (every planned event counts, one Redis already had too);
 5. return; the Faust agent acknowledges the messages and their offsets are committed.
    - crash before the commit: everything above is redone, and every step is a no-op the second time.
 
@@ -52,19 +57,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 import orjson
 import psycopg
 import redis.exceptions
 import sqlalchemy.exc
 
-from aggregator.alerts import Evaluator
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.copy_text import copy_text
 from aggregator.model import Rejected, SubscriptionView
 from aggregator.planning import plan
+from aggregator.touched import TouchedPair
 from core.usage_state.ops import Planned
 from core.usage_state.redis_state import UsageState
 from schemas.events import Event, event_from_message
@@ -80,6 +85,7 @@ YIELD_EVERY = 200
 T = TypeVar("T")
 U = TypeVar("U")
 RejectSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # [(key, value)] -> all acknowledged
+TouchedSink = Callable[[Sequence[TouchedPair]], Awaitable[None]]  # -> all published and acknowledged
 
 
 async def in_turns(items: Sequence[T]) -> AsyncIterator[Sequence[T]]:
@@ -101,9 +107,7 @@ class BatchResult:
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> events sent to events.rejected
     visible_at: float = 0.0  # when the batch's usage became readable (Redis applied), Unix seconds
     received_at_us: list[int] = field(default_factory=list)  # ingest acceptance time of each applied candidate
-    alerts_evaluated: int = 0  # alerts and progressive threshold sets compared with the batch's usage
-    alerts_fired: int = 0
-    alerts_recent: list[dict[str, Any]] = field(default_factory=list)  # what fired (aggregator/alerts.py)
+    touched: int = 0  # watched (subscription, period) pairs sent to the alerts worker
 
 
 @dataclass
@@ -120,7 +124,7 @@ class Applied:
     rejects: list[tuple[bytes, Rejected]] = field(default_factory=list)
     copy: tuple[str, str] | None = None  # the accepted events' COPY text (copy_text), made for the archive
     # the (subscription, period) pairs the batch touched whose subscription has alerts or progressive
-    # billing thresholds (every planned event counts, one Redis already had too: see aggregator/alerts.py)
+    # billing thresholds (every planned event counts, one Redis already had too: step 4)
     watched: dict[tuple[str, str], SubscriptionView] = field(default_factory=dict)
 
 
@@ -156,12 +160,12 @@ def rejection_key(payload: bytes) -> bytes:
 
 class BatchProcessor:
     def __init__(self, catalog: SubscriptionCatalog, state: UsageState, archive: EventArchive,
-                 reject: RejectSink, evaluator: Evaluator | None = None):
+                 reject: RejectSink, announce: TouchedSink):
         self.catalog = catalog
         self.state = state
         self.archive_store = archive
         self.reject = reject
-        self.evaluator = evaluator
+        self.announce = announce
 
     async def apply(self, payloads: Sequence[bytes]) -> Applied:
         """Steps 1-2."""
@@ -238,12 +242,13 @@ class BatchProcessor:
 
     async def _archive(self, applied: Applied) -> BatchResult:
         result, rejects = replace(applied.result), list(applied.rejects)  # a retry starts from the same
-        # step 3, and the alerts of what the batch touched evaluated beside it (aggregator/alerts.py)
+        # step 3, and beside it the first half of step 4: what the batch touched, for the alerts worker
         storing = self.archive_store.store(applied.accepted, applied.owners, applied.new_to_redis, applied.copy)
-        if self.evaluator is not None and applied.watched:
-            stored, evaluated = await both(storing, self.evaluator.evaluate(applied.watched))
-            result.alerts_evaluated, result.alerts_fired = evaluated.evaluated, evaluated.fired
-            result.alerts_recent = evaluated.recent
+        if applied.watched:
+            touched = [TouchedPair(view.organization_id, view.external_id, subscription_id, period_key)
+                       for (subscription_id, period_key), view in applied.watched.items()]
+            stored, _ = await both(storing, self.announce(touched))
+            result.touched = len(touched)
         else:
             stored = await storing
         result.archived = stored.archived
@@ -251,6 +256,8 @@ class BatchProcessor:
         for identity in stored.closed:  # closed while this batch was in flight: refused by the archive
             rejects.append((applied.payload_of[identity], Rejected(
                 "period_closed", "the billing period of this event was invoiced before it was archived")))
+        # the views that did not know those periods closed are read again (closed periods are not announced)
+        self.catalog.forget({(organization_id, external_id) for organization_id, external_id, _ in stored.closed})
         if rejects:  # step 4
             await self.reject([(rejection_key(payload), rejection_message(payload, rejection))
                                for payload, rejection in rejects])

@@ -1,8 +1,9 @@
-"""Counting what the aggregator does: this worker's Prometheus series and the pipeline-wide totals.
+"""Counting what the aggregator and the alerts worker do: their Prometheus series and the pipeline-wide totals.
 
-The totals go to the Redis hash `core.metrics.STATS_KEY` (applied, deduplicated,
-rejected:<reason>, alerts_evaluated, alerts_fired), summed over every worker, which the API's /metrics
-and /ops pages read; what alerts fired last goes to the list `RECENT_ALERTS_KEY` (the ops page's).
+The totals go to the Redis hash `core.metrics.STATS_KEY` (applied, deduplicated, rejected:<reason> from
+the aggregators; alerts_evaluated, alerts_fired from the alerts workers), summed over every worker, which
+the API's /metrics and /ops pages read; what alerts fired last goes to the list `RECENT_ALERTS_KEY` (the
+ops page's).
 They are counted after a batch went through, best effort: a Redis hiccup here never holds back a
 batch whose usage is already applied and archived (it only leaves the counters a batch short).
 """
@@ -13,12 +14,14 @@ import logging
 import time
 from bisect import bisect_right
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import redis.exceptions
 from prometheus_client import Histogram
 from redis.asyncio import Redis
 
+from aggregator.alerts import Evaluated
 from aggregator.processor import BatchResult
 from core.metrics import (
     AGGREGATOR_APPLY_LATENCY,
@@ -32,6 +35,7 @@ from core.metrics import (
 
 log = logging.getLogger("meterline.aggregator")
 LOG_EVERY_S = 10.0
+SLOW_EVALUATION_S = 0.5  # an evaluation taking longer is logged
 
 
 def observe_latencies(histogram: Histogram, now_us: float, moments_us: Sequence[int]) -> None:
@@ -62,8 +66,7 @@ def observe_latencies(histogram: Histogram, now_us: float, moments_us: Sequence[
 
 def stats_increments(result: BatchResult) -> dict[str, int]:
     """The `ml:stats` fields a batch adds to (pure)."""
-    fields = {"applied": result.applied, "deduplicated": result.duplicates,
-              "alerts_evaluated": result.alerts_evaluated, "alerts_fired": result.alerts_fired}
+    fields = {"applied": result.applied, "deduplicated": result.duplicates}
     fields.update({f"rejected:{reason}": count for reason, count in result.rejected.items()})
     return {name: count for name, count in fields.items() if count}
 
@@ -77,19 +80,31 @@ async def record(client: Redis, result: BatchResult, batch_size: int, seconds: f
         AGGREGATOR_EVENTS.labels("rejected", reason).inc(count)
     # acceptance at the ingest -> readable in current usage
     observe_latencies(EVENT_TO_VISIBLE, result.visible_at * 1_000_000, result.received_at_us)
-    increments = stats_increments(result)
+    await _add_totals(client, stats_increments(result), [], f"a batch of {batch_size}")
+
+
+async def alerts_done(client: Redis, report: Evaluated, seconds: float) -> None:
+    """The pipeline totals of one evaluation by the alerts worker (its own series: aggregator/alerts.py)."""
+    if report.fired or seconds > SLOW_EVALUATION_S:
+        log.info("evaluated %d alerts and threshold sets, %d fired, in %.3f s", report.evaluated, report.fired, seconds)
+    increments = {"alerts_evaluated": report.evaluated, "alerts_fired": report.fired}
+    await _add_totals(client, {name: count for name, count in increments.items() if count}, report.recent,
+                      "an evaluation")
+
+
+async def _add_totals(client: Redis, increments: dict[str, int], recent: list[dict[str, Any]], what: str) -> None:
     if not increments:
         return
     try:
         async with client.pipeline(transaction=False) as pipe:
             for name, count in increments.items():
                 pipe.hincrby(STATS_KEY, name, count)
-            if result.alerts_recent:  # newest first, the last RECENT_ALERTS kept
-                pipe.lpush(RECENT_ALERTS_KEY, *(orjson.dumps(fired) for fired in result.alerts_recent))
+            if recent:  # newest first, the last RECENT_ALERTS kept
+                pipe.lpush(RECENT_ALERTS_KEY, *(orjson.dumps(fired) for fired in recent))
                 pipe.ltrim(RECENT_ALERTS_KEY, 0, RECENT_ALERTS - 1)
             await pipe.execute()
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        log.warning("pipeline totals not updated for a batch of %d: %s", batch_size, exc)
+        log.warning("pipeline totals not updated for %s: %s", what, exc)
 
 
 class Totals:

@@ -45,9 +45,9 @@ EVENT_TO_VISIBLE = Histogram("meterline_event_to_visible_seconds",
 ALERTS_EVALUATED = Counter("meterline_alerts_evaluated_total",
                            "Alerts and progressive billing threshold sets compared with a new usage value")
 ALERTS_FIRED = Counter("meterline_alerts_fired_total",
-                       "Alerts triggered and progressive billing thresholds reached by this aggregator worker")
+                       "Alerts triggered and progressive billing thresholds reached by this alerts worker")
 ALERT_EVALUATION_SECONDS = Histogram("meterline_alert_evaluation_seconds",
-                                     "Evaluating the alerts and thresholds of one batch's touched subscriptions",
+                                     "Evaluating the alerts and thresholds of the subscriptions some batches touched",
                                      buckets=LATENCY_BUCKETS)
 
 BILLER_RUNS = Counter("meterline_biller_runs_total", "Billing runs completed")
@@ -56,8 +56,10 @@ WEBHOOK_DELIVERIES = Counter("meterline_webhook_deliveries_total", "Webhook deli
                              ["outcome"])
 
 
-def pipeline_families(lag: LagSample | None, stats: Mapping[str, int]) -> Iterable[Metric]:
-    """Pure: the pipeline-wide metric families from a lag sample and the `ml:stats` totals."""
+def pipeline_families(lag: LagSample | None, stats: Mapping[str, int],
+                      alerts_lag: LagSample | None = None) -> Iterable[Metric]:
+    """Pure: the pipeline-wide metric families from a lag sample of the aggregators (on the events topic), one
+    of the alerts workers (on the touched pairs), and the `ml:stats` totals."""
     if lag is not None:
         gauge = GaugeMetricFamily("meterline_consumer_lag", "Committed offset behind the high watermark",
                                   labels=["group", "topic", "partition"])
@@ -66,6 +68,9 @@ def pipeline_families(lag: LagSample | None, stats: Mapping[str, int]) -> Iterab
         for partition in lag.partitions:
             gauge.add_metric([lag.group, partition.topic, str(partition.partition)], partition.lag)
             end.add_metric([partition.topic, str(partition.partition)], partition.end)
+        for partition in alerts_lag.partitions if alerts_lag else ():
+            gauge.add_metric([alerts_lag.group, partition.topic, str(partition.partition)],  # type: ignore[union-attr]
+                             partition.lag)
         yield gauge
         yield end
         accepted = CounterMetricFamily("meterline_pipeline_events_accepted",
@@ -94,12 +99,11 @@ class PipelineCollector(Collector):
         self._snapshot = snapshot
 
     def collect(self) -> Iterable[Metric]:
-        lag, stats = self._snapshot()
-        return pipeline_families(lag, stats)
+        return pipeline_families(*self._snapshot())
 
 
 def serve_metrics(host: str, port: int) -> None:
-    """`/metrics` of a process without an HTTP server of its own (aggregator, biller). Port 0 disables it;
+    """`/metrics` of a process without an HTTP server of its own (aggregator, alerts, biller). Port 0 disables it;
     a port already taken (a second worker on one machine) is logged, never fatal."""
     if port == 0:
         return

@@ -42,6 +42,9 @@ class Settings:
     rejected_topic: str
     events_partitions: int
     consumer_group: str
+    # the (subscription, period) pairs each batch changed, for the alerts worker (aggregator/alerts_app.py)
+    touched_topic: str
+    alerts_group: str
     max_body_bytes: int
     publish_timeout_s: float
     aggregator_batch_size: int  # events per Kafka fetch; a batch is up to events_partitions fetched chunks
@@ -52,6 +55,9 @@ class Settings:
     aggregator_metrics_port: int  # 0 disables the aggregator's /metrics server
     biller_metrics_host: str
     biller_metrics_port: int  # 0 disables the biller's /metrics server
+    alerts_metrics_host: str
+    alerts_metrics_port: int  # 0 disables the alerts worker's /metrics server
+    alerts_nice: int  # the alerts worker's niceness (0-19): it yields the CPU to the aggregator when short
     ingest_rate_limit_events_per_s: float
     ingest_rate_limit_burst: float
     api_key_cache_ttl_s: float
@@ -81,6 +87,8 @@ class Settings:
             rejected_topic=env.get("METERLINE_REJECTED_TOPIC", "events.rejected"),
             events_partitions=int(env.get("METERLINE_EVENTS_PARTITIONS", "4")),
             consumer_group=env.get("METERLINE_CONSUMER_GROUP", "meterline-aggregator"),
+            touched_topic=env.get("METERLINE_TOUCHED_TOPIC", "usage.touched"),
+            alerts_group=env.get("METERLINE_ALERTS_GROUP", "meterline-alerts"),
             max_body_bytes=int(env.get("METERLINE_MAX_BODY_BYTES", str(1024 * 1024))),
             publish_timeout_s=float(env.get("METERLINE_PUBLISH_TIMEOUT_S", "8")),
             aggregator_batch_size=int(env.get("METERLINE_AGGREGATOR_BATCH_SIZE", "4000")),
@@ -92,6 +100,9 @@ class Settings:
             aggregator_metrics_port=int(env.get("METERLINE_AGGREGATOR_METRICS_PORT", "9464")),
             biller_metrics_host=env.get("METERLINE_BILLER_METRICS_HOST", "127.0.0.1"),
             biller_metrics_port=int(env.get("METERLINE_BILLER_METRICS_PORT", "9465")),
+            alerts_metrics_host=env.get("METERLINE_ALERTS_METRICS_HOST", "127.0.0.1"),
+            alerts_metrics_port=int(env.get("METERLINE_ALERTS_METRICS_PORT", "9466")),
+            alerts_nice=int(env.get("METERLINE_ALERTS_NICE", "10")),
             # Events per second per organization and ingest process; 0 disables. Generous by default.
             ingest_rate_limit_events_per_s=float(env.get("METERLINE_INGEST_RATE_LIMIT", "200000")),
             ingest_rate_limit_burst=float(env.get("METERLINE_INGEST_RATE_BURST", "200000")),
@@ -126,6 +137,8 @@ class Settings:
                               ">= 100 (one full batch)")
         if self.aggregator_runtime not in ("faust", "kafka"):
             raise ConfigError("METERLINE_AGGREGATOR_RUNTIME must be faust or kafka")
+        if not 0 <= self.alerts_nice <= 19:
+            raise ConfigError("METERLINE_ALERTS_NICE must be in [0, 19]")
         if not 0 < self.api_key_cache_ttl_s <= 30:
             raise ConfigError("METERLINE_API_KEY_CACHE_TTL_S must be in (0, 30]: a revoked key stops within 30 s")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -89,6 +90,20 @@ def cmd_aggregator(settings: Settings, args: argparse.Namespace) -> int:
 
     sys.argv = [sys.argv[0]]  # Faust's worker parses argv; it must not see ours
     run_worker(settings)
+    return 0
+
+
+def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from core.metrics import serve_metrics
+
+    # Below the aggregator's priority: when the CPU is short (a backlog drained on the aggregator's machine),
+    # the alerts wait, not the counting; an evaluation that comes later covers more batches at once.
+    os.nice(settings.alerts_nice)
+    serve_metrics(settings.alerts_metrics_host, settings.alerts_metrics_port)
+    from aggregator.alerts_app import run_alerts_worker
+
+    sys.argv = [sys.argv[0]]  # Faust's worker parses argv; it must not see ours
+    run_alerts_worker(settings)
     return 0
 
 
@@ -323,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="run the API (rater) server in the foreground")
     sub.add_parser("ingest", help="run the standalone ingest server in the foreground")
     sub.add_parser("aggregator", help="run the Faust aggregator worker in the foreground")
+    sub.add_parser("alerts", help="run the alerts worker (evaluates what each batch changed) in the foreground")
     sub.add_parser("migrate", help="apply database migrations")
     biller = sub.add_parser("biller", help="run the biller loop in the foreground (bills as of now, sends webhooks)")
     biller.add_argument("--interval", type=float, default=30.0, help="seconds between billing rounds")
@@ -363,14 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "up": cmd_up, "init": cmd_init, "down": cmd_down, "status": cmd_status, "api": cmd_api, "ingest": cmd_ingest,
-    "aggregator": cmd_aggregator, "migrate": cmd_migrate, "biller": cmd_biller, "bill": cmd_bill,
+    "aggregator": cmd_aggregator, "alerts": cmd_alerts, "migrate": cmd_migrate, "biller": cmd_biller, "bill": cmd_bill,
     "check-config": cmd_check_config,
     "example": cmd_example, "bench": cmd_bench, "lag": cmd_lag,
     "replay-rejected": cmd_replay_rejected, "rebuild": cmd_rebuild,
 }
 
 
-SERVICES = ("api", "ingest", "aggregator", "biller")
+SERVICES = ("api", "ingest", "aggregator", "alerts", "biller")
 
 
 def main(argv: list[str] | None = None) -> int:

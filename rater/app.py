@@ -66,6 +66,8 @@ def create_app(settings: Settings, event_routes: Sequence[BaseRoute] = (), event
         app.state.monitor = PipelineMonitor(
             lambda: LagReader(settings.kafka_bootstrap, settings.consumer_group, settings.events_topic),
             app.state.redis,
+            alerts_reader_factory=lambda: LagReader(settings.kafka_bootstrap, settings.alerts_group,
+                                                    settings.touched_topic),
         )
         _register_pipeline_metrics(app.state.monitor)
         watcher = asyncio.create_task(app.state.monitor.run())

@@ -1,4 +1,5 @@
-"""The API's view of the whole pipeline: consumer lag and aggregator totals, refreshed every few seconds.
+"""The API's view of the whole pipeline: consumer lag (the aggregators' on the events, the alerts workers' on the
+touched pairs) and the workers' totals, refreshed every few seconds.
 
 Feeds `/metrics` (pipeline-wide series) and the ops page's `/ops/data`. Reading Kafka offsets is
 blocking, so it runs in a thread; a failed refresh keeps the last good sample and records the error.
@@ -42,9 +43,13 @@ def throughput(history: deque[tuple[float, int, int]]) -> dict[str, float]:
 
 
 class PipelineMonitor:
-    def __init__(self, reader_factory: Callable[[], LagReader], redis: Redis, interval_s: float = 2.0):
+    def __init__(self, reader_factory: Callable[[], LagReader], redis: Redis, interval_s: float = 2.0,
+                 alerts_reader_factory: Callable[[], LagReader] | None = None):
         self._reader_factory = reader_factory
         self._reader: LagReader | None = None
+        self._alerts_reader_factory = alerts_reader_factory
+        self._alerts_reader: LagReader | None = None
+        self.alerts_lag: LagSample | None = None
         self.redis = redis
         self.interval_s = interval_s
         self.previous: LagSample | None = None
@@ -55,20 +60,24 @@ class PipelineMonitor:
         self.refreshed_at: float | None = None
         self.history: deque[tuple[float, int, int]] = deque(maxlen=6)
 
-    def snapshot(self) -> tuple[LagSample | None, dict[str, int]]:
-        return self.lag, self.stats
+    def snapshot(self) -> tuple[LagSample | None, dict[str, int], LagSample | None]:
+        return self.lag, self.stats, self.alerts_lag
 
     async def refresh(self) -> None:
         try:
             if self._reader is None:
                 self._reader = await asyncio.to_thread(self._reader_factory)
             sample = await asyncio.to_thread(self._reader.read)
+            if self._alerts_reader is None and self._alerts_reader_factory is not None:
+                self._alerts_reader = await asyncio.to_thread(self._alerts_reader_factory)
+            alerts_sample = await asyncio.to_thread(self._alerts_reader.read) if self._alerts_reader else None
             stats = _int_stats(await self.redis.hgetall(STATS_KEY))
             recent = [orjson.loads(raw) for raw in await self.redis.lrange(RECENT_ALERTS_KEY, 0, RECENT_ALERTS - 1)]
         except Exception as exc:  # any outage of Kafka or Redis: keep the last sample, say why
             self.error = f"{type(exc).__name__}: {exc}"
             return
         self.previous, self.lag, self.stats, self.error = self.lag, sample, stats, None
+        self.alerts_lag = alerts_sample
         self.recent_alerts = recent
         self.refreshed_at = time.time()
         self.history.append((sample.taken_at, sample.total_end, stats.get("applied", 0)))
@@ -79,8 +88,9 @@ class PipelineMonitor:
             await asyncio.sleep(self.interval_s)
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
+        for reader in (self._reader, self._alerts_reader):
+            if reader is not None:
+                reader.close()
 
     def ops_data(self) -> dict[str, Any]:
         per_partition = rates(self.previous, self.lag) if self.lag else {}
@@ -102,6 +112,8 @@ class PipelineMonitor:
                        "deduplicated": self.stats.get("deduplicated", 0)},
             "rejected": rejected,
             "alerts": {"evaluated": self.stats.get("alerts_evaluated", 0), "fired": self.stats.get("alerts_fired", 0),
+                       # touched pairs' messages the alerts workers have not committed yet
+                       "lag": self.alerts_lag.total_lag if self.alerts_lag else None,
                        "recent": self.recent_alerts},
             "last_invoice_run": {
                 "at": self.stats.get("biller_last_run_at"),

@@ -84,7 +84,7 @@ def services() -> Iterator[Services]:
         host = redis.get_container_host_ip()
         found = Services(kafka.get_bootstrap_server(), f"redis://{host}:{redis.get_exposed_port(6379)}/0",
                          postgres.get_connection_url().replace("postgresql+psycopg://", "postgresql://"))
-        ensure_topics(found.kafka_bootstrap, "events", "events.rejected", 4)
+        ensure_topics(found.kafka_bootstrap, "events", "events.rejected", 4, "usage.touched")
         upgrade(found.sqlalchemy_url)
         yield found
 

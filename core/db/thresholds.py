@@ -20,6 +20,7 @@ from sqlalchemy import Numeric, String, column, func, select, values
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.db.sql import any_of
 from core.db.tables import (
     fees,
     invoice_subscriptions,
@@ -58,7 +59,7 @@ async def applicable_usage_thresholds(conn: AsyncConnection, subs: Iterable[tupl
     if not wanted:
         return found
     rows = (await conn.execute(select(usage_thresholds).where(
-        usage_thresholds.c.subscription_id.in_(list(wanted)) | usage_thresholds.c.plan_id.in_(set(wanted.values())),
+        any_of(usage_thresholds.c.subscription_id, wanted) | any_of(usage_thresholds.c.plan_id, wanted.values()),
         usage_thresholds.c.deleted_at.is_(None))
         .order_by(usage_thresholds.c.amount_cents, usage_thresholds.c.created_at))).all()
     own: dict[str, list[Any]] = {}
@@ -115,7 +116,7 @@ async def fired_levels(conn: AsyncConnection, keys: Iterable[tuple[str, str]]
         return {}
     # by subject (a row-value IN of thousands of pairs is slow to plan), the periods sorted out here
     rows = await conn.execute(select(threshold_states).where(
-        threshold_states.c.subject_id.in_(sorted({subject for subject, _ in wanted}))))
+        any_of(threshold_states.c.subject_id, {subject for subject, _ in wanted})))
     return {(row.subject_id, row.period_key): (row.fired_level, row.last_value) for row in rows
             if (row.subject_id, row.period_key) in wanted}
 

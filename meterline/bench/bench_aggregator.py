@@ -28,11 +28,14 @@
    (ALERTS_EVENTS a drain, 10 per subscription, 5 with --quick), drained DRAINS times without alerts
    (`aggregator_many_subscriptions_events_per_s`, and its CPU per event) and, taking turns with those,
    DRAINS times with a `current_usage_amount` alert on every subscription at a level never reached
-   (`aggregator_events_per_s_with_alerts`, its CPU per event): each batch then evaluates the alerts of
-   the subscriptions it touched. `aggregator_with_alerts_ratio` is the second median over the first
-   (target: at least 0.9); `aggregator_alert_evaluations_per_event`, from the pipeline's
-   `alerts_evaluated` total, shows the alerts were loaded and evaluated. The alerts are written
-   straight into `alerts` and deleted after each drain.
+   (`aggregator_events_per_s_with_alerts`, its CPU per event): each batch then publishes the pairs it
+   touched, which the stack's alerts worker evaluates beside it (aggregator/alerts_app.py).
+   `aggregator_with_alerts_ratio` is the second median over the first (target: at least 0.9);
+   `aggregator_alert_evaluations_per_event`, from the pipeline's `alerts_evaluated` total once the
+   alerts worker caught up, shows the alerts were loaded and evaluated; `alerts_worker_catch_up_s` is
+   how long after a drain's last commit that took (median), `alerts_worker_cpu_us_per_event` its CPU
+   per event drained, and `aggregator_and_alerts_cpu_us_per_event_with_alerts` the two together. The
+   alerts are written straight into `alerts` and deleted after each drain.
 6. `redis_bytes_per_unique_member`: MEMORY USAGE of one period's unique set after 1,000,000
    distinct users went through the real Lua script (100,000 with --quick), per member; and
    `redis_bytes_per_event_with_mark`: the whole used_memory delta per event (member + dedup mark).
@@ -60,9 +63,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from redis import Redis as SyncRedis
 
+from core.lag import LagReader
 from core.metrics import STATS_KEY
 from core.settings import Settings, load_settings
 from meterline.bench.run import BenchContext, add_alerts, forget_subscriptions, ok
+from meterline.stack.proc import RunDir, running_pid
 from schemas.events import Event, event_to_message
 
 ORDER = 30
@@ -352,29 +357,53 @@ def alerts_cost(ctx: BenchContext, topic: str, group: str, organization_id: str,
     for n, (name, alerted_name) in enumerate(zip(plain, alerted, strict=True), 1):
         fill_topic(ctx.settings, name, organization_id, subscriptions, run, count, prefix=f"m{n}")
         fill_topic(ctx.settings, alerted_name, organization_id, subscriptions, run, count, prefix=f"a{n}")
-    drains, alerted_drains, evaluations = [], [], 0
+    alerts_pid = running_pid(RunDir(ctx.settings.home), "alerts", "meterline.cli alerts")
+    if alerts_pid is None:
+        raise RuntimeError("the stack's alerts worker is not running: `meterline up` first")
+    drains, alerted_drains, evaluations, catch_ups, alerts_cpu_s = [], [], 0, [], 0.0
     for n, (name, alerted_name) in enumerate(zip(plain, alerted, strict=True), 1):
         drains.append(aggregator_rate(ctx, name, f"{group}-many{n}", count))
         alerts_on(ctx, organization_id, subscriptions)
         try:
-            before = alerts_evaluated(ctx.settings)
+            before, cpu_before = alerts_evaluated(ctx.settings), _cpu_s(alerts_pid)
             alerted_drains.append(aggregator_rate(ctx, alerted_name, f"{group}-alerts{n}", count))
+            drained_at = time.monotonic()
+            alerts_caught_up(ctx.settings)
+            catch_ups.append(time.monotonic() - drained_at)
+            alerts_cpu_s += _cpu_s(alerts_pid) - cpu_before
             evaluations += alerts_evaluated(ctx.settings) - before
         finally:
             alerts_off(ctx, organization_id, run)
-    # each drain touches every subscription at least once; the count of a drain's last batches may not be
-    # in the total yet when its worker is stopped (it is added after the commit the drain is timed by)
-    if evaluations < DRAINS * len(subscriptions) // 2:
+    # each drain touches every subscription at least once
+    if evaluations < DRAINS * len(subscriptions):
         raise RuntimeError(f"the drains with alerts evaluated {evaluations} alerts: were they loaded?")
     rate, cpu_us = sorted(drains)[DRAINS // 2]
     alerted_rate, alerted_cpu_us = sorted(alerted_drains)[DRAINS // 2]
+    alerts_cpu_us = alerts_cpu_s * 1e6 / (DRAINS * count)
     return {"aggregator_many_subscriptions_events_per_s": rate,
             "aggregator_many_subscriptions_cpu_us_per_event": cpu_us,
             "aggregator_events_per_s_with_alerts": alerted_rate,
             "aggregator_cpu_us_per_event_with_alerts": alerted_cpu_us,
             "aggregator_with_alerts_ratio": alerted_rate / rate,
-            "aggregator_alert_evaluations_per_event": evaluations / (DRAINS * count),  # at least
-            "aggregator_subscriptions_with_alerts": float(len(subscriptions))}
+            "aggregator_alert_evaluations_per_event": evaluations / (DRAINS * count),
+            "aggregator_subscriptions_with_alerts": float(len(subscriptions)),
+            # the alerts worker evaluating those drains' touched pairs, beside the aggregator
+            "alerts_worker_cpu_us_per_event": alerts_cpu_us,
+            "alerts_worker_catch_up_s": statistics.median(catch_ups),
+            "aggregator_and_alerts_cpu_us_per_event_with_alerts": alerted_cpu_us + alerts_cpu_us}
+
+
+def alerts_caught_up(settings: Settings, timeout_s: float = 120.0) -> None:
+    """Wait until the stack's alerts worker committed every touched pair published so far."""
+    reader = LagReader(settings.kafka_bootstrap, settings.alerts_group, settings.touched_topic)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while reader.read().total_lag > 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the alerts worker did not catch up within {timeout_s:.0f} s")
+            time.sleep(0.05)
+    finally:
+        reader.close()
 
 
 def run(ctx: BenchContext) -> dict[str, float]:

@@ -8,7 +8,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from meterline.stack.proc import StackError
 
 
-def ensure_topics(bootstrap: str, events_topic: str, rejected_topic: str, partitions: int) -> None:
+def ensure_topics(bootstrap: str, events_topic: str, rejected_topic: str, partitions: int, touched_topic: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
     try:
         existing = admin.list_topics(timeout=30).topics
@@ -19,6 +19,10 @@ def ensure_topics(bootstrap: str, events_topic: str, rejected_topic: str, partit
                  config={"min.insync.replicas": "1", "retention.ms": str(7 * 24 * 3600 * 1000)}),
         NewTopic(rejected_topic, num_partitions=1, replication_factor=1,
                  config={"retention.ms": str(30 * 24 * 3600 * 1000)}),
+        # what each batch changed, for the alerts worker: read within a second, kept a day for a worker
+        # that was down (aggregator/alerts_app.py)
+        NewTopic(touched_topic, num_partitions=partitions, replication_factor=1,
+                 config={"min.insync.replicas": "1", "retention.ms": str(24 * 3600 * 1000)}),
     ]
     missing = [topic for topic in wanted if topic.topic not in existing]
     if not missing:

@@ -42,6 +42,7 @@ PROCESSES = (
     Process("ingest", "ingest", health_url=lambda s: f"http://{s.ingest_host}:{s.ingest_port}/health"),
     Process("aggregator", "aggregator", ready_line="Ready"),
     Process("biller", "biller", ready_line="biller ready"),
+    Process("alerts", "alerts", ready_line="Ready"),
 )
 SERVICES = (("kafka", kafka.MARKER), ("redis", redis_server.MARKER), ("postgres", postgres.MARKER))
 
@@ -99,7 +100,7 @@ def init(settings: Settings) -> str:
     `meterline init` runs this alone (docker-compose's one-shot `init` service); `up` runs it too.
     """
     ensure_topics(settings.kafka_bootstrap, settings.events_topic, settings.rejected_topic,
-                  settings.events_partitions)
+                  settings.events_partitions, settings.touched_topic)
     upgrade(settings.sqlalchemy_url)
     settings.home.mkdir(parents=True, exist_ok=True)
     (settings.home / "env").write_text("\n".join(env_lines(settings)) + "\n")

@@ -1,6 +1,7 @@
 """Usage alerts evaluated in the stream, end to end: events through the ingest, Kafka and the aggregator,
-the `alert.triggered` webhook received signed by a local endpoint. Each threshold fires exactly once per
-period, with the values the evaluation saw; a kill -9 of the aggregator around a crossing changes nothing."""
+the alerts worker and the `alert.triggered` webhook received signed by a local endpoint. Each threshold fires
+exactly once per period, with the values the evaluation saw; a kill -9 of the aggregator or of the alerts worker
+around a crossing changes nothing."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import httpx
 import psycopg
 import pytest
 
+from core.lag import LagReader
+from core.settings import load_settings
 from meterline.example import MTU_METRIC, team_plan
 from tests.builders import wait_for
 from tests.conftest import Services, Stack
@@ -83,7 +86,27 @@ def users(subscription_id: str, metric: str, numbers: range, run: str) -> list[d
 
 
 def settle(client: httpx.Client, customer_id: str, subscription_id: str, units: int) -> None:
+    """Until the usage is `units`, and the alerts worker evaluated it (the values an alert shows are what
+    its evaluation saw: the next batch must not be in Redis before that)."""
     wait_for(lambda: units_now(client, customer_id, subscription_id) == units, 30, f"{units} units")
+    evaluated()
+
+
+def evaluated(timeout_s: float = 30.0) -> None:
+    """Wait until the alerts worker evaluated what the aggregator applied so far: the aggregator's group
+    caught up on the events (a batch publishes its touched pairs before its commit), then the alerts
+    worker's on those pairs."""
+    settings = load_settings()
+    deadline = time.monotonic() + timeout_s
+    for group, topic in ((settings.consumer_group, settings.events_topic),
+                         (settings.alerts_group, settings.touched_topic)):
+        reader = LagReader(settings.kafka_bootstrap, group, topic)
+        try:
+            while reader.read().total_lag > 0:
+                assert time.monotonic() < deadline, f"{group} did not catch up on {topic}"
+                time.sleep(0.02)
+        finally:
+            reader.close()
 
 
 def test_free_plan_thresholds_800_and_1000_each_fire_once_with_the_values_seen(
@@ -191,9 +214,12 @@ def restore_stack() -> Iterator[None]:
     meterline("up")
 
 
-def test_the_aggregator_killed_around_a_crossing_fires_each_threshold_exactly_once(
+@pytest.mark.parametrize("worker", ["aggregator", "alerts"])
+def test_a_worker_killed_around_a_crossing_fires_each_threshold_exactly_once(
         client: httpx.Client, ingest: httpx.Client, receiver: tuple[Receiver, str], unique: str,
-        services: Services, restore_stack: None) -> None:
+        services: Services, restore_stack: None, worker: str) -> None:
+    """The aggregator publishes what a batch touched before committing it, the alerts worker evaluates it and
+    commits after firing: either one killed with -9 around a crossing leaves each threshold fired once."""
     hooks, _ = receiver
     on_free_plan(client, unique)
     add_alert(client, f"s-{unique}", {"alert_type": "billable_metric_current_usage_units", "code": "cap",
@@ -202,10 +228,11 @@ def test_the_aggregator_killed_around_a_crossing_fires_each_threshold_exactly_on
     send_batch(ingest, users(f"s-{unique}", "mtu", range(400), "u"))
     settle(client, f"c-{unique}", f"s-{unique}", 400)
 
-    # killed the moment the crossing is committed: its batch may or may not be acknowledged by then (if not,
-    # it comes again to the next worker); either way the threshold stays fired once
+    # killed the moment the crossing is committed: the batch (aggregator) or the touched pairs (alerts worker)
+    # may or may not be acknowledged by then (if not, they come again to the next worker); either way the
+    # threshold stays fired once
     send_batch(ingest, users(f"s-{unique}", "mtu", range(400, 500), "u"))  # one request: one batch
-    victim = pid_of("aggregator")
+    victim = pid_of(worker)
     assert victim is not None
     deadline = time.monotonic() + 30
     while not triggered_rows(services, f"s-{unique}"):
@@ -213,17 +240,17 @@ def test_the_aggregator_killed_around_a_crossing_fires_each_threshold_exactly_on
         time.sleep(0.002)
     os.kill(victim, signal.SIGKILL)
     wait_gone(victim)
-    assert "started aggregator" in meterline("up").stdout
+    assert f"started {worker}" in meterline("up").stdout
     settle(client, f"c-{unique}", f"s-{unique}", 500)
 
-    # killed right after the ingest accepted the crossing batch: most likely before the worker took it, so
-    # the next worker evaluates it; if it was evaluated already, the record keeps it from firing again
-    victim = pid_of("aggregator")
+    # killed right after the ingest accepted the crossing batch: most likely before the worker took it (or its
+    # touched pairs), so the next worker does; if it was evaluated already, the record keeps it from firing again
+    victim = pid_of(worker)
     assert victim is not None
     send_batch(ingest, users(f"s-{unique}", "mtu", range(500, 1000), "u"))
     os.kill(victim, signal.SIGKILL)
     wait_gone(victim)
-    assert "started aggregator" in meterline("up").stdout
+    assert f"started {worker}" in meterline("up").stdout
     settle(client, f"c-{unique}", f"s-{unique}", 1000)
 
     hooks.wait_for_type("alert.triggered", 2)

@@ -26,7 +26,7 @@ from meterline.example import MTU_METRIC, team_plan
 from tests.builders import wait_for
 from tests.e2e.invoice_support import bill, create, customer, epoch, invoices_of, subscribe, wait_archived
 from tests.e2e.test_aggregator_faults import pid_of
-from tests.e2e.test_alerts_stream import send_batch, users
+from tests.e2e.test_alerts_stream import evaluated, send_batch, users
 from tests.e2e.webhook_support import Receiver
 
 
@@ -80,7 +80,7 @@ def aggregator_paused() -> Iterator[None]:
 
 
 def step(client: httpx.Client, ingest: httpx.Client, subscription_id: str, numbers: range) -> None:
-    """June users `numbers`, sent and archived (and so evaluated) before the next step; in one batch. A
+    """June users `numbers`, sent, archived and evaluated before the next step; in one batch. A
     fetch the paused worker had in flight is answered with the first events to arrive, so a copy of an
     event already counted (a no-op) goes first and takes that answer."""
     with aggregator_paused():
@@ -89,6 +89,7 @@ def step(client: httpx.Client, ingest: httpx.Client, subscription_id: str, numbe
             time.sleep(0.3)
         send_batch(ingest, june_users(subscription_id, numbers))
     wait_archived(client, [f"u-{numbers[-1]}"])
+    evaluated()
 
 
 def team_with_thresholds(client: httpx.Client, thresholds: list[dict[str, Any]]) -> None:

@@ -34,7 +34,7 @@ def test_every_process_of_make_up_runs_in_compose_with_the_same_command() -> Non
 
 def test_compose_commands_are_real_meterline_subcommands() -> None:
     meterline_services = {name: s for name, s in SERVICES.items() if s.get("build") == "."}
-    assert set(meterline_services) == {"init", "api", "ingest", "aggregator", "biller"}
+    assert set(meterline_services) == {"init", "api", "ingest", "aggregator", "alerts", "biller"}
     for service in meterline_services.values():
         assert service["command"][0] in subcommands()
 
@@ -79,7 +79,7 @@ def test_observability_profile_scrapes_every_process_and_provisions_the_dashboar
         assert SERVICES[name]["profiles"] == ["observability"]
     scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     targets = {t for job in scrape["scrape_configs"] for group in job["static_configs"] for t in group["targets"]}
-    assert targets == {"api:3000", "ingest:3001", "aggregator:9464", "biller:9465"}
+    assert targets == {"api:3000", "ingest:3001", "aggregator:9464", "alerts:9466", "biller:9465"}
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "meterline-dashboard.json").read_text())
     expressions = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     for series in ("meterline_consumer_lag", "meterline_pipeline_events_total", "meterline_ingest_request_seconds",

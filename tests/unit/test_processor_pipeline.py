@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import NoReturn
 
 import orjson
@@ -31,8 +33,10 @@ from aggregator.processor import (
     process_until_done,
     transient_errors,
 )
+from aggregator.touched import TouchedPair
 from core.domain.aggregation import Metric
 from core.domain.periods import BillingCycle
+from core.domain.thresholds import Alert, Threshold
 from core.usage_state.ops import Planned
 from schemas.events import Event, event_from_message, event_to_message
 
@@ -49,9 +53,20 @@ def message(tx: str, subscription: str = "s1") -> bytes:
                                   received_at_us=NOW_US, properties={}))
 
 
+WATCHED = replace(VIEW, id="sub-2", external_id="s2",
+                  alerts=(Alert("alert-1", "billable_metric_current_usage_units", "m1", (Threshold(Decimal(10)),)),))
+
+
 class Catalog:
+    def __init__(self) -> None:
+        self.forgotten: list[set[tuple[str, str]]] = []
+
     async def lookup(self, scopes):  # noqa: ANN001, ANN201
-        return {scope: VIEW if scope == (ORG, "s1") else None for scope in scopes}
+        return {scope: {(ORG, "s1"): VIEW, (ORG, "s2"): WATCHED}.get(scope) for scope in scopes}
+
+    def forget(self, scopes):  # noqa: ANN001, ANN201
+        if scopes:
+            self.forgotten.append(set(scopes))
 
 
 class Journal:
@@ -87,6 +102,9 @@ class Journal:
         self.entries.append(("archive-end", txs))
         return Stored(len(txs), [], 0)
 
+    async def announce(self, pairs: Sequence[TouchedPair]) -> None:
+        self.entries.append(("announce", [f"{p.subscription_id}@{p.period_key}" for p in pairs]))
+
 
 def assert_rejected(rejected: list[tuple[bytes, bytes]], payload: bytes, reason: str, detail: str) -> None:
     """`rejected` holds exactly this one message for events.rejected: its original key, the reason and the event."""
@@ -104,7 +122,7 @@ def make(journal: Journal, rejected: list[tuple[bytes, bytes]]) -> BatchProcesso
     async def reject(messages: Sequence[tuple[bytes, bytes]]) -> None:
         rejected.extend(messages)
 
-    return BatchProcessor(Catalog(), journal, journal, reject)  # type: ignore[arg-type]
+    return BatchProcessor(Catalog(), journal, journal, reject, journal.announce)  # type: ignore[arg-type]
 
 
 def test_one_batch_is_applied_then_archived_and_its_copies_and_rejects_go_nowhere_else() -> None:
@@ -120,6 +138,56 @@ def test_one_batch_is_applied_then_archived_and_its_copies_and_rejects_go_nowher
     assert journal.new_to_redis == [[True, True, True, True]]  # the archive may copy them without conflict checks
     # and it gets their COPY text, made while Redis ran the scripts
     assert journal.prepared == [copy_text([event_from_message(payload) for payload in payloads[:4]])]
+
+
+def test_the_watched_pairs_a_batch_touched_are_announced_beside_its_archive_once_each_before_it_finishes() -> None:
+    journal, rejected = Journal(), list[tuple[bytes, bytes]]()
+    finished: list[BatchResult] = []
+    payloads = [message("t1"), message("w1", "s2"), message("w2", "s2"), message("t2")]
+    period = WATCHED.cycle.period_at(datetime.fromtimestamp(NOW_US / 1e6, UTC))
+    assert period is not None
+
+    async def run() -> None:
+        pipeline = Pipeline(make(journal, rejected), reraise)
+        await pipeline.submit(payloads, finished_after(journal, finished))
+        await pipeline.drain()
+
+    asyncio.run(run())
+    (result,) = finished
+    assert result.touched == 1
+    kinds = [kind for kind, _ in journal.entries]
+    assert kinds == ["redis-begin", "redis-end", "archive-begin", "announce", "archive-end", "finished"]
+    assert journal.entries[3] == ("announce", [f"sub-2@{period.key}"])  # s1 has no alert: not watched
+
+
+def test_a_batch_whose_pairs_kafka_did_not_take_is_retried_whole_and_not_finished_until_they_are() -> None:
+    journal, rejected = Journal(), list[tuple[bytes, bytes]]()
+    finished: list[BatchResult] = []
+    refusals = [TransientError("Kafka did not acknowledge touched pairs")]
+
+    async def announce(pairs: Sequence[TouchedPair]) -> None:
+        if refusals:
+            raise refusals.pop()
+        await journal.announce(pairs)
+
+    processor = BatchProcessor(Catalog(), journal, journal, make(journal, rejected).reject, announce)  # type: ignore[arg-type]
+
+    async def run() -> None:
+        pipeline = Pipeline(processor, reraise)
+        await pipeline.submit([message("w1", "s2")], finished_after(journal, finished))
+        await pipeline.drain()
+
+    asyncio.run(run())
+    assert [kind for kind, _ in journal.entries] == ["redis-begin", "redis-end", "archive-begin", "archive-end",
+                                                     "archive-begin", "announce", "archive-end", "finished"]
+    assert len(finished) == 1
+
+
+def finished_after(journal: Journal, finished: list[BatchResult]):  # noqa: ANN201
+    async def done(result: BatchResult) -> None:
+        journal.entries.append(("finished", []))
+        finished.append(result)
+    return done
 
 
 def test_the_pipeline_overlaps_one_batch_s_archive_with_the_next_apply_and_finishes_batches_in_order() -> None:
@@ -189,7 +257,8 @@ def test_a_bug_in_the_archive_step_goes_to_failed_without_finishing_the_batch() 
             failures.append((size, repr(exc)))
             raise RuntimeError("the worker leaves")  # abandon() exits the process instead
 
-        processor = BatchProcessor(Catalog(), journal, Broken(), make(journal, rejected).reject)  # type: ignore[arg-type]
+        processor = BatchProcessor(Catalog(), journal, Broken(), make(journal, rejected).reject,  # type: ignore[arg-type]
+                                   journal.announce)
         pipeline = Pipeline(processor, failed)
 
         async def done(result: BatchResult) -> None:
@@ -227,8 +296,11 @@ def test_events_the_archive_refuses_as_closed_are_rejected_with_their_original_m
             return Stored(1, [(ORG, "s1", "t1")], 1)
 
     payloads = [message("t0"), message("t1"), message("t2")]
-    processor = BatchProcessor(Catalog(), journal, Closing(), make(journal, rejected).reject)  # type: ignore[arg-type]
+    catalog = Catalog()
+    processor = BatchProcessor(catalog, journal, Closing(), make(journal, rejected).reject,  # type: ignore[arg-type]
+                               journal.announce)
     result = asyncio.run(process_until_done(processor, payloads))
+    assert catalog.forgotten == [{(ORG, "s1")}]  # its view did not know: read again at the next batch
 
     assert (result.applied, result.archived, result.duplicates) == (3, 1, 1)
     assert result.rejected == {"period_closed": 1}

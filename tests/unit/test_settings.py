@@ -18,3 +18,18 @@ def test_the_aggregator_commit_interval_defaults_to_a_second_and_is_read_from_th
 def test_an_aggregator_commit_interval_out_of_range_is_refused(value: str) -> None:
     with pytest.raises(ConfigError, match=r"^METERLINE_AGGREGATOR_COMMIT_INTERVAL_S must be in \(0, 600\]$"):
         Settings.from_env({"METERLINE_AGGREGATOR_COMMIT_INTERVAL_S": value})
+
+
+def test_the_alerts_worker_reads_its_topic_group_and_niceness_from_the_environment() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.touched_topic, defaults.alerts_group, defaults.alerts_nice, defaults.alerts_metrics_port) == (
+        "usage.touched", "meterline-alerts", 10, 9466)
+    given = Settings.from_env({"METERLINE_TOUCHED_TOPIC": "t", "METERLINE_ALERTS_GROUP": "g",
+                               "METERLINE_ALERTS_NICE": "0"})
+    assert (given.touched_topic, given.alerts_group, given.alerts_nice) == ("t", "g", 0)
+
+
+@pytest.mark.parametrize("value", ["-1", "20"])
+def test_an_alerts_niceness_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"^METERLINE_ALERTS_NICE must be in \[0, 19\]$"):
+        Settings.from_env({"METERLINE_ALERTS_NICE": value})

@@ -1,0 +1,106 @@
+"""The workers' cached catalog against the stack's PostgreSQL: a view is kept while nothing changes, and read
+again as soon as a committed change is announced (migration 0017, core/db/catalog_changes.py); a statement that
+changes no row, or a closed period, announces nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import psycopg
+
+from aggregator.catalog import Scope, SubscriptionCatalog
+from aggregator.model import SubscriptionView
+from core.clients import database
+from core.db.catalog_changes import CatalogChanges
+from core.settings import load_settings
+from meterline.orgs import ensure_organization
+from tests.conftest import Services
+from tests.e2e.invoice_support import create
+from tests.e2e.test_alerts_stream import on_free_plan
+
+
+class CountingCatalog(SubscriptionCatalog):
+    loads = 0
+
+    async def _load(self, scopes: set[Scope]) -> dict[Scope, SubscriptionView]:
+        self.loads += 1
+        return await super()._load(scopes)
+
+
+def with_catalog(test: Callable[[CountingCatalog, CatalogChanges], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        engine = database(load_settings(), pool_size=2)
+        changes = CatalogChanges(engine)
+        try:
+            return await test(CountingCatalog(engine, changes=changes), changes)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+async def moved_past(changes: CatalogChanges, generation: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while changes.generation <= generation:
+        assert time.monotonic() < deadline, "no catalog change was announced"
+        await asyncio.sleep(0.01)
+
+
+async def listening(changes: CatalogChanges, timeout_s: float = 10.0) -> None:
+    changes.start()
+    deadline = time.monotonic() + timeout_s
+    while not changes.listening:
+        assert time.monotonic() < deadline, "not listening for catalog changes"
+        await asyncio.sleep(0.01)
+
+
+def test_a_view_is_kept_until_a_change_is_announced_then_read_again_with_it(
+        client: httpx.Client, services: Services, unique: str) -> None:
+    on_free_plan(client, unique)
+    organization_id, _ = ensure_organization(services.sqlalchemy_url, f"test-{unique}")
+    scope = (organization_id, f"s-{unique}")
+
+    async def test(catalog: CountingCatalog, changes: CatalogChanges) -> None:
+        await listening(changes)
+        first = (await catalog.lookup([scope]))[scope]
+        assert first is not None and first.alerts == ()
+        with psycopg.connect(services.database_url, autocommit=True) as conn:  # changes nothing: says nothing
+            conn.execute("UPDATE subscriptions SET status = status WHERE false")
+            conn.execute("INSERT INTO closed_periods (subscription_id, period_key) VALUES (%s, '20000101T000000Z')",
+                         (first.id,))
+        await asyncio.sleep(0.3)
+        assert (await catalog.lookup([scope]))[scope] is first and catalog.loads == 1
+
+        generation = changes.generation
+        await asyncio.to_thread(create, client, f"/subscriptions/s-{unique}/alerts", "alert", {
+            "alert_type": "billable_metric_current_usage_units", "code": "cap", "billable_metric_code": "mtu",
+            "thresholds": [{"value": 1000}]})
+        await moved_past(changes, generation)
+        second = (await catalog.lookup([scope]))[scope]
+        assert second is not None and [alert.thresholds[0].value for alert in second.alerts] == [1000]
+        assert catalog.loads == 2
+        assert "20000101T000000Z" in second.closed_period_keys  # read with the rest when something else changed
+
+    with_catalog(test)
+
+
+def test_without_the_notifications_a_view_is_trusted_half_a_second(
+        client: httpx.Client, services: Services, unique: str) -> None:
+    on_free_plan(client, unique)
+    organization_id, _ = ensure_organization(services.sqlalchemy_url, f"test-{unique}")
+    scope = (organization_id, f"s-{unique}")
+
+    async def test(catalog: CountingCatalog, changes: CatalogChanges) -> None:
+        catalog.changes = None  # no listening at all
+        await catalog.lookup([scope])
+        await catalog.lookup([scope])
+        assert catalog.loads == 1
+        await asyncio.sleep(0.6)
+        await catalog.lookup([scope])
+        assert catalog.loads == 2
+
+    with_catalog(test)

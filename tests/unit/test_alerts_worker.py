@@ -1,0 +1,64 @@
+"""Which subscription the alerts worker evaluates for a touched pair (aggregator/alerts_app.py touched_views)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+
+from aggregator.alerts_app import touched_views
+from aggregator.model import SubscriptionView
+from aggregator.touched import TouchedPair
+from core.domain.periods import BillingCycle
+from core.domain.thresholds import Alert, Threshold
+
+ORG = "org"
+ALERT = Alert("alert-1", "billable_metric_current_usage_units", "m1", (Threshold(Decimal(10)),))
+FREE = SubscriptionView(id="sub-free", organization_id=ORG, external_id="s1", status="terminated",
+                        cycle=BillingCycle("monthly", "calendar", date(2026, 1, 1), "UTC"), alerts=(ALERT,))
+TEAM = replace(FREE, id="sub-team", status="active", predecessor=FREE)  # after a plan change
+
+
+class Catalog:
+    """The cached views, and the fresh ones `refresh` reads."""
+
+    def __init__(self, cached: dict[tuple[str, str], SubscriptionView | None],
+                 fresh: dict[tuple[str, str], SubscriptionView | None]):
+        self.cached, self.fresh = cached, fresh
+        self.refreshed: list[set[tuple[str, str]]] = []
+
+    async def lookup(self, scopes):  # noqa: ANN001, ANN201
+        return {scope: self.cached.get(scope) for scope in scopes}
+
+    async def refresh(self, scopes):  # noqa: ANN001, ANN201
+        self.refreshed.append(set(scopes))
+        return {scope: self.fresh.get(scope) for scope in scopes}
+
+
+def views(catalog: Catalog, *pairs: TouchedPair) -> dict[tuple[str, str], str]:
+    found = asyncio.run(touched_views(catalog, set(pairs)))  # type: ignore[arg-type]
+    return {key: view.id for key, view in found.items()}
+
+
+def test_a_pair_of_the_subscription_before_a_plan_change_is_evaluated_with_that_one() -> None:
+    catalog = Catalog({(ORG, "s1"): TEAM}, {})
+    assert views(catalog, TouchedPair(ORG, "s1", "sub-free", "p1"), TouchedPair(ORG, "s1", "sub-team", "p2")) == {
+        ("sub-free", "p1"): "sub-free", ("sub-team", "p2"): "sub-team"}
+    assert catalog.refreshed == []
+
+
+def test_a_cached_view_behind_the_aggregator_s_is_read_again() -> None:
+    # the plan change (or the alert) came after the view was cached: the cache does not know the pair's subscription
+    catalog = Catalog({(ORG, "s1"): FREE, (ORG, "s2"): replace(FREE, id="sub-2", external_id="s2", alerts=())},
+                      {(ORG, "s1"): TEAM, (ORG, "s2"): replace(FREE, id="sub-2", external_id="s2")})
+    assert views(catalog, TouchedPair(ORG, "s1", "sub-team", "p2"), TouchedPair(ORG, "s2", "sub-2", "p2")) == {
+        ("sub-team", "p2"): "sub-team", ("sub-2", "p2"): "sub-2"}
+    assert catalog.refreshed == [{(ORG, "s1"), (ORG, "s2")}]
+
+
+def test_a_pair_whose_subscription_is_gone_or_no_longer_watched_has_nothing_to_evaluate() -> None:
+    unwatched = replace(FREE, id="sub-3", external_id="s3", alerts=())
+    catalog = Catalog({(ORG, "s3"): unwatched}, {(ORG, "s3"): unwatched})
+    assert views(catalog, TouchedPair(ORG, "s3", "sub-3", "p1"), TouchedPair(ORG, "gone", "sub-x", "p1")) == {}
+    assert catalog.refreshed == [{(ORG, "s3"), (ORG, "gone")}]
