@@ -1,24 +1,24 @@
-"""Alerts and progressive billing thresholds, evaluated after each batch for the usage it changed.
+"""Alerts and progressive billing thresholds, evaluated for the usage some batches changed.
 
-For every (subscription, period) a batch touched whose subscription is watched (it has alerts or
-progressive billing thresholds, aggregator/model.py), the usage now in Redis is read (one pipelined
-round trip for the batch), priced as current usage prices it, and compared with the highest level
-each alert (or the progressive thresholds) fired in that period. Almost always nothing is crossed:
-that comparison is made against levels this worker keeps in memory (loaded once per period from
-`threshold_states`, one query per batch for the new ones), so a batch costs no database write. When
-something is crossed, one transaction (for all of the batch's crossings) fires it for good
-(core.db.thresholds.fire: under the row lock of the period's record) and writes what it fired beside it:
+The alerts worker (aggregator/alerts_app.py) hands over every (subscription, period) pair the aggregator's
+batches touched whose subscription is watched (it has alerts or progressive billing thresholds,
+aggregator/model.py). The usage now in Redis is read (one pipelined round trip for them all), priced as
+current usage prices it, and compared with the highest level each alert (or the progressive thresholds)
+fired in that period. Almost always nothing is crossed: that comparison is made against levels this worker
+keeps in memory (loaded once per period from `threshold_states`, one query per evaluation for the new
+ones), so an evaluation costs no database write. When something is crossed, one transaction (for all of
+the evaluation's crossings) fires it for good (core.db.thresholds.fire: under the row lock of the period's
+record) and writes what it fired beside it:
 - an alert: a `triggered_alerts` row listing every level crossed and an `alert.triggered` webhook;
 - progressive billing: a `progressive_crossings` row at the highest level crossed, with the usage it
   saw per charge, which the biller invoices (rater/billing/progressive.py), and a
   `subscription.usage_threshold_reached` webhook.
 
-Exactly once: the evaluation runs inside the batch's step 3 (aggregator/processor.py), before the
-batch is acknowledged, and every batch touching the subscription evaluates it, a redelivered one too
-(its events are then no-ops in Redis, but the usage they made is there):
-- a crash before the firing transaction commits: the batch is redelivered and evaluated again, and
-  fires what it crossed (nothing was recorded);
-- a crash after it commits: the redelivered batch finds the levels recorded and fires nothing;
+Exactly once: the pairs of a batch are published before the aggregator acknowledges it, and evaluated
+before the alerts worker acknowledges them (aggregator/processor.py, aggregator/alerts_app.py):
+- a crash before the firing transaction commits: the pairs come again and are evaluated again, and fire
+  what they crossed (nothing was recorded);
+- a crash after it commits: evaluated again, they find the levels recorded and fire nothing;
 - two workers around a rebalance, or a level remembered too low in memory: the transaction takes the
   record's row lock and re-reads it, so the second finds the level fired;
 - Redis rebuilt or flushed and rebuilt: usage comes back to the same values, the records are in
@@ -166,10 +166,9 @@ class Evaluator:
 
     async def _fire(self, candidates: list[_Candidate]) -> list[dict[str, Any]]:
         """Fire what the candidates crossed, in one transaction of a few statements however many they are
-        (core.db.thresholds.fire): each statement waits for this worker's event loop to come round, busy with
-        the next batch, and one transaction per crossing (~9 ms each), or six statements per crossing, left a
-        batch with several crossings behind the stream. What was fired (for the ops page); a candidate
-        another evaluation fired first fires nothing."""
+        (core.db.thresholds.fire): one transaction per crossing (~9 ms each), or six statements per crossing,
+        each waiting for a busy event loop to come round, left an evaluation with several crossings behind the
+        stream. What was fired (for the ops page); a candidate another evaluation fired first fires nothing."""
         outcomes: list[tuple[_Candidate, Fired]] = []
         seen_now: dict[tuple[str, str], Decimal] = {}  # the value of a record's previous round
         async with self.engine.begin() as conn:
@@ -212,7 +211,7 @@ class Evaluator:
 
 def _rounds(candidates: list[_Candidate]) -> list[list[_Candidate]]:
     """The candidates in rounds of distinct records, in measured order: a record measured twice in one
-    batch (a lifetime alert, from two of its subscription's periods) fires its second value in a second
+    evaluation (a lifetime alert, from two of its subscription's periods) fires its second value in a second
     round, which sees what the first fired."""
     rounds: list[list[_Candidate]] = []
     for candidate in candidates:

@@ -1,10 +1,10 @@
 """Subscriptions as the aggregator and the alerts worker see them, read from PostgreSQL and cached.
 
-A cached view is kept until the catalog changes (a new subscription, a new charge, an alert: the
-notifications of core/db/catalog_changes.py), at most `TRUST_S`; while those notifications cannot be
-received, and without them (`changes=None`), for `ttl_s` (half a second). Closed periods are not
-announced: a view learns of one within `TRUST_S`, or at once when the archive refuses an event for it
-(the processor then forgets the view); until then the archive alone refuses its events (aggregator/archive.py).
+A cached view is kept until what it was read from changes (its subscriptions, alerts or closed periods, or
+its organization's customers, metrics, plans and charges: the notifications of core/db/catalog_changes.py),
+at most `TRUST_S`; while those notifications cannot be received, and without them (`changes=None`), for
+`ttl_s` (half a second).
+
 A pending subscription whose `subscription_at` has come counts as active (its activation may not
 have been written yet); a terminated one keeps receiving events dated before `terminated_at`. An
 external_id names a chain of subscriptions over time (plan changes, reuse after a termination): the
@@ -45,7 +45,7 @@ def _named(scopes: set[Scope], organization_id: ColumnElement[str], external_id:
                  for org, externals in sorted(by_org.items())))
 
 
-TRUST_S = 10.0  # the longest a view is kept while changes are announced
+TRUST_S = 60.0  # the longest a view is kept while changes are announced
 
 
 class SubscriptionCatalog:
@@ -53,20 +53,21 @@ class SubscriptionCatalog:
         self.engine = engine
         self.ttl_s = ttl_s
         self.changes = changes
-        # scope -> (view, until when it is trusted, the changes' generation when it was read)
+        # scope -> (view, until when it is trusted, the changes' clock when it was read)
         self._cache: dict[Scope, tuple[SubscriptionView, float, int]] = {}
 
     async def lookup(self, scopes: Iterable[Scope]) -> dict[Scope, SubscriptionView | None]:
         changes = self.changes
         if changes is not None:
             changes.start()
-        generation = changes.generation if changes is not None else 0  # before the read: a change during it counts
+        moment = changes.now() if changes is not None else 0  # before the read: a change during it counts
         now = time.monotonic()
         wanted = set(scopes)
         found: dict[Scope, SubscriptionView | None] = {}
         for scope in wanted:
             entry = self._cache.get(scope)
-            if entry is not None and entry[1] > now and entry[2] == generation:
+            if entry is not None and entry[1] > now and (
+                    changes is None or not changes.changed_since(entry[2], scope[0], scope[1])):
                 found[scope] = entry[0]
         missing = wanted - found.keys()
         if missing:
@@ -76,20 +77,16 @@ class SubscriptionCatalog:
                 view = fresh.get(scope)
                 found[scope] = view
                 if view is not None:  # an unknown subscription is asked again: it may just be created
-                    self._cache[scope] = (view, trusted, generation)
+                    self._cache[scope] = (view, trusted, moment)
         if len(self._cache) > 100_000:
             self._cache = {s: entry for s, entry in self._cache.items() if entry[1] > now}
         return found
 
-    def forget(self, scopes: Iterable[Scope]) -> None:
-        """Read these scopes again at their next lookup: their cached view is known to be behind."""
-        for scope in scopes:
-            self._cache.pop(scope, None)
-
     async def refresh(self, scopes: Iterable[Scope]) -> dict[Scope, SubscriptionView | None]:
-        """`lookup` without the cache."""
+        """`lookup` without the cache, for scopes whose cached view is known to be behind."""
         wanted = set(scopes)
-        self.forget(wanted)
+        for scope in wanted:
+            self._cache.pop(scope, None)
         return await self.lookup(wanted)
 
     async def _load(self, scopes: set[Scope]) -> dict[Scope, SubscriptionView]:

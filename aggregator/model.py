@@ -29,7 +29,7 @@ class SubscriptionView:
     started_at_us: int = 0
     # the subscription its external_id named before (a plan change, or one terminated and used again)
     predecessor: SubscriptionView | None = None
-    # what its usage is watched for after each batch (aggregator/alerts.py): its external_id's alerts, its
+    # what its usage is watched for by the alerts worker (aggregator/alerts.py): its external_id's alerts, its
     # progressive billing thresholds (none when disabled), and the plan's charges and currency to price it
     alerts: tuple[Alert, ...] = ()
     usage_thresholds: tuple[Threshold, ...] = ()

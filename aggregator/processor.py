@@ -256,8 +256,6 @@ class BatchProcessor:
         for identity in stored.closed:  # closed while this batch was in flight: refused by the archive
             rejects.append((applied.payload_of[identity], Rejected(
                 "period_closed", "the billing period of this event was invoiced before it was archived")))
-        # the views that did not know those periods closed are read again (closed periods are not announced)
-        self.catalog.forget({(organization_id, external_id) for organization_id, external_id, _ in stored.closed})
         if rejects:  # step 4
             await self.reject([(rejection_key(payload), rejection_message(payload, rejection))
                                for payload, rejection in rejects])

@@ -1,10 +1,11 @@
-"""Whether the catalog changed since a view of it was read: the `meterline_catalog` notifications that every
-committed change to it sends (migration 0017), counted as a generation number.
+"""What changed in the catalog since a view of it was read: the `meterline_catalog` notifications that every
+committed change to it sends (migration 0017), each naming a subscription's scope, an organization, or
+everything.
 
 The aggregator and the alerts worker cache their views of subscriptions (aggregator/catalog.py). Reading them
 again every half second cost the aggregator half of its time with 10,000 subscriptions; with this, a view is
-read again once something changed (or after a longer safety time), and a change shows as soon as its
-notification arrives, milliseconds after its commit, instead of within the half second.
+read again once something of its own changed (or after a longer safety time), and a change shows as soon as
+its notification arrives, milliseconds after its commit, instead of within the half second.
 """
 
 from __future__ import annotations
@@ -17,23 +18,52 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 log = logging.getLogger("meterline.catalog")
 CATALOG_CHANNEL = "meterline_catalog"
 RECONNECT_S = 1.0
+REMEMBERED = 100_000  # changed scopes and organizations kept; past that, everything counts as changed
 
 
 class CatalogChanges:
-    """`generation` moves on with every notification, and whenever one may have been missed (the listening
-    connection made or lost). `listening` says whether a cached view can be trusted until the generation moves;
-    while it is False, only for a short time."""
+    """A clock of changes: `now()` before reading a view, `changed_since(moment, organization, scope)` after,
+    to know whether it may be kept. A moment when a notification may have been missed (the listening
+    connection made or lost) counts as a change of everything. `listening` says whether views can be trusted
+    until a change; while it is False, only for a short time."""
 
     def __init__(self, engine: AsyncEngine):
-        self.generation = 0
         self.listening = False
         self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._task: asyncio.Future[None] | None = None
+        self._clock = 0
+        self._everything = 0  # when everything last changed
+        self._organizations: dict[str, int] = {}
+        self._scopes: dict[tuple[str, str], int] = {}
+
+    def now(self) -> int:
+        return self._clock
+
+    def changed_since(self, moment: int, organization_id: str, external_id: str) -> bool:
+        return max(self._everything, self._organizations.get(organization_id, 0),
+                   self._scopes.get((organization_id, external_id), 0)) > moment
 
     def start(self) -> None:
         """Listen from now on, in a task of the running loop (once)."""
         if self._task is None:
             self._task = asyncio.ensure_future(self._listen())
+
+    def heard(self, payload: str) -> None:
+        """One notification: `scope:<organization>:<external_id>`, `organization:<organization>`, or anything
+        else for everything."""
+        self._clock += 1
+        kind, _, rest = payload.partition(":")
+        if kind == "scope" and ":" in rest:
+            organization_id, _, external_id = rest.partition(":")
+            self._scopes[(organization_id, external_id)] = self._clock
+        elif kind == "organization" and rest:
+            self._organizations[rest] = self._clock
+        else:
+            self._everything = self._clock
+        if len(self._scopes) + len(self._organizations) > REMEMBERED:
+            self._scopes.clear()
+            self._organizations.clear()
+            self._everything = self._clock
 
     async def _listen(self) -> None:
         import psycopg
@@ -43,13 +73,13 @@ class CatalogChanges:
                 async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CATALOG_CHANNEL}")
                     self._moved(listening=True)
-                    async for _ in conn.notifies():
-                        self.generation += 1
+                    async for notification in conn.notifies():
+                        self.heard(notification.payload)
             except Exception as exc:  # noqa: BLE001 - whatever broke the connection, short trust covers meanwhile
                 log.warning("listening for catalog changes failed, reading the catalog more often meanwhile: %r", exc)
             self._moved(listening=False)
             await asyncio.sleep(RECONNECT_S)
 
     def _moved(self, listening: bool) -> None:
-        self.generation += 1
+        self.heard("")
         self.listening = listening

@@ -26,7 +26,8 @@ def effective_status(status: str, subscription_at: datetime, now: datetime) -> s
     return status
 
 
-# How long the aggregator trusts its cached view of an external_id's subscriptions.
+# How long the aggregator and the alerts worker trust their cached view of an external_id's subscriptions
+# while they cannot hear of catalog changes (aggregator/catalog.py; once they can, until a change).
 CATALOG_TTL_S = 0.5
 # An upgrade takes effect this long after it is asked: longer than that cache, so an event dated after
 # the change is never counted by a stale view for the subscription it replaced.

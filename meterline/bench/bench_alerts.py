@@ -20,9 +20,10 @@
    webhook (after TIMEOUT_S), or one answered twice, fails the benchmark. The share of the stream:
    `alert_fired_p50_ms` / `alert_fired_p99_ms`, from the 200 to the firing transaction's start
    (`triggered_alerts.triggered_at`, PostgreSQL's clock: the same machine's); the rest is delivery.
-The path measured: ingest → Kafka → the stack's aggregator (batch applied to Redis, alerts evaluated
-beside the archive step, the triggered alert and its outbox row committed, NOTIFY) → the stack's
-biller (woken by the NOTIFY, delivers) → the receiver.
+The path measured: ingest → Kafka → the stack's aggregator (batch applied to Redis, the pairs it touched
+published to `usage.touched` beside the archive step) → the stack's alerts worker (evaluates them; the
+triggered alert and its outbox row committed, NOTIFY) → the stack's biller (woken by the NOTIFY,
+delivers) → the receiver.
 5. The organization and everything in it is deleted at the end, its webhook endpoint first (later
    runs and tests would otherwise have every webhook of this organization tried at a dead URL).
 """
@@ -165,7 +166,7 @@ def _cross(ctx: BenchContext, subscription_ids: list[str], began: float, sent: d
 
 def _triggered_at(ctx: BenchContext) -> dict[str, float]:
     """When each subscription's alert fired (Unix time): its `triggered_alerts.triggered_at`, the start of
-    the aggregator's firing transaction."""
+    the alerts worker's firing transaction."""
     with psycopg.connect(ctx.settings.database_url) as conn:
         rows = conn.execute("SELECT s.external_id, min(t.triggered_at) FROM triggered_alerts t"
                             " JOIN subscriptions s ON s.id = t.subscription_id WHERE t.organization_id = %s"
@@ -186,7 +187,7 @@ def _measure(ctx: BenchContext, run: str, alerted: int) -> dict[str, float]:
         failures: list[str] = []
         background: dict[str, list[float]] = {s: [] for s in background_ids}
         began = time.monotonic() + 0.5
-        crossing_from = began + WARM_UP_S  # the aggregator's catalog has seen the alerts by then (0.5 s)
+        crossing_from = began + WARM_UP_S  # the catalogs have seen the alerts by then (announced at once)
         duration = WARM_UP_S + alerted * SPACING_S + 1.0
         requests = int(duration * RATE / BATCH / BACKGROUND)
         threads = [threading.Thread(target=_background, args=(ctx, s, requests, began, background[s], failures))

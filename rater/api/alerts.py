@@ -2,7 +2,7 @@
 
 An alert watches one value of the subscription's usage (`alert_type`: the current period's amount, one
 metric's amount or units, or the amount since the external_id's first start) and fires when it crosses
-its thresholds; the aggregator evaluates them (aggregator/alerts.py). Alerts belong to the external_id,
+its thresholds; the alerts worker evaluates them (aggregator/alerts.py). Alerts belong to the external_id,
 so they follow its plan changes; the external_id must name a live (active or pending) subscription.
 
 As in Lago: one live alert per type (per type and metric for the metric types: `alert_already_exists`),

@@ -1,6 +1,6 @@
 """Progressive billing invoices: one for each threshold level a subscription's period reached.
 
-The aggregator records a crossing (`progressive_crossings`, aggregator/alerts.py) with the usage it
+The alerts worker records a crossing (`progressive_crossings`, aggregator/alerts.py) with the usage it
 saw per charge; the biller invoices pending crossings at its next delivery round (within a second).
 The invoice (`invoice_type: progressive_billing`, finalized at once) bills that usage, less what the
 period's earlier progressive invoices billed (`progressive_billing_credit_amount_cents`); the

@@ -63,7 +63,7 @@ def on_free_plan(client: httpx.Client, unique: str) -> None:
 def add_alert(client: httpx.Client, subscription_id: str, alert: dict[str, Any]) -> dict[str, Any]:
     response = client.post(f"/subscriptions/{subscription_id}/alerts", json={"alert": alert})
     assert response.status_code == 200, response.text
-    time.sleep(1.0)  # the aggregator's catalog sees it within CATALOG_TTL_S (0.5 s)
+    time.sleep(1.0)  # the workers' catalogs see it when it is announced, or within CATALOG_TTL_S (0.5 s)
     return response.json()["alert"]
 
 

@@ -1,6 +1,6 @@
 """The workers' cached catalog against the stack's PostgreSQL: a view is kept while nothing changes, and read
 again as soon as a committed change is announced (migration 0017, core/db/catalog_changes.py); a statement that
-changes no row, or a closed period, announces nothing."""
+changes no row announces nothing."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from core.settings import load_settings
 from meterline.orgs import ensure_organization
 from tests.conftest import Services
 from tests.e2e.invoice_support import create
-from tests.e2e.test_alerts_stream import on_free_plan
+from tests.e2e.test_alerts_stream import on_free_plan, subscribe_now
 
 
 class CountingCatalog(SubscriptionCatalog):
@@ -43,9 +43,10 @@ def with_catalog(test: Callable[[CountingCatalog, CatalogChanges], Awaitable[Any
     return asyncio.run(main())
 
 
-async def moved_past(changes: CatalogChanges, generation: int, timeout_s: float = 10.0) -> None:
+async def heard_after(changes: CatalogChanges, moment: int, count: int = 1, timeout_s: float = 10.0) -> None:
+    """Until `count` notifications came after `moment`."""
     deadline = time.monotonic() + timeout_s
-    while changes.generation <= generation:
+    while changes.now() < moment + count:
         assert time.monotonic() < deadline, "no catalog change was announced"
         await asyncio.sleep(0.01)
 
@@ -58,9 +59,10 @@ async def listening(changes: CatalogChanges, timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def test_a_view_is_kept_until_a_change_is_announced_then_read_again_with_it(
+def test_a_view_is_kept_until_a_change_of_its_own_is_announced_then_read_again_with_it(
         client: httpx.Client, services: Services, unique: str) -> None:
     on_free_plan(client, unique)
+    subscribe_now(client, f"c-{unique}", f"other-{unique}", "free")
     organization_id, _ = ensure_organization(services.sqlalchemy_url, f"test-{unique}")
     scope = (organization_id, f"s-{unique}")
 
@@ -70,20 +72,41 @@ def test_a_view_is_kept_until_a_change_is_announced_then_read_again_with_it(
         assert first is not None and first.alerts == ()
         with psycopg.connect(services.database_url, autocommit=True) as conn:  # changes nothing: says nothing
             conn.execute("UPDATE subscriptions SET status = status WHERE false")
-            conn.execute("INSERT INTO closed_periods (subscription_id, period_key) VALUES (%s, '20000101T000000Z')",
-                         (first.id,))
         await asyncio.sleep(0.3)
         assert (await catalog.lookup([scope]))[scope] is first and catalog.loads == 1
 
-        generation = changes.generation
+        moment = changes.now()  # another subscription's alert: not this view's change
+        await asyncio.to_thread(create, client, f"/subscriptions/other-{unique}/alerts", "alert", {
+            "alert_type": "billable_metric_current_usage_units", "code": "cap", "billable_metric_code": "mtu",
+            "thresholds": [{"value": 1000}]})
+        await heard_after(changes, moment)
+        assert (await catalog.lookup([scope]))[scope] is first and catalog.loads == 1
+
+        moment = changes.now()
         await asyncio.to_thread(create, client, f"/subscriptions/s-{unique}/alerts", "alert", {
             "alert_type": "billable_metric_current_usage_units", "code": "cap", "billable_metric_code": "mtu",
             "thresholds": [{"value": 1000}]})
-        await moved_past(changes, generation)
+        await heard_after(changes, moment)
         second = (await catalog.lookup([scope]))[scope]
         assert second is not None and [alert.thresholds[0].value for alert in second.alerts] == [1000]
         assert catalog.loads == 2
-        assert "20000101T000000Z" in second.closed_period_keys  # read with the rest when something else changed
+
+        moment = changes.now()  # a period closed, as the biller closes one
+        with psycopg.connect(services.database_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO closed_periods (subscription_id, period_key) VALUES (%s, '20000101T000000Z')",
+                         (first.id,))
+        await heard_after(changes, moment)
+        third = (await catalog.lookup([scope]))[scope]
+        assert third is not None and "20000101T000000Z" in third.closed_period_keys and catalog.loads == 3
+
+        moment = changes.now()  # the plan's charges: every subscription of the organization
+        response = await asyncio.to_thread(client.put, "/plans/free", json={"plan": {"charges": [
+            {"billable_metric_code": "mtu", "charge_model": "standard", "properties": {"amount": "0.5"}}]}})
+        assert response.status_code == 200, response.text
+        await heard_after(changes, moment)
+        fourth = (await catalog.lookup([scope]))[scope]
+        assert fourth is not None and [line.properties for line in fourth.lines] == [{"amount": "0.5"}]
+        assert catalog.loads == 4
 
     with_catalog(test)
 

@@ -7,9 +7,11 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
-from aggregator.alerts_app import touched_views
+import pytest
+
+from aggregator.alerts_app import distinct_pairs, touched_views
 from aggregator.model import SubscriptionView
-from aggregator.touched import TouchedPair
+from aggregator.touched import TouchedPair, touched_messages
 from core.domain.periods import BillingCycle
 from core.domain.thresholds import Alert, Threshold
 
@@ -62,3 +64,12 @@ def test_a_pair_whose_subscription_is_gone_or_no_longer_watched_has_nothing_to_e
     catalog = Catalog({(ORG, "s3"): unwatched}, {(ORG, "s3"): unwatched})
     assert views(catalog, TouchedPair(ORG, "s3", "sub-3", "p1"), TouchedPair(ORG, "gone", "sub-x", "p1")) == {}
     assert catalog.refreshed == [{(ORG, "s3"), (ORG, "gone")}]
+
+
+def test_the_pairs_of_several_messages_are_evaluated_once_each_and_a_message_not_of_the_aggregator_is_skipped(
+        caplog: pytest.LogCaptureFixture) -> None:
+    first = TouchedPair(ORG, "s1", "sub-1", "p1")
+    second = TouchedPair(ORG, "s2", "sub-2", "p1")
+    values = [value for _, value in touched_messages([first, second], 1)] * 2 + [b"not json"]
+    assert distinct_pairs(values) == [first, second]
+    assert "skipping a message: not a usage.touched message" in caplog.text

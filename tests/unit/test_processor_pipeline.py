@@ -58,15 +58,8 @@ WATCHED = replace(VIEW, id="sub-2", external_id="s2",
 
 
 class Catalog:
-    def __init__(self) -> None:
-        self.forgotten: list[set[tuple[str, str]]] = []
-
     async def lookup(self, scopes):  # noqa: ANN001, ANN201
         return {scope: {(ORG, "s1"): VIEW, (ORG, "s2"): WATCHED}.get(scope) for scope in scopes}
-
-    def forget(self, scopes):  # noqa: ANN001, ANN201
-        if scopes:
-            self.forgotten.append(set(scopes))
 
 
 class Journal:
@@ -296,11 +289,9 @@ def test_events_the_archive_refuses_as_closed_are_rejected_with_their_original_m
             return Stored(1, [(ORG, "s1", "t1")], 1)
 
     payloads = [message("t0"), message("t1"), message("t2")]
-    catalog = Catalog()
-    processor = BatchProcessor(catalog, journal, Closing(), make(journal, rejected).reject,  # type: ignore[arg-type]
+    processor = BatchProcessor(Catalog(), journal, Closing(), make(journal, rejected).reject,  # type: ignore[arg-type]
                                journal.announce)
     result = asyncio.run(process_until_done(processor, payloads))
-    assert catalog.forgotten == [{(ORG, "s1")}]  # its view did not know: read again at the next batch
 
     assert (result.applied, result.archived, result.duplicates) == (3, 1, 1)
     assert result.rejected == {"period_closed": 1}

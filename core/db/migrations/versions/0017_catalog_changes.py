@@ -1,9 +1,17 @@
 """Catalog changes announced: every committed change to what the workers' subscription catalog holds sends a
-notification on `meterline_catalog` (LISTEN/NOTIFY, delivered at commit; one per transaction however many rows
-it changed), so the aggregator and the alerts worker keep their cached views until something changed instead
-of reading them again twice a second (aggregator/catalog.py). Row-level triggers: a statement that changes no
-row (the activation loop's, every second) announces nothing. `closed_periods` is left out on purpose: the
-biller closes one per invoice, and the archive decides closed periods itself (aggregator/archive.py).
+notification on `meterline_catalog` (LISTEN/NOTIFY, delivered at commit), naming what it changed, so the
+aggregator and the alerts worker keep their cached views until something of theirs changed instead of reading
+them again twice a second (aggregator/catalog.py, core/db/catalog_changes.py).
+
+The payload names the narrowest thing the row belongs to:
+- `scope:<organization id>:<external_id>`: a subscription, an alert, a closed period, a subscription's own
+  progressive billing threshold (the external_id is the subscription's);
+- `organization:<organization id>`: an organization, its customers, billable metrics, plans, their charges
+  and thresholds;
+- empty: a TRUNCATE.
+Row-level triggers: a statement that changes no row (the activation loop's, every second) announces nothing;
+the same payload twice in one transaction is sent once. The biller closes periods in transactions of many
+invoices, so the notifying transactions (whose commits PostgreSQL serializes) stay few.
 
 Revision ID: 0017
 Revises: 0016
@@ -17,14 +25,43 @@ branch_labels = None
 depends_on = None
 
 TABLES = ("organizations", "customers", "billable_metrics", "plans", "charges", "usage_thresholds", "subscriptions",
-          "alerts")
+          "closed_periods", "alerts")
 
 
 def upgrade() -> None:
     op.execute("""
         CREATE FUNCTION meterline_catalog_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            r record;
+            subscription_id uuid;
+            payload text;
         BEGIN
-            PERFORM pg_notify('meterline_catalog', '');
+            IF TG_OP = 'TRUNCATE' THEN
+                PERFORM pg_notify('meterline_catalog', '');
+                RETURN NULL;
+            END IF;
+            IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
+            IF TG_TABLE_NAME = 'subscriptions' THEN
+                payload := 'scope:' || r.organization_id || ':' || r.external_id;
+            ELSIF TG_TABLE_NAME = 'alerts' THEN
+                payload := 'scope:' || r.organization_id || ':' || r.subscription_external_id;
+            ELSIF TG_TABLE_NAME = 'closed_periods' THEN
+                subscription_id := r.subscription_id;
+            ELSIF TG_TABLE_NAME = 'usage_thresholds' THEN
+                subscription_id := r.subscription_id;
+                payload := 'organization:' || r.organization_id;
+            ELSIF TG_TABLE_NAME = 'charges' THEN
+                SELECT 'organization:' || p.organization_id INTO payload FROM plans p WHERE p.id = r.plan_id;
+            ELSIF TG_TABLE_NAME = 'organizations' THEN
+                payload := 'organization:' || r.id;
+            ELSE  -- customers, billable_metrics, plans
+                payload := 'organization:' || r.organization_id;
+            END IF;
+            IF subscription_id IS NOT NULL THEN
+                SELECT 'scope:' || s.organization_id || ':' || s.external_id INTO payload
+                FROM subscriptions s WHERE s.id = subscription_id;
+            END IF;
+            PERFORM pg_notify('meterline_catalog', coalesce(payload, ''));
             RETURN NULL;
         END $$""")
     for table in TABLES:
