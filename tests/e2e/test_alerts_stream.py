@@ -150,6 +150,9 @@ def test_free_plan_thresholds_800_and_1000_each_fire_once_with_the_values_seen(
         recent = httpx.get(f"{stack.api_url}/ops/data", timeout=5).json()["alerts"]["recent"]
         return [a for a in recent if a["external_subscription_id"] == f"s-{unique}"]
     wait_for(lambda: len(on_ops_page()) == 2, 10, "the two alerts on the ops page")
+    # and the alerts worker caught up: nothing waits for it (refreshed every 2 s)
+    wait_for(lambda: httpx.get(f"{stack.api_url}/ops/data", timeout=5).json()["alerts"]["lag"] == 0, 10,
+             "the alerts worker's lag on the ops page")
     assert [a["levels"] for a in on_ops_page()] == [["1000.0"], ["800.0"]]
     totals = {labels["outcome"]: value for labels, value in scrape(stack.api_url)["meterline_pipeline_alerts_total"]}
     assert totals["fired"] >= 2 and totals["evaluated"] >= 12

@@ -56,10 +56,12 @@ def test_readiness_probes_reuse_their_redis_connection(stack: Stack, services: S
 
 def test_api_metrics_carry_pipeline_wide_series(stack: Stack) -> None:
     series = scrape(stack.api_url)
-    partitions = {labels["partition"] for labels, _ in series["meterline_consumer_lag"]}
-    assert partitions == {"0", "1", "2", "3"}
-    assert all(labels["group"] == "meterline-aggregator" and labels["topic"] == "events"
-               for labels, _ in series["meterline_consumer_lag"])
+    lag: dict[tuple[str, str], set[str]] = {}
+    for labels, _ in series["meterline_consumer_lag"]:
+        lag.setdefault((labels["group"], labels["topic"]), set()).add(labels["partition"])
+    # the aggregators' on the events, the alerts workers' on the pairs the batches touched
+    assert lag == {("meterline-aggregator", "events"): {"0", "1", "2", "3"},
+                   ("meterline-alerts", "usage.touched"): {"0", "1", "2", "3"}}
     assert "meterline_pipeline_events_accepted_total" in series
     outcomes = {labels["outcome"] for labels, _ in series["meterline_pipeline_events_total"]}
     assert {"applied", "deduplicated"} <= outcomes
