@@ -18,7 +18,7 @@ from core.domain.aggregation import Metric, Sample, fold
 from core.domain.periods import BillingCycle
 from core.usage_state.keys import dedup_key, totals_key, unique_key
 from core.usage_state.ops import Planned
-from core.usage_state.redis_state import UsageState, read_usage
+from core.usage_state.redis_state import READ_TOGETHER, MetricUsage, UsageState, read_usage, read_usages
 from schemas.events import Event
 from tests.conftest import Services
 
@@ -254,3 +254,28 @@ def test_a_batch_s_sum_added_up_in_the_script_stays_exact_over_thousands_of_carr
     assert flags == [True] * 20_002
     assert usage.sum == Decimal(20_000 * (10**15 - 1) + 2) / 10**6  # type: ignore[attr-defined]
     assert usage.events_count == 20_002  # type: ignore[attr-defined]
+
+
+def test_many_subscriptions_read_together_come_back_each_to_its_own(services: Services, unique: str) -> None:
+    """read_usages puts READ_TOGETHER subscriptions' keys in one script call: past that, several calls; each
+    usage goes back to its own (subscription, metric), a subscription without state included."""
+    views = [subscription(f"{unique}-{n}", "sum_agg") for n in range(READ_TOGETHER + 7)]
+
+    async def body(redis: Redis) -> tuple[list[dict[str, MetricUsage]], str]:
+        state = UsageState(redis)
+        batch: list[Planned] = []
+        for n, view in enumerate(views):
+            if n % 5:  # every fifth has no usage at all
+                batch += planned(view, events_of(view, [n, 1]))
+        await state.apply(batch)
+        period = period_of(int(time.time()) * 1_000_000, views[0])
+        assert period is not None
+        wanted = [(view.scope, [f"metric-{unique}-{n}", "no-such-metric"], period.key) for n, view in enumerate(views)]
+        return await read_usages(redis, wanted), period.key
+
+    usages, _ = run(services, body)
+    assert len(usages) == len(views)
+    for n, usage in enumerate(usages):
+        assert list(usage) == [f"metric-{unique}-{n}", "no-such-metric"]
+        assert usage[f"metric-{unique}-{n}"].sum == (Decimal(n + 1) if n % 5 else Decimal(0))
+        assert usage["no-such-metric"].events_count == 0
