@@ -323,6 +323,8 @@ OPS_DATA = closed({
     "rejected": {"type": "object", "additionalProperties": integer(minimum=0), "description": "Per reason."},
     "last_invoice_run": closed({"at": _COUNT, "invoices": _COUNT, "runs": integer(minimum=0)}),
     "alerts": closed({"evaluated": integer(minimum=0), "fired": integer(minimum=0),
+                      "lag": nullable(integer("Messages of touched subscriptions the alerts workers have not "
+                                              "evaluated yet.", minimum=0)),
                       "recent": array({"type": "object"}, "The last alerts and progressive billing thresholds "
                                                           "fired, newest first.")}),
 })
