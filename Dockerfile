@@ -1,4 +1,4 @@
-# One image for the four meterline processes (api, ingest, aggregator, biller) and the one-shot init.
+# One image for the five meterline processes (api, ingest, aggregator, alerts, biller) and the one-shot init.
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 METERLINE_HOME=/var/lib/meterline
 WORKDIR /app

@@ -27,7 +27,7 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed ## create .venv/ and install meterline with its dev tools
 
-up: venv ## start Kafka, Redis, PostgreSQL, the API, the ingest and the aggregator (idempotent)
+up: venv ## start Kafka, Redis, PostgreSQL, the API, the ingest, the aggregator, the alerts worker and the biller (idempotent)
 	$(BIN)/meterline up
 
 down: ## stop everything `make up` started

@@ -14,7 +14,7 @@ month is seen (`meterline_events_partition`). A batch takes one of two ways in:
   a closed period. One statement per batch: the rows travel as one JSON document
   (`jsonb_to_recordset`), so the statement is the same for every batch size and planned once.
 
-Closed periods are decided here, inside PostgreSQL, not from the catalog's 0.5 s cache: every row
+Closed periods are decided here, inside PostgreSQL, not from the catalog's cached views: every row
 carries its subscription id and period key, and a row whose (subscription, period) is in
 `closed_periods` is not archived; its key comes back (`Stored.closed`) for the processor to reject
 as `period_closed`. The biller closes a period and reads the usage it invoices in one transaction

@@ -1,8 +1,9 @@
 """Subscriptions as the aggregator and the alerts worker see them, read from PostgreSQL and cached.
 
 A cached view is kept until what it was read from changes (its subscriptions, alerts or closed periods, or
-its organization's customers, metrics, plans and charges: the notifications of core/db/catalog_changes.py),
-at most `TRUST_S`; while those notifications cannot be received, and without them (`changes=None`), for
+its organization's customers' timezones, metrics, plans and charges: the notifications of
+core/db/catalog_changes.py), until a subscription of its scope starts (time alone changes that), and at
+most `TRUST_S`; while those notifications cannot be confirmed heard, and without them (`changes=None`), for
 `ttl_s` (half a second).
 
 A pending subscription whose `subscription_at` has come counts as active (its activation may not
@@ -13,6 +14,7 @@ view returned is the latest, and `SubscriptionView.at` finds the one an event's 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -53,8 +55,8 @@ class SubscriptionCatalog:
         self.engine = engine
         self.ttl_s = ttl_s
         self.changes = changes
-        # scope -> (view, until when it is trusted, the changes' clock when it was read)
-        self._cache: dict[Scope, tuple[SubscriptionView, float, int]] = {}
+        # scope -> (view, when it was read (monotonic), the changes' clock then, when time alone changes it)
+        self._cache: dict[Scope, tuple[SubscriptionView, float, int, float]] = {}
 
     async def lookup(self, scopes: Iterable[Scope]) -> dict[Scope, SubscriptionView | None]:
         changes = self.changes
@@ -62,24 +64,27 @@ class SubscriptionCatalog:
             changes.start()
         moment = changes.now() if changes is not None else 0  # before the read: a change during it counts
         now = time.monotonic()
+        trust = TRUST_S if changes is not None and changes.listening else self.ttl_s
         wanted = set(scopes)
         found: dict[Scope, SubscriptionView | None] = {}
         for scope in wanted:
             entry = self._cache.get(scope)
-            if entry is not None and entry[1] > now and (
+            if entry is not None and now - entry[1] < trust and now < entry[3] and (
                     changes is None or not changes.changed_since(entry[2], scope[0], scope[1])):
                 found[scope] = entry[0]
         missing = wanted - found.keys()
         if missing:
-            fresh = await self._load(missing)
-            trusted = now + (TRUST_S if changes is not None and changes.listening else self.ttl_s)
+            fresh, starting = await self._load(missing)
+            wall = datetime.now(UTC)
             for scope in missing:
                 view = fresh.get(scope)
                 found[scope] = view
                 if view is not None:  # an unknown subscription is asked again: it may just be created
-                    self._cache[scope] = (view, trusted, moment)
+                    starts = starting.get(scope)
+                    until = now + (starts - wall).total_seconds() if starts is not None else math.inf
+                    self._cache[scope] = (view, now, moment, until)
         if len(self._cache) > 100_000:
-            self._cache = {s: entry for s, entry in self._cache.items() if entry[1] > now}
+            self._cache = {s: entry for s, entry in self._cache.items() if now - entry[1] < trust}
         return found
 
     async def refresh(self, scopes: Iterable[Scope]) -> dict[Scope, SubscriptionView | None]:
@@ -89,7 +94,9 @@ class SubscriptionCatalog:
             self._cache.pop(scope, None)
         return await self.lookup(wanted)
 
-    async def _load(self, scopes: set[Scope]) -> dict[Scope, SubscriptionView]:
+    async def _load(self, scopes: set[Scope]) -> tuple[dict[Scope, SubscriptionView], dict[Scope, datetime]]:
+        """The views of these scopes, and for those with a subscription still to start (no notification
+        will say when it does), the earliest such start."""
         query = subscription_query(plan_changes=False).where(_named(scopes, subscriptions.c.organization_id,
                                                                    subscriptions.c.external_id))
         async with self.engine.connect() as conn:
@@ -115,6 +122,7 @@ class SubscriptionCatalog:
         lines_by_plan = {plan_id: tuple(charge_line(charge) for charge in plan)
                          for plan_id, plan in charges_by_plan.items()}
         views: dict[Scope, SubscriptionView] = {}
+        starting: dict[Scope, datetime] = {}
         now = datetime.now(UTC)  # a pending subscription counts from its subscription_at, as in the API
         # each external_id's subscriptions in the order they started, each one knowing the one before
         for row in sorted(rows, key=lambda r: (r.subscription_at, r.created_at)):
@@ -123,9 +131,11 @@ class SubscriptionCatalog:
                 # a scheduled downgrade: in the chain already, so a view cached just before its day still
                 # sends the events from that day on to it (SubscriptionView.at routes them by time)
                 status = "active"
+            scope = (row.organization_id, row.external_id)
+            if status == "pending":  # not started yet: the views change when it does
+                starting[scope] = min(starting.get(scope, row.subscription_at), row.subscription_at)
             if status not in METERED:  # not started yet, or canceled
                 continue
-            scope = (row.organization_id, row.external_id)
             ended = row.terminated_at or row.changes_at  # a scheduled downgrade ends it then
             views[scope] = SubscriptionView(
                 id=row.id, organization_id=row.organization_id, external_id=row.external_id,
@@ -138,4 +148,4 @@ class SubscriptionCatalog:
                 usage_thresholds=usage_threshold_values(thresholds.get(row.id, ())),
                 lines=lines_by_plan[row.plan_id], currency=row.plan_amount_currency,
             )
-        return views
+        return views, starting

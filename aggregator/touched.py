@@ -5,9 +5,11 @@ The aggregator publishes them to the `usage.touched` topic before it acknowledge
 Only watched subscriptions' pairs are sent: those with alerts or progressive billing thresholds.
 
 A message carries many pairs: one message per pair cost the aggregator a producer call per
-subscription a batch touched (thousands). Every pair of a subscription goes to the same partition,
-so one alerts worker evaluates a subscription at a time (a rebalance aside, which the firing's row
-lock covers: core/db/thresholds.py). Pure.
+subscription a batch touched (thousands). Every pair of an external_id goes to the same partition
+(its alerts belong to it, whichever subscription of its chain the events counted for), so one alerts
+worker evaluates it at a time (a rebalance aside, which the firing's row lock covers:
+core/db/thresholds.py). The topic has as many partitions as the events topic (meterline/stack/topics.py
+checks). Pure.
 """
 
 from __future__ import annotations
@@ -31,15 +33,15 @@ class TouchedPair:
         return self.organization_id, self.external_id
 
 
-def partition_of(subscription_id: str, partitions: int) -> int:
-    return zlib.crc32(subscription_id.encode()) % partitions
+def partition_of(organization_id: str, external_id: str, partitions: int) -> int:
+    return zlib.crc32(f"{organization_id}:{external_id}".encode()) % partitions
 
 
 def touched_messages(pairs: Iterable[TouchedPair], partitions: int) -> list[tuple[int, bytes]]:
     """(partition, message value) for these pairs: one message per partition that has any."""
     by_partition: dict[int, list[tuple[str, str, str, str]]] = {}
     for pair in pairs:
-        by_partition.setdefault(partition_of(pair.subscription_id, partitions), []).append(
+        by_partition.setdefault(partition_of(pair.organization_id, pair.external_id, partitions), []).append(
             (pair.organization_id, pair.external_id, pair.subscription_id, pair.period_key))
     return [(partition, orjson.dumps(rows)) for partition, rows in sorted(by_partition.items())]
 

@@ -86,7 +86,7 @@ def pipeline_families(lag: LagSample | None, stats: Mapping[str, int],
             events.add_metric(["rejected", field.split(":", 1)[1]], value)
     yield events
     alerts = CounterMetricFamily("meterline_pipeline_alerts", "Alert and progressive billing evaluations by all "
-                                 "aggregator workers, and what they fired", labels=["outcome"])
+                                 "alerts workers, and what they fired", labels=["outcome"])
     alerts.add_metric(["evaluated"], stats.get("alerts_evaluated", 0))
     alerts.add_metric(["fired"], stats.get("alerts_fired", 0))
     yield alerts

@@ -57,7 +57,7 @@ class Settings:
     biller_metrics_port: int  # 0 disables the biller's /metrics server
     alerts_metrics_host: str
     alerts_metrics_port: int  # 0 disables the alerts worker's /metrics server
-    alerts_nice: int  # the alerts worker's niceness (0-19): it yields the CPU to the aggregator when short
+    alerts_nice: int  # the alerts worker's niceness (0-19)
     ingest_rate_limit_events_per_s: float
     ingest_rate_limit_burst: float
     api_key_cache_ttl_s: float
@@ -102,7 +102,7 @@ class Settings:
             biller_metrics_port=int(env.get("METERLINE_BILLER_METRICS_PORT", "9465")),
             alerts_metrics_host=env.get("METERLINE_ALERTS_METRICS_HOST", "127.0.0.1"),
             alerts_metrics_port=int(env.get("METERLINE_ALERTS_METRICS_PORT", "9466")),
-            alerts_nice=int(env.get("METERLINE_ALERTS_NICE", "10")),
+            alerts_nice=int(env.get("METERLINE_ALERTS_NICE", "0")),
             # Events per second per organization and ingest process; 0 disables. Generous by default.
             ingest_rate_limit_events_per_s=float(env.get("METERLINE_INGEST_RATE_LIMIT", "200000")),
             ingest_rate_limit_burst=float(env.get("METERLINE_INGEST_RATE_BURST", "200000")),

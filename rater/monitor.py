@@ -68,16 +68,19 @@ class PipelineMonitor:
             if self._reader is None:
                 self._reader = await asyncio.to_thread(self._reader_factory)
             sample = await asyncio.to_thread(self._reader.read)
-            if self._alerts_reader is None and self._alerts_reader_factory is not None:
-                self._alerts_reader = await asyncio.to_thread(self._alerts_reader_factory)
-            alerts_sample = await asyncio.to_thread(self._alerts_reader.read) if self._alerts_reader else None
             stats = _int_stats(await self.redis.hgetall(STATS_KEY))
             recent = [orjson.loads(raw) for raw in await self.redis.lrange(RECENT_ALERTS_KEY, 0, RECENT_ALERTS - 1)]
         except Exception as exc:  # any outage of Kafka or Redis: keep the last sample, say why
             self.error = f"{type(exc).__name__}: {exc}"
             return
         self.previous, self.lag, self.stats, self.error = self.lag, sample, stats, None
-        self.alerts_lag = alerts_sample
+        try:  # on its own: the events' lag and the totals go on without it
+            if self._alerts_reader is None and self._alerts_reader_factory is not None:
+                self._alerts_reader = await asyncio.to_thread(self._alerts_reader_factory)
+            self.alerts_lag = await asyncio.to_thread(self._alerts_reader.read) if self._alerts_reader else None
+        except Exception as exc:  # the alerts worker's topic missing, Kafka away: shown as unknown
+            log.warning("the alerts workers' lag could not be read: %r", exc)
+            self.alerts_lag = None
         self.recent_alerts = recent
         self.refreshed_at = time.time()
         self.history.append((sample.taken_at, sample.total_end, stats.get("applied", 0)))

@@ -1,6 +1,6 @@
 """Queueing webhooks: the outbox rows a transaction writes beside the change they announce.
 
-Any service queues (the biller, the API, the aggregator for alerts); the biller delivers
+Any service queues (the biller, the API, the alerts worker); the biller delivers
 (rater.billing.outbox). A row is due at once, or a second later when the queueing transaction commits
 without waiting for its WAL flush (`synchronous_commit` off: the biller's draft-only batches,
 rater.billing.writer), by when PostgreSQL has flushed it (within 3 x wal_writer_delay): a webhook is
@@ -48,8 +48,8 @@ async def enqueue_webhooks(conn: AsyncConnection, organization_id: str, object_i
 
 async def enqueue_announcements(conn: AsyncConnection, announcements: Sequence[Announcement]) -> None:
     """`enqueue_webhooks` for several objects, of any organizations. One statement, whatever their number,
-    its NOTIFY included (the aggregator fires a batch's alerts with it: each statement of a transaction
-    waits for the worker's event loop to come round)."""
+    its NOTIFY included (the alerts worker fires an evaluation's alerts with it: each statement of a
+    transaction waits for the worker's event loop to come round)."""
     if not announcements:
         return
     about = values(column("organization_id", UUID(as_uuid=False)), column("object_id", UUID(as_uuid=False)),

@@ -248,7 +248,7 @@ async def read_usage(redis: Redis, scope: str, metric_ids: Sequence[str],
 # for each metric (KEYS: its unique set, its totals hash), the set's size and the TOTALS_FIELDS, as one
 # string: `<size>,<field>,...` per metric, `;` between metrics, a missing field empty. One reply per
 # subscription instead of 2 per metric: parsing those replies was most of the cost of reading
-# thousands of subscriptions at once (the aggregator's alert evaluation).
+# thousands of subscriptions at once (the alerts worker's evaluations).
 READ_LUA = "local fields = {" + ", ".join(f"'{name}'" for name in TOTALS_FIELDS) + "}" + """
 local out = {}
 for k = 1, #KEYS, 2 do
@@ -305,5 +305,8 @@ async def read_usages(redis: Redis, wanted: Sequence[tuple[str, Sequence[str], s
             for keys in calls:
                 await read(keys=keys, client=pipe)
             replies = await pipe.execute()
-    entries = iter([entry for reply in replies for entry in reply.split(b";")])
-    return [{metric_id: _usage_of(next(entries)) for metric_id in metric_ids} for _, metric_ids, _ in wanted]
+    entries = [entry for reply in replies for entry in reply.split(b";")]
+    if len(entries) != sum(len(keys) // 2 for keys in keys_of):
+        raise RuntimeError(f"READ_LUA answered {len(entries)} usages for {len(keys_of)} reads")
+    read_in_order = iter(entries)
+    return [{metric_id: _usage_of(next(read_in_order)) for metric_id in metric_ids} for _, metric_ids, _ in wanted]

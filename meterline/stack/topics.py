@@ -19,11 +19,15 @@ def ensure_topics(bootstrap: str, events_topic: str, rejected_topic: str, partit
                  config={"min.insync.replicas": "1", "retention.ms": str(7 * 24 * 3600 * 1000)}),
         NewTopic(rejected_topic, num_partitions=1, replication_factor=1,
                  config={"retention.ms": str(30 * 24 * 3600 * 1000)}),
-        # what each batch changed, for the alerts worker: read within a second, kept a day for a worker
-        # that was down (aggregator/alerts_app.py)
+        # what each batch changed, for the alerts worker (aggregator/alerts_app.py): kept as long as the events
         NewTopic(touched_topic, num_partitions=partitions, replication_factor=1,
-                 config={"min.insync.replicas": "1", "retention.ms": str(24 * 3600 * 1000)}),
+                 config={"min.insync.replicas": "1", "retention.ms": str(7 * 24 * 3600 * 1000)}),
     ]
+    # the aggregators send each touched pair to partition `hash % partitions` of the touched topic
+    for name in (events_topic, touched_topic):
+        if name in existing and len(existing[name].partitions) != partitions:
+            raise StackError(f"topic {name} has {len(existing[name].partitions)} partitions, "
+                             f"METERLINE_EVENTS_PARTITIONS says {partitions}: the two must agree")
     missing = [topic for topic in wanted if topic.topic not in existing]
     if not missing:
         return

@@ -126,7 +126,7 @@ async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str 
                        .values(status="canceled", canceled_at=now))
     upgrade = is_upgrade((current.interval, current.plan_amount_cents), (plan.interval, plan.amount_cents))
     if upgrade:
-        starts = now + UPGRADE_DELAY  # past the aggregator's cached views (core.domain.lifecycle)
+        starts = now + UPGRADE_DELAY  # past the aggregator's cached views' staleness (core.domain.lifecycle)
         await conn.execute(update(subscriptions).where(subscriptions.c.id == current.id).values(
             status="terminated", terminated_at=starts, ended_by_upgrade=True, changes_at=None))
         await enqueue_webhooks(conn, current.organization_id, current.id, ["subscription.terminated"])

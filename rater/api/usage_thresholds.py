@@ -103,7 +103,7 @@ async def replace_usage_thresholds(conn: AsyncConnection, organization_id: str, 
         else:
             new.append(threshold)
     gone = [row.id for row in existing if row.id not in kept]
-    if gone:  # kept, marked deleted: the aggregator may still name them in a crossing (its catalog lags 0.5 s)
+    if gone:  # kept, marked deleted: the alerts worker may still name them in a crossing (its catalog lags)
         await conn.execute(update(usage_thresholds).where(usage_thresholds.c.id.in_(gone))
                            .values(deleted_at=datetime.now(UTC)))
     if new:

@@ -86,7 +86,7 @@ def test_events_of_an_invoiced_period_and_after_termination_are_period_closed(
         assert subscription_row is not None
         conn.execute("INSERT INTO closed_periods (subscription_id, period_key) VALUES (%s, %s)",
                      (subscription_row[0], period_key))
-    time.sleep(1.0)  # the aggregator's subscription cache lives 0.5 s
+    time.sleep(1.0)  # the aggregator's cached view is read again once the close is announced
     send(ingest, [{"transaction_id": "late", "code": "api_calls", "external_subscription_id": subscription_id,
                    "timestamp": now, "properties": {"calls": 4}}])
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -26,7 +27,7 @@ from tests.e2e.test_alerts_stream import on_free_plan, subscribe_now
 class CountingCatalog(SubscriptionCatalog):
     loads = 0
 
-    async def _load(self, scopes: set[Scope]) -> dict[Scope, SubscriptionView]:
+    async def _load(self, scopes: set[Scope]) -> tuple[dict[Scope, SubscriptionView], dict[Scope, datetime]]:
         self.loads += 1
         return await super()._load(scopes)
 
@@ -125,5 +126,32 @@ def test_without_the_notifications_a_view_is_trusted_half_a_second(
         await asyncio.sleep(0.6)
         await catalog.lookup([scope])
         assert catalog.loads == 2
+
+    with_catalog(test)
+
+
+def test_a_subscription_starting_later_on_a_used_external_id_is_seen_from_its_start(
+        client: httpx.Client, services: Services, unique: str) -> None:
+    """Nothing announces that a pending subscription's start has come (until the activation writes it): the view
+    of its external_id, the terminated one before it, is kept only until then."""
+    on_free_plan(client, unique)
+    organization_id, _ = ensure_organization(services.sqlalchemy_url, f"test-{unique}")
+    scope = (organization_id, f"s-{unique}")
+    assert client.delete(f"/subscriptions/s-{unique}").status_code == 200
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    later = create(client, "/subscriptions", "subscription", {
+        "external_customer_id": f"c-{unique}", "plan_code": "free", "external_id": f"s-{unique}",
+        "subscription_at": starts.isoformat().replace("+00:00", "Z")})
+    assert later["status"] == "pending"
+
+    async def test(catalog: CountingCatalog, changes: CatalogChanges) -> None:
+        await listening(changes)
+        before = (await catalog.lookup([scope]))[scope]
+        assert before is not None and before.status == "terminated" and catalog.loads == 1
+        assert (await catalog.lookup([scope]))[scope] is before and catalog.loads == 1
+        await asyncio.sleep((starts - datetime.now(UTC)).total_seconds() + 0.05)
+        after = (await catalog.lookup([scope]))[scope]
+        assert after is not None and (after.id, after.status) == (later["lago_id"], "active")
+        assert after.predecessor is not None and after.predecessor.id == before.id
 
     with_catalog(test)

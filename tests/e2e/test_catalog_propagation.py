@@ -1,4 +1,5 @@
-"""Catalog changes reach the running aggregator without a restart (its subscription cache lives 0.5 s).
+"""Catalog changes reach the running aggregator without a restart (its cached views are read again when a
+change is announced, aggregator/catalog.py).
 
 A new subscription is usable at once (nothing was cached for it); a new charge on a subscribed plan
 within a second; a pending subscription from its start, before the API wrote its activation.

@@ -31,7 +31,9 @@ def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 def total_lag(stack: Stack) -> float:
-    return sum(value for _, value in scrape(stack.api_url).get("meterline_consumer_lag", []))
+    """The aggregators' lag on the events."""
+    return sum(value for labels, value in scrape(stack.api_url).get("meterline_consumer_lag", [])
+               if labels["group"] == "meterline-aggregator")
 
 
 def test_ready_reports_every_service_on_both_http_processes(stack: Stack) -> None:

@@ -23,10 +23,10 @@ def test_an_aggregator_commit_interval_out_of_range_is_refused(value: str) -> No
 def test_the_alerts_worker_reads_its_topic_group_and_niceness_from_the_environment() -> None:
     defaults = Settings.from_env({})
     assert (defaults.touched_topic, defaults.alerts_group, defaults.alerts_nice, defaults.alerts_metrics_port) == (
-        "usage.touched", "meterline-alerts", 10, 9466)
+        "usage.touched", "meterline-alerts", 0, 9466)
     given = Settings.from_env({"METERLINE_TOUCHED_TOPIC": "t", "METERLINE_ALERTS_GROUP": "g",
-                               "METERLINE_ALERTS_NICE": "0"})
-    assert (given.touched_topic, given.alerts_group, given.alerts_nice) == ("t", "g", 0)
+                               "METERLINE_ALERTS_NICE": "10"})
+    assert (given.touched_topic, given.alerts_group, given.alerts_nice) == ("t", "g", 10)
 
 
 @pytest.mark.parametrize("value", ["-1", "20"])

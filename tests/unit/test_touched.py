@@ -16,18 +16,19 @@ def test_pairs_come_back_from_one_message_per_partition_that_has_any() -> None:
 
     messages = touched_messages(pairs, 4)
 
-    assert [partition for partition, _ in messages] == sorted({partition_of(p.subscription_id, 4) for p in pairs})
+    expected = sorted({partition_of(p.organization_id, p.external_id, 4) for p in pairs})
+    assert [partition for partition, _ in messages] == expected
     assert len(messages) == 4
     read = [read_touched(value) for _, value in messages]
     assert set().union(*read) == set(pairs)
     for (partition, _), found in zip(messages, read, strict=True):
-        assert {partition_of(p.subscription_id, 4) for p in found} == {partition}
+        assert {partition_of(p.organization_id, p.external_id, 4) for p in found} == {partition}
 
 
-def test_every_pair_of_a_subscription_goes_to_the_same_partition_every_time() -> None:
-    assert partition_of("sub-1", 4) == partition_of("sub-1", 4)
+def test_every_pair_of_an_external_id_goes_to_the_same_partition_every_time() -> None:
+    assert partition_of("org", "ext-sub-1", 4) == partition_of("org", "ext-sub-1", 4)
     (only,) = touched_messages([pair("sub-1", "2026-05"), pair("sub-1", "2026-06")], 4)
-    assert only[0] == partition_of("sub-1", 4)
+    assert only[0] == partition_of("org", "ext-sub-1", 4)
     assert read_touched(only[1]) == {pair("sub-1", "2026-05"), pair("sub-1", "2026-06")}
 
 
