@@ -3,9 +3,9 @@
 The aggregator publishes the watched (subscription, period) pairs of every batch to `usage.touched`
 before it acknowledges the batch (aggregator/processor.py, step 4); this worker takes what arrived
 (one batch of messages, `TAKE` at most, waiting `WITHIN_S` at most), evaluates each distinct pair
-once against the usage now in Redis (aggregator/alerts.py; `BULK` pairs at a time, resting after a
-full chunk), and only then acknowledges the messages.
-Evaluation used to run inside the aggregator's batches, where it cost a third of its throughput with
+once against the usage now in Redis (aggregator/alerts.py; `BULK` pairs at a time, within a budget
+of evaluation time), and only then acknowledges the messages.
+Evaluation used to run inside the aggregator's batches, where it cost two fifths of its throughput with
 an alert on each of 10,000 subscriptions; here it runs beside it, and a pair touched by several
 batches while this worker was busy is evaluated once.
 
@@ -22,14 +22,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, cast
 
 import faust
 
 from aggregator.alerts import Evaluated, Evaluator, Touched
-from aggregator.app import CommitSoon, abandon
+from aggregator.app import CommitSoon, abandon, worker_app
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.model import SubscriptionView
 from aggregator.processor import transient_errors, until_done
@@ -43,16 +44,34 @@ from core.settings import Settings
 log = logging.getLogger("meterline.alerts")
 TAKE = 256  # messages at most per evaluation (each one names a batch's pairs on one partition)
 WITHIN_S = 0.05  # the longest a message waits for others before it is evaluated
-# Pairs are evaluated BULK at a time. A full chunk (a backlog drained by the aggregators touches thousands
-# of subscriptions a second) is followed by a rest, so that the worker evaluates such a stream in at most
-# DUTY of its time: after one that took t, it rests t * (1 / DUTY - 1), and the next take covers more
-# batches at once. Busy all the time beside one aggregator on two cores, it took the CPU, Redis and
-# PostgreSQL the aggregator counts with, which then counted a third slower. A live stream's takes (a few
-# pairs, milliseconds) follow each other without rest: resting after them too held crossings back ~0.5 s
-# at 25 crossings a second.
+# Pairs are evaluated BULK at a time, and evaluating may take DUTY of the worker's time over the long run,
+# BURST_S at once (a token bucket of evaluation time): a live stream's takes (a few pairs, milliseconds)
+# never wait, while a backlog drained by the aggregators (thousands of subscriptions touched a second) is
+# evaluated in rounds with rests between, each round covering more batches, instead of taking the CPU,
+# Redis and PostgreSQL the aggregators count with. Busy all the time beside one aggregator on two cores,
+# the worker made it count a third slower.
 BULK = 1_000
 DUTY = 0.25
-MAX_REST_S = 5.0
+BURST_S = 0.5
+
+
+class Budget:
+    """Evaluation time allowed: DUTY of the time passed, BURST_S at most saved up."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.left = BURST_S
+        self.at = clock()
+
+    def wait_s(self) -> float:
+        """How long to rest before the next evaluation."""
+        now = self.clock()
+        self.left = min(self.left + (now - self.at) * DUTY, BURST_S)
+        self.at = now
+        return max(-self.left / DUTY, 0.0)
+
+    def spend(self, seconds: float) -> None:
+        self.left -= seconds
 
 
 async def touched_views(catalog: SubscriptionCatalog, pairs: set[TouchedPair]) -> Touched:
@@ -84,8 +103,12 @@ class Watcher:
         self.evaluator = evaluator
 
     async def evaluate(self, pairs: Sequence[TouchedPair]) -> Evaluated:
+        """The evaluation of these pairs; its `seconds` with the catalog's lookup (often half of it)."""
+        began = time.monotonic()
         with transient_errors():
-            return await self.evaluator.evaluate(await touched_views(self.catalog, set(pairs)))
+            report = await self.evaluator.evaluate(await touched_views(self.catalog, set(pairs)))
+        report.seconds = time.monotonic() - began
+        return report
 
 
 def distinct_pairs(values: Sequence[bytes]) -> list[TouchedPair]:
@@ -100,22 +123,7 @@ def distinct_pairs(values: Sequence[bytes]) -> list[TouchedPair]:
 
 
 def create_alerts_app(settings: Settings) -> faust.App:
-    app = faust.App(
-        settings.alerts_group,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        value_serializer="raw",
-        key_serializer="raw",
-        web_enabled=False,
-        topic_replication_factor=1,
-        topic_partitions=settings.events_partitions,
-        # a new group starts from the oldest pairs kept: evaluating them again fires nothing twice
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=settings.aggregator_commit_interval_s,  # a safety net: each take is committed
-        broker_session_timeout=10.0,  # a worker killed with SIGKILL is replaced within seconds
-        broker_heartbeat_interval=1.0,
-        stream_wait_empty=False,  # as the aggregator: an unfinished evaluation is never committed
-    )
+    app = worker_app(settings, settings.alerts_group)  # a new group starts from the oldest pairs kept
     touched = app.topic(settings.touched_topic, value_type=bytes, key_type=bytes, internal=False)
     resources: dict[str, Any] = {}
 
@@ -133,6 +141,7 @@ def create_alerts_app(settings: Settings) -> faust.App:
             await asyncio.sleep(0.05)
         watcher: Watcher = resources["watcher"]
         commit_soon = CommitSoon(app)
+        budget = Budget()
         taken = 0
         events: Sequence[faust.EventT] = []
         try:
@@ -141,11 +150,11 @@ def create_alerts_app(settings: Settings) -> faust.App:
                 work_id.set(f"alerts-{os.getpid()}-{taken}")
                 pairs = distinct_pairs([event.value for event in events])
                 for start in range(0, len(pairs), BULK):
+                    await asyncio.sleep(budget.wait_s())
                     chunk = pairs[start:start + BULK]
                     report = await until_done(partial(watcher.evaluate, chunk), len(chunk))
+                    budget.spend(report.seconds)  # the try that went through, not an outage before it
                     await alerts_done(resources["redis"], report, report.seconds)
-                    if len(chunk) == BULK:  # the try that went through, not the outage before it
-                        await asyncio.sleep(min(report.seconds * (1 / DUTY - 1), MAX_REST_S))
                 for event in events:  # only now may Faust commit them
                     await stream.ack(event)
                 commit_soon()

@@ -27,9 +27,11 @@ from core.usage_state.redis_state import UsageState
 log = logging.getLogger("meterline.aggregator")
 
 
-def create_app(settings: Settings) -> faust.App:
-    app = faust.App(
-        settings.consumer_group,
+def worker_app(settings: Settings, app_id: str, **options: Any) -> faust.App:
+    """A Faust app of the stack's workers (the aggregator, the alerts worker): raw bytes in and out, every
+    offset committed by the agent itself once its work is done, `options` added."""
+    return faust.App(
+        app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         value_serializer="raw",
@@ -38,15 +40,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=1,
         topic_partitions=settings.events_partitions,
         consumer_auto_offset_reset="earliest",
-        # Faust counts chunks (aggregator/fetch_chunks.py): the events of one partition in one fetch
-        broker_commit_every=settings.events_partitions,
-        # the agent commits each batch once it is archived (`commit_soon`): this is a safety net
+        # the agent commits each batch once it is done (`CommitSoon`): this is a safety net
         broker_commit_interval=settings.aggregator_commit_interval_s,
-        # Chunks fetched ahead of the agent. Faust stops fetching a partition once the buffer is
-        # 80% full, and starts again when it is down to 40%: with 2 chunks per partition the agent
-        # found it empty, waiting on a fetch, for ~30% of a backlog's drain (38k events/s); with 16
-        # it keeps ~50 chunks, ~200,000 events (~80 MB) ahead at most, and drains at 47k events/s.
-        stream_buffer_maxsize=16 * settings.events_partitions,
         producer_acks=-1,
         # A worker killed with SIGKILL leaves its group membership behind until the session times
         # out; a short session lets its replacement take the partitions over in seconds.
@@ -56,6 +51,20 @@ def create_app(settings: Settings) -> faust.App:
         # stop completes; not waiting is safe: an unfinished batch is never committed (`abandon`)
         # and whoever processes it again does so exactly once.
         stream_wait_empty=False,
+        **options,
+    )
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = worker_app(
+        settings, settings.consumer_group,
+        # Faust counts chunks (aggregator/fetch_chunks.py): the events of one partition in one fetch
+        broker_commit_every=settings.events_partitions,
+        # Chunks fetched ahead of the agent. Faust stops fetching a partition once the buffer is
+        # 80% full, and starts again when it is down to 40%: with 2 chunks per partition the agent
+        # found it empty, waiting on a fetch, for ~30% of a backlog's drain (38k events/s); with 16
+        # it keeps ~50 chunks, ~200,000 events (~80 MB) ahead at most, and drains at 47k events/s.
+        stream_buffer_maxsize=16 * settings.events_partitions,
         broker_max_poll_records=settings.aggregator_batch_size,  # events per fetch, all partitions together
     )
     use_chunks(app)

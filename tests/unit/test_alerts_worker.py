@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from aggregator.alerts_app import distinct_pairs, touched_views
+from aggregator.alerts_app import BURST_S, DUTY, Budget, distinct_pairs, touched_views
 from aggregator.model import SubscriptionView
 from aggregator.touched import TouchedPair, touched_messages
 from core.domain.periods import BillingCycle
@@ -73,3 +73,17 @@ def test_the_pairs_of_several_messages_are_evaluated_once_each_and_a_message_not
     values = [value for _, value in touched_messages([first, second], 1)] * 2 + [b"not json"]
     assert distinct_pairs(values) == [first, second]
     assert "skipping a message: not a usage.touched message" in caplog.text
+
+
+def test_the_evaluation_budget_lets_a_live_stream_through_and_holds_a_backlog_to_its_share_of_time() -> None:
+    clock = [100.0]
+    budget = Budget(lambda: clock[0])
+    for _ in range(50):  # a live stream: a few milliseconds of evaluation every 50 ms, never a wait
+        assert budget.wait_s() == 0.0
+        budget.spend(0.005)
+        clock[0] += 0.05
+    assert budget.wait_s() == 0.0
+    budget.spend(BURST_S + 1.0)  # a backlog's chunk, past what was saved up: a second of debt
+    assert budget.wait_s() == pytest.approx(1.0 / DUTY)
+    clock[0] += 1.0 / DUTY  # rested: evaluation took DUTY of the time
+    assert budget.wait_s() == pytest.approx(0.0)
