@@ -107,7 +107,6 @@ class BatchResult:
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> events sent to events.rejected
     visible_at: float = 0.0  # when the batch's usage became readable (Redis applied), Unix seconds
     received_at_us: list[int] = field(default_factory=list)  # ingest acceptance time of each applied candidate
-    touched: int = 0  # watched (subscription, period) pairs sent to the alerts worker
 
 
 @dataclass
@@ -248,7 +247,6 @@ class BatchProcessor:
             touched = [TouchedPair(view.organization_id, view.external_id, subscription_id, period_key)
                        for (subscription_id, period_key), view in applied.watched.items()]
             stored, _ = await both(storing, self.announce(touched))
-            result.touched = len(touched)
         else:
             stored = await storing
         result.archived = stored.archived
