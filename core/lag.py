@@ -78,6 +78,18 @@ class LagReader:
         self._consumer.close()
 
 
+def wait_caught_up(bootstrap: str, group: str, topic: str, deadline: float, poll_s: float = 0.02) -> None:
+    """Return once `group` has committed everything in `topic` so far; TimeoutError at `deadline` (monotonic)."""
+    reader = LagReader(bootstrap, group, topic)
+    try:
+        while reader.read().total_lag > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{group} did not catch up on {topic}")
+            time.sleep(poll_s)
+    finally:
+        reader.close()
+
+
 def table_rows(sample: LagSample, per_partition_rate: dict[int, float]) -> Sequence[tuple[str, ...]]:
     rows = [
         (str(p.partition), str(p.committed) if p.committed >= 0 else "-", str(p.end), str(p.lag),

@@ -63,7 +63,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from redis import Redis as SyncRedis
 
-from core.lag import LagReader
+from core.lag import wait_caught_up
 from core.metrics import STATS_KEY
 from core.settings import Settings, load_settings
 from meterline.bench.run import BenchContext, add_alerts, forget_subscriptions, ok
@@ -395,15 +395,8 @@ def alerts_cost(ctx: BenchContext, topic: str, group: str, organization_id: str,
 
 def alerts_caught_up(settings: Settings, timeout_s: float = 120.0) -> None:
     """Wait until the stack's alerts worker committed every touched pair published so far."""
-    reader = LagReader(settings.kafka_bootstrap, settings.alerts_group, settings.touched_topic)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while reader.read().total_lag > 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the alerts worker did not catch up within {timeout_s:.0f} s")
-            time.sleep(0.05)
-    finally:
-        reader.close()
+    wait_caught_up(settings.kafka_bootstrap, settings.alerts_group, settings.touched_topic,
+                   time.monotonic() + timeout_s, poll_s=0.05)
 
 
 def run(ctx: BenchContext) -> dict[str, float]:

@@ -17,7 +17,7 @@ import httpx
 import psycopg
 import pytest
 
-from core.lag import LagReader
+from core.lag import wait_caught_up
 from core.settings import load_settings
 from meterline.example import MTU_METRIC, team_plan
 from tests.builders import wait_for
@@ -100,13 +100,7 @@ def evaluated(timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     for group, topic in ((settings.consumer_group, settings.events_topic),
                          (settings.alerts_group, settings.touched_topic)):
-        reader = LagReader(settings.kafka_bootstrap, group, topic)
-        try:
-            while reader.read().total_lag > 0:
-                assert time.monotonic() < deadline, f"{group} did not catch up on {topic}"
-                time.sleep(0.02)
-        finally:
-            reader.close()
+        wait_caught_up(settings.kafka_bootstrap, group, topic, deadline)
 
 
 def test_free_plan_thresholds_800_and_1000_each_fire_once_with_the_values_seen(
