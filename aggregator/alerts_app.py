@@ -34,7 +34,7 @@ from aggregator.app import CommitSoon, abandon, worker_app
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.model import SubscriptionView
 from aggregator.processor import transient_errors, until_done
-from aggregator.stats import alerts_done
+from aggregator.stats import aggregators_behind, alerts_done
 from aggregator.touched import TouchedPair, read_touched
 from core.clients import database, redis_client
 from core.db.catalog_changes import CatalogChanges
@@ -50,25 +50,35 @@ WITHIN_S = 0.05  # the longest a message waits for others before it is evaluated
 # evaluated in rounds with rests between, each round covering more batches, so that it takes less of the
 # CPU, Redis and PostgreSQL the aggregators count with. Less, not none: on two cores the aggregator still
 # counted a quarter slower beside it (`make bench`, aggregator_with_alerts_ratio).
+# The aggregators come first: while one of them has a backlog (aggregator/stats.py, BEHIND_KEY), evaluating
+# may take DUTY_YIELDING of the time and save up BURST_YIELDING_S, so that a drain goes at nearly the speed
+# it would without alerts, and its alerts come once it is through (or at that pace while it is not).
+# A rest is taken in pieces of REST_CHECK_S at most, each asking again, so that the worker's own share
+# comes back at most that long after the aggregators caught up.
 BULK = 1_000
 DUTY = 0.25
 BURST_S = 0.5
+DUTY_YIELDING = 0.05
+BURST_YIELDING_S = 0.05
+REST_CHECK_S = 0.2
 
 
 class Budget:
-    """Evaluation time allowed: DUTY of the time passed, BURST_S at most saved up."""
+    """Evaluation time allowed: DUTY of the time passed, BURST_S at most saved up; DUTY_YIELDING and
+    BURST_YIELDING_S while the aggregators are behind."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self.left = BURST_S
         self.at = clock()
 
-    def wait_s(self) -> float:
+    def wait_s(self, yielding: bool = False) -> float:
         """How long to rest before the next evaluation."""
+        duty, burst = (DUTY_YIELDING, BURST_YIELDING_S) if yielding else (DUTY, BURST_S)
         now = self.clock()
-        self.left = min(self.left + (now - self.at) * DUTY, BURST_S)
+        self.left = min(self.left + (now - self.at) * duty, burst)
         self.at = now
-        return max(-self.left / DUTY, 0.0)
+        return max(-self.left / duty, 0.0)
 
     def spend(self, seconds: float) -> None:
         self.left -= seconds
@@ -150,7 +160,8 @@ def create_alerts_app(settings: Settings) -> faust.App:
                 work_id.set(f"alerts-{os.getpid()}-{taken}")
                 pairs = distinct_pairs([event.value for event in events])
                 for start in range(0, len(pairs), BULK):
-                    await asyncio.sleep(budget.wait_s())
+                    while (rest_s := budget.wait_s(await aggregators_behind(resources["redis"]))) > 0:
+                        await asyncio.sleep(min(rest_s, REST_CHECK_S))
                     chunk = pairs[start:start + BULK]
                     report = await until_done(partial(watcher.evaluate, chunk), len(chunk))
                     budget.spend(report.seconds)  # the try that went through, not an outage before it

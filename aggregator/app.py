@@ -16,7 +16,7 @@ from aggregator.catalog import SubscriptionCatalog
 from aggregator.fetch_chunks import ChunkSchema, mark_archived, use_chunks
 from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, BatchResult, Finished, Pipeline
-from aggregator.stats import Totals, batch_done
+from aggregator.stats import Totals, backlog, batch_done
 from aggregator.touched import TouchedPair, touched_messages
 from core.clients import database, redis_client
 from core.db.catalog_changes import CatalogChanges
@@ -111,8 +111,15 @@ def create_app(settings: Settings) -> faust.App:
                     mark_archived(event.message)
                     await stream.ack(event)
                 commit_soon()
-                await batch_done(resources["redis"], totals, result, size, time.monotonic() - began)
+                waiting = backlog({event.message.tp: event.message.offset for event in events}, highwater)
+                await batch_done(resources["redis"], totals, result, size, time.monotonic() - began, waiting)
             return finished
+
+        def highwater(tp: Any) -> int | None:
+            try:
+                return cast(int | None, app.consumer.highwater(tp))
+            except AssertionError:  # aiokafka's: the partition went to another worker
+                return None
 
         # Each event of the stream is a chunk, one partition's fetched values (aggregator/fetch_chunks.py).
         # noack_take: the agent acknowledges a batch itself, once the pipeline archived it. Up to four

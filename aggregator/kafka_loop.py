@@ -20,14 +20,15 @@ import logging
 import os
 import signal
 from collections.abc import Sequence
+from functools import partial
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, TransientError, process_until_done
-from aggregator.stats import Totals, batch_done
+from aggregator.stats import Totals, backlog, batch_done
 from aggregator.touched import TouchedPair, touched_messages
 from core.clients import database, idempotent_producer_config, redis_client
 from core.db.catalog_changes import CatalogChanges
@@ -104,12 +105,14 @@ async def run_loop(settings: Settings) -> None:
             messages = await asyncio.to_thread(consumer.consume, settings.aggregator_batch_size,
                                                settings.aggregator_batch_within_s)
             payloads: list[bytes] = []
+            last_offsets: dict[tuple[str, int], int] = {}  # of each partition, the batch's last
             for message in messages:
                 value = message.value()
                 if message.error() is not None:
                     log.warning("consumer error: %s", message.error())
                 elif value is not None:
                     payloads.append(value)
+                    last_offsets[(str(message.topic()), int(message.partition() or 0))] = int(message.offset() or 0)
             if not payloads:
                 continue
             work_id.set(f"batch-{os.getpid()}-{totals.batches + 1}")
@@ -127,12 +130,23 @@ async def run_loop(settings: Settings) -> None:
                 consumer.commit(asynchronous=False)
             except KafkaException as exc:  # e.g. the partitions moved: their new owner redoes it as no-ops
                 log.warning("offsets of a processed batch not committed: %s", exc)
-            await batch_done(redis, totals, result, len(payloads), loop.time() - began)
+            waiting = backlog(last_offsets, partial(cached_end, consumer))
+            await batch_done(redis, totals, result, len(payloads), loop.time() - began, waiting)
     finally:
         collecting.cancel()
         consumer.close()
         await redis.aclose()
         await engine.dispose()
+
+
+def cached_end(consumer: Consumer, partition: tuple[str, int]) -> int | None:
+    """A partition's end as the last fetch reported it (no request to the broker)."""
+    topic, number = partition
+    try:
+        _, end = consumer.get_watermark_offsets(TopicPartition(topic, number), cached=True)
+    except KafkaException:
+        return None
+    return end if end is not None and end >= 0 else None
 
 
 def run_kafka_loop(settings: Settings) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import time
 from bisect import bisect_right
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import orjson
 import redis.exceptions
@@ -36,6 +36,13 @@ from core.metrics import (
 log = logging.getLogger("meterline.aggregator")
 LOG_EVERY_S = 10.0
 SLOW_EVALUATION_S = 0.5  # an evaluation taking longer is logged
+# The aggregators first: an aggregator that finished a batch with more than BEHIND_EVENTS events waiting in
+# Kafka past it (a backlog, not a live stream's next fetch) says so in Redis for BEHIND_TTL_MS, and while
+# one does the alerts workers evaluate less (aggregator/alerts_app.py). Any aggregator of the group may set
+# it; it lapses on its own once none has a backlog.
+BEHIND_KEY = "ml:aggregators:behind"
+BEHIND_EVENTS = 5_000
+BEHIND_TTL_MS = 1_000
 
 
 def observe_latencies(histogram: Histogram, now_us: float, moments_us: Sequence[int]) -> None:
@@ -71,7 +78,26 @@ def stats_increments(result: BatchResult) -> dict[str, int]:
     return {name: count for name, count in fields.items() if count}
 
 
-async def record(client: Redis, result: BatchResult, batch_size: int, seconds: float) -> None:
+Partition = TypeVar("Partition", bound=Hashable)
+
+
+def backlog(last_offsets: Mapping[Partition, int], highwater: Callable[[Partition], int | None]) -> int:
+    """Events waiting in Kafka past a batch: on each of its partitions, the end Kafka reported with the last
+    fetch (`highwater`, None when unknown) past the batch's last offset there. Pure."""
+    ends = {partition: highwater(partition) for partition in last_offsets}
+    return sum(max(end - offset - 1, 0) for partition, offset in last_offsets.items()
+               if (end := ends[partition]) is not None)
+
+
+async def aggregators_behind(client: Redis) -> bool:
+    """Whether an aggregator has a backlog now (`BEHIND_KEY`); not when Redis cannot say."""
+    try:
+        return bool(await client.exists(BEHIND_KEY))
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return False
+
+
+async def record(client: Redis, result: BatchResult, batch_size: int, seconds: float, waiting: int) -> None:
     AGGREGATOR_BATCH_SIZE.observe(batch_size)
     AGGREGATOR_APPLY_LATENCY.observe(seconds)
     AGGREGATOR_EVENTS.labels("applied", "").inc(result.applied)
@@ -80,7 +106,7 @@ async def record(client: Redis, result: BatchResult, batch_size: int, seconds: f
         AGGREGATOR_EVENTS.labels("rejected", reason).inc(count)
     # acceptance at the ingest -> readable in current usage
     observe_latencies(EVENT_TO_VISIBLE, result.visible_at * 1_000_000, result.received_at_us)
-    await _add_totals(client, stats_increments(result), [], f"a batch of {batch_size}")
+    await _add_totals(client, stats_increments(result), [], f"a batch of {batch_size}", waiting)
 
 
 async def alerts_done(client: Redis, report: Evaluated, seconds: float) -> None:
@@ -92,13 +118,17 @@ async def alerts_done(client: Redis, report: Evaluated, seconds: float) -> None:
                       "an evaluation")
 
 
-async def _add_totals(client: Redis, increments: dict[str, int], recent: list[dict[str, Any]], what: str) -> None:
-    if not increments:
+async def _add_totals(client: Redis, increments: dict[str, int], recent: list[dict[str, Any]], what: str,
+                      waiting: int = 0) -> None:
+    behind = waiting > BEHIND_EVENTS
+    if not increments and not behind:
         return
     try:
         async with client.pipeline(transaction=False) as pipe:
             for name, count in increments.items():
                 pipe.hincrby(STATS_KEY, name, count)
+            if behind:
+                pipe.set(BEHIND_KEY, waiting, px=BEHIND_TTL_MS)
             if recent:  # newest first, the last RECENT_ALERTS kept
                 pipe.lpush(RECENT_ALERTS_KEY, *(orjson.dumps(fired) for fired in recent))
                 pipe.ltrim(RECENT_ALERTS_KEY, 0, RECENT_ALERTS - 1)
@@ -133,9 +163,11 @@ class Totals:
                      self.batches, self.events, counts.applied, counts.duplicates, counts.archived, counts.rejected)
 
 
-async def batch_done(client: Redis, totals: Totals, result: BatchResult, size: int, seconds: float) -> None:
-    """Everything counted once a batch went through (either runtime): metrics, pipeline totals, logs."""
-    await record(client, result, size, seconds)
+async def batch_done(client: Redis, totals: Totals, result: BatchResult, size: int, seconds: float,
+                     waiting: int) -> None:
+    """Everything counted once a batch went through (either runtime): metrics, pipeline totals, whether the
+    aggregator is behind (`waiting`: events in Kafka past the batch, `backlog`), logs."""
+    await record(client, result, size, seconds, waiting)
     totals.add(result)
     if result.rejected:
         log.info("batch of %d: %d events rejected: %s", size, sum(result.rejected.values()), result.rejected)

@@ -9,7 +9,15 @@ from decimal import Decimal
 
 import pytest
 
-from aggregator.alerts_app import BURST_S, DUTY, Budget, distinct_pairs, touched_views
+from aggregator.alerts_app import (
+    BURST_S,
+    BURST_YIELDING_S,
+    DUTY,
+    DUTY_YIELDING,
+    Budget,
+    distinct_pairs,
+    touched_views,
+)
 from aggregator.model import SubscriptionView
 from aggregator.touched import TouchedPair, touched_messages
 from core.domain.periods import BillingCycle
@@ -87,3 +95,23 @@ def test_the_evaluation_budget_lets_a_live_stream_through_and_holds_a_backlog_to
     assert budget.wait_s() == pytest.approx(1.0 / DUTY)
     clock[0] += 1.0 / DUTY  # rested: evaluation took DUTY of the time
     assert budget.wait_s() == pytest.approx(0.0)
+
+
+def test_while_the_aggregators_are_behind_the_budget_saves_up_and_refills_less() -> None:
+    clock = [100.0]
+    budget = Budget(lambda: clock[0])
+    assert budget.wait_s() == 0.0  # BURST_S saved up
+    assert budget.wait_s(yielding=True) == 0.0
+    budget.spend(BURST_YIELDING_S + 0.1)  # what was saved beyond BURST_YIELDING_S is gone once yielding
+    assert budget.wait_s(yielding=True) == pytest.approx(0.1 / DUTY_YIELDING)
+    clock[0] += 0.1 / DUTY_YIELDING
+    assert budget.wait_s(yielding=True) == pytest.approx(0.0)
+    budget.spend(0.1)
+    assert budget.wait_s(yielding=False) == pytest.approx(0.1 / DUTY)  # caught up: the worker's own share
+    clock[0] += 100.0
+    assert budget.wait_s(yielding=True) == 0.0
+    budget.spend(BURST_YIELDING_S)
+    assert budget.wait_s(yielding=True) == pytest.approx(0.0)  # a long rest saved up BURST_YIELDING_S only
+    budget.spend(0.01)
+    assert budget.wait_s(yielding=True) == pytest.approx(0.01 / DUTY_YIELDING)
+    assert DUTY_YIELDING < DUTY and BURST_YIELDING_S < BURST_S
