@@ -16,7 +16,7 @@ from aggregator.catalog import SubscriptionCatalog
 from aggregator.fetch_chunks import ChunkSchema, mark_archived, use_chunks
 from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, BatchResult, Finished, Pipeline
-from aggregator.stats import Totals, backlog, batch_done
+from aggregator.stats import Totals, backlog, batch_done, say_behind
 from aggregator.touched import TouchedPair, touched_messages
 from core.clients import database, redis_client
 from core.db.catalog_changes import CatalogChanges
@@ -111,8 +111,7 @@ def create_app(settings: Settings) -> faust.App:
                     mark_archived(event.message)
                     await stream.ack(event)
                 commit_soon()
-                waiting = backlog({event.message.tp: event.message.offset for event in events}, highwater)
-                await batch_done(resources["redis"], totals, result, size, time.monotonic() - began, waiting)
+                await batch_done(resources["redis"], totals, result, size, time.monotonic() - began)
             return finished
 
         def highwater(tp: Any) -> int | None:
@@ -135,6 +134,8 @@ def create_app(settings: Settings) -> faust.App:
                 batch = [value for event in events for value in event.value]
                 submitted += 1
                 work_id.set(f"batch-{os.getpid()}-{submitted}")  # on every log line of this batch
+                await say_behind(resources["redis"],
+                                 backlog({event.message.tp: event.message.offset for event in events}, highwater))
                 await pipeline.submit(batch, on_archived(events, len(batch), time.monotonic()))
                 batch = []
             await pipeline.drain()  # the stream ended (the worker stops): finish the batch in the archive

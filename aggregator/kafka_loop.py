@@ -28,7 +28,7 @@ from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, TransientError, process_until_done
-from aggregator.stats import Totals, backlog, batch_done
+from aggregator.stats import Totals, backlog, batch_done, say_behind
 from aggregator.touched import TouchedPair, touched_messages
 from core.clients import database, idempotent_producer_config, redis_client
 from core.db.catalog_changes import CatalogChanges
@@ -116,6 +116,7 @@ async def run_loop(settings: Settings) -> None:
             if not payloads:
                 continue
             work_id.set(f"batch-{os.getpid()}-{totals.batches + 1}")
+            await say_behind(redis, backlog(last_offsets, partial(cached_end, consumer)))
             began = loop.time()
             work = asyncio.ensure_future(process_until_done(processor, payloads))
             stop_wait = asyncio.ensure_future(stopping.wait())
@@ -130,8 +131,7 @@ async def run_loop(settings: Settings) -> None:
                 consumer.commit(asynchronous=False)
             except KafkaException as exc:  # e.g. the partitions moved: their new owner redoes it as no-ops
                 log.warning("offsets of a processed batch not committed: %s", exc)
-            waiting = backlog(last_offsets, partial(cached_end, consumer))
-            await batch_done(redis, totals, result, len(payloads), loop.time() - began, waiting)
+            await batch_done(redis, totals, result, len(payloads), loop.time() - began)
     finally:
         collecting.cancel()
         consumer.close()

@@ -36,10 +36,11 @@ from core.metrics import (
 log = logging.getLogger("meterline.aggregator")
 LOG_EVERY_S = 10.0
 SLOW_EVALUATION_S = 0.5  # an evaluation taking longer is logged
-# The aggregators first: an aggregator that finished a batch with more than BEHIND_EVENTS events waiting in
-# Kafka past it (a backlog, not a live stream's next fetch) says so in Redis for BEHIND_TTL_MS, and while
-# one does the alerts workers evaluate less (aggregator/alerts_app.py). Any aggregator of the group may set
-# it; it lapses on its own once none has a backlog.
+# The aggregators first: an aggregator that takes a batch with more than BEHIND_EVENTS events waiting in
+# Kafka past it (a backlog, not a live stream's next fetch) says so in Redis for BEHIND_TTL_MS, before it
+# processes the batch (and so before the alerts workers hear of its pairs), and while one does the alerts
+# workers evaluate less (aggregator/alerts_app.py). Any aggregator of the group may set it; it lapses on
+# its own once none has a backlog.
 BEHIND_KEY = "ml:aggregators:behind"
 BEHIND_EVENTS = 5_000
 BEHIND_TTL_MS = 1_000
@@ -89,6 +90,17 @@ def backlog(last_offsets: Mapping[Partition, int], highwater: Callable[[Partitio
                if (end := ends[partition]) is not None)
 
 
+async def say_behind(client: Redis, waiting: int) -> None:
+    """Tell the alerts workers this aggregator is behind when `waiting` (`backlog`) events are more than
+    BEHIND_EVENTS; best effort, as the totals."""
+    if waiting <= BEHIND_EVENTS:
+        return
+    try:
+        await client.set(BEHIND_KEY, waiting, px=BEHIND_TTL_MS)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        log.warning("could not say the aggregator is behind: %s", exc)
+
+
 async def aggregators_behind(client: Redis) -> bool:
     """Whether an aggregator has a backlog now (`BEHIND_KEY`); not when Redis cannot say."""
     try:
@@ -97,7 +109,7 @@ async def aggregators_behind(client: Redis) -> bool:
         return False
 
 
-async def record(client: Redis, result: BatchResult, batch_size: int, seconds: float, waiting: int) -> None:
+async def record(client: Redis, result: BatchResult, batch_size: int, seconds: float) -> None:
     AGGREGATOR_BATCH_SIZE.observe(batch_size)
     AGGREGATOR_APPLY_LATENCY.observe(seconds)
     AGGREGATOR_EVENTS.labels("applied", "").inc(result.applied)
@@ -106,7 +118,7 @@ async def record(client: Redis, result: BatchResult, batch_size: int, seconds: f
         AGGREGATOR_EVENTS.labels("rejected", reason).inc(count)
     # acceptance at the ingest -> readable in current usage
     observe_latencies(EVENT_TO_VISIBLE, result.visible_at * 1_000_000, result.received_at_us)
-    await _add_totals(client, stats_increments(result), [], f"a batch of {batch_size}", waiting)
+    await _add_totals(client, stats_increments(result), [], f"a batch of {batch_size}")
 
 
 async def alerts_done(client: Redis, report: Evaluated, seconds: float) -> None:
@@ -118,17 +130,13 @@ async def alerts_done(client: Redis, report: Evaluated, seconds: float) -> None:
                       "an evaluation")
 
 
-async def _add_totals(client: Redis, increments: dict[str, int], recent: list[dict[str, Any]], what: str,
-                      waiting: int = 0) -> None:
-    behind = waiting > BEHIND_EVENTS
-    if not increments and not behind:
+async def _add_totals(client: Redis, increments: dict[str, int], recent: list[dict[str, Any]], what: str) -> None:
+    if not increments:
         return
     try:
         async with client.pipeline(transaction=False) as pipe:
             for name, count in increments.items():
                 pipe.hincrby(STATS_KEY, name, count)
-            if behind:
-                pipe.set(BEHIND_KEY, waiting, px=BEHIND_TTL_MS)
             if recent:  # newest first, the last RECENT_ALERTS kept
                 pipe.lpush(RECENT_ALERTS_KEY, *(orjson.dumps(fired) for fired in recent))
                 pipe.ltrim(RECENT_ALERTS_KEY, 0, RECENT_ALERTS - 1)
@@ -163,11 +171,9 @@ class Totals:
                      self.batches, self.events, counts.applied, counts.duplicates, counts.archived, counts.rejected)
 
 
-async def batch_done(client: Redis, totals: Totals, result: BatchResult, size: int, seconds: float,
-                     waiting: int) -> None:
-    """Everything counted once a batch went through (either runtime): metrics, pipeline totals, whether the
-    aggregator is behind (`waiting`: events in Kafka past the batch, `backlog`), logs."""
-    await record(client, result, size, seconds, waiting)
+async def batch_done(client: Redis, totals: Totals, result: BatchResult, size: int, seconds: float) -> None:
+    """Everything counted once a batch went through (either runtime): metrics, pipeline totals, logs."""
+    await record(client, result, size, seconds)
     totals.add(result)
     if result.rejected:
         log.info("batch of %d: %d events rejected: %s", size, sum(result.rejected.values()), result.rejected)

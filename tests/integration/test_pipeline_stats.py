@@ -1,4 +1,4 @@
-"""The pipeline totals an aggregator leaves in a real Redis after a batch, and what the alerts workers read there."""
+"""What an aggregator tells the alerts workers through a real Redis: that it is behind."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from aggregator.processor import BatchResult
-from aggregator.stats import BEHIND_EVENTS, BEHIND_KEY, BEHIND_TTL_MS, Totals, aggregators_behind, batch_done
+from aggregator.stats import BEHIND_EVENTS, BEHIND_KEY, BEHIND_TTL_MS, aggregators_behind, say_behind
 from tests.conftest import Services
 
 
@@ -16,11 +15,10 @@ def test_an_aggregator_with_a_backlog_says_so_for_a_second_and_a_live_one_does_n
         client = Redis.from_url(services.redis_url)
         try:
             await client.delete(BEHIND_KEY)
-            result = BatchResult(applied=10, archived=10)
             seen = [await aggregators_behind(client)]
-            await batch_done(client, Totals(), result, 10, 0.01, waiting=BEHIND_EVENTS)  # a live stream's next fetch
+            await say_behind(client, BEHIND_EVENTS)  # a live stream's next fetch
             seen.append(await aggregators_behind(client))
-            await batch_done(client, Totals(), result, 10, 0.01, waiting=BEHIND_EVENTS + 1)
+            await say_behind(client, BEHIND_EVENTS + 1)
             seen.append(await aggregators_behind(client))
             expires_ms = await client.pttl(BEHIND_KEY)
             await client.delete(BEHIND_KEY)
@@ -33,10 +31,11 @@ def test_an_aggregator_with_a_backlog_says_so_for_a_second_and_a_live_one_does_n
     assert 0 < expires_ms <= BEHIND_TTL_MS
 
 
-def test_the_alerts_workers_do_not_yield_when_redis_cannot_say() -> None:
+def test_without_redis_the_aggregator_goes_on_and_the_alerts_workers_do_not_yield() -> None:
     async def main() -> bool:
         client = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
         try:
+            await say_behind(client, BEHIND_EVENTS + 1)  # logged, not raised: the batch goes on
             return await aggregators_behind(client)
         finally:
             await client.aclose()
