@@ -16,7 +16,7 @@ from aggregator.catalog import SubscriptionCatalog
 from aggregator.fetch_chunks import ChunkSchema, mark_archived, use_chunks
 from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, BatchResult, Finished, Pipeline
-from aggregator.stats import Totals, backlog, batch_done, say_behind
+from aggregator.stats import BehindFlag, Totals, backlog, batch_done
 from aggregator.touched import TouchedPair, touched_messages
 from core.clients import database, redis_client
 from core.db.catalog_changes import CatalogChanges
@@ -104,6 +104,7 @@ def create_app(settings: Settings) -> faust.App:
         totals = Totals()
         submitted = 0
         commit_soon = CommitSoon(app)
+        behind = BehindFlag(resources["redis"])
 
         def on_archived(events: Sequence[faust.EventT], size: int, began: float) -> Finished:
             async def finished(result: BatchResult) -> None:
@@ -134,8 +135,8 @@ def create_app(settings: Settings) -> faust.App:
                 batch = [value for event in events for value in event.value]
                 submitted += 1
                 work_id.set(f"batch-{os.getpid()}-{submitted}")  # on every log line of this batch
-                await say_behind(resources["redis"],
-                                 backlog({event.message.tp: event.message.offset for event in events}, highwater))
+                await behind.batch_taken(backlog({event.message.tp: event.message.offset for event in events},
+                                                 highwater))
                 await pipeline.submit(batch, on_archived(events, len(batch), time.monotonic()))
                 batch = []
             await pipeline.drain()  # the stream ended (the worker stops): finish the batch in the archive

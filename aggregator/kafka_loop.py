@@ -28,7 +28,7 @@ from aggregator.archive import EventArchive
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, TransientError, process_until_done
-from aggregator.stats import Totals, backlog, batch_done, say_behind
+from aggregator.stats import BehindFlag, Totals, backlog, batch_done
 from aggregator.touched import TouchedPair, touched_messages
 from core.clients import database, idempotent_producer_config, redis_client
 from core.db.catalog_changes import CatalogChanges
@@ -96,6 +96,7 @@ async def run_loop(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     totals = Totals()
+    behind = BehindFlag(redis)
     settle()
     collecting = asyncio.ensure_future(collect_regularly())
     log.info("Ready: consuming %s as group %s (confluent-kafka runtime)", settings.events_topic,
@@ -116,7 +117,7 @@ async def run_loop(settings: Settings) -> None:
             if not payloads:
                 continue
             work_id.set(f"batch-{os.getpid()}-{totals.batches + 1}")
-            await say_behind(redis, backlog(last_offsets, partial(cached_end, consumer)))
+            await behind.batch_taken(backlog(last_offsets, partial(cached_end, consumer)))
             began = loop.time()
             work = asyncio.ensure_future(process_until_done(processor, payloads))
             stop_wait = asyncio.ensure_future(stopping.wait())

@@ -37,13 +37,15 @@ log = logging.getLogger("meterline.aggregator")
 LOG_EVERY_S = 10.0
 SLOW_EVALUATION_S = 0.5  # an evaluation taking longer is logged
 # The aggregators first: an aggregator that takes a batch with more than BEHIND_EVENTS events waiting in
-# Kafka past it (a backlog, not a live stream's next fetch) says so in Redis for BEHIND_TTL_MS, before it
-# processes the batch (and so before the alerts workers hear of its pairs), and while one does the alerts
-# workers evaluate less (aggregator/alerts_app.py). Any aggregator of the group may set it; it lapses on
-# its own once none has a backlog.
+# Kafka past it (a backlog, not a live stream's next fetch) says so in Redis before it processes the batch
+# (and so before the alerts workers hear of its pairs), and takes it back at its first batch without; while
+# it is said, the alerts workers evaluate less (aggregator/alerts_app.py). Any aggregator of the group may
+# say it. It lapses after BEHIND_TTL_MS without being said again: longer than a backlog's batch takes (over
+# a second when it touches 10,000 subscriptions; with 1 s the flag lapsed halfway through such batches),
+# and the most an aggregator that died behind holds the alerts workers back.
 BEHIND_KEY = "ml:aggregators:behind"
 BEHIND_EVENTS = 5_000
-BEHIND_TTL_MS = 1_000
+BEHIND_TTL_MS = 5_000
 
 
 def observe_latencies(histogram: Histogram, now_us: float, moments_us: Sequence[int]) -> None:
@@ -90,15 +92,27 @@ def backlog(last_offsets: Mapping[Partition, int], highwater: Callable[[Partitio
                if (end := ends[partition]) is not None)
 
 
-async def say_behind(client: Redis, waiting: int) -> None:
-    """Tell the alerts workers this aggregator is behind when `waiting` (`backlog`) events are more than
-    BEHIND_EVENTS; best effort, as the totals."""
-    if waiting <= BEHIND_EVENTS:
-        return
-    try:
-        await client.set(BEHIND_KEY, waiting, px=BEHIND_TTL_MS)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        log.warning("could not say the aggregator is behind: %s", exc)
+class BehindFlag:
+    """What one aggregator tells the alerts workers (`BEHIND_KEY`), batch by batch; best effort, as the
+    totals: a Redis hiccup never holds back a batch."""
+
+    def __init__(self, client: Redis):
+        self.client = client
+        self.said = False
+
+    async def batch_taken(self, waiting: int) -> None:
+        """A batch is taken with `waiting` events in Kafka past it (`backlog`)."""
+        behind = waiting > BEHIND_EVENTS
+        if not behind and not self.said:
+            return
+        try:
+            if behind:
+                await self.client.set(BEHIND_KEY, waiting, px=BEHIND_TTL_MS)
+            else:
+                await self.client.delete(BEHIND_KEY)
+            self.said = behind
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("could not tell the alerts workers whether the aggregator is behind: %s", exc)
 
 
 async def aggregators_behind(client: Redis) -> bool:

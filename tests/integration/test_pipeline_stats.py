@@ -6,28 +6,32 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from aggregator.stats import BEHIND_EVENTS, BEHIND_KEY, BEHIND_TTL_MS, aggregators_behind, say_behind
+from aggregator.stats import BEHIND_EVENTS, BEHIND_KEY, BEHIND_TTL_MS, BehindFlag, aggregators_behind
 from tests.conftest import Services
 
 
-def test_an_aggregator_with_a_backlog_says_so_for_a_second_and_a_live_one_does_not(services: Services) -> None:
+def test_an_aggregator_says_it_is_behind_while_it_has_a_backlog_and_takes_it_back_after(services: Services) -> None:
     async def main() -> tuple[list[bool], int]:
         client = Redis.from_url(services.redis_url)
         try:
             await client.delete(BEHIND_KEY)
+            flag, other = BehindFlag(client), BehindFlag(client)
             seen = [await aggregators_behind(client)]
-            await say_behind(client, BEHIND_EVENTS)  # a live stream's next fetch
+            await flag.batch_taken(BEHIND_EVENTS)  # a live stream's next fetch
             seen.append(await aggregators_behind(client))
-            await say_behind(client, BEHIND_EVENTS + 1)
+            await flag.batch_taken(BEHIND_EVENTS + 1)
             seen.append(await aggregators_behind(client))
             expires_ms = await client.pttl(BEHIND_KEY)
-            await client.delete(BEHIND_KEY)
+            await other.batch_taken(0)  # another aggregator, live all along, says nothing
+            seen.append(await aggregators_behind(client))
+            await flag.batch_taken(BEHIND_EVENTS)  # caught up: taken back at once
+            seen.append(await aggregators_behind(client))
             return seen, expires_ms
         finally:
             await client.aclose()
 
     seen, expires_ms = asyncio.run(main())
-    assert seen == [False, False, True]
+    assert seen == [False, False, True, True, False]
     assert 0 < expires_ms <= BEHIND_TTL_MS
 
 
@@ -35,7 +39,7 @@ def test_without_redis_the_aggregator_goes_on_and_the_alerts_workers_do_not_yiel
     async def main() -> bool:
         client = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
         try:
-            await say_behind(client, BEHIND_EVENTS + 1)  # logged, not raised: the batch goes on
+            await BehindFlag(client).batch_taken(BEHIND_EVENTS + 1)  # logged, not raised: the batch goes on
             return await aggregators_behind(client)
         finally:
             await client.aclose()
