@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> faust.App:
         engine = database(settings, pool_size=4)
         redis = redis_client(settings.redis_url, timeout_s=5)
         resources["redis"] = redis
-        catalog = SubscriptionCatalog(engine, changes=CatalogChanges(engine))
+        catalog = SubscriptionCatalog(engine, changes=CatalogChanges(engine), read_alerts=False)
         resources["processor"] = BatchProcessor(catalog, UsageState(redis),
                                                 EventArchive(engine), reject, announce)
 

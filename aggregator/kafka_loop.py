@@ -86,8 +86,8 @@ async def run_loop(settings: Settings) -> None:
     engine = database(settings, pool_size=4)
     redis = redis_client(settings.redis_url, timeout_s=5)
     publisher = Publisher(settings)
-    processor = BatchProcessor(SubscriptionCatalog(engine, changes=CatalogChanges(engine)), UsageState(redis),
-                               EventArchive(engine),
+    catalog = SubscriptionCatalog(engine, changes=CatalogChanges(engine), read_alerts=False)
+    processor = BatchProcessor(catalog, UsageState(redis), EventArchive(engine),
                                publisher.reject, publisher.announce)
     consumer = Consumer(consumer_config(settings))
     consumer.subscribe([settings.events_topic])

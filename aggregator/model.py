@@ -29,8 +29,10 @@ class SubscriptionView:
     started_at_us: int = 0
     # the subscription its external_id named before (a plan change, or one terminated and used again)
     predecessor: SubscriptionView | None = None
-    # what its usage is watched for by the alerts worker (aggregator/alerts.py): its external_id's alerts, its
+    # what its usage is watched for by the alerts worker (aggregator/alerts.py): its external_id's alerts (read
+    # by the alerts worker's catalog; the aggregators' only reads whether there are any: `alerted`), its
     # progressive billing thresholds (none when disabled), and the plan's charges and currency to price it
+    alerted: bool = False
     alerts: tuple[Alert, ...] = ()
     usage_thresholds: tuple[Threshold, ...] = ()
     lines: tuple[ChargeLine, ...] = ()
@@ -38,7 +40,7 @@ class SubscriptionView:
 
     @cached_property
     def watched(self) -> bool:
-        return bool(self.alerts or self.usage_thresholds)
+        return bool(self.alerted or self.alerts or self.usage_thresholds)
 
     @cached_property  # read for each evaluation of the subscription
     def metric_ids(self) -> list[str]:

@@ -155,3 +155,27 @@ def test_a_subscription_starting_later_on_a_used_external_id_is_seen_from_its_st
         assert after.predecessor is not None and after.predecessor.id == before.id
 
     with_catalog(test)
+
+
+def test_the_aggregators_catalog_knows_which_subscriptions_have_alerts_without_reading_them(
+        client: httpx.Client, services: Services, unique: str) -> None:
+    on_free_plan(client, unique)
+    subscribe_now(client, f"c-{unique}", f"other-{unique}", "free")
+    create(client, f"/subscriptions/s-{unique}/alerts", "alert", {
+        "alert_type": "billable_metric_current_usage_units", "code": "cap", "billable_metric_code": "mtu",
+        "thresholds": [{"value": 1000}]})
+    organization_id, _ = ensure_organization(services.sqlalchemy_url, f"test-{unique}")
+    alerted, other = (organization_id, f"s-{unique}"), (organization_id, f"other-{unique}")
+
+    async def test(catalog: CountingCatalog, changes: CatalogChanges) -> None:
+        catalog.read_alerts = False  # as the aggregators' (aggregator/app.py)
+        views = await catalog.lookup([alerted, other])
+        assert views[alerted] is not None and views[alerted].alerted and views[alerted].alerts == ()
+        assert views[alerted].watched  # its pairs are announced to the alerts workers
+        assert views[other] is not None and not views[other].alerted and not views[other].watched
+        catalog.read_alerts = True  # as the alerts workers'
+        views = await catalog.refresh([alerted, other])
+        assert views[alerted] is not None and [alert.thresholds[0].value for alert in views[alerted].alerts] == [1000]
+        assert views[alerted].alerted and views[other] is not None and not views[other].watched
+
+    with_catalog(test)
