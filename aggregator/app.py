@@ -112,8 +112,13 @@ def create_app(settings: Settings) -> faust.App:
                     mark_archived(event.message)
                     await stream.ack(event)
                 commit_soon()
+                await behind.update(past(events))
                 await batch_done(resources["redis"], totals, result, size, time.monotonic() - began)
             return finished
+
+        def past(events: Sequence[faust.EventT]) -> int:
+            """Events in Kafka past these chunks."""
+            return backlog({event.message.tp: event.message.offset for event in events}, highwater)
 
         def highwater(tp: Any) -> int | None:
             try:
@@ -135,8 +140,7 @@ def create_app(settings: Settings) -> faust.App:
                 batch = [value for event in events for value in event.value]
                 submitted += 1
                 work_id.set(f"batch-{os.getpid()}-{submitted}")  # on every log line of this batch
-                await behind.batch_taken(backlog({event.message.tp: event.message.offset for event in events},
-                                                 highwater))
+                await behind.update(len(batch) + past(events))
                 await pipeline.submit(batch, on_archived(events, len(batch), time.monotonic()))
                 batch = []
             await pipeline.drain()  # the stream ended (the worker stops): finish the batch in the archive

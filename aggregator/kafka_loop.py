@@ -117,7 +117,7 @@ async def run_loop(settings: Settings) -> None:
             if not payloads:
                 continue
             work_id.set(f"batch-{os.getpid()}-{totals.batches + 1}")
-            await behind.batch_taken(backlog(last_offsets, partial(cached_end, consumer)))
+            await behind.update(len(payloads) + backlog(last_offsets, partial(cached_end, consumer)))
             began = loop.time()
             work = asyncio.ensure_future(process_until_done(processor, payloads))
             stop_wait = asyncio.ensure_future(stopping.wait())
@@ -132,6 +132,7 @@ async def run_loop(settings: Settings) -> None:
                 consumer.commit(asynchronous=False)
             except KafkaException as exc:  # e.g. the partitions moved: their new owner redoes it as no-ops
                 log.warning("offsets of a processed batch not committed: %s", exc)
+            await behind.update(backlog(last_offsets, partial(cached_end, consumer)))
             await batch_done(redis, totals, result, len(payloads), loop.time() - began)
     finally:
         collecting.cancel()

@@ -36,13 +36,15 @@ from core.metrics import (
 log = logging.getLogger("meterline.aggregator")
 LOG_EVERY_S = 10.0
 SLOW_EVALUATION_S = 0.5  # an evaluation taking longer is logged
-# The aggregators first: an aggregator that takes a batch with more than BEHIND_EVENTS events waiting in
-# Kafka past it (a backlog, not a live stream's next fetch) says so in Redis before it processes the batch
-# (and so before the alerts workers hear of its pairs), and takes it back at its first batch without; while
-# it is said, the alerts workers evaluate less (aggregator/alerts_app.py). Any aggregator of the group may
-# say it. It lapses after BEHIND_TTL_MS without being said again: longer than a backlog's batch takes (over
-# a second when it touches 10,000 subscriptions; with 1 s the flag lapsed halfway through such batches),
-# and the most an aggregator that died behind holds the alerts workers back.
+# The aggregators first: an aggregator with more than BEHIND_EVENTS events still to count (in Kafka past a
+# batch it takes, and that batch; a backlog, not a live stream's batch and next fetch) says so in Redis
+# before it processes the batch (and so before the alerts workers hear of its pairs), says it again as each
+# batch is done, and takes it back once it is done with a batch that leaves no more than that (the tail of
+# a drain is its last batches, processed after the last one is taken); while it is said, the alerts workers
+# evaluate less (aggregator/alerts_app.py). Any aggregator of the group may say it. It lapses after
+# BEHIND_TTL_MS without being said again: longer than a backlog's batch takes (over a second when it
+# touches 10,000 subscriptions; with 1 s the flag lapsed halfway through such batches), and the most an
+# aggregator that died behind holds the alerts workers back.
 BEHIND_KEY = "ml:aggregators:behind"
 BEHIND_EVENTS = 5_000
 BEHIND_TTL_MS = 5_000
@@ -100,8 +102,9 @@ class BehindFlag:
         self.client = client
         self.said = False
 
-    async def batch_taken(self, waiting: int) -> None:
-        """A batch is taken with `waiting` events in Kafka past it (`backlog`)."""
+    async def update(self, waiting: int) -> None:
+        """`waiting` events are still to count: when a batch is taken, that batch's and those in Kafka past it
+        (`backlog`); when one is done, those past it."""
         behind = waiting > BEHIND_EVENTS
         if not behind and not self.said:
             return

@@ -17,14 +17,14 @@ def test_an_aggregator_says_it_is_behind_while_it_has_a_backlog_and_takes_it_bac
             await client.delete(BEHIND_KEY)
             flag, other = BehindFlag(client), BehindFlag(client)
             seen = [await aggregators_behind(client)]
-            await flag.batch_taken(BEHIND_EVENTS)  # a live stream's next fetch
+            await flag.update(BEHIND_EVENTS)  # a live stream's next fetch
             seen.append(await aggregators_behind(client))
-            await flag.batch_taken(BEHIND_EVENTS + 1)
+            await flag.update(BEHIND_EVENTS + 1)
             seen.append(await aggregators_behind(client))
             expires_ms = await client.pttl(BEHIND_KEY)
-            await other.batch_taken(0)  # another aggregator, live all along, says nothing
+            await other.update(0)  # another aggregator, live all along, says nothing
             seen.append(await aggregators_behind(client))
-            await flag.batch_taken(BEHIND_EVENTS)  # caught up: taken back at once
+            await flag.update(BEHIND_EVENTS)  # caught up: taken back at once
             seen.append(await aggregators_behind(client))
             return seen, expires_ms
         finally:
@@ -39,7 +39,7 @@ def test_without_redis_the_aggregator_goes_on_and_the_alerts_workers_do_not_yiel
     async def main() -> bool:
         client = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
         try:
-            await BehindFlag(client).batch_taken(BEHIND_EVENTS + 1)  # logged, not raised: the batch goes on
+            await BehindFlag(client).update(BEHIND_EVENTS + 1)  # logged, not raised: the batch goes on
             return await aggregators_behind(client)
         finally:
             await client.aclose()
