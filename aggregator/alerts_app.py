@@ -49,7 +49,7 @@ WITHIN_S = 0.05  # the longest a message waits for others before it is evaluated
 # never wait, while a backlog drained by the aggregators (thousands of subscriptions touched a second) is
 # evaluated in rounds with rests between, each round covering more batches, so that it takes less of the
 # CPU, Redis and PostgreSQL the aggregators count with. Less, not none: on two cores the aggregator still
-# counted a quarter slower beside it (`make bench`, aggregator_with_alerts_ratio).
+# counted a quarter slower beside it (`make bench`, aggregator_with_alerts_ratio), hence the yielding below.
 # The aggregators come first: while one of them has a backlog (aggregator/stats.py, BEHIND_KEY), evaluating
 # may take DUTY_YIELDING of the time and save up BURST_YIELDING_S, so that a drain goes at nearly the speed
 # it would without alerts, and its alerts come once it is through (or at that pace while it is not); it
