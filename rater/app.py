@@ -33,6 +33,7 @@ from rater.api import (
     ops,
     plans,
     subscriptions,
+    taxes,
     usage,
     webhooks,
 )
@@ -85,7 +86,7 @@ def create_app(settings: Settings, event_routes: Sequence[BaseRoute] = (), event
     # /subscriptions/{id}/lifetime_usage, like the alerts', before /subscriptions/{id:path})
     routes = [*event_routes, *usage.ROUTES, *alerts.ROUTES, *metrics.ROUTES, *plans.ROUTES,
               *customers.ROUTES, *subscriptions.ROUTES, *ops.ROUTES, *invoices.ROUTES, *credit_notes.ROUTES,
-              *webhooks.ROUTES,
+              *webhooks.ROUTES, *taxes.ROUTES,
               *openapi.ROUTES]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Middleware(RequestIdMiddleware), Middleware(RefuseNulMiddleware)], lifespan=lifespan)

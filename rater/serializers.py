@@ -39,7 +39,14 @@ def billable_metric(row: Any) -> dict[str, Any]:
     }
 
 
-def charge(row: Any) -> dict[str, Any]:
+def tax(row: Any) -> dict[str, Any]:
+    """A tax (Lago's TaxObject)."""
+    return {"lago_id": row.id, "name": row.name, "code": row.code, "rate": number(Decimal(row.rate)),
+            "description": row.description, "applied_to_organization": row.applied_to_organization,
+            "created_at": iso(row.created_at)}
+
+
+def charge(row: Any, tax_rows: Sequence[Any]) -> dict[str, Any]:
     return {
         "lago_id": row.id,
         "lago_billable_metric_id": row.billable_metric_id,
@@ -55,7 +62,7 @@ def charge(row: Any) -> dict[str, Any]:
         "min_amount_cents": row.min_amount_cents,
         "properties": row.properties,
         "filters": [],
-        "taxes": [],
+        "taxes": [tax(t) for t in tax_rows],
         "applied_pricing_unit": None,
         "accepts_target_wallet": False,
         "lago_parent_id": None,
@@ -79,7 +86,9 @@ def applicable_usage_threshold(row: Any) -> dict[str, Any]:
             "recurring": row.recurring}
 
 
-def plan(row: Any, charge_rows: list[Any], threshold_rows: Sequence[Any]) -> dict[str, Any]:
+def plan(row: Any, charge_rows: list[Any], threshold_rows: Sequence[Any], tax_rows: Sequence[Any],
+         charge_tax_rows: dict[str, list[Any]]) -> dict[str, Any]:
+    """A plan with its charges; its taxes and each charge's (`tax_rows`, `charge_tax_rows` by charge id)."""
     return {
         "lago_id": row.id,
         "name": row.name,
@@ -94,9 +103,9 @@ def plan(row: Any, charge_rows: list[Any], threshold_rows: Sequence[Any]) -> dic
         "pay_in_advance": row.pay_in_advance,
         "bill_charges_monthly": row.bill_charges_monthly,
         "bill_fixed_charges_monthly": None,
-        "charges": [charge(c) for c in charge_rows],
+        "charges": [charge(c, charge_tax_rows.get(c.id, [])) for c in charge_rows],
         "fixed_charges": [],
-        "taxes": [],
+        "taxes": [tax(t) for t in tax_rows],
         "usage_thresholds": [usage_threshold(t) for t in threshold_rows],
         "entitlements": [],
         "metadata": None,
@@ -110,7 +119,7 @@ CUSTOMER_ATTRIBUTES = (
 )
 
 
-def customer(row: Any) -> dict[str, Any]:
+def customer(row: Any, tax_rows: Sequence[Any]) -> dict[str, Any]:
     attributes = row.attributes or {}
     body: dict[str, Any] = {
         "lago_id": row.id,
@@ -135,7 +144,7 @@ def customer(row: Any) -> dict[str, Any]:
         "shipping_address": attributes.get("shipping_address") or {},
         "metadata": [],
         "integration_customers": [],
-        "taxes": [],
+        "taxes": [tax(t) for t in tax_rows],
         "applicable_invoice_custom_sections": [],
         "error_details": [],
     }

@@ -118,6 +118,40 @@ charges = Table(
     _created_at(),
 )
 
+# A tax (`/taxes`): a fee carries the taxes of its charge, else its plan, else its customer, else its
+# organization's defaults (`applied_to_organization`): core.domain.taxes. Deleting one sets `deleted_at`
+# and detaches it; invoices keep their snapshot of it (fee_applied_taxes, invoice_applied_taxes).
+taxes = Table(
+    "taxes",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), ForeignKey("organizations.id"), nullable=False),
+    Column("code", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("rate", Numeric(9, 5), nullable=False),  # percent
+    Column("description", Text),
+    Column("applied_to_organization", Boolean, nullable=False, server_default="false"),
+    _now("created_at"),
+    _now("updated_at"),
+    Column("deleted_at", DateTime(timezone=True)),
+    Index("uq_taxes_org_code", "organization_id", "code", unique=True, postgresql_where=text("deleted_at IS NULL")),
+)
+
+
+def _tax_links(owner: str, table: str) -> Table:
+    """The taxes of a customer, plan or charge (its `tax_codes`)."""
+    return Table(
+        f"{owner}_taxes",
+        metadata,
+        Column(f"{owner}_id", UUID(as_uuid=False), ForeignKey(f"{table}.id", ondelete="CASCADE"), primary_key=True),
+        Column("tax_id", UUID(as_uuid=False), ForeignKey("taxes.id"), primary_key=True),
+    )
+
+
+plan_taxes = _tax_links("plan", "plans")
+charge_taxes = _tax_links("charge", "charges")
+
+
 customers = Table(
     "customers",
     metadata,
@@ -140,6 +174,8 @@ customers = Table(
           postgresql_where=text("deleted_at IS NULL")),
     UniqueConstraint("organization_id", "sequential_id", name="uq_customers_org_sequential_id"),
 )
+
+customer_taxes = _tax_links("customer", "customers")
 
 subscriptions = Table(
     "subscriptions",
@@ -266,6 +302,9 @@ invoices = Table(
     # a payment that succeeded or a void (rater.billing.payments)
     Column("payment_overdue", Boolean, nullable=False, server_default="false"),
     Column("voided_at", DateTime(timezone=True)),
+    # on its fees less the progressive billing credit (invoice_applied_taxes); the total includes them
+    Column("taxes_amount_cents", BigInteger, nullable=False, server_default="0"),
+    Column("taxes_rate", Numeric(12, 5), nullable=False, server_default="0"),
     _now("created_at"),
     _now("updated_at"),
     UniqueConstraint("customer_id", "sequential_id", name="uq_invoices_customer_sequential_id"),
@@ -346,9 +385,39 @@ fees = Table(
     Column("position", Integer, nullable=False),
     # a true-up fee (a charge's minimum minus its amount) points at the charge fee it trues up
     Column("true_up_parent_fee_id", UUID(as_uuid=False)),
+    # its taxes (fee_applied_taxes), on its amount less its share of what the invoice deducts before taxes
+    # (`precise_coupons_amount_cents`, Lago's name: today the period's progressive billing credit)
+    Column("taxes_amount_cents", BigInteger, nullable=False, server_default="0"),
+    Column("taxes_precise_amount_cents", String(64), nullable=False, server_default="0"),
+    Column("taxes_rate", Numeric(12, 5), nullable=False, server_default="0"),
+    Column("precise_coupons_amount_cents", String(64), nullable=False, server_default="0"),
     _now("created_at"),
     Index("ix_fees_invoice", "invoice_id"),
 )
+
+def _applied_taxes(owner: str, table: str) -> Table:
+    """The taxes a fee or an invoice carries, as the taxes were when it was billed."""
+    return Table(
+        f"{owner}_applied_taxes",
+        metadata,
+        Column("id", UUID(as_uuid=False), primary_key=True),
+        Column(f"{owner}_id", UUID(as_uuid=False), ForeignKey(f"{table}.id", ondelete="CASCADE"), nullable=False),
+        Column("tax_id", UUID(as_uuid=False), ForeignKey("taxes.id"), nullable=False),
+        Column("tax_code", String(255), nullable=False),
+        Column("tax_name", String(255), nullable=False),
+        Column("tax_rate", Numeric(9, 5), nullable=False),
+        Column("tax_description", Text),
+        Column("amount_cents", BigInteger, nullable=False),
+        Column("precise_amount_cents", String(64), nullable=False),
+        Column("fees_amount_cents", BigInteger, nullable=False, server_default="0"),  # an invoice's: taxed
+        Column("position", Integer, nullable=False),
+        _now("created_at"),
+        Index(f"ix_{owner}_applied_taxes_{owner}", f"{owner}_id"),
+    )
+
+
+fee_applied_taxes = _applied_taxes("fee", "fees")
+invoice_applied_taxes = _applied_taxes("invoice", "invoices")
 
 # A credit note: the unused part of a subscription fee paid in advance, when a plan change or a
 # termination ends its period early (one per subscription and billing moment: `billing_key` is the

@@ -17,11 +17,13 @@ from starlette.routing import Route
 
 from core.apikeys import authenticate
 from core.db.locks import lock_customer_numbering
-from core.db.tables import customers, organizations, subscriptions
+from core.db.tables import customer_taxes, customers, organizations, subscriptions
+from core.db.taxes import taxes_of
 from core.http import JSONResponse, not_found, ok
 from rater import serializers
 from rater.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
+from rater.api.taxes import attach_taxes, read_tax_codes
 from rater.inputs import BAD_FORMAT, MAX_DAYS, NOT_SUPPORTED, Input
 from rater.serializers import CUSTOMER_ATTRIBUTES
 
@@ -29,7 +31,7 @@ from rater.serializers import CUSTOMER_ATTRIBUTES
 TEXT_ATTRIBUTES = tuple(name for name in CUSTOMER_ATTRIBUTES if name != "billing_entity_code")
 ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "zipcode", "state", "country")
 # Lago features meterline does not have: a value would be stored and shown while billing ignored it.
-UNSUPPORTED = ("billing_entity_code", "metadata", "tax_codes", "integration_customers", "invoice_custom_section_codes")
+UNSUPPORTED = ("billing_entity_code", "metadata", "integration_customers", "invoice_custom_section_codes")
 # billing_configuration keys other than invoice_grace_period: payment providers and document settings
 UNSUPPORTED_BILLING = ("payment_provider", "payment_provider_code", "provider_customer_id", "sync",
                        "sync_with_provider", "document_locale", "provider_payment_methods",
@@ -96,8 +98,10 @@ def customer_values(data: Input) -> dict[str, Any]:
     if zero_amount is not None:
         attributes["finalize_zero_amount_invoice"] = zero_amount
     data.unsupported(*UNSUPPORTED)
+    tax_codes = read_tax_codes(data)
     data.check()
     values["attributes"] = attributes
+    values["tax_codes"] = tax_codes
     return values
 
 
@@ -118,9 +122,11 @@ async def _next_number(conn: AsyncConnection, organization_id: str) -> tuple[int
 
 
 async def upsert_customer(conn: AsyncConnection, organization_id: str, values: dict[str, Any]) -> Any:
-    """Create the customer (numbered) or change the keys given of the live one with that external_id."""
+    """Create the customer (numbered) or change the keys given of the live one with that external_id, and
+    its taxes when `tax_codes` is given."""
     values = dict(values)
     attributes = values.pop("attributes", {})
+    tax_codes = values.pop("tax_codes", None)
     existing = await live_customer(conn, organization_id, values["external_id"], for_update=True)
     sequential_id, slug = (existing.sequential_id, existing.slug) if existing is not None else \
         await _next_number(conn, organization_id)
@@ -132,7 +138,13 @@ async def upsert_customer(conn: AsyncConnection, organization_id: str, values: d
     statement = statement.on_conflict_do_update(
         index_elements=["organization_id", "external_id"], index_where=text("deleted_at IS NULL"),
         set_=updates)
-    return (await conn.execute(statement.returning(*customers.c))).one()
+    row = (await conn.execute(statement.returning(*customers.c))).one()
+    await attach_taxes(conn, organization_id, customer_taxes, row.id, tax_codes)
+    return row
+
+
+async def customer_document(conn: AsyncConnection, row: Any) -> dict[str, Any]:
+    return serializers.customer(row, (await taxes_of(conn, customer_taxes, [row.id]))[row.id])
 
 
 async def live_customer(conn: AsyncConnection, organization_id: str, external_id: str,
@@ -149,16 +161,16 @@ async def create_customer(request: Request) -> JSONResponse:
     values = customer_values(Input(raw))
     async with engine(request).begin() as conn:
         row = await upsert_customer(conn, organization_id, values)
-    return ok({"customer": serializers.customer(row)})
+        return ok({"customer": await customer_document(conn, row)})
 
 
 async def get_customer(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
     async with engine(request).connect() as conn:
         row = await live_customer(conn, organization_id, request.path_params["external_id"])
-    if row is None:
-        raise not_found("customer")
-    return ok({"customer": serializers.customer(row)})
+        if row is None:
+            raise not_found("customer")
+        return ok({"customer": await customer_document(conn, row)})
 
 
 async def delete_customer(request: Request) -> JSONResponse:
@@ -171,7 +183,7 @@ async def delete_customer(request: Request) -> JSONResponse:
         await terminate(conn, now, subscriptions.c.customer_id == row.id)
         row = (await conn.execute(update(customers).where(customers.c.id == row.id)
                                   .values(deleted_at=now, updated_at=now).returning(*customers.c))).one()
-    return ok({"customer": serializers.customer(row)})
+        return ok({"customer": await customer_document(conn, row)})
 
 
 async def list_customers(request: Request) -> JSONResponse:
@@ -193,7 +205,8 @@ async def list_customers(request: Request) -> JSONResponse:
                                 customers.c.email.ilike(pattern)))
     async with engine(request).connect() as conn:
         rows, meta = await paginate(conn, query, page, per_page)
-    return ok({"customers": [serializers.customer(r) for r in rows], "meta": meta})
+        tax_rows = await taxes_of(conn, customer_taxes, [r.id for r in rows])
+    return ok({"customers": [serializers.customer(r, tax_rows[r.id]) for r in rows], "meta": meta})
 
 
 # `:path`: an identifier may hold "/" (sent as %2F, it reaches the router decoded), as Lago allows

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from core.apikeys import authenticate
-from core.db.tables import customers, invoices
+from core.db.tables import customers, invoice_applied_taxes, invoices
 from core.http import (
     JSONResponse,
     bad_request,
@@ -28,6 +28,7 @@ from rater.api.common import engine, own_id, page_params, paginate
 from rater.billing import render
 from rater.billing.assemble import PAYMENT_STATUSES, VISIBLE_STATUSES
 from rater.billing.documents import (
+    applied_taxes_of,
     applied_usage_thresholds,
     customers_by_id,
     invoice_document,
@@ -82,8 +83,9 @@ async def list_invoices(request: Request) -> JSONResponse:
         applied = await applied_usage_thresholds(
             conn, [row.id for row in rows if row.invoice_type == PROGRESSIVE_BILLING])
         metadata = await invoice_metadata_of(conn, [row.id for row in rows])
+        taxes = await applied_taxes_of(conn, invoice_applied_taxes.c.invoice_id, [row.id for row in rows])
     return ok({"invoices": [render.invoice(row, by_id[row.customer_id], applied.get(row.id, ()),
-                                           metadata.get(row.id, ())) for row in rows],
+                                           metadata.get(row.id, ()), taxes[row.id]) for row in rows],
                "meta": meta})
 
 

@@ -19,20 +19,21 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from core.apikeys import authenticate
-from core.db.catalog import plan_charges, plan_usage_thresholds
-from core.db.tables import billable_metrics, charges, plans, subscriptions
+from core.db.catalog import plan_charges
+from core.db.tables import billable_metrics, charge_taxes, charges, plan_taxes, plans, subscriptions
 from core.domain.charges import ChargeOptions, combination_errors
 from core.domain.periods import INTERVALS
 from core.domain.pricing import InvalidChargeProperties, documented_properties, validate_properties
 from core.http import JSONResponse, not_found, ok, validation_error
-from rater import serializers
 from rater.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
+from rater.api.taxes import attach_taxes, read_tax_codes
 from rater.api.usage_thresholds import read_usage_thresholds, replace_usage_thresholds
+from rater.billing.documents import plan_documents
 from rater.inputs import BAD_FORMAT, INVALID, MANDATORY, MAX_AMOUNT_CENTS, MAX_DAYS, NOT_SUPPORTED, TAKEN, Input
 
 CHARGE_MODELS = ("standard", "graduated", "volume", "package", "percentage")
-_UNSUPPORTED_LISTS = ("fixed_charges", "tax_codes")
+_UNSUPPORTED_LISTS = ("fixed_charges",)
 
 
 def plan_fields(data: Input, *, creating: bool) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
         for name in Input(properties).given_of(*_UNSUPPORTED_PROPERTIES):
             data.fail(name, NOT_SUPPORTED)
     # taxes, pricing units, wallet targets, charge codes (what Lago's newer API names charges by)
-    data.unsupported("tax_codes", "applied_pricing_unit", "accepts_target_wallet", "code")
+    data.unsupported("applied_pricing_unit", "accepts_target_wallet", "code")
     if not any(data.given(name) for name in ("billable_metric_id", "billable_metric_code", "id")):
         data.fail("billable_metric_id", MANDATORY)
     values = {
@@ -115,6 +116,7 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
             min_amount_cents=data.integer("min_amount_cents", maximum=MAX_AMOUNT_CENTS) or 0),
         "metric_id": data.text("billable_metric_id", max_length=64),
         "metric_code": data.text("billable_metric_code"),
+        "tax_codes": read_tax_codes(data),
     }
     for name, codes in data.errors.items():
         key = name if name in ("graduated_ranges", "volume_ranges", "amount", "package_size", "rate",
@@ -196,10 +198,12 @@ async def replace_charges(conn: AsyncConnection, organization_id: str, plan_id: 
         await conn.execute(delete(charges).where(charges.c.id.in_(gone)))
     for position, item in enumerate(wanted):
         values = _charge_row(item, position)
+        charge_id = item["id"] if item["id"] in existing else new_id()
         if item["id"] in existing:
-            await conn.execute(update(charges).where(charges.c.id == item["id"]).values(**values))
+            await conn.execute(update(charges).where(charges.c.id == charge_id).values(**values))
         else:
-            await conn.execute(charges.insert().values(id=new_id(), plan_id=plan_id, **values))
+            await conn.execute(charges.insert().values(id=charge_id, plan_id=plan_id, **values))
+        await attach_taxes(conn, organization_id, charge_taxes, charge_id, item["tax_codes"])
 
 
 async def live_plan(conn: AsyncConnection, organization_id: str, code: str) -> Any:
@@ -212,14 +216,14 @@ async def live_plan(conn: AsyncConnection, organization_id: str, code: str) -> A
 
 
 async def _answer(conn: AsyncConnection, row: Any) -> JSONResponse:
-    return ok({"plan": serializers.plan(row, (await plan_charges(conn, [row.id]))[row.id],
-                                        (await plan_usage_thresholds(conn, [row.id]))[row.id])})
+    return ok({"plan": (await plan_documents(conn, [row]))[0]})
 
 
 async def create_plan(request: Request) -> JSONResponse:
     organization_id, raw = await org_and_input(request, "plan")
     data = Input(raw)
     values = plan_fields(data, creating=True)
+    tax_codes = read_tax_codes(data)
     errors: dict[str, list[str]] = data.errors
     wanted = read_charges(data, errors) or []
     thresholds = read_usage_thresholds(data.raw.get("usage_thresholds"), "usage_thresholds", errors)
@@ -231,6 +235,7 @@ async def create_plan(request: Request) -> JSONResponse:
             row = (await conn.execute(plans.insert().returning(*plans.c).values(
                 id=new_id(), organization_id=organization_id, **values))).one()
             await replace_charges(conn, organization_id, row.id, wanted)
+            await attach_taxes(conn, organization_id, plan_taxes, row.id, tax_codes)
             if thresholds:
                 await replace_usage_thresholds(conn, organization_id, thresholds, plan_id=row.id)
             return await _answer(conn, row)
@@ -242,6 +247,7 @@ async def update_plan(request: Request) -> JSONResponse:
     organization_id, raw = await org_and_input(request, "plan")
     data = Input(raw)
     changes = plan_fields(data, creating=False)
+    tax_codes = read_tax_codes(data)
     errors: dict[str, list[str]] = data.errors
     wanted = read_charges(data, errors)
     thresholds = read_usage_thresholds(data.raw.get("usage_thresholds"), "usage_thresholds", errors)
@@ -263,6 +269,7 @@ async def update_plan(request: Request) -> JSONResponse:
                                           .returning(*plans.c))).one()
             if wanted is not None:
                 await replace_charges(conn, organization_id, row.id, wanted)
+            await attach_taxes(conn, organization_id, plan_taxes, row.id, tax_codes)
             if thresholds is not None:
                 await replace_usage_thresholds(conn, organization_id, thresholds, plan_id=row.id)
             return await _answer(conn, row)
@@ -298,9 +305,7 @@ async def list_plans(request: Request) -> JSONResponse:
              .order_by(plans.c.created_at.desc(), plans.c.id))
     async with engine(request).connect() as conn:
         rows, meta = await paginate(conn, query, page, per_page)
-        grouped = await plan_charges(conn, [r.id for r in rows])
-        thresholds = await plan_usage_thresholds(conn, [r.id for r in rows])
-    return ok({"plans": [serializers.plan(r, grouped[r.id], thresholds[r.id]) for r in rows], "meta": meta})
+        return ok({"plans": await plan_documents(conn, rows), "meta": meta})
 
 
 # `:path`: an identifier may hold "/" (sent as %2F, it reaches the router decoded), as Lago allows

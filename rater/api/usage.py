@@ -31,11 +31,13 @@ from starlette.routing import Route
 from core.apikeys import authenticate
 from core.db.catalog import charge_line, plan_charges, shown_usage_thresholds, subscription_query, usage_cycle
 from core.db.tables import progressive_crossings, subscriptions
+from core.db.taxes import TaxBook
 from core.db.thresholds import invoiced_usage_cents
 from core.domain.aggregation import MetricUsage
 from core.domain.charges import ChargeLine
 from core.domain.lifecycle import LIVE, STATUSES
 from core.domain.periods import BillingCycle, Period
+from core.domain.taxes import Tax
 from core.domain.thresholds import usage_amount
 from core.http import ApiError, JSONResponse, bad_request, not_allowed, not_found, ok, unavailable
 from core.usage_state.redis_state import read_usage
@@ -62,6 +64,7 @@ class UsageView:
     currency: str
     lines: tuple[ChargeLine, ...]
     metric_ids: tuple[str, ...]
+    line_taxes: tuple[tuple[Tax, ...], ...] = ()  # the taxes of each line's fee (charge, plan, customer, org)
 
 
 CacheKey = tuple[str, str, str]  # (organization, customer external id, subscription external id)
@@ -104,15 +107,21 @@ async def _load_view(conn: AsyncConnection, organization_id: str, customer_exter
     # the activation loop has written the new status; the query keeps only the one live now.
     if row is None:
         return not_allowed("no_active_subscription")
-    return usage_view(row, (await plan_charges(conn, [row.plan_id]))[row.plan_id])
+    charge_rows = (await plan_charges(conn, [row.plan_id]))[row.plan_id]
+    book = await TaxBook.load(conn, charge_ids=[charge.id for charge in charge_rows], plan_ids=[row.plan_id],
+                              customer_ids=[customer.id], organization_ids=[organization_id])
+    return usage_view(row, charge_rows, book)
 
 
-def usage_view(row: Any, charge_rows: list[Any]) -> UsageView:
-    """The usage view of a `subscription_query()` row and its plan's charges."""
+def usage_view(row: Any, charge_rows: list[Any], book: TaxBook | None = None) -> UsageView:
+    """The usage view of a `subscription_query()` row and its plan's charges (taxed as `book` says)."""
     lines = tuple(charge_line(charge) for charge in charge_rows)
+    book = book or TaxBook()
     return UsageView(
         scope=f"{row.organization_id}:{row.external_id}", cycle=usage_cycle(row), currency=row.plan_amount_currency,
         lines=lines, metric_ids=tuple(sorted({line.metric.id for line in lines})),
+        line_taxes=tuple(book.for_fee(line.charge_id, row.plan_id, row.customer_id, row.organization_id)
+                         for line in lines),
     )
 
 
@@ -138,7 +147,16 @@ async def usage_body(request: Request, view: UsageView, now: datetime | None = N
         raise not_allowed("no_active_subscription")
     usage = await period_usage(request, view, period)
     return customer_usage(view.lines, usage, view.currency, period.start, period.end,
-                          period.end.astimezone(ZoneInfo(view.cycle.timezone)).date())
+                          period.end.astimezone(ZoneInfo(view.cycle.timezone)).date(),
+                          view.line_taxes if apply_taxes(request) else None)
+
+
+def apply_taxes(request: Request) -> bool:
+    """`apply_taxes` (true unless false), as Lago's current usage takes it."""
+    value = request.query_params.get("apply_taxes", "true").lower()
+    if value not in ("true", "false"):
+        raise bad_request("apply_taxes must be true or false")
+    return value == "true"
 
 
 async def period_usage(request: Request, view: UsageView, period: Period) -> Mapping[str, MetricUsage]:

@@ -15,26 +15,44 @@ from core.db.catalog import plan_charges, plan_usage_thresholds, shown_usage_thr
 from core.db.tables import (
     alerts,
     billable_metrics,
+    charge_taxes,
     credit_notes,
+    customer_taxes,
     customers,
+    fee_applied_taxes,
     fees,
+    invoice_applied_taxes,
     invoice_metadata,
     invoice_payment_updates,
     invoice_subscriptions,
     invoices,
+    plan_taxes,
     plans,
     progressive_crossings,
     subscriptions,
     triggered_alerts,
     usage_thresholds,
 )
+from core.db.taxes import taxes_of
 from rater import serializers
 from rater.billing import render
 
 
 async def customers_by_id(conn: AsyncConnection, ids: set[str]) -> dict[str, dict[str, Any]]:
     rows = (await conn.execute(select(customers).where(customers.c.id.in_(sorted(ids))))).all() if ids else []
-    return {row.id: serializers.customer(row) for row in rows}
+    tax_rows = await taxes_of(conn, customer_taxes, [row.id for row in rows])
+    return {row.id: serializers.customer(row, tax_rows[row.id]) for row in rows}
+
+
+async def plan_documents(conn: AsyncConnection, plan_rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Plans as Lago shows them: with their charges, progressive billing thresholds and taxes."""
+    ids = [row.id for row in plan_rows]
+    charges_by_plan = await plan_charges(conn, ids)
+    thresholds = await plan_usage_thresholds(conn, ids)
+    tax_rows = await taxes_of(conn, plan_taxes, ids)
+    charge_tax_rows = await taxes_of(conn, charge_taxes, [c.id for plan in charges_by_plan.values() for c in plan])
+    return [serializers.plan(row, charges_by_plan[row.id], thresholds[row.id], tax_rows[row.id], charge_tax_rows)
+            for row in plan_rows]
 
 
 async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, Any]:
@@ -47,15 +65,28 @@ async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, 
     fee_rows = (await conn.execute(select(fees).where(fees.c.invoice_id == invoice_id).order_by(fees.c.position))
                 ).all()
     true_ups = {f.true_up_parent_fee_id: f.id for f in fee_rows if f.true_up_parent_fee_id is not None}
+    fee_taxes = await applied_taxes_of(conn, fee_applied_taxes.c.fee_id, [f.id for f in fee_rows])
     fee_docs = [render.fee(fee_row, row, customer["external_id"], sub_rows[fee_row.subscription_id].external_id,
-                           sub_rows[fee_row.subscription_id].pay_in_advance, true_ups.get(fee_row.id))
+                           sub_rows[fee_row.subscription_id].pay_in_advance, true_ups.get(fee_row.id),
+                           fee_taxes[fee_row.id])
                 for fee_row in fee_rows]
     periods = [render.billing_period(m, sub_rows[m.subscription_id].external_id, sub_rows[m.subscription_id].plan_id)
                for m in moments]
     subs = [serializers.subscription(sub_rows[s]) for s in dict.fromkeys(m.subscription_id for m in moments)]
     applied = (await applied_usage_thresholds(conn, [row.id])).get(row.id, [])
     metadata = (await invoice_metadata_of(conn, [row.id])).get(row.id, [])
-    return render.invoice_extended(row, customer, fee_docs, subs, periods, applied, metadata)
+    taxes = (await applied_taxes_of(conn, invoice_applied_taxes.c.invoice_id, [row.id]))[row.id]
+    return render.invoice_extended(row, customer, fee_docs, subs, periods, applied, metadata, taxes)
+
+
+async def applied_taxes_of(conn: AsyncConnection, owner: Any, owner_ids: Sequence[str]) -> dict[str, list[Any]]:
+    """The taxes each fee or invoice carries (`owner`: the fee_id or invoice_id column), in order."""
+    found: dict[str, list[Any]] = {owner_id: [] for owner_id in owner_ids}
+    if owner_ids:
+        for item in await conn.execute(select(owner.table).where(owner.in_(list(owner_ids)))
+                                       .order_by(owner, owner.table.c.position)):
+            found[getattr(item, owner.name)].append(item)
+    return found
 
 
 async def payment_update_document(conn: AsyncConnection, update_id: str) -> dict[str, Any]:
@@ -128,11 +159,8 @@ async def subscription_document(conn: AsyncConnection, subscription_id: str, now
     create, get and update and sends it in webhooks."""
     row = (await conn.execute(subscription_query().where(subscriptions.c.id == subscription_id))).one()
     plan_row = (await conn.execute(select(plans).where(plans.c.id == row.plan_id))).one()
-    charge_rows = (await plan_charges(conn, [row.plan_id]))[row.plan_id]
-    plan_thresholds = (await plan_usage_thresholds(conn, [row.plan_id]))[row.plan_id]
     applicable = (await shown_usage_thresholds(conn, [row]))[row.id]
-    return {**serializers.subscription(row, now, applicable),
-            "plan": serializers.plan(plan_row, charge_rows, plan_thresholds)}
+    return {**serializers.subscription(row, now, applicable), "plan": (await plan_documents(conn, [plan_row]))[0]}
 
 
 async def credit_note_documents(conn: AsyncConnection, credit_note_ids: Sequence[str]) -> list[dict[str, Any]]:

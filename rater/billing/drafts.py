@@ -7,6 +7,7 @@ transaction-level advisory lock (core.db.locks), so two billers (or a biller and
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -14,7 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.catalog import FINALIZE_ZERO_AMOUNT, PAYMENT_TERM
 from core.db.locks import close_periods, lock_customers
-from core.db.tables import customers, fees, invoice_subscriptions, invoices, organizations
+from core.db.tables import (
+    customers,
+    fee_applied_taxes,
+    fees,
+    invoice_applied_taxes,
+    invoice_subscriptions,
+    invoices,
+    organizations,
+)
+from core.db.taxes import TaxBook
 from core.db.thresholds import progressive_billed_cents
 from core.db.webhooks import enqueue_webhooks
 from core.domain.periods import Period
@@ -33,6 +43,7 @@ from rater.billing.credits import available_credits, record_taken
 from rater.billing.grouping import payment_due_date
 from rater.billing.reads import last_sequential_ids, load_catalog, subscribed_by_id
 from rater.billing.schedule import Due, charges_days
+from rater.billing.taxing import fee_taxes_of, tax_fees
 
 
 async def _lock_draft(conn: AsyncConnection, invoice_id: str) -> Any:
@@ -48,10 +59,10 @@ async def _moments(conn: AsyncConnection, invoice_id: str) -> list[Any]:
         select(invoice_subscriptions).where(invoice_subscriptions.c.invoice_id == invoice_id))).all())
 
 
-async def _refresh_locked(conn: AsyncConnection, invoice: Any, moments: list[Any]) -> int:
-    """Recompute a locked draft's usage fees from the archive (a new snapshot: late events count) and
-    what it deducts for its periods' progressive invoices; what it bills then (before credit notes), in
-    cents. `moments`: its invoice_subscriptions rows."""
+async def _refresh_locked(conn: AsyncConnection, invoice: Any, moments: list[Any]) -> tuple[int, int]:
+    """Recompute a locked draft's usage fees from the archive (a new snapshot: late events count), what it
+    deducts for its periods' progressive invoices and its taxes; what it bills then before taxes and credit
+    notes, and its taxes, in cents. `moments`: its invoice_subscriptions rows."""
     invoice_id = invoice.id
     found = await subscribed_by_id(conn, [m.subscription_id for m in moments])
     subscribed = {s.terms.subscription_id: s for s in found}
@@ -74,15 +85,44 @@ async def _refresh_locked(conn: AsyncConnection, invoice: Any, moments: list[Any
                          invoice.currency, position + len(rows))
     if rows:
         await conn.execute(insert(fees), rows)
-    total = int((await conn.execute(select(func.coalesce(func.sum(fees.c.amount_cents), 0))
-                                    .where(fees.c.invoice_id == invoice_id))).scalar_one())
+    all_rows = [dict(row._mapping) for row in await conn.execute(
+        select(fees).where(fees.c.invoice_id == invoice_id).order_by(fees.c.position))]
+    total = sum(row["amount_cents"] for row in all_rows)
     billed = await progressive_billed_cents(conn, [m.subscription_id for m in moments])
     progressive = progressive_credit(total, sum(billed.get((m.subscription_id, m.closes_period_key), 0)
                                                 for m in moments if m.charges_from is not None))
+    taxes_cents = await _retax(conn, invoice, all_rows, progressive,
+                               {s.terms.subscription_id: s.plan_id for s in subscribed.values()})
     await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
         fees_amount_cents=total, progressive_billing_credit_amount_cents=progressive,
-        total_amount_cents=total - progressive, updated_at=func.now()))
-    return total - progressive
+        total_amount_cents=total - progressive + taxes_cents, updated_at=func.now()))
+    return total - progressive, taxes_cents
+
+
+async def _retax(conn: AsyncConnection, invoice: Any, fee_rows: list[dict[str, Any]], progressive: int,
+                 plan_of: dict[str, str]) -> int:
+    """Tax a draft's fees again with the taxes in force now (a draft follows its customer's, plan's and
+    charges' taxes until it is finalized, as Lago refreshes it); the invoice's taxes in cents."""
+    book = await TaxBook.load(conn, charge_ids=[row["charge_id"] for row in fee_rows], plan_ids=plan_of.values(),
+                              customer_ids=[invoice.customer_id], organization_ids=[invoice.organization_id])
+    taxed = tax_fees(invoice.id, fee_rows, progressive,
+                     partial(fee_taxes_of, book, plan_of, invoice.customer_id, invoice.organization_id))
+    fee_ids = [row["id"] for row in fee_rows]
+    if fee_ids:
+        await conn.execute(delete(fee_applied_taxes).where(fee_applied_taxes.c.fee_id.in_(fee_ids)))
+    await conn.execute(delete(invoice_applied_taxes).where(invoice_applied_taxes.c.invoice_id == invoice.id))
+    for row in fee_rows:
+        await conn.execute(update(fees).where(fees.c.id == row["id"]).values(
+            taxes_amount_cents=row["taxes_amount_cents"], taxes_rate=row["taxes_rate"],
+            taxes_precise_amount_cents=row["taxes_precise_amount_cents"],
+            precise_coupons_amount_cents=row["precise_coupons_amount_cents"]))
+    for table, applied in ((fee_applied_taxes, taxed.fee_applied_taxes),
+                           (invoice_applied_taxes, taxed.invoice_applied_taxes)):
+        if applied:
+            await conn.execute(insert(table), applied)
+    await conn.execute(update(invoices).where(invoices.c.id == invoice.id).values(
+        taxes_amount_cents=taxed.invoice_taxes.amount_cents, taxes_rate=taxed.invoice_taxes.rate))
+    return taxed.invoice_taxes.amount_cents
 
 
 async def refresh_draft(conn: AsyncConnection, invoice_id: str) -> bool:
@@ -108,7 +148,7 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
     moments = await _moments(conn, invoice_id)
     await close_periods(conn, [(m.subscription_id, m.closes_period_key) for m in moments
                                if m.closes_period_key is not None])
-    total = await _refresh_locked(conn, invoice, moments)
+    total, taxes_cents = await _refresh_locked(conn, invoice, moments)
     name = (await conn.execute(select(organizations.c.name).where(organizations.c.id == invoice.organization_id))
             ).scalar_one()
     # the payment term and $0 rule in force when the invoice is finalized, as Lago reads them then
@@ -123,13 +163,14 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
     term = customer.term
     sequential_id = (await last_sequential_ids(conn, [invoice.customer_id]))[invoice.customer_id] + 1
     credits = (await available_credits(conn, [invoice.customer_id]))[invoice.customer_id]
-    taken = [(invoice_id, note_id, cents) for note_id, cents in take_credits(credits, total)]
+    taken = [(invoice_id, note_id, cents) for note_id, cents in take_credits(credits, total + taxes_cents)]
     credited = sum(cents for *_, cents in taken)
     await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
         status="finalized", sequential_id=sequential_id, net_payment_term=term,
         payment_due_date=payment_due_date(invoice.issuing_date, term),
         number=invoice_number(name, invoice.customer_id, sequential_id), credit_notes_amount_cents=credited,
-        total_amount_cents=total - credited, payment_status=payment_status_at_finalization(total - credited),
+        total_amount_cents=total + taxes_cents - credited,
+        payment_status=payment_status_at_finalization(total + taxes_cents - credited),
         finalized_at=func.now(), updated_at=func.now(),
     ))
     await record_taken(conn, taken)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,9 +31,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db.catalog import charge_line, plan_charges, subscription_query, usage_cycle
 from core.db.locks import lock_customers
-from core.db.tables import closed_periods, invoice_subscriptions, invoices, progressive_crossings
+from core.db.tables import (
+    closed_periods,
+    fee_applied_taxes,
+    invoice_applied_taxes,
+    invoice_subscriptions,
+    invoices,
+    progressive_crossings,
+)
 from core.db.tables import fees as fees_table
 from core.db.tables import subscriptions as subscriptions_table
+from core.db.taxes import TaxBook
 from core.db.thresholds import progressive_billed_cents
 from core.db.webhooks import enqueue_webhooks
 from core.domain.periods import key_start
@@ -48,6 +57,7 @@ from rater.billing.assemble import (
 from rater.billing.credits import available_credits, record_taken
 from rater.billing.grouping import payment_due_date
 from rater.billing.reads import last_sequential_ids
+from rater.billing.taxing import fee_taxes_of, tax_fees
 
 BATCH = 50  # crossings invoiced per round
 PROGRESSIVE_BILLING = "progressive_billing"  # such an invoice's type, and its moment's invoicing reason
@@ -109,7 +119,12 @@ async def invoice_crossing(conn: AsyncConnection, crossing_id: str) -> int:
     term = sub.payment_term
     issuing_date = crossing.reached_at.astimezone(ZoneInfo(sub.timezone or "UTC")).date()
     sequential_id = (await last_sequential_ids(conn, [sub.customer_id]))[sub.customer_id] + 1
-    due = total - credit
+    rows = fee_rows(invoice_id, sub_id, lines, sub.plan_amount_currency, 0)
+    book = await TaxBook.load(conn, charge_ids=[line.charge_id for line in lines], plan_ids=[sub.plan_id],
+                              customer_ids=[sub.customer_id], organization_ids=[sub.organization_id])
+    taxed = tax_fees(invoice_id, rows, credit,
+                     partial(fee_taxes_of, book, {sub_id: sub.plan_id}, sub.customer_id, sub.organization_id))
+    due = total - credit + taxed.invoice_taxes.amount_cents
     taken = [(invoice_id, note_id, cents) for note_id, cents in
              take_credits((await available_credits(conn, [sub.customer_id]))[sub.customer_id], due)]
     credited = sum(cents for *_, cents in taken)
@@ -120,13 +135,18 @@ async def invoice_crossing(conn: AsyncConnection, crossing_id: str) -> int:
         payment_status=payment_status_at_finalization(due - credited), currency=sub.plan_amount_currency,
         invoice_type=PROGRESSIVE_BILLING, fees_amount_cents=total, progressive_billing_credit_amount_cents=credit,
         credit_notes_amount_cents=credited, total_amount_cents=due - credited, sequential_id=sequential_id,
+        taxes_amount_cents=taxed.invoice_taxes.amount_cents, taxes_rate=taxed.invoice_taxes.rate,
         number=invoice_number(sub.organization_name, sub.customer_id, sequential_id), finalized_at=func.now()))
     await conn.execute(insert(invoice_subscriptions).values(
         invoice_id=invoice_id, subscription_id=sub_id,
         billing_key=f"progressive:{crossing.period_key}:{crossing.level_cents}", kind="progressive",
         invoicing_reason=PROGRESSIVE_BILLING, fee_amount_cents=0, charges_from=period.start,
         charges_to=crossing.reached_at, period_start=period.start, period_end=period.end))
-    await conn.execute(insert(fees_table), fee_rows(invoice_id, sub_id, lines, sub.plan_amount_currency, 0))
+    await conn.execute(insert(fees_table), rows)
+    for table, applied in ((fee_applied_taxes, taxed.fee_applied_taxes),
+                           (invoice_applied_taxes, taxed.invoice_applied_taxes)):
+        if applied:
+            await conn.execute(insert(table), applied)
     await record_taken(conn, taken)
     await conn.execute(update(progressive_crossings).where(progressive_crossings.c.id == crossing_id)
                        .values(status="invoiced", invoice_id=invoice_id))

@@ -1,7 +1,7 @@
 """Invoices and fees as Lago's serializers return them (keys of the spec). Pure: rows in, dicts out.
 
-Unsupported features (taxes, coupons, credits, credit notes, payment providers) are present with
-zero or empty values so typed clients parse.
+Unsupported features (coupons, prepaid credits, payment providers) are present with zero or empty values
+so typed clients parse.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.domain.money import minor_units
+from core.domain.taxes import round_cents
 from rater import serializers
 from rater.serializers import iso
 
@@ -20,10 +21,23 @@ def _currency_amount(cents: Decimal, currency: str) -> str:
     return str(cents.scaleb(-minor_units(currency)))
 
 
+def applied_tax(row: Any, owner: str, currency: str) -> dict[str, Any]:
+    """A tax a fee or an invoice carries (Lago's FeeAppliedTaxObject, InvoiceAppliedTaxObject)."""
+    body = {"lago_id": row.id, f"lago_{owner}_id": getattr(row, f"{owner}_id"), "lago_tax_id": row.tax_id,
+            "tax_name": row.tax_name, "tax_code": row.tax_code, "tax_rate": serializers.number(Decimal(row.tax_rate)),
+            "tax_description": row.tax_description, "amount_cents": row.amount_cents, "amount_currency": currency,
+            "created_at": iso(row.created_at)}
+    if owner == "invoice":
+        body["fees_amount_cents"] = row.fees_amount_cents
+    return body
+
+
 def fee(row: Any, invoice: Any, external_customer_id: str, external_subscription_id: str,
-        pay_in_advance: bool, true_up_fee_id: str | None = None) -> dict[str, Any]:
-    """A fee; a charge fee trued up to its minimum names its true-up fee, which names it back."""
+        pay_in_advance: bool, true_up_fee_id: str | None = None, applied_taxes: Sequence[Any] = ()) -> dict[str, Any]:
+    """A fee with its taxes; a charge fee trued up to its minimum names its true-up fee, which names it back."""
     precise = Decimal(row.precise_amount_cents)
+    deducted = Decimal(row.precise_coupons_amount_cents)
+    taxes_precise = Decimal(row.taxes_precise_amount_cents)
     units = Decimal(row.units)
     unit_amount = (precise.scaleb(-minor_units(row.currency)) / units) if units else Decimal(0)
     is_charge = row.fee_type == "charge"
@@ -42,15 +56,15 @@ def fee(row: Any, invoice: Any, external_customer_id: str, external_subscription
         "amount_cents": row.amount_cents,
         "precise_amount_cents": str(precise),
         "precise_amount": _currency_amount(precise, row.currency),
-        "precise_total_amount": _currency_amount(precise, row.currency),
+        "precise_total_amount": _currency_amount(precise + taxes_precise, row.currency),
         "amount_currency": row.currency,
-        "taxes_amount_cents": 0,
-        "taxes_precise_amount": "0.0",
-        "taxes_rate": 0.0,
+        "taxes_amount_cents": row.taxes_amount_cents,
+        "taxes_precise_amount": _currency_amount(taxes_precise, row.currency),
+        "taxes_rate": float(row.taxes_rate),
         "units": row.units,
         "precise_unit_amount": str(unit_amount.normalize()) if unit_amount else "0.0",
         "total_aggregated_units": row.units,
-        "total_amount_cents": row.amount_cents,
+        "total_amount_cents": row.amount_cents + row.taxes_amount_cents,
         "total_amount_currency": row.currency,
         "events_count": row.events_count,
         "pay_in_advance": pay_in_advance and not is_charge,
@@ -64,9 +78,9 @@ def fee(row: Any, invoice: Any, external_customer_id: str, external_subscription
         "refunded_at": None,
         "event_transaction_id": None,
         "description": None,
-        "precise_coupons_amount_cents": "0.0",
-        "sub_total_excluding_taxes_amount_cents": row.amount_cents,
-        "sub_total_excluding_taxes_precise_amount_cents": str(precise),
+        "precise_coupons_amount_cents": str(deducted),
+        "sub_total_excluding_taxes_amount_cents": round_cents(Decimal(row.amount_cents) - deducted),
+        "sub_total_excluding_taxes_precise_amount_cents": str(precise - deducted),
         "amount_details": {},
         "self_billed": False,
         "item": {
@@ -81,7 +95,7 @@ def fee(row: Any, invoice: Any, external_customer_id: str, external_subscription
             "item_type": "BillableMetric" if is_charge else "Subscription",
             "grouped_by": {},
         },
-        "applied_taxes": [],
+        "applied_taxes": [applied_tax(tax, "fee", row.currency) for tax in applied_taxes],
         "presentation_breakdowns": [],
     }
 
@@ -104,9 +118,9 @@ def billing_period(moment: Any, external_subscription_id: str, plan_id: str) -> 
 
 
 def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequence[dict[str, Any]] = (),
-            metadata: Sequence[Any] = ()) -> dict[str, Any]:
-    """The invoice as listed (Lago's InvoiceObject): totals, status, the customer and the metadata rows; a
-    progressive billing invoice with the threshold that made it (`applied_usage_thresholds`,
+            metadata: Sequence[Any] = (), applied_taxes: Sequence[Any] = ()) -> dict[str, Any]:
+    """The invoice as listed (Lago's InvoiceObject): totals, status, the customer, the metadata rows and its
+    taxes; a progressive billing invoice with the threshold that made it (`applied_usage_thresholds`,
     rater.billing.documents)."""
     subtotal = row.fees_amount_cents - row.progressive_billing_credit_amount_cents
     paid = row.payment_status == "succeeded"
@@ -128,8 +142,9 @@ def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequen
         "coupons_amount_cents": 0,
         "credit_notes_amount_cents": row.credit_notes_amount_cents,
         "sub_total_excluding_taxes_amount_cents": subtotal,
-        "taxes_amount_cents": 0,
-        "sub_total_including_taxes_amount_cents": subtotal,
+        "taxes_amount_cents": row.taxes_amount_cents,
+        "taxes_rate": float(row.taxes_rate),
+        "sub_total_including_taxes_amount_cents": subtotal + row.taxes_amount_cents,
         "prepaid_credit_amount_cents": 0,
         "prepaid_granted_credit_amount_cents": 0,
         "prepaid_purchased_credit_amount_cents": 0,
@@ -150,7 +165,7 @@ def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequen
         "customer": customer,
         "metadata": [{"lago_id": item.id, "key": item.key, "value": item.value, "created_at": iso(item.created_at)}
                      for item in metadata],
-        "applied_taxes": [],
+        "applied_taxes": [applied_tax(tax, "invoice", row.currency) for tax in applied_taxes],
         "applied_invoice_custom_sections": [],
         "applied_usage_thresholds": list(applied_usage_thresholds),
     }
@@ -158,10 +173,10 @@ def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequen
 
 def invoice_extended(row: Any, customer: dict[str, Any], fees: Sequence[dict[str, Any]],
                      subscriptions: Sequence[dict[str, Any]], billing_periods: Sequence[dict[str, Any]],
-                     applied_usage_thresholds: Sequence[dict[str, Any]] = (), metadata: Sequence[Any] = ()
-                     ) -> dict[str, Any]:
+                     applied_usage_thresholds: Sequence[dict[str, Any]] = (), metadata: Sequence[Any] = (),
+                     applied_taxes: Sequence[Any] = ()) -> dict[str, Any]:
     """The invoice as fetched one by one (Lago's InvoiceObjectExtended)."""
-    return {**invoice(row, customer, applied_usage_thresholds, metadata), "fees": list(fees),
+    return {**invoice(row, customer, applied_usage_thresholds, metadata, applied_taxes), "fees": list(fees),
             "subscriptions": list(subscriptions), "billing_periods": list(billing_periods), "credits": [],
             "error_details": []}
 

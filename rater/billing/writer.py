@@ -15,13 +15,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.locks import close_periods, lock_customers
-from core.db.tables import fees, invoice_subscriptions, invoices
+from core.db.tables import fee_applied_taxes, fees, invoice_applied_taxes, invoice_subscriptions, invoices
+from core.db.taxes import TaxBook
 from core.db.thresholds import progressive_billed_cents
 from core.db.webhooks import enqueue_webhooks
 from rater.billing.assemble import (
@@ -38,6 +40,7 @@ from rater.billing.assemble import (
 from rater.billing.credits import available_credits, credit_unused_fees, record_taken
 from rater.billing.grouping import Catalog, Group, grace_until, is_final, payment_due_date
 from rater.billing.reads import UsageByMoment, last_sequential_ids, prefetch_usage
+from rater.billing.taxing import fee_taxes_of, tax_fees
 
 # Customers are locked in their order (core.db.locks): no deadlock. A transaction that
 # finalizes invoices commits durably (a finalized invoice is acted upon: numbered, sent; and the
@@ -93,7 +96,12 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
     last = await last_sequential_ids(conn, [g.customer_id for g in finals])
     # finalized at the transaction's time (as finalize_draft), read only when this batch finalizes any
     now = (await conn.execute(select(func.now()))).scalar_one() if final_items else None
-    written, moments, fee_list, webhooks = [], [], [], []
+    plan_ids = {sub.plan_id for g in groups for sub, _ in g.items}
+    book = await TaxBook.load(
+        conn, charge_ids=[line.charge_id for plan_id in plan_ids for line in catalog.get(plan_id, [])],
+        plan_ids=plan_ids, customer_ids=[g.customer_id for g in groups],
+        organization_ids=[g.organization_id for g in groups])
+    written, moments, fee_list, webhooks, fee_taxes, invoice_taxes = [], [], [], [], [], []
     for group in groups:
         invoice_id = str(uuid.uuid4())
         rows: list[dict[str, Any]] = []
@@ -111,6 +119,12 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
             billed.get((sub.terms.subscription_id, due.closes.key), 0) for sub, due in group.items
             if due.closes is not None and due.charges is not None))
         subtotal = total - progressive
+        plan_of = {sub.terms.subscription_id: sub.plan_id for sub, _ in group.items}
+        taxed = tax_fees(invoice_id, rows, progressive, partial(
+            fee_taxes_of, book, plan_of, group.customer_id, group.organization_id))
+        fee_taxes += taxed.fee_applied_taxes
+        invoice_taxes += taxed.invoice_applied_taxes
+        taxes_cents = taxed.invoice_taxes.amount_cents
         # terminations whose invoice is skipped: their moments are billed for good, unseen
         status = "draft" if not final else "closed" if group.skipped else final_status(subtotal,
                                                                                        group.finalize_zero_amount)
@@ -119,7 +133,7 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
         if status == "finalized":
             sequential_id = last[group.customer_id] = last[group.customer_id] + 1
             number = invoice_number(group.organization_name, group.customer_id, sequential_id)
-            for note_id, cents in take_credits(credits[group.customer_id], subtotal):
+            for note_id, cents in take_credits(credits[group.customer_id], subtotal + taxes_cents):
                 taken.append((invoice_id, note_id, cents))
                 credited += cents
         written.append({
@@ -128,18 +142,20 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
             "net_payment_term": group.payment_term_days,
             "payment_due_date": payment_due_date(group.issuing_date, group.payment_term_days),
             "status": status,
-            "payment_status": (payment_status_at_finalization(subtotal - credited) if status == "finalized"
-                               else "pending"),
+            "payment_status": (payment_status_at_finalization(subtotal + taxes_cents - credited)
+                               if status == "finalized" else "pending"),
             "currency": group.currency, "fees_amount_cents": total,
             "progressive_billing_credit_amount_cents": progressive, "credit_notes_amount_cents": credited,
-            "total_amount_cents": subtotal - credited,
+            "taxes_amount_cents": taxes_cents, "taxes_rate": taxed.invoice_taxes.rate,
+            "total_amount_cents": subtotal + taxes_cents - credited,
             "sequential_id": sequential_id, "number": number,
             "finalized_at": now if status == "finalized" else None})
         if group.organization_id in notify and status != "closed":
             webhooks.append((group.organization_id, invoice_id,
                              ["invoice.created"] if final else ["invoice.drafted"]))
     # invoices in the groups' order (one customer's in time order: its sequential ids follow the calendar)
-    for table, rows in ((invoices, written), (invoice_subscriptions, moments), (fees, fee_list)):
+    for table, rows in ((invoices, written), (invoice_subscriptions, moments), (fees, fee_list),
+                        (fee_applied_taxes, fee_taxes), (invoice_applied_taxes, invoice_taxes)):
         if rows:
             await conn.execute(insert(table), rows)
     await record_taken(conn, taken)

@@ -71,6 +71,10 @@ CHARGE_INPUT_PROPERTIES = {
 }
 
 
+TAX_CODES = nullable(array(input_text(required=True), "Codes of the organization's taxes: the whole new set (an "
+                                                      "empty list removes them; an unknown code is 404 "
+                                                      "`tax_not_found`)."))
+
 CHARGE_INPUT = open_object({
     "id": input_text("An existing charge of the plan to update (PUT); a charge without one is added.",
                      max_length=64),
@@ -89,7 +93,7 @@ CHARGE_INPUT = open_object({
                               (False, None)),
     "regroup_paid_fees": not_supported("fees regrouped on payment."),
     "filters": not_supported("charge filters."),
-    "tax_codes": not_supported("taxes."),
+    "tax_codes": TAX_CODES,
     "applied_pricing_unit": not_supported("pricing units."),
     "accepts_target_wallet": not_supported("wallet targets.", (False, None)),
     "code": not_supported("charge codes."),
@@ -126,6 +130,7 @@ def plan_input(creating: bool) -> Schema:
         "charges": nullable(array(CHARGE_INPUT, "On PUT, the plan's new list of charges: existing ones left "
                                                 "out are removed.")),
         "usage_thresholds": USAGE_THRESHOLDS,
+        "tax_codes": TAX_CODES,
         **{name: not_supported("Lago plan features meterline does not bill.") for name in _UNSUPPORTED_LISTS},
         "minimum_commitment": not_supported("minimum commitments."),
     }, required=("name", "code", "interval", "amount_cents", "amount_currency") if creating else ())
@@ -154,6 +159,7 @@ CUSTOMER_INPUT = open_object({
     "shipping_address": nullable(open_object({name: input_text() for name in ADDRESS_FIELDS})),
     "finalize_zero_amount_invoice": _choice(("inherit", "finalize", "skip"),
                                             "`skip`: a $0 invoice is closed instead of finalized."),
+    "tax_codes": TAX_CODES,
     **{name: not_supported("Lago customer features meterline does not have.") for name in UNSUPPORTED},
 }, required=("external_id",))
 
@@ -265,3 +271,15 @@ WEBHOOK_ENDPOINT_INPUT = open_object({
                                                               "HMAC only."},
     "event_types": not_supported("an endpoint receives every webhook type."),
 }, required=("webhook_url",))
+
+
+def tax_input(creating: bool) -> Schema:
+    rate = {"anyOf": [{"type": "number", "minimum": 0, "maximum": 100},
+                      text(pattern="^\\s*[0-9]+(\\.[0-9]{1,5})?\\s*$")],
+            "description": "A percentage from 0 to 100, at most 5 decimals (`value_is_out_of_range`)."}
+    return open_object({
+        "name": input_text(required=creating), "code": input_text(required=creating, identifier=True),
+        "rate": rate if creating else nullable(rate),
+        "description": input_text(max_length=10_000),
+        "applied_to_organization": _FLAG,
+    }, required=("name", "code", "rate") if creating else ())

@@ -69,6 +69,27 @@ CHARGE_PROPERTIES: Schema = {
                    "graduated_ranges": array(_RANGE), "volume_ranges": array(_RANGE)},
 }
 
+_PERCENT: Schema = {**number("A percentage: 20 is 20%."), "minimum": 0, "maximum": 100}
+TAX = closed({
+    "lago_id": uuid(), "name": text(), "code": text(), "rate": _PERCENT,
+    "description": nullable(text()),
+    "applied_to_organization": boolean("One of the organization's default taxes (a fee's when its charge, plan and "
+                                       "customer have none)."),
+    "created_at": moment(),
+})
+_TAXES = array(ref("Tax"))
+
+
+def _applied_tax(owner: str, extra: dict[str, Schema]) -> Schema:
+    return closed({"lago_id": uuid(), f"lago_{owner}_id": uuid(), "lago_tax_id": uuid(), "tax_name": text(),
+                   "tax_code": text(), "tax_rate": _PERCENT,
+                   "tax_description": nullable(text()), "amount_cents": integer(minimum=0),
+                   "amount_currency": CURRENCY_CODE, "created_at": moment(), **extra})
+
+
+FEE_APPLIED_TAX = _applied_tax("fee", {})
+INVOICE_APPLIED_TAX = _applied_tax("invoice", {"fees_amount_cents": integer("The taxed amount of the fees.")})
+
 CHARGE = closed({
     "lago_id": uuid(), "lago_billable_metric_id": uuid(), "billable_metric_code": text(),
     "code": const(None, "Charge codes are not kept."),
@@ -81,7 +102,7 @@ CHARGE = closed({
     "min_amount_cents": integer("A period's charge below it is trued up to it by a separate fee.", minimum=0),
     "properties": ref("ChargeProperties"),
     "filters": empty_list("Charge filters are refused (`not_supported`)."),
-    "taxes": empty_list("meterline has no taxes."),
+    "taxes": _TAXES,
     "applied_pricing_unit": const(None, _UNSUPPORTED),
     "accepts_target_wallet": const(False, _UNSUPPORTED),
     "lago_parent_id": const(None, _UNSUPPORTED),
@@ -109,7 +130,7 @@ PLAN = closed({
     "bill_fixed_charges_monthly": const(None, _UNSUPPORTED),
     "charges": array(ref("Charge")),
     "fixed_charges": empty_list("Fixed charges are refused (`not_supported`)."),
-    "taxes": empty_list("meterline has no taxes."),
+    "taxes": _TAXES,
     "usage_thresholds": array(ref("UsageThreshold"), "Progressive billing thresholds, by amount."),
     "entitlements": empty_list(_UNSUPPORTED), "metadata": const(None, _UNSUPPORTED),
 })
@@ -137,7 +158,7 @@ CUSTOMER = closed({
     "shipping_address": ADDRESS,
     "metadata": empty_list("Customer metadata is refused (`not_supported`)."),
     "integration_customers": empty_list("Integrations are refused (`not_supported`)."),
-    "taxes": empty_list("meterline has no taxes."),
+    "taxes": _TAXES,
     "applicable_invoice_custom_sections": empty_list(_UNSUPPORTED),
     "error_details": empty_list(_UNSUPPORTED),
     **{name: nullable(text()) for name in CUSTOMER_ATTRIBUTES if name != "billing_entity_code"},
@@ -192,7 +213,8 @@ FEE = closed({
     "lago_subscription_id": uuid(), "lago_customer_id": uuid(), "external_customer_id": text(),
     "external_subscription_id": text(), "amount_cents": integer(), "precise_amount_cents": text(),
     "precise_amount": text(), "precise_total_amount": text(), "amount_currency": CURRENCY_CODE,
-    "taxes_amount_cents": const(0), "taxes_precise_amount": const("0.0"), "taxes_rate": {"type": "number", "const": 0},
+    "taxes_amount_cents": integer(minimum=0), "taxes_precise_amount": text(),
+    "taxes_rate": number("The sum of its taxes' rates."),
     "units": text(), "precise_unit_amount": text(), "total_aggregated_units": text(),
     "total_amount_cents": integer(), "total_amount_currency": CURRENCY_CODE,
     "events_count": nullable(integer(minimum=0)), "pay_in_advance": boolean(), "invoiceable": const(True),
@@ -200,9 +222,10 @@ FEE = closed({
     "payment_status": text(enum=("pending", "succeeded")), "created_at": moment(),
     "succeeded_at": nullable(moment()), "failed_at": const(None), "refunded_at": const(None),
     "event_transaction_id": const(None), "description": const(None),
-    "precise_coupons_amount_cents": const("0.0"), "sub_total_excluding_taxes_amount_cents": integer(),
+    "precise_coupons_amount_cents": text("Its share of the invoice's progressive billing credit (precise cents)."),
+    "sub_total_excluding_taxes_amount_cents": integer(),
     "sub_total_excluding_taxes_precise_amount_cents": text(), "amount_details": closed({}),
-    "self_billed": const(False), "item": _FEE_ITEM, "applied_taxes": empty_list("meterline has no taxes."),
+    "self_billed": const(False), "item": _FEE_ITEM, "applied_taxes": array(ref("FeeAppliedTax")),
     "presentation_breakdowns": empty_list(_UNSUPPORTED),
 })
 
@@ -236,7 +259,9 @@ INVOICE = closed({
     "currency": CURRENCY_CODE, "fees_amount_cents": integer(), "coupons_amount_cents": _ZERO,
     "credit_notes_amount_cents": integer("Taken from the customer's credit notes.", minimum=0),
     "sub_total_excluding_taxes_amount_cents": integer("Fees less the progressive billing credit."),
-    "taxes_amount_cents": _ZERO, "sub_total_including_taxes_amount_cents": integer(),
+    "taxes_amount_cents": integer(minimum=0),
+    "taxes_rate": number("Its taxes' rates weighted by the part of the taxed amount each applies to."),
+    "sub_total_including_taxes_amount_cents": integer(),
     "prepaid_credit_amount_cents": _ZERO, "prepaid_granted_credit_amount_cents": _ZERO,
     "prepaid_purchased_credit_amount_cents": _ZERO, "progressive_billing_credit_amount_cents": integer(
         "What the period's earlier progressive billing invoices billed, deducted from the fees.", minimum=0),
@@ -246,7 +271,7 @@ INVOICE = closed({
     "file_url": const("", "meterline renders no PDF: always empty."), "web_url": const(None),
     "created_at": moment(), "updated_at": moment(), "customer": ref("Customer"),
     "metadata": array(INVOICE_METADATA, "Set with `PUT /invoices/{lago_id}`, oldest first."),
-    "applied_taxes": empty_list("meterline has no taxes."),
+    "applied_taxes": array(ref("InvoiceAppliedTax")),
     "applied_invoice_custom_sections": empty_list(_UNSUPPORTED),
     "applied_usage_thresholds": array(ref("AppliedUsageThreshold"),
                                       "The threshold a progressive billing invoice was issued for (else empty)."),
@@ -270,7 +295,8 @@ _CHARGE_USAGE = closed({
 CUSTOMER_USAGE = closed({
     "from_datetime": moment(), "to_datetime": moment(), "issuing_date": day(),
     "lago_invoice_id": const(None), "currency": CURRENCY_CODE, "amount_cents": integer(),
-    "taxes_amount_cents": const(0, "meterline has no taxes."), "total_amount_cents": integer(),
+    "taxes_amount_cents": integer("The usage fees' taxes (0 with `apply_taxes=false`).", minimum=0),
+    "total_amount_cents": integer(),
     "charges_usage": array(_CHARGE_USAGE),
 })
 
@@ -282,7 +308,8 @@ CREDIT_NOTE = closed({
     "refund_status": const(None, "Refunds are refused (`not_supported`)."),
     "reason": text("A plan upgrade or a termination.", enum=("order_change", "order_cancellation")),
     "description": const(None), "currency": CURRENCY_CODE, "total_amount_cents": integer(minimum=0),
-    "taxes_amount_cents": const(0, "meterline has no taxes."), "taxes_rate": {"type": "number", "const": 0},
+    "taxes_amount_cents": const(0, "Credit notes credit the fee before taxes."),
+    "taxes_rate": {"type": "number", "const": 0},
     "sub_total_excluding_taxes_amount_cents": integer(minimum=0),
     "balance_amount_cents": integer("What invoices can still take from it.", minimum=0),
     "credit_amount_cents": integer(minimum=0), "refund_amount_cents": _ZERO, "offset_amount_cents": _ZERO,
@@ -291,7 +318,7 @@ CREDIT_NOTE = closed({
     "self_billed": const(False),
     "items": array(closed({"lago_id": uuid(), "amount_cents": integer(minimum=0), "amount_currency": CURRENCY_CODE,
                            "fee": ref("Fee")}), min_items=1, max_items=1),
-    "applied_taxes": empty_list("meterline has no taxes."), "metadata": const(None, _UNSUPPORTED),
+    "applied_taxes": empty_list("Credit notes credit the fee before taxes."), "metadata": const(None, _UNSUPPORTED),
     "error_details": empty_list(_UNSUPPORTED), "customer": ref("Customer"),
 })
 
@@ -357,6 +384,7 @@ OBJECT_SCHEMAS: dict[str, Schema] = {
     "BillableMetric": BILLABLE_METRIC, "ChargeProperties": CHARGE_PROPERTIES, "Charge": CHARGE, "Plan": PLAN,
     "Customer": CUSTOMER, "Subscription": SUBSCRIPTION, "SubscriptionExtended": SUBSCRIPTION_EXTENDED,
     "Fee": FEE, "BillingPeriod": BILLING_PERIOD, "Invoice": INVOICE, "InvoiceExtended": INVOICE_EXTENDED,
+    "Tax": TAX, "FeeAppliedTax": FEE_APPLIED_TAX, "InvoiceAppliedTax": INVOICE_APPLIED_TAX,
     "CustomerUsage": CUSTOMER_USAGE, "CreditNote": CREDIT_NOTE, "WebhookEndpoint": WEBHOOK_ENDPOINT,
     "UsageThreshold": USAGE_THRESHOLD, "ApplicableUsageThreshold": APPLICABLE_USAGE_THRESHOLD,
     "AppliedUsageThreshold": APPLIED_USAGE_THRESHOLD,

@@ -58,13 +58,16 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                      {"from_value": 10001, "to_value": None, "per_unit_amount": "0.012", "flat_amount": "0"}]}}]},
     "customer": {"external_id": "acme", "name": "Acme Inc", "currency": "USD", "timezone": "America/New_York"},
     "subscription": {"external_customer_id": "acme", "plan_code": "segment_team", "external_id": "sub-acme"},
+    "tax": {"name": "VAT", "code": "vat_20", "rate": "20.0", "description": "Standard VAT"},
 }
 UPDATE_EXAMPLES: dict[str, dict[str, Any]] = {
     "billable_metric": {"description": "Distinct user_id values in the period"},
     "plan": {"description": "Segment's Team plan"},
     "subscription": {"name": "Acme on Team"},
+    "tax": {"description": "Standard VAT (20%)"},
 }
-_KEYS = {"billable_metric": "code", "plan": "code", "customer": "external_id", "subscription": "external_id"}
+_KEYS = {"billable_metric": "code", "plan": "code", "customer": "external_id", "subscription": "external_id",
+         "tax": "code"}
 
 
 def _crud(tag: str, root: str, plural: str, schema: str, key: str, resource: str, *, create: Schema,
@@ -118,8 +121,11 @@ def catalog_paths() -> dict[str, Any]:
                        ], delete_refused=True))
     paths.update(_crud("plans", "plan", "plans", "Plan", "code", "plan", create=inputs.plan_input(True),
                        update=inputs.plan_input(False), list_parameters=[], writes_find=True))
+    paths.update(_crud("taxes", "tax", "taxes", "Tax", "code", "tax", create=inputs.tax_input(True),
+                       update=inputs.tax_input(False), list_parameters=[]))
+    paths["/api/v1/taxes"]["get"]["operationId"] = "findAllTaxes"
     paths.update(_crud("customers", "customer", "customers", "Customer", "external_id", "customer",
-                       create=inputs.CUSTOMER_INPUT, update=None, list_parameters=[
+                       create=inputs.CUSTOMER_INPUT, update=None, writes_find=True, list_parameters=[
                            _filter("currencies[]", array(text(max_length=3)), "Only customers billed in these."),
                            _filter("account_type[]", array(text(enum=("customer", "partner"))), "Only these."),
                            _filter("search_term", text(), "Part of the external_id, name or email."),
@@ -215,7 +221,9 @@ _LIFETIME = [path_parameter("external_id", "The subscription's external_id (its 
 def _usage_parameters() -> list[dict[str, Any]]:
     return [path_parameter("external_id", "The customer's external_id.", "acme"),
             query_parameter("external_subscription_id", text(), "The subscription (400 when missing).",
-                            required=True, example="sub-acme")]
+                            required=True, example="sub-acme"),
+            query_parameter("apply_taxes", text(enum=("true", "false")),
+                            "Tax the usage fees (default true; 400 otherwise).")]
 
 
 def _sse_event(name: str, data: Schema) -> Schema:

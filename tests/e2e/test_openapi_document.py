@@ -78,8 +78,8 @@ def test_fields_meterline_refuses_are_documented_as_refused(stack: Stack) -> Non
     schemas = document["components"]["schemas"]
     customer = document["paths"]["/api/v1/customers"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     fields = customer["properties"]["customer"]["properties"]
-    assert fields["tax_codes"]["enum"] == [None]
-    assert fields["tax_codes"]["description"].startswith("Refused with `not_supported`")
+    assert fields["billing_entity_code"]["enum"] == [None]
+    assert fields["billing_entity_code"]["description"].startswith("Refused with `not_supported`")
     assert fields["account_type"]["enum"] == ["customer", None]
     assert schemas["BillableMetric"]["properties"]["expression"] == {
         "type": "string", "const": "", "description": "Expressions are refused (`not_supported`): always empty."}

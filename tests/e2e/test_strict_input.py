@@ -43,7 +43,6 @@ def test_a_poisoned_customer_is_refused_and_the_listing_stays_readable(
 
 UNSUPPORTED: list[tuple[dict[str, Any], str]] = [
     ({"billing_entity_code": "eu"}, "billing_entity_code"),
-    ({"tax_codes": ["vat_20"]}, "tax_codes"),
     ({"metadata": [{"key": "po", "value": "42", "display_in_invoice": True}]}, "metadata"),
     ({"account_type": "partner"}, "account_type"),
     ({"integration_customers": [{"integration_type": "netsuite"}]}, "integration_customers"),
@@ -102,7 +101,6 @@ def _charge(**fields: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("charge", "field"), [
     (_charge(pay_in_advance=True), "charges.0.pay_in_advance"),  # unique_count_agg: Lago allows it
-    (_charge(tax_codes=["vat_20"]), "charges.0.tax_codes"),
     (_charge(code="mtu_charge"), "charges.0.code"),
     (_charge(applied_pricing_unit={"code": "credits", "conversion_rate": "0.5"}), "charges.0.applied_pricing_unit"),
     (_charge(properties={"amount": "1", "grouped_by": ["region"]}), "charges.0.grouped_by"),
