@@ -435,7 +435,9 @@ credit_notes = Table(
     Column("billing_key", String(64), nullable=False),
     Column("reason", String(32), nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("credit_amount_cents", BigInteger, nullable=False),
+    Column("credit_amount_cents", BigInteger, nullable=False),  # the unused amount and its taxes
+    Column("taxes_amount_cents", BigInteger, nullable=False, server_default="0"),  # the credited fee's taxes on it
+    Column("taxes_rate", Numeric(12, 5), nullable=False, server_default="0"),
     Column("balance_amount_cents", BigInteger, nullable=False),
     Column("credit_status", String(16), nullable=False),  # available, consumed, voided
     Column("sequential_id", Integer, nullable=False),  # per credited invoice

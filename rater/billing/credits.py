@@ -1,5 +1,6 @@
 """Credit notes: the unused part of a subscription fee paid in advance when a plan change or a
-termination ends its period early, and their balances taken by the customer's next invoices.
+termination ends its period early, with the fee's taxes on it, and their balances taken by the customer's
+next invoices.
 
 Both happen in the transaction that writes the invoices, under the customers' locks (core.db.locks):
 a note is created once per (subscription, billing moment) — a unique key, so a billing moment written
@@ -11,14 +12,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.db.tables import credit_note_applications, credit_notes, fees, invoice_subscriptions, invoices
+from core.db.tables import (
+    credit_note_applications,
+    credit_notes,
+    fee_applied_taxes,
+    fees,
+    invoice_subscriptions,
+    invoices,
+)
 from core.db.webhooks import enqueue_webhooks
+from core.domain.taxes import FeeTaxes, Tax
 from rater.billing.assemble import Credit
 from rater.billing.grouping import Subscribed
 from rater.billing.schedule import Due
@@ -52,17 +62,26 @@ async def credit_unused_fees(conn: AsyncConnection, items: Sequence[tuple[Subscr
         sequential_id = (await conn.execute(select(func.coalesce(func.max(credit_notes.c.sequential_id), 0) + 1)
                                             .where(credit_notes.c.invoice_id == paid.invoice_id))).scalar_one()
         amount = min(due.credit_cents, paid.amount_cents)
+        taxes = FeeTaxes.of(Decimal(amount), await fee_taxes(conn, paid.fee_id))
         note_id = (await conn.execute(pg_insert(credit_notes).values(
             id=str(uuid.uuid4()), organization_id=sub.organization_id, customer_id=sub.terms.customer_id,
             invoice_id=paid.invoice_id, fee_id=paid.fee_id, subscription_id=sub.terms.subscription_id,
             billing_key=due.billing_key, reason=due.credit_reason, currency=paid.currency,
-            credit_amount_cents=amount, balance_amount_cents=amount, credit_status="available",
+            credit_amount_cents=amount + taxes.amount_cents, balance_amount_cents=amount + taxes.amount_cents,
+            taxes_amount_cents=taxes.amount_cents, taxes_rate=taxes.rate, credit_status="available",
             sequential_id=sequential_id, number=f"{paid.number}-CN{sequential_id:03d}",
             issuing_date=due.at.astimezone(sub.terms.zone).date(),
         ).on_conflict_do_nothing(constraint="uq_credit_notes_sub_billing_key").returning(credit_notes.c.id))
         ).scalar_one_or_none()
         if note_id is not None and sub.organization_id in notify:
             await enqueue_webhooks(conn, sub.organization_id, note_id, ["credit_note.created"])
+
+
+async def fee_taxes(conn: AsyncConnection, fee_id: str) -> list[Tax]:
+    """The taxes a fee was billed with (as they were then)."""
+    rows = await conn.execute(select(fee_applied_taxes).where(fee_applied_taxes.c.fee_id == fee_id)
+                              .order_by(fee_applied_taxes.c.position))
+    return [Tax(row.tax_id, row.tax_code, row.tax_name, Decimal(row.tax_rate), row.tax_description) for row in rows]
 
 
 async def available_credits(conn: AsyncConnection, customer_ids: Sequence[str]) -> dict[str, list[Credit]]:

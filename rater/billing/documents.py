@@ -182,13 +182,14 @@ async def credit_note_documents(conn: AsyncConnection, credit_note_ids: Sequence
         select(subscriptions.c.id, subscriptions.c.external_id, plans.c.pay_in_advance)
         .join(plans, plans.c.id == subscriptions.c.plan_id)
         .where(subscriptions.c.id.in_(sorted({n.subscription_id for n in rows}))))}
+    fee_taxes = await applied_taxes_of(conn, fee_applied_taxes.c.fee_id, sorted(fee_rows))
     documents = []
     for note_id in credit_note_ids:
         note = notes[note_id]
         invoice, customer, sub = invoice_rows[note.invoice_id], customers_found[note.customer_id], \
             subs[note.subscription_id]
         fee_doc = render.fee(fee_rows[note.fee_id], invoice, customer["external_id"], sub.external_id,
-                             sub.pay_in_advance)
+                             sub.pay_in_advance, applied_taxes=fee_taxes[note.fee_id])
         documents.append(render.credit_note(note, invoice, customer, fee_doc))
     return documents
 

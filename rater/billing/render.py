@@ -6,6 +6,7 @@ so typed clients parse.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -182,7 +183,9 @@ def invoice_extended(row: Any, customer: dict[str, Any], fees: Sequence[dict[str
 
 
 def credit_note(row: Any, invoice_row: Any, customer: dict[str, Any], fee_doc: dict[str, Any]) -> dict[str, Any]:
-    """A credit note (Lago's CreditNoteObject): the credited part of one subscription fee, its balance."""
+    """A credit note (Lago's CreditNoteObject): the credited part of one subscription fee with the fee's taxes
+    on it, its balance."""
+    base = row.credit_amount_cents - row.taxes_amount_cents
     return {
         "lago_id": row.id,
         "billing_entity_code": "",
@@ -197,9 +200,9 @@ def credit_note(row: Any, invoice_row: Any, customer: dict[str, Any], fee_doc: d
         "description": None,
         "currency": row.currency,
         "total_amount_cents": row.credit_amount_cents,
-        "taxes_amount_cents": 0,
-        "taxes_rate": 0.0,
-        "sub_total_excluding_taxes_amount_cents": row.credit_amount_cents,
+        "taxes_amount_cents": row.taxes_amount_cents,
+        "taxes_rate": float(row.taxes_rate),
+        "sub_total_excluding_taxes_amount_cents": base,
         "balance_amount_cents": row.balance_amount_cents,
         "credit_amount_cents": row.credit_amount_cents,
         "refund_amount_cents": 0,
@@ -210,9 +213,15 @@ def credit_note(row: Any, invoice_row: Any, customer: dict[str, Any], fee_doc: d
         "voided_at": iso(row.voided_at),
         "file_url": "",
         "self_billed": False,
-        "items": [{"lago_id": row.fee_id, "amount_cents": row.credit_amount_cents, "amount_currency": row.currency,
-                   "fee": fee_doc}],
-        "applied_taxes": [],
+        "items": [{"lago_id": row.fee_id, "amount_cents": base, "amount_currency": row.currency, "fee": fee_doc}],
+        # each of the credited fee's taxes on the credited amount (their sum rounded once: taxes_amount_cents)
+        "applied_taxes": [{
+            "lago_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"meterline:credit_note_tax:{row.id}:{tax['lago_tax_id']}")),
+            "lago_credit_note_id": row.id, "lago_tax_id": tax["lago_tax_id"], "tax_name": tax["tax_name"],
+            "tax_code": tax["tax_code"], "tax_rate": tax["tax_rate"], "tax_description": tax["tax_description"],
+            "amount_cents": round_cents(Decimal(base) * Decimal(str(tax["tax_rate"])) / 100),
+            "amount_currency": row.currency, "base_amount_cents": base, "created_at": iso(row.created_at),
+        } for tax in fee_doc["applied_taxes"]],
         "metadata": None,  # Lago's credit note metadata is an object or null (an invoice's is a list)
         "error_details": [],
         "customer": customer,

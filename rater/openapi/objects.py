@@ -89,6 +89,7 @@ def _applied_tax(owner: str, extra: dict[str, Schema]) -> Schema:
 
 FEE_APPLIED_TAX = _applied_tax("fee", {})
 INVOICE_APPLIED_TAX = _applied_tax("invoice", {"fees_amount_cents": integer("The taxed amount of the fees.")})
+CREDIT_NOTE_APPLIED_TAX = _applied_tax("credit_note", {"base_amount_cents": integer("The credited amount taxed.")})
 
 CHARGE = closed({
     "lago_id": uuid(), "lago_billable_metric_id": uuid(), "billable_metric_code": text(),
@@ -308,8 +309,8 @@ CREDIT_NOTE = closed({
     "refund_status": const(None, "Refunds are refused (`not_supported`)."),
     "reason": text("A plan upgrade or a termination.", enum=("order_change", "order_cancellation")),
     "description": const(None), "currency": CURRENCY_CODE, "total_amount_cents": integer(minimum=0),
-    "taxes_amount_cents": const(0, "Credit notes credit the fee before taxes."),
-    "taxes_rate": {"type": "number", "const": 0},
+    "taxes_amount_cents": integer("The credited fee's taxes on the credited amount.", minimum=0),
+    "taxes_rate": number("The credited fee's taxes' rate."),
     "sub_total_excluding_taxes_amount_cents": integer(minimum=0),
     "balance_amount_cents": integer("What invoices can still take from it.", minimum=0),
     "credit_amount_cents": integer(minimum=0), "refund_amount_cents": _ZERO, "offset_amount_cents": _ZERO,
@@ -318,7 +319,7 @@ CREDIT_NOTE = closed({
     "self_billed": const(False),
     "items": array(closed({"lago_id": uuid(), "amount_cents": integer(minimum=0), "amount_currency": CURRENCY_CODE,
                            "fee": ref("Fee")}), min_items=1, max_items=1),
-    "applied_taxes": empty_list("Credit notes credit the fee before taxes."), "metadata": const(None, _UNSUPPORTED),
+    "applied_taxes": array(ref("CreditNoteAppliedTax")), "metadata": const(None, _UNSUPPORTED),
     "error_details": empty_list(_UNSUPPORTED), "customer": ref("Customer"),
 })
 
@@ -385,6 +386,7 @@ OBJECT_SCHEMAS: dict[str, Schema] = {
     "Customer": CUSTOMER, "Subscription": SUBSCRIPTION, "SubscriptionExtended": SUBSCRIPTION_EXTENDED,
     "Fee": FEE, "BillingPeriod": BILLING_PERIOD, "Invoice": INVOICE, "InvoiceExtended": INVOICE_EXTENDED,
     "Tax": TAX, "FeeAppliedTax": FEE_APPLIED_TAX, "InvoiceAppliedTax": INVOICE_APPLIED_TAX,
+    "CreditNoteAppliedTax": CREDIT_NOTE_APPLIED_TAX,
     "CustomerUsage": CUSTOMER_USAGE, "CreditNote": CREDIT_NOTE, "WebhookEndpoint": WEBHOOK_ENDPOINT,
     "UsageThreshold": USAGE_THRESHOLD, "ApplicableUsageThreshold": APPLICABLE_USAGE_THRESHOLD,
     "AppliedUsageThreshold": APPLIED_USAGE_THRESHOLD,

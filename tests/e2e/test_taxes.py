@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
@@ -14,7 +16,18 @@ from lago_python_client.models import Customer, Tax
 from meterline.example import team_plan
 from tests.builders import metric_body
 from tests.conftest import Stack
-from tests.e2e.invoice_support import bill, create, invoices_of, mtu_events, send, subscribe, wait_archived
+from tests.e2e.invoice_support import (
+    bill,
+    create,
+    customer,
+    invoices_of,
+    mtu_events,
+    plan,
+    send,
+    subscribe,
+    wait_archived,
+)
+from tests.e2e.test_plan_changes import cents, days_in_month, previous_month
 
 CODE = "monthly_tracked_users"
 
@@ -181,3 +194,32 @@ def test_lagos_python_client_creates_finds_updates_and_deletes_taxes_and_sets_a_
     with pytest.raises(LagoApiError) as caught:
         lago.taxes.find("vat")
     assert (caught.value.status_code, caught.value.response["code"]) == (404, "tax_not_found")
+
+
+def test_a_credit_note_credits_the_unused_fee_with_its_taxes(client: httpx.Client, unique: str) -> None:
+    tax(client, "vat", 20, applied_to_organization=True)
+    plan(client, "team", amount=12000, advance=True)
+    customer(client, f"c-{unique}")
+    now = datetime.now(UTC)
+    subscribe(client, f"c-{unique}", f"s-{unique}", "team", previous_month(now).isoformat())
+    bill(now.isoformat(), unique)  # this month's fee, paid in advance on the 1st: 12,000 and 20%
+    paid = invoices_of(client, f"c-{unique}")[-1]
+    assert (paid["fees_amount_cents"], paid["taxes_amount_cents"], paid["total_amount_cents"]) == (12_000, 2_400,
+                                                                                                 14_400)
+    ended = client.delete(f"/subscriptions/s-{unique}").json()["subscription"]
+    ended_at = datetime.fromisoformat(ended["terminated_at"].replace("Z", "+00:00"))
+    bill(datetime.now(UTC).isoformat(), unique)
+
+    credit = cents(days_in_month(ended_at) - ended_at.day, 12000, days_in_month(ended_at))  # after that day
+    notes = client.get("/credit_notes").json()["credit_notes"]
+    if credit == 0:  # terminated on the last day of the month: nothing unused
+        assert notes == []
+        return
+    (note,) = notes
+    taxes = int((Decimal(credit) * Decimal("0.2")).quantize(Decimal(1), ROUND_HALF_UP))
+    assert (note["sub_total_excluding_taxes_amount_cents"], note["taxes_amount_cents"], note["taxes_rate"],
+            note["credit_amount_cents"], note["balance_amount_cents"], note["total_amount_cents"]) == (
+        credit, taxes, 20.0, credit + taxes, credit + taxes, credit + taxes)
+    assert [(t["tax_code"], t["base_amount_cents"], t["amount_cents"]) for t in note["applied_taxes"]] == [
+        ("vat", credit, taxes)]
+    assert note["items"][0]["amount_cents"] == credit

@@ -1,5 +1,5 @@
-"""Taxes (`/taxes`), the taxes of customers, plans and charges (`tax_codes`), and the taxes an invoice and
-each of its fees carry (snapshots of the tax as it was: name, code, rate).
+"""Taxes (`/taxes`), the taxes of customers, plans and charges (`tax_codes`), the taxes an invoice and each of
+its fees carry (snapshots of the tax as it was: name, code, rate), and a credit note's taxes.
 
 Revision ID: 0018
 Revises: 0017
@@ -49,6 +49,9 @@ def upgrade() -> None:
     # the fee's share of what its invoice deducts before taxes (progressive billing credit), precise cents
     op.add_column("fees", sa.Column("precise_coupons_amount_cents", sa.String(64), nullable=False,
                                     server_default="0"))
+    # a credit note credits the unused part of a fee with the fee's taxes on it
+    op.add_column("credit_notes", sa.Column("taxes_amount_cents", sa.BigInteger, nullable=False, server_default="0"))
+    op.add_column("credit_notes", sa.Column("taxes_rate", sa.Numeric(12, 5), nullable=False, server_default="0"))
     op.add_column("invoices", sa.Column("taxes_amount_cents", sa.BigInteger, nullable=False, server_default="0"))
     op.add_column("invoices", sa.Column("taxes_rate", sa.Numeric(12, 5), nullable=False, server_default="0"))
     for owner, table in (("fee", "fees"), ("invoice", "invoices")):
@@ -75,6 +78,7 @@ def downgrade() -> None:
         op.drop_table(f"{owner}_applied_taxes")
     for column in ("taxes_amount_cents", "taxes_rate"):
         op.drop_column("invoices", column)
+        op.drop_column("credit_notes", column)
     for column in ("taxes_amount_cents", "taxes_precise_amount_cents", "taxes_rate", "precise_coupons_amount_cents"):
         op.drop_column("fees", column)
     for owner in ("customer", "plan", "charge"):
