@@ -54,6 +54,18 @@ def plan_rows() -> tuple[SimpleNamespace, list[SimpleNamespace], list[SimpleName
     return plan, [graduated, package], usage_threshold_rows()
 
 
+def tax_row(**overrides: Any) -> SimpleNamespace:
+    return SimpleNamespace(**{"id": IDS[9], "name": "VAT", "code": "vat", "rate": Decimal("19.6"),
+                              "description": None, "applied_to_organization": True, "created_at": AT, **overrides})
+
+
+def applied_tax_row(owner: str, **overrides: Any) -> SimpleNamespace:
+    return SimpleNamespace(**{"id": IDS[8], f"{owner}_id": IDS[6] if owner == "fee" else IDS[5], "tax_id": IDS[9],
+                              "tax_code": "vat", "tax_name": "VAT", "tax_rate": Decimal(20), "tax_description": None,
+                              "amount_cents": 80, "precise_amount_cents": "80", "fees_amount_cents": 400,
+                              "position": 0, "created_at": AT, **overrides})
+
+
 def usage_threshold_rows() -> list[SimpleNamespace]:
     return [SimpleNamespace(id=IDS[8], threshold_display_name=None, amount_cents=20_000, recurring=False,
                             created_at=AT, updated_at=AT),
@@ -75,7 +87,8 @@ def invoice_row(**overrides: Any) -> SimpleNamespace:
         "status": "draft", "payment_status": "pending", "currency": "USD", "fees_amount_cents": 1400,
         "credit_notes_amount_cents": 0, "total_amount_cents": 1400, "finalized_at": None, "created_at": AT,
         "invoice_type": "subscription", "progressive_billing_credit_amount_cents": 0,
-        "payment_overdue": False, "voided_at": None, "updated_at": AT, **overrides})
+        "payment_overdue": False, "voided_at": None, "updated_at": AT, "taxes_amount_cents": 0,
+        "taxes_rate": Decimal(0), **overrides})
 
 
 def fee_row(**overrides: Any) -> SimpleNamespace:
@@ -84,7 +97,8 @@ def fee_row(**overrides: Any) -> SimpleNamespace:
         "billable_metric_id": IDS[0], "item_code": "mtu", "item_name": "MTU", "invoice_display_name": None,
         "units": "200.0", "events_count": 200, "amount_cents": 400, "precise_amount_cents": "400.0",
         "currency": "USD", "from_datetime": AT, "to_datetime": AT, "created_at": AT, "true_up_parent_fee_id": None,
-        **overrides})
+        "taxes_amount_cents": 0, "taxes_precise_amount_cents": "0", "taxes_rate": Decimal(0),
+        "precise_coupons_amount_cents": "0", **overrides})
 
 
 def test_both_documents_are_valid_openapi_3_1() -> None:
@@ -99,11 +113,14 @@ def test_a_billable_metric_as_written_matches_its_schema() -> None:
 
 
 def test_a_plan_and_its_charges_as_written_match_their_schemas() -> None:
-    body = serializers.plan(*plan_rows())
+    body = serializers.plan(*plan_rows(), [tax_row()], {IDS[2]: [tax_row(rate=Decimal(5), code="reduced")]})
     check("Plan", body)
     assert (body["description"], body["invoice_display_name"], body["trial_period"]) == ("", "", 14.0)
     assert [(t["amount_cents"], t["recurring"]) for t in body["usage_thresholds"]] == [(20_000, False), (10_000, True)]
-    check("Plan", serializers.plan(*plan_rows()[:2], []))
+    assert (body["taxes"][0]["rate"], body["charges"][0]["taxes"][0]["rate"], body["charges"][1]["taxes"]) == (
+        19.6, 5, [])
+    check("Plan", serializers.plan(*plan_rows()[:2], [], [], {}))
+    check("Tax", serializers.tax(tax_row()))
 
 
 def test_the_range_keys_of_the_document_are_those_the_pricing_keeps() -> None:
@@ -112,15 +129,15 @@ def test_the_range_keys_of_the_document_are_those_the_pricing_keeps() -> None:
 
 
 def test_a_customer_as_written_matches_its_schema() -> None:
-    check("Customer", serializers.customer(customer_row()))
+    check("Customer", serializers.customer(customer_row(), [tax_row()]))
     check("Customer", serializers.customer(customer_row(
         name="Acme", currency="EUR", timezone="Europe/Paris", invoice_grace_period=3, net_payment_term=30,
         attributes={"city": "Paris", "customer_type": "company", "finalize_zero_amount_invoice": "skip",
-                    "shipping_address": {"city": "Lyon", "zipcode": "69001"}})))
+                    "shipping_address": {"city": "Lyon", "zipcode": "69001"}}), []))
 
 
 def test_invoices_and_fees_as_written_match_their_schemas() -> None:
-    customer = serializers.customer(customer_row())
+    customer = serializers.customer(customer_row(), [])
     draft = render.invoice(invoice_row(), customer)
     check("Invoice", draft)
     assert "sequential_id" not in draft and draft["file_url"] == ""
@@ -142,23 +159,38 @@ def test_invoices_and_fees_as_written_match_their_schemas() -> None:
     check("Invoice", progressive)
     assert (progressive["sub_total_excluding_taxes_amount_cents"],
             progressive["applied_usage_thresholds"][0]["usage_threshold"]["amount_cents"]) == (14_300, 20_000)
+    taxed = render.invoice(invoice_row(taxes_amount_cents=80, taxes_rate=Decimal(20), total_amount_cents=1480),
+                           customer, applied_taxes=[applied_tax_row("invoice")])
+    check("Invoice", taxed)
+    assert (taxed["sub_total_including_taxes_amount_cents"], taxed["applied_taxes"][0]["fees_amount_cents"]) == (
+        1480, 400)
     invoice = invoice_row()
     check("Fee", render.fee(fee_row(), invoice, "acme", "s1", pay_in_advance=False))
+    taxed_fee = render.fee(fee_row(taxes_amount_cents=80, taxes_precise_amount_cents="80", taxes_rate=Decimal(20),
+                                   precise_coupons_amount_cents="100.5"), invoice, "acme", "s1",
+                           pay_in_advance=False, applied_taxes=[applied_tax_row("fee")])
+    check("Fee", taxed_fee)
+    assert (taxed_fee["total_amount_cents"], taxed_fee["sub_total_excluding_taxes_amount_cents"],
+            taxed_fee["applied_taxes"][0]["tax_rate"]) == (480, 300, 20)
     check("Fee", render.fee(fee_row(fee_type="subscription", charge_id=None, billable_metric_id=None,
                                     events_count=None, units="1.0"), invoice, "acme", "s1", pay_in_advance=True))
 
 
 def test_a_credit_note_as_written_matches_its_schema() -> None:
-    customer = serializers.customer(customer_row())
+    customer = serializers.customer(customer_row(), [])
     invoice = invoice_row(status="finalized", sequential_id=1, number="ACM-0001-001-001")
     fee = render.fee(fee_row(fee_type="subscription", charge_id=None, billable_metric_id=None, events_count=None,
-                             units="1.0"), invoice, "acme", "s1", pay_in_advance=True)
+                             units="1.0"), invoice, "acme", "s1", pay_in_advance=True,
+                     applied_taxes=[applied_tax_row("fee")])
     note = SimpleNamespace(id=IDS[8], sequential_id=1, number="ACM-0001-001-001-CN001", invoice_id=IDS[5],
                            issuing_date=date(2026, 7, 10), credit_status="available", reason="order_change",
-                           currency="USD", credit_amount_cents=700, balance_amount_cents=700, created_at=AT,
-                           updated_at=AT, voided_at=None, fee_id=IDS[6])
+                           currency="USD", credit_amount_cents=840, balance_amount_cents=840, created_at=AT,
+                           updated_at=AT, voided_at=None, fee_id=IDS[6], taxes_amount_cents=140,
+                           taxes_rate=Decimal(20))
     body = render.credit_note(note, invoice, customer, fee)
     check("CreditNote", body)
+    assert (body["sub_total_excluding_taxes_amount_cents"], body["items"][0]["amount_cents"],
+            [(t["base_amount_cents"], t["amount_cents"]) for t in body["applied_taxes"]]) == (700, 700, [(700, 140)])
     assert body["metadata"] is None  # Lago types a credit note's metadata as an object or null
     check("CreditNote", render.credit_note(SimpleNamespace(**{**vars(note), "credit_status": "voided",
                                                               "balance_amount_cents": 0, "voided_at": AT}),
@@ -190,7 +222,7 @@ def test_subscriptions_as_written_match_their_schemas() -> None:
     check("Subscription", listed)
     assert (listed["progressive_billing_disabled"], listed["applicable_usage_thresholds"]) == (True, [])
     extended = {**serializers.subscription(subscription_row(), AT, thresholds),
-                "plan": serializers.plan(plan, charges, thresholds)}
+                "plan": serializers.plan(plan, charges, thresholds, [], {})}
     check("SubscriptionExtended", extended)
     assert extended["applicable_usage_thresholds"] == [
         {"threshold_display_name": None, "amount_cents": 20_000, "recurring": False},
@@ -249,4 +281,4 @@ def test_a_key_the_document_does_not_list_is_refused() -> None:
     with pytest.raises(ValidationError, match="'surprise' was unexpected"):
         check("BillableMetric", {**serializers.billable_metric(metric_row()), "surprise": None})
     with pytest.raises(ValidationError, match="None is not of type 'string'"):
-        check("Plan", {**serializers.plan(*plan_rows()), "description": None})
+        check("Plan", {**serializers.plan(*plan_rows(), [], {}), "description": None})
