@@ -18,6 +18,7 @@ from tests.builders import metric_body
 from tests.conftest import Stack
 from tests.e2e.invoice_support import (
     bill,
+    billed_last_month,
     create,
     customer,
     invoices_of,
@@ -223,3 +224,27 @@ def test_a_credit_note_credits_the_unused_fee_with_its_taxes(client: httpx.Clien
     assert [(t["tax_code"], t["base_amount_cents"], t["amount_cents"]) for t in note["applied_taxes"]] == [
         ("vat", credit, taxes)]
     assert note["items"][0]["amount_cents"] == credit
+
+
+def test_a_draft_is_taxed_again_when_refreshed_and_a_finalized_invoice_keeps_its_taxes(
+        client: httpx.Client, unique: str) -> None:
+    tax(client, "vat", 20, applied_to_organization=True)
+    plan(client, "team", amount=12000, advance=True)
+    customer(client, f"c-{unique}", grace=30)  # drafts for 30 days (the stack's biller leaves them alone)
+    billed_last_month(client, unique, f"c-{unique}", f"s-{unique}", "team")
+    draft = invoices_of(client, f"c-{unique}")[-1]  # this month's fee, paid in advance on the 1st
+    assert (draft["status"], draft["taxes_amount_cents"], draft["total_amount_cents"]) == ("draft", 2_400, 14_400)
+
+    assert client.put("/taxes/vat", json={"tax": {"rate": 10}}).status_code == 200
+    refreshed = client.put(f"/invoices/{draft['lago_id']}/refresh").json()["invoice"]
+    assert (refreshed["taxes_amount_cents"], refreshed["total_amount_cents"]) == (1_200, 13_200)
+    assert [(t["tax_rate"], t["amount_cents"]) for t in refreshed["applied_taxes"]] == [(10, 1_200)]
+    assert refreshed["fees"][0]["taxes_amount_cents"] == 1_200
+    final = client.put(f"/invoices/{draft['lago_id']}/finalize").json()["invoice"]
+    assert (final["status"], final["taxes_amount_cents"], final["total_amount_cents"]) == ("finalized", 1_200, 13_200)
+
+    assert client.put("/taxes/vat", json={"tax": {"rate": 25}}).status_code == 200
+    assert client.delete("/taxes/vat").status_code == 200
+    kept = client.get(f"/invoices/{draft['lago_id']}").json()["invoice"]
+    assert (kept["taxes_amount_cents"], kept["total_amount_cents"], kept["applied_taxes"][0]["tax_rate"]) == (
+        1_200, 13_200, 10)
