@@ -4,7 +4,8 @@ The aggregator publishes the watched (subscription, period) pairs of every batch
 before it acknowledges the batch (aggregator/processor.py, step 4); this worker takes what arrived
 (one batch of messages, `TAKE` at most, waiting `WITHIN_S` at most), evaluates each distinct pair
 once against the usage now in Redis (aggregator/alerts.py; `BULK` pairs at a time, within a budget
-of evaluation time), and only then acknowledges the messages.
+of evaluation time; `BULK_YIELDING` within a smaller one while an aggregator is behind), and only then
+acknowledges the messages.
 Evaluation used to run inside the aggregator's batches, where it cost two fifths of its throughput with
 an alert on each of 10,000 subscriptions; here it runs beside it, and a pair touched by several
 batches while this worker was busy is evaluated once.
@@ -23,18 +24,20 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, cast
 
 import faust
+from redis.asyncio import Redis
 
 from aggregator.alerts import Evaluated, Evaluator, Touched
 from aggregator.app import CommitSoon, abandon, worker_app
+from aggregator.behind import aggregators_behind
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.model import SubscriptionView
 from aggregator.processor import transient_errors, until_done
-from aggregator.stats import aggregators_behind, alerts_done
+from aggregator.stats import alerts_done
 from aggregator.touched import TouchedPair, read_touched
 from core.clients import database, redis_client
 from core.db.catalog_changes import CatalogChanges
@@ -55,7 +58,9 @@ WITHIN_S = 0.05  # the longest a message waits for others before it is evaluated
 # it would without alerts, and its alerts come once it is through (or at that pace while it is not); it
 # then evaluates BULK_YIELDING pairs at a time, as a chunk may run past the budget (1,000 pairs whose views
 # are read from PostgreSQL took 0.3 s). A rest is taken in pieces of REST_CHECK_S at most, each asking
-# again, so that the worker's own share comes back at most that long after the aggregators caught up.
+# again, so that the worker's own share comes back at most that long after the aggregators caught up. A
+# pair waiting longer than YIELD_AT_MOST_S is evaluated at the worker's own share anyway: an aggregator behind
+# for long (a replay, too few workers) delays alerts that long, not until it is through.
 BULK = 1_000
 BULK_YIELDING = 100
 DUTY = 0.25
@@ -63,6 +68,7 @@ BURST_S = 0.5
 DUTY_YIELDING = 0.02
 BURST_YIELDING_S = 0.05
 REST_CHECK_S = 0.2
+YIELD_AT_MOST_S = 30.0  # a pair waiting longer is evaluated at the worker's own share, backlog or not
 
 
 class Budget:
@@ -134,6 +140,35 @@ def distinct_pairs(values: Sequence[bytes]) -> list[TouchedPair]:
     return sorted(pairs)
 
 
+async def yielding(client: Redis, oldest_s: float) -> bool:
+    """Whether to evaluate within the smaller share: an aggregator is behind, and the oldest pair waiting was
+    touched less than YIELD_AT_MOST_S ago (past it, alerts come before the backlog is through)."""
+    return time.time() - oldest_s < YIELD_AT_MOST_S and await aggregators_behind(client)
+
+
+async def evaluate_chunk(watcher: Watcher, client: Redis, chunk: Sequence[TouchedPair]) -> float:
+    """Evaluate a chunk until it goes through (an outage is waited out); the seconds its try took."""
+    report = await until_done(partial(watcher.evaluate, chunk), len(chunk))
+    await alerts_done(client, report, report.seconds)
+    return report.seconds
+
+
+async def evaluate_within(pairs: Sequence[TouchedPair], budget: Budget, yielding: Callable[[], Awaitable[bool]],
+                          evaluate: Callable[[Sequence[TouchedPair]], Awaitable[float]],
+                          sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """Evaluate the pairs in chunks, resting whenever the budget says so (asking `yielding` before each chunk
+    and every REST_CHECK_S of a rest): BULK pairs at a time, BULK_YIELDING while yielding."""
+    start = 0
+    while start < len(pairs):
+        smaller = await yielding()
+        while (rest_s := budget.wait_s(smaller)) > 0:
+            await sleep(min(rest_s, REST_CHECK_S))
+            smaller = await yielding()
+        chunk = pairs[start:start + (BULK_YIELDING if smaller else BULK)]
+        start += len(chunk)
+        budget.spend(await evaluate(chunk))  # the try that went through, not an outage before it
+
+
 def create_alerts_app(settings: Settings) -> faust.App:
     app = worker_app(settings, settings.alerts_group)  # a new group starts from the oldest pairs kept
     touched = app.topic(settings.touched_topic, value_type=bytes, key_type=bytes, internal=False)
@@ -161,17 +196,9 @@ def create_alerts_app(settings: Settings) -> faust.App:
                 taken += 1
                 work_id.set(f"alerts-{os.getpid()}-{taken}")
                 pairs = distinct_pairs([event.value for event in events])
-                start = 0
-                while start < len(pairs):
-                    yielding = await aggregators_behind(resources["redis"])
-                    while (rest_s := budget.wait_s(yielding)) > 0:
-                        await asyncio.sleep(min(rest_s, REST_CHECK_S))
-                        yielding = await aggregators_behind(resources["redis"])
-                    chunk = pairs[start:start + (BULK_YIELDING if yielding else BULK)]
-                    start += len(chunk)
-                    report = await until_done(partial(watcher.evaluate, chunk), len(chunk))
-                    budget.spend(report.seconds)  # the try that went through, not an outage before it
-                    await alerts_done(resources["redis"], report, report.seconds)
+                oldest = min(event.message.timestamp for event in events)
+                await evaluate_within(pairs, budget, partial(yielding, resources["redis"], oldest),
+                                      partial(evaluate_chunk, watcher, resources["redis"]))
                 for event in events:  # only now may Faust commit them
                     await stream.ack(event)
                 commit_soon()

@@ -12,11 +12,12 @@ from typing import Any, NoReturn, cast
 import faust
 
 from aggregator.archive import EventArchive
+from aggregator.behind import BehindFlag, backlog
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.fetch_chunks import ChunkSchema, mark_archived, use_chunks
 from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, BatchResult, Finished, Pipeline
-from aggregator.stats import BehindFlag, Totals, backlog, batch_done
+from aggregator.stats import Totals, batch_done
 from aggregator.touched import TouchedPair, touched_messages
 from core.clients import database, redis_client
 from core.db.catalog_changes import CatalogChanges
@@ -112,7 +113,7 @@ def create_app(settings: Settings) -> faust.App:
                     mark_archived(event.message)
                     await stream.ack(event)
                 commit_soon()
-                await behind.update(past(events))
+                await behind.update(past(events), done=True)
                 await batch_done(resources["redis"], totals, result, size, time.monotonic() - began)
             return finished
 
@@ -123,7 +124,7 @@ def create_app(settings: Settings) -> faust.App:
         def highwater(tp: Any) -> int | None:
             try:
                 return cast(int | None, app.consumer.highwater(tp))
-            except AssertionError:  # aiokafka's: the partition went to another worker
+            except Exception:  # noqa: BLE001 - a hint only: the partition went to another worker, not started...
                 return None
 
         # Each event of the stream is a chunk, one partition's fetched values (aggregator/fetch_chunks.py).
@@ -140,7 +141,7 @@ def create_app(settings: Settings) -> faust.App:
                 batch = [value for event in events for value in event.value]
                 submitted += 1
                 work_id.set(f"batch-{os.getpid()}-{submitted}")  # on every log line of this batch
-                await behind.update(len(batch) + past(events))
+                await behind.update(len(batch) + past(events), done=False)
                 await pipeline.submit(batch, on_archived(events, len(batch), time.monotonic()))
                 batch = []
             await pipeline.drain()  # the stream ended (the worker stops): finish the batch in the archive

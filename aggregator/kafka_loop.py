@@ -25,10 +25,11 @@ from functools import partial
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from aggregator.archive import EventArchive
+from aggregator.behind import BehindFlag, backlog
 from aggregator.catalog import SubscriptionCatalog
 from aggregator.heap import collect_regularly, settle
 from aggregator.processor import BatchProcessor, TransientError, process_until_done
-from aggregator.stats import BehindFlag, Totals, backlog, batch_done
+from aggregator.stats import Totals, batch_done
 from aggregator.touched import TouchedPair, touched_messages
 from core.clients import database, idempotent_producer_config, redis_client
 from core.db.catalog_changes import CatalogChanges
@@ -117,7 +118,7 @@ async def run_loop(settings: Settings) -> None:
             if not payloads:
                 continue
             work_id.set(f"batch-{os.getpid()}-{totals.batches + 1}")
-            await behind.update(len(payloads) + backlog(last_offsets, partial(cached_end, consumer)))
+            await behind.update(len(payloads) + backlog(last_offsets, partial(cached_end, consumer)), done=False)
             began = loop.time()
             work = asyncio.ensure_future(process_until_done(processor, payloads))
             stop_wait = asyncio.ensure_future(stopping.wait())
@@ -132,7 +133,7 @@ async def run_loop(settings: Settings) -> None:
                 consumer.commit(asynchronous=False)
             except KafkaException as exc:  # e.g. the partitions moved: their new owner redoes it as no-ops
                 log.warning("offsets of a processed batch not committed: %s", exc)
-            await behind.update(backlog(last_offsets, partial(cached_end, consumer)))
+            await behind.update(backlog(last_offsets, partial(cached_end, consumer)), done=True)
             await batch_done(redis, totals, result, len(payloads), loop.time() - began)
     finally:
         collecting.cancel()
@@ -148,7 +149,7 @@ def cached_end(consumer: Consumer, partition: tuple[str, int]) -> int | None:
         _, end = consumer.get_watermark_offsets(TopicPartition(topic, number), cached=True)
     except KafkaException:
         return None
-    return end if end is not None and end >= 0 else None
+    return end if end >= 0 else None
 
 
 def run_kafka_loop(settings: Settings) -> None:

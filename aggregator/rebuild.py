@@ -96,7 +96,7 @@ async def rebuild(settings: Settings, external_id: str | None = None,
     redis = redis_client(settings.redis_url, timeout_s=30)
     result = RebuildResult()
     try:
-        catalog = SubscriptionCatalog(engine, ttl_s=0)
+        catalog = SubscriptionCatalog(engine, ttl_s=0, read_alerts=False)
         state = UsageState(redis)
         scopes = await _scopes(engine, external_id)
         now = datetime.now(UTC)

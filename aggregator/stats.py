@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import redis.exceptions
@@ -36,18 +36,6 @@ from core.metrics import (
 log = logging.getLogger("meterline.aggregator")
 LOG_EVERY_S = 10.0
 SLOW_EVALUATION_S = 0.5  # an evaluation taking longer is logged
-# The aggregators first: an aggregator with more than BEHIND_EVENTS events still to count (in Kafka past a
-# batch it takes, and that batch; a backlog, not a live stream's batch and next fetch) says so in Redis
-# before it processes the batch (and so before the alerts workers hear of its pairs), says it again as each
-# batch is done, and takes it back once it is done with a batch that leaves no more than that (the tail of
-# a drain is its last batches, processed after the last one is taken); while it is said, the alerts workers
-# evaluate less (aggregator/alerts_app.py). Any aggregator of the group may say it. It lapses after
-# BEHIND_TTL_MS without being said again: longer than a backlog's batch takes (over a second when it
-# touches 10,000 subscriptions; with 1 s the flag lapsed halfway through such batches), and the most an
-# aggregator that died behind holds the alerts workers back.
-BEHIND_KEY = "ml:aggregators:behind"
-BEHIND_EVENTS = 5_000
-BEHIND_TTL_MS = 5_000
 
 
 def observe_latencies(histogram: Histogram, now_us: float, moments_us: Sequence[int]) -> None:
@@ -81,49 +69,6 @@ def stats_increments(result: BatchResult) -> dict[str, int]:
     fields = {"applied": result.applied, "deduplicated": result.duplicates}
     fields.update({f"rejected:{reason}": count for reason, count in result.rejected.items()})
     return {name: count for name, count in fields.items() if count}
-
-
-Partition = TypeVar("Partition", bound=Hashable)
-
-
-def backlog(last_offsets: Mapping[Partition, int], highwater: Callable[[Partition], int | None]) -> int:
-    """Events waiting in Kafka past a batch: on each of its partitions, the end Kafka reported with the last
-    fetch (`highwater`, None when unknown) past the batch's last offset there. Pure."""
-    ends = {partition: highwater(partition) for partition in last_offsets}
-    return sum(max(end - offset - 1, 0) for partition, offset in last_offsets.items()
-               if (end := ends[partition]) is not None)
-
-
-class BehindFlag:
-    """What one aggregator tells the alerts workers (`BEHIND_KEY`), batch by batch; best effort, as the
-    totals: a Redis hiccup never holds back a batch."""
-
-    def __init__(self, client: Redis):
-        self.client = client
-        self.said = False
-
-    async def update(self, waiting: int) -> None:
-        """`waiting` events are still to count: when a batch is taken, that batch's and those in Kafka past it
-        (`backlog`); when one is done, those past it."""
-        behind = waiting > BEHIND_EVENTS
-        if not behind and not self.said:
-            return
-        try:
-            if behind:
-                await self.client.set(BEHIND_KEY, waiting, px=BEHIND_TTL_MS)
-            else:
-                await self.client.delete(BEHIND_KEY)
-            self.said = behind
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            log.warning("could not tell the alerts workers whether the aggregator is behind: %s", exc)
-
-
-async def aggregators_behind(client: Redis) -> bool:
-    """Whether an aggregator has a backlog now (`BEHIND_KEY`); not when Redis cannot say."""
-    try:
-        return bool(await client.exists(BEHIND_KEY))
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-        return False
 
 
 async def record(client: Redis, result: BatchResult, batch_size: int, seconds: float) -> None:

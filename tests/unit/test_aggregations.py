@@ -95,16 +95,6 @@ def test_stats_increments_of_a_batch() -> None:
     assert stats_increments(result) == {"applied": 7, "rejected:unknown_metric": 2, "rejected:period_closed": 1}
 
 
-def test_backlog_counts_the_events_past_a_batch_on_each_partition_whose_end_is_known() -> None:
-    from aggregator.stats import backlog
-
-    ends = {("events", 0): 1_000, ("events", 1): 50, ("events", 2): None}
-    # partition 0: offsets 800..999 wait; 1: the batch reached its end; 2: no fetch reported an end yet
-    assert backlog({("events", 0): 799, ("events", 1): 49, ("events", 2): 10}, ends.get) == 200
-    assert backlog({("events", 1): 60}, ends.get) == 0  # an end older than the batch: nothing waits
-    assert backlog({}, ends.get) == 0
-
-
 def test_observe_latencies_leaves_the_buckets_observe_leaves() -> None:
     from prometheus_client import CollectorRegistry, Histogram
 
