@@ -131,10 +131,7 @@ def test_the_team_invoice_with_30000_mtus_is_taxed_by_the_most_specific_taxes_to
     wait_archived(client, last)
     bill("2026-07-01T00:30:00Z", unique)
 
-    (june_a, july_a), (_, july_b), (_, july_c) = (invoices_of(client, f"{c}-{unique}") for c in "abc")
-    # June 1: the month paid in advance, 12,000 + 20% = 14,400
-    assert (june_a["fees_amount_cents"], june_a["taxes_amount_cents"], june_a["total_amount_cents"]) == (
-        12_000, 2_400, 14_400)
+    (july_a,), (july_b,), (july_c,) = (invoices_of(client, f"{c}-{unique}") for c in "abc")
     # July 1: July's fee 12,000 + June's 30,000 MTUs (15,000 x 1.2 + 5,000 x 1.1 cents = 23,500) = 35,500
     assert [(f["item"]["type"], f["amount_cents"], f["taxes_amount_cents"], f["taxes_rate"]) for f in july_a["fees"]
             ] == [("subscription", 12_000, 2_400, 20.0), ("charge", 23_500, 4_700, 20.0)]
