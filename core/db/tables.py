@@ -145,6 +145,7 @@ def _tax_links(owner: str, table: str) -> Table:
         metadata,
         Column(f"{owner}_id", UUID(as_uuid=False), ForeignKey(f"{table}.id", ondelete="CASCADE"), primary_key=True),
         Column("tax_id", UUID(as_uuid=False), ForeignKey("taxes.id"), primary_key=True),
+        Index(f"ix_{owner}_taxes_tax", "tax_id"),
     )
 
 
@@ -294,7 +295,7 @@ invoices = Table(
     Column("invoice_type", String(32), nullable=False, server_default="subscription"),  # or progressive_billing
     # what the period's progressive billing invoices billed before this one (deducted from its fees)
     Column("progressive_billing_credit_amount_cents", BigInteger, nullable=False, server_default="0"),
-    Column("total_amount_cents", BigInteger, nullable=False),  # fees less the credit notes it took
+    Column("total_amount_cents", BigInteger, nullable=False),  # fees - progressive credit + taxes - credit notes
     Column("sequential_id", Integer),
     Column("number", String(64)),
     Column("finalized_at", DateTime(timezone=True)),

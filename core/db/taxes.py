@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.sql import any_of
@@ -37,8 +38,8 @@ async def set_taxes(conn: AsyncConnection, links: Table, owner_id: str, tax_ids:
     owner = links.c[f"{links.name.removesuffix('_taxes')}_id"]
     await conn.execute(delete(links).where(owner == owner_id))
     if tax_ids:
-        await conn.execute(insert(links), [{owner.name: owner_id, "tax_id": tax_id}
-                                           for tax_id in dict.fromkeys(tax_ids)])
+        await conn.execute(pg_insert(links).on_conflict_do_nothing(),
+                           [{owner.name: owner_id, "tax_id": tax_id} for tax_id in dict.fromkeys(tax_ids)])
 
 
 async def taxes_of(conn: AsyncConnection, links: Table, owner_ids: Iterable[str]) -> dict[str, list[Any]]:

@@ -99,7 +99,7 @@ def charge_values(index: int, raw: Any, errors: dict[str, list[str]]) -> dict[st
     if isinstance(properties, dict):
         for name in Input(properties).given_of(*_UNSUPPORTED_PROPERTIES):
             data.fail(name, NOT_SUPPORTED)
-    # taxes, pricing units, wallet targets, charge codes (what Lago's newer API names charges by)
+    # pricing units, wallet targets, charge codes (what Lago's newer API names charges by)
     data.unsupported("applied_pricing_unit", "accepts_target_wallet", "code")
     if not any(data.given(name) for name in ("billable_metric_id", "billable_metric_code", "id")):
         data.fail("billable_metric_id", MANDATORY)

@@ -71,7 +71,8 @@ def tax_values(data: Input, *, creating: bool) -> dict[str, Any]:
 
 async def _live_tax(conn: AsyncConnection, organization_id: str, code: str, for_update: bool = False) -> Any:
     query = select(taxes).where(taxes.c.organization_id == organization_id, taxes.c.code == code, LIVE)
-    row = (await conn.execute(query.with_for_update() if for_update else query)).one_or_none()
+    # FOR NO KEY UPDATE: links to it being written (FOR KEY SHARE) neither wait for it nor deadlock with it
+    row = (await conn.execute(query.with_for_update(key_share=True) if for_update else query)).one_or_none()
     if row is None:
         raise not_found("tax")
     return row

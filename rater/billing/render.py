@@ -79,7 +79,7 @@ def fee(row: Any, invoice: Any, external_customer_id: str, external_subscription
         "refunded_at": None,
         "event_transaction_id": None,
         "description": None,
-        "precise_coupons_amount_cents": str(deducted),
+        "precise_coupons_amount_cents": str(deducted) if deducted else "0.0",
         "sub_total_excluding_taxes_amount_cents": round_cents(Decimal(row.amount_cents) - deducted),
         "sub_total_excluding_taxes_precise_amount_cents": str(precise - deducted),
         "amount_details": {},

@@ -279,7 +279,7 @@ def tax_input(creating: bool) -> Schema:
             "description": "A percentage from 0 to 100, at most 5 decimals (`value_is_out_of_range`)."}
     return open_object({
         "name": input_text(required=creating), "code": input_text(required=creating, identifier=True),
-        "rate": rate if creating else nullable(rate),
+        "rate": rate if creating else {**rate, "anyOf": [*rate["anyOf"], {"type": "null"}]},
         "description": input_text(max_length=10_000),
         "applied_to_organization": _FLAG,
     }, required=("name", "code", "rate") if creating else ())

@@ -83,7 +83,7 @@ _TAXES = array(ref("Tax"))
 def _applied_tax(owner: str, extra: dict[str, Schema]) -> Schema:
     return closed({"lago_id": uuid(), f"lago_{owner}_id": uuid(), "lago_tax_id": uuid(), "tax_name": text(),
                    "tax_code": text(), "tax_rate": _PERCENT,
-                   "tax_description": nullable(text()), "amount_cents": integer(minimum=0),
+                   "tax_description": nullable(text()), "amount_cents": integer("Negative on a negative fee."),
                    "amount_currency": CURRENCY_CODE, "created_at": moment(), **extra})
 
 
@@ -214,7 +214,7 @@ FEE = closed({
     "lago_subscription_id": uuid(), "lago_customer_id": uuid(), "external_customer_id": text(),
     "external_subscription_id": text(), "amount_cents": integer(), "precise_amount_cents": text(),
     "precise_amount": text(), "precise_total_amount": text(), "amount_currency": CURRENCY_CODE,
-    "taxes_amount_cents": integer(minimum=0), "taxes_precise_amount": text(),
+    "taxes_amount_cents": integer(), "taxes_precise_amount": text(),
     "taxes_rate": number("The sum of its taxes' rates."),
     "units": text(), "precise_unit_amount": text(), "total_aggregated_units": text(),
     "total_amount_cents": integer(), "total_amount_currency": CURRENCY_CODE,
@@ -260,7 +260,7 @@ INVOICE = closed({
     "currency": CURRENCY_CODE, "fees_amount_cents": integer(), "coupons_amount_cents": _ZERO,
     "credit_notes_amount_cents": integer("Taken from the customer's credit notes.", minimum=0),
     "sub_total_excluding_taxes_amount_cents": integer("Fees less the progressive billing credit."),
-    "taxes_amount_cents": integer(minimum=0),
+    "taxes_amount_cents": integer(),
     "taxes_rate": number("Its taxes' rates weighted by the part of the taxed amount each applies to."),
     "sub_total_including_taxes_amount_cents": integer(),
     "prepaid_credit_amount_cents": _ZERO, "prepaid_granted_credit_amount_cents": _ZERO,
@@ -296,7 +296,7 @@ _CHARGE_USAGE = closed({
 CUSTOMER_USAGE = closed({
     "from_datetime": moment(), "to_datetime": moment(), "issuing_date": day(),
     "lago_invoice_id": const(None), "currency": CURRENCY_CODE, "amount_cents": integer(),
-    "taxes_amount_cents": integer("The usage fees' taxes (0 with `apply_taxes=false`).", minimum=0),
+    "taxes_amount_cents": integer("The usage fees' taxes (0 with `apply_taxes=false`)."),
     "total_amount_cents": integer(),
     "charges_usage": array(_CHARGE_USAGE),
 })

@@ -69,7 +69,7 @@ ingest = schemathesis.openapi.from_dict(INGEST_DOCUMENT, config=fuzz_config())
 
 # Made first from the document's own examples, so that the examples' identifiers (path parameters) name
 # live objects and the boundary cases built on them reach past the 404s.
-SEEDED = ("/api/v1/billable_metrics", "/api/v1/plans", "/api/v1/customers", "/api/v1/subscriptions",
+SEEDED = ("/api/v1/taxes", "/api/v1/billable_metrics", "/api/v1/plans", "/api/v1/customers", "/api/v1/subscriptions",
           "/api/v1/subscriptions/{external_id}/alerts")
 
 

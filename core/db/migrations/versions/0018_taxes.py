@@ -43,6 +43,7 @@ def upgrade() -> None:
             sa.Column("tax_id", _ID, sa.ForeignKey("taxes.id"), nullable=False),
             sa.PrimaryKeyConstraint(f"{owner}_id", "tax_id"),
         )
+        op.create_index(f"ix_{owner}_taxes_tax", f"{owner}_taxes", ["tax_id"])  # a tax deleted: its links
     op.add_column("fees", sa.Column("taxes_amount_cents", sa.BigInteger, nullable=False, server_default="0"))
     op.add_column("fees", sa.Column("taxes_precise_amount_cents", sa.String(64), nullable=False, server_default="0"))
     op.add_column("fees", sa.Column("taxes_rate", sa.Numeric(12, 5), nullable=False, server_default="0"))
