@@ -25,6 +25,7 @@ from core.settings import Settings
 from rater.activation import activation_loop
 from rater.api import (
     alerts,
+    coupons,
     credit_notes,
     customers,
     invoices,
@@ -84,7 +85,8 @@ def create_app(settings: Settings, event_routes: Sequence[BaseRoute] = (), event
 
     # usage's /customers/{id}/current_usage before customers' /customers/{id:path}, which would take it (and
     # /subscriptions/{id}/lifetime_usage, like the alerts', before /subscriptions/{id:path})
-    routes = [*event_routes, *usage.ROUTES, *alerts.ROUTES, *metrics.ROUTES, *plans.ROUTES,
+    # before the customers' `{external_id:path}`: /customers/{id}/applied_coupons is the coupons'
+    routes = [*event_routes, *usage.ROUTES, *alerts.ROUTES, *metrics.ROUTES, *plans.ROUTES, *coupons.ROUTES,
               *customers.ROUTES, *subscriptions.ROUTES, *ops.ROUTES, *invoices.ROUTES, *credit_notes.ROUTES,
               *webhooks.ROUTES, *taxes.ROUTES,
               *openapi.ROUTES]

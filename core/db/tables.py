@@ -303,7 +303,9 @@ invoices = Table(
     # a payment that succeeded or a void (rater.billing.payments)
     Column("payment_overdue", Boolean, nullable=False, server_default="false"),
     Column("voided_at", DateTime(timezone=True)),
-    # on its fees less the progressive billing credit (invoice_applied_taxes); the total includes them
+    # what its customer's coupons took from it, before taxes (coupon_credits)
+    Column("coupons_amount_cents", BigInteger, nullable=False, server_default="0"),
+    # on its fees less the progressive billing credit and coupons (invoice_applied_taxes); the total includes them
     Column("taxes_amount_cents", BigInteger, nullable=False, server_default="0"),
     Column("taxes_rate", Numeric(12, 5), nullable=False, server_default="0"),
     _now("created_at"),
@@ -590,4 +592,79 @@ progressive_crossings = Table(
     _now("reached_at"),
     UniqueConstraint("subscription_id", "period_key", "level_cents", name="uq_progressive_crossings_level"),
     Index("ix_progressive_crossings_pending", "reached_at", postgresql_where=text("status = 'pending'")),
+)
+
+
+# A coupon (`/coupons`): `fixed_amount` (amount_cents in amount_currency) or `percentage`, used `once`,
+# `recurring` (frequency_duration invoices) or `forever`; limited to plans or to metrics (coupon_targets).
+# Deleting one sets `deleted_at` and terminates its applied coupons.
+coupons = Table(
+    "coupons",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), ForeignKey("organizations.id"), nullable=False),
+    Column("code", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", Text),
+    Column("coupon_type", String(16), nullable=False),
+    Column("amount_cents", BigInteger),
+    Column("amount_currency", String(3)),
+    Column("percentage_rate", Numeric(10, 5)),
+    Column("frequency", String(16), nullable=False),
+    Column("frequency_duration", Integer),
+    Column("reusable", Boolean, nullable=False, server_default="true"),
+    Column("expiration", String(16), nullable=False),
+    Column("expiration_at", DateTime(timezone=True)),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("terminated_at", DateTime(timezone=True)),
+    _now("created_at"),
+    _now("updated_at"),
+    Column("deleted_at", DateTime(timezone=True)),
+    Index("uq_coupons_org_code", "organization_id", "code", unique=True, postgresql_where=text("deleted_at IS NULL")),
+)
+
+# The plans (or the metrics) a limited coupon applies to.
+coupon_targets = Table(
+    "coupon_targets",
+    metadata,
+    Column("coupon_id", UUID(as_uuid=False), ForeignKey("coupons.id", ondelete="CASCADE"), nullable=False),
+    Column("plan_id", UUID(as_uuid=False), ForeignKey("plans.id")),
+    Column("billable_metric_id", UUID(as_uuid=False), ForeignKey("billable_metrics.id")),
+    Index("ix_coupon_targets_coupon", "coupon_id"),
+)
+
+# A coupon applied to a customer (`/applied_coupons`), with its own amounts and frequency (the coupon's
+# unless given); what it has left is what its credits on invoices not voided have not taken.
+applied_coupons = Table(
+    "applied_coupons",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), ForeignKey("organizations.id"), nullable=False),
+    Column("coupon_id", UUID(as_uuid=False), ForeignKey("coupons.id"), nullable=False),
+    Column("customer_id", UUID(as_uuid=False), ForeignKey("customers.id"), nullable=False),
+    Column("amount_cents", BigInteger),
+    Column("amount_currency", String(3)),
+    Column("percentage_rate", Numeric(10, 5)),
+    Column("frequency", String(16), nullable=False),
+    Column("frequency_duration", Integer),
+    Column("frequency_duration_remaining", Integer),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("terminated_at", DateTime(timezone=True)),
+    _now("created_at"),
+    _now("updated_at"),
+    Index("ix_applied_coupons_customer", "customer_id"),
+)
+
+# What an applied coupon took from an invoice (before taxes): once per invoice and applied coupon.
+coupon_credits = Table(
+    "coupon_credits",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("invoice_id", UUID(as_uuid=False), ForeignKey("invoices.id", ondelete="CASCADE"), nullable=False),
+    Column("applied_coupon_id", UUID(as_uuid=False), ForeignKey("applied_coupons.id"), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("position", Integer, nullable=False),
+    _now("created_at"),
+    UniqueConstraint("invoice_id", "applied_coupon_id", name="uq_coupon_credits_invoice_coupon"),
+    Index("ix_coupon_credits_applied_coupon", "applied_coupon_id"),
 )

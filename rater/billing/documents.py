@@ -36,6 +36,7 @@ from core.db.tables import (
 from core.db.taxes import taxes_of
 from rater import serializers
 from rater.billing import render
+from rater.billing.coupons import credits_of
 
 
 async def customers_by_id(conn: AsyncConnection, ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -76,7 +77,8 @@ async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, 
     applied = (await applied_usage_thresholds(conn, [row.id])).get(row.id, [])
     metadata = (await invoice_metadata_of(conn, [row.id])).get(row.id, [])
     taxes = (await applied_taxes_of(conn, invoice_applied_taxes.c.invoice_id, [row.id]))[row.id]
-    return render.invoice_extended(row, customer, fee_docs, subs, periods, applied, metadata, taxes)
+    credits = (await credits_of(conn, [row.id]))[row.id]
+    return render.invoice_extended(row, customer, fee_docs, subs, periods, applied, metadata, taxes, credits)
 
 
 async def applied_taxes_of(conn: AsyncConnection, owner: Any, owner_ids: Sequence[str]) -> dict[str, list[Any]]:

@@ -7,6 +7,7 @@ transaction-level advisory lock (core.db.locks), so two billers (or a biller and
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -27,6 +28,7 @@ from core.db.tables import (
 from core.db.taxes import TaxBook
 from core.db.thresholds import progressive_billed_cents
 from core.db.webhooks import enqueue_webhooks
+from core.domain.coupons import AppliedCoupon
 from core.domain.periods import Period
 from rater.billing.archive_usage import window_usage
 from rater.billing.assemble import (
@@ -39,11 +41,12 @@ from rater.billing.assemble import (
     take_credits,
     usage_fees,
 )
+from rater.billing.coupons import active_coupons, record_coupons, reduce
 from rater.billing.credits import available_credits, record_taken
 from rater.billing.grouping import payment_due_date
 from rater.billing.reads import last_sequential_ids, load_catalog, subscribed_by_id
 from rater.billing.schedule import Due, charges_days
-from rater.billing.taxing import fee_taxes_of, tax_fees
+from rater.billing.taxing import fee_taxes_of, progressive_shares, tax_fees
 
 
 async def _lock_draft(conn: AsyncConnection, invoice_id: str) -> Any:
@@ -59,10 +62,12 @@ async def _moments(conn: AsyncConnection, invoice_id: str) -> list[Any]:
         select(invoice_subscriptions).where(invoice_subscriptions.c.invoice_id == invoice_id))).all())
 
 
-async def _refresh_locked(conn: AsyncConnection, invoice: Any, moments: list[Any]) -> tuple[int, int]:
+async def _refresh_locked(conn: AsyncConnection, invoice: Any, moments: list[Any],
+                          available: list[AppliedCoupon] | None = None) -> tuple[int, int, int]:
     """Recompute a locked draft's usage fees from the archive (a new snapshot: late events count), what it
-    deducts for its periods' progressive invoices and its taxes; what it bills then before taxes and credit
-    notes, and its taxes, in cents. `moments`: its invoice_subscriptions rows."""
+    deducts for its periods' progressive invoices, its coupons when it is being finalized (`available`: its
+    customer's) and its taxes; what it bills then before coupons, taxes and credit notes, its coupons and
+    its taxes, in cents. `moments`: its invoice_subscriptions rows."""
     invoice_id = invoice.id
     found = await subscribed_by_id(conn, [m.subscription_id for m in moments])
     subscribed = {s.terms.subscription_id: s for s in found}
@@ -91,21 +96,29 @@ async def _refresh_locked(conn: AsyncConnection, invoice: Any, moments: list[Any
     billed = await progressive_billed_cents(conn, [m.subscription_id for m in moments])
     progressive = progressive_credit(total, sum(billed.get((m.subscription_id, m.closes_period_key), 0)
                                                 for m in moments if m.charges_from is not None))
-    taxes_cents = await _retax(conn, invoice, all_rows, progressive,
-                               {s.terms.subscription_id: s.plan_id for s in subscribed.values()})
+    plan_of = {s.terms.subscription_id: s.plan_id for s in subscribed.values()}
+    shares = progressive_shares(all_rows, progressive)
+    coupons_cents = 0
+    if available is not None and total > 0:
+        reduced = reduce(invoice_id, all_rows, plan_of, shares, total - progressive, available, invoice.currency)
+        shares = [a + b for a, b in zip(shares, reduced.shares, strict=True)]
+        coupons_cents = reduced.coupons_cents
+        await record_coupons(conn, reduced.credit_rows, reduced.taken)
+    taxes_cents = await _retax(conn, invoice, all_rows, shares, plan_of)
     await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
         fees_amount_cents=total, progressive_billing_credit_amount_cents=progressive,
-        total_amount_cents=total - progressive + taxes_cents, updated_at=func.now()))
-    return total - progressive, taxes_cents
+        coupons_amount_cents=coupons_cents, total_amount_cents=total - progressive - coupons_cents + taxes_cents,
+        updated_at=func.now()))
+    return total - progressive, coupons_cents, taxes_cents
 
 
-async def _retax(conn: AsyncConnection, invoice: Any, fee_rows: list[dict[str, Any]], progressive: int,
+async def _retax(conn: AsyncConnection, invoice: Any, fee_rows: list[dict[str, Any]], shares: list[Decimal],
                  plan_of: dict[str, str]) -> int:
     """Tax a draft's fees again with the taxes in force now (a draft follows its customer's, plan's and
     charges' taxes until it is finalized, as Lago refreshes it); the invoice's taxes in cents."""
     book = await TaxBook.load(conn, charge_ids=[row["charge_id"] for row in fee_rows], plan_ids=plan_of.values(),
                               customer_ids=[invoice.customer_id], organization_ids=[invoice.organization_id])
-    taxed = tax_fees(invoice.id, fee_rows, progressive,
+    taxed = tax_fees(invoice.id, fee_rows, shares,
                      partial(fee_taxes_of, book, plan_of, invoice.customer_id, invoice.organization_id))
     fee_ids = [row["id"] for row in fee_rows]
     if fee_ids:
@@ -148,7 +161,8 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
     moments = await _moments(conn, invoice_id)
     await close_periods(conn, [(m.subscription_id, m.closes_period_key) for m in moments
                                if m.closes_period_key is not None])
-    total, taxes_cents = await _refresh_locked(conn, invoice, moments)
+    available = (await active_coupons(conn, [invoice.customer_id]))[invoice.customer_id]
+    total, coupons_cents, taxes_cents = await _refresh_locked(conn, invoice, moments, available)
     name = (await conn.execute(select(organizations.c.name).where(organizations.c.id == invoice.organization_id))
             ).scalar_one()
     # the payment term and $0 rule in force when the invoice is finalized, as Lago reads them then
@@ -156,7 +170,8 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
         select(PAYMENT_TERM.label("term"), FINALIZE_ZERO_AMOUNT.label("zero"))
         .join_from(customers, organizations, organizations.c.id == customers.c.organization_id)
         .where(customers.c.id == invoice.customer_id))).one()
-    if final_status(total, finalizes_zero_amount(customer.zero)) == "closed":
+    total -= coupons_cents  # what is billed before taxes
+    if final_status(total + coupons_cents, finalizes_zero_amount(customer.zero)) == "closed":
         await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
             status="closed", updated_at=func.now()))
         return True

@@ -54,10 +54,11 @@ from rater.billing.assemble import (
     take_credits,
     total_cents,
 )
+from rater.billing.coupons import active_coupons, record_coupons, reduce
 from rater.billing.credits import available_credits, record_taken
 from rater.billing.grouping import payment_due_date
 from rater.billing.reads import last_sequential_ids
-from rater.billing.taxing import fee_taxes_of, tax_fees
+from rater.billing.taxing import fee_taxes_of, progressive_shares, tax_fees
 
 BATCH = 50  # crossings invoiced per round
 PROGRESSIVE_BILLING = "progressive_billing"  # such an invoice's type, and its moment's invoicing reason
@@ -122,9 +123,13 @@ async def invoice_crossing(conn: AsyncConnection, crossing_id: str) -> int:
     rows = fee_rows(invoice_id, sub_id, lines, sub.plan_amount_currency, 0)
     book = await TaxBook.load(conn, charge_ids=[line.charge_id for line in lines], plan_ids=[sub.plan_id],
                               customer_ids=[sub.customer_id], organization_ids=[sub.organization_id])
-    taxed = tax_fees(invoice_id, rows, credit,
+    shares = progressive_shares(rows, credit)
+    available = (await active_coupons(conn, [sub.customer_id]))[sub.customer_id]
+    reduced = reduce(invoice_id, rows, {sub_id: sub.plan_id}, shares, total - credit, available,
+                     sub.plan_amount_currency)
+    taxed = tax_fees(invoice_id, rows, [a + b for a, b in zip(shares, reduced.shares, strict=True)],
                      partial(fee_taxes_of, book, {sub_id: sub.plan_id}, sub.customer_id, sub.organization_id))
-    due = total - credit + taxed.invoice_taxes.amount_cents
+    due = total - credit - reduced.coupons_cents + taxed.invoice_taxes.amount_cents
     taken = [(invoice_id, note_id, cents) for note_id, cents in
              take_credits((await available_credits(conn, [sub.customer_id]))[sub.customer_id], due)]
     credited = sum(cents for *_, cents in taken)
@@ -136,6 +141,7 @@ async def invoice_crossing(conn: AsyncConnection, crossing_id: str) -> int:
         invoice_type=PROGRESSIVE_BILLING, fees_amount_cents=total, progressive_billing_credit_amount_cents=credit,
         credit_notes_amount_cents=credited, total_amount_cents=due - credited, sequential_id=sequential_id,
         taxes_amount_cents=taxed.invoice_taxes.amount_cents, taxes_rate=taxed.invoice_taxes.rate,
+        coupons_amount_cents=reduced.coupons_cents,
         number=invoice_number(sub.organization_name, sub.customer_id, sequential_id), finalized_at=func.now()))
     await conn.execute(insert(invoice_subscriptions).values(
         invoice_id=invoice_id, subscription_id=sub_id,
@@ -148,6 +154,7 @@ async def invoice_crossing(conn: AsyncConnection, crossing_id: str) -> int:
         if applied:
             await conn.execute(insert(table), applied)
     await record_taken(conn, taken)
+    await record_coupons(conn, reduced.credit_rows, reduced.taken)
     await conn.execute(update(progressive_crossings).where(progressive_crossings.c.id == crossing_id)
                        .values(status="invoiced", invoice_id=invoice_id))
     await enqueue_webhooks(conn, sub.organization_id, invoice_id, ["invoice.created"])

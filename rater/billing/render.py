@@ -1,7 +1,7 @@
 """Invoices and fees as Lago's serializers return them (keys of the spec). Pure: rows in, dicts out.
 
-Unsupported features (coupons, prepaid credits, payment providers) are present with zero or empty values
-so typed clients parse.
+Unsupported features (prepaid credits, payment providers) are present with zero or empty values so typed
+clients parse.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequen
     """The invoice as listed (Lago's InvoiceObject): totals, status, the customer, the metadata rows and its
     taxes; a progressive billing invoice with the threshold that made it (`applied_usage_thresholds`,
     rater.billing.documents)."""
-    subtotal = row.fees_amount_cents - row.progressive_billing_credit_amount_cents
+    subtotal = row.fees_amount_cents - row.progressive_billing_credit_amount_cents - row.coupons_amount_cents
     paid = row.payment_status == "succeeded"
     return {
         "lago_id": row.id,
@@ -140,7 +140,7 @@ def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequen
         "payment_status": row.payment_status,
         "currency": row.currency,
         "fees_amount_cents": row.fees_amount_cents,
-        "coupons_amount_cents": 0,
+        "coupons_amount_cents": row.coupons_amount_cents,
         "credit_notes_amount_cents": row.credit_notes_amount_cents,
         "sub_total_excluding_taxes_amount_cents": subtotal,
         "taxes_amount_cents": row.taxes_amount_cents,
@@ -172,13 +172,22 @@ def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequen
     }
 
 
+def coupon_credit(row: Any, invoice_row: Any) -> dict[str, Any]:
+    """What a coupon took from an invoice (Lago's CreditObject of a coupon: before taxes)."""
+    return {"lago_id": row.id, "amount_cents": row.amount_cents, "amount_currency": invoice_row.currency,
+            "before_taxes": True,
+            "item": {"lago_item_id": row.coupon_id, "type": "coupon", "code": row.code, "name": row.name},
+            "invoice": {"lago_id": invoice_row.id, "payment_status": invoice_row.payment_status}}
+
+
 def invoice_extended(row: Any, customer: dict[str, Any], fees: Sequence[dict[str, Any]],
                      subscriptions: Sequence[dict[str, Any]], billing_periods: Sequence[dict[str, Any]],
                      applied_usage_thresholds: Sequence[dict[str, Any]] = (), metadata: Sequence[Any] = (),
-                     applied_taxes: Sequence[Any] = ()) -> dict[str, Any]:
-    """The invoice as fetched one by one (Lago's InvoiceObjectExtended)."""
+                     applied_taxes: Sequence[Any] = (), credits: Sequence[Any] = ()) -> dict[str, Any]:
+    """The invoice as fetched one by one (Lago's InvoiceObjectExtended), with what its coupons took."""
     return {**invoice(row, customer, applied_usage_thresholds, metadata, applied_taxes), "fees": list(fees),
-            "subscriptions": list(subscriptions), "billing_periods": list(billing_periods), "credits": [],
+            "subscriptions": list(subscriptions), "billing_periods": list(billing_periods),
+            "credits": [coupon_credit(credit, row) for credit in credits],
             "error_details": []}
 
 

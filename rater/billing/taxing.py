@@ -1,10 +1,10 @@
 """The taxes of an invoice's fees and of the invoice (core.domain.taxes), as rows to write.
 
-What the invoice deducts before taxes (its progressive billing credit) is spread over its usage fees in
+What the invoice deducts before taxes is its progressive billing credit, spread over its usage fees in
 proportion to their amounts (the usage the earlier progressive invoices billed), what they cannot take over
-its other fees; each fee is taxed on its amount less its share, with the taxes that apply to it (`taxes_of`:
-charge, plan, customer, organization), so the taxed amounts add up to the invoice's subtotal. Pure (the tax
-book is read before).
+its other fees (`progressive_shares`), and its coupons (rater.billing.coupons). Each fee is taxed on its
+amount less its shares, with the taxes that apply to it (`taxes_of`: charge, plan, customer, organization),
+so the taxed amounts add up to the invoice's subtotal. Pure (the tax book is read before).
 """
 
 from __future__ import annotations
@@ -40,15 +40,20 @@ def fee_taxes_of(book: TaxBook, plan_of: dict[str, str], customer_id: str, organ
                         customer_id, organization_id)
 
 
-def tax_fees(invoice_id: str, fee_rows: Sequence[dict[str, Any]], deduction_cents: int,
-             taxes_of: Callable[[dict[str, Any]], Sequence[Tax]]) -> Taxed:
-    """Set each fee row's taxes and share of the deduction (in place); the invoice's taxes and the rows of
-    both."""
+def progressive_shares(fee_rows: Sequence[dict[str, Any]], deduction_cents: int) -> list[Decimal]:
+    """Each fee's share of the progressive billing credit: the usage fees', then what they cannot take."""
     shares = spread(deduction_cents, [row["amount_cents"] if row["fee_type"] == "charge" else 0 for row in fee_rows])
     left = deduction_cents - sum(shares)
     if left >= 1:  # more than the usage fees (usage that went down since): the rest from the other fees
         rest = spread(int(left), [row["amount_cents"] if row["fee_type"] != "charge" else 0 for row in fee_rows])
         shares = [share + more for share, more in zip(shares, rest, strict=True)]
+    return shares
+
+
+def tax_fees(invoice_id: str, fee_rows: Sequence[dict[str, Any]], shares: Sequence[Decimal],
+             taxes_of: Callable[[dict[str, Any]], Sequence[Tax]]) -> Taxed:
+    """Set each fee row's taxes and its share of what the invoice deducts before taxes (`shares`: progressive
+    credit and coupons) in place; the invoice's taxes and the rows of both."""
     bases: list[tuple[Decimal, Sequence[Tax]]] = []
     fee_applied: list[dict[str, Any]] = []
     for row, share in zip(fee_rows, shares, strict=True):

@@ -26,6 +26,7 @@ from core.db.tables import fee_applied_taxes, fees, invoice_applied_taxes, invoi
 from core.db.taxes import TaxBook
 from core.db.thresholds import progressive_billed_cents
 from core.db.webhooks import enqueue_webhooks
+from core.domain.coupons import Taken
 from rater.billing.assemble import (
     draft_number,
     fee_rows,
@@ -37,10 +38,11 @@ from rater.billing.assemble import (
     take_credits,
     total_cents,
 )
+from rater.billing.coupons import active_coupons, record_coupons, reduce
 from rater.billing.credits import available_credits, credit_unused_fees, record_taken
 from rater.billing.grouping import Catalog, Group, grace_until, is_final, payment_due_date
 from rater.billing.reads import UsageByMoment, last_sequential_ids, prefetch_usage
-from rater.billing.taxing import fee_taxes_of, tax_fees
+from rater.billing.taxing import fee_taxes_of, progressive_shares, tax_fees
 
 # Customers are locked in their order (core.db.locks): no deadlock. A transaction that
 # finalizes invoices commits durably (a finalized invoice is acted upon: numbered, sent; and the
@@ -101,7 +103,10 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
         conn, charge_ids=[line.charge_id for plan_id in plan_ids for line in catalog.get(plan_id, [])],
         plan_ids=plan_ids, customer_ids=[g.customer_id for g in groups],
         organization_ids=[g.organization_id for g in groups])
+    available = await active_coupons(conn, sorted({g.customer_id for g in finals}))
     written, moments, fee_list, webhooks, fee_taxes, invoice_taxes = [], [], [], [], [], []
+    coupon_rows: list[dict[str, Any]] = []
+    coupons_taken: list[Taken] = []
     for group in groups:
         invoice_id = str(uuid.uuid4())
         rows: list[dict[str, Any]] = []
@@ -120,14 +125,24 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
             if due.closes is not None and due.charges is not None))
         subtotal = total - progressive
         plan_of = {sub.terms.subscription_id: sub.plan_id for sub, _ in group.items}
-        taxed = tax_fees(invoice_id, rows, progressive, partial(
+        # terminations whose invoice is skipped: their moments are billed for good, unseen
+        status = "draft" if not final else "closed" if group.skipped else final_status(subtotal,
+                                                                                       group.finalize_zero_amount)
+        shares = progressive_shares(rows, progressive)
+        coupons_cents = 0
+        if status == "finalized" and total > 0:  # a draft takes its coupons when it is finalized
+            reduced = reduce(invoice_id, rows, plan_of, shares, subtotal, available[group.customer_id],
+                             group.currency)
+            shares = [a + b for a, b in zip(shares, reduced.shares, strict=True)]
+            coupons_cents = reduced.coupons_cents
+            coupon_rows += reduced.credit_rows
+            coupons_taken += reduced.taken
+        subtotal -= coupons_cents
+        taxed = tax_fees(invoice_id, rows, shares, partial(
             fee_taxes_of, book, plan_of, group.customer_id, group.organization_id))
         fee_taxes += taxed.fee_applied_taxes
         invoice_taxes += taxed.invoice_applied_taxes
         taxes_cents = taxed.invoice_taxes.amount_cents
-        # terminations whose invoice is skipped: their moments are billed for good, unseen
-        status = "draft" if not final else "closed" if group.skipped else final_status(subtotal,
-                                                                                       group.finalize_zero_amount)
         sequential_id, number = None, draft_number(group.organization_name, group.customer_id)
         credited = 0
         if status == "finalized":
@@ -146,6 +161,7 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
                                if status == "finalized" else "pending"),
             "currency": group.currency, "fees_amount_cents": total,
             "progressive_billing_credit_amount_cents": progressive, "credit_notes_amount_cents": credited,
+            "coupons_amount_cents": coupons_cents,
             "taxes_amount_cents": taxes_cents, "taxes_rate": taxed.invoice_taxes.rate,
             "total_amount_cents": subtotal + taxes_cents - credited,
             "sequential_id": sequential_id, "number": number,
@@ -159,6 +175,7 @@ async def write_groups(conn: AsyncConnection, groups: Sequence[Group], catalog: 
         if rows:
             await conn.execute(insert(table), rows)
     await record_taken(conn, taken)
+    await record_coupons(conn, coupon_rows, coupons_taken)
     for organization_id, invoice_id, kinds in webhooks:
         await enqueue_webhooks(conn, organization_id, invoice_id, kinds)
     return len(groups)

@@ -283,3 +283,40 @@ def tax_input(creating: bool) -> Schema:
         "description": input_text(max_length=10_000),
         "applied_to_organization": _FLAG,
     }, required=("name", "code", "rate") if creating else ())
+
+
+_PERCENTAGE = {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+                         text(pattern="^\\s*[0-9]+(\\.[0-9]{1,5})?\\s*$"), {"type": "null"}],
+               "description": "More than 0, at most 100, 5 decimals at most (`value_is_out_of_range`)."}
+
+
+def coupon_input(creating: bool) -> Schema:
+    return open_object({
+        "name": input_text(required=creating), "code": input_text(required=creating, identifier=True),
+        "description": input_text(max_length=10_000),
+        "coupon_type": _choice(("fixed_amount", "percentage"), required=creating),
+        "amount_cents": nullable(integer("A fixed amount's (required).", minimum=1, maximum=MAX_AMOUNT_CENTS)),
+        "amount_currency": nullable(text("A fixed amount's (required).", pattern=CURRENCY)),
+        "percentage_rate": _PERCENTAGE,
+        "frequency": _choice(("once", "recurring", "forever"), required=creating),
+        "frequency_duration": nullable(integer("Invoices a `recurring` coupon reduces (required).", minimum=1)),
+        "reusable": _FLAG,
+        "expiration": _choice(("no_expiration", "time_limit"), required=creating),
+        "expiration_at": nullable(text("ISO 8601; with `time_limit` (required), from today on (`invalid_date`).")),
+        "applies_to": nullable(open_object({
+            "plan_codes": nullable(array(input_text(required=True))),
+            "billable_metric_codes": nullable(array(input_text(required=True))),
+        }, "Plans or metrics, not both (405 `only_one_limitation_type_per_coupon_allowed`); once applied, not "
+           "changeable (`not_editable_once_applied`).")),
+    }, required=("name", "code", "coupon_type", "frequency", "expiration") if creating else ())
+
+
+APPLIED_COUPON_INPUT = open_object({
+    "external_customer_id": input_text(required=True, identifier=True),
+    "coupon_code": input_text(required=True, identifier=True),
+    "amount_cents": nullable(integer(minimum=1, maximum=MAX_AMOUNT_CENTS)),
+    "amount_currency": nullable(text(pattern=CURRENCY)),
+    "percentage_rate": _PERCENTAGE,
+    "frequency": _choice(("once", "recurring", "forever")),
+    "frequency_duration": nullable(integer(minimum=1)),
+}, required=("external_customer_id", "coupon_code"))

@@ -91,6 +91,34 @@ FEE_APPLIED_TAX = _applied_tax("fee", {})
 INVOICE_APPLIED_TAX = _applied_tax("invoice", {"fees_amount_cents": integer("The taxed amount of the fees.")})
 CREDIT_NOTE_APPLIED_TAX = _applied_tax("credit_note", {"base_amount_cents": integer("The credited amount taxed.")})
 
+COUPON = closed({
+    "lago_id": uuid(), "name": text(), "code": text(), "description": nullable(text()),
+    "coupon_type": text(enum=("fixed_amount", "percentage")), "amount_cents": nullable(integer(minimum=1)),
+    "amount_currency": nullable(CURRENCY_CODE), "reusable": boolean(), "limited_plans": boolean(),
+    "plan_codes": array(text()), "limited_billable_metrics": boolean(), "billable_metric_codes": array(text()),
+    "percentage_rate": nullable(text("A percentage, as a decimal string.")),
+    "frequency": text(enum=("once", "recurring", "forever")), "frequency_duration": nullable(integer(minimum=1)),
+    "expiration": text(enum=("no_expiration", "time_limit")), "expiration_at": nullable(moment()),
+    "created_at": moment(), "terminated_at": nullable(moment()),
+})
+APPLIED_COUPON = closed({
+    "lago_id": uuid(), "lago_coupon_id": uuid(), "coupon_code": text(), "coupon_name": text(),
+    "coupon_description": nullable(text()), "coupon_status": text(enum=("active", "terminated")),
+    "coupon_deleted_at": nullable(moment()), "lago_customer_id": uuid(), "external_customer_id": text(),
+    "status": text(enum=("active", "terminated")), "amount_cents": nullable(integer(minimum=1)),
+    "amount_cents_remaining": nullable(integer("What is left of a `once` fixed amount.")),
+    "amount_currency": nullable(CURRENCY_CODE), "percentage_rate": nullable(text()),
+    "frequency": text(enum=("once", "recurring", "forever")), "frequency_duration": nullable(integer(minimum=1)),
+    "frequency_duration_remaining": nullable(integer(minimum=0)), "expiration_at": nullable(moment()),
+    "created_at": moment(), "terminated_at": nullable(moment()),
+})
+CREDIT = closed({
+    "lago_id": uuid(), "amount_cents": integer(minimum=1), "amount_currency": CURRENCY_CODE,
+    "before_taxes": const(True, "Coupons reduce an invoice before its taxes."),
+    "item": closed({"lago_item_id": uuid(), "type": const("coupon"), "code": text(), "name": text()}),
+    "invoice": closed({"lago_id": uuid(), "payment_status": text(enum=PAYMENT_STATUSES)}),
+})
+
 CHARGE = closed({
     "lago_id": uuid(), "lago_billable_metric_id": uuid(), "billable_metric_code": text(),
     "code": const(None, "Charge codes are not kept."),
@@ -223,7 +251,8 @@ FEE = closed({
     "payment_status": text(enum=("pending", "succeeded")), "created_at": moment(),
     "succeeded_at": nullable(moment()), "failed_at": const(None), "refunded_at": const(None),
     "event_transaction_id": const(None), "description": const(None),
-    "precise_coupons_amount_cents": text("Its share of the invoice's progressive billing credit (precise cents)."),
+    "precise_coupons_amount_cents": text("Its share of what the invoice deducts before taxes: its progressive "
+                                         "billing credit and coupons (precise cents)."),
     "sub_total_excluding_taxes_amount_cents": integer(),
     "sub_total_excluding_taxes_precise_amount_cents": text(), "amount_details": closed({}),
     "self_billed": const(False), "item": _FEE_ITEM, "applied_taxes": array(ref("FeeAppliedTax")),
@@ -257,7 +286,8 @@ INVOICE = closed({
     "invoice_type": text("`progressive_billing` for an invoice a usage threshold triggered.",
                          enum=("subscription", PROGRESSIVE_BILLING)),
     "status": text(enum=VISIBLE_STATUSES), "payment_status": text(enum=PAYMENT_STATUSES),
-    "currency": CURRENCY_CODE, "fees_amount_cents": integer(), "coupons_amount_cents": _ZERO,
+    "currency": CURRENCY_CODE, "fees_amount_cents": integer(),
+    "coupons_amount_cents": integer("What its customer's coupons took (a finalized invoice's).", minimum=0),
     "credit_notes_amount_cents": integer("Taken from the customer's credit notes.", minimum=0),
     "sub_total_excluding_taxes_amount_cents": integer("Fees less the progressive billing credit."),
     "taxes_amount_cents": integer(),
@@ -279,7 +309,7 @@ INVOICE = closed({
 }, optional=("sequential_id",))
 
 INVOICE_EXTENDED = closed({**INVOICE["properties"], "fees": array(ref("Fee")), "subscriptions": array(ref(
-    "Subscription")), "billing_periods": array(ref("BillingPeriod")), "credits": empty_list(_UNSUPPORTED),
+    "Subscription")), "billing_periods": array(ref("BillingPeriod")), "credits": array(ref("Credit")),
     "error_details": empty_list(_UNSUPPORTED)}, optional=("sequential_id",))
 
 _CHARGE_USAGE = closed({
@@ -385,6 +415,7 @@ OBJECT_SCHEMAS: dict[str, Schema] = {
     "BillableMetric": BILLABLE_METRIC, "ChargeProperties": CHARGE_PROPERTIES, "Charge": CHARGE, "Plan": PLAN,
     "Customer": CUSTOMER, "Subscription": SUBSCRIPTION, "SubscriptionExtended": SUBSCRIPTION_EXTENDED,
     "Fee": FEE, "BillingPeriod": BILLING_PERIOD, "Invoice": INVOICE, "InvoiceExtended": INVOICE_EXTENDED,
+    "Coupon": COUPON, "AppliedCoupon": APPLIED_COUPON, "Credit": CREDIT,
     "Tax": TAX, "FeeAppliedTax": FEE_APPLIED_TAX, "InvoiceAppliedTax": INVOICE_APPLIED_TAX,
     "CreditNoteAppliedTax": CREDIT_NOTE_APPLIED_TAX,
     "CustomerUsage": CUSTOMER_USAGE, "CreditNote": CREDIT_NOTE, "WebhookEndpoint": WEBHOOK_ENDPOINT,

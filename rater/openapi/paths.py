@@ -59,15 +59,18 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "customer": {"external_id": "acme", "name": "Acme Inc", "currency": "USD", "timezone": "America/New_York"},
     "subscription": {"external_customer_id": "acme", "plan_code": "segment_team", "external_id": "sub-acme"},
     "tax": {"name": "VAT", "code": "vat_20", "rate": "20.0", "description": "Standard VAT"},
+    "coupon": {"name": "Welcome", "code": "welcome_10", "coupon_type": "fixed_amount", "amount_cents": 1000,
+               "amount_currency": "USD", "frequency": "once", "expiration": "no_expiration"},
 }
 UPDATE_EXAMPLES: dict[str, dict[str, Any]] = {
     "billable_metric": {"description": "Distinct user_id values in the period"},
     "plan": {"description": "Segment's Team plan"},
     "subscription": {"name": "Acme on Team"},
     "tax": {"description": "Standard VAT (20%)"},
+    "coupon": {"description": "$10 off the first invoice"},
 }
 _KEYS = {"billable_metric": "code", "plan": "code", "customer": "external_id", "subscription": "external_id",
-         "tax": "code"}
+         "tax": "code", "coupon": "code"}
 
 
 def _crud(tag: str, root: str, plural: str, schema: str, key: str, resource: str, *, create: Schema,
@@ -124,6 +127,31 @@ def catalog_paths() -> dict[str, Any]:
     paths.update(_crud("taxes", "tax", "taxes", "Tax", "code", "tax", create=inputs.tax_input(True),
                        update=inputs.tax_input(False), list_parameters=[]))
     paths["/api/v1/taxes"]["get"]["operationId"] = "findAllTaxes"
+    paths.update(_crud("coupons", "coupon", "coupons", "Coupon", "code", "coupon", create=inputs.coupon_input(True),
+                       update=inputs.coupon_input(False), list_parameters=[], writes_find=True))
+    for method in ("post", "put"):  # limited both to plans and to metrics
+        found = paths["/api/v1/coupons" if method == "post" else "/api/v1/coupons/{code}"][method]["responses"]
+        found["405"] = {"$ref": "#/components/responses/NotAllowed"}
+        paths["/api/v1/coupons" if method == "post" else "/api/v1/coupons/{code}"][method]["responses"] = dict(
+            sorted(found.items()))
+    applied = answer("applied_coupon", ref("AppliedCoupon"))
+    listed = page_of("applied_coupons", ref("AppliedCoupon"))
+    filters = [*PAGE_PARAMETERS, _filter("status", text(enum=("active", "terminated")), "Only these (400 otherwise)."),
+               _filter("coupon_code[]", array(text()), "Only these coupons'.")]
+    by_customer = [path_parameter("external_customer_id", "The customer's external_id.", "acme")]
+    paths["/api/v1/applied_coupons"] = {
+        "post": operation("createAppliedCoupon", "Apply a coupon to a customer", "coupons", applied, (404, 422),
+                          body=wrapped("applied_coupon", inputs.APPLIED_COUPON_INPUT),
+                          example={"applied_coupon": {"external_customer_id": "acme", "coupon_code": "welcome_10"}}),
+        "get": operation("findAllAppliedCoupons", "List applied coupons", "coupons", listed, (400,),
+                         parameters=[*filters, _filter("external_customer_id", text(), "Only this customer's.")]),
+    }
+    paths["/api/v1/customers/{external_customer_id}/applied_coupons"] = {"get": operation(
+        "findAllCustomerAppliedCoupons", "List a customer's applied coupons", "coupons", listed, (400, 404),
+        parameters=[*by_customer, *filters])}
+    paths["/api/v1/customers/{external_customer_id}/applied_coupons/{applied_coupon_id}"] = {"delete": operation(
+        "deleteAppliedCoupon", "Terminate an applied coupon", "coupons", applied, (404,),
+        parameters=[*by_customer, path_parameter("applied_coupon_id", "The applied coupon's lago_id.")])}
     paths.update(_crud("customers", "customer", "customers", "Customer", "external_id", "customer",
                        create=inputs.CUSTOMER_INPUT, update=None, writes_find=True, list_parameters=[
                            _filter("currencies[]", array(text(max_length=3)), "Only customers billed in these."),

@@ -1,0 +1,430 @@
+"""/api/v1/coupons and /api/v1/applied_coupons: coupons, applied to customers, that reduce their invoices when
+they are finalized (core.domain.coupons, rater.billing.coupons).
+
+A coupon is named by its `code`. Once applied, only its name, description and expiration can change (its
+amounts and limits are what its applied coupons were given: a change of those is refused, not ignored).
+DELETE marks it deleted and terminates its applied coupons. A coupon past its `expiration_at` cannot be
+applied any more; those applied before keep reducing invoices, as Lago's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.routing import Route
+
+from core.apikeys import authenticate
+from core.db.locks import lock_customers
+from core.db.sql import any_of
+from core.db.tables import (
+    applied_coupons,
+    billable_metrics,
+    coupon_credits,
+    coupon_targets,
+    coupons,
+    customers,
+    invoices,
+    plans,
+)
+from core.http import JSONResponse, bad_request, not_allowed, not_found, ok, validation_error
+from rater.api.common import engine, new_id, org_and_input, page_params, paginate
+from rater.api.customers import live_customer
+from rater.inputs import BAD_FORMAT, INVALID, MANDATORY, MAX_AMOUNT_CENTS, TAKEN, Input
+from rater.serializers import iso
+
+COUPON_TYPES = ("fixed_amount", "percentage")
+FREQUENCIES = ("once", "recurring", "forever")
+EXPIRATIONS = ("no_expiration", "time_limit")
+LIVE = coupons.c.deleted_at.is_(None)
+OUT_OF_RANGE = "value_is_out_of_range"
+# what an applied coupon keeps: changing it afterwards would bill differently than shown
+FROZEN_ONCE_APPLIED = ("code", "coupon_type", "amount_cents", "amount_currency", "percentage_rate", "frequency",
+                       "frequency_duration", "reusable", "applies_to")
+
+
+def _percentage(data: Input, required: bool) -> Decimal | None:
+    value = data.raw.get("percentage_rate")
+    if value is None or value == "":
+        if required:
+            data.fail("percentage_rate", MANDATORY)
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        data.fail("percentage_rate", BAD_FORMAT)
+        return None
+    try:
+        rate = Decimal(str(value).strip())
+    except InvalidOperation:
+        data.fail("percentage_rate", BAD_FORMAT)
+        return None
+    if not rate.is_finite() or not Decimal(0) < rate <= 100 or rate != rate.quantize(Decimal("0.00001")):
+        data.fail("percentage_rate", OUT_OF_RANGE)
+        return None
+    return rate
+
+
+def _codes(data: Input) -> tuple[list[str], list[str]] | None:
+    """`applies_to`: (plan codes, metric codes), or None when not given."""
+    raw = data.raw.get("applies_to")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        data.fail("applies_to", BAD_FORMAT)
+        return None
+    found = []
+    for name in ("plan_codes", "billable_metric_codes"):
+        codes = raw.get(name) or []
+        if not isinstance(codes, list) or not all(isinstance(c, str) and c and len(c) <= 255 for c in codes):
+            data.fail(f"applies_to.{name}", BAD_FORMAT)
+            codes = []
+        found.append(list(dict.fromkeys(codes)))
+    return found[0], found[1]
+
+
+def coupon_values(data: Input, *, creating: bool, current: Any = None) -> dict[str, Any]:
+    """The coupon's fields given (all of them on create), checked against each other as they will be."""
+    values: dict[str, Any] = {}
+    if creating or data.given("name"):
+        values["name"] = data.text("name", required=True)
+    if creating or data.given("code"):
+        values["code"] = data.identifier("code", required=True)
+    if "description" in data.raw:
+        values["description"] = data.text("description", max_length=10_000)
+    for name, options in (("coupon_type", COUPON_TYPES), ("frequency", FREQUENCIES), ("expiration", EXPIRATIONS)):
+        if creating or data.given(name):
+            values[name] = data.choice(name, options, required=True)
+    merged = {**({} if current is None else dict(current._mapping)), **values}
+    kind = merged.get("coupon_type")
+    if data.given("amount_cents") or (creating and kind == "fixed_amount"):
+        values["amount_cents"] = data.integer("amount_cents", required=kind == "fixed_amount", minimum=1,
+                                              maximum=MAX_AMOUNT_CENTS)
+    if data.given("amount_currency") or (creating and kind == "fixed_amount"):
+        values["amount_currency"] = data.currency("amount_currency", required=kind == "fixed_amount")
+    if data.given("percentage_rate") or (creating and kind == "percentage"):
+        values["percentage_rate"] = _percentage(data, required=kind == "percentage")
+    if data.given("frequency_duration") or (creating and merged.get("frequency") == "recurring"):
+        values["frequency_duration"] = data.integer("frequency_duration", required=merged.get("frequency") ==
+                                                    "recurring", minimum=1)
+    if data.given("reusable") or creating:
+        reusable = data.boolean("reusable")
+        values["reusable"] = True if reusable is None else reusable
+    if data.given("expiration_at") or (creating and merged.get("expiration") == "time_limit"):
+        moment = data.moment("expiration_at")
+        if moment is None and merged.get("expiration") == "time_limit" and "expiration_at" not in data.errors:
+            data.fail("expiration_at", MANDATORY)
+        elif moment is not None and moment.date() < datetime.now(UTC).date():
+            data.fail("expiration_at", "invalid_date")
+        values["expiration_at"] = moment
+    if merged.get("expiration") == "no_expiration" and "expiration" in values:
+        values["expiration_at"] = None
+    merged = {**merged, **values}
+    if merged.get("coupon_type") == "fixed_amount":
+        values.update(percentage_rate=None)
+    elif merged.get("coupon_type") == "percentage":
+        values.update(amount_cents=None, amount_currency=None)
+    if merged.get("frequency") != "recurring" and "frequency" in values:
+        values["frequency_duration"] = None
+    data.check()
+    return values
+
+
+async def _targets(conn: AsyncConnection, organization_id: str, codes: tuple[list[str], list[str]] | None
+                   ) -> list[dict[str, Any]] | None:
+    """The coupon_targets rows `applies_to` names (None: not given); 404/405 in Lago's codes."""
+    if codes is None:
+        return None
+    plan_codes, metric_codes = codes
+    if plan_codes and metric_codes:
+        raise not_allowed("only_one_limitation_type_per_coupon_allowed")
+    if plan_codes:
+        found = dict((await conn.execute(select(plans.c.code, plans.c.id).where(
+            plans.c.organization_id == organization_id, plans.c.deleted_at.is_(None),
+            any_of(plans.c.code, plan_codes)))).tuples().all())
+        if len(found) != len(plan_codes):
+            raise not_found("plans")
+        return [{"plan_id": found[code], "billable_metric_id": None} for code in plan_codes]
+    if metric_codes:
+        found = dict((await conn.execute(select(billable_metrics.c.code, billable_metrics.c.id).where(
+            billable_metrics.c.organization_id == organization_id, billable_metrics.c.deleted_at.is_(None),
+            any_of(billable_metrics.c.code, metric_codes)))).tuples().all())
+        if len(found) != len(metric_codes):
+            raise not_found("billable_metrics")
+        return [{"plan_id": None, "billable_metric_id": found[code]} for code in metric_codes]
+    return []
+
+
+async def coupon_documents(conn: AsyncConnection, rows: list[Any]) -> list[dict[str, Any]]:
+    ids = [row.id for row in rows]
+    plan_codes: dict[str, list[str]] = {i: [] for i in ids}
+    metric_codes: dict[str, list[str]] = {i: [] for i in ids}
+    if ids:
+        for target in await conn.execute(
+                select(coupon_targets.c.coupon_id, plans.c.code.label("plan_code"),
+                       billable_metrics.c.code.label("metric_code"))
+                .outerjoin(plans, plans.c.id == coupon_targets.c.plan_id)
+                .outerjoin(billable_metrics, billable_metrics.c.id == coupon_targets.c.billable_metric_id)
+                .where(any_of(coupon_targets.c.coupon_id, ids))):
+            if target.plan_code is not None:
+                plan_codes[target.coupon_id].append(target.plan_code)
+            if target.metric_code is not None:
+                metric_codes[target.coupon_id].append(target.metric_code)
+    return [{
+        "lago_id": row.id, "name": row.name, "code": row.code, "description": row.description,
+        "coupon_type": row.coupon_type, "amount_cents": row.amount_cents, "amount_currency": row.amount_currency,
+        "reusable": row.reusable, "limited_plans": bool(plan_codes[row.id]), "plan_codes": sorted(plan_codes[row.id]),
+        "limited_billable_metrics": bool(metric_codes[row.id]),
+        "billable_metric_codes": sorted(metric_codes[row.id]),
+        "percentage_rate": None if row.percentage_rate is None else str(Decimal(row.percentage_rate).normalize()),
+        "frequency": row.frequency, "frequency_duration": row.frequency_duration, "expiration": row.expiration,
+        "expiration_at": iso(row.expiration_at), "created_at": iso(row.created_at),
+        "terminated_at": iso(row.terminated_at),
+    } for row in rows]
+
+
+async def _live_coupon(conn: AsyncConnection, organization_id: str, code: str, for_update: bool = False) -> Any:
+    query = select(coupons).where(coupons.c.organization_id == organization_id, coupons.c.code == code, LIVE)
+    row = (await conn.execute(query.with_for_update(key_share=True) if for_update else query)).one_or_none()
+    if row is None:
+        raise not_found("coupon")
+    return row
+
+
+async def create_coupon(request: Request) -> JSONResponse:
+    organization_id, raw = await org_and_input(request, "coupon")
+    data = Input(raw)
+    codes = _codes(data)
+    values = coupon_values(data, creating=True)
+    try:
+        async with engine(request).begin() as conn:
+            targets = await _targets(conn, organization_id, codes) or []
+            row = (await conn.execute(coupons.insert().returning(*coupons.c).values(
+                id=new_id(), organization_id=organization_id, **values))).one()
+            if targets:
+                await conn.execute(insert(coupon_targets), [{"coupon_id": row.id, **t} for t in targets])
+            return ok({"coupon": (await coupon_documents(conn, [row]))[0]})
+    except IntegrityError as exc:
+        raise validation_error({"code": [TAKEN]}) from exc
+
+
+async def update_coupon(request: Request) -> JSONResponse:
+    organization_id, raw = await org_and_input(request, "coupon")
+    data = Input(raw)
+    codes = _codes(data)
+    try:
+        async with engine(request).begin() as conn:
+            current = await _live_coupon(conn, organization_id, request.path_params["code"], for_update=True)
+            values = coupon_values(data, creating=False, current=current)
+            applied = bool((await conn.execute(select(exists().where(
+                applied_coupons.c.coupon_id == current.id)))).scalar())
+            if applied:
+                changed = [name for name in FROZEN_ONCE_APPLIED if name in values and values[name] != getattr(
+                    current, name, None)] + (["applies_to"] if codes is not None else [])
+                if changed:
+                    raise validation_error({name: ["not_editable_once_applied"] for name in changed})
+            targets = await _targets(conn, organization_id, codes)
+            row = (await conn.execute(update(coupons).where(coupons.c.id == current.id).returning(*coupons.c)
+                                      .values(updated_at=func.now(), **values))).one()
+            if targets is not None:
+                await conn.execute(delete(coupon_targets).where(coupon_targets.c.coupon_id == row.id))
+                if targets:
+                    await conn.execute(insert(coupon_targets), [{"coupon_id": row.id, **t} for t in targets])
+            return ok({"coupon": (await coupon_documents(conn, [row]))[0]})
+    except IntegrityError as exc:
+        raise validation_error({"code": [TAKEN]}) from exc
+
+
+async def get_coupon(request: Request) -> JSONResponse:
+    organization_id = await authenticate(request)
+    async with engine(request).connect() as conn:
+        row = await _live_coupon(conn, organization_id, request.path_params["code"])
+        return ok({"coupon": (await coupon_documents(conn, [row]))[0]})
+
+
+async def delete_coupon(request: Request) -> JSONResponse:
+    organization_id = await authenticate(request)
+    async with engine(request).begin() as conn:
+        row = await _live_coupon(conn, organization_id, request.path_params["code"], for_update=True)
+        await conn.execute(update(applied_coupons).where(
+            applied_coupons.c.coupon_id == row.id, applied_coupons.c.status == "active").values(
+            status="terminated", terminated_at=func.now(), updated_at=func.now()))
+        row = (await conn.execute(update(coupons).where(coupons.c.id == row.id).returning(*coupons.c).values(
+            deleted_at=func.now(), updated_at=func.now()))).one()
+        return ok({"coupon": (await coupon_documents(conn, [row]))[0]})
+
+
+async def list_coupons(request: Request) -> JSONResponse:
+    organization_id = await authenticate(request)
+    page, per_page = page_params(request)
+    query = (select(coupons).where(coupons.c.organization_id == organization_id, LIVE)
+             .order_by(coupons.c.created_at.desc(), coupons.c.id))
+    async with engine(request).connect() as conn:
+        rows, meta = await paginate(conn, query, page, per_page)
+        return ok({"coupons": await coupon_documents(conn, rows), "meta": meta})
+
+
+def _applied_query() -> Any:
+    remaining = (select(func.coalesce(func.sum(coupon_credits.c.amount_cents), 0))
+                 .join(invoices, invoices.c.id == coupon_credits.c.invoice_id)
+                 .where(coupon_credits.c.applied_coupon_id == applied_coupons.c.id, invoices.c.status != "voided")
+                 .scalar_subquery())
+    return (select(applied_coupons, coupons.c.code.label("coupon_code"), coupons.c.name.label("coupon_name"),
+                   coupons.c.description.label("coupon_description"), coupons.c.deleted_at.label("coupon_deleted_at"),
+                   coupons.c.expiration_at.label("coupon_expiration_at"),
+                   coupons.c.status.label("coupon_status"), customers.c.external_id.label("external_customer_id"),
+                   remaining.label("taken_cents"))
+            .join(coupons, coupons.c.id == applied_coupons.c.coupon_id)
+            .join(customers, customers.c.id == applied_coupons.c.customer_id))
+
+
+def applied_document(row: Any) -> dict[str, Any]:
+    """An applied coupon (Lago's AppliedCouponObject)."""
+    fixed_once = row.frequency == "once" and row.amount_cents is not None
+    return {
+        "lago_id": row.id, "lago_coupon_id": row.coupon_id, "coupon_code": row.coupon_code,
+        "coupon_name": row.coupon_name, "coupon_description": row.coupon_description,
+        "coupon_status": "terminated" if row.coupon_deleted_at is not None else row.coupon_status,
+        "coupon_deleted_at": iso(row.coupon_deleted_at), "lago_customer_id": row.customer_id,
+        "external_customer_id": row.external_customer_id, "status": row.status,
+        "amount_cents": row.amount_cents,
+        "amount_cents_remaining": (row.amount_cents - int(row.taken_cents)) if fixed_once else None,
+        "amount_currency": row.amount_currency,
+        "percentage_rate": None if row.percentage_rate is None else str(Decimal(row.percentage_rate).normalize()),
+        "frequency": row.frequency, "frequency_duration": row.frequency_duration,
+        "frequency_duration_remaining": row.frequency_duration_remaining,
+        "expiration_at": iso(row.coupon_expiration_at), "created_at": iso(row.created_at),
+        "terminated_at": iso(row.terminated_at),
+    }
+
+
+async def apply_coupon(request: Request) -> JSONResponse:
+    """Apply a coupon to a customer, with the coupon's amounts and frequency unless given (Lago's checks, in
+    Lago's order: customer, coupon, reusability, currency)."""
+    organization_id, raw = await org_and_input(request, "applied_coupon")
+    data = Input(raw)
+    external_customer_id = data.identifier("external_customer_id", required=True)
+    coupon_code = data.identifier("coupon_code", required=True)
+    overrides: dict[str, Any] = {}
+    if data.given("amount_cents"):
+        overrides["amount_cents"] = data.integer("amount_cents", minimum=1, maximum=MAX_AMOUNT_CENTS)
+    if data.given("amount_currency"):
+        overrides["amount_currency"] = data.currency("amount_currency")
+    if data.given("percentage_rate"):
+        overrides["percentage_rate"] = _percentage(data, required=False)
+    if data.given("frequency"):
+        overrides["frequency"] = data.choice("frequency", FREQUENCIES)
+    if data.given("frequency_duration"):
+        overrides["frequency_duration"] = data.integer("frequency_duration", minimum=1)
+    data.check()
+    async with engine(request).begin() as conn:
+        customer = await live_customer(conn, organization_id, external_customer_id or "")
+        if customer is None:
+            raise not_found("customer")
+        await lock_customers(conn, [customer.id])  # a billing run takes its coupons before or after this
+        coupon = (await conn.execute(select(coupons).where(
+            coupons.c.organization_id == organization_id, coupons.c.code == coupon_code, LIVE,
+            coupons.c.status == "active"))).one_or_none()
+        if coupon is None or (coupon.expiration_at is not None and coupon.expiration_at <= datetime.now(UTC)):
+            raise not_found("coupon")
+        if not coupon.reusable and (await conn.execute(select(exists().where(
+                applied_coupons.c.coupon_id == coupon.id, applied_coupons.c.customer_id == customer.id)))).scalar():
+            raise validation_error({"coupon": ["coupon_is_not_reusable"]})
+        values = {name: getattr(coupon, name) for name in ("amount_cents", "amount_currency", "percentage_rate",
+                                                           "frequency", "frequency_duration")}
+        values.update(overrides)
+        if coupon.coupon_type == "percentage":
+            values.update(amount_cents=None, amount_currency=None)
+        elif values.get("percentage_rate") is not None and "percentage_rate" in overrides:
+            raise validation_error({"percentage_rate": [INVALID]})  # a fixed amount coupon has no rate
+        if values["frequency"] == "recurring" and not values["frequency_duration"]:
+            raise validation_error({"frequency_duration": [MANDATORY]})
+        if values["frequency"] != "recurring":
+            values["frequency_duration"] = None
+        if coupon.coupon_type == "fixed_amount":
+            if customer.currency is None:
+                await conn.execute(update(customers).where(customers.c.id == customer.id).values(
+                    currency=values["amount_currency"]))
+            elif customer.currency != values["amount_currency"]:
+                raise validation_error({"currency": ["currencies_does_not_match"]})
+        applied_id = new_id()
+        await conn.execute(insert(applied_coupons).values(
+            id=applied_id, organization_id=organization_id, coupon_id=coupon.id, customer_id=customer.id,
+            frequency_duration_remaining=values["frequency_duration"], **values))
+        row = (await conn.execute(_applied_query().where(applied_coupons.c.id == applied_id))).one()
+        return ok({"applied_coupon": applied_document(row)})
+
+
+async def list_applied_coupons(request: Request) -> JSONResponse:
+    organization_id = await authenticate(request)
+    return await _list_applied(request, organization_id, request.query_params.get("external_customer_id"))
+
+
+async def list_customer_applied_coupons(request: Request) -> JSONResponse:
+    organization_id = await authenticate(request)
+    async with engine(request).connect() as conn:
+        if await live_customer(conn, organization_id, request.path_params["external_customer_id"]) is None:
+            raise not_found("customer")
+    return await _list_applied(request, organization_id, request.path_params["external_customer_id"])
+
+
+async def _list_applied(request: Request, organization_id: str, external_customer_id: str | None) -> JSONResponse:
+    page, per_page = page_params(request)
+    query = _applied_query().where(applied_coupons.c.organization_id == organization_id,
+                                   customers.c.deleted_at.is_(None))
+    status = request.query_params.get("status")
+    if status is not None:
+        if status not in ("active", "terminated"):
+            raise bad_request("status must be active or terminated")
+        query = query.where(applied_coupons.c.status == status)
+    if external_customer_id:
+        query = query.where(customers.c.external_id == external_customer_id)
+    codes = request.query_params.getlist("coupon_code[]")
+    if codes:
+        query = query.where(any_of(coupons.c.code, codes))
+    async with engine(request).connect() as conn:
+        rows, meta = await paginate(conn, query.order_by(applied_coupons.c.created_at.desc(), applied_coupons.c.id),
+                                    page, per_page)
+    return ok({"applied_coupons": [applied_document(row) for row in rows], "meta": meta})
+
+
+async def terminate_applied_coupon(request: Request) -> JSONResponse:
+    organization_id = await authenticate(request)
+    async with engine(request).begin() as conn:
+        customer = await live_customer(conn, organization_id, request.path_params["external_customer_id"])
+        if customer is None:
+            raise not_found("customer")
+        await lock_customers(conn, [customer.id])
+        applied_id = request.path_params["applied_coupon_id"]
+        try:
+            uuid.UUID(applied_id)
+        except ValueError as exc:
+            raise not_found("applied_coupon") from exc
+        found = (await conn.execute(select(applied_coupons.c.id).where(
+            applied_coupons.c.customer_id == customer.id, applied_coupons.c.id == applied_id))).scalar_one_or_none()
+        if found is None:
+            raise not_found("applied_coupon")
+        await conn.execute(update(applied_coupons).where(applied_coupons.c.id == found).values(
+            status="terminated", terminated_at=func.coalesce(applied_coupons.c.terminated_at, func.now()),
+            updated_at=func.now()))
+        row = (await conn.execute(_applied_query().where(applied_coupons.c.id == found))).one()
+        return ok({"applied_coupon": applied_document(row)})
+
+
+ROUTES = [
+    Route("/api/v1/coupons", create_coupon, methods=["POST"]),
+    Route("/api/v1/coupons", list_coupons, methods=["GET"]),
+    Route("/api/v1/coupons/{code:path}", get_coupon, methods=["GET"]),
+    Route("/api/v1/coupons/{code:path}", update_coupon, methods=["PUT"]),
+    Route("/api/v1/coupons/{code:path}", delete_coupon, methods=["DELETE"]),
+    Route("/api/v1/applied_coupons", apply_coupon, methods=["POST"]),
+    Route("/api/v1/applied_coupons", list_applied_coupons, methods=["GET"]),
+    Route("/api/v1/customers/{external_customer_id}/applied_coupons", list_customer_applied_coupons,
+          methods=["GET"]),
+    Route("/api/v1/customers/{external_customer_id}/applied_coupons/{applied_coupon_id}",
+          terminate_applied_coupon, methods=["DELETE"]),
+]

@@ -1,0 +1,129 @@
+"""Coupons through the API: `/coupons`, `/applied_coupons` with Lago's errors, Lago's Python client, and the
+contract's Team invoice reduced by a $10 coupon before its 20% VAT, to the cent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from lago_python_client.client import Client
+from lago_python_client.models import AppliedCoupon, Coupon, Customer
+
+from meterline.example import team_plan
+from tests.builders import metric_body
+from tests.conftest import Stack
+from tests.e2e.invoice_support import bill, create, invoices_of, mtu_events, send, subscribe, wait_archived
+
+CODE = "monthly_tracked_users"
+WELCOME = {"name": "Welcome", "code": "welcome", "coupon_type": "fixed_amount", "amount_cents": 1000,
+           "amount_currency": "USD", "frequency": "once", "expiration": "no_expiration"}
+
+
+def refused(response: httpx.Response, status: int) -> Any:
+    assert response.status_code == status, response.text
+    body = response.json()
+    return body.get("error_details", body.get("code"))
+
+
+def test_coupons_and_applied_coupons_with_lagos_errors(client: httpx.Client, unique: str) -> None:
+    made = create(client, "/coupons", "coupon", WELCOME)
+    assert {k: made[k] for k in ("code", "coupon_type", "amount_cents", "frequency", "reusable", "limited_plans",
+                                 "percentage_rate")} == {
+        "code": "welcome", "coupon_type": "fixed_amount", "amount_cents": 1000, "frequency": "once",
+        "reusable": True, "limited_plans": False, "percentage_rate": None}
+    assert refused(client.post("/coupons", json={"coupon": WELCOME}), 422) == {"code": ["value_already_exist"]}
+    assert refused(client.post("/coupons", json={"coupon": {**WELCOME, "code": "x", "amount_cents": None}}), 422
+                   ) == {"amount_cents": ["value_is_mandatory"]}
+    assert refused(client.post("/coupons", json={"coupon": {**WELCOME, "code": "x", "frequency": "recurring"}}),
+                   422) == {"frequency_duration": ["value_is_mandatory"]}
+    assert refused(client.post("/coupons", json={"coupon": {
+        **WELCOME, "code": "x", "coupon_type": "percentage", "percentage_rate": "120"}}), 422) == {
+        "percentage_rate": ["value_is_out_of_range"]}
+    assert refused(client.post("/coupons", json={"coupon": {
+        **WELCOME, "code": "x", "expiration": "time_limit", "expiration_at": "2020-01-01T00:00:00Z"}}), 422) == {
+        "expiration_at": ["invalid_date"]}
+    assert refused(client.post("/coupons", json={"coupon": {
+        **WELCOME, "code": "x", "applies_to": {"plan_codes": ["p"], "billable_metric_codes": ["m"]}}}), 405) == \
+        "only_one_limitation_type_per_coupon_allowed"
+    assert refused(client.post("/coupons", json={"coupon": {**WELCOME, "code": "x", "applies_to": {
+        "plan_codes": ["nope"]}}}), 404) == "plans_not_found"
+    assert client.get("/coupons/x").status_code == 404  # nothing was stored
+
+    create(client, "/customers", "customer", {"external_id": f"c-{unique}", "currency": "USD"})
+    create(client, "/customers", "customer", {"external_id": f"eur-{unique}", "currency": "EUR"})
+    once = {**WELCOME, "code": "once", "reusable": False}
+    create(client, "/coupons", "coupon", once)
+    apply = {"external_customer_id": f"c-{unique}", "coupon_code": "once"}
+    applied = create(client, "/applied_coupons", "applied_coupon", apply)
+    assert (applied["status"], applied["amount_cents"], applied["amount_cents_remaining"]) == ("active", 1000, 1000)
+    assert refused(client.post("/applied_coupons", json={"applied_coupon": apply}), 422) == {
+        "coupon": ["coupon_is_not_reusable"]}
+    assert refused(client.post("/applied_coupons", json={"applied_coupon": {**apply, "external_customer_id": "no"}}),
+                   404) == "customer_not_found"
+    assert refused(client.post("/applied_coupons", json={"applied_coupon": {**apply, "coupon_code": "no"}}),
+                   404) == "coupon_not_found"
+    assert refused(client.post("/applied_coupons", json={"applied_coupon": {
+        "external_customer_id": f"eur-{unique}", "coupon_code": "welcome"}}), 422) == {
+        "currency": ["currencies_does_not_match"]}
+    assert refused(client.put("/coupons/once", json={"coupon": {"amount_cents": 5}}), 422) == {
+        "amount_cents": ["not_editable_once_applied"]}
+    renamed = client.put("/coupons/once", json={"coupon": {"name": "Once only"}})
+    assert renamed.status_code == 200 and renamed.json()["coupon"]["name"] == "Once only"
+
+    listed = client.get("/applied_coupons", params={"external_customer_id": f"c-{unique}", "status": "active"})
+    assert [a["coupon_code"] for a in listed.json()["applied_coupons"]] == ["once"]
+    assert client.get("/applied_coupons", params={"status": "maybe"}).status_code == 400
+    ended = client.delete(f"/customers/c-{unique}/applied_coupons/{applied['lago_id']}")
+    assert (ended.status_code, ended.json()["applied_coupon"]["status"]) == (200, "terminated")
+    assert client.delete(f"/customers/c-{unique}/applied_coupons/not-an-id").status_code == 404
+    assert client.get(f"/customers/c-{unique}/applied_coupons", params={"status": "active"}).json()[
+        "applied_coupons"] == []
+
+    create(client, "/applied_coupons", "applied_coupon", {"external_customer_id": f"c-{unique}",
+                                                          "coupon_code": "welcome"})
+    assert client.delete("/coupons/welcome").status_code == 200  # its applied coupons end with it
+    mine = client.get(f"/customers/c-{unique}/applied_coupons").json()["applied_coupons"]
+    assert [(a["coupon_code"], a["status"]) for a in mine] == [("welcome", "terminated"), ("once", "terminated")]
+
+
+def test_the_team_invoice_takes_a_10_dollar_coupon_before_its_vat_to_the_cent(client: httpx.Client,
+                                                                                unique: str) -> None:
+    assert client.post("/billable_metrics", json=metric_body()).status_code == 200
+    create(client, "/taxes", "tax", {"name": "VAT", "code": "vat", "rate": 20, "applied_to_organization": True})
+    create(client, "/plans", "plan", {**team_plan("team"), "trial_period": 0})
+    create(client, "/coupons", "coupon", WELCOME)
+    create(client, "/customers", "customer", {"external_id": f"c-{unique}", "currency": "USD", "timezone": "UTC"})
+    create(client, "/applied_coupons", "applied_coupon", {"external_customer_id": f"c-{unique}",
+                                                          "coupon_code": "welcome"})
+    subscribe(client, f"c-{unique}", f"s-{unique}", "team", "2026-06-01T00:00:00Z")
+    events = mtu_events(f"s-{unique}", "jun", range(30_000), "2026-06-20T10:00:00Z", CODE)
+    send(client, events)
+    wait_archived(client, [events[-1]["transaction_id"]])
+    bill("2026-07-01T00:30:00Z", unique)
+
+    (july,) = invoices_of(client, f"c-{unique}")
+    # 12,000 + 23,500 = 35,500; the coupon 1,000 before taxes: 34,500; 20%: 6,900
+    assert {k: july[k] for k in ("fees_amount_cents", "coupons_amount_cents", "sub_total_excluding_taxes_amount_cents",
+                                 "taxes_amount_cents", "sub_total_including_taxes_amount_cents",
+                                 "total_amount_cents")} == {
+        "fees_amount_cents": 35_500, "coupons_amount_cents": 1_000, "sub_total_excluding_taxes_amount_cents": 34_500,
+        "taxes_amount_cents": 6_900, "sub_total_including_taxes_amount_cents": 41_400, "total_amount_cents": 41_400}
+    (credit,) = july["credits"]
+    assert (credit["amount_cents"], credit["before_taxes"], credit["item"]["type"], credit["item"]["code"]) == (
+        1_000, True, "coupon", "welcome")
+    # spread over the fees pro rata before their taxes
+    assert [(f["precise_coupons_amount_cents"], f["taxes_amount_cents"]) for f in july["fees"]] == [
+        ("338.02817", 2_332), ("661.97183", 4_568)]
+    (used,) = client.get(f"/customers/c-{unique}/applied_coupons").json()["applied_coupons"]
+    assert (used["status"], used["amount_cents_remaining"]) == ("terminated", 0)
+
+
+def test_lagos_python_client_creates_coupons_and_applies_them(stack: Stack, org_key: str, unique: str) -> None:
+    lago = Client(api_key=org_key, api_url=f"{stack.api_url}/")
+    made = lago.coupons.create(Coupon(name="Ten percent", code="ten", coupon_type="percentage", percentage_rate=10.0,
+                                      frequency="recurring", frequency_duration=3, expiration="no_expiration"))
+    assert (made.code, float(made.percentage_rate), made.frequency_duration) == ("ten", 10.0, 3)
+    lago.customers.create(Customer(external_id=f"c-{unique}", currency="USD"))
+    applied = lago.applied_coupons.create(AppliedCoupon(external_customer_id=f"c-{unique}", coupon_code="ten"))
+    assert (applied.coupon_code, applied.status, applied.frequency_duration_remaining) == ("ten", "active", 3)
+    assert lago.coupons.find("ten").code == "ten"
