@@ -88,7 +88,7 @@ def invoice_row(**overrides: Any) -> SimpleNamespace:
         "credit_notes_amount_cents": 0, "total_amount_cents": 1400, "finalized_at": None, "created_at": AT,
         "invoice_type": "subscription", "progressive_billing_credit_amount_cents": 0,
         "payment_overdue": False, "voided_at": None, "updated_at": AT, "taxes_amount_cents": 0,
-        "taxes_rate": Decimal(0), **overrides})
+        "coupons_amount_cents": 0, "taxes_rate": Decimal(0), **overrides})
 
 
 def fee_row(**overrides: Any) -> SimpleNamespace:

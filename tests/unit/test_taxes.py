@@ -53,7 +53,8 @@ def test_a_deduction_is_spread_over_fees_in_proportion_never_above_one() -> None
 def test_a_progressive_credit_beyond_the_usage_fees_is_taken_from_the_other_fees() -> None:
     rows = [{"id": "f1", "fee_type": "subscription", "charge_id": None, "amount_cents": 12_000},
             {"id": "f2", "fee_type": "charge", "charge_id": "c1", "amount_cents": 1_000}]
-    taxed = tax_fees("inv", rows, progressive_shares(rows, 5_000), lambda row: [VAT])  # usage billed earlier than it is now
+    # usage billed earlier than it is now
+    taxed = tax_fees("inv", rows, progressive_shares(rows, 5_000), lambda row: [VAT])
     assert [r["precise_coupons_amount_cents"] for r in rows] == ["4000", "1000"]
     assert taxed.invoice_taxes.amount_cents == 1_600  # 20% of the subtotal, 13,000 - 5,000
     assert [a["fees_amount_cents"] for a in taxed.invoice_applied_taxes] == [8_000]
@@ -62,7 +63,8 @@ def test_a_progressive_credit_beyond_the_usage_fees_is_taken_from_the_other_fees
 def test_fees_are_taxed_on_what_is_left_after_their_share_of_the_progressive_credit() -> None:
     rows = [{"id": "f1", "fee_type": "subscription", "charge_id": None, "amount_cents": 12_000},
             {"id": "f2", "fee_type": "charge", "charge_id": "c1", "amount_cents": 23_500}]
-    taxed = tax_fees("inv", rows, progressive_shares(rows, 3_500), lambda row: [VAT])  # the usage billed earlier: only the usage fee's
+    # the usage billed earlier: only the usage fee's
+    taxed = tax_fees("inv", rows, progressive_shares(rows, 3_500), lambda row: [VAT])
     assert [(r["precise_coupons_amount_cents"], r["taxes_amount_cents"]) for r in rows] == [("0", 2_400),
                                                                                             ("3500", 4_000)]
     assert taxed.invoice_taxes.amount_cents == 6_400
