@@ -69,8 +69,8 @@ ingest = schemathesis.openapi.from_dict(INGEST_DOCUMENT, config=fuzz_config())
 
 # Made first from the document's own examples, so that the examples' identifiers (path parameters) name
 # live objects and the boundary cases built on them reach past the 404s.
-SEEDED = ("/api/v1/taxes", "/api/v1/billable_metrics", "/api/v1/plans", "/api/v1/customers", "/api/v1/subscriptions",
-          "/api/v1/subscriptions/{external_id}/alerts")
+SEEDED = ("/api/v1/taxes", "/api/v1/coupons", "/api/v1/billable_metrics", "/api/v1/plans", "/api/v1/customers",
+          "/api/v1/applied_coupons", "/api/v1/subscriptions", "/api/v1/subscriptions/{external_id}/alerts")
 
 
 def example_path(path: str) -> str:
@@ -166,11 +166,13 @@ def test_everything_the_fuzzing_stored_reads_back(stack: Stack, fuzz_key: str) -
     with api_client(stack.api_url, fuzz_key) as client:
         one_by_one = [
             ("billable_metrics", "code", {}), ("plans", "code", {}), ("customers", "external_id", {}),
-            ("webhook_endpoints", "lago_id", {}), ("invoices", "lago_id", {}),
+            ("webhook_endpoints", "lago_id", {}), ("invoices", "lago_id", {}), ("taxes", "code", {}),
+            ("coupons", "code", {}),
         ]
         for collection, key, params in one_by_one:
             for item in every(client, collection, collection, **params):
                 answer_of(f"/api/v1/{collection}/{{{key}}}", client.get(f"/{collection}/{quote(item[key], safe='')}"))
+        every(client, "applied_coupons", "applied_coupons")
         for subscription in every(client, "subscriptions", "subscriptions", **{"status[]": list(STATUSES)}):
             external_id = quote(subscription['external_id'], safe='')
             answer_of("/api/v1/subscriptions/{external_id}", client.get(
