@@ -34,6 +34,11 @@ LATEST_MOMENT = datetime(9999, 1, 1, tzinfo=UTC)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def has_control(text: str) -> bool:
+    """Whether a text holds a control character (an identifier may not)."""
+    return _CONTROL.search(text) is not None
+
+
 def _not_given(value: Any) -> bool:
     """`null`, `false` and an empty list or object: what official clients send for a feature left unset."""
     return value is None or value is False or (isinstance(value, list | dict) and not value)

@@ -389,7 +389,7 @@ fees = Table(
     # a true-up fee (a charge's minimum minus its amount) points at the charge fee it trues up
     Column("true_up_parent_fee_id", UUID(as_uuid=False)),
     # its taxes (fee_applied_taxes), on its amount less its share of what the invoice deducts before taxes
-    # (`precise_coupons_amount_cents`, Lago's name: today the period's progressive billing credit)
+    # (`precise_coupons_amount_cents`, Lago's name: the period's progressive billing credit and coupons)
     Column("taxes_amount_cents", BigInteger, nullable=False, server_default="0"),
     Column("taxes_precise_amount_cents", String(64), nullable=False, server_default="0"),
     Column("taxes_rate", Numeric(12, 5), nullable=False, server_default="0"),

@@ -30,13 +30,13 @@ from core.db.tables import (
     coupon_targets,
     coupons,
     customers,
-    invoices,
     plans,
 )
+from core.domain.taxes import precise_text
 from core.http import JSONResponse, bad_request, not_allowed, not_found, ok, validation_error
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
 from rater.api.customers import live_customer
-from rater.inputs import BAD_FORMAT, INVALID, MANDATORY, MAX_AMOUNT_CENTS, TAKEN, Input
+from rater.inputs import BAD_FORMAT, INVALID, MANDATORY, MAX_AMOUNT_CENTS, TAKEN, Input, has_control
 from rater.serializers import iso
 
 COUPON_TYPES = ("fixed_amount", "percentage")
@@ -83,12 +83,22 @@ def _codes(data: Input) -> tuple[list[str], list[str]] | None:
         if not isinstance(codes, list) or not all(isinstance(c, str) and c and len(c) <= 255 for c in codes):
             data.fail(f"applies_to.{name}", BAD_FORMAT)
             codes = []
+        elif any(has_control(c) for c in codes):
+            data.fail(f"applies_to.{name}", INVALID)
+            codes = []
         found.append(list(dict.fromkeys(codes)))
     return found[0], found[1]
 
 
+def _given(data: Input, name: str) -> bool:
+    """A value given: not null, not an empty string (what clients send for a field left unset)."""
+    return data.raw.get(name) not in (None, "")
+
+
 def coupon_values(data: Input, *, creating: bool, current: Any = None) -> dict[str, Any]:
-    """The coupon's fields given (all of them on create), checked against each other as they will be."""
+    """The coupon's fields given (all of them on create), checked against each other as they will be: a field
+    its type, frequency or expiration does not have is refused (INVALID), not dropped, and one they need is
+    required (MANDATORY), also when a PUT changes the type, frequency or expiration alone."""
     values: dict[str, Any] = {}
     if creating or data.given("name"):
         values["name"] = data.text("name", required=True)
@@ -99,37 +109,38 @@ def coupon_values(data: Input, *, creating: bool, current: Any = None) -> dict[s
     for name, options in (("coupon_type", COUPON_TYPES), ("frequency", FREQUENCIES), ("expiration", EXPIRATIONS)):
         if creating or data.given(name):
             values[name] = data.choice(name, options, required=True)
-    merged = {**({} if current is None else dict(current._mapping)), **values}
-    kind = merged.get("coupon_type")
-    if data.given("amount_cents") or (creating and kind == "fixed_amount"):
-        values["amount_cents"] = data.integer("amount_cents", required=kind == "fixed_amount", minimum=1,
-                                              maximum=MAX_AMOUNT_CENTS)
-    if data.given("amount_currency") or (creating and kind == "fixed_amount"):
-        values["amount_currency"] = data.currency("amount_currency", required=kind == "fixed_amount")
-    if data.given("percentage_rate") or (creating and kind == "percentage"):
-        values["percentage_rate"] = _percentage(data, required=kind == "percentage")
-    if data.given("frequency_duration") or (creating and merged.get("frequency") == "recurring"):
-        values["frequency_duration"] = data.integer("frequency_duration", required=merged.get("frequency") ==
-                                                    "recurring", minimum=1)
-    if data.given("reusable") or creating:
+    was = {} if current is None else dict(current._mapping)
+    kind, frequency, expiration = (values.get(name, was.get(name)) for name in ("coupon_type", "frequency",
+                                                                                 "expiration"))
+    fitting = {"amount_cents": kind == "fixed_amount", "amount_currency": kind == "fixed_amount",
+               "percentage_rate": kind == "percentage", "frequency_duration": frequency == "recurring",
+               "expiration_at": expiration == "time_limit"}
+    for name, fits in fitting.items():
+        if _given(data, name) and not fits:
+            data.fail(name, INVALID)
+        elif _given(data, name):
+            if name == "amount_cents":
+                values[name] = data.integer(name, minimum=1, maximum=MAX_AMOUNT_CENTS)
+            elif name == "amount_currency":
+                values[name] = data.currency(name)
+            elif name == "percentage_rate":
+                values[name] = _percentage(data, required=True)
+            elif name == "frequency_duration":
+                values[name] = data.integer(name, minimum=1)
+            else:
+                moment = data.moment(name)
+                if moment is not None and moment.date() < datetime.now(UTC).date():
+                    data.fail(name, "invalid_date")
+                values[name] = moment
+        elif not fits and (creating or was.get(name) is not None):  # what a change of type or frequency ends
+            values[name] = None
+    if creating or data.given("reusable"):
         reusable = data.boolean("reusable")
         values["reusable"] = True if reusable is None else reusable
-    if data.given("expiration_at") or (creating and merged.get("expiration") == "time_limit"):
-        moment = data.moment("expiration_at")
-        if moment is None and merged.get("expiration") == "time_limit" and "expiration_at" not in data.errors:
-            data.fail("expiration_at", MANDATORY)
-        elif moment is not None and moment.date() < datetime.now(UTC).date():
-            data.fail("expiration_at", "invalid_date")
-        values["expiration_at"] = moment
-    if merged.get("expiration") == "no_expiration" and "expiration" in values:
-        values["expiration_at"] = None
-    merged = {**merged, **values}
-    if merged.get("coupon_type") == "fixed_amount":
-        values.update(percentage_rate=None)
-    elif merged.get("coupon_type") == "percentage":
-        values.update(amount_cents=None, amount_currency=None)
-    if merged.get("frequency") != "recurring" and "frequency" in values:
-        values["frequency_duration"] = None
+    final = {**was, **values}
+    for name, fits in fitting.items():
+        if fits and final.get(name) is None and name not in data.errors:
+            data.fail(name, MANDATORY)
     data.check()
     return values
 
@@ -180,7 +191,7 @@ async def coupon_documents(conn: AsyncConnection, rows: list[Any]) -> list[dict[
         "reusable": row.reusable, "limited_plans": bool(plan_codes[row.id]), "plan_codes": sorted(plan_codes[row.id]),
         "limited_billable_metrics": bool(metric_codes[row.id]),
         "billable_metric_codes": sorted(metric_codes[row.id]),
-        "percentage_rate": None if row.percentage_rate is None else str(Decimal(row.percentage_rate).normalize()),
+        "percentage_rate": None if row.percentage_rate is None else precise_text(Decimal(row.percentage_rate)),
         "frequency": row.frequency, "frequency_duration": row.frequency_duration, "expiration": row.expiration,
         "expiration_at": iso(row.expiration_at), "created_at": iso(row.created_at),
         "terminated_at": iso(row.terminated_at),
@@ -254,7 +265,9 @@ async def delete_coupon(request: Request) -> JSONResponse:
             applied_coupons.c.coupon_id == row.id, applied_coupons.c.status == "active").values(
             status="terminated", terminated_at=func.now(), updated_at=func.now()))
         row = (await conn.execute(update(coupons).where(coupons.c.id == row.id).returning(*coupons.c).values(
-            deleted_at=func.now(), updated_at=func.now()))).one()
+            deleted_at=func.now(), status="terminated", terminated_at=func.coalesce(coupons.c.terminated_at,
+                                                                                    func.now()),
+            updated_at=func.now()))).one()
         return ok({"coupon": (await coupon_documents(conn, [row]))[0]})
 
 
@@ -270,9 +283,7 @@ async def list_coupons(request: Request) -> JSONResponse:
 
 def _applied_query() -> Any:
     remaining = (select(func.coalesce(func.sum(coupon_credits.c.amount_cents), 0))
-                 .join(invoices, invoices.c.id == coupon_credits.c.invoice_id)
-                 .where(coupon_credits.c.applied_coupon_id == applied_coupons.c.id, invoices.c.status != "voided")
-                 .scalar_subquery())
+                 .where(coupon_credits.c.applied_coupon_id == applied_coupons.c.id).scalar_subquery())
     return (select(applied_coupons, coupons.c.code.label("coupon_code"), coupons.c.name.label("coupon_name"),
                    coupons.c.description.label("coupon_description"), coupons.c.deleted_at.label("coupon_deleted_at"),
                    coupons.c.expiration_at.label("coupon_expiration_at"),
@@ -294,7 +305,7 @@ def applied_document(row: Any) -> dict[str, Any]:
         "amount_cents": row.amount_cents,
         "amount_cents_remaining": (row.amount_cents - int(row.taken_cents)) if fixed_once else None,
         "amount_currency": row.amount_currency,
-        "percentage_rate": None if row.percentage_rate is None else str(Decimal(row.percentage_rate).normalize()),
+        "percentage_rate": None if row.percentage_rate is None else precise_text(Decimal(row.percentage_rate)),
         "frequency": row.frequency, "frequency_duration": row.frequency_duration,
         "frequency_duration_remaining": row.frequency_duration_remaining,
         "expiration_at": iso(row.coupon_expiration_at), "created_at": iso(row.created_at),
@@ -310,15 +321,15 @@ async def apply_coupon(request: Request) -> JSONResponse:
     external_customer_id = data.identifier("external_customer_id", required=True)
     coupon_code = data.identifier("coupon_code", required=True)
     overrides: dict[str, Any] = {}
-    if data.given("amount_cents"):
+    if _given(data, "amount_cents"):
         overrides["amount_cents"] = data.integer("amount_cents", minimum=1, maximum=MAX_AMOUNT_CENTS)
-    if data.given("amount_currency"):
+    if _given(data, "amount_currency"):
         overrides["amount_currency"] = data.currency("amount_currency")
-    if data.given("percentage_rate"):
-        overrides["percentage_rate"] = _percentage(data, required=False)
-    if data.given("frequency"):
+    if _given(data, "percentage_rate"):
+        overrides["percentage_rate"] = _percentage(data, required=True)
+    if _given(data, "frequency"):
         overrides["frequency"] = data.choice("frequency", FREQUENCIES)
-    if data.given("frequency_duration"):
+    if _given(data, "frequency_duration"):
         overrides["frequency_duration"] = data.integer("frequency_duration", minimum=1)
     data.check()
     async with engine(request).begin() as conn:
@@ -326,9 +337,9 @@ async def apply_coupon(request: Request) -> JSONResponse:
         if customer is None:
             raise not_found("customer")
         await lock_customers(conn, [customer.id])  # a billing run takes its coupons before or after this
-        coupon = (await conn.execute(select(coupons).where(
+        coupon = (await conn.execute(select(coupons).where(  # FOR SHARE: a change or delete of it waits
             coupons.c.organization_id == organization_id, coupons.c.code == coupon_code, LIVE,
-            coupons.c.status == "active"))).one_or_none()
+            coupons.c.status == "active").with_for_update(read=True))).one_or_none()
         if coupon is None or (coupon.expiration_at is not None and coupon.expiration_at <= datetime.now(UTC)):
             raise not_found("coupon")
         if not coupon.reusable and (await conn.execute(select(exists().where(
@@ -337,10 +348,12 @@ async def apply_coupon(request: Request) -> JSONResponse:
         values = {name: getattr(coupon, name) for name in ("amount_cents", "amount_currency", "percentage_rate",
                                                            "frequency", "frequency_duration")}
         values.update(overrides)
-        if coupon.coupon_type == "percentage":
-            values.update(amount_cents=None, amount_currency=None)
-        elif values.get("percentage_rate") is not None and "percentage_rate" in overrides:
-            raise validation_error({"percentage_rate": [INVALID]})  # a fixed amount coupon has no rate
+        unfit = [name for name in overrides if (name in ("amount_cents", "amount_currency")
+                                                and coupon.coupon_type != "fixed_amount")
+                 or (name == "percentage_rate" and coupon.coupon_type != "percentage")
+                 or (name == "frequency_duration" and values["frequency"] != "recurring")]
+        if unfit:  # what the coupon's type or the frequency does not have: refused, not dropped
+            raise validation_error({name: [INVALID] for name in unfit})
         if values["frequency"] == "recurring" and not values["frequency_duration"]:
             raise validation_error({"frequency_duration": [MANDATORY]})
         if values["frequency"] != "recurring":
@@ -423,8 +436,8 @@ ROUTES = [
     Route("/api/v1/coupons/{code:path}", delete_coupon, methods=["DELETE"]),
     Route("/api/v1/applied_coupons", apply_coupon, methods=["POST"]),
     Route("/api/v1/applied_coupons", list_applied_coupons, methods=["GET"]),
-    Route("/api/v1/customers/{external_customer_id}/applied_coupons", list_customer_applied_coupons,
+    Route("/api/v1/customers/{external_customer_id:path}/applied_coupons", list_customer_applied_coupons,
           methods=["GET"]),
-    Route("/api/v1/customers/{external_customer_id}/applied_coupons/{applied_coupon_id}",
+    Route("/api/v1/customers/{external_customer_id:path}/applied_coupons/{applied_coupon_id}",
           terminate_applied_coupon, methods=["DELETE"]),
 ]

@@ -3,7 +3,8 @@ locks, what each invoice takes from them (coupon_credits), and what is left of t
 
 A billing transaction holds its customers' locks (core.db.locks) while it reads the coupons, applies them to
 the invoices it finalizes in time order and writes what they took: two billers never take one coupon twice.
-What is left of a `once` fixed amount is its amount less its credits on invoices not voided.
+What is left of a `once` fixed amount is its amount less all its credits: voiding an invoice does not give
+back what its coupons took (a used-up coupon stays terminated).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ async def active_coupons(conn: AsyncConnection, customer_ids: Sequence[str]) -> 
     taken = dict((await conn.execute(
         select(coupon_credits.c.applied_coupon_id, func.sum(coupon_credits.c.amount_cents))
         .join(invoices, invoices.c.id == coupon_credits.c.invoice_id)
-        .where(any_of(coupon_credits.c.applied_coupon_id, [row.id for row in rows]), invoices.c.status != "voided")
+        .where(any_of(coupon_credits.c.applied_coupon_id, [row.id for row in rows]))
         .group_by(coupon_credits.c.applied_coupon_id))).tuples().all())
     for row in rows:
         plans, metrics = targets[row.coupon_id]

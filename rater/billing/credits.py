@@ -1,5 +1,6 @@
 """Credit notes: the unused part of a subscription fee paid in advance when a plan change or a
-termination ends its period early, with the fee's taxes on it, and their balances taken by the customer's
+termination ends its period early (less the fee's share of the coupons its invoice took), with the fee's
+taxes on it, and their balances taken by the customer's
 next invoices.
 
 Both happen in the transaction that writes the invoices, under the customers' locks (core.db.locks):
@@ -28,7 +29,7 @@ from core.db.tables import (
     invoices,
 )
 from core.db.webhooks import enqueue_webhooks
-from core.domain.taxes import FeeTaxes, Tax
+from core.domain.taxes import FeeTaxes, Tax, round_cents
 from rater.billing.assemble import Credit
 from rater.billing.grouping import Subscribed
 from rater.billing.schedule import Due
@@ -38,7 +39,7 @@ async def _paid_fee(conn: AsyncConnection, subscription_id: str, at: Any) -> Any
     """The finalized subscription fee in advance that covered the instant `at`, with its invoice."""
     return (await conn.execute(
         select(invoices.c.id.label("invoice_id"), invoices.c.number, invoices.c.currency, fees.c.id.label("fee_id"),
-               fees.c.amount_cents)
+               fees.c.amount_cents, fees.c.precise_coupons_amount_cents)
         .select_from(invoice_subscriptions.join(invoices, invoices.c.id == invoice_subscriptions.c.invoice_id)
                      .join(fees, (fees.c.invoice_id == invoices.c.id)
                            & (fees.c.subscription_id == invoice_subscriptions.c.subscription_id)
@@ -61,7 +62,10 @@ async def credit_unused_fees(conn: AsyncConnection, items: Sequence[tuple[Subscr
             continue
         sequential_id = (await conn.execute(select(func.coalesce(func.max(credit_notes.c.sequential_id), 0) + 1)
                                             .where(credit_notes.c.invoice_id == paid.invoice_id))).scalar_one()
-        amount = min(due.credit_cents, paid.amount_cents)
+        # the unused part of what was paid for the fee: less its share of the invoice's coupons, as Lago's
+        share = Decimal(paid.precise_coupons_amount_cents)
+        amount = round_cents(Decimal(min(due.credit_cents, paid.amount_cents)) * (paid.amount_cents - share)
+                             / paid.amount_cents)
         taxes = FeeTaxes.of(Decimal(amount), await fee_taxes(conn, paid.fee_id))
         note_id = (await conn.execute(pg_insert(credit_notes).values(
             id=str(uuid.uuid4()), organization_id=sub.organization_id, customer_id=sub.terms.customer_id,

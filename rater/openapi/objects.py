@@ -289,7 +289,7 @@ INVOICE = closed({
     "currency": CURRENCY_CODE, "fees_amount_cents": integer(),
     "coupons_amount_cents": integer("What its customer's coupons took (a finalized invoice's).", minimum=0),
     "credit_notes_amount_cents": integer("Taken from the customer's credit notes.", minimum=0),
-    "sub_total_excluding_taxes_amount_cents": integer("Fees less the progressive billing credit."),
+    "sub_total_excluding_taxes_amount_cents": integer("Fees less the progressive billing credit and coupons."),
     "taxes_amount_cents": integer(),
     "taxes_rate": number("Its taxes' rates weighted by the part of the taxed amount each applies to."),
     "sub_total_including_taxes_amount_cents": integer(),

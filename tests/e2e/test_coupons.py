@@ -3,6 +3,8 @@ contract's Team invoice reduced by a $10 coupon before its 20% VAT, to the cent.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
@@ -12,7 +14,18 @@ from lago_python_client.models import AppliedCoupon, Coupon, Customer
 from meterline.example import team_plan
 from tests.builders import metric_body
 from tests.conftest import Stack
-from tests.e2e.invoice_support import bill, create, invoices_of, mtu_events, send, subscribe, wait_archived
+from tests.e2e.invoice_support import (
+    bill,
+    create,
+    customer,
+    invoices_of,
+    mtu_events,
+    plan,
+    send,
+    subscribe,
+    wait_archived,
+)
+from tests.e2e.test_plan_changes import cents, days_in_month, previous_month
 
 CODE = "monthly_tracked_users"
 WELCOME = {"name": "Welcome", "code": "welcome", "coupon_type": "fixed_amount", "amount_cents": 1000,
@@ -36,8 +49,9 @@ def test_coupons_and_applied_coupons_with_lagos_errors(client: httpx.Client, uni
                    ) == {"amount_cents": ["value_is_mandatory"]}
     assert refused(client.post("/coupons", json={"coupon": {**WELCOME, "code": "x", "frequency": "recurring"}}),
                    422) == {"frequency_duration": ["value_is_mandatory"]}
-    assert refused(client.post("/coupons", json={"coupon": {
-        **WELCOME, "code": "x", "coupon_type": "percentage", "percentage_rate": "120"}}), 422) == {
+    percentage = {"name": "Pct", "code": "x", "coupon_type": "percentage", "frequency": "once",
+                  "expiration": "no_expiration"}
+    assert refused(client.post("/coupons", json={"coupon": {**percentage, "percentage_rate": "120"}}), 422) == {
         "percentage_rate": ["value_is_out_of_range"]}
     assert refused(client.post("/coupons", json={"coupon": {
         **WELCOME, "code": "x", "expiration": "time_limit", "expiration_at": "2020-01-01T00:00:00Z"}}), 422) == {
@@ -86,6 +100,35 @@ def test_coupons_and_applied_coupons_with_lagos_errors(client: httpx.Client, uni
     assert [(a["coupon_code"], a["status"]) for a in mine] == [("welcome", "terminated"), ("once", "terminated")]
 
 
+def test_a_coupon_update_or_application_that_does_not_fit_is_refused_not_dropped(client: httpx.Client,
+                                                                                 unique: str) -> None:
+    create(client, "/coupons", "coupon", WELCOME)
+    assert refused(client.put("/coupons/welcome", json={"coupon": {"coupon_type": "percentage"}}), 422) == {
+        "percentage_rate": ["value_is_mandatory"]}
+    assert refused(client.put("/coupons/welcome", json={"coupon": {"frequency": "recurring"}}), 422) == {
+        "frequency_duration": ["value_is_mandatory"]}
+    assert refused(client.put("/coupons/welcome", json={"coupon": {"expiration_at": "2999-01-01T00:00:00Z"}}),
+                   422) == {"expiration_at": ["value_is_invalid"]}  # a coupon without a time limit
+    assert refused(client.post("/coupons", json={"coupon": {**WELCOME, "code": "x", "percentage_rate": "5"}}),
+                   422) == {"percentage_rate": ["value_is_invalid"]}
+    assert refused(client.post("/coupons", json={"coupon": {**WELCOME, "code": "x", "applies_to": {
+        "plan_codes": ["a\u0000b"]}}}), 422) == {"applies_to.plan_codes": ["value_is_invalid"]}
+    changed = client.put("/coupons/welcome", json={"coupon": {"coupon_type": "percentage", "percentage_rate": 12.5}})
+    assert (changed.json()["coupon"]["percentage_rate"], changed.json()["coupon"]["amount_cents"]) == ("12.5", None)
+    create(client, "/customers", "customer", {"external_id": f"a/{unique}", "currency": "USD"})
+    apply = {"external_customer_id": f"a/{unique}", "coupon_code": "welcome"}
+    assert refused(client.post("/applied_coupons", json={"applied_coupon": {**apply, "amount_cents": 5}}), 422) == {
+        "amount_cents": ["value_is_invalid"]}
+    assert refused(client.post("/applied_coupons", json={"applied_coupon": {**apply, "frequency_duration": 2}}),
+                   422) == {"frequency_duration": ["value_is_invalid"]}
+    applied = create(client, "/applied_coupons", "applied_coupon", {**apply, "frequency": "", "amount_currency": ""})
+    assert (applied["frequency"], applied["percentage_rate"]) == ("once", "12.5")  # "" is not given
+    listed = client.get(f"/customers/a%2F{unique}/applied_coupons")  # an external_id holding "/"
+    assert [a["lago_id"] for a in listed.json()["applied_coupons"]] == [applied["lago_id"]]
+    ended = client.delete(f"/customers/a%2F{unique}/applied_coupons/{applied['lago_id']}")
+    assert ended.json()["applied_coupon"]["status"] == "terminated"
+
+
 def test_the_team_invoice_takes_a_10_dollar_coupon_before_its_vat_to_the_cent(client: httpx.Client,
                                                                                 unique: str) -> None:
     assert client.post("/billable_metrics", json=metric_body()).status_code == 200
@@ -127,3 +170,28 @@ def test_lagos_python_client_creates_coupons_and_applies_them(stack: Stack, org_
     applied = lago.applied_coupons.create(AppliedCoupon(external_customer_id=f"c-{unique}", coupon_code="ten"))
     assert (applied.coupon_code, applied.status, applied.frequency_duration_remaining) == ("ten", "active", 3)
     assert lago.coupons.find("ten").code == "ten"
+
+
+def test_a_credit_note_credits_what_was_paid_for_the_fee_after_its_coupon(client: httpx.Client, unique: str) -> None:
+    plan(client, "team", amount=12000, advance=True)
+    create(client, "/coupons", "coupon", WELCOME)
+    customer(client, f"c-{unique}")
+    create(client, "/applied_coupons", "applied_coupon", {"external_customer_id": f"c-{unique}",
+                                                          "coupon_code": "welcome"})
+    now = datetime.now(UTC)
+    subscribe(client, f"c-{unique}", f"s-{unique}", "team", previous_month(now).isoformat())
+    bill(now.isoformat(), unique)  # this month's fee in advance, less the $10
+    paid = invoices_of(client, f"c-{unique}")[-1]
+    assert (paid["fees_amount_cents"], paid["coupons_amount_cents"], paid["total_amount_cents"]) == (
+        12_000, 1_000, 11_000)
+    ended = client.delete(f"/subscriptions/s-{unique}").json()["subscription"]
+    ended_at = datetime.fromisoformat(ended["terminated_at"].replace("Z", "+00:00"))
+    bill(datetime.now(UTC).isoformat(), unique)
+    unused = cents(days_in_month(ended_at) - ended_at.day, 12000, days_in_month(ended_at))
+    notes = client.get("/credit_notes").json()["credit_notes"]
+    if unused == 0:  # terminated on the last day of the month: nothing unused
+        assert notes == []
+        return
+    (note,) = notes
+    # 11,000 of the 12,000 were paid: the unused part of that
+    assert note["credit_amount_cents"] == int((Decimal(unused) * 11_000 / 12_000).quantize(Decimal(1), ROUND_HALF_UP))
