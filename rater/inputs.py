@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,6 +27,7 @@ MAX_DAYS = 36_500
 # An amount in cents (plan fee, minimum): low enough that an invoice's total of many such fees
 # stays within PostgreSQL's bigint.
 MAX_AMOUNT_CENTS = 10**15
+OUT_OF_RANGE = "value_is_out_of_range"
 NOT_SUPPORTED = "not_supported"  # a Lago feature meterline does not have; refused rather than ignored
 # The moments a subscription can start or end between: no event is older than the Unix epoch, and a year
 # short of datetime's end leaves room for the periods a biller computes after them (year 10000 overflows).
@@ -127,6 +129,30 @@ class Input:
             self.fail(name, INVALID)  # past the column's range: a clear 422, never a database error
             return None
         return number
+
+    def percentage(self, name: str, *, required: bool = False, above_zero: bool = False) -> Decimal | None:
+        """A percentage up to 100 with at most 5 decimals (from 0, or above 0), as a number or a numeric string
+        (Lago's spec types rates as strings, its clients send floats)."""
+        value = self.raw.get(name)
+        if value is None or value == "":
+            if required:
+                self.fail(name, MANDATORY)
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            self.fail(name, BAD_FORMAT)
+            return None
+        try:
+            rate = Decimal(str(value).strip())
+        except InvalidOperation:
+            rate = Decimal("NaN")
+        if not rate.is_finite():
+            self.fail(name, BAD_FORMAT)
+            return None
+        lowest_ok = rate > 0 if above_zero else rate >= 0
+        if not lowest_ok or rate > 100 or rate != rate.quantize(Decimal("0.00001")):
+            self.fail(name, OUT_OF_RANGE)
+            return None
+        return rate
 
     def currency(self, name: str, *, required: bool = False) -> str | None:
         value = self.text(name, required=required, max_length=3)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, exists, func, insert, select, update
@@ -43,30 +43,9 @@ COUPON_TYPES = ("fixed_amount", "percentage")
 FREQUENCIES = ("once", "recurring", "forever")
 EXPIRATIONS = ("no_expiration", "time_limit")
 LIVE = coupons.c.deleted_at.is_(None)
-OUT_OF_RANGE = "value_is_out_of_range"
 # what an applied coupon keeps: changing it afterwards would bill differently than shown
 FROZEN_ONCE_APPLIED = ("code", "coupon_type", "amount_cents", "amount_currency", "percentage_rate", "frequency",
                        "frequency_duration", "reusable", "applies_to")
-
-
-def _percentage(data: Input, required: bool) -> Decimal | None:
-    value = data.raw.get("percentage_rate")
-    if value is None or value == "":
-        if required:
-            data.fail("percentage_rate", MANDATORY)
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        data.fail("percentage_rate", BAD_FORMAT)
-        return None
-    try:
-        rate = Decimal(str(value).strip())
-    except InvalidOperation:
-        data.fail("percentage_rate", BAD_FORMAT)
-        return None
-    if not rate.is_finite() or not Decimal(0) < rate <= 100 or rate != rate.quantize(Decimal("0.00001")):
-        data.fail("percentage_rate", OUT_OF_RANGE)
-        return None
-    return rate
 
 
 def _codes(data: Input) -> tuple[list[str], list[str]] | None:
@@ -124,7 +103,7 @@ def coupon_values(data: Input, *, creating: bool, current: Any = None) -> dict[s
             elif name == "amount_currency":
                 values[name] = data.currency(name)
             elif name == "percentage_rate":
-                values[name] = _percentage(data, required=True)
+                values[name] = data.percentage("percentage_rate", required=True, above_zero=True)
             elif name == "frequency_duration":
                 values[name] = data.integer(name, minimum=1)
             else:
@@ -326,7 +305,7 @@ async def apply_coupon(request: Request) -> JSONResponse:
     if _given(data, "amount_currency"):
         overrides["amount_currency"] = data.currency("amount_currency")
     if _given(data, "percentage_rate"):
-        overrides["percentage_rate"] = _percentage(data, required=True)
+        overrides["percentage_rate"] = data.percentage("percentage_rate", required=True, above_zero=True)
     if _given(data, "frequency"):
         overrides["frequency"] = data.choice("frequency", FREQUENCIES)
     if _given(data, "frequency_duration"):

@@ -8,7 +8,6 @@ drafts bill without it when refreshed.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import Table, delete, func, select, update
@@ -23,34 +22,7 @@ from core.db.taxes import LIVE, set_taxes, taxes_by_code
 from core.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
-from rater.inputs import BAD_FORMAT, INVALID, MANDATORY, TAKEN, Input
-
-MAX_RATE = Decimal(100)
-RATE_PLACES = 5
-
-
-def tax_rate(data: Input, required: bool) -> Decimal | None:
-    """A percentage from 0 to 100 with at most 5 decimals, as a number or a numeric string (Lago's spec)."""
-    value = data.raw.get("rate")
-    if value is None or value == "":
-        if required:
-            data.fail("rate", MANDATORY)
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        data.fail("rate", BAD_FORMAT)
-        return None
-    try:
-        rate = Decimal(str(value).strip())
-    except InvalidOperation:
-        data.fail("rate", BAD_FORMAT)
-        return None
-    if not rate.is_finite():
-        data.fail("rate", BAD_FORMAT)
-        return None
-    if not Decimal(0) <= rate <= MAX_RATE or -rate.as_tuple().exponent > RATE_PLACES:  # type: ignore[operator]
-        data.fail("rate", "value_is_out_of_range")
-        return None
-    return rate
+from rater.inputs import BAD_FORMAT, INVALID, TAKEN, Input
 
 
 def tax_values(data: Input, *, creating: bool) -> dict[str, Any]:
@@ -60,7 +32,7 @@ def tax_values(data: Input, *, creating: bool) -> dict[str, Any]:
     if creating or data.given("code"):
         values["code"] = data.identifier("code", required=True)
     if creating or data.given("rate"):
-        values["rate"] = tax_rate(data, required=True)
+        values["rate"] = data.percentage("rate", required=True)
     if "description" in data.raw:  # null clears it
         values["description"] = data.text("description", max_length=10_000)
     if data.given("applied_to_organization"):

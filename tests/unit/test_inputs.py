@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
@@ -159,3 +160,15 @@ def test_choice_and_boolean() -> None:
     assert data.boolean("recurring") is True
     assert data.choice("other", ("a", "b")) is None
     assert errors_of(data) == {"other": ["value_is_invalid"]}
+
+
+def test_a_percentage_is_a_number_or_a_numeric_string_up_to_100_with_5_decimals_at_most() -> None:
+    data = Input({"a": "20.000000", "b": 19.6, "c": "0", "d": 150, "e": "1.234567", "f": "abc", "g": True,
+                  "h": "Infinity", "i": ""})
+    assert [data.percentage(n) for n in "abc"] == [Decimal(20), Decimal("19.6"), Decimal(0)]
+    assert data.percentage("c", above_zero=True) is None  # a coupon takes more than nothing
+    assert [data.percentage(n) for n in "defgh"] == [None] * 5
+    assert data.percentage("i", required=True) is None
+    assert data.errors == {"c": ["value_is_out_of_range"], "d": ["value_is_out_of_range"],
+                           "e": ["value_is_out_of_range"], "f": ["invalid_format"], "g": ["invalid_format"],
+                           "h": ["invalid_format"], "i": ["value_is_mandatory"]}
