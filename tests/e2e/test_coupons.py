@@ -16,6 +16,7 @@ from tests.builders import metric_body
 from tests.conftest import Stack
 from tests.e2e.invoice_support import (
     bill,
+    billed_last_month,
     create,
     customer,
     invoices_of,
@@ -195,3 +196,37 @@ def test_a_credit_note_credits_what_was_paid_for_the_fee_after_its_coupon(client
     (note,) = notes
     # 11,000 of the 12,000 were paid: the unused part of that
     assert note["credit_amount_cents"] == int((Decimal(unused) * 11_000 / 12_000).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def test_a_fixed_coupon_is_carried_over_across_invoices_billed_in_one_run(client: httpx.Client, unique: str) -> None:
+    plan(client, "basic", amount=10_000, advance=False)
+    create(client, "/coupons", "coupon", {**WELCOME, "amount_cents": 15_000})
+    customer(client, f"c-{unique}")
+    create(client, "/applied_coupons", "applied_coupon", {"external_customer_id": f"c-{unique}",
+                                                          "coupon_code": "welcome"})
+    now = datetime.now(UTC)
+    subscribe(client, f"c-{unique}", f"s-{unique}", "basic", previous_month(previous_month(now)).isoformat())
+    bill(now.isoformat(), unique)  # two billing days at once, each 10,000 in arrears
+    first, second = invoices_of(client, f"c-{unique}")
+    assert [(i["coupons_amount_cents"], i["total_amount_cents"], i["payment_status"]) for i in (first, second)] == [
+        (10_000, 0, "succeeded"), (5_000, 5_000, "pending")]
+    (used,) = client.get(f"/customers/c-{unique}/applied_coupons").json()["applied_coupons"]
+    assert (used["status"], used["amount_cents_remaining"]) == ("terminated", 0)
+
+
+def test_a_draft_takes_its_coupons_when_it_is_finalized(client: httpx.Client, unique: str) -> None:
+    plan(client, "team", amount=12_000, advance=True)
+    create(client, "/coupons", "coupon", {**WELCOME, "coupon_type": "percentage", "amount_cents": None,
+                                          "amount_currency": None, "percentage_rate": "25",
+                                          "frequency": "recurring", "frequency_duration": 2})
+    customer(client, f"c-{unique}", grace=30)  # drafts for 30 days (the stack's biller leaves them alone)
+    create(client, "/applied_coupons", "applied_coupon", {"external_customer_id": f"c-{unique}",
+                                                          "coupon_code": "welcome"})
+    billed_last_month(client, unique, f"c-{unique}", f"s-{unique}", "team")
+    draft = invoices_of(client, f"c-{unique}")[-1]
+    assert (draft["status"], draft["coupons_amount_cents"], draft["credits"]) == ("draft", 0, [])
+    final = client.put(f"/invoices/{draft['lago_id']}/finalize").json()["invoice"]
+    assert (final["status"], final["coupons_amount_cents"], final["total_amount_cents"]) == ("finalized", 3_000, 9_000)
+    assert [(c["item"]["code"], c["amount_cents"]) for c in final["credits"]] == [("welcome", 3_000)]
+    (used,) = client.get(f"/customers/c-{unique}/applied_coupons").json()["applied_coupons"]
+    assert (used["status"], used["frequency_duration_remaining"]) == ("active", 1)
