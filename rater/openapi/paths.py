@@ -24,7 +24,8 @@ from rater.openapi import inputs
 from rater.openapi.objects import OBJECT_SCHEMAS
 
 DESCRIPTION = """meterline's API: the part of Lago's v1 API it serves (billable metrics, plans, customers,
-subscriptions and their alerts, current and lifetime usage, invoices, webhook endpoints, events),
+subscriptions and their alerts, current and lifetime usage, invoices, credit notes, taxes, coupons, webhook
+endpoints, events),
 wire-compatible with Lago's clients,
 plus its own operations routes. Where meterline differs from Lago the schemas say so: a Lago feature it
 does not bill is refused with 422 `{"<field>": ["not_supported"]}`, never stored and ignored, and a field
