@@ -53,7 +53,7 @@ WITHIN_S = 0.05  # the longest a message waits for others before it is evaluated
 # evaluated in rounds with rests between, each round covering more batches, so that it takes less of the
 # CPU, Redis and PostgreSQL the aggregators count with. Less, not none: on two cores the aggregator still
 # counted a quarter slower beside it (`make bench`, aggregator_with_alerts_ratio), hence the yielding below.
-# The aggregators come first: while one of them has a backlog (aggregator/stats.py, BEHIND_KEY), evaluating
+# The aggregators come first: while one of them has a backlog (aggregator/behind.py), evaluating
 # may take DUTY_YIELDING of the time and save up BURST_YIELDING_S, so that a drain goes at nearly the speed
 # it would without alerts, and its alerts come once it is through (or at that pace while it is not); it
 # then evaluates BULK_YIELDING pairs at a time, as a chunk may run past the budget (1,000 pairs whose views
@@ -140,7 +140,7 @@ def distinct_pairs(values: Sequence[bytes]) -> list[TouchedPair]:
     return sorted(pairs)
 
 
-async def yielding(client: Redis, oldest_s: float) -> bool:
+async def should_yield(client: Redis, oldest_s: float) -> bool:
     """Whether to evaluate within the smaller share: an aggregator is behind, and the oldest pair waiting was
     touched less than YIELD_AT_MOST_S ago (past it, alerts come before the backlog is through)."""
     return time.time() - oldest_s < YIELD_AT_MOST_S and await aggregators_behind(client)
@@ -197,7 +197,7 @@ def create_alerts_app(settings: Settings) -> faust.App:
                 work_id.set(f"alerts-{os.getpid()}-{taken}")
                 pairs = distinct_pairs([event.value for event in events])
                 oldest = min(event.message.timestamp for event in events)
-                await evaluate_within(pairs, budget, partial(yielding, resources["redis"], oldest),
+                await evaluate_within(pairs, budget, partial(should_yield, resources["redis"], oldest),
                                       partial(evaluate_chunk, watcher, resources["redis"]))
                 for event in events:  # only now may Faust commit them
                     await stream.ack(event)

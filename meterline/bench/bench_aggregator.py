@@ -30,7 +30,7 @@
    ALERTS_DRAINS times with a `current_usage_amount` alert on every subscription at a level never reached
    (`aggregator_events_per_s_with_alerts`, its CPU per event): each batch then publishes the pairs it
    touched, which the stack's alerts worker evaluates beside it (aggregator/alerts_app.py), yielding
-   while the drain's aggregator says it is behind (aggregator/stats.py, BEHIND_KEY).
+   while the drain's aggregator says it is behind (aggregator/behind.py).
    `aggregator_with_alerts_ratio` is the second median over the first (target: at least 0.9);
    `aggregator_alert_evaluations_per_event`, from the pipeline's `alerts_evaluated` total once the
    alerts worker caught up, shows the alerts were loaded and evaluated; `alerts_worker_catch_up_s` is

@@ -162,7 +162,7 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
     await close_periods(conn, [(m.subscription_id, m.closes_period_key) for m in moments
                                if m.closes_period_key is not None])
     available = (await active_coupons(conn, [invoice.customer_id]))[invoice.customer_id]
-    total, coupons_cents, taxes_cents = await _refresh_locked(conn, invoice, moments, available)
+    before_coupons, coupons_cents, taxes_cents = await _refresh_locked(conn, invoice, moments, available)
     name = (await conn.execute(select(organizations.c.name).where(organizations.c.id == invoice.organization_id))
             ).scalar_one()
     # the payment term and $0 rule in force when the invoice is finalized, as Lago reads them then
@@ -170,11 +170,11 @@ async def finalize_draft(conn: AsyncConnection, invoice_id: str) -> bool:
         select(PAYMENT_TERM.label("term"), FINALIZE_ZERO_AMOUNT.label("zero"))
         .join_from(customers, organizations, organizations.c.id == customers.c.organization_id)
         .where(customers.c.id == invoice.customer_id))).one()
-    total -= coupons_cents  # what is billed before taxes
-    if final_status(total + coupons_cents, finalizes_zero_amount(customer.zero)) == "closed":
+    if final_status(before_coupons, finalizes_zero_amount(customer.zero)) == "closed":
         await conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(
             status="closed", updated_at=func.now()))
         return True
+    total = before_coupons - coupons_cents  # what is billed before taxes
     term = customer.term
     sequential_id = (await last_sequential_ids(conn, [invoice.customer_id]))[invoice.customer_id] + 1
     credits = (await available_credits(conn, [invoice.customer_id]))[invoice.customer_id]
