@@ -155,3 +155,25 @@ def test_a_recurring_threshold_bills_again_each_time_usage_grows_by_its_amount(
             july["total_amount_cents"]) == (46500, 30100, 16400)
     time.sleep(1.5)
     assert len(progressive_invoices(client, f"c-{unique}", 3)) == 3
+
+
+def test_progressive_invoices_are_taxed_and_the_periods_invoice_taxes_what_is_left_after_the_deduction(
+        client: httpx.Client, ingest: httpx.Client, unique: str) -> None:
+    create(client, "/taxes", "tax", {"name": "VAT", "code": "vat", "rate": 20, "applied_to_organization": True})
+    team_with_thresholds(client, [{"amount_cents": 20000, "threshold_display_name": "$200"}])
+    customer(client, f"c-{unique}")
+    subscribe(client, f"c-{unique}", f"s-{unique}", "team", f"{START.isoformat()}T00:00:00Z")
+    step(client, ingest, f"s-{unique}", range(27_000))
+
+    (first,) = progressive_invoices(client, f"c-{unique}", 1)
+    assert (first["fees_amount_cents"], first["taxes_amount_cents"], first["total_amount_cents"]) == (
+        20200, 4040, 24240)
+    step(client, ingest, f"s-{unique}", range(27_000, 40_000))
+    bill(f"{THIS_MONTH.isoformat()}T00:00:00Z", unique)
+
+    july = july_invoice(client, f"c-{unique}")
+    # 46,500 less the 20,200 billed before: 26,300, all of it taken from the usage fee, then 20%
+    assert [(f["item"]["type"], f["precise_coupons_amount_cents"], f["taxes_amount_cents"]) for f in july["fees"]
+            ] == [("subscription", "0.0", 2400), ("charge", "20200", 2860)]
+    assert (july["sub_total_excluding_taxes_amount_cents"], july["taxes_amount_cents"], july["total_amount_cents"]
+            ) == (26300, 5260, 31560)
