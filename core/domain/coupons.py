@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 
-PRECISE = Decimal("0.00001")
+from core.domain.taxes import spread
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,10 @@ def apply_coupons(fees: Sequence[CouponFee], subtotal: int, coupons: Sequence[Ap
         credit = _amount(coupon, base)
         if credit <= 0:
             continue
+        portions = spread(credit, [current[n].left if n in eligible else Decimal(0) for n in range(len(current))])
         for n in eligible:
-            share = min(current[n].left, (Decimal(credit) * current[n].left / weight).quantize(PRECISE, ROUND_HALF_UP))
-            shares[n] += share
-            current[n] = replace(current[n], deducted=current[n].deducted + share)
+            shares[n] += portions[n]
+            current[n] = replace(current[n], deducted=current[n].deducted + portions[n])
         subtotal -= credit
         duration = coupon.duration_remaining
         remaining = coupon.remaining_cents

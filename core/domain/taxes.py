@@ -36,18 +36,14 @@ def applicable(*levels: Sequence[Tax]) -> tuple[Tax, ...]:
     return ()
 
 
-def precise_text(value: Decimal) -> str:
-    """Precise cents as stored and shown: 3500, 33.33333 (no exponent, no trailing zeros)."""
-    return format(value.normalize(), "f") if value else "0"
-
-
 def round_cents(value: Decimal) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def spread(deduction_cents: int, amounts: Sequence[int]) -> list[Decimal]:
-    """Each fee's share of a deduction, in proportion to its amount, to 5 decimals, never above its amount."""
-    total = sum(amount for amount in amounts if amount > 0)
+def spread(deduction_cents: int, amounts: Sequence[int | Decimal]) -> list[Decimal]:
+    """Each fee's share of a deduction, in proportion to its amount (what is left of it: precise cents), to 5
+    decimals, never above its amount; a fee at 0 or below takes none. The one pro rata of taxes and coupons."""
+    total = sum((Decimal(amount) for amount in amounts if amount > 0), Decimal(0))
     if deduction_cents <= 0 or total <= 0:
         return [Decimal(0)] * len(amounts)
     return [min(Decimal(amount), (Decimal(deduction_cents) * amount / total).quantize(PRECISE, ROUND_HALF_UP))

@@ -32,9 +32,9 @@ from core.db.tables import (
     customers,
     plans,
 )
-from core.domain.taxes import precise_text
+from core.domain.charges import units_text
 from core.http import JSONResponse, bad_request, not_allowed, not_found, ok, validation_error
-from rater.api.common import engine, new_id, org_and_input, page_params, paginate
+from rater.api.common import engine, live_by_code, new_id, org_and_input, page_params, paginate
 from rater.api.customers import live_customer
 from rater.inputs import BAD_FORMAT, INVALID, MANDATORY, MAX_AMOUNT_CENTS, TAKEN, Input, has_control
 from rater.serializers import iso
@@ -170,19 +170,11 @@ async def coupon_documents(conn: AsyncConnection, rows: list[Any]) -> list[dict[
         "reusable": row.reusable, "limited_plans": bool(plan_codes[row.id]), "plan_codes": sorted(plan_codes[row.id]),
         "limited_billable_metrics": bool(metric_codes[row.id]),
         "billable_metric_codes": sorted(metric_codes[row.id]),
-        "percentage_rate": None if row.percentage_rate is None else precise_text(Decimal(row.percentage_rate)),
+        "percentage_rate": None if row.percentage_rate is None else units_text(Decimal(row.percentage_rate)),
         "frequency": row.frequency, "frequency_duration": row.frequency_duration, "expiration": row.expiration,
         "expiration_at": iso(row.expiration_at), "created_at": iso(row.created_at),
         "terminated_at": iso(row.terminated_at),
     } for row in rows]
-
-
-async def _live_coupon(conn: AsyncConnection, organization_id: str, code: str, for_update: bool = False) -> Any:
-    query = select(coupons).where(coupons.c.organization_id == organization_id, coupons.c.code == code, LIVE)
-    row = (await conn.execute(query.with_for_update(key_share=True) if for_update else query)).one_or_none()
-    if row is None:
-        raise not_found("coupon")
-    return row
 
 
 async def create_coupon(request: Request) -> JSONResponse:
@@ -208,7 +200,8 @@ async def update_coupon(request: Request) -> JSONResponse:
     codes = _codes(data)
     try:
         async with engine(request).begin() as conn:
-            current = await _live_coupon(conn, organization_id, request.path_params["code"], for_update=True)
+            current = await live_by_code(conn, coupons, organization_id, request.path_params["code"], "coupon",
+                                   for_update=True)
             values = coupon_values(data, creating=False, current=current)
             applied = bool((await conn.execute(select(exists().where(
                 applied_coupons.c.coupon_id == current.id)))).scalar())
@@ -232,14 +225,15 @@ async def update_coupon(request: Request) -> JSONResponse:
 async def get_coupon(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
     async with engine(request).connect() as conn:
-        row = await _live_coupon(conn, organization_id, request.path_params["code"])
+        row = await live_by_code(conn, coupons, organization_id, request.path_params["code"], "coupon")
         return ok({"coupon": (await coupon_documents(conn, [row]))[0]})
 
 
 async def delete_coupon(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
     async with engine(request).begin() as conn:
-        row = await _live_coupon(conn, organization_id, request.path_params["code"], for_update=True)
+        row = await live_by_code(conn, coupons, organization_id, request.path_params["code"], "coupon",
+                                   for_update=True)
         await conn.execute(update(applied_coupons).where(
             applied_coupons.c.coupon_id == row.id, applied_coupons.c.status == "active").values(
             status="terminated", terminated_at=func.now(), updated_at=func.now()))
@@ -284,7 +278,7 @@ def applied_document(row: Any) -> dict[str, Any]:
         "amount_cents": row.amount_cents,
         "amount_cents_remaining": (row.amount_cents - int(row.taken_cents)) if fixed_once else None,
         "amount_currency": row.amount_currency,
-        "percentage_rate": None if row.percentage_rate is None else precise_text(Decimal(row.percentage_rate)),
+        "percentage_rate": None if row.percentage_rate is None else units_text(Decimal(row.percentage_rate)),
         "frequency": row.frequency, "frequency_duration": row.frequency_duration,
         "frequency_duration_remaining": row.frequency_duration_remaining,
         "expiration_at": iso(row.coupon_expiration_at), "created_at": iso(row.created_at),

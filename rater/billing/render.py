@@ -12,6 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from core.domain.charges import units_text
 from core.domain.money import minor_units
 from core.domain.taxes import round_cents
 from rater import serializers
@@ -79,7 +80,7 @@ def fee(row: Any, invoice: Any, external_customer_id: str, external_subscription
         "refunded_at": None,
         "event_transaction_id": None,
         "description": None,
-        "precise_coupons_amount_cents": str(deducted) if deducted else "0.0",
+        "precise_coupons_amount_cents": units_text(deducted),
         "sub_total_excluding_taxes_amount_cents": round_cents(Decimal(row.amount_cents) - deducted),
         "sub_total_excluding_taxes_precise_amount_cents": str(precise - deducted),
         "amount_details": {},

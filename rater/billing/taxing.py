@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from core.db.taxes import TaxBook
-from core.domain.taxes import AppliedTax, FeeTaxes, InvoiceTaxes, Tax, precise_text, spread
+from core.domain.charges import units_text
+from core.domain.taxes import AppliedTax, FeeTaxes, InvoiceTaxes, Tax, spread
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Taxed:
 def _applied_row(owner: str, owner_id: str, applied: AppliedTax, position: int) -> dict[str, Any]:
     return {"id": str(uuid.uuid4()), f"{owner}_id": owner_id, "tax_id": applied.tax.id, "tax_code": applied.tax.code,
             "tax_name": applied.tax.name, "tax_rate": applied.tax.rate, "tax_description": applied.tax.description,
-            "amount_cents": applied.amount_cents, "precise_amount_cents": precise_text(applied.precise_amount_cents),
+            "amount_cents": applied.amount_cents, "precise_amount_cents": units_text(applied.precise_amount_cents),
             "fees_amount_cents": applied.fees_amount_cents, "position": position}
 
 
@@ -61,8 +62,8 @@ def tax_fees(invoice_id: str, fee_rows: Sequence[dict[str, Any]], shares: Sequen
         taxes = taxes_of(row)
         fee_taxes = FeeTaxes.of(base, taxes)
         row.update(taxes_amount_cents=fee_taxes.amount_cents, taxes_rate=fee_taxes.rate,
-                   taxes_precise_amount_cents=precise_text(fee_taxes.precise_amount_cents),
-                   precise_coupons_amount_cents=precise_text(share))
+                   taxes_precise_amount_cents=units_text(fee_taxes.precise_amount_cents),
+                   precise_coupons_amount_cents=units_text(share))
         fee_applied += [_applied_row("fee", row["id"], applied, n) for n, applied in enumerate(fee_taxes.applied)]
         bases.append((base, taxes))
     invoice_taxes = InvoiceTaxes.of(bases)

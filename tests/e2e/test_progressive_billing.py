@@ -174,6 +174,6 @@ def test_progressive_invoices_are_taxed_and_the_periods_invoice_taxes_what_is_le
     july = july_invoice(client, f"c-{unique}")
     # 46,500 less the 20,200 billed before: 26,300, all of it taken from the usage fee, then 20%
     assert [(f["item"]["type"], f["precise_coupons_amount_cents"], f["taxes_amount_cents"]) for f in july["fees"]
-            ] == [("subscription", "0.0", 2400), ("charge", "20200", 2860)]
+            ] == [("subscription", "0.0", 2400), ("charge", "20200.0", 2860)]
     assert (july["sub_total_excluding_taxes_amount_cents"], july["taxes_amount_cents"], july["total_amount_cents"]
             ) == (26300, 5260, 31560)

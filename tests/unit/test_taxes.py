@@ -55,7 +55,7 @@ def test_a_progressive_credit_beyond_the_usage_fees_is_taken_from_the_other_fees
             {"id": "f2", "fee_type": "charge", "charge_id": "c1", "amount_cents": 1_000}]
     # usage billed earlier than it is now
     taxed = tax_fees("inv", rows, progressive_shares(rows, 5_000), lambda row: [VAT])
-    assert [r["precise_coupons_amount_cents"] for r in rows] == ["4000", "1000"]
+    assert [r["precise_coupons_amount_cents"] for r in rows] == ["4000.0", "1000.0"]
     assert taxed.invoice_taxes.amount_cents == 1_600  # 20% of the subtotal, 13,000 - 5,000
     assert [a["fees_amount_cents"] for a in taxed.invoice_applied_taxes] == [8_000]
 
@@ -65,8 +65,8 @@ def test_fees_are_taxed_on_what_is_left_after_their_share_of_the_progressive_cre
             {"id": "f2", "fee_type": "charge", "charge_id": "c1", "amount_cents": 23_500}]
     # the usage billed earlier: only the usage fee's
     taxed = tax_fees("inv", rows, progressive_shares(rows, 3_500), lambda row: [VAT])
-    assert [(r["precise_coupons_amount_cents"], r["taxes_amount_cents"]) for r in rows] == [("0", 2_400),
-                                                                                            ("3500", 4_000)]
+    assert [(r["precise_coupons_amount_cents"], r["taxes_amount_cents"]) for r in rows] == [("0.0", 2_400),
+                                                                                            ("3500.0", 4_000)]
     assert taxed.invoice_taxes.amount_cents == 6_400
     assert [(a["fee_id"], a["tax_code"], a["amount_cents"]) for a in taxed.fee_applied_taxes] == [
         ("f1", "vat", 2_400), ("f2", "vat", 4_000)]
