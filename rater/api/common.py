@@ -37,6 +37,19 @@ async def own_id(conn: AsyncConnection, table: Table, organization_id: str, lago
     return str(found)
 
 
+async def live_by_code(conn: AsyncConnection, table: Table, organization_id: str, code: str, resource: str, *,
+                       for_update: bool = False) -> Any:
+    """The caller's live (not deleted) row of `table` with this code; else 404 `<resource>_not_found`.
+    `for_update`: FOR NO KEY UPDATE until the transaction ends, which rows pointing at it (FOR KEY SHARE, what
+    a foreign key takes) neither wait for nor deadlock with."""
+    query = select(table).where(table.c.organization_id == organization_id, table.c.code == code,
+                                table.c.deleted_at.is_(None))
+    row = (await conn.execute(query.with_for_update(key_share=True) if for_update else query)).one_or_none()
+    if row is None:
+        raise not_found(resource)
+    return row
+
+
 def engine(request: Request) -> AsyncEngine:
     return request.app.state.engine
 

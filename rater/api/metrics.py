@@ -21,9 +21,9 @@ from core.apikeys import authenticate
 from core.db.tables import billable_metrics, charges, plans, subscriptions
 from core.domain.aggregation import AGGREGATION_TYPES
 from core.domain.charges import ChargeOptions, combination_errors
-from core.http import JSONResponse, not_found, ok, validation_error
+from core.http import JSONResponse, ok, validation_error
 from rater import serializers
-from rater.api.common import engine, new_id, org_and_input, page_params, paginate
+from rater.api.common import engine, live_by_code, new_id, org_and_input, page_params, paginate
 from rater.inputs import MANDATORY, NOT_SUPPORTED, TAKEN, Input
 
 WEIGHTED_INTERVALS = ("seconds",)
@@ -70,13 +70,7 @@ def check_consistency(data: Input, merged: dict[str, Any]) -> None:
 
 
 async def live_metric(conn: AsyncConnection, organization_id: str, code: str) -> Any:
-    row = (await conn.execute(select(billable_metrics).where(
-        billable_metrics.c.organization_id == organization_id, billable_metrics.c.code == code,
-        billable_metrics.c.deleted_at.is_(None),
-    ))).one_or_none()
-    if row is None:
-        raise not_found("billable_metric")
-    return row
+    return await live_by_code(conn, billable_metrics, organization_id, code, "billable_metric")
 
 
 async def create_metric(request: Request) -> JSONResponse:

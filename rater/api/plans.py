@@ -26,7 +26,7 @@ from core.domain.periods import INTERVALS
 from core.domain.pricing import InvalidChargeProperties, documented_properties, validate_properties
 from core.http import JSONResponse, not_found, ok, validation_error
 from rater.activation import terminate
-from rater.api.common import engine, new_id, org_and_input, page_params, paginate
+from rater.api.common import engine, live_by_code, new_id, org_and_input, page_params, paginate
 from rater.api.taxes import attach_taxes, read_tax_codes
 from rater.api.usage_thresholds import read_usage_thresholds, replace_usage_thresholds
 from rater.billing.documents import plan_documents
@@ -207,12 +207,7 @@ async def replace_charges(conn: AsyncConnection, organization_id: str, plan_id: 
 
 
 async def live_plan(conn: AsyncConnection, organization_id: str, code: str) -> Any:
-    row = (await conn.execute(select(plans).where(
-        plans.c.organization_id == organization_id, plans.c.code == code, plans.c.deleted_at.is_(None),
-    ))).one_or_none()
-    if row is None:
-        raise not_found("plan")
-    return row
+    return await live_by_code(conn, plans, organization_id, code, "plan")
 
 
 async def _answer(conn: AsyncConnection, row: Any) -> JSONResponse:

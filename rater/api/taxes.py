@@ -21,7 +21,7 @@ from core.db.tables import charge_taxes, customer_taxes, plan_taxes, taxes
 from core.db.taxes import LIVE, set_taxes, taxes_by_code
 from core.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
-from rater.api.common import engine, new_id, org_and_input, page_params, paginate
+from rater.api.common import engine, live_by_code, new_id, org_and_input, page_params, paginate
 from rater.inputs import BAD_FORMAT, INVALID, TAKEN, Input
 
 
@@ -41,15 +41,6 @@ def tax_values(data: Input, *, creating: bool) -> dict[str, Any]:
     return values
 
 
-async def _live_tax(conn: AsyncConnection, organization_id: str, code: str, for_update: bool = False) -> Any:
-    query = select(taxes).where(taxes.c.organization_id == organization_id, taxes.c.code == code, LIVE)
-    # FOR NO KEY UPDATE: links to it being written (FOR KEY SHARE) neither wait for it nor deadlock with it
-    row = (await conn.execute(query.with_for_update(key_share=True) if for_update else query)).one_or_none()
-    if row is None:
-        raise not_found("tax")
-    return row
-
-
 async def create_tax(request: Request) -> JSONResponse:
     organization_id, raw = await org_and_input(request, "tax")
     values = tax_values(Input(raw), creating=True)
@@ -67,7 +58,7 @@ async def update_tax(request: Request) -> JSONResponse:
     values = tax_values(Input(raw), creating=False)
     try:
         async with engine(request).begin() as conn:
-            row = await _live_tax(conn, organization_id, request.path_params["code"], for_update=True)
+            row = await live_by_code(conn, taxes, organization_id, request.path_params["code"], "tax", for_update=True)
             if values:
                 row = (await conn.execute(update(taxes).where(taxes.c.id == row.id).returning(*taxes.c).values(
                     updated_at=func.now(), **values))).one()
@@ -79,13 +70,14 @@ async def update_tax(request: Request) -> JSONResponse:
 async def get_tax(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
     async with engine(request).connect() as conn:
-        return ok({"tax": serializers.tax(await _live_tax(conn, organization_id, request.path_params["code"]))})
+        row = await live_by_code(conn, taxes, organization_id, request.path_params["code"], "tax")
+    return ok({"tax": serializers.tax(row)})
 
 
 async def delete_tax(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
     async with engine(request).begin() as conn:
-        row = await _live_tax(conn, organization_id, request.path_params["code"], for_update=True)
+        row = await live_by_code(conn, taxes, organization_id, request.path_params["code"], "tax", for_update=True)
         for links in (customer_taxes, plan_taxes, charge_taxes):
             await conn.execute(delete(links).where(links.c.tax_id == row.id))
         row = (await conn.execute(update(taxes).where(taxes.c.id == row.id).returning(*taxes.c).values(
