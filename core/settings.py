@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
+DEFAULT_FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")  # Debian's fonts-dejavu-core
+
 
 class ConfigError(ValueError):
     """A setting is missing or malformed."""
@@ -62,6 +64,10 @@ class Settings:
     ingest_rate_limit_burst: float
     api_key_cache_ttl_s: float
     aggregator_runtime: str = "faust"  # or "kafka": aggregator/kafka_loop.py
+    # invoice documents: the API's address as their links name it, how long a link works, and the TrueType fonts
+    public_url: str = "http://127.0.0.1:3000"
+    document_link_ttl_s: int = 86_400
+    document_font_dir: Path = DEFAULT_FONT_DIR
     # the local stack (`meterline up`): where Kafka's jars are cached, the broker's heap, and the
     # default organization's API key to bootstrap (else the one in `home/api-key`, else a new one)
     cache_home: Path = Path("~/.cache/meterline")  # expanded where it is used
@@ -108,6 +114,10 @@ class Settings:
             ingest_rate_limit_burst=float(env.get("METERLINE_INGEST_RATE_BURST", "200000")),
             api_key_cache_ttl_s=float(env.get("METERLINE_API_KEY_CACHE_TTL_S", "10")),
             aggregator_runtime=env.get("METERLINE_AGGREGATOR_RUNTIME", "faust"),
+            public_url=env.get("METERLINE_PUBLIC_URL", "").rstrip("/") or
+            f"http://{env.get('METERLINE_API_HOST', '127.0.0.1')}:{env.get('METERLINE_API_PORT', '3000')}",
+            document_link_ttl_s=int(env.get("METERLINE_DOCUMENT_LINK_TTL_S", "86400")),
+            document_font_dir=Path(env.get("METERLINE_DOCUMENT_FONT_DIR", str(DEFAULT_FONT_DIR))),
             cache_home=Path(env.get("METERLINE_CACHE", "~/.cache/meterline")),
             kafka_heap=env.get("METERLINE_KAFKA_HEAP", "1g"),
             bootstrap_api_key=env.get("METERLINE_API_KEY") or None,
@@ -139,6 +149,10 @@ class Settings:
             raise ConfigError("METERLINE_AGGREGATOR_RUNTIME must be faust or kafka")
         if not 0 <= self.alerts_nice <= 19:
             raise ConfigError("METERLINE_ALERTS_NICE must be in [0, 19]")
+        if urlsplit(self.public_url).scheme not in ("http", "https") or not urlsplit(self.public_url).netloc:
+            raise ConfigError(f"METERLINE_PUBLIC_URL must be an http(s):// URL, got {self.public_url!r}")
+        if not 60 <= self.document_link_ttl_s <= 7 * 86_400:
+            raise ConfigError("METERLINE_DOCUMENT_LINK_TTL_S must be from 60 s to 7 days (604800)")
         if not 0 < self.api_key_cache_ttl_s <= 30:
             raise ConfigError("METERLINE_API_KEY_CACHE_TTL_S must be in (0, 30]: a revoked key stops within 30 s")
 

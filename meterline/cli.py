@@ -230,6 +230,20 @@ def cmd_org_payment_term(settings: Settings, args: argparse.Namespace) -> int:
     return _org_command(args.name, lambda: str(payment_term_of(settings.sqlalchemy_url, args.name, args.days)))
 
 
+def cmd_org_details(settings: Settings, args: argparse.Namespace) -> int:
+    """`org details NAME [--legal-name …] …`: print what the organization's invoice documents show of it (one
+    `detail: value` per line), after setting the details given (an empty value clears one)."""
+    from meterline.orgs import DOCUMENT_DETAILS, document_details
+
+    changes = {detail: getattr(args, detail) for detail in DOCUMENT_DETAILS if getattr(args, detail) is not None}
+
+    def show() -> str:
+        details = document_details(settings.sqlalchemy_url, args.name, changes)
+        return "\n".join(f"{detail}: {value if value is not None else ''}" for detail, value in details.items())
+
+    return _org_command(args.name, show)
+
+
 def cmd_example(settings: Settings, args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -360,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "net_payment_term (default 0)")
     term.add_argument("name")
     term.add_argument("days", type=int, nargs="?", help="the new term, from 0 to 36500")
+    details = org.add_parser("details", help="print (or set) what the organization's invoice documents show of "
+                                              "it: legal name, email, address, tax id, footer (\"\" clears one)")
+    details.add_argument("name")
+    for detail in ("legal_name", "email", "address_line1", "address_line2", "city", "zipcode", "state", "country",
+                   "tax_identification_number", "invoice_footer"):
+        details.add_argument(f"--{detail.replace('_', '-')}", dest=detail, metavar="TEXT")
     example = sub.add_parser("example", help="run the Segment example against the running API")
     example.add_argument("--users", type=int, default=12000)
     example.add_argument("--api-key")
@@ -406,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "org":
         handler = {"create": cmd_org_create, "key": cmd_org_key_rotate,
-                   "payment-term": cmd_org_payment_term}[args.org_command]
+                   "payment-term": cmd_org_payment_term, "details": cmd_org_details}[args.org_command]
     else:
         handler = COMMANDS[args.command]
     from meterline.stack.proc import StackError

@@ -8,12 +8,14 @@ downtime, then the old keys stop working (within the API key cache TTL, ≤ 30 s
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from babel import Locale
 from sqlalchemy import Connection, create_engine, or_, select, update
 
 from core.apikeys import key_hash, new_api_key
-from core.db.tables import api_keys, organizations
+from core.db.tables import ORGANIZATION_DETAILS, api_keys, organizations
 
 DEFAULT_GRACE = timedelta(hours=24)
 
@@ -104,5 +106,52 @@ def payment_term_of(sqlalchemy_url: str, name: str, net_payment_term: int | None
             if term is None:
                 raise UnknownOrganization(name)
             return term
+    finally:
+        engine.dispose()
+
+
+FOOTER_MAX = 600  # characters, as Lago's invoice_footer
+DOCUMENT_DETAILS = (*ORGANIZATION_DETAILS, "invoice_footer")
+
+
+def _checked_detail(name: str, value: str) -> str | None:
+    """A detail as stored: blank clears it; ValueError for a value its document could not show."""
+    value = value.strip()
+    if not value:
+        return None
+    if name == "invoice_footer":
+        if len(value) > FOOTER_MAX:
+            raise ValueError(f"invoice_footer must be at most {FOOTER_MAX} characters")
+        return value
+    if len(value) > 255 or "\n" in value:
+        raise ValueError(f"{name} must be one line of at most 255 characters")
+    if name == "country":
+        value = value.upper()
+        if value not in Locale("en").territories or not value.isalpha() or len(value) != 2:
+            raise ValueError(f"country must be an ISO 3166 alpha-2 code (US, FR, …), got {value!r}")
+    if name == "email" and ("@" not in value or " " in value):
+        raise ValueError(f"email must be an email address, got {value!r}")
+    return value
+
+
+def document_details(sqlalchemy_url: str, name: str, changes: Mapping[str, str] | None = None
+                     ) -> dict[str, str | None]:
+    """What the organization's invoice documents show of it (DOCUMENT_DETAILS), after applying `changes` (a
+    blank value clears one). UnknownOrganization; ValueError for a detail refused (nothing is changed then)."""
+    changes = dict(changes or {})
+    unknown = set(changes) - set(DOCUMENT_DETAILS)
+    if unknown:
+        raise ValueError(f"unknown detail(s): {', '.join(sorted(unknown))}")
+    values = {detail: _checked_detail(detail, value) for detail, value in changes.items()}
+    engine = create_engine(sqlalchemy_url)
+    try:
+        with engine.begin() as conn:
+            if values:
+                conn.execute(update(organizations).where(organizations.c.name == name).values(**values))
+            row = conn.execute(select(*(organizations.c[detail] for detail in DOCUMENT_DETAILS))
+                               .where(organizations.c.name == name)).one_or_none()
+            if row is None:
+                raise UnknownOrganization(name)
+            return dict(row._mapping)
     finally:
         engine.dispose()

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -39,6 +40,9 @@ def _created_at() -> Column:
     return _now("created_at")
 
 
+ORGANIZATION_DETAILS = ("legal_name", "email", "address_line1", "address_line2", "city", "zipcode", "state",
+                        "country", "tax_identification_number")
+
 organizations = Table(
     "organizations",
     metadata,
@@ -47,6 +51,12 @@ organizations = Table(
     _created_at(),
     # days from an invoice's issuing date to its due date for a customer without its own net_payment_term
     Column("net_payment_term", Integer, nullable=False, server_default="0"),
+    # what its invoice documents show of it (`meterline org details`), all optional
+    *(Column(name, String(255)) for name in ORGANIZATION_DETAILS),
+    Column("invoice_footer", Text),
+    # signs the links to its invoice documents (HMAC-SHA256), a random one per organization
+    Column("document_key", String(64), nullable=False,
+           server_default=text("md5(gen_random_uuid()::text) || md5(gen_random_uuid()::text)")),
 )
 
 api_keys = Table(
@@ -394,8 +404,21 @@ fees = Table(
     Column("taxes_precise_amount_cents", String(64), nullable=False, server_default="0"),
     Column("taxes_rate", Numeric(12, 5), nullable=False, server_default="0"),
     Column("precise_coupons_amount_cents", String(64), nullable=False, server_default="0"),
+    # how the charge priced its units when billed (Lago's FeeAmountDetails: a graduated charge's tiers)
+    Column("amount_details", JSONB, nullable=False, server_default="{}"),
     _now("created_at"),
     Index("ix_fees_invoice", "invoice_id"),
+)
+
+# An invoice's PDF: a final invoice's is written once and never changes; a draft's is replaced each time it is
+# generated again (rater.billing.pdf, rater.api.invoices)
+invoice_documents = Table(
+    "invoice_documents",
+    metadata,
+    Column("invoice_id", UUID(as_uuid=False), ForeignKey("invoices.id", ondelete="CASCADE"), primary_key=True),
+    Column("content", LargeBinary, nullable=False),
+    Column("draft", Boolean, nullable=False),
+    _now("created_at"),
 )
 
 def _applied_taxes(owner: str, table: str) -> Table:

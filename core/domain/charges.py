@@ -10,7 +10,7 @@ from typing import Any
 
 from core.domain.aggregation import Metric, MetricUsage
 from core.domain.money import round_cents
-from core.domain.pricing import Fee, price, round_units
+from core.domain.pricing import Fee, graduated_tiers, parse_ranges, price, round_units
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,21 @@ def units_text(units: Decimal) -> str:
     """Units as Lago writes them: a decimal string with at least one decimal ("3.0", "0.5")."""
     text = format(units.normalize(), "f") if units else "0"
     return text if "." in text else f"{text}.0"
+
+
+def amount_details(charge_model: str, properties: Mapping[str, Any], units: Decimal) -> dict[str, Any]:
+    """How a charge priced `units` (Lago's FeeAmountDetails): a graduated charge's tiers, each with its units,
+    prices and totals in currency units; nothing for the other models."""
+    if charge_model != "graduated":
+        return {}
+    return {"graduated_ranges": [{
+        "units": units_text(reached.units), "from_value": reached.tier.from_value, "to_value": reached.tier.to_value,
+        "flat_unit_amount": units_text(reached.tier.flat_amount),
+        "per_unit_amount": units_text(reached.tier.per_unit_amount),
+        "per_unit_total_amount": units_text(reached.per_unit_total),
+        "total_with_flat_amount": units_text(reached.total),
+    } for reached in graduated_tiers(units, parse_ranges(properties.get("graduated_ranges"),
+                                                          "invalid_graduated_ranges"))]}
 
 
 # Lago bills these aggregations per event, so only they can be paid in advance.

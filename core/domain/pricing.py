@@ -115,15 +115,36 @@ def documented_properties(charge_model: str | None, properties: Mapping[str, Any
     return kept
 
 
-def graduated(units: Decimal, ranges: Sequence[Range]) -> Decimal:
-    """Each range reached adds its units at its price and its flat amount; the first range is always
-    reached, so its flat amount is billed at 0 units too (as Lago since 2026)."""
-    amount = Decimal(0)
+@dataclass(frozen=True)
+class TierUsage:
+    """What one range of a graduated price bills: its units at its price, and its flat amount."""
+
+    tier: Range
+    units: Decimal
+
+    @property
+    def per_unit_total(self) -> Decimal:
+        return self.units * self.tier.per_unit_amount
+
+    @property
+    def total(self) -> Decimal:
+        return self.per_unit_total + self.tier.flat_amount
+
+
+def graduated_tiers(units: Decimal, ranges: Sequence[Range]) -> list[TierUsage]:
+    """The ranges `units` reach, each with its units; the first range is always reached, so its flat amount
+    is billed at 0 units too (as Lago since 2026)."""
+    reached = []
     for tier in ranges:
-        amount += tier.units_of(units) * tier.per_unit_amount + tier.flat_amount
+        reached.append(TierUsage(tier, tier.units_of(units)))
         if tier.contains(units):
             break
-    return amount
+    return reached
+
+
+def graduated(units: Decimal, ranges: Sequence[Range]) -> Decimal:
+    """Each range reached adds its units at its price and its flat amount."""
+    return sum((reached.total for reached in graduated_tiers(units, ranges)), Decimal(0))
 
 
 def volume(units: Decimal, ranges: Sequence[Range]) -> Decimal:

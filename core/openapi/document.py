@@ -38,6 +38,7 @@ _FIELD_CODES = array(text(), min_items=1)
 ERROR_SCHEMAS: dict[str, Schema] = {
     "ErrorBadRequest": _error(400, None),
     "ErrorUnauthorized": _error(401, "Unauthorized"),
+    "ErrorForbidden": _error(403, "Forbidden", "invalid_signature"),
     "ErrorNotFound": _error(404, "Not Found", code_pattern="^[a-z_]+_not_found$"),
     "ErrorNotAllowed": _error(405, "Method Not Allowed", code_pattern="^[a-z_]+$"),
     "ErrorPayloadTooLarge": _error(413, "Payload Too Large", "payload_too_large", message=True),
@@ -56,6 +57,7 @@ _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.
 ERROR_RESPONSES: dict[int, tuple[str, str, dict[str, Any]]] = {
     400: ("BadRequest", "The body is not JSON, its root key is missing, or a query parameter is malformed.", {}),
     401: ("Unauthorized", "No `Authorization: Bearer <api key>` header, or an unknown, revoked or expired key.", {}),
+    403: ("Forbidden", "The link's signature does not hold: altered, expired, or naming no invoice.", {}),
     404: ("NotFound", "No such object in the caller's organization (another organization's objects are 404 "
                       "too).", {}),
     405: ("NotAllowed", "Not possible in the object's state (`no_active_subscription`, `no_voidable_amount`).", {}),

@@ -16,11 +16,12 @@ import httpx
 
 from core.apikeys import new_api_key
 from core.db.migrate import upgrade
-from core.settings import Settings
+from core.settings import DEFAULT_FONT_DIR, Settings
 from meterline.orgs import ensure_organization
 from meterline.stack import kafka, postgres, redis_server
-from meterline.stack.proc import RunDir, StackError, exited, running_pid, start, stop, wait_until
+from meterline.stack.proc import RunDir, StackError, apt_install, exited, running_pid, start, stop, wait_until
 from meterline.stack.topics import ensure_topics
+from rater.billing.pdf import FONT_FILES
 
 DEFAULT_ORGANIZATION = "default"
 
@@ -113,6 +114,16 @@ def init(settings: Settings) -> str:
     return key
 
 
+def ensure_fonts(settings: Settings) -> bool:
+    """The API writes invoice documents in DejaVu Sans (rater.billing.pdf): Debian's fonts-dejavu-core, installed
+    when missing from the default font folder (True then). A folder of one's own is left to its owner."""
+    if all((settings.document_font_dir / name).is_file() for name in FONT_FILES.values()) or \
+            settings.document_font_dir != DEFAULT_FONT_DIR:
+        return False
+    apt_install("fonts-dejavu-core")
+    return True
+
+
 def up(settings: Settings, say: Callable[[str], None] = print) -> str:
     """Bring everything up; returns the default organization's API key."""
     began = time.monotonic()
@@ -124,6 +135,8 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> str:
         say(f"started Redis at {settings.redis_url}")
     if postgres.ensure_running(rundir, settings.database_url):
         say("started PostgreSQL")
+    if ensure_fonts(settings):
+        say(f"installed the fonts invoice documents are written in ({settings.document_font_dir})")
     key = init(settings)
     for process in PROCESSES:
         ensure_process(rundir, settings, process, say)

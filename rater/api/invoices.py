@@ -1,27 +1,32 @@
 """/api/v1/invoices: list, fetch, finalize and refresh (drafts), record a payment status and metadata,
-void, in Lago's shape."""
+void, download (the PDF, by a signed link), in Lago's shape."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from core.apikeys import authenticate
 from core.db.tables import customers, invoice_applied_taxes, invoices
 from core.http import (
+    ApiError,
     JSONResponse,
     bad_request,
     not_allowed,
+    not_found,
     ok,
     parse_json,
     read_body,
     read_json,
     root_object,
+    unavailable,
     validation_error,
 )
 from rater.api.common import engine, own_id, page_params, paginate
@@ -35,9 +40,13 @@ from rater.billing.documents import (
     invoice_metadata_of,
 )
 from rater.billing.drafts import finalize_draft, refresh_draft
+from rater.billing.files import document_links, linked_document, make_document
 from rater.billing.payments import MAX_METADATA, MetadataItem, lock_invoice, set_payment, void
+from rater.billing.pdf import FontsMissing
 from rater.billing.progressive import PROGRESSIVE_BILLING
 from rater.inputs import BAD_FORMAT, INVALID, TAKEN, Input
+
+log = logging.getLogger("meterline.api")
 
 
 async def _own_invoice(conn: AsyncConnection, organization_id: str, lago_id: str) -> str:
@@ -84,8 +93,10 @@ async def list_invoices(request: Request) -> JSONResponse:
             conn, [row.id for row in rows if row.invoice_type == PROGRESSIVE_BILLING])
         metadata = await invoice_metadata_of(conn, [row.id for row in rows])
         taxes = await applied_taxes_of(conn, invoice_applied_taxes.c.invoice_id, [row.id for row in rows])
+        links = await document_links(conn, [row.id for row in rows])
     return ok({"invoices": [render.invoice(row, by_id[row.customer_id], applied.get(row.id, ()),
-                                           metadata.get(row.id, ()), taxes[row.id]) for row in rows],
+                                           metadata.get(row.id, ()), taxes[row.id], links.get(row.id, ""))
+                            for row in rows],
                "meta": meta})
 
 
@@ -188,6 +199,38 @@ async def void_invoice(request: Request) -> JSONResponse:
         return ok({"invoice": await invoice_document(conn, invoice_id)})
 
 
+async def download_invoice(request: Request) -> JSONResponse:
+    """Make the invoice's PDF (a final invoice's once: then it never changes; a draft's each time) and answer
+    the invoice with `file_url`, a signed link to it that works without the API key until it expires."""
+    organization_id = await authenticate(request)
+    async with engine(request).begin() as conn:
+        invoice_id = await _own_invoice(conn, organization_id, request.path_params["lago_id"])
+        try:
+            await make_document(conn, invoice_id, invoice_document)
+        except FontsMissing as exc:
+            log.error("invoice %s: no document: %s", invoice_id, exc)
+            raise unavailable("invoice documents cannot be written: their fonts are not installed") from exc
+        return ok({"invoice": await invoice_document(conn, invoice_id)})
+
+
+async def invoice_pdf(request: Request) -> Response:
+    """An invoice's PDF by its signed link, without an API key: 403 `invalid_signature` for a link altered,
+    expired or naming no invoice; 404 when the invoice has no document now (a draft refreshed since)."""
+    params = request.query_params
+    async with engine(request).connect() as conn:
+        found = await linked_document(conn, request.path_params["lago_id"], params.get("expires", ""),
+                                      params.get("signature", ""))
+    if found is None:
+        raise ApiError(403, {"error": "Forbidden", "code": "invalid_signature"})
+    content, invoice = found
+    if content is None:
+        raise not_found("document")
+    final = invoice.status != "draft"
+    return Response(content, media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{invoice.number}.pdf"',
+        "Cache-Control": "private, max-age=86400, immutable" if final else "private, no-store"})
+
+
 ROUTES = [
     Route("/api/v1/invoices", list_invoices, methods=["GET"]),
     Route("/api/v1/invoices/{lago_id}", get_invoice, methods=["GET"]),
@@ -195,4 +238,6 @@ ROUTES = [
     Route("/api/v1/invoices/{lago_id}/void", void_invoice, methods=["POST"]),
     Route("/api/v1/invoices/{lago_id}/finalize", finalize_invoice, methods=["PUT"]),
     Route("/api/v1/invoices/{lago_id}/refresh", refresh_invoice, methods=["PUT"]),
+    Route("/api/v1/invoices/{lago_id}/download", download_invoice, methods=["POST"]),
+    Route("/api/v1/invoices/{lago_id}/document.pdf", invoice_pdf, methods=["GET"]),
 ]

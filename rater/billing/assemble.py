@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from core.domain.aggregation import MetricUsage
-from core.domain.charges import ChargeLine, charge_fee, true_up, units_text
+from core.domain.charges import ChargeLine, amount_details, charge_fee, true_up, units_text
 from rater.billing.schedule import Due
 
 
@@ -44,6 +44,7 @@ class FeeLine:
     from_datetime: datetime | None
     to_datetime: datetime | None
     true_up: bool = False  # the true-up of the charge fee just before it to the charge's minimum
+    amount_details: dict[str, Any] = field(default_factory=dict)  # how the charge priced its units
 
 
 def fee_rows(invoice_id: str, subscription_id: str, lines: Sequence[FeeLine], currency: str,
@@ -57,7 +58,7 @@ def fee_rows(invoice_id: str, subscription_id: str, lines: Sequence[FeeLine], cu
         "units": units_text(line.units), "events_count": line.events_count, "amount_cents": line.amount_cents,
         "precise_amount_cents": str(line.precise_amount_cents), "currency": currency,
         "from_datetime": line.from_datetime, "to_datetime": line.to_datetime, "position": first_position + n,
-        "true_up_parent_fee_id": None,
+        "true_up_parent_fee_id": None, "amount_details": line.amount_details,
     } for n, line in enumerate(lines)]
     for n, line in enumerate(lines):
         if line.true_up:
@@ -88,11 +89,12 @@ def usage_fees(due: Due, charges: Sequence[ChargeLine], usage: Mapping[str, Metr
             continue
         parent = FeeLine("charge", charge.charge_id, charge.metric.id, charge.metric.code, charge.metric_name,
                          charge.invoice_display_name, fee.units, events_count, fee.amount_cents,
-                         fee.precise_amount_cents, due.charges.start, due.charges.end)
+                         fee.precise_amount_cents, due.charges.start, due.charges.end,
+                         amount_details=amount_details(charge.charge_model, charge.properties, fee.units))
         lines.append(parent)
         if short is not None:
             lines.append(replace(parent, units=Decimal(1), events_count=0, amount_cents=short[0],
-                                 precise_amount_cents=short[1], true_up=True))
+                                 precise_amount_cents=short[1], true_up=True, amount_details={}))
     return lines
 
 

@@ -23,7 +23,6 @@ from core.db.tables import (
     fees,
     invoice_applied_taxes,
     invoice_metadata,
-    invoice_payment_updates,
     invoice_subscriptions,
     invoices,
     plan_taxes,
@@ -37,6 +36,7 @@ from core.db.taxes import taxes_of
 from rater import serializers
 from rater.billing import render
 from rater.billing.coupons import credits_of
+from rater.billing.files import document_links
 
 
 async def customers_by_id(conn: AsyncConnection, ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -78,7 +78,9 @@ async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, 
     metadata = (await invoice_metadata_of(conn, [row.id])).get(row.id, [])
     taxes = (await applied_taxes_of(conn, invoice_applied_taxes.c.invoice_id, [row.id]))[row.id]
     credits = (await credits_of(conn, [row.id]))[row.id]
-    return render.invoice_extended(row, customer, fee_docs, subs, periods, applied, metadata, taxes, credits)
+    file_url = (await document_links(conn, [row.id])).get(row.id, "")
+    return render.invoice_extended(row, customer, fee_docs, subs, periods, applied, metadata, taxes, credits,
+                                   file_url)
 
 
 async def applied_taxes_of(conn: AsyncConnection, owner: Any, owner_ids: Sequence[str]) -> dict[str, list[Any]]:
@@ -89,13 +91,6 @@ async def applied_taxes_of(conn: AsyncConnection, owner: Any, owner_ids: Sequenc
                                        .order_by(owner, owner.table.c.position)):
             found[getattr(item, owner.name)].append(item)
     return found
-
-
-async def payment_update_document(conn: AsyncConnection, update_id: str) -> dict[str, Any]:
-    """An `invoice.payment_status_updated` webhook's object: the invoice whose payment status changed."""
-    invoice_id = (await conn.execute(select(invoice_payment_updates.c.invoice_id).where(
-        invoice_payment_updates.c.id == update_id))).scalar_one()
-    return await invoice_document(conn, invoice_id)
 
 
 async def invoice_metadata_of(conn: AsyncConnection, invoice_ids: Sequence[str]) -> dict[str, list[Any]]:

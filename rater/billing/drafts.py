@@ -21,6 +21,7 @@ from core.db.tables import (
     fee_applied_taxes,
     fees,
     invoice_applied_taxes,
+    invoice_documents,
     invoice_subscriptions,
     invoices,
     organizations,
@@ -69,6 +70,8 @@ async def _refresh_locked(conn: AsyncConnection, invoice: Any, moments: list[Any
     customer's) and its taxes; what it bills then before coupons, taxes and credit notes, its coupons and
     its taxes, in cents. `moments`: its invoice_subscriptions rows."""
     invoice_id = invoice.id
+    # the draft's document no longer shows it (rater.billing.files: downloading it again makes a new one)
+    await conn.execute(delete(invoice_documents).where(invoice_documents.c.invoice_id == invoice_id))
     found = await subscribed_by_id(conn, [m.subscription_id for m in moments])
     subscribed = {s.terms.subscription_id: s for s in found}
     catalog = await load_catalog(conn, [s.plan_id for s in subscribed.values()])

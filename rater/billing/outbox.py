@@ -34,7 +34,6 @@ from rater.billing.assemble import VISIBLE_STATUSES
 from rater.billing.documents import (
     credit_note_document,
     invoice_document,
-    payment_update_document,
     subscription_document,
     triggered_alert_document,
     usage_threshold_reached_document,
@@ -50,8 +49,7 @@ Document = Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]]
 _OBJECTS: dict[str, tuple[str, Document]] = {
     "invoice": ("invoice", invoice_document), "subscription": ("subscription", subscription_document),
     "credit_note": ("credit_note", credit_note_document), "alert": ("triggered_alert", triggered_alert_document),
-    "subscription.usage_threshold_reached": ("subscription", usage_threshold_reached_document),
-    "invoice.payment_status_updated": ("invoice", payment_update_document)}
+    "subscription.usage_threshold_reached": ("subscription", usage_threshold_reached_document)}
 
 _CLAIM = text(f"""
 UPDATE webhook_deliveries SET next_attempt_at = now() + interval '{LEASE_S} seconds'
@@ -125,7 +123,9 @@ async def _deliver(engine: AsyncEngine, http: httpx.AsyncClient, delivery_id: st
             .where(webhook_deliveries.c.id == delivery_id))).one()
         object_type, load = _OBJECTS.get(row.webhook_type) or _OBJECTS[row.webhook_type.partition(".")[0]]
         try:
-            document = await load(conn, row.object_id)
+            # a webhook about another object (a payment status change, a document generated: one webhook each,
+            # about the invoice) sends that object
+            document = await load(conn, row.about_id or row.object_id)
         except NoResultFound:  # the object is gone (a bug, or a row deleted by hand): never deliverable
             log.error("webhook %s %s: its object %s is gone", row.webhook_type, delivery_id, row.object_id)
             document = None

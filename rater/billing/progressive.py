@@ -44,6 +44,7 @@ from core.db.tables import subscriptions as subscriptions_table
 from core.db.taxes import TaxBook
 from core.db.thresholds import progressive_billed_cents
 from core.db.webhooks import enqueue_webhooks
+from core.domain.charges import amount_details
 from core.domain.periods import key_start
 from rater.billing.assemble import (
     FeeLine,
@@ -88,7 +89,8 @@ def charge_lines_billed(snapshot: dict[str, Any], charges: list[Any], start: dat
             continue
         lines.append(FeeLine("charge", line.charge_id, line.metric.id, line.metric.code, line.metric_name,
                              line.invoice_display_name, Decimal(seen["units"]), seen["events_count"],
-                             seen["amount_cents"], Decimal(seen["precise_amount_cents"]), start, end))
+                             seen["amount_cents"], Decimal(seen["precise_amount_cents"]), start, end,
+                             amount_details=amount_details(line.charge_model, line.properties, Decimal(seen["units"]))))
     return lines
 
 

@@ -83,7 +83,7 @@ def fee(row: Any, invoice: Any, external_customer_id: str, external_subscription
         "precise_coupons_amount_cents": units_text(deducted),
         "sub_total_excluding_taxes_amount_cents": round_cents(Decimal(row.amount_cents) - deducted),
         "sub_total_excluding_taxes_precise_amount_cents": str(precise - deducted),
-        "amount_details": {},
+        "amount_details": row.amount_details,
         "self_billed": False,
         "item": {
             "type": row.fee_type,
@@ -120,10 +120,10 @@ def billing_period(moment: Any, external_subscription_id: str, plan_id: str) -> 
 
 
 def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequence[dict[str, Any]] = (),
-            metadata: Sequence[Any] = (), applied_taxes: Sequence[Any] = ()) -> dict[str, Any]:
+            metadata: Sequence[Any] = (), applied_taxes: Sequence[Any] = (), file_url: str = "") -> dict[str, Any]:
     """The invoice as listed (Lago's InvoiceObject): totals, status, the customer, the metadata rows and its
     taxes; a progressive billing invoice with the threshold that made it (`applied_usage_thresholds`,
-    rater.billing.documents)."""
+    rater.billing.documents); the signed link to its document once it has one (rater.billing.files)."""
     subtotal = row.fees_amount_cents - row.progressive_billing_credit_amount_cents - row.coupons_amount_cents
     paid = row.payment_status == "succeeded"
     return {
@@ -160,7 +160,7 @@ def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequen
         "xml_url": None,
         "version_number": 4,
         "self_billed": False,
-        "file_url": "",
+        "file_url": file_url,
         "web_url": None,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
@@ -184,9 +184,10 @@ def coupon_credit(row: Any, invoice_row: Any) -> dict[str, Any]:
 def invoice_extended(row: Any, customer: dict[str, Any], fees: Sequence[dict[str, Any]],
                      subscriptions: Sequence[dict[str, Any]], billing_periods: Sequence[dict[str, Any]],
                      applied_usage_thresholds: Sequence[dict[str, Any]] = (), metadata: Sequence[Any] = (),
-                     applied_taxes: Sequence[Any] = (), credits: Sequence[Any] = ()) -> dict[str, Any]:
+                     applied_taxes: Sequence[Any] = (), credits: Sequence[Any] = (), file_url: str = ""
+                     ) -> dict[str, Any]:
     """The invoice as fetched one by one (Lago's InvoiceObjectExtended), with what its coupons took."""
-    return {**invoice(row, customer, applied_usage_thresholds, metadata, applied_taxes), "fees": list(fees),
+    return {**invoice(row, customer, applied_usage_thresholds, metadata, applied_taxes, file_url), "fees": list(fees),
             "subscriptions": list(subscriptions), "billing_periods": list(billing_periods),
             "credits": [coupon_credit(credit, row) for credit in credits],
             "error_details": []}

@@ -226,6 +226,18 @@ SUBSCRIPTION = closed({
 
 SUBSCRIPTION_EXTENDED = closed({**SUBSCRIPTION["properties"], "plan": ref("Plan")})
 
+_DECIMAL_TEXT = text(pattern="^[0-9]+\\.[0-9]+$")
+_AMOUNT_DETAILS = {
+    "type": "object", "additionalProperties": False,
+    "description": "How the charge priced its units when billed: a graduated charge's tiers (empty for the other "
+                   "models and for subscription fees).",
+    "properties": {"graduated_ranges": array(closed({
+        "units": _DECIMAL_TEXT, "from_value": integer(minimum=0), "to_value": nullable(integer(minimum=0)),
+        "flat_unit_amount": _DECIMAL_TEXT, "per_unit_amount": _DECIMAL_TEXT,
+        "per_unit_total_amount": _DECIMAL_TEXT, "total_with_flat_amount": _DECIMAL_TEXT,
+    }))},
+}
+
 _FEE_ITEM = closed({
     "type": text(enum=("subscription", "charge")), "code": text(), "name": text(),
     "description": const(None), "invoice_display_name": text(),
@@ -254,7 +266,7 @@ FEE = closed({
     "precise_coupons_amount_cents": text("Its share of what the invoice deducts before taxes: its progressive "
                                          "billing credit and coupons (precise cents)."),
     "sub_total_excluding_taxes_amount_cents": integer(),
-    "sub_total_excluding_taxes_precise_amount_cents": text(), "amount_details": closed({}),
+    "sub_total_excluding_taxes_precise_amount_cents": text(), "amount_details": _AMOUNT_DETAILS,
     "self_billed": const(False), "item": _FEE_ITEM, "applied_taxes": array(ref("FeeAppliedTax")),
     "presentation_breakdowns": empty_list(_UNSUPPORTED),
 })
@@ -299,7 +311,8 @@ INVOICE = closed({
     "total_amount_cents": integer(), "total_due_amount_cents": integer(), "total_paid_amount_cents": integer(),
     "total_offsetted_credit_note_amount_cents": _ZERO, "purchase_order_number": const(None),
     "voided_at": nullable(moment()), "xml_url": const(None), "version_number": const(4), "self_billed": const(False),
-    "file_url": const("", "meterline renders no PDF: always empty."), "web_url": const(None),
+    "file_url": text("A signed link to its PDF once downloaded (`POST /invoices/{lago_id}/download`), working "
+                      "without the API key until it expires; empty before."), "web_url": const(None),
     "created_at": moment(), "updated_at": moment(), "customer": ref("Customer"),
     "metadata": array(INVOICE_METADATA, "Set with `PUT /invoices/{lago_id}`, oldest first."),
     "applied_taxes": array(ref("InvoiceAppliedTax")),

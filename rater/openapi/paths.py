@@ -309,6 +309,23 @@ def billing_paths() -> dict[str, Any]:
         "/api/v1/invoices/{lago_id}/refresh": {"put": operation(
             "refreshInvoice", "Recount a draft's usage (a final invoice is answered unchanged)", "invoices",
             invoice, (404,), parameters=by_id)},
+        "/api/v1/invoices/{lago_id}/download": {"post": operation(
+            "downloadInvoice", "Make the invoice's PDF and answer the invoice with a signed link to it", "invoices",
+            invoice, (404,), parameters=by_id,
+            description="A final invoice's document is made once and never changes; a draft's (DRAFT across each "
+                        "page) is made again at each download. `file_url` works without the API key until it "
+                        "expires (METERLINE_DOCUMENT_LINK_TTL_S). `invoice.generated` is sent for each document "
+                        "made.")},
+        "/api/v1/invoices/{lago_id}/document.pdf": {"get": operation(
+            "getInvoiceDocument", "The invoice's PDF, by the signed link `file_url` names", "invoices", None,
+            (403, 404), public=True, ok_content={"application/pdf": {"schema": text()}},
+            parameters=[*by_id, query_parameter("expires", text(pattern="^[0-9]+$"), "When the link expires (Unix "
+                                                                                     "seconds).", required=True),
+                        query_parameter("signature", text(pattern="^[0-9a-f]{64}$"), "HMAC-SHA256 of the invoice "
+                                        "and expiry with the organization's document key.", required=True)],
+            description="No API key: the signature is the credential. 403 `invalid_signature` for a link altered, "
+                        "expired, or naming no invoice; 404 `document_not_found` when the invoice has no "
+                        "document now (a draft refreshed since its link was made).")},
     }
 
 
