@@ -2,6 +2,9 @@
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 METERLINE_HOME=/var/lib/meterline
 WORKDIR /app
+# the font invoice documents are written in (rater.billing.pdf)
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY meterline ./meterline
 COPY ingest ./ingest

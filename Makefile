@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 
-.PHONY: browser
+.PHONY: browser poppler
 .PHONY: help venv up down status run test test-unit test-integration test-e2e fuzz bench lint logs clean
 
 help: ## list the targets
@@ -43,7 +43,11 @@ browser: ## Debian's Chromium, for the ops page's browser test
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
-test: lint up browser ## lint, then the whole suite: unit, integration (real Kafka/Redis/PostgreSQL) and end-to-end
+poppler: ## Debian's poppler-utils: the invoice document tests read PDFs back with pdftotext and pdftoppm
+	@command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends poppler-utils; }
+
+test: lint up browser poppler ## lint, then the whole suite: unit, integration (real Kafka/Redis/PostgreSQL) and end-to-end
 	$(BIN)/pytest $(PYTEST_ARGS) tests
 
 test-unit: venv ## unit tests only (no services)
@@ -52,7 +56,7 @@ test-unit: venv ## unit tests only (no services)
 test-integration: up ## integration tests against the local services
 	$(BIN)/pytest $(PYTEST_ARGS) tests/integration
 
-test-e2e: up browser ## end-to-end tests against the running processes
+test-e2e: up browser poppler ## end-to-end tests against the running processes
 	$(BIN)/pytest $(PYTEST_ARGS) tests/e2e
 
 fuzz: up ## fuzz every documented operation deeper than `make test` (a new seed, FUZZ_SECONDS per operation)

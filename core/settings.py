@@ -30,6 +30,13 @@ def _port(name: str, raw: str) -> int:
     return value
 
 
+def _local_url(env: Mapping[str, str]) -> str:
+    """The API's own address, when no public one is set (one listening on every interface: the loopback's)."""
+    host = env.get("METERLINE_API_HOST", "127.0.0.1")
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{host}:{env.get('METERLINE_API_PORT', '3000')}"
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str
@@ -114,8 +121,7 @@ class Settings:
             ingest_rate_limit_burst=float(env.get("METERLINE_INGEST_RATE_BURST", "200000")),
             api_key_cache_ttl_s=float(env.get("METERLINE_API_KEY_CACHE_TTL_S", "10")),
             aggregator_runtime=env.get("METERLINE_AGGREGATOR_RUNTIME", "faust"),
-            public_url=env.get("METERLINE_PUBLIC_URL", "").rstrip("/") or
-            f"http://{env.get('METERLINE_API_HOST', '127.0.0.1')}:{env.get('METERLINE_API_PORT', '3000')}",
+            public_url=env.get("METERLINE_PUBLIC_URL", "").rstrip("/") or _local_url(env),
             document_link_ttl_s=int(env.get("METERLINE_DOCUMENT_LINK_TTL_S", "86400")),
             document_font_dir=Path(env.get("METERLINE_DOCUMENT_FONT_DIR", str(DEFAULT_FONT_DIR))),
             cache_home=Path(env.get("METERLINE_CACHE", "~/.cache/meterline")),

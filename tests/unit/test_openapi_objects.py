@@ -98,7 +98,7 @@ def fee_row(**overrides: Any) -> SimpleNamespace:
         "units": "200.0", "events_count": 200, "amount_cents": 400, "precise_amount_cents": "400.0",
         "currency": "USD", "from_datetime": AT, "to_datetime": AT, "created_at": AT, "true_up_parent_fee_id": None,
         "taxes_amount_cents": 0, "taxes_precise_amount_cents": "0", "taxes_rate": Decimal(0),
-        "precise_coupons_amount_cents": "0", **overrides})
+        "precise_coupons_amount_cents": "0", "amount_details": {}, **overrides})
 
 
 def test_both_documents_are_valid_openapi_3_1() -> None:
@@ -166,6 +166,17 @@ def test_invoices_and_fees_as_written_match_their_schemas() -> None:
         1480, 400)
     invoice = invoice_row()
     check("Fee", render.fee(fee_row(), invoice, "acme", "s1", pay_in_advance=False))
+    tiers = {"graduated_ranges": [{"units": "200.0", "from_value": 0, "to_value": None, "flat_unit_amount": "0.0",
+                                   "per_unit_amount": "0.02", "per_unit_total_amount": "4.0",
+                                   "total_with_flat_amount": "4.0"}]}
+    check("Fee", render.fee(fee_row(amount_details=tiers), invoice, "acme", "s1", pay_in_advance=False))
+    with pytest.raises(ValidationError):  # a tier's amounts are decimal strings, as Lago's
+        check("Fee", render.fee(fee_row(amount_details={"graduated_ranges": [{**tiers["graduated_ranges"][0],
+                                                                               "units": 200}]}),
+                                invoice, "acme", "s1", pay_in_advance=False))
+    linked = render.invoice(invoice_row(), customer, file_url="https://billing.example.com/api/v1/invoices/x/"
+                                                              "document.pdf?expires=1&signature=ab")
+    check("Invoice", linked)
     taxed_fee = render.fee(fee_row(taxes_amount_cents=80, taxes_precise_amount_cents="80", taxes_rate=Decimal(20),
                                    precise_coupons_amount_cents="100.5"), invoice, "acme", "s1",
                            pay_in_advance=False, applied_taxes=[applied_tax_row("fee")])

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import pytest
 
+from core.domain.charges import amount_details
 from core.domain.pricing import InvalidChargeProperties, parse_ranges, price, validate_properties
 
 SEGMENT_TEAM = {
@@ -138,3 +139,19 @@ def test_unknown_rounding_function_is_refused() -> None:
     with pytest.raises(InvalidChargeProperties) as error:
         round_units(Decimal(1), "bankers", 0)
     assert error.value.code == "invalid_rounding_function"
+
+
+def test_a_graduated_fee_details_the_tiers_it_reached_as_lago_does() -> None:
+    details = amount_details("graduated", SEGMENT_TEAM, Decimal(30_000))
+    assert details == {"graduated_ranges": [
+        {"units": "10000.0", "from_value": 0, "to_value": 10000, "flat_unit_amount": "0.0", "per_unit_amount": "0.0",
+         "per_unit_total_amount": "0.0", "total_with_flat_amount": "0.0"},
+        {"units": "15000.0", "from_value": 10001, "to_value": 25000, "flat_unit_amount": "0.0",
+         "per_unit_amount": "0.012", "per_unit_total_amount": "180.0", "total_with_flat_amount": "180.0"},
+        {"units": "5000.0", "from_value": 25001, "to_value": 100000, "flat_unit_amount": "0.0",
+         "per_unit_amount": "0.011", "per_unit_total_amount": "55.0", "total_with_flat_amount": "55.0"}]}
+    # the tiers add up to the fee: 180 + 55 = $235.00 = 23,500 cents
+    assert sum(Decimal(t["total_with_flat_amount"]) for t in details["graduated_ranges"]) * 100 == \
+        price("graduated", SEGMENT_TEAM, Decimal(30_000), "USD").precise_amount_cents
+    assert amount_details("graduated", SEGMENT_TEAM, Decimal(0))["graduated_ranges"][0]["units"] == "0.0"
+    assert amount_details("standard", {"amount": "1"}, Decimal(5)) == {}

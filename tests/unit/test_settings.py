@@ -33,3 +33,24 @@ def test_the_alerts_worker_reads_its_topic_group_and_niceness_from_the_environme
 def test_an_alerts_niceness_out_of_range_is_refused(value: str) -> None:
     with pytest.raises(ConfigError, match=r"^METERLINE_ALERTS_NICE must be in \[0, 19\]$"):
         Settings.from_env({"METERLINE_ALERTS_NICE": value})
+
+
+def test_invoice_document_links_name_the_api_and_last_a_day_by_default() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.public_url, defaults.document_link_ttl_s) == ("http://127.0.0.1:3000", 86_400)
+    # an API listening on every interface is reached on the loopback; a public address is taken as given
+    assert Settings.from_env({"METERLINE_API_HOST": "0.0.0.0", "METERLINE_API_PORT": "8080"}).public_url == \
+        "http://127.0.0.1:8080"
+    assert Settings.from_env({"METERLINE_PUBLIC_URL": "https://billing.example.com/"}).public_url == \
+        "https://billing.example.com"
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("METERLINE_PUBLIC_URL", "billing.example.com", r"^METERLINE_PUBLIC_URL must be an http\(s\):// URL, got "
+                                                    r"'billing.example.com'$"),
+    ("METERLINE_DOCUMENT_LINK_TTL_S", "59", r"^METERLINE_DOCUMENT_LINK_TTL_S must be from 60 s to 7 days"),
+    ("METERLINE_DOCUMENT_LINK_TTL_S", "604801", r"^METERLINE_DOCUMENT_LINK_TTL_S must be from 60 s to 7 days"),
+])
+def test_a_document_setting_out_of_range_is_refused(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({name: value})
