@@ -28,6 +28,7 @@ LOCALE = Locale.parse("en_US")
 FONT = "DejaVuSans"
 FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
 GREY = (110, 110, 110)
+COLUMNS = (88, 24, 34, 34)  # the fees table's: item, units, unit price, amount (relative widths)
 
 
 class FontsMissing(RuntimeError):
@@ -219,7 +220,7 @@ def _fees(document: FPDF, invoice: Mapping[str, Any]) -> None:
     timezone = invoice["customer"].get("applicable_timezone") or "UTC"
     detail = FontFace(size_pt=8, color=GREY)
     document.set_font(FONT, "", 9)
-    with document.table(col_widths=(88, 24, 34, 34), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT"),
+    with document.table(col_widths=COLUMNS, text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT"),
                         borders_layout="HORIZONTAL_LINES", line_height=5, v_align="TOP",
                         headings_style=FontFace(emphasis="BOLD")) as table:
         table.row(("Item", "Units", "Unit price", "Amount"))
@@ -231,9 +232,11 @@ def _fees(document: FPDF, invoice: Mapping[str, Any]) -> None:
 
 
 def _totals(document: FPDF, rows: Sequence[tuple[str, str, bool]]) -> None:
-    label_x = document.l_margin + 60
+    """Under the fees table's last three columns, the amounts under its amounts."""
+    unit = document.epw / sum(COLUMNS)
+    amount_width, label_width = COLUMNS[3] * unit, (COLUMNS[1] + COLUMNS[2]) * unit + 30
     for label, amount, bold in rows:
         document.set_font(FONT, "B" if bold else "", 10)
-        document.set_x(label_x)
-        document.cell(86, 6, label)
-        document.cell(34, 6, amount, align="R", new_x="LMARGIN", new_y="NEXT")
+        document.set_x(document.l_margin + document.epw - amount_width - label_width)
+        document.cell(label_width, 6, label)
+        document.cell(amount_width, 6, amount, align="R", new_x="LMARGIN", new_y="NEXT")

@@ -8,6 +8,7 @@ import pytest
 from meterline.orgs import ensure_organization
 from tests.builders import api
 from tests.conftest import Services, Stack
+from tests.e2e.webhook_support import Receiver
 
 
 @pytest.fixture
@@ -28,3 +29,12 @@ def client(stack: Stack, org_key: str) -> Iterator[httpx.Client]:
 def ingest(stack: Stack, org_key: str) -> Iterator[httpx.Client]:
     with api(stack.ingest_url, org_key) as http:
         yield http
+
+
+@pytest.fixture
+def receiver(client: httpx.Client) -> Iterator[Receiver]:
+    """A webhook endpoint of the test's organization, answering 200."""
+    found = Receiver(failures=0)
+    assert client.post("/webhook_endpoints", json={"webhook_endpoint": {"webhook_url": found.url}}).status_code == 200
+    yield found
+    found.server.shutdown()

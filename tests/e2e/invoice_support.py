@@ -12,7 +12,13 @@ from typing import Any
 
 import httpx
 
+from meterline.example import team_plan
+from tests.builders import metric_body
 from tests.conftest import ROOT
+
+TEAM_METRIC = "monthly_tracked_users"  # the Segment Team plan's metric (meterline.example)
+WELCOME = {"name": "Welcome", "code": "welcome", "coupon_type": "fixed_amount", "amount_cents": 1000,
+           "amount_currency": "USD", "frequency": "once", "expiration": "no_expiration"}  # $10 once
 
 
 def at(text: str) -> datetime:
@@ -130,3 +136,25 @@ def billed_last_month(client: httpx.Client, unique: str, customer_id: str, subsc
     subscribe(client, customer_id, subscription_id, plan_code, f"{last_month.isoformat()}T00:00:00Z")
     bill(f"{this_month.isoformat()}T00:00:00Z", unique)
     return this_month
+
+
+def team_coupon_vat_invoice(client: httpx.Client, unique: str, *, grace: int | None = None,
+                            **customer_details: Any) -> dict[str, Any]:
+    """The contract's July 1 invoice of a Team customer (`c-{unique}`) with 30,000 MTUs in June, the $10 coupon
+    once and a 20% VAT (the organization's default), as the biller writes it (a draft with `grace`)."""
+    assert client.post("/billable_metrics", json=metric_body()).status_code == 200
+    create(client, "/taxes", "tax", {"name": "VAT", "code": "vat", "rate": 20, "applied_to_organization": True})
+    create(client, "/plans", "plan", {**team_plan("team"), "trial_period": 0})
+    create(client, "/coupons", "coupon", WELCOME)
+    create(client, "/customers", "customer", {
+        "external_id": f"c-{unique}", "currency": "USD", "timezone": "UTC", **customer_details,
+        **({"invoice_grace_period": grace} if grace is not None else {})})
+    create(client, "/applied_coupons", "applied_coupon", {"external_customer_id": f"c-{unique}",
+                                                          "coupon_code": "welcome"})
+    subscribe(client, f"c-{unique}", f"s-{unique}", "team", "2026-06-01T00:00:00Z")
+    events = mtu_events(f"s-{unique}", "jun", range(30_000), "2026-06-20T10:00:00Z", TEAM_METRIC)
+    send(client, events)
+    wait_archived(client, [events[-1]["transaction_id"]])
+    bill("2026-07-01T00:30:00Z", unique)
+    (july,) = invoices_of(client, f"c-{unique}")
+    return july

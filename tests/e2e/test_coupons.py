@@ -11,26 +11,19 @@ import httpx
 from lago_python_client.client import Client
 from lago_python_client.models import AppliedCoupon, Coupon, Customer
 
-from meterline.example import team_plan
-from tests.builders import metric_body
 from tests.conftest import Stack
 from tests.e2e.invoice_support import (
+    WELCOME,
     bill,
     billed_last_month,
     create,
     customer,
     invoices_of,
-    mtu_events,
     plan,
-    send,
     subscribe,
-    wait_archived,
+    team_coupon_vat_invoice,
 )
 from tests.e2e.test_plan_changes import cents, days_in_month, previous_month
-
-CODE = "monthly_tracked_users"
-WELCOME = {"name": "Welcome", "code": "welcome", "coupon_type": "fixed_amount", "amount_cents": 1000,
-           "amount_currency": "USD", "frequency": "once", "expiration": "no_expiration"}
 
 
 def refused(response: httpx.Response, status: int) -> Any:
@@ -132,20 +125,7 @@ def test_a_coupon_update_or_application_that_does_not_fit_is_refused_not_dropped
 
 def test_the_team_invoice_takes_a_10_dollar_coupon_before_its_vat_to_the_cent(client: httpx.Client,
                                                                                 unique: str) -> None:
-    assert client.post("/billable_metrics", json=metric_body()).status_code == 200
-    create(client, "/taxes", "tax", {"name": "VAT", "code": "vat", "rate": 20, "applied_to_organization": True})
-    create(client, "/plans", "plan", {**team_plan("team"), "trial_period": 0})
-    create(client, "/coupons", "coupon", WELCOME)
-    create(client, "/customers", "customer", {"external_id": f"c-{unique}", "currency": "USD", "timezone": "UTC"})
-    create(client, "/applied_coupons", "applied_coupon", {"external_customer_id": f"c-{unique}",
-                                                          "coupon_code": "welcome"})
-    subscribe(client, f"c-{unique}", f"s-{unique}", "team", "2026-06-01T00:00:00Z")
-    events = mtu_events(f"s-{unique}", "jun", range(30_000), "2026-06-20T10:00:00Z", CODE)
-    send(client, events)
-    wait_archived(client, [events[-1]["transaction_id"]])
-    bill("2026-07-01T00:30:00Z", unique)
-
-    (july,) = invoices_of(client, f"c-{unique}")
+    july = team_coupon_vat_invoice(client, unique)
     # 12,000 + 23,500 = 35,500; the coupon 1,000 before taxes: 34,500; 20%: 6,900
     assert {k: july[k] for k in ("fees_amount_cents", "coupons_amount_cents", "sub_total_excluding_taxes_amount_cents",
                                  "taxes_amount_cents", "sub_total_including_taxes_amount_cents",

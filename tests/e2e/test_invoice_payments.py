@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,14 +16,6 @@ from lago_python_client.models.invoice import Invoice, InvoiceMetadata, InvoiceM
 from tests.conftest import Stack
 from tests.e2e.invoice_support import bill, billed_last_month, customer, invoices_of, marked_overdue, plan, subscribe
 from tests.e2e.webhook_support import Receiver
-
-
-@pytest.fixture
-def receiver(client: httpx.Client) -> Iterator[Receiver]:
-    found = Receiver(failures=0)
-    assert client.post("/webhook_endpoints", json={"webhook_endpoint": {"webhook_url": found.url}}).status_code == 200
-    yield found
-    found.server.shutdown()
 
 
 def final_invoice(client: httpx.Client, unique: str, net_payment_term: int = 3650, name: str = "c") -> dict[str, Any]:

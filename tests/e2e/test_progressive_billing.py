@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from meterline.example import MTU_METRIC, team_plan
 from tests.builders import wait_for
@@ -28,15 +27,6 @@ from tests.e2e.invoice_support import bill, create, customer, epoch, invoices_of
 from tests.e2e.test_aggregator_faults import pid_of
 from tests.e2e.test_alerts_stream import evaluated, send_batch, users
 from tests.e2e.webhook_support import Receiver
-
-
-@pytest.fixture
-def receiver(client: httpx.Client) -> Iterator[Receiver]:
-    found = Receiver(failures=0)
-    create(client, "/webhook_endpoints", "webhook_endpoint", {"webhook_url": found.url})
-    yield found
-    found.server.shutdown()
-
 
 THIS_MONTH = datetime.now(UTC).date().replace(day=1)
 LAST_MONTH = (THIS_MONTH - timedelta(days=1)).replace(day=1)
