@@ -50,7 +50,7 @@ poppler: ## Debian's poppler-utils: the invoice document tests read PDFs back wi
 test: lint up browser poppler ## lint, then the whole suite: unit, integration (real Kafka/Redis/PostgreSQL) and end-to-end
 	$(BIN)/pytest $(PYTEST_ARGS) tests
 
-test-unit: venv ## unit tests only (no services)
+test-unit: venv poppler ## unit tests only (no services)
 	$(BIN)/pytest $(PYTEST_ARGS) tests/unit
 
 test-integration: up ## integration tests against the local services

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 DEFAULT_FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")  # Debian's fonts-dejavu-core
+DOCUMENT_FONTS = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}  # invoice documents' (by style: regular, bold)
 
 
 class ConfigError(ValueError):
@@ -34,6 +35,7 @@ def _local_url(env: Mapping[str, str]) -> str:
     """The API's own address, when no public one is set (one listening on every interface: the loopback's)."""
     host = env.get("METERLINE_API_HOST", "127.0.0.1")
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address
     return f"http://{host}:{env.get('METERLINE_API_PORT', '3000')}"
 
 
@@ -155,8 +157,9 @@ class Settings:
             raise ConfigError("METERLINE_AGGREGATOR_RUNTIME must be faust or kafka")
         if not 0 <= self.alerts_nice <= 19:
             raise ConfigError("METERLINE_ALERTS_NICE must be in [0, 19]")
-        if urlsplit(self.public_url).scheme not in ("http", "https") or not urlsplit(self.public_url).netloc:
-            raise ConfigError(f"METERLINE_PUBLIC_URL must be an http(s):// URL, got {self.public_url!r}")
+        public = urlsplit(self.public_url)
+        if public.scheme not in ("http", "https") or not public.netloc or public.query or public.fragment:
+            raise ConfigError(f"METERLINE_PUBLIC_URL must be an http(s):// URL without query, got {self.public_url!r}")
         if not 60 <= self.document_link_ttl_s <= 7 * 86_400:
             raise ConfigError("METERLINE_DOCUMENT_LINK_TTL_S must be from 60 s to 7 days (604800)")
         if not 0 < self.api_key_cache_ttl_s <= 30:

@@ -119,6 +119,7 @@ def cmd_biller(settings: Settings, args: argparse.Namespace) -> int:
     from core.clients import redis_client
     from core.metrics import serve_metrics
     from rater.biller import record_run, run_loop
+    from rater.billing.files import DocumentLinks
 
     serve_metrics(settings.biller_metrics_host, settings.biller_metrics_port)
 
@@ -126,8 +127,8 @@ def cmd_biller(settings: Settings, args: argparse.Namespace) -> int:
         engine = _billing_engine(settings)
         redis = redis_client(settings.redis_url, timeout_s=5)
         try:
-            await run_loop(engine, lambda connections: _billing_engine(settings, connections), args.interval,
-                           on_run=lambda report: record_run(redis, report))
+            await run_loop(engine, lambda connections: _billing_engine(settings, connections),
+                           DocumentLinks.of(settings), args.interval, on_run=lambda report: record_run(redis, report))
         finally:
             await redis.aclose()
             await engine.dispose()

@@ -111,6 +111,9 @@ def payment_term_of(sqlalchemy_url: str, name: str, net_payment_term: int | None
 
 
 FOOTER_MAX = 600  # characters, as Lago's invoice_footer
+# two-letter regions CLDR (Babel) names that are no country: the EU, the Eurozone, the UN, outlying Oceania,
+# unknown, pseudo-locales
+NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB"})
 DOCUMENT_DETAILS = (*ORGANIZATION_DETAILS, "invoice_footer")
 
 
@@ -127,7 +130,8 @@ def _checked_detail(name: str, value: str) -> str | None:
         raise ValueError(f"{name} must be one line of at most 255 characters")
     if name == "country":
         value = value.upper()
-        if value not in Locale("en").territories or not value.isalpha() or len(value) != 2:
+        if value not in Locale("en").territories or not value.isalpha() or len(value) != 2 \
+                or value in NOT_COUNTRIES:
             raise ValueError(f"country must be an ISO 3166 alpha-2 code (US, FR, …), got {value!r}")
     if name == "email" and ("@" not in value or " " in value):
         raise ValueError(f"email must be an email address, got {value!r}")

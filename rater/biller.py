@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.metrics import BILLER_RUNS, INVOICES_WRITTEN, STATS_KEY
 from rater.billing.drafts import finalize_draft
+from rater.billing.files import DocumentLinks
 from rater.billing.grouping import Catalog, Group, batches, due_moments, is_final, plan_groups
 from rater.billing.outbox import organizations_with_webhooks
 from rater.billing.payments import mark_overdue
@@ -185,7 +186,7 @@ async def bill_regularly(engine: AsyncEngine, bill_every_s: float,
         await asyncio.sleep(max(bill_every_s - (time.monotonic() - began), 0.0))
 
 
-async def deliver_regularly(engine: AsyncEngine, deliver_every_s: float) -> None:
+async def deliver_regularly(engine: AsyncEngine, deliver_every_s: float, links: DocumentLinks) -> None:
     """Invoice the progressive billing thresholds reached and deliver the webhook outbox as soon as a
     transaction queued webhooks (LISTEN/NOTIFY), and every `deliver_every_s` anyway (retries, a missed
     notification). Beside the billing rounds, never behind one: an alert's webhook leaves as soon as the
@@ -199,7 +200,7 @@ async def deliver_regularly(engine: AsyncEngine, deliver_every_s: float) -> None
     listening = asyncio.ensure_future(listen_for_webhooks(engine, wake))
     try:
         async with httpx.AsyncClient() as http:
-            deliveries = Deliveries(engine, http, wake.set)
+            deliveries = Deliveries(engine, http, wake.set, links)
             while True:
                 wake.clear()  # a notification from now on wakes the next wait
                 try:
@@ -218,21 +219,22 @@ async def deliver_regularly(engine: AsyncEngine, deliver_every_s: float) -> None
         listening.cancel()
 
 
-async def run_loop(engine: AsyncEngine, delivery_engine: Callable[[int], AsyncEngine], bill_every_s: float = 30.0,
-                   deliver_every_s: float = 1.0, say: Callable[[str], None] = print,
+async def run_loop(engine: AsyncEngine, delivery_engine: Callable[[int], AsyncEngine], links: DocumentLinks,
+                   bill_every_s: float = 30.0, deliver_every_s: float = 1.0, say: Callable[[str], None] = print,
                    on_run: Callable[[RunReport], Awaitable[None]] | None = None) -> None:
     """The biller process: billing rounds, and progressive invoices and webhook deliveries beside them
-    (on an engine of their own, `delivery_engine(connections)`). Errors are logged and the next round
-    retries from durable state."""
+    (on an engine of their own, `delivery_engine(connections)`; invoices sent with links made by `links`).
+    Errors are logged and the next round retries from durable state."""
     say("biller ready")
     await asyncio.gather(bill_regularly(engine, bill_every_s, on_run),
-                         on_own_thread(lambda: _delivering(delivery_engine, deliver_every_s)))
+                         on_own_thread(lambda: _delivering(delivery_engine, deliver_every_s, links)))
 
 
-async def _delivering(delivery_engine: Callable[[int], AsyncEngine], deliver_every_s: float) -> None:
+async def _delivering(delivery_engine: Callable[[int], AsyncEngine], deliver_every_s: float,
+                      links: DocumentLinks) -> None:
     engine = delivery_engine(DELIVERY_CONNECTIONS)
     try:
-        await deliver_regularly(engine, deliver_every_s)
+        await deliver_regularly(engine, deliver_every_s, links)
     finally:
         await engine.dispose()
 

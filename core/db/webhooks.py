@@ -28,9 +28,10 @@ _DUE = text("now() + CASE WHEN current_setting('synchronous_commit') = 'off' THE
 
 
 class Announcement(NamedTuple):
-    """A webhook to queue for every endpoint of an organization: its type (`<object type>.<event>`), the
-    object it sends, and what its webhooks are about (they are delivered in the order they were queued:
-    rater.billing.outbox), when not that object (a payment status change's: its invoice)."""
+    """A webhook to queue for every endpoint of an organization: its type (`<object type>.<event>`), its object
+    (unique per endpoint and type), and, when its event has an object of its own (a payment status change, a
+    document generated), what it is about: the object it then sends (their invoice). Webhooks about one object
+    are delivered in the order they were queued (rater.billing.outbox)."""
 
     organization_id: str
     object_id: str

@@ -16,12 +16,11 @@ import httpx
 
 from core.apikeys import new_api_key
 from core.db.migrate import upgrade
-from core.settings import DEFAULT_FONT_DIR, Settings
+from core.settings import DEFAULT_FONT_DIR, DOCUMENT_FONTS, Settings
 from meterline.orgs import ensure_organization
 from meterline.stack import kafka, postgres, redis_server
 from meterline.stack.proc import RunDir, StackError, apt_install, exited, running_pid, start, stop, wait_until
 from meterline.stack.topics import ensure_topics
-from rater.billing.pdf import FONT_FILES
 
 DEFAULT_ORGANIZATION = "default"
 
@@ -117,7 +116,7 @@ def init(settings: Settings) -> str:
 def ensure_fonts(settings: Settings) -> bool:
     """The API writes invoice documents in DejaVu Sans (rater.billing.pdf): Debian's fonts-dejavu-core, installed
     when missing from the default font folder (True then). A folder of one's own is left to its owner."""
-    if all((settings.document_font_dir / name).is_file() for name in FONT_FILES.values()) or \
+    if all((settings.document_font_dir / name).is_file() for name in DOCUMENT_FONTS.values()) or \
             settings.document_font_dir != DEFAULT_FONT_DIR:
         return False
     apt_install("fonts-dejavu-core")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,7 +41,7 @@ from rater.billing.documents import (
     invoice_metadata_of,
 )
 from rater.billing.drafts import finalize_draft, refresh_draft
-from rater.billing.files import document_links, linked_document, make_document
+from rater.billing.files import DocumentLinks, NotShown, document_links, linked_document, make_document
 from rater.billing.payments import MAX_METADATA, MetadataItem, lock_invoice, set_payment, void
 from rater.billing.pdf import FontsMissing
 from rater.billing.progressive import PROGRESSIVE_BILLING
@@ -52,6 +53,11 @@ log = logging.getLogger("meterline.api")
 async def _own_invoice(conn: AsyncConnection, organization_id: str, lago_id: str) -> str:
     """A visible invoice of the caller's organization (a closed one is never shown: 404)."""
     return await own_id(conn, invoices, organization_id, lago_id, "invoice", invoices.c.status.in_(VISIBLE_STATUSES))
+
+
+def links(request: Request) -> DocumentLinks:
+    """How this API makes links to invoice documents."""
+    return DocumentLinks.of(request.app.state.settings)
 
 
 def _date_param(request: Request, name: str) -> date | None:
@@ -93,9 +99,9 @@ async def list_invoices(request: Request) -> JSONResponse:
             conn, [row.id for row in rows if row.invoice_type == PROGRESSIVE_BILLING])
         metadata = await invoice_metadata_of(conn, [row.id for row in rows])
         taxes = await applied_taxes_of(conn, invoice_applied_taxes.c.invoice_id, [row.id for row in rows])
-        links = await document_links(conn, [row.id for row in rows])
+        found = await document_links(conn, [row.id for row in rows], links(request))
     return ok({"invoices": [render.invoice(row, by_id[row.customer_id], applied.get(row.id, ()),
-                                           metadata.get(row.id, ()), taxes[row.id], links.get(row.id, ""))
+                                           metadata.get(row.id, ()), taxes[row.id], found.get(row.id, ""))
                             for row in rows],
                "meta": meta})
 
@@ -104,7 +110,7 @@ async def get_invoice(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
     async with engine(request).connect() as conn:
         invoice_id = await _own_invoice(conn, organization_id, request.path_params["lago_id"])
-        return ok({"invoice": await invoice_document(conn, invoice_id)})
+        return ok({"invoice": await invoice_document(conn, invoice_id, links(request))})
 
 
 async def finalize_invoice(request: Request) -> JSONResponse:
@@ -113,7 +119,7 @@ async def finalize_invoice(request: Request) -> JSONResponse:
     async with engine(request).begin() as conn:
         invoice_id = await _own_invoice(conn, organization_id, request.path_params["lago_id"])
         await finalize_draft(conn, invoice_id)
-        return ok({"invoice": await invoice_document(conn, invoice_id)})
+        return ok({"invoice": await invoice_document(conn, invoice_id, links(request))})
 
 
 async def refresh_invoice(request: Request) -> JSONResponse:
@@ -122,7 +128,7 @@ async def refresh_invoice(request: Request) -> JSONResponse:
     async with engine(request).begin() as conn:
         invoice_id = await _own_invoice(conn, organization_id, request.path_params["lago_id"])
         await refresh_draft(conn, invoice_id)
-        return ok({"invoice": await invoice_document(conn, invoice_id)})
+        return ok({"invoice": await invoice_document(conn, invoice_id, links(request))})
 
 
 VOID_OPTIONS = ("generate_credit_note", "refund_amount", "credit_amount")  # Lago's, not implemented
@@ -180,7 +186,7 @@ async def update_invoice(request: Request) -> JSONResponse:
         if invoice.status == "voided" and changes_status:
             raise not_allowed("payment_status_update_on_voided_invoice")
         await set_payment(conn, invoice, payment_status, items)
-        return ok({"invoice": await invoice_document(conn, invoice_id)})
+        return ok({"invoice": await invoice_document(conn, invoice_id, links(request))})
 
 
 async def void_invoice(request: Request) -> JSONResponse:
@@ -196,21 +202,26 @@ async def void_invoice(request: Request) -> JSONResponse:
         invoice_id = await _own_invoice(conn, organization_id, request.path_params["lago_id"])
         if not await void(conn, await lock_invoice(conn, invoice_id)):
             raise not_allowed("not_voidable")
-        return ok({"invoice": await invoice_document(conn, invoice_id)})
+        return ok({"invoice": await invoice_document(conn, invoice_id, links(request))})
 
 
 async def download_invoice(request: Request) -> JSONResponse:
-    """Make the invoice's PDF (a final invoice's once: then it never changes; a draft's each time) and answer
-    the invoice with `file_url`, a signed link to it that works without the API key until it expires."""
+    """Draw the invoice's PDF unless it has one (a final invoice's is kept for ever, a draft's until it is refreshed
+    or finalized) and answer the invoice with `file_url`, a signed link to it that works without the API key
+    until it expires."""
     organization_id = await authenticate(request)
-    async with engine(request).begin() as conn:
+    async with engine(request).connect() as conn:
         invoice_id = await _own_invoice(conn, organization_id, request.path_params["lago_id"])
-        try:
-            await make_document(conn, invoice_id, invoice_document)
-        except FontsMissing as exc:
-            log.error("invoice %s: no document: %s", invoice_id, exc)
-            raise unavailable("invoice documents cannot be written: their fonts are not installed") from exc
-        return ok({"invoice": await invoice_document(conn, invoice_id)})
+    try:
+        await make_document(engine(request), invoice_id, links(request), request.app.state.settings.document_font_dir,
+                            invoice_document)
+    except NotShown as exc:
+        raise not_found("invoice") from exc
+    except FontsMissing as exc:
+        log.error("invoice %s: no document: %s", invoice_id, exc)
+        raise unavailable("invoice documents cannot be written: their fonts are not installed") from exc
+    async with engine(request).connect() as conn:
+        return ok({"invoice": await invoice_document(conn, invoice_id, links(request))})
 
 
 async def invoice_pdf(request: Request) -> Response:
@@ -226,8 +237,9 @@ async def invoice_pdf(request: Request) -> Response:
     if content is None:
         raise not_found("document")
     final = invoice.status != "draft"
+    name = quote(f"{invoice.number}.pdf")  # a number may hold any letter; an HTTP header only latin-1
     return Response(content, media_type="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="{invoice.number}.pdf"',
+        "Content-Disposition": f"inline; filename=\"invoice.pdf\"; filename*=UTF-8''{name}",
         "Cache-Control": "private, max-age=86400, immutable" if final else "private, no-store"})
 
 

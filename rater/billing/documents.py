@@ -36,7 +36,7 @@ from core.db.taxes import taxes_of
 from rater import serializers
 from rater.billing import render
 from rater.billing.coupons import credits_of
-from rater.billing.files import document_links
+from rater.billing.files import DocumentLinks, document_links
 
 
 async def customers_by_id(conn: AsyncConnection, ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -56,7 +56,8 @@ async def plan_documents(conn: AsyncConnection, plan_rows: Sequence[Any]) -> lis
             for row in plan_rows]
 
 
-async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, Any]:
+async def invoice_document(conn: AsyncConnection, invoice_id: str, links: DocumentLinks) -> dict[str, Any]:
+    """An invoice as fetched one by one and sent in webhooks, with a fresh link to its document when it has one."""
     row = (await conn.execute(select(invoices).where(invoices.c.id == invoice_id))).one()
     customer = (await customers_by_id(conn, {row.customer_id}))[row.customer_id]
     moments = (await conn.execute(select(invoice_subscriptions).where(invoice_subscriptions.c.invoice_id == invoice_id)
@@ -78,7 +79,7 @@ async def invoice_document(conn: AsyncConnection, invoice_id: str) -> dict[str, 
     metadata = (await invoice_metadata_of(conn, [row.id])).get(row.id, [])
     taxes = (await applied_taxes_of(conn, invoice_applied_taxes.c.invoice_id, [row.id]))[row.id]
     credits = (await credits_of(conn, [row.id]))[row.id]
-    file_url = (await document_links(conn, [row.id])).get(row.id, "")
+    file_url = (await document_links(conn, [row.id], links)).get(row.id, "")
     return render.invoice_extended(row, customer, fee_docs, subs, periods, applied, metadata, taxes, credits,
                                    file_url)
 

@@ -38,6 +38,7 @@ from rater.billing.documents import (
     triggered_alert_document,
     usage_threshold_reached_document,
 )
+from rater.billing.files import DocumentLinks
 from rater.billing.signing import backoff, gives_up, headers
 
 log = logging.getLogger("meterline.webhooks")
@@ -45,11 +46,17 @@ LEASE_S = 60
 TIMEOUT_S = 10.0
 
 Document = Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]]
-# what each webhook type's object is (its type, and how it is loaded), by the type's prefix or the whole type
-_OBJECTS: dict[str, tuple[str, Document]] = {
-    "invoice": ("invoice", invoice_document), "subscription": ("subscription", subscription_document),
-    "credit_note": ("credit_note", credit_note_document), "alert": ("triggered_alert", triggered_alert_document),
-    "subscription.usage_threshold_reached": ("subscription", usage_threshold_reached_document)}
+Objects = dict[str, tuple[str, Document]]
+
+
+def webhook_objects(links: DocumentLinks) -> Objects:
+    """What each webhook type's object is (its type, and how it is loaded), by the type's prefix or the whole
+    type; an invoice with a link to its document made by `links`."""
+    return {"invoice": ("invoice", functools.partial(invoice_document, links=links)),
+            "subscription": ("subscription", subscription_document),
+            "credit_note": ("credit_note", credit_note_document),
+            "alert": ("triggered_alert", triggered_alert_document),
+            "subscription.usage_threshold_reached": ("subscription", usage_threshold_reached_document)}
 
 _CLAIM = text(f"""
 UPDATE webhook_deliveries SET next_attempt_at = now() + interval '{LEASE_S} seconds'
@@ -73,9 +80,11 @@ class Deliveries:
     were queued (`invoice.drafted` before `invoice.created`, two payment status changes of an invoice).
     Each carries its object as it is when it is sent, as Lago's do."""
 
-    def __init__(self, engine: AsyncEngine, http: httpx.AsyncClient, more_due: Callable[[], None]):
+    def __init__(self, engine: AsyncEngine, http: httpx.AsyncClient, more_due: Callable[[], None],
+                 links: DocumentLinks):
         self.engine = engine
         self.http = http
+        self.objects = webhook_objects(links)
         self.more_due = more_due  # called when a slot frees after a claim that left due rows behind
         self.tails: dict[str, asyncio.Future[None]] = {}  # the last delivery started about each object
         self.running = 0
@@ -101,7 +110,7 @@ class Deliveries:
     async def _after(self, before: asyncio.Future[None] | None, delivery_id: str) -> None:
         if before is not None:
             await asyncio.wait([before])  # its outcome is its own: logged there
-        await _deliver(self.engine, self.http, delivery_id)
+        await _deliver(self.engine, self.http, delivery_id, self.objects)
 
     def _ended(self, object_id: str, delivery: asyncio.Future[None]) -> None:
         self.running -= 1
@@ -115,19 +124,20 @@ class Deliveries:
             self.more_due()
 
 
-async def _deliver(engine: AsyncEngine, http: httpx.AsyncClient, delivery_id: str) -> int:
+async def _deliver(engine: AsyncEngine, http: httpx.AsyncClient, delivery_id: str, objects: Objects) -> int:
     async with engine.connect() as conn:
         row = (await conn.execute(
             select(webhook_deliveries, webhook_endpoints.c.webhook_url, webhook_endpoints.c.hmac_key)
             .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
             .where(webhook_deliveries.c.id == delivery_id))).one()
-        object_type, load = _OBJECTS.get(row.webhook_type) or _OBJECTS[row.webhook_type.partition(".")[0]]
+        object_type, load = objects.get(row.webhook_type) or objects[row.webhook_type.partition(".")[0]]
+        # a webhook about another object (a payment status change, a document generated: one webhook each,
+        # about the invoice) sends that object
+        sent_id = row.about_id or row.object_id
         try:
-            # a webhook about another object (a payment status change, a document generated: one webhook each,
-            # about the invoice) sends that object
-            document = await load(conn, row.about_id or row.object_id)
+            document = await load(conn, sent_id)
         except NoResultFound:  # the object is gone (a bug, or a row deleted by hand): never deliverable
-            log.error("webhook %s %s: its object %s is gone", row.webhook_type, delivery_id, row.object_id)
+            log.error("webhook %s %s: its object %s is gone", row.webhook_type, delivery_id, sent_id)
             document = None
     if document is None:
         async with engine.begin() as conn:

@@ -11,7 +11,7 @@ import copy
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,10 +23,12 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from core.domain.money import minor_units
+from core.settings import DOCUMENT_FONTS
 
 LOCALE = Locale.parse("en_US")
 FONT = "DejaVuSans"
-FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
+UNIT_PRICE_DECIMALS = 6  # at most: a unit price divided out (volume, package, percentage) repeats for ever
+FOOTER_LINE_MM = 4
 GREY = (110, 110, 110)
 COLUMNS = (88, 24, 34, 34)  # the fees table's: item, units, unit price, amount (relative widths)
 
@@ -37,8 +39,10 @@ class FontsMissing(RuntimeError):
 
 def money(amount: Decimal, currency: str, *, exact: bool = False) -> str:
     """An amount in currency units, with the currency's symbol and its minor units (`exact`: more decimals
-    when the amount has them, as a unit price may)."""
+    when the amount has them, as a unit price may, up to UNIT_PRICE_DECIMALS)."""
     digits = minor_units(currency)
+    if exact:
+        amount = amount.quantize(Decimal(1).scaleb(-max(digits, UNIT_PRICE_DECIMALS)), ROUND_HALF_UP)
     exponent = amount.normalize().as_tuple().exponent
     given = -exponent if isinstance(exponent, int) else 0
     pattern = copy.copy(LOCALE.currency_formats["standard"])
@@ -127,12 +131,11 @@ def total_lines(invoice: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
                      cents(-credit["amount_cents"], currency), False))
     rows.append(("Sub total excluding taxes", cents(invoice["sub_total_excluding_taxes_amount_cents"], currency),
                  True))
-    for tax in invoice.get("applied_taxes", []):
+    for tax in invoice.get("applied_taxes", []):  # each rounded on its own; their total is the invoice's
         rate = format_decimal(Decimal(str(tax["tax_rate"])), locale=LOCALE, decimal_quantization=False)
         rows.append((f"{tax['tax_name']} ({rate}% on {cents(tax['fees_amount_cents'], currency)})",
                      cents(tax["amount_cents"], currency), False))
-    if not invoice.get("applied_taxes"):
-        rows.append(("Taxes", cents(invoice["taxes_amount_cents"], currency), False))
+    rows.append(("Taxes", cents(invoice["taxes_amount_cents"], currency), False))
     rows.append(("Sub total including taxes", cents(invoice["sub_total_including_taxes_amount_cents"], currency),
                  True))
     if invoice["credit_notes_amount_cents"]:
@@ -141,10 +144,25 @@ def total_lines(invoice: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     return rows
 
 
+def _line_count(document: FPDF, width: float, height: float, text: str) -> int:
+    """How many lines `text` takes in a cell `width` wide, in the current font (nothing is drawn)."""
+    lines = document.multi_cell(width, height, text, dry_run=True, output="LINES")
+    assert isinstance(lines, list)
+    return len(lines)
+
+
 class _Document(FPDF):
     def __init__(self, draft: bool, footer_text: str | None):
         super().__init__(format="A4")
         self.draft, self.footer_text = draft, footer_text
+        self.footer_lines = 1  # "Page n of N", and the footer's own lines once the fonts are in (`measure_footer`)
+
+    def measure_footer(self) -> None:
+        """How many lines the footer takes, so that it starts high enough and the body breaks above it."""
+        if self.footer_text:
+            self.set_font(FONT, "", 8)
+            self.footer_lines += _line_count(self, 0, FOOTER_LINE_MM, self.footer_text)
+        self.set_auto_page_break(True, margin=12 + self.footer_lines * FOOTER_LINE_MM)
 
     def header(self) -> None:
         if self.draft:  # across the page, under what follows
@@ -154,29 +172,29 @@ class _Document(FPDF):
             self.set_font(FONT, "", 10)
 
     def footer(self) -> None:
-        self.set_y(-20)
+        self.set_y(-(8 + self.footer_lines * FOOTER_LINE_MM))
         self.set_font(FONT, "", 8)
         with self.local_context(text_color=GREY):
             if self.footer_text:
-                self.multi_cell(0, 4, self.footer_text, align="C", new_x="LMARGIN", new_y="NEXT")
-            self.cell(0, 4, f"Page {self.page_no()} of {{nb}}", align="C")
+                self.multi_cell(0, FOOTER_LINE_MM, self.footer_text, align="C", new_x="LMARGIN", new_y="NEXT")
+            self.cell(0, FOOTER_LINE_MM, f"Page {self.page_no()} of {{nb}}", align="C")
 
 
 def render_invoice(invoice: Mapping[str, Any], organization: Mapping[str, Any], font_dir: Path) -> bytes:
     """The PDF of `invoice` (as the API shows it), from `organization` (its name and document details)."""
-    missing = [name for name in FONT_FILES.values() if not (font_dir / name).is_file()]
+    missing = [name for name in DOCUMENT_FONTS.values() if not (font_dir / name).is_file()]
     if missing:
         raise FontsMissing(f"{', '.join(missing)} not found in {font_dir} (apt-get install fonts-dejavu-core)")
     draft = invoice["status"] == "draft"
     document = _Document(draft, organization.get("invoice_footer"))
-    for style, name in FONT_FILES.items():
+    for style, name in DOCUMENT_FONTS.items():
         document.add_font(FONT, style, str(font_dir / name))
     created = datetime.fromisoformat(invoice["created_at"].replace("Z", "+00:00"))
     document.set_creation_date(created)
     document.set_title(f"Invoice {invoice['number']}")
     document.set_author(str(organization.get("legal_name") or organization["name"]))
-    document.set_auto_page_break(True, margin=28)
     document.add_page()
+    document.measure_footer()  # on the first page (a cell is measured on one), before anything breaks a page
     _heading(document, invoice, draft)
     _parties(document, organization, invoice["customer"])
     _fees(document, invoice)
@@ -188,12 +206,10 @@ def _heading(document: FPDF, invoice: Mapping[str, Any], draft: bool) -> None:
     document.set_font(FONT, "B", 20)
     document.cell(0, 10, "Invoice (draft)" if draft else "Invoice", new_x="LMARGIN", new_y="NEXT")
     document.set_font(FONT, "", 10)
-    status = {"voided": "Voided", "draft": "Draft"}.get(invoice["status"]) or \
-        {"succeeded": "Paid", "failed": "Payment failed"}.get(invoice["payment_status"], "Due")
+    # nothing that changes after it is drawn (its payment status, a voiding): the API says those
     facts = [("Invoice number", invoice["number"]),
              ("Issuing date", day(date.fromisoformat(invoice["issuing_date"]))),
-             ("Payment due date", day(date.fromisoformat(invoice["payment_due_date"]))),
-             ("Status", status)]
+             ("Payment due date", day(date.fromisoformat(invoice["payment_due_date"])))]
     for label, value in facts:
         with document.local_context(text_color=GREY):
             document.cell(40, 5.5, label)
@@ -235,8 +251,17 @@ def _totals(document: FPDF, rows: Sequence[tuple[str, str, bool]]) -> None:
     """Under the fees table's last three columns, the amounts under its amounts."""
     unit = document.epw / sum(COLUMNS)
     amount_width, label_width = COLUMNS[3] * unit, (COLUMNS[1] + COLUMNS[2]) * unit + 30
-    for label, amount, bold in rows:
+    left = document.l_margin + document.epw - amount_width - label_width
+    heights = []
+    for label, _, bold in rows:  # a long name wraps
         document.set_font(FONT, "B" if bold else "", 10)
-        document.set_x(document.l_margin + document.epw - amount_width - label_width)
-        document.cell(label_width, 6, label)
-        document.cell(amount_width, 6, amount, align="R", new_x="LMARGIN", new_y="NEXT")
+        heights.append(6 * _line_count(document, label_width, 6, label))
+    if document.get_y() + sum(heights) > document.page_break_trigger:
+        document.add_page()  # the totals stay together
+    for (label, amount, bold), height in zip(rows, heights, strict=True):
+        document.set_font(FONT, "B" if bold else "", 10)
+        top = document.get_y()
+        document.set_x(left)
+        document.multi_cell(label_width, 6, label, new_x="RIGHT", new_y="TOP")
+        document.cell(amount_width, 6, amount, align="R")
+        document.set_xy(document.l_margin, top + height)

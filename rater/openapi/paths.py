@@ -318,7 +318,8 @@ def billing_paths() -> dict[str, Any]:
                         "made.")},
         "/api/v1/invoices/{lago_id}/document.pdf": {"get": operation(
             "getInvoiceDocument", "The invoice's PDF, by the signed link `file_url` names", "invoices", None,
-            (403, 404), public=True, ok_content={"application/pdf": {"schema": text()}},
+            (403, 404), public=True,
+            ok_content={"application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}}},
             parameters=[*by_id, query_parameter("expires", text(pattern="^[0-9]+$"), "When the link expires (Unix "
                                                                                      "seconds).", required=True),
                         query_parameter("signature", text(pattern="^[0-9a-f]{64}$"), "HMAC-SHA256 of the invoice "

@@ -6,19 +6,23 @@ or expired, `invoice.generated`, and Lago's Python client's `invoices.download`.
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 from lago_python_client.client import Client
 from sqlalchemy import create_engine, select
 
 from core.db.tables import organizations
+from meterline.orgs import ensure_organization
 from rater.billing.signing import document_link
+from tests.builders import api
 from tests.conftest import ROOT, Services, Stack
 from tests.e2e.invoice_support import team_coupon_vat_invoice
 from tests.e2e.webhook_support import Receiver
@@ -83,11 +87,12 @@ def test_the_pdf_shows_the_team_invoice_to_the_cent_and_never_changes_once_final
         "Units 10,001 to 25,000 15,000 $0.012 $180.00",
         "Units 25,001 to 100,000 5,000 $0.011 $55.00",
         "Fees $355.00", "Coupon Welcome (welcome) -$10.00", "Sub total excluding taxes $345.00",
-        "VAT (20% on $345.00) $69.00", "Sub total including taxes $414.00", "Total $414.00",
+        "VAT (20% on $345.00) $69.00 Taxes $69.00", "Sub total including taxes $414.00", "Total $414.00",
         "Thank you. Wire transfers: IBAN US00 0000.", "Page 1 of 1",
     ):
         assert expected in text, (expected, text)
-    assert "DRAFT" not in pdf_text(response.content, tmp_path, "-raw").split()
+    raw = pdf_text(response.content, tmp_path, "-raw")
+    assert "DRAFT" not in raw.split() and "Due" not in raw.split()  # nothing that changes once it is drawn
 
     # downloaded again: the same document (a final invoice's never changes), a new link to it
     time.sleep(1.1)
@@ -133,6 +138,8 @@ def test_a_link_altered_expired_or_naming_no_invoice_is_refused(
     other = "00000000-0000-4000-8000-000000000000"
     assert status(base.replace(july["lago_id"], other), **query) == refused
     assert status(base.replace(july["lago_id"], "not-a-uuid"), **query) == refused
+    for odd in (f"urn:uuid:{july['lago_id']}", f"{{{july['lago_id']}}}", july["lago_id"].replace("-", "")):
+        assert status(base.replace(july["lago_id"], odd), **query) == refused, odd  # Python's forms, not PG's
 
     # signed with the organization's key, but expired a second ago
     engine = create_engine(services.sqlalchemy_url)
@@ -173,13 +180,23 @@ def test_a_drafts_document_says_draft_and_goes_when_the_draft_changes(
     assert len(receiver.wait_for_type("invoice.generated", 2)) == 2  # the draft's, then the final one
 
 
-def test_a_page_renders_to_a_picture(client: httpx.Client, unique: str, tmp_path: Path) -> None:
+def test_a_page_renders_to_an_a4_picture_and_downloads_at_once_keep_one_document(
+        client: httpx.Client, receiver: Receiver, unique: str, tmp_path: Path) -> None:
     july = team_coupon_vat_invoice(client, unique, **ACME)
-    (tmp_path / "invoice.pdf").write_bytes(fetch(download(client, july["lago_id"])["file_url"]).content)
-    done = subprocess.run(["pdftoppm", "-png", "-r", "60", "-singlefile", str(tmp_path / "invoice.pdf"),
+    with ThreadPoolExecutor(6) as pool:  # six downloads at once: one document drawn and kept, one webhook
+        links = list(pool.map(lambda _: download(client, july["lago_id"])["file_url"], range(6)))
+    contents = {fetch(link).content for link in links}
+    assert len(contents) == 1
+    (generated,) = receiver.wait_for_type("invoice.generated", 1)
+    time.sleep(1.5)
+    assert len(receiver.payloads("invoice.generated")) == 1
+    (tmp_path / "invoice.pdf").write_bytes(contents.pop())
+    done = subprocess.run(["pdftoppm", "-png", "-r", "72", "-singlefile", str(tmp_path / "invoice.pdf"),
                            str(tmp_path / "page")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "page.png").read_bytes().startswith(b"\x89PNG")
+    png = (tmp_path / "page.png").read_bytes()
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk: A4 at 72 dpi is 595 x 842 points
+    assert (png[:8], width, height) == (b"\x89PNG\r\n\x1a\n", 595, 842)
 
 
 def test_lagos_python_client_downloads_an_invoice(client: httpx.Client, stack: Stack, org_key: str, unique: str
@@ -204,3 +221,15 @@ def test_org_details_are_checked_and_cleared(client: httpx.Client, unique: str) 
         assert (done.returncode, done.stderr.strip()) == (2, error)
     missing = org("details", f"nobody-{unique}", "--city", "Paris")
     assert (missing.returncode, missing.stderr.strip()) == (1, f"no organization named 'nobody-{unique}'")
+
+
+def test_a_number_in_any_script_names_the_file(services: Services, stack: Stack, unique: str) -> None:
+    _, key = ensure_organization(services.sqlalchemy_url, f"Тест-{unique}")
+    assert key is not None
+    with api(stack.api_url, key) as cyrillic:
+        july = team_coupon_vat_invoice(cyrillic, unique)
+        response = fetch(download(cyrillic, july["lago_id"])["file_url"])
+    assert response.status_code == 200, response.text
+    assert july["number"].startswith("ТЕС-")
+    assert response.headers["content-disposition"] == (
+        f"inline; filename=\"invoice.pdf\"; filename*=UTF-8''{quote(july['number'])}.pdf")

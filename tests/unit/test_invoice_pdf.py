@@ -20,6 +20,8 @@ def test_money_has_the_currencys_symbol_and_minor_units() -> None:
     # a unit price keeps the decimals it has, never fewer than the currency's
     assert [money(Decimal("0.012"), "USD", exact=True), money(Decimal("2"), "USD", exact=True),
             money(Decimal("0.012"), "USD")] == ["$0.012", "$2.00", "$0.01"]
+    # a price divided out repeats for ever: six decimals at most ($10 a package of 150 units)
+    assert money(Decimal(10) / 150, "USD", exact=True) == "$0.066667"
     assert cents(7, "XYZ") == "XYZ0.07"  # a code Babel does not know: two decimals, as meterline bills it
 
 
@@ -55,7 +57,8 @@ def test_the_totals_come_in_the_order_they_are_computed() -> None:
     assert total_lines(invoice) == [
         ("Fees", "$355.00", False), ("Already billed this period (progressive billing)", "-$5.00", False),
         ("Coupon Welcome (welcome)", "-$10.00", False), ("Sub total excluding taxes", "$340.00", True),
-        ("VAT (20% on $340.00)", "$68.00", False), ("Sub total including taxes", "$408.00", True),
+        ("VAT (20% on $340.00)", "$68.00", False), ("Taxes", "$68.00", False),
+        ("Sub total including taxes", "$408.00", True),
         ("Credit notes", "-$40.00", False), ("Total", "$368.00", True)]
 
 
@@ -70,19 +73,46 @@ def test_without_its_fonts_no_document_is_written(tmp_path: Path) -> None:
         render_invoice({"status": "finalized"}, {"name": "org"}, tmp_path)
 
 
-@pytest.mark.skipif(not (DEFAULT_FONT_DIR / "DejaVuSans.ttf").is_file(), reason="fonts-dejavu-core not installed")
-def test_a_document_is_the_same_bytes_each_time_it_is_drawn(tmp_path: Path) -> None:
-    invoice = {"status": "finalized", "payment_status": "pending", "number": "ORG-1-001", "created_at":
+def invoice_of(fees: list[dict[str, Any]], status: str = "finalized") -> dict[str, Any]:
+    return {"payment_status": "pending", "number": "ORG-1-001", "created_at":
                "2026-07-01T00:30:00Z", "issuing_date": "2026-07-01", "payment_due_date": "2026-07-31",
                "currency": "EUR", "customer": {"name": "Acme", "applicable_timezone": "Europe/Paris"},
-               "fees": [fee()], "fees_amount_cents": 23_500, "progressive_billing_credit_amount_cents": 0,
+               "fees": fees, "fees_amount_cents": 23_500, "progressive_billing_credit_amount_cents": 0,
                "credits": [], "sub_total_excluding_taxes_amount_cents": 23_500, "taxes_amount_cents": 0,
                "applied_taxes": [], "sub_total_including_taxes_amount_cents": 23_500, "credit_notes_amount_cents": 0,
-               "total_amount_cents": 23_500}
+               "total_amount_cents": 23_500, "status": status}
+
+
+def pages_text(content: bytes, tmp_path: Path) -> list[str]:
+    """Each page's words, in the order they were written (poppler's pdftotext -raw; `make test` installs it)."""
+    (tmp_path / "i.pdf").write_bytes(content)
+    text = subprocess.run(["pdftotext", "-raw", str(tmp_path / "i.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    return [" ".join(page.split()) for page in text.split("\f") if page.strip()]
+
+
+def test_a_document_is_the_same_bytes_each_time_it_is_drawn(tmp_path: Path) -> None:
+    invoice = invoice_of([fee()])
     first = render_invoice(invoice, {"name": "org", "invoice_footer": "Merci"}, DEFAULT_FONT_DIR)
     assert first == render_invoice(invoice, {"name": "org", "invoice_footer": "Merci"}, DEFAULT_FONT_DIR)
     assert first.startswith(b"%PDF-")
-    (tmp_path / "i.pdf").write_bytes(first)
-    text = subprocess.run(["pdftotext", "-raw", str(tmp_path / "i.pdf"), "-"], capture_output=True, text=True,
-                          check=True).stdout  # poppler-utils: `make test` installs it
-    assert "Total €235.00" in text and "Merci" in text
+    (page,) = pages_text(first, tmp_path)
+    assert "Total €235.00" in page and "Merci" in page
+
+
+def test_a_long_invoice_runs_over_pages_each_with_its_heading_mark_and_footer(tmp_path: Path) -> None:
+    footer = "\n".join(f"Footer line {n}: bank details and legal mentions of the issuer." for n in range(1, 9))
+    content = render_invoice(invoice_of([fee(item={"name": f"Metric {n}", "invoice_display_name": None})
+                                         for n in range(1, 61)], status="draft"),
+                             {"name": "org", "invoice_footer": footer}, DEFAULT_FONT_DIR)
+    pages = pages_text(content, tmp_path)
+    assert len(pages) >= 3
+    for number, page in enumerate(pages, 1):
+        assert page.split()[0] == "DRAFT", number  # across every page, drawn first
+        assert f"Page {number} of {len(pages)}" in page and "Footer line 8:" in page
+        if number > 1:
+            assert "Item Units Unit price Amount" in page  # the table's heading again
+    assert all(f"Metric {n} " in " ".join(pages) for n in range(1, 61))
+    # the totals are kept together, after the last fee
+    assert "Metric 60" in pages[-1] or "Fees €235.00" not in pages[-2]
+    assert "Sub total excluding taxes €235.00" in pages[-1] and "Total €235.00" in pages[-1]

@@ -43,11 +43,13 @@ def test_invoice_document_links_name_the_api_and_last_a_day_by_default() -> None
         "http://127.0.0.1:8080"
     assert Settings.from_env({"METERLINE_PUBLIC_URL": "https://billing.example.com/"}).public_url == \
         "https://billing.example.com"
+    assert Settings.from_env({"METERLINE_API_HOST": "::1"}).public_url == "http://[::1]:3000"
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [
-    ("METERLINE_PUBLIC_URL", "billing.example.com", r"^METERLINE_PUBLIC_URL must be an http\(s\):// URL, got "
-                                                    r"'billing.example.com'$"),
+    ("METERLINE_PUBLIC_URL", "billing.example.com", r"^METERLINE_PUBLIC_URL must be an http\(s\):// URL without "
+                                                    r"query, got 'billing.example.com'$"),
+    ("METERLINE_PUBLIC_URL", "https://b.example.com/?x=1", r"^METERLINE_PUBLIC_URL must be an http\(s\):// URL"),
     ("METERLINE_DOCUMENT_LINK_TTL_S", "59", r"^METERLINE_DOCUMENT_LINK_TTL_S must be from 60 s to 7 days"),
     ("METERLINE_DOCUMENT_LINK_TTL_S", "604801", r"^METERLINE_DOCUMENT_LINK_TTL_S must be from 60 s to 7 days"),
 ])
