@@ -312,10 +312,10 @@ def billing_paths() -> dict[str, Any]:
         "/api/v1/invoices/{lago_id}/download": {"post": operation(
             "downloadInvoice", "Make the invoice's PDF and answer the invoice with a signed link to it", "invoices",
             invoice, (404,), parameters=by_id,
-            description="A final invoice's document is made once and never changes; a draft's (DRAFT across each "
-                        "page) is made again at each download. `file_url` works without the API key until it "
-                        "expires (METERLINE_DOCUMENT_LINK_TTL_S). `invoice.generated` is sent for each document "
-                        "made.")},
+            description="A final invoice's document is drawn once and never changes; a draft's (DRAFT across each "
+                        "page) is kept until the draft is refreshed or finalized. `file_url` works without the API "
+                        "key until it expires (METERLINE_DOCUMENT_LINK_TTL_S). `invoice.generated` is sent for "
+                        "each document drawn.")},
         "/api/v1/invoices/{lago_id}/document.pdf": {"get": operation(
             "getInvoiceDocument", "The invoice's PDF, by the signed link `file_url` names", "invoices", None,
             (403, 404), public=True,
