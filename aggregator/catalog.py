@@ -135,13 +135,15 @@ class SubscriptionCatalog:
         now = datetime.now(UTC)  # a pending subscription counts from its subscription_at, as in the API
         # each external_id's subscriptions in the order they started, each one knowing the one before
         for row in sorted(rows, key=lambda r: (r.subscription_at, r.created_at)):
-            status = effective_status(row.status, row.subscription_at, now)
+            # a customer on a test clock: as of its clock (its pending subscription starts when the clock is
+            # advanced, which writes its status: the views change then)
+            status = effective_status(row.status, row.subscription_at, row.clock_time or now)
             if status == "pending" and row.previous_subscription_id is not None:
                 # a scheduled downgrade: in the chain already, so a view cached just before its day still
                 # sends the events from that day on to it (SubscriptionView.at routes them by time)
                 status = "active"
             scope = (row.organization_id, row.external_id)
-            if status == "pending":  # not started yet: the views change when it does
+            if status == "pending" and row.clock_time is None:  # not started yet: the views change when it does
                 starting[scope] = min(starting.get(scope, row.subscription_at), row.subscription_at)
             if status not in METERED:  # not started yet, or canceled
                 continue

@@ -109,9 +109,15 @@ def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejec
     totals, members = period.state_keys.get(metric.id) or _state_keys(period, scope, metric.id)
     kind = metric.aggregation_type
     tx = event.transaction_id
+    # kept STATE_RETENTION_S after its period ends, and at least that long after it was received: a period long
+    # past (a test clock's, a backfill) is still read while its customer is billed for it
+    expire = period.expire_at_s
+    received_s = event.received_at_us // 1_000_000 + STATE_RETENTION_S
+    if received_s > expire:
+        expire = received_s
     if kind == "count_agg":
         count = _new(Op, ("N", totals, "", 0))
-        return _new(Planned, (scope, tx, (count,), period.expire_at_s, period.key))
+        return _new(Planned, (scope, tx, (count,), expire, period.key))
     field_name = metric.field_name
     if field_name is None or field_name not in event.properties:
         return Rejected("missing_field", f"property {field_name!r} is missing")
@@ -120,25 +126,25 @@ def plan(event: Event, subscription: SubscriptionView | None) -> Planned | Rejec
         if raw is None or isinstance(raw, (dict, list)):  # a tuple: `dict | list` builds a union per call
             return Rejected("invalid_value", f"{field_name} must be a string or a number")
         member = _new(Op, ("U", members, str(raw), 0))
-        return _new(Planned, (scope, tx, (member,), period.expire_at_s, period.key))
+        return _new(Planned, (scope, tx, (member,), expire, period.key))
     value = scaled(raw)
     if value is None:
         return Rejected("invalid_value", f"{field_name} must be a number below 10^9 with at most 6 decimals")
     count = _new(Op, ("N", totals, "", 0))
     if kind == "sum_agg":
         high, low = sum_words(value)
-        return _new(Planned, (scope, tx, (count, _new(Op, ("S", totals, str(high), low))), period.expire_at_s,
+        return _new(Planned, (scope, tx, (count, _new(Op, ("S", totals, str(high), low))), expire,
                                period.key))
     if kind == "max_agg":
-        return _new(Planned, (scope, tx, (count, _new(Op, ("X", totals, str(value), 0))), period.expire_at_s,
+        return _new(Planned, (scope, tx, (count, _new(Op, ("X", totals, str(value), 0))), expire,
                                period.key))
     if kind == "latest_agg":
         latest = _new(Op, ("L", totals, str(value), event.timestamp_us))
-        return _new(Planned, (scope, tx, (count, latest), period.expire_at_s, period.key))
+        return _new(Planned, (scope, tx, (count, latest), expire, period.key))
     if kind == "weighted_sum_agg":
         sum_high, sum_low = sum_words(value)
         high, low = weighted_contribution(value, event.timestamp_us, period.end_us)
         ops = (count, _new(Op, ("S", totals, str(sum_high), sum_low)), _new(Op, ("W", totals, str(high), low)),
                _new(Op, ("P", totals, str(period.end_us - period.start_us), 0)))
-        return _new(Planned, (scope, tx, ops, period.expire_at_s, period.key))
+        return _new(Planned, (scope, tx, ops, expire, period.key))
     return Rejected("unknown_metric", f"aggregation {kind} is not supported by this aggregator version")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -85,6 +86,16 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             raise too_large(max_bytes)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def canonical_uuid(text: str) -> str | None:
+    """`text` as the UUID PostgreSQL reads (hyphenated hex, lowercased); None for anything else, also for the
+    forms Python's uuid.UUID takes besides (braces, `urn:uuid:`, no hyphens), which PostgreSQL refuses."""
+    try:
+        found = str(uuid.UUID(text))
+    except ValueError:
+        return None
+    return found if found == text.lower() else None
 
 
 def parse_json(body: bytes) -> Any:

@@ -4,7 +4,8 @@ ones with an `ending_at` or a scheduled downgrade (`changes_at`) are terminated 
 The status is written to PostgreSQL (before each subscription read of the API, for what it reads,
 and every second by
 the API's background loop), so every reader that filters on `status` (current usage, the biller,
-the aggregator's catalog) sees the change within a second without knowing these rules.
+the aggregator's catalog) sees the change within a second without knowing these rules. A customer on a test
+clock changes as its clock says (core.db.clocks): when the clock is advanced (rater.clocks).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, exists, func, or_, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.db.clocks import customer_now
 from core.db.tables import plans, subscriptions
 from core.db.webhooks import enqueue_webhooks
 
 log = logging.getLogger("meterline.activation")
 INTERVAL_S = 1.0
+_now = customer_now(subscriptions.c.customer_id)  # each subscription's customer's time: a test clock's, or now
 
 
 async def activate_due(conn: AsyncConnection, *scope: ColumnElement[bool]) -> int:
@@ -32,8 +35,8 @@ async def activate_due(conn: AsyncConnection, *scope: ColumnElement[bool]) -> in
     the same transaction."""
     ended = (await conn.execute(
         update(subscriptions)
-        .where(subscriptions.c.status == "active", or_(subscriptions.c.changes_at <= func.now(),
-                                                       subscriptions.c.ending_at <= func.now()), *scope)
+        .where(subscriptions.c.status == "active", or_(subscriptions.c.changes_at <= _now,
+                                                       subscriptions.c.ending_at <= _now), *scope)
         .values(status="terminated",
                 terminated_at=func.least(subscriptions.c.changes_at, subscriptions.c.ending_at))
         .returning(subscriptions.c.id, subscriptions.c.organization_id)
@@ -46,11 +49,11 @@ async def activate_due(conn: AsyncConnection, *scope: ColumnElement[bool]) -> in
                    subscriptions.c.previous_subscription_id.in_([row.id for row in ended]),
                    previous.c.id == subscriptions.c.previous_subscription_id,
                    previous.c.terminated_at < subscriptions.c.subscription_at)
-            .values(status="canceled", canceled_at=func.now()))
+            .values(status="canceled", canceled_at=_now))
     live = subscriptions.alias("live")
     activated = (await conn.execute(
         update(subscriptions)
-        .where(subscriptions.c.status == "pending", subscriptions.c.subscription_at <= func.now(), *scope,
+        .where(subscriptions.c.status == "pending", subscriptions.c.subscription_at <= _now, *scope,
                # one active subscription per external_id: a pending one waits until the active one ends
                ~exists().where(live.c.organization_id == subscriptions.c.organization_id,
                                live.c.external_id == subscriptions.c.external_id, live.c.status == "active"))
@@ -63,7 +66,7 @@ async def activate_due(conn: AsyncConnection, *scope: ColumnElement[bool]) -> in
     return len(ended) + len(activated)
 
 
-async def announce_trial_ends(conn: AsyncConnection) -> int:
+async def announce_trial_ends(conn: AsyncConnection, *scope: ColumnElement[bool]) -> int:
     """Mark the subscriptions whose trial (counted from their chain's first start) has ended while they
     ran and queue subscription.trial_ended for each, once; the number marked. (One terminated within a
     second of its trial end, before this loop came round, is announced too.)"""
@@ -73,7 +76,7 @@ async def announce_trial_ends(conn: AsyncConnection) -> int:
         update(subscriptions)
         .where(subscriptions.c.status.in_(("active", "terminated")), subscriptions.c.trial_ended_at.is_(None),
                plans.c.id == subscriptions.c.plan_id, plans.c.trial_period > 0,
-               trial_end <= func.coalesce(subscriptions.c.terminated_at, func.now()))
+               trial_end <= func.coalesce(subscriptions.c.terminated_at, _now), *scope)
         .values(trial_ended_at=trial_end)
         .returning(subscriptions.c.id, subscriptions.c.organization_id)
     )).all()

@@ -35,6 +35,7 @@ from rater.api import (
     plans,
     subscriptions,
     taxes,
+    test_clocks,
     usage,
     webhooks,
 )
@@ -88,7 +89,7 @@ def create_app(settings: Settings, event_routes: Sequence[BaseRoute] = (), event
     # before the customers' `{external_id:path}`: /customers/{id}/applied_coupons is the coupons'
     routes = [*event_routes, *usage.ROUTES, *alerts.ROUTES, *metrics.ROUTES, *plans.ROUTES, *coupons.ROUTES,
               *customers.ROUTES, *subscriptions.ROUTES, *ops.ROUTES, *invoices.ROUTES, *credit_notes.ROUTES,
-              *webhooks.ROUTES, *taxes.ROUTES,
+              *webhooks.ROUTES, *taxes.ROUTES, *test_clocks.ROUTES,
               *openapi.ROUTES]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Middleware(RequestIdMiddleware), Middleware(RefuseNulMiddleware)], lifespan=lifespan)

@@ -90,9 +90,12 @@ async def _finalize(engine: AsyncEngine, invoice_id: str, report: RunReport) -> 
 
 
 async def run_once(engine: AsyncEngine, as_of: datetime, *, backdated: bool = True,
-                   organization_id: str | None = None, concurrency: int = 4) -> RunReport:
+                   organization_id: str | None = None, concurrency: int = 4, clock_id: str | None = None
+                   ) -> RunReport:
+    """Bill every moment due by `as_of`, finalize the drafts whose grace has ended, mark what is overdue: for
+    the customers of test clock `clock_id` (rater.clocks), else for those on no clock."""
     async with engine.connect() as conn:
-        subs = await load_subscriptions(conn, as_of, organization_id)
+        subs = await load_subscriptions(conn, as_of, organization_id, clock_id)
         moments = due_moments(subs, as_of, backdated)
         billed = await billed_keys(conn, sorted({sub.terms.subscription_id for sub, _ in moments}))
         catalog = await load_catalog(conn, {sub.plan_id for sub, _ in moments})
@@ -110,12 +113,12 @@ async def run_once(engine: AsyncEngine, as_of: datetime, *, backdated: bool = Tr
 
     await asyncio.gather(*(one_batch(batch) for batch in batches(groups, BATCH_GROUPS)))
     async with engine.connect() as conn:
-        drafts = await drafts_due(conn, as_of, organization_id)
+        drafts = await drafts_due(conn, as_of, organization_id, clock_id)
 
     for invoice_id in drafts:  # in due order, so a customer's sequential ids follow the calendar
         await _finalize(engine, invoice_id, report)
     async with engine.begin() as conn:
-        report.overdue = await mark_overdue(conn, as_of.astimezone(UTC).date(), organization_id)
+        report.overdue = await mark_overdue(conn, as_of.astimezone(UTC).date(), organization_id, clock_id)
     return report
 
 
@@ -171,10 +174,14 @@ async def bill_regularly(engine: AsyncEngine, bill_every_s: float,
                          on_run: Callable[[RunReport], Awaitable[None]] | None) -> None:
     """Bill as of now every `bill_every_s`. A round reads every subscription (about 0.1 ms of CPU each), so
     it runs twice a minute: invoices follow their billing moment within 30 s, which billing days do not
-    need to beat."""
+    need to beat. Test clocks whose advance was cut short are run again (rater.clocks)."""
+    from rater.clocks import run_advancing  # rater.clocks runs run_once
+
     while True:
         began = time.monotonic()
         try:
+            if await run_advancing(engine):
+                log.info("test clocks left advancing were run")
             report = await run_once(engine, datetime.now(UTC), backdated=False)
             if report.invoices or report.finalized or report.overdue:
                 log.info("billed: %d invoice(s) created, %d finalized, %d overdue", report.invoices,

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.http import bad_request, validation_error
+from core.http import bad_request, canonical_uuid, validation_error
 
 MANDATORY = "value_is_mandatory"
 INVALID = "value_is_invalid"
@@ -81,6 +81,16 @@ class Input:
 
     def identifier(self, name: str, *, required: bool = False, max_length: int = 255) -> str | None:
         return self.text(name, required=required, max_length=max_length, identifier=True)
+
+    def uuid(self, name: str, *, required: bool = False) -> str | None:
+        """A lago_id (a UUID as PostgreSQL reads one, core.http.canonical_uuid), lowercased."""
+        value = self.text(name, required=required, max_length=36)
+        if value is None:
+            return None
+        found = canonical_uuid(value)
+        if found is None:
+            self.fail(name, INVALID)
+        return found
 
     def given_of(self, *names: str) -> list[str]:
         """Which of these names hold a value (`null`, `false` and an empty list or object do not)."""

@@ -46,6 +46,14 @@ def tax(row: Any) -> dict[str, Any]:
             "created_at": iso(row.created_at)}
 
 
+def test_clock(row: Any, customers_count: int) -> dict[str, Any]:
+    """A test clock (a meterline addition, in Stripe's shape): its time, and whether what it was advanced over
+    has all run (`ready`) or not yet (`advancing`)."""
+    return {"lago_id": row.id, "name": row.name, "frozen_time": iso(row.frozen_time), "status": row.status,
+            "customers_count": customers_count, "created_at": iso(row.created_at),
+            "updated_at": iso(row.updated_at)}
+
+
 def charge(row: Any, tax_rows: Sequence[Any]) -> dict[str, Any]:
     return {
         "lago_id": row.id,
@@ -147,6 +155,7 @@ def customer(row: Any, tax_rows: Sequence[Any]) -> dict[str, Any]:
         "taxes": [tax(t) for t in tax_rows],
         "applicable_invoice_custom_sections": [],
         "error_details": [],
+        "test_clock_id": row.test_clock_id,  # a meterline addition: the test clock it lives on
     }
     for name in CUSTOMER_ATTRIBUTES:
         body[name] = attributes.get(name)
@@ -157,7 +166,7 @@ def customer(row: Any, tax_rows: Sequence[Any]) -> dict[str, Any]:
 def subscription(row: Any, now: datetime | None = None, thresholds: Sequence[Any] | None = None) -> dict[str, Any]:
     """A `subscription_query()` row, with its billing period and trial as of `now`, and with the progressive
     billing `thresholds` that apply to it when given (catalog.shown_usage_thresholds)."""
-    now = now or datetime.now(UTC)
+    now = now or row.clock_time or datetime.now(UTC)  # its customer's test clock's time when on one
     period_start = period_end = trial_ended_at = None
     if row.started_at is not None:
         # as of now, within its life: one ended is shown its last period, one starting a moment on (an
@@ -205,6 +214,7 @@ def subscription(row: Any, now: datetime | None = None, thresholds: Sequence[Any
         "cancellation_reason": None,
         "activated_at": iso(row.started_at),
         "activation_rules": [],
+        "test_clock_id": row.test_clock_id,  # a meterline addition: the clock its customer lives on
         "purchase_order_number": None,
     }
     if thresholds is not None:

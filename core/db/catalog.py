@@ -16,7 +16,16 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.db.tables import billable_metrics, charges, customers, organizations, plans, subscriptions, usage_thresholds
+from core.db.tables import (
+    billable_metrics,
+    charges,
+    customers,
+    organizations,
+    plans,
+    subscriptions,
+    test_clocks,
+    usage_thresholds,
+)
 from core.db.thresholds import applicable_usage_thresholds
 from core.domain.aggregation import Metric
 from core.domain.charges import ChargeLine
@@ -41,11 +50,13 @@ def subscription_query(plan_changes: bool = True) -> Select:
                plans.c.amount_currency.label("plan_amount_currency"), plans.c.trial_period,
                customers.c.external_id.label("external_customer_id"), customers.c.timezone,
                customers.c.invoice_grace_period, customers.c.net_payment_term, PAYMENT_TERM.label("payment_term"),
+               customers.c.test_clock_id, test_clocks.c.frozen_time.label("clock_time"),
                FINALIZE_ZERO_AMOUNT.label("finalize_zero_amount_invoice"),
                organizations.c.name.label("organization_name"))
         .join(plans, plans.c.id == subscriptions.c.plan_id)
         .join(customers, customers.c.id == subscriptions.c.customer_id)
         .join(organizations, organizations.c.id == subscriptions.c.organization_id)
+        .outerjoin(test_clocks, test_clocks.c.id == customers.c.test_clock_id)
     )
     if not plan_changes:
         return query

@@ -163,6 +163,21 @@ plan_taxes = _tax_links("plan", "plans")
 charge_taxes = _tax_links("charge", "charges")
 
 
+# A test clock: the customers created on it live on its frozen_time instead of the wall clock's (core.db.clocks)
+test_clocks = Table(
+    "test_clocks",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=False), ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("frozen_time", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False, server_default="ready"),  # or advancing
+    _created_at(),
+    _now("updated_at"),
+    Column("deleted_at", DateTime(timezone=True)),
+    Index("ix_test_clocks_organization", "organization_id"),
+)
+
 customers = Table(
     "customers",
     metadata,
@@ -181,6 +196,9 @@ customers = Table(
     _created_at(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("deleted_at", DateTime(timezone=True)),
+    # set when it is created, or before its first subscription: it then lives on that clock for good
+    Column("test_clock_id", UUID(as_uuid=False), ForeignKey("test_clocks.id")),
+    Index("ix_customers_test_clock", "test_clock_id", postgresql_where=text("test_clock_id IS NOT NULL")),
     Index("uq_customers_org_external_id", "organization_id", "external_id", unique=True,
           postgresql_where=text("deleted_at IS NULL")),
     UniqueConstraint("organization_id", "sequential_id", name="uq_customers_org_sequential_id"),

@@ -13,13 +13,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, String, column, func, select, values
+from sqlalchemy import ColumnElement, Numeric, String, column, func, select, values
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.db.clocks import customer_now
 from core.db.sql import any_of
 from core.db.tables import (
     fees,
@@ -222,6 +224,12 @@ class ProgressiveCrossing:
     charges: Mapping[str, Any]
 
 
+def _time_of(subscription_id: str) -> ColumnElement[datetime]:
+    """When something happens to a subscription: now, or its customer's test clock's time (core.db.clocks)."""
+    return customer_now(select(subscriptions.c.customer_id).where(subscriptions.c.id == subscription_id)
+                        .scalar_subquery())
+
+
 async def record_triggered_alerts(conn: AsyncConnection, triggered: Sequence[TriggeredAlert]) -> list[str]:
     """Triggered alerts and their `alert.triggered` webhooks, in the firing transaction; their ids."""
     ids = [str(uuid.uuid4()) for _ in triggered]
@@ -229,7 +237,8 @@ async def record_triggered_alerts(conn: AsyncConnection, triggered: Sequence[Tri
         await conn.execute(insert(triggered_alerts).values([
             {"id": id_, "organization_id": t.organization_id, "alert_id": t.alert_id,
              "subscription_id": t.subscription_id, "period_key": t.period_key, "current_value": t.current,
-             "previous_value": t.previous, "crossed_thresholds": crossed_json(t.crossings)}
+             "previous_value": t.previous, "crossed_thresholds": crossed_json(t.crossings),
+             "triggered_at": _time_of(t.subscription_id)}
             for id_, t in zip(ids, triggered, strict=True)]))
         await enqueue_announcements(conn, [Announcement(t.organization_id, id_, "alert.triggered")
                                            for id_, t in zip(ids, triggered, strict=True)])
@@ -245,7 +254,7 @@ async def record_progressive_crossings(conn: AsyncConnection, reached: Sequence[
             {"id": id_, "organization_id": r.organization_id, "subscription_id": r.subscription_id,
              "period_key": r.period_key, "level_cents": int(r.highest.level),
              "usage_threshold_id": r.highest.threshold.ref, "usage_amount_cents": r.usage_amount_cents,
-             "charges": dict(r.charges)}
+             "charges": dict(r.charges), "reached_at": _time_of(r.subscription_id)}
             for id_, r in zip(ids, reached, strict=True)]))
         await enqueue_announcements(conn, [Announcement(r.organization_id, id_, "subscription.usage_threshold_reached")
                                            for id_, r in zip(ids, reached, strict=True)])

@@ -6,9 +6,10 @@ script, so a crash can never leave an event marked but not applied, or applied b
 Planning bounds every value (core.domain.aggregation.MAX_SCALED), and sums are kept in two words
 (a single 64-bit integer of millionths overflowed past ~9.2e12 units a period), so no HINCRBY overflows.
 
-Expiry: each state key expires `STATE_RETENTION_S` after its period ends (its invoice is computed
-from the archive, so Redis needs it only while the period is open or just closed); the dedup set
-expires with the newest state its marks protected.
+Expiry: each state key expires `STATE_RETENTION_S` after its period ends, or after the last event written
+to it was received when that is later (a test clock's period long past, aggregator.planning): its invoice is
+computed from the archive, so Redis needs it only while the period is open or just closed, or its customer
+still billed for it; the dedup set expires with the newest state its marks protected.
 """
 
 from __future__ import annotations

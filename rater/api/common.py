@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
 from core.apikeys import authenticate
-from core.http import bad_request, not_found, read_json, root_object
+from core.http import bad_request, canonical_uuid, not_found, read_json, root_object
 from rater.serializers import pagination
 
 DEFAULT_PER_PAGE = 100
@@ -26,12 +26,11 @@ async def own_id(conn: AsyncConnection, table: Table, organization_id: str, lago
                  *where: ColumnElement[bool]) -> str:
     """The id of the row `lago_id` of `table` in the caller's organization (and matching `where`); else
     404 `<resource>_not_found`, also for a malformed id."""
-    try:
-        uuid.UUID(lago_id)
-    except ValueError as exc:
-        raise not_found(resource) from exc
+    wanted = canonical_uuid(lago_id)
+    if wanted is None:
+        raise not_found(resource)
     found = (await conn.execute(select(table.c.id).where(
-        table.c.id == lago_id, table.c.organization_id == organization_id, *where))).scalar_one_or_none()
+        table.c.id == wanted, table.c.organization_id == organization_id, *where))).scalar_one_or_none()
     if found is None:
         raise not_found(resource)
     return str(found)

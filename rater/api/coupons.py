@@ -9,7 +9,6 @@ applied any more; those applied before keep reducing invoices, as Lago's.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -33,7 +32,7 @@ from core.db.tables import (
     plans,
 )
 from core.domain.charges import units_text
-from core.http import JSONResponse, bad_request, not_allowed, not_found, ok, validation_error
+from core.http import JSONResponse, bad_request, canonical_uuid, not_allowed, not_found, ok, validation_error
 from rater.api.common import engine, live_by_code, new_id, org_and_input, page_params, paginate
 from rater.api.customers import live_customer
 from rater.inputs import BAD_FORMAT, INVALID, MANDATORY, MAX_AMOUNT_CENTS, TAKEN, Input, has_control
@@ -385,11 +384,9 @@ async def terminate_applied_coupon(request: Request) -> JSONResponse:
         if customer is None:
             raise not_found("customer")
         await lock_customers(conn, [customer.id])
-        applied_id = request.path_params["applied_coupon_id"]
-        try:
-            uuid.UUID(applied_id)
-        except ValueError as exc:
-            raise not_found("applied_coupon") from exc
+        applied_id = canonical_uuid(request.path_params["applied_coupon_id"])
+        if applied_id is None:
+            raise not_found("applied_coupon")
         found = (await conn.execute(select(applied_coupons.c.id).where(
             applied_coupons.c.customer_id == customer.id, applied_coupons.c.id == applied_id))).scalar_one_or_none()
         if found is None:

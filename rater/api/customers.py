@@ -6,7 +6,6 @@ subscriptions; the external_id can then be used for a new customer.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, text, update
@@ -16,10 +15,11 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from core.apikeys import authenticate
+from core.db.clocks import now_for
 from core.db.locks import lock_customer_numbering
-from core.db.tables import customer_taxes, customers, organizations, subscriptions
+from core.db.tables import customer_taxes, customers, organizations, subscriptions, test_clocks
 from core.db.taxes import taxes_of
-from core.http import JSONResponse, not_found, ok
+from core.http import JSONResponse, not_found, ok, validation_error
 from rater import serializers
 from rater.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, page_params, paginate
@@ -97,6 +97,8 @@ def customer_values(data: Input) -> dict[str, Any]:
     zero_amount = data.choice("finalize_zero_amount_invoice", ("inherit", "finalize", "skip"))
     if zero_amount is not None:
         attributes["finalize_zero_amount_invoice"] = zero_amount
+    if "test_clock_id" in data.raw:  # null takes it off its clock (only before its first subscription)
+        values["test_clock_id"] = data.uuid("test_clock_id") if data.raw["test_clock_id"] is not None else None
     data.unsupported(*UNSUPPORTED)
     tax_codes = read_tax_codes(data)
     data.check()
@@ -128,6 +130,8 @@ async def upsert_customer(conn: AsyncConnection, organization_id: str, values: d
     attributes = values.pop("attributes", {})
     tax_codes = values.pop("tax_codes", None)
     existing = await live_customer(conn, organization_id, values["external_id"], for_update=True)
+    if "test_clock_id" in values:
+        await _check_clock(conn, organization_id, existing, values["test_clock_id"])
     sequential_id, slug = (existing.sequential_id, existing.slug) if existing is not None else \
         await _next_number(conn, organization_id)
     statement = insert(customers).values(id=new_id(), organization_id=organization_id, attributes=attributes,
@@ -141,6 +145,22 @@ async def upsert_customer(conn: AsyncConnection, organization_id: str, values: d
     row = (await conn.execute(statement.returning(*customers.c))).one()
     await attach_taxes(conn, organization_id, customer_taxes, row.id, tax_codes)
     return row
+
+
+async def _check_clock(conn: AsyncConnection, organization_id: str, existing: Any, clock_id: str | None) -> None:
+    """A customer goes on a test clock (or off one) when it is created or before its first subscription: a
+    customer with history on the wall clock cannot be moved in time, nor one with history on a clock out of it.
+    404 `test_clock_not_found` for a clock of no one, another organization's, or deleted."""
+    if clock_id is not None and (await conn.execute(select(test_clocks.c.id).where(
+            test_clocks.c.id == clock_id, test_clocks.c.organization_id == organization_id,
+            test_clocks.c.deleted_at.is_(None)))).first() is None:
+        raise not_found("test_clock")
+    if existing is None or existing.test_clock_id == clock_id:
+        return
+    history = (await conn.execute(select(subscriptions.c.id).where(subscriptions.c.customer_id == existing.id)
+                                  .limit(1))).first()
+    if history is not None:
+        raise validation_error({"test_clock_id": ["customer_has_history"]})
 
 
 async def customer_document(conn: AsyncConnection, row: Any) -> dict[str, Any]:
@@ -175,11 +195,11 @@ async def get_customer(request: Request) -> JSONResponse:
 
 async def delete_customer(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
-    now = datetime.now(UTC)
     async with engine(request).begin() as conn:
         row = await live_customer(conn, organization_id, request.path_params["external_id"])
         if row is None:
             raise not_found("customer")
+        now = await now_for(conn, row.id)  # its test clock's time when it lives on one
         await terminate(conn, now, subscriptions.c.customer_id == row.id)
         row = (await conn.execute(update(customers).where(customers.c.id == row.id)
                                   .values(deleted_at=now, updated_at=now).returning(*customers.c))).one()

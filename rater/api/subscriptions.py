@@ -13,7 +13,7 @@ makes a subscription that has the new plan's thresholds, unless the change gives
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
@@ -25,6 +25,7 @@ from starlette.routing import Route
 from core.apikeys import authenticate
 from core.db import catalog
 from core.db.catalog import shown_usage_thresholds
+from core.db.clocks import now_for
 from core.db.locks import lock_external_id
 from core.db.tables import customers, plans, subscriptions
 from core.db.webhooks import enqueue_webhooks
@@ -120,7 +121,8 @@ async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str 
     subscription has the new plan's progressive billing thresholds unless `thresholds` are given, and the
     current one's `progressive_billing_disabled` unless it is given. The id of the subscription to answer
     with: the new one for an upgrade, the current one for a downgrade."""
-    now = datetime.now(UTC)  # read once the external_id is locked: the change happens now, not when asked
+    # read once the external_id is locked: the change happens now (its customer's test clock's now), not when asked
+    now = await now_for(conn, current.customer_id)
     await conn.execute(update(subscriptions).where(subscriptions.c.previous_subscription_id == current.id,
                                                    subscriptions.c.status == "pending")
                        .values(status="canceled", canceled_at=now))
@@ -144,7 +146,7 @@ async def change_plan(conn: AsyncConnection, current: Any, plan: Any, name: str 
         anchor_at=current.anchor_at or current.started_at or current.subscription_at, follows_previous=True,
         started_by_upgrade=upgrade, trial_ended_at=current.trial_ended_at,  # a trial ends once per chain
         progressive_billing_disabled=progressive_billing_disabled if progressive_billing_disabled is not None
-        else current.progressive_billing_disabled))
+        else current.progressive_billing_disabled, created_at=now))
     if thresholds:
         await replace_usage_thresholds(conn, current.organization_id, thresholds, subscription_id=new_id_)
     if upgrade:
@@ -158,17 +160,17 @@ async def create_subscription(request: Request) -> JSONResponse:
     can be used again."""
     organization_id, raw = await org_and_input(request, "subscription")
     values = subscription_input(Input(raw))
-    now = datetime.now(UTC)
-    subscription_at = values["subscription_at"] or now
-    if values["ending_at"] is not None and values["ending_at"] <= subscription_at:
-        raise validation_error({"ending_at": [INVALID]})
-    active = subscription_at <= now
     async with engine(request).begin() as conn:
         plan = await live_plan(conn, organization_id, values["plan_code"])
         customer = await live_customer(conn, organization_id, values["external_customer_id"])
         if customer is None:  # Lago creates an unknown customer on the fly
             customer = await upsert_customer(conn, organization_id,
                                              {"external_id": values["external_customer_id"]})
+        now = await now_for(conn, customer.id)  # its test clock's time when it lives on one
+        subscription_at = values["subscription_at"] or now
+        if values["ending_at"] is not None and values["ending_at"] <= subscription_at:
+            raise validation_error({"ending_at": [INVALID]})
+        active = subscription_at <= now
         # a customer is billed in one currency: the first plan's, unless it was set before
         if customer.currency is None:
             await conn.execute(update(customers).where(customers.c.id == customer.id)
@@ -216,6 +218,7 @@ async def create_subscription(request: Request) -> JSONResponse:
                         ending_at=values["ending_at"], follows_previous=used_before,
                         anchor_at=before.first,  # a trial counts from the first start of that external_id
                         progressive_billing_disabled=bool(disabled),
+                        created_at=now,  # what counts as backdated (rater.billing.schedule): before its clock's day
                     ))
             except IntegrityError as exc:
                 raise validation_error({"external_id": [TAKEN]}) from exc
@@ -240,14 +243,14 @@ async def update_subscription(request: Request) -> JSONResponse:
         changes["name"] = data.text("name")
     if data.given("ending_at"):
         changes["ending_at"] = data.moment("ending_at")
-        if changes["ending_at"] is not None and changes["ending_at"] <= datetime.now(UTC):
-            data.fail("ending_at", INVALID)
     subscription_at = data.moment("subscription_at")
     disabled, thresholds = data.boolean("progressive_billing_disabled"), subscription_thresholds(data)
     data.check()
     statuses = wanted_statuses(request, LIVE)
     async with engine(request).begin() as conn:
         row = await find_subscription(conn, organization_id, request.path_params["external_id"], statuses)
+        if changes.get("ending_at") is not None and changes["ending_at"] <= await now_for(conn, row.customer_id):
+            raise validation_error({"ending_at": [INVALID]})  # in the past of its customer (or its clock)
         if plan_code is not None and row.status in LIVE:  # as POST with another plan (Lago's PUT)
             plan = await live_plan(conn, organization_id, plan_code)
             if plan.amount_currency != row.plan_amount_currency:
@@ -296,10 +299,10 @@ async def terminate_subscription(request: Request) -> JSONResponse:
     organization_id = await authenticate(request)
     statuses = wanted_statuses(request, LIVE)
     options = termination_options(request)
-    now = datetime.now(UTC)
     async with engine(request).begin() as conn:
         row = await find_subscription(conn, organization_id, request.path_params["external_id"],
                                       [s for s in statuses if s in LIVE] or ["active"])
+        now = await now_for(conn, row.customer_id)  # its test clock's time when its customer lives on one
         await conn.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**options))
         await terminate(conn, now, subscriptions.c.id == row.id)
         row = await reread(conn, organization_id, row.id)

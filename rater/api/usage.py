@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from core.apikeys import authenticate
 from core.db.catalog import charge_line, plan_charges, shown_usage_thresholds, subscription_query, usage_cycle
-from core.db.tables import progressive_crossings, subscriptions
+from core.db.tables import progressive_crossings, subscriptions, test_clocks
 from core.db.taxes import TaxBook
 from core.db.thresholds import invoiced_usage_cents
 from core.domain.aggregation import MetricUsage
@@ -55,6 +55,9 @@ STREAM_EVERY_S = 0.25  # the stream looks at Redis (and may push) at most this o
 KEEPALIVE_S = 15.0
 
 
+_NOW = func.coalesce(test_clocks.c.frozen_time, func.now())  # subscription_query() joins its customer's clock
+
+
 @dataclass(frozen=True)
 class UsageView:
     """Everything but the Redis state needed to answer current usage for one subscription."""
@@ -65,6 +68,7 @@ class UsageView:
     lines: tuple[ChargeLine, ...]
     metric_ids: tuple[str, ...]
     line_taxes: tuple[tuple[Tax, ...], ...] = ()  # the taxes of each line's fee (charge, plan, customer, org)
+    test_clock_id: str | None = None  # its customer's clock: its now is the clock's (read at each request)
 
 
 CacheKey = tuple[str, str, str]  # (organization, customer external id, subscription external id)
@@ -99,9 +103,10 @@ async def _load_view(conn: AsyncConnection, organization_id: str, customer_exter
     row = (await conn.execute(subscription_query().where(
         subscriptions.c.organization_id == organization_id, subscriptions.c.customer_id == customer.id,
         subscriptions.c.external_id == subscription_external_id,
-        # the one live now: a downgrade's successor once its day came, an upgraded one until the change
-        subscriptions.c.status.in_((*LIVE, "terminated")), subscriptions.c.subscription_at <= func.now(),
-        or_(subscriptions.c.terminated_at.is_(None), subscriptions.c.terminated_at > func.now()),
+        # the one live now (its test clock's now): a downgrade's successor once its day came, an upgraded one
+        # until the change
+        subscriptions.c.status.in_((*LIVE, "terminated")), subscriptions.c.subscription_at <= _NOW,
+        or_(subscriptions.c.terminated_at.is_(None), subscriptions.c.terminated_at > _NOW),
     ).order_by(subscriptions.c.subscription_at.desc()))).first()
     # A pending subscription is active from its subscription_at on, as the aggregator counts it, before
     # the activation loop has written the new status; the query keeps only the one live now.
@@ -122,6 +127,7 @@ def usage_view(row: Any, charge_rows: list[Any], book: TaxBook | None = None) ->
         lines=lines, metric_ids=tuple(sorted({line.metric.id for line in lines})),
         line_taxes=tuple(book.for_fee(line.charge_id, row.plan_id, row.customer_id, row.organization_id)
                          for line in lines),
+        test_clock_id=row.test_clock_id,
     )
 
 
@@ -141,6 +147,10 @@ async def _request_key(request: Request) -> CacheKey:
 
 
 async def usage_body(request: Request, view: UsageView, now: datetime | None = None) -> dict[str, Any]:
+    if now is None and view.test_clock_id is not None:
+        async with engine(request).connect() as conn:
+            now = (await conn.execute(select(test_clocks.c.frozen_time)
+                                      .where(test_clocks.c.id == view.test_clock_id))).scalar_one()
     now = now or datetime.now(UTC)
     period = view.cycle.period_at(now)
     if period is None:  # started later today in another timezone's reckoning: nothing is due yet
@@ -225,12 +235,12 @@ async def update_lifetime_usage(request: Request) -> JSONResponse:
 
 
 async def _lifetime_usage(request: Request, organization_id: str) -> dict[str, Any]:
-    now = datetime.now(UTC)
     async with engine(request).begin() as conn:
         try:
             row = await find_subscription(conn, organization_id, request.path_params["external_id"], STATUSES)
         except ApiError as exc:
             raise not_found("lifetime_usage") from exc
+        now = row.clock_time or datetime.now(UTC)  # its customer's test clock's time when on one
         view = usage_view(row, (await plan_charges(conn, [row.plan_id]))[row.plan_id])
         thresholds = (await shown_usage_thresholds(conn, [row]))[row.id]
         invoiced = (await invoiced_usage_cents(conn, organization_id, [row.external_id]))[row.external_id]

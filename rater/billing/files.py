@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db.tables import ORGANIZATION_DETAILS, invoice_documents, invoices, organizations
 from core.db.webhooks import enqueue_webhooks
+from core.http import canonical_uuid
 from core.settings import Settings
 from rater.billing.assemble import VISIBLE_STATUSES
 from rater.billing.pdf import render_invoice
@@ -113,14 +114,6 @@ async def _kept(conn: AsyncConnection, invoice_id: str) -> bool:
                                .where(invoice_documents.c.invoice_id == invoice_id))).first() is not None
 
 
-def _canonical_uuid(text: str) -> bool:
-    """`text` is a UUID as PostgreSQL reads one (Python's uuid.UUID also takes braces, `urn:uuid:` and more)."""
-    try:
-        return str(uuid.UUID(text)) == text.lower()
-    except ValueError:
-        return False
-
-
 async def linked_document(conn: AsyncConnection, invoice_id: str, expires: str, signature: str
                           ) -> tuple[bytes | None, Any] | None:
     """What a link names, when its signature holds and it has not expired: (the document, or None when the
@@ -132,7 +125,7 @@ async def linked_document(conn: AsyncConnection, invoice_id: str, expires: str, 
         .select_from(invoices)
         .join(organizations, organizations.c.id == invoices.c.organization_id)
         .outerjoin(invoice_documents, invoice_documents.c.invoice_id == invoices.c.id)
-        .where(invoices.c.id == invoice_id))).one_or_none() if _canonical_uuid(invoice_id) else None
+        .where(invoices.c.id == invoice_id))).one_or_none() if canonical_uuid(invoice_id) == invoice_id else None
     if row is None:
         document_signature("0" * 64, invoice_id, 0)  # as long as checking a real one
         return None

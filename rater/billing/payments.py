@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.db.tables import invoice_metadata, invoice_payment_updates, invoices
+from core.db.clocks import on_clock
+from core.db.tables import customers, invoice_metadata, invoice_payment_updates, invoices
 from core.db.webhooks import Announcement, enqueue_announcements, enqueue_webhooks
 from rater.billing.assemble import voidable
 
@@ -89,13 +90,16 @@ async def void(conn: AsyncConnection, invoice: Any) -> bool:
     return True
 
 
-async def mark_overdue(conn: AsyncConnection, today: date, organization_id: str | None = None) -> int:
+async def mark_overdue(conn: AsyncConnection, today: date, organization_id: str | None = None,
+                       clock_id: str | None = None) -> int:
     """Mark the final invoices whose due date is before `today` (UTC, as Lago) and that are not paid, once
-    each, with their `invoice.payment_overdue` webhook; how many. Skips invoices locked by a payment or a
-    void in progress (the next round sees what it left)."""
+    each, with their `invoice.payment_overdue` webhook; how many. Only the invoices of the customers of test
+    clock `clock_id` (None: of the customers on no clock). Skips invoices locked by a payment or a void in
+    progress (the next round sees what it left)."""
     candidates = select(invoices.c.id).where(
         invoices.c.status == "finalized", invoices.c.payment_status != "succeeded",
-        invoices.c.payment_overdue.is_(False), invoices.c.payment_due_date < today)
+        invoices.c.payment_overdue.is_(False), invoices.c.payment_due_date < today,
+        invoices.c.customer_id.in_(select(customers.c.id).where(on_clock(clock_id))))
     if organization_id is not None:
         candidates = candidates.where(invoices.c.organization_id == organization_id)
     marked = (await conn.execute(update(invoices).where(

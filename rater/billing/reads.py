@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.catalog import charge_line, plan_charges, subscription_query
-from core.db.tables import invoice_subscriptions, invoices, subscriptions
+from core.db.clocks import on_clock
+from core.db.tables import customers, invoice_subscriptions, invoices, subscriptions
 from core.domain.aggregation import MetricUsage
 from core.domain.lifecycle import BILLED
 from core.domain.periods import Period
@@ -42,11 +43,12 @@ def subscribed(row: Any) -> Subscribed:
                       finalizes_zero_amount(row.finalize_zero_amount_invoice))
 
 
-async def load_subscriptions(conn: AsyncConnection, as_of: datetime,
-                             organization_id: str | None = None) -> list[Subscribed]:
-    """Every subscription that has started by `as_of` (pending ones count from their subscription_at)."""
+async def load_subscriptions(conn: AsyncConnection, as_of: datetime, organization_id: str | None = None,
+                             clock_id: str | None = None) -> list[Subscribed]:
+    """Every subscription that has started by `as_of` (pending ones count from their subscription_at), of the
+    customers of test clock `clock_id` (None: of the customers on no clock)."""
     query = subscription_query(plan_changes=False).where(subscriptions.c.status.in_(BILLED),
-                                                        subscriptions.c.subscription_at <= as_of)
+                                                        subscriptions.c.subscription_at <= as_of, on_clock(clock_id))
     if organization_id is not None:
         query = query.where(subscriptions.c.organization_id == organization_id)
     return [subscribed(row) for row in (await conn.execute(query)).all()]
@@ -93,8 +95,11 @@ async def prefetch_usage(conn: AsyncConnection, items: Sequence[tuple[Subscribed
     return found
 
 
-async def drafts_due(conn: AsyncConnection, as_of: datetime, organization_id: str | None = None) -> list[str]:
-    query = select(invoices.c.id).where(invoices.c.status == "draft", invoices.c.grace_until <= as_of)
+async def drafts_due(conn: AsyncConnection, as_of: datetime, organization_id: str | None = None,
+                     clock_id: str | None = None) -> list[str]:
+    """The drafts whose grace has ended by `as_of`, of the customers of clock `clock_id` (None: on no clock)."""
+    query = select(invoices.c.id).where(invoices.c.status == "draft", invoices.c.grace_until <= as_of,
+                                        invoices.c.customer_id.in_(select(customers.c.id).where(on_clock(clock_id))))
     if organization_id is not None:
         query = query.where(invoices.c.organization_id == organization_id)
     rows = await conn.execute(query.order_by(invoices.c.due_at))

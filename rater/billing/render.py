@@ -170,6 +170,7 @@ def invoice(row: Any, customer: dict[str, Any], applied_usage_thresholds: Sequen
         "applied_taxes": [applied_tax(tax, "invoice", row.currency) for tax in applied_taxes],
         "applied_invoice_custom_sections": [],
         "applied_usage_thresholds": list(applied_usage_thresholds),
+        "test_clock_id": customer["test_clock_id"],  # a meterline addition: billed on its customer's test clock
     }
 
 

@@ -160,6 +160,9 @@ CUSTOMER_INPUT = open_object({
     "finalize_zero_amount_invoice": _choice(("inherit", "finalize", "skip"),
                                             "`skip`: a $0 invoice is closed instead of finalized."),
     "tax_codes": TAX_CODES,
+    "test_clock_id": nullable(text("The test clock it lives on (a meterline addition): set when it is created or "
+                                   "before its first subscription (422 `customer_has_history` after); 404 "
+                                   "`test_clock_not_found`.", fmt="uuid")),
     **{name: not_supported("Lago customer features meterline does not have.") for name in UNSUPPORTED},
 }, required=("external_id",))
 
@@ -320,3 +323,13 @@ APPLIED_COUPON_INPUT = open_object({
     "frequency": _choice(("once", "recurring", "forever")),
     "frequency_duration": nullable(integer(minimum=1)),
 }, required=("external_customer_id", "coupon_code"))
+
+TEST_CLOCK_INPUT = open_object({
+    "name": input_text(required=True),
+    "frozen_time": text("ISO 8601 (without an offset: UTC), from 2000: its customers' now.", fmt="date-time"),
+}, required=("name", "frozen_time"))
+
+TEST_CLOCK_ADVANCE = open_object({
+    "frozen_time": text("ISO 8601, after the clock's frozen_time (422 `must_be_after_current_frozen_time`).",
+                        fmt="date-time"),
+}, required=("frozen_time",))

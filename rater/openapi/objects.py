@@ -168,6 +168,8 @@ ADDRESS = {"type": "object", "additionalProperties": False,
            "properties": {name: text() for name in ADDRESS_FIELDS},
            "description": "The address fields given (none when no shipping address was given)."}
 
+_TEST_CLOCK_ID = nullable(uuid("The test clock it lives on (a meterline addition): its invoices are rehearsals."))
+
 CUSTOMER = closed({
     "lago_id": uuid(), "sequential_id": integer("The customer's number in its organization, from 1.", minimum=1),
     "slug": text(), "external_id": text(), "name": nullable(text()), "email": nullable(text()),
@@ -189,7 +191,7 @@ CUSTOMER = closed({
     "integration_customers": empty_list("Integrations are refused (`not_supported`)."),
     "taxes": _TAXES,
     "applicable_invoice_custom_sections": empty_list(_UNSUPPORTED),
-    "error_details": empty_list(_UNSUPPORTED),
+    "error_details": empty_list(_UNSUPPORTED), "test_clock_id": _TEST_CLOCK_ID,
     **{name: nullable(text()) for name in CUSTOMER_ATTRIBUTES if name != "billing_entity_code"},
     "billing_entity_code": const("", "Billing entities are refused (`not_supported`): always empty."),
 })
@@ -222,6 +224,7 @@ SUBSCRIPTION = closed({
     "consolidate_invoice": const(True, "A customer's subscriptions due together share one invoice."),
     "cancellation_reason": const(None, _UNSUPPORTED), "activated_at": nullable(moment()),
     "activation_rules": empty_list(_UNSUPPORTED), "purchase_order_number": const(None, _UNSUPPORTED),
+    "test_clock_id": _TEST_CLOCK_ID,
 }, optional=("applicable_usage_thresholds",))
 
 SUBSCRIPTION_EXTENDED = closed({**SUBSCRIPTION["properties"], "plan": ref("Plan")})
@@ -319,6 +322,7 @@ INVOICE = closed({
     "applied_invoice_custom_sections": empty_list(_UNSUPPORTED),
     "applied_usage_thresholds": array(ref("AppliedUsageThreshold"),
                                       "The threshold a progressive billing invoice was issued for (else empty)."),
+    "test_clock_id": _TEST_CLOCK_ID,
 }, optional=("sequential_id",))
 
 INVOICE_EXTENDED = closed({**INVOICE["properties"], "fees": array(ref("Fee")), "subscriptions": array(ref(
@@ -424,6 +428,12 @@ WEBHOOK_ENDPOINT = closed({
                      "`X-Lago-Signature`."),
 })
 
+TEST_CLOCK = closed({
+    "lago_id": uuid(), "name": text(), "frozen_time": moment("Its customers' now."),
+    "status": text("`advancing` while what it was advanced over runs, then `ready`.", enum=("ready", "advancing")),
+    "customers_count": integer("Its live customers.", minimum=0), "created_at": moment(), "updated_at": moment(),
+}, "A test clock (a meterline addition, after Stripe's): the customers on it live on its frozen_time.")
+
 OBJECT_SCHEMAS: dict[str, Schema] = {
     "BillableMetric": BILLABLE_METRIC, "ChargeProperties": CHARGE_PROPERTIES, "Charge": CHARGE, "Plan": PLAN,
     "Customer": CUSTOMER, "Subscription": SUBSCRIPTION, "SubscriptionExtended": SUBSCRIPTION_EXTENDED,
@@ -435,5 +445,5 @@ OBJECT_SCHEMAS: dict[str, Schema] = {
     "UsageThreshold": USAGE_THRESHOLD, "ApplicableUsageThreshold": APPLICABLE_USAGE_THRESHOLD,
     "AppliedUsageThreshold": APPLIED_USAGE_THRESHOLD,
     "AlertThreshold": ALERT_THRESHOLD, "TriggeredAlert": TRIGGERED_ALERT, "Alert": ALERT,
-    "LifetimeUsage": LIFETIME_USAGE,
+    "LifetimeUsage": LIFETIME_USAGE, "TestClock": TEST_CLOCK,
 }

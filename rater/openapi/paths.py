@@ -330,6 +330,31 @@ def billing_paths() -> dict[str, Any]:
     }
 
 
+def test_clock_paths() -> dict[str, Any]:
+    clock = answer("test_clock", ref("TestClock"))
+    by_id = [path_parameter("lago_id", "The test clock's lago_id.")]
+    return {
+        "/api/v1/test_clocks": {
+            "post": operation("createTestClock", "Create a test clock", "test_clocks", clock, (422,),
+                              body=wrapped("test_clock", inputs.TEST_CLOCK_INPUT),
+                              example={"test_clock": {"name": "June rehearsal",
+                                                      "frozen_time": "2026-06-01T00:00:00Z"}}),
+            "get": operation("listTestClocks", "List test clocks", "test_clocks",
+                             page_of("test_clocks", ref("TestClock")), (400,), parameters=PAGE_PARAMETERS)},
+        "/api/v1/test_clocks/{lago_id}": {
+            "get": operation("findTestClock", "Find a test clock", "test_clocks", clock, (404,), parameters=by_id),
+            "delete": operation("destroyTestClock", "Delete a test clock, its customers and their subscriptions",
+                                "test_clocks", clock, (404,), parameters=by_id)},
+        "/api/v1/test_clocks/{lago_id}/advance": {"post": operation(
+            "advanceTestClock", "Move a test clock forward and run what would have happened meanwhile",
+            "test_clocks", clock, (404, 422), parameters=by_id, body=inputs.TEST_CLOCK_ADVANCE,
+            example={"frozen_time": "2026-07-01T00:30:00Z"},
+            description="Answered once its customers' activations, trial ends, invoices (every billing moment up "
+                        "to the new time, in order), drafts finalized at their grace's end and overdue marks have "
+                        "run (`status: ready`).")},
+    }
+
+
 def credit_note_paths() -> dict[str, Any]:
     one = answer("credit_note", ref("CreditNote"))
     by_id = [path_parameter("lago_id", "The credit note's lago_id.")]
@@ -396,7 +421,7 @@ def ops_page_paths() -> dict[str, Any]:
 
 def api_document() -> dict[str, Any]:
     paths = {**EVENT_PATHS, **catalog_paths(), **alert_paths(), **billing_paths(), **credit_note_paths(),
-             **webhook_paths(),
+             **test_clock_paths(), **webhook_paths(),
              **ops_paths("api"),
              **ops_page_paths(), OPENAPI_PATH: self_path("Api")}
     return document("meterline API", DESCRIPTION, paths,

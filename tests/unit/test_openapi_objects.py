@@ -77,7 +77,7 @@ def customer_row(**overrides: Any) -> SimpleNamespace:
     return SimpleNamespace(**{
         "id": IDS[4], "sequential_id": 1, "slug": "ACM-0001-001", "external_id": "acme", "name": None,
         "email": None, "currency": None, "timezone": None, "invoice_grace_period": None, "net_payment_term": None,
-        "created_at": AT, "updated_at": AT, "attributes": {}, **overrides})
+        "created_at": AT, "updated_at": AT, "attributes": {}, "test_clock_id": None, **overrides})
 
 
 def invoice_row(**overrides: Any) -> SimpleNamespace:
@@ -223,7 +223,8 @@ def subscription_row(**overrides: Any) -> SimpleNamespace:
         "ending_at": None, "canceled_at": None, "created_at": AT, "previous_plan_code": None, "next_plan_code": None,
         "changes_at": None, "timezone": None, "interval": "monthly", "anchor_at": None, "follows_previous": False,
         "trial_period": 0, "pay_in_advance": True, "bill_charges_monthly": None, "on_termination_credit_note": "credit",
-        "on_termination_invoice": "generate", "progressive_billing_disabled": False, **overrides})
+        "on_termination_invoice": "generate", "progressive_billing_disabled": False, "test_clock_id": None,
+        "clock_time": None, **overrides})
 
 
 def test_subscriptions_as_written_match_their_schemas() -> None:
@@ -293,3 +294,15 @@ def test_a_key_the_document_does_not_list_is_refused() -> None:
         check("BillableMetric", {**serializers.billable_metric(metric_row()), "surprise": None})
     with pytest.raises(ValidationError, match="None is not of type 'string'"):
         check("Plan", {**serializers.plan(*plan_rows(), [], {}), "description": None})
+
+
+def test_a_test_clock_and_what_lives_on_one_match_their_schemas() -> None:
+    clock = SimpleNamespace(id=IDS[8], name="June", frozen_time=AT, status="advancing", created_at=AT, updated_at=AT)
+    check("TestClock", serializers.test_clock(clock, 2))
+    with pytest.raises(ValidationError):
+        check("TestClock", serializers.test_clock(SimpleNamespace(**{**vars(clock), "status": "stopped"}), 2))
+    on_clock = serializers.subscription(subscription_row(test_clock_id=IDS[8], clock_time=AT))
+    check("Subscription", on_clock)
+    assert (on_clock["test_clock_id"], on_clock["current_billing_period_started_at"]) == (
+        IDS[8], "2026-06-01T00:00:00.000Z")  # the period of its clock's time, not the wall clock's
+    check("Customer", serializers.customer(customer_row(test_clock_id=IDS[8]), []))
