@@ -98,10 +98,11 @@ async def activation_loop(engine: AsyncEngine, interval_s: float = INTERVAL_S) -
         await asyncio.sleep(interval_s)
 
 
-async def terminate(conn: AsyncConnection, now: datetime, *which: ColumnElement[bool]) -> None:
-    """End now the live subscriptions `which` selects (one, or all of a customer or a plan being
+async def terminate(conn: AsyncConnection, now: datetime | ColumnElement[datetime], *which: ColumnElement[bool]
+                    ) -> None:
+    """End at `now` the live subscriptions `which` selects (one, or all of a customer or a plan being
     deleted): an active one is terminated, a pending one canceled, and so is a downgrade scheduled for
-    a terminated one."""
+    a terminated one. `now` may be per row: each subscription's customer's (`_now`, for a plan's)."""
     terminated = (await conn.execute(
         update(subscriptions).where(subscriptions.c.status == "active", *which)
         .values(status="terminated", terminated_at=now, changes_at=None)

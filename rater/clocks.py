@@ -1,7 +1,8 @@
 """Test clocks advancing: what would have happened to a clock's customers up to its new time, run with the code
 paths of real time, exactly once (every step is idempotent, as billing is).
 
-`POST /test_clocks/{id}/advance` moves the clock (`status: advancing`, committed) and then runs it: pending
+`POST /test_clocks/{id}/advance` moves the clock (`status: advancing`, committed) and then runs it: the progressive
+billing thresholds its customers reached are invoiced (as the biller does within a second in real time), pending
 subscriptions start and scheduled ones end as of the clock (rater.activation, through core.db.clocks), trials end,
 then the biller bills every moment due by the clock's time in order (trial ends, billing days, downgrades taking
 effect, terminations), finalizes the drafts whose grace has ended and marks what is overdue, for the clock's
@@ -20,11 +21,13 @@ from core.db.clocks import on_clock
 from core.db.tables import customers, subscriptions, test_clocks
 from rater.activation import activate_due, announce_trial_ends
 from rater.biller import RunReport, run_once
+from rater.billing.progressive import invoice_crossings
 
 
 async def run_clock(engine: AsyncEngine, clock_id: str) -> RunReport:
     """Run the clock's customers up to its frozen_time, then mark it ready (unless it moved on meanwhile: the
     run of its newer time marks it)."""
+    await invoice_crossings(engine)  # the progressive billing thresholds reached so far are invoiced first
     async with engine.begin() as conn:
         frozen: datetime = (await conn.execute(select(test_clocks.c.frozen_time)
                                                .where(test_clocks.c.id == clock_id))).scalar_one()

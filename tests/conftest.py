@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.fspath)).parts
         if "integration" in parts:
             item.add_marker(pytest.mark.integration)
-        elif "e2e" in parts:
+        elif "e2e" in parts or "conformance" in parts:
             item.add_marker(pytest.mark.e2e)
 
 

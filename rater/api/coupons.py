@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from core.apikeys import authenticate
+from core.db.clocks import now_for
 from core.db.locks import lock_customers
 from core.db.sql import any_of
 from core.db.tables import (
@@ -312,7 +313,8 @@ async def apply_coupon(request: Request) -> JSONResponse:
         coupon = (await conn.execute(select(coupons).where(  # FOR SHARE: a change or delete of it waits
             coupons.c.organization_id == organization_id, coupons.c.code == coupon_code, LIVE,
             coupons.c.status == "active").with_for_update(read=True))).one_or_none()
-        if coupon is None or (coupon.expiration_at is not None and coupon.expiration_at <= datetime.now(UTC)):
+        if coupon is None or (coupon.expiration_at is not None
+                              and coupon.expiration_at <= await now_for(conn, customer.id)):  # its clock's, if any
             raise not_found("coupon")
         if not coupon.reusable and (await conn.execute(select(exists().where(
                 applied_coupons.c.coupon_id == coupon.id, applied_coupons.c.customer_id == customer.id)))).scalar():

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from core.apikeys import authenticate
 from core.db.catalog import plan_charges
+from core.db.clocks import customer_now
 from core.db.tables import billable_metrics, charge_taxes, charges, plan_taxes, plans, subscriptions
 from core.domain.charges import ChargeOptions, combination_errors
 from core.domain.periods import INTERVALS
@@ -281,7 +282,8 @@ async def delete_plan(request: Request) -> JSONResponse:
     now = datetime.now(UTC)
     async with engine(request).begin() as conn:
         row = await live_plan(conn, organization_id, request.path_params["code"])
-        await terminate(conn, now, subscriptions.c.plan_id == row.id)
+        # each subscription at its customer's now: a test clock's customer's at its clock's time
+        await terminate(conn, customer_now(subscriptions.c.customer_id), subscriptions.c.plan_id == row.id)
         row = (await conn.execute(update(plans).where(plans.c.id == row.id).values(deleted_at=now)
                                   .returning(*plans.c))).one()
         return await _answer(conn, row)
