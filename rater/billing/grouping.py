@@ -93,9 +93,11 @@ def due_moments(subs: Sequence[Subscribed], as_of: datetime, backdated: bool) ->
 
 
 def plan_groups(moments: Sequence[tuple[Subscribed, Due]], billed: set[tuple[str, str]]) -> list[Group]:
-    """The groups to invoice: each customer's unbilled moments, one group per (currency, instant)."""
+    """The groups to invoice: each customer's unbilled moments, one group per (currency, instant), each group's
+    subscriptions in the order they started (a plan change: the one ending, then the one starting), whatever
+    order they were read in."""
     groups: dict[tuple[str, str, datetime], Group] = {}
-    for sub, due in moments:
+    for sub, due in sorted(moments, key=lambda item: (item[0].terms.started_at, item[0].terms.subscription_id)):
         if (sub.terms.subscription_id, due.billing_key) in billed:
             continue
         key = (sub.terms.customer_id, sub.currency, due.at)

@@ -68,7 +68,8 @@ def _catalog(client: httpx.Client, row: dict[str, Any]) -> None:
 
 def _events(client: httpx.Client, ingest: httpx.Client, spec: dict[str, Any], at: str, step: int) -> None:
     """`users`: that many distinct users (unique_count); `count`: that many events; `values`: one event per value
-    of the metric's field. In one batch of the aggregator (one evaluation) when `one_batch`."""
+    of the metric's field. In one batch of the aggregator (one evaluation) when `one_batch`; `refused`: they are
+    for a closed period, and never archived."""
     metric = spec.get("metric", "mtu")
     field = METRICS[metric].get("field_name")
     first = spec.get("from", 0)
@@ -90,6 +91,10 @@ def _events(client: httpx.Client, ingest: httpx.Client, spec: dict[str, Any], at
             send_batch(ingest, events)
         wait_archived(client, [events[-1]["transaction_id"]])
         evaluated()
+    elif spec.get("refused"):  # for a period closed: never archived, never billed
+        send(client, events)
+        time.sleep(2)
+        assert all(client.get(f"/events/{event['transaction_id']}").status_code == 404 for event in events)
     else:
         send(client, events)
         wait_archived(client, [events[-1]["transaction_id"]])

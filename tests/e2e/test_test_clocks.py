@@ -80,7 +80,7 @@ def credit_notes_of(client: httpx.Client, customer_id: str) -> list[tuple[str, i
 
 def test_free_to_team_on_the_20th_after_the_trial(client: httpx.Client, unique: str) -> None:
     """Contract example 1: Free from June 1; June 20 15:00 → Team (its trial counted from June 1 ended June 15).
-    Upgrade invoice: Team 11 days x 400 = 4,400 + Free's 0. July 1: 12,000 + Team's usage from June 20 15:00."""
+    Upgrade invoice: Free 0 + Team 11 days x 400 = 4,400. July 1: 12,000 + Team's usage from June 20 15:00."""
     catalog(client)
     clock_id, customer_id = on_clock(client, unique, "2026-06-01T00:00:00Z")
     started = subscribe_now(client, customer_id, f"s-{unique}", "free")
@@ -96,7 +96,7 @@ def test_free_to_team_on_the_20th_after_the_trial(client: httpx.Client, unique: 
     advance(client, clock_id, "2026-06-20T16:00:00Z")
     (upgrade,) = invoices_of(client, customer_id)
     # 11 days (June 20-30) x 12,000 / 30 = 4,400
-    assert summary(upgrade) == ("2026-06-20", [("subscription", "team", 4_400), ("subscription", "free", 0)], 0,
+    assert summary(upgrade) == ("2026-06-20", [("subscription", "free", 0), ("subscription", "team", 4_400)], 0,
                                 4_400)
     advance(client, clock_id, "2026-07-01T00:30:00Z")
     _, july = invoices_of(client, customer_id)

@@ -32,6 +32,15 @@ def test_one_invoice_per_customer_per_billing_day_holding_all_its_subscriptions(
     ]
 
 
+def test_an_invoices_subscriptions_come_in_the_order_they_started_whatever_order_they_were_read_in() -> None:
+    subs = [subscribed("z-late", "alice", datetime(2026, 1, 20, tzinfo=UTC)),
+            subscribed("a-early", "alice", datetime(2026, 1, 3, tzinfo=UTC)),
+            subscribed("m-middle", "alice", datetime(2026, 1, 10, tzinfo=UTC))]
+    for read in (subs, subs[::-1]):
+        (february, _) = plan_groups(due_moments(read, datetime(2026, 3, 1, tzinfo=UTC), backdated=True), set())
+        assert [s.terms.subscription_id for s, _ in february.items] == ["a-early", "m-middle", "z-late"]
+
+
 def test_billed_moments_are_left_out() -> None:
     subs = [subscribed("a1", "alice", datetime(2026, 1, 3, tzinfo=UTC))]
     moments = due_moments(subs, datetime(2026, 3, 1, tzinfo=UTC), backdated=True)
