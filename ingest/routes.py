@@ -108,7 +108,7 @@ async def create_event(request: Request) -> JSONResponse:
         event = parse_event(raw, organization_id, _now_us(), may_hold_nul=NUL_IN_JSON in body)
     except EventValidationError as exc:
         raise validation_error(exc.details) from exc
-    request.app.state.clock_times.stamp([raw], [event])
+    await request.app.state.clock_times.stamp(request.app.state.engine, [raw], [event])
     _admit(request, organization_id, 1)
     await _publish(request, [event])
     return ok({"event": event_to_api(event)})
@@ -142,7 +142,7 @@ async def create_batch(request: Request) -> JSONResponse:
     body = await read_body(request, request.app.state.max_body_bytes)
     raw = root_object(parse_json(body), "events")
     events = _parse_batch(raw, organization_id, may_hold_nul=NUL_IN_JSON in body)
-    request.app.state.clock_times.stamp(raw, events)
+    await request.app.state.clock_times.stamp(request.app.state.engine, raw, events)
     _admit(request, organization_id, len(events))
     await _publish(request, events)
     return ok({"events": [event_to_api(event) for event in events]})

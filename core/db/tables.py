@@ -245,6 +245,7 @@ subscriptions = Table(
     Index("uq_subscriptions_org_external_id_pending", "organization_id", "external_id", unique=True,
           postgresql_where=text("status = 'pending'")),
     Index("ix_subscriptions_org_external_id", "organization_id", "external_id"),
+    Index("ix_subscriptions_customer", "customer_id"),
     Index("ix_subscriptions_previous", "previous_subscription_id",
           postgresql_where=text("previous_subscription_id IS NOT NULL")),
     Index("ix_subscriptions_pending", "subscription_at", postgresql_where=text("status = 'pending'")),

@@ -188,8 +188,8 @@ return table.concat(flags)
 def script_arguments(planned: Sequence[Planned]) -> tuple[list[str], list[str]]:
     """KEYS and the flat argument list (before JSON encoding) for events of one subscription."""
     keys = [dedup_key(planned[0].scope)]
-    expiry: list[str] = []
-    index: dict[str, str] = {}  # state key -> its position in KEYS, as the script reads it
+    expiry: list[int] = []  # each state key's: the latest its events ask for
+    index: dict[str, tuple[str, int]] = {}  # state key -> its position in KEYS (as the script reads it), in expiry
     events: list[str] = []
     newest = 0
     for item in planned:
@@ -199,13 +199,16 @@ def script_arguments(planned: Sequence[Planned]) -> tuple[list[str], list[str]]:
         if expire > newest:
             newest = expire
         for op in ops:
-            position = index.get(op.key)
-            if position is None:
+            found = index.get(op.key)
+            if found is None:
                 keys.append(op.key)
-                expiry.append(str(expire))
-                position = index[op.key] = str(len(keys))
+                expiry.append(expire)
+                found = index[op.key] = (str(len(keys)), len(expiry) - 1)
+            elif expire > expiry[found[1]]:  # an event of the period received later (aggregator.planning)
+                expiry[found[1]] = expire
+            position = found[0]
             events += (op.kind, position, op.value, str(op.timestamp_us) if op.timestamp_us else "0")
-    return keys, [str(newest), str(len(expiry)), *expiry, *events]
+    return keys, [str(newest), str(len(expiry)), *map(str, expiry), *events]
 
 
 _COUNTS = tuple(str(n) for n in range(8))  # the operations of one event, as text (planning makes at most 4)

@@ -151,9 +151,9 @@ async def _check_clock(conn: AsyncConnection, organization_id: str, existing: An
     """A customer goes on a test clock (or off one) when it is created or before its first subscription: a
     customer with history on the wall clock cannot be moved in time, nor one with history on a clock out of it.
     404 `test_clock_not_found` for a clock of no one, another organization's, or deleted."""
-    if clock_id is not None and (await conn.execute(select(test_clocks.c.id).where(
+    if clock_id is not None and (await conn.execute(select(test_clocks.c.id).where(  # FOR SHARE: a delete waits
             test_clocks.c.id == clock_id, test_clocks.c.organization_id == organization_id,
-            test_clocks.c.deleted_at.is_(None)))).first() is None:
+            test_clocks.c.deleted_at.is_(None)).with_for_update(read=True))).first() is None:
         raise not_found("test_clock")
     if existing is None or existing.test_clock_id == clock_id:
         return

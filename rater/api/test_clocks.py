@@ -21,17 +21,18 @@ from core.http import JSONResponse, ok, read_json, validation_error
 from rater import serializers
 from rater.activation import terminate
 from rater.api.common import engine, new_id, org_and_input, own_id, page_params, paginate
-from rater.clocks import run_clock
+from rater.clocks import MAX_ADVANCE, clock_lease, run_clock
 from rater.inputs import INVALID, Input
 
-EARLIEST = datetime.fromisoformat("2000-01-01T00:00:00+00:00")  # a clock starts no earlier
+EARLIEST = datetime.fromisoformat("2000-01-01T00:00:00+00:00")  # a clock is no earlier
+LATEST = datetime.fromisoformat("2200-01-01T00:00:00+00:00")  # nor later
 
 
 def frozen_time_of(data: Input) -> datetime | None:
     frozen = data.moment("frozen_time")
     if frozen is None and not data.errors.get("frozen_time"):
         data.fail("frozen_time", "value_is_mandatory")
-    elif frozen is not None and frozen < EARLIEST:
+    elif frozen is not None and not EARLIEST <= frozen < LATEST:
         data.fail("frozen_time", INVALID)
     return frozen
 
@@ -92,6 +93,8 @@ async def advance_test_clock(request: Request) -> JSONResponse:
                                       .with_for_update())).scalar_one()
         if frozen is None or frozen <= current:
             raise validation_error({"frozen_time": ["must_be_after_current_frozen_time"]})
+        if frozen - current > MAX_ADVANCE:  # each moment meanwhile is billed in turn: a bounded amount of work
+            raise validation_error({"frozen_time": ["value_is_out_of_range"]})
         await conn.execute(update(test_clocks).where(test_clocks.c.id == clock_id).values(
             frozen_time=frozen, status="advancing", updated_at=func.now()))
     await run_clock(engine(request), clock_id)
@@ -103,8 +106,10 @@ async def delete_test_clock(request: Request) -> JSONResponse:
     """Delete the clock and what lives on it: its customers are deleted, their subscriptions terminated at its
     time (nothing more is billed: only advancing bills a clock's customers)."""
     organization_id = await authenticate(request)
-    async with engine(request).begin() as conn:
+    async with engine(request).connect() as conn:
         clock_id = await _own_clock(conn, organization_id, request.path_params["lago_id"])
+    async with clock_lease(engine(request), clock_id), engine(request).begin() as conn:  # after a run going on
+        clock_id = await _own_clock(conn, organization_id, clock_id)  # and not deleted meanwhile
         frozen = (await conn.execute(select(test_clocks.c.frozen_time).where(test_clocks.c.id == clock_id)
                                      .with_for_update())).scalar_one()
         theirs = select(customers.c.id).where(customers.c.test_clock_id == clock_id)

@@ -5,15 +5,19 @@ runs beside them throughout: it must leave the clocks' customers alone."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
 from meterline.example import team_plan
-from tests.builders import metric_body
+from meterline.orgs import ensure_organization
+from tests.builders import api, metric_body
+from tests.conftest import Services, Stack
 from tests.e2e.invoice_support import (
     TEAM_METRIC,
     WELCOME,
+    bill,
     create,
     invoices_of,
     mtu_events,
@@ -369,3 +373,47 @@ def test_an_event_without_a_timestamp_takes_its_clocks_time(client: httpx.Client
     assert sent.json()["event"]["timestamp"] == "2026-06-12T08:30:00.000Z"
     wait_archived(client, [f"t-{unique}"])
     assert client.get(f"/events/t-{unique}").json()["event"]["timestamp"] == "2026-06-12T08:30:00.000Z"
+
+
+def test_only_advancing_moves_a_clocks_customers_and_two_advances_at_once_bill_once(
+        client: httpx.Client, services: Services, unique: str) -> None:
+    """Neither the API's activation loop (every second, as of the wall clock) nor `meterline bill` touches a
+    clock's customers; two advances at once run one after the other and bill each moment once."""
+    plan(client, "basic", amount=900, advance=True)
+    clock_id, customer_id = on_clock(client, unique, "2026-06-01T00:00:00Z")
+    pending = create(client, "/subscriptions", "subscription", {
+        "external_customer_id": customer_id, "plan_code": "basic", "external_id": f"s-{unique}",
+        "subscription_at": "2026-06-15T00:00:00Z"})  # in the clock's future, the wall clock's past
+    assert pending["status"] == "pending"
+    bill("2026-12-01T00:00:00Z", unique)
+    time.sleep(2)  # two rounds of the activation loop
+    assert client.get(f"/subscriptions/s-{unique}", params={"status[]": "pending"}).json()[
+        "subscription"]["status"] == "pending"
+    assert invoices_of(client, customer_id) == []
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda to: client.post(f"/test_clocks/{clock_id}/advance", json={"frozen_time": to}),
+                                ("2026-07-01T00:30:00Z", "2026-07-01T00:45:00Z")))
+    assert sorted(a.status_code for a in answers) == [200, 200] or \
+        sorted(a.status_code for a in answers) == [200, 422]  # the later time may go first: the other is then back
+    assert client.get(f"/test_clocks/{clock_id}").json()["test_clock"]["status"] == "ready"
+    assert [summary(i) for i in invoices_of(client, customer_id)] == [
+        ("2026-06-15", [("subscription", "basic", 480)], 0, 480),  # June 15-30: 16 days x 900 / 30
+        ("2026-07-01", [("subscription", "basic", 900)], 0, 900)]
+
+
+def test_a_clock_is_its_organizations_and_an_advance_is_bounded(client: httpx.Client, services: Services,
+                                                                stack: Stack, unique: str) -> None:
+    made = clock(client, "2026-06-01T00:00:00Z")
+    _, other_key = ensure_organization(services.sqlalchemy_url, f"other-{unique}")
+    assert other_key is not None
+    with api(stack.api_url, other_key) as other:
+        assert other.get(f"/test_clocks/{made['lago_id']}").status_code == 404
+        assert other.get("/test_clocks").json()["test_clocks"] == []
+        borrowed = other.post("/customers", json={"customer": {"external_id": f"c-{unique}",
+                                                               "test_clock_id": made["lago_id"]}})
+        assert (borrowed.status_code, borrowed.json()["code"]) == (404, "test_clock_not_found")
+        assert other.delete(f"/test_clocks/{made['lago_id']}").status_code == 404
+    far = client.post(f"/test_clocks/{made['lago_id']}/advance", json={"frozen_time": "2027-07-06T00:00:00Z"})
+    assert (far.status_code, far.json()["error_details"]) == (422, {"frozen_time": ["value_is_out_of_range"]})
+    late = client.post("/test_clocks", json={"test_clock": {"name": "x", "frozen_time": "2200-01-01T00:00:00Z"}})
+    assert (late.status_code, late.json()["error_details"]) == (422, {"frozen_time": ["value_is_invalid"]})

@@ -32,9 +32,12 @@ def upgrade() -> None:
     op.add_column("customers", sa.Column("test_clock_id", _ID, sa.ForeignKey("test_clocks.id")))
     op.create_index("ix_customers_test_clock", "customers", ["test_clock_id"],
                     postgresql_where=sa.text("test_clock_id IS NOT NULL"))
+    # a customer's subscriptions (its clock's, its history, its deletion) without reading them all
+    op.create_index("ix_subscriptions_customer", "subscriptions", ["customer_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_subscriptions_customer", "subscriptions")
     op.drop_index("ix_customers_test_clock", "customers")
     op.drop_column("customers", "test_clock_id")
     op.drop_table("test_clocks")
