@@ -40,7 +40,7 @@ CUSTOMER_KEYS = {"lago_id", "sequential_id", "slug", "external_id", "name", "ema
                  "firstname", "lastname", "phone", "state", "tax_identification_number", "url", "zipcode",
                  "net_payment_term", "billing_entity_code", "external_salesforce_id", "taxes",
                  "applicable_invoice_custom_sections",
-                 "error_details"}
+                 "error_details", "test_clock_id"}  # test_clock_id: a meterline addition (test clocks)
 SUBSCRIPTION_KEYS = {"lago_id", "external_id", "lago_customer_id", "external_customer_id", "billing_entity_code",
                      "name", "plan_code", "plan_amount_cents", "plan_amount_currency", "status", "billing_time",
                      "subscription_at", "started_at", "trial_ended_at", "ending_at", "terminated_at",
@@ -49,7 +49,7 @@ SUBSCRIPTION_KEYS = {"lago_id", "external_id", "lago_customer_id", "external_cus
                      "on_termination_credit_note", "on_termination_invoice", "progressive_billing_disabled",
                      "applied_invoice_custom_sections",
                      "payment_method", "consolidate_invoice", "cancellation_reason", "activated_at",
-                     "activation_rules", "purchase_order_number"}
+                     "activation_rules", "purchase_order_number", "test_clock_id"}
 
 
 def ok(response: httpx.Response) -> dict[str, Any]:
