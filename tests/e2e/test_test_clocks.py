@@ -413,7 +413,8 @@ def test_a_clock_is_its_organizations_and_an_advance_is_bounded(client: httpx.Cl
                                                                "test_clock_id": made["lago_id"]}})
         assert (borrowed.status_code, borrowed.json()["code"]) == (404, "test_clock_not_found")
         assert other.delete(f"/test_clocks/{made['lago_id']}").status_code == 404
-    far = client.post(f"/test_clocks/{made['lago_id']}/advance", json={"frozen_time": "2027-07-06T00:00:00Z"})
+    # 400 days and a second
+    far = client.post(f"/test_clocks/{made['lago_id']}/advance", json={"frozen_time": "2027-07-06T00:00:01Z"})
     assert (far.status_code, far.json()["error_details"]) == (422, {"frozen_time": ["value_is_out_of_range"]})
     late = client.post("/test_clocks", json={"test_clock": {"name": "x", "frozen_time": "2200-01-01T00:00:00Z"}})
     assert (late.status_code, late.json()["error_details"]) == (422, {"frozen_time": ["value_is_invalid"]})
