@@ -8,9 +8,9 @@ their clock advances (rater.clocks); the real-time billing rounds and `meterline
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.tables import customers, test_clocks
@@ -24,11 +24,9 @@ def customer_now(customer_id: ColumnElement[str]) -> ColumnElement[datetime]:
 
 
 async def now_for(conn: AsyncConnection, customer_id: str) -> datetime:
-    """The time for one customer: its clock's frozen_time, else the wall clock's."""
-    frozen: datetime | None = (await conn.execute(
-        select(test_clocks.c.frozen_time).join(customers, customers.c.test_clock_id == test_clocks.c.id)
-        .where(customers.c.id == customer_id))).scalar_one_or_none()
-    return frozen if frozen is not None else datetime.now(UTC)
+    """The time for one customer: its clock's frozen_time, else the transaction's (`customer_now`, read once)."""
+    now: datetime = (await conn.execute(select(customer_now(literal(customer_id, customers.c.id.type))))).scalar_one()
+    return now
 
 
 def on_clock(clock_id: str | None) -> ColumnElement[bool]:

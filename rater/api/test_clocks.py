@@ -37,11 +37,18 @@ def frozen_time_of(data: Input) -> datetime | None:
     return frozen
 
 
+async def _documents(conn: AsyncConnection, clock_ids: list[str]) -> list[dict[str, object]]:
+    """The clocks in the order given, each with its live customers counted (two queries for a page)."""
+    rows = {row.id: row for row in await conn.execute(select(test_clocks).where(test_clocks.c.id.in_(clock_ids)))}
+    counts = dict((await conn.execute(
+        select(customers.c.test_clock_id, func.count()).where(customers.c.test_clock_id.in_(clock_ids),
+                                                              customers.c.deleted_at.is_(None))
+        .group_by(customers.c.test_clock_id))).tuples().all())
+    return [serializers.test_clock(rows[clock_id], counts.get(clock_id, 0)) for clock_id in clock_ids]
+
+
 async def _document(conn: AsyncConnection, clock_id: str) -> dict[str, object]:
-    row = (await conn.execute(select(test_clocks).where(test_clocks.c.id == clock_id))).one()
-    count = (await conn.execute(select(func.count()).where(customers.c.test_clock_id == clock_id,
-                                                           customers.c.deleted_at.is_(None)))).scalar_one()
-    return serializers.test_clock(row, count)
+    return (await _documents(conn, [clock_id]))[0]
 
 
 async def _own_clock(conn: AsyncConnection, organization_id: str, lago_id: str) -> str:
@@ -76,7 +83,7 @@ async def list_test_clocks(request: Request) -> JSONResponse:
              .order_by(test_clocks.c.created_at.desc(), test_clocks.c.id))
     async with engine(request).connect() as conn:
         rows, meta = await paginate(conn, query, page, per_page)
-        return ok({"test_clocks": [await _document(conn, row.id) for row in rows], "meta": meta})
+        return ok({"test_clocks": await _documents(conn, [row.id for row in rows]), "meta": meta})
 
 
 async def advance_test_clock(request: Request) -> JSONResponse:
