@@ -1,8 +1,8 @@
 """What the event endpoints need on `app.state` beside the API keys, set up and torn down in one place.
 
 Used by the standalone ingest and by the API (which mounts the same routes, see meterline/cli.py),
-so both answer the same way: the per-organization rate limit, the Kafka publisher, and the test clocks' times
-(ingest.clocks).
+so both answer the same way: the per-organization rate limit (one bucket per organization in Redis, shared
+by all of them: ingest.ratelimit), the Kafka publisher, and the test clocks' times (ingest.clocks).
 """
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
+from core.clients import reconnecting_redis
 from core.settings import Settings
 from ingest.clocks import ClockTimes
 from ingest.publisher import EventPublisher
-from ingest.ratelimit import RateLimiter
+from ingest.ratelimit import REDIS_DEADLINE_S, SharedRateLimiter
 
 
 @asynccontextmanager
 async def event_intake(app: Starlette, settings: Settings) -> AsyncIterator[None]:
-    app.state.rate_limiter = RateLimiter(settings.ingest_rate_limit_events_per_s,
-                                         settings.ingest_rate_limit_burst)
+    # its own client, with short timeouts: a rate-limit answer later than the deadline is not waited for
+    redis = reconnecting_redis(settings.redis_url, timeout_s=REDIS_DEADLINE_S, connect_timeout_s=REDIS_DEADLINE_S)
+    app.state.rate_limiter = SharedRateLimiter(redis, settings.ingest_rate_limit_events_per_s,
+                                               settings.ingest_rate_limit_burst)
     app.state.publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic,
                                          settings.publish_timeout_s)
     app.state.clock_times = ClockTimes()
@@ -34,3 +37,4 @@ async def event_intake(app: Starlette, settings: Settings) -> AsyncIterator[None
         # Runs after the server stopped taking requests and the in-flight ones finished (uvicorn's
         # graceful shutdown): whatever librdkafka still holds is flushed before the process exits.
         app.state.publisher.close()
+        await redis.aclose()

@@ -1,8 +1,9 @@
 """The event endpoints, served by the standalone ingest and mounted in the API as well.
 
 POST order: authenticate (cached key) → read the body (size-limited) → validate every event →
-rate limit → publish and wait for Kafka's acknowledgement → 200. Anything failing before the
-publish changes nothing; a failed publish answers 503 and the client retries the whole request.
+rate limit (the organization's tokens, taken in Redis: ingest.ratelimit) → publish and wait for Kafka's
+acknowledgement → 200. Anything failing before the publish stores nothing; a failed publish answers 503
+and the client retries the whole request (the tokens the rate limit took stay taken).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from core.http import (
 from core.metrics import INGEST_EVENTS, INGEST_LATENCY, INGEST_REQUESTS, KAFKA_ACK_LATENCY
 from ingest.archive import archived_event
 from ingest.publisher import EventPublisher, PublishError
-from ingest.ratelimit import RateLimiter, retry_after_header
+from ingest.ratelimit import SharedRateLimiter, retry_after_header
 from schemas.events import (
     MAX_BATCH_EVENTS,
     NUL_IN_JSON,
@@ -52,9 +53,9 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-def _admit(request: Request, organization_id: str, events: int) -> None:
-    limiter: RateLimiter = request.app.state.rate_limiter
-    wait_s = limiter.admit(organization_id, events, time.monotonic())
+async def _admit(request: Request, organization_id: str, events: int) -> None:
+    limiter: SharedRateLimiter = request.app.state.rate_limiter
+    wait_s = await limiter.admit(organization_id, events)
     if wait_s > 0:
         raise too_many_requests(wait_s)
 
@@ -109,7 +110,7 @@ async def create_event(request: Request) -> JSONResponse:
     except EventValidationError as exc:
         raise validation_error(exc.details) from exc
     await request.app.state.clock_times.stamp(request.app.state.engine, [raw], [event])
-    _admit(request, organization_id, 1)
+    await _admit(request, organization_id, 1)
     await _publish(request, [event])
     return ok({"event": event_to_api(event)})
 
@@ -143,7 +144,7 @@ async def create_batch(request: Request) -> JSONResponse:
     raw = root_object(parse_json(body), "events")
     events = _parse_batch(raw, organization_id, may_hold_nul=NUL_IN_JSON in body)
     await request.app.state.clock_times.stamp(request.app.state.engine, raw, events)
-    _admit(request, organization_id, len(events))
+    await _admit(request, organization_id, len(events))
     await _publish(request, events)
     return ok({"events": [event_to_api(event) for event in events]})
 

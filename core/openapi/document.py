@@ -64,7 +64,7 @@ ERROR_RESPONSES: dict[int, tuple[str, str, dict[str, Any]]] = {
     413: ("PayloadTooLarge", "The body is larger than the configured limit (METERLINE_MAX_BODY_BYTES).", {}),
     422: ("Validation", "A field is invalid, or asks for a Lago feature meterline does not have "
                        "(`not_supported`). Nothing was changed.", {}),
-    429: ("TooManyRequests", "The organization sends events faster than this ingest process accepts them.",
+    429: ("TooManyRequests", "The organization sends events faster than its rate limit (METERLINE_INGEST_RATE_LIMIT).",
           _RETRY_AFTER),
     503: ("Unavailable", "A service meterline depends on (PostgreSQL, Kafka or Redis) does not answer; retry.",
           _RETRY_AFTER),

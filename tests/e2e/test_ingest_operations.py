@@ -55,7 +55,7 @@ def test_revoked_key_gets_401_within_30_s_on_ingest_and_api(services: Services, 
 def test_rate_limit_answers_429_with_retry_after_per_organization(services: Services, unique: str) -> None:
     limited, other = new_org(services, f"test-limit-{unique}"), new_org(services, f"test-limit-b-{unique}")
     single = {"event": batch(9, 1)["events"][0]}
-    # one worker process: the limit is per process (each worker of an ingest has its own buckets)
+    # one worker process, though the buckets are in Redis, shared by every worker and the API: several answer the same
     with private_ingest(METERLINE_INGEST_RATE_LIMIT="0.5", METERLINE_INGEST_RATE_BURST="200",
                         METERLINE_INGEST_WORKERS="1") as ingest, \
             api(ingest.url, limited.key) as http, api(ingest.url, other.key) as http_other:

@@ -1,10 +1,10 @@
-"""The per-organization token bucket (pure: the clock is an argument)."""
+"""The per-organization token bucket (pure: the clock is an argument), and the pure parts of the shared one."""
 
 from __future__ import annotations
 
 import math
 
-from ingest.ratelimit import RateLimiter, retry_after_header
+from ingest.ratelimit import RateLimiter, bucket_key, retry_after_header, wait_of
 
 
 def test_burst_then_refill_at_the_rate() -> None:
@@ -47,3 +47,11 @@ def test_a_request_larger_than_the_bucket_never_passes() -> None:
 
 def test_retry_after_is_whole_seconds_rounded_up_and_capped() -> None:
     assert [retry_after_header(w) for w in (0.01, 1.0, 1.2, 59.5, math.inf)] == ["1", "1", "2", "60", "60"]
+
+
+def test_the_shared_bucket_key_is_the_organization_as_a_cluster_hash_tag() -> None:
+    assert bucket_key("0b6f3c1e-org") == "ml:ratelimit:{0b6f3c1e-org}"
+
+
+def test_the_scripts_answer_is_read_as_seconds() -> None:
+    assert [wait_of(reply) for reply in (0, b"0.2", b"1e-05", b"inf")] == [0.0, 0.2, 0.00001, math.inf]
