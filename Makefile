@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 .DEFAULT_GOAL := help
 
 .PHONY: browser poppler
-.PHONY: help venv up down status run test test-unit test-integration test-e2e fuzz bench lint logs clean
+.PHONY: help venv up down status run test test-unit test-integration test-e2e test-cluster fuzz bench lint logs clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-17s %s\n", $$1, $$2}'
@@ -58,6 +58,20 @@ test-integration: up ## integration tests against the local services
 
 test-e2e: up browser poppler ## end-to-end tests against the running processes
 	$(BIN)/pytest $(PYTEST_ARGS) tests/e2e
+
+# what `make test-cluster` runs against the local Redis Cluster with two aggregators: Redis's own tests, the
+# exactly-once, usage, invoice and alert tests, and the failover of a master killed with -9
+CLUSTER := METERLINE_LOCAL_REDIS=cluster METERLINE_AGGREGATORS=2
+CLUSTER_TESTS ?= tests/integration/test_usage_state.py tests/integration/test_pipeline_stats.py \
+  tests/integration/test_shared_rate_limit.py \
+  tests/e2e/test_redis_cluster.py tests/e2e/test_segment_flow.py tests/e2e/test_aggregator_faults.py \
+  tests/e2e/test_usage_current.py tests/e2e/test_invoices_segment_team.py tests/e2e/test_period_close_race.py \
+  tests/e2e/test_alerts_stream.py tests/e2e/test_alert_evaluation_once.py tests/e2e/test_progressive_billing.py \
+  tests/e2e/test_ops_metrics.py tests/e2e/test_stack.py
+
+test-cluster: venv browser poppler ## the stack on a local Redis Cluster (3 masters, a replica each) with 2 aggregators: exactly-once, usage, invoice, alert and failover tests
+	$(CLUSTER) $(BIN)/meterline up
+	$(CLUSTER) $(BIN)/pytest $(PYTEST_ARGS) $(CLUSTER_TESTS)
 
 fuzz: up ## fuzz every documented operation deeper than `make test` (a new seed, FUZZ_SECONDS per operation)
 	METERLINE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) METERLINE_FUZZ_SECONDS=$(FUZZ_SECONDS) METERLINE_FUZZ_SEED=$(FUZZ_SEED) \

@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aggregator.model import SubscriptionView
+from core.clients import AnyRedis
 from core.db.thresholds import (
     Fired,
     Measured,
@@ -92,7 +92,7 @@ class _Candidate:
 
 
 class Evaluator:
-    def __init__(self, engine: AsyncEngine, redis: Redis):
+    def __init__(self, engine: AsyncEngine, redis: AnyRedis):
         self.engine = engine
         self.redis = redis
         self._fired: dict[tuple[str, str], Decimal | None] = {}  # never above the durable record

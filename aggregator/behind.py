@@ -23,8 +23,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
 
-import redis.exceptions
-from redis.asyncio import Redis
+from core.clients import REDIS_FAILED, AnyRedis
 
 log = logging.getLogger("meterline.aggregator")
 BEHIND_KEY = "ml:aggregators:behind"
@@ -49,7 +48,7 @@ def _now_ms() -> int:
 class BehindFlag:
     """What one aggregator tells the alerts workers, batch by batch."""
 
-    def __init__(self, client: Redis, key: str = BEHIND_KEY, worker: str | None = None):
+    def __init__(self, client: AnyRedis, key: str = BEHIND_KEY, worker: str | None = None):
         self.client = client
         self.key = key
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
@@ -72,13 +71,13 @@ class BehindFlag:
             else:
                 await self.client.zrem(self.key, self.worker)
             self.said = behind
-        except redis.exceptions.RedisError as exc:
+        except REDIS_FAILED as exc:
             log.warning("could not tell the alerts workers whether the aggregator is behind: %s", exc)
 
 
-async def aggregators_behind(client: Redis, key: str = BEHIND_KEY) -> bool:
+async def aggregators_behind(client: AnyRedis, key: str = BEHIND_KEY) -> bool:
     """Whether an aggregator says it has a backlog now; not when Redis cannot say."""
     try:
         return bool(await client.zcount(key, _now_ms(), "+inf"))
-    except redis.exceptions.RedisError:
+    except REDIS_FAILED:
         return False

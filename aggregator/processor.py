@@ -61,7 +61,6 @@ from typing import NoReturn, TypeVar
 
 import orjson
 import psycopg
-import redis.exceptions
 import sqlalchemy.exc
 
 from aggregator.archive import EventArchive
@@ -70,6 +69,7 @@ from aggregator.copy_text import copy_text
 from aggregator.model import Rejected, SubscriptionView
 from aggregator.planning import plan
 from aggregator.touched import TouchedPair
+from core.clients import REDIS_UNAVAILABLE
 from core.usage_state.ops import Planned
 from core.usage_state.redis_state import UsageState
 from schemas.events import Event, event_from_message
@@ -278,8 +278,7 @@ def transient_errors() -> Iterator[None]:
     """A store that cannot be reached is a TransientError: retried, never skipped."""
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-            redis.exceptions.BusyLoadingError) as exc:
+    except REDIS_UNAVAILABLE as exc:
         raise TransientError(f"Redis unavailable: {exc}") from exc
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, OSError,
             psycopg.OperationalError, psycopg.InterfaceError) as exc:  # psycopg's own: the archive's COPY

@@ -17,12 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import redis.exceptions
 from prometheus_client import Histogram
-from redis.asyncio import Redis
 
 from aggregator.alerts import Evaluated
 from aggregator.processor import BatchResult
+from core.clients import REDIS_UNAVAILABLE, AnyRedis
 from core.metrics import (
     AGGREGATOR_APPLY_LATENCY,
     AGGREGATOR_BATCH_SIZE,
@@ -71,7 +70,7 @@ def stats_increments(result: BatchResult) -> dict[str, int]:
     return {name: count for name, count in fields.items() if count}
 
 
-async def record(client: Redis, result: BatchResult, batch_size: int, seconds: float) -> None:
+async def record(client: AnyRedis, result: BatchResult, batch_size: int, seconds: float) -> None:
     AGGREGATOR_BATCH_SIZE.observe(batch_size)
     AGGREGATOR_APPLY_LATENCY.observe(seconds)
     AGGREGATOR_EVENTS.labels("applied", "").inc(result.applied)
@@ -83,7 +82,7 @@ async def record(client: Redis, result: BatchResult, batch_size: int, seconds: f
     await _add_totals(client, stats_increments(result), [], f"a batch of {batch_size}")
 
 
-async def alerts_done(client: Redis, report: Evaluated, seconds: float) -> None:
+async def alerts_done(client: AnyRedis, report: Evaluated, seconds: float) -> None:
     """The pipeline totals of one evaluation by the alerts worker (its own series: aggregator/alerts.py)."""
     if report.fired or seconds > SLOW_EVALUATION_S:
         log.info("evaluated %d alerts and threshold sets, %d fired, in %.3f s", report.evaluated, report.fired, seconds)
@@ -92,7 +91,7 @@ async def alerts_done(client: Redis, report: Evaluated, seconds: float) -> None:
                       "an evaluation")
 
 
-async def _add_totals(client: Redis, increments: dict[str, int], recent: list[dict[str, Any]], what: str) -> None:
+async def _add_totals(client: AnyRedis, increments: dict[str, int], recent: list[dict[str, Any]], what: str) -> None:
     if not increments:
         return
     try:
@@ -103,7 +102,7 @@ async def _add_totals(client: Redis, increments: dict[str, int], recent: list[di
                 pipe.lpush(RECENT_ALERTS_KEY, *(orjson.dumps(fired) for fired in recent))
                 pipe.ltrim(RECENT_ALERTS_KEY, 0, RECENT_ALERTS - 1)
             await pipe.execute()
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+    except REDIS_UNAVAILABLE as exc:
         log.warning("pipeline totals not updated for %s: %s", what, exc)
 
 
@@ -133,7 +132,7 @@ class Totals:
                      self.batches, self.events, counts.applied, counts.duplicates, counts.archived, counts.rejected)
 
 
-async def batch_done(client: Redis, totals: Totals, result: BatchResult, size: int, seconds: float) -> None:
+async def batch_done(client: AnyRedis, totals: Totals, result: BatchResult, size: int, seconds: float) -> None:
     """Everything counted once a batch went through (either runtime): metrics, pipeline totals, logs."""
     await record(client, result, size, seconds)
     totals.add(result)

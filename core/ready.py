@@ -11,13 +11,12 @@ from collections.abc import Awaitable, Callable
 
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from redis.asyncio import Redis
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.clients import reconnecting_redis
+from core.clients import AnyRedis, reconnecting_redis
 from core.http import JSONResponse, ok
 
 CHECK_TIMEOUT_S = 2.5
@@ -41,7 +40,7 @@ async def _kafka(request: Request) -> None:
 
 async def _redis(request: Request) -> None:
     state = request.app.state
-    client: Redis | None = getattr(state, "redis", None) or getattr(state, "ready_redis", None)
+    client: AnyRedis | None = getattr(state, "redis", None) or getattr(state, "ready_redis", None)
     if client is None:  # a process without a Redis client of its own (the ingest) makes one, once
         client = state.ready_redis = reconnecting_redis(state.settings.redis_url, timeout_s=2, connect_timeout_s=2)
     await client.ping()

@@ -21,6 +21,27 @@ class ConfigError(ValueError):
     """A setting is missing or malformed."""
 
 
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+CLUSTER_SCHEME = "redis+cluster"  # METERLINE_REDIS_URL=redis+cluster://host:port[,host:port...]: a Redis Cluster
+
+
+def redis_cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """The startup nodes of a `redis+cluster://[user:password@]host:port[,host:port...][/0]` URL, in order (pure).
+    Any one of them is enough for the client to find the whole cluster; more ride out a node being down."""
+    rest = url.split("://", 1)[1]
+    rest = rest.rsplit("@", 1)[1] if "@" in rest else rest
+    hosts, _, database = rest.partition("/")
+    if database not in ("", "0"):
+        raise ConfigError(f"a Redis Cluster has only database 0, got {url!r}")
+    nodes = []
+    for entry in hosts.split(","):
+        host, sep, port = entry.strip().rpartition(":")
+        if not sep or not host:
+            raise ConfigError(f"METERLINE_REDIS_URL: each cluster node is host:port, got {entry!r} in {url!r}")
+        nodes.append((host.strip("[]"), _port("METERLINE_REDIS_URL", port)))
+    return nodes
+
+
 def _port(name: str, raw: str) -> int:
     try:
         value = int(raw)
@@ -29,6 +50,13 @@ def _port(name: str, raw: str) -> int:
     if not 0 < value < 65536:
         raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
     return value
+
+
+def _count(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
 def _local_url(env: Mapping[str, str]) -> str:
@@ -73,6 +101,11 @@ class Settings:
     ingest_rate_limit_burst: float
     api_key_cache_ttl_s: float
     aggregator_runtime: str = "faust"  # or "kafka": aggregator/kafka_loop.py
+    # the local stack's aggregator processes, one consumer group (`meterline up` starts aggregator-1..N)
+    aggregators: int = 1
+    # which Redis `meterline up` starts when METERLINE_REDIS_URL is not set: "single" (one redis-server on
+    # 6379) or "cluster" (three masters with a replica each, meterline.stack.redis_cluster)
+    local_redis: str = "single"
     # invoice documents: the API's address as their links name it, how long a link works, and the TrueType fonts
     public_url: str = "http://127.0.0.1:3000"
     document_link_ttl_s: int = 86_400
@@ -89,7 +122,7 @@ class Settings:
         home = Path(env.get("METERLINE_HOME", ".meterline")).resolve()
         settings = cls(
             kafka_bootstrap=env.get("METERLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-            redis_url=env.get("METERLINE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            redis_url=env.get("METERLINE_REDIS_URL", DEFAULT_REDIS_URL),
             database_url=env.get(
                 "METERLINE_DATABASE_URL", "postgresql://meterline:meterline@127.0.0.1:5432/meterline"
             ),
@@ -118,11 +151,13 @@ class Settings:
             alerts_metrics_host=env.get("METERLINE_ALERTS_METRICS_HOST", "127.0.0.1"),
             alerts_metrics_port=int(env.get("METERLINE_ALERTS_METRICS_PORT", "9466")),
             alerts_nice=int(env.get("METERLINE_ALERTS_NICE", "0")),
-            # Events per second per organization and ingest process; 0 disables. Generous by default.
+            # Events per second per organization, across every process taking events (ingest.ratelimit); 0 disables.
             ingest_rate_limit_events_per_s=float(env.get("METERLINE_INGEST_RATE_LIMIT", "200000")),
             ingest_rate_limit_burst=float(env.get("METERLINE_INGEST_RATE_BURST", "200000")),
             api_key_cache_ttl_s=float(env.get("METERLINE_API_KEY_CACHE_TTL_S", "10")),
             aggregator_runtime=env.get("METERLINE_AGGREGATOR_RUNTIME", "faust"),
+            aggregators=_count("METERLINE_AGGREGATORS", env.get("METERLINE_AGGREGATORS", "1")),
+            local_redis=env.get("METERLINE_LOCAL_REDIS", "single"),
             public_url=env.get("METERLINE_PUBLIC_URL", "").rstrip("/") or _local_url(env),
             document_link_ttl_s=int(env.get("METERLINE_DOCUMENT_LINK_TTL_S", "86400")),
             document_font_dir=Path(env.get("METERLINE_DOCUMENT_FONT_DIR", str(DEFAULT_FONT_DIR))),
@@ -134,8 +169,16 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError(f"METERLINE_REDIS_URL must be a redis:// URL, got {self.redis_url!r}")
+        scheme = urlsplit(self.redis_url).scheme
+        if scheme == CLUSTER_SCHEME:
+            redis_cluster_nodes(self.redis_url)  # raises ConfigError when a node is malformed
+        elif scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError("METERLINE_REDIS_URL must be a redis:// URL or a "
+                              f"redis+cluster://host:port[,host:port...] one, got {self.redis_url!r}")
+        if self.local_redis not in ("single", "cluster"):
+            raise ConfigError(f"METERLINE_LOCAL_REDIS must be single or cluster, got {self.local_redis!r}")
+        if not 1 <= self.aggregators <= 64:
+            raise ConfigError("METERLINE_AGGREGATORS must be from 1 to 64")
         if urlsplit(self.database_url).scheme not in ("postgresql", "postgresql+psycopg", "postgres"):
             raise ConfigError(f"METERLINE_DATABASE_URL must be a postgresql:// URL, got {self.database_url!r}")
         if not self.kafka_bootstrap.strip():

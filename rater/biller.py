@@ -34,11 +34,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.clients import REDIS_FAILED, AnyRedis
 from core.metrics import BILLER_RUNS, INVOICES_WRITTEN, STATS_KEY
 from rater.billing.drafts import finalize_draft
 from rater.billing.files import DocumentLinks
@@ -136,7 +135,7 @@ async def organization_named(engine: AsyncEngine, id_or_name: str) -> str:
     return found
 
 
-async def record_run(redis: Redis, report: RunReport) -> None:
+async def record_run(redis: AnyRedis, report: RunReport) -> None:
     """Count a loop round for Prometheus and for the ops page (which reads the `ml:stats` hash in Redis)."""
     BILLER_RUNS.inc()
     INVOICES_WRITTEN.inc(report.invoices)
@@ -146,7 +145,7 @@ async def record_run(redis: Redis, report: RunReport) -> None:
                                           "biller_last_run_invoices": report.invoices})
             pipe.hincrby(STATS_KEY, "biller_runs", 1)
             await pipe.execute()
-    except RedisError as exc:  # the ops page shows an older run; billing is unaffected
+    except REDIS_FAILED as exc:  # the ops page shows an older run; billing is unaffected
         log.warning("could not record the billing run in Redis: %s", exc)
 
 

@@ -16,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from meterline.stack.up import processes
+
 ROOT = Path(__file__).resolve().parents[1]
 HOME = Path(os.environ.get("METERLINE_HOME", ROOT / ".meterline"))
+# the processes of the stack under test: `make test-cluster` runs it with METERLINE_AGGREGATORS=2
+STACK_PROCESSES = processes(int(os.environ.get("METERLINE_AGGREGATORS", "1")))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -19,9 +19,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
+from core.clients import AnyRedis
 from core.domain.aggregation import WEIGHT_BASE, MetricUsage, descale, weighted_units
 from core.usage_state.keys import dedup_key, totals_key, unique_key
 from core.usage_state.ops import Planned
@@ -214,8 +216,17 @@ def script_arguments(planned: Sequence[Planned]) -> tuple[list[str], list[str]]:
 _COUNTS = tuple(str(n) for n in range(8))  # the operations of one event, as text (planning makes at most 4)
 
 
+# On a Redis Cluster, the most a batch waits for each master's replica to acknowledge its scripts (WAIT)
+REPLICA_ACK_TIMEOUT_MS = 2_000
+
+
+class ReplicaLagError(ConnectionError):
+    """A master's replica did not acknowledge a batch's scripts in time: the batch is retried (a no-op where
+    it was applied), so that nothing the archive then keeps can be lost by that master failing over."""
+
+
 class UsageState:
-    def __init__(self, redis: Redis):
+    def __init__(self, redis: AnyRedis):
         self.redis = redis
         self._apply = redis.register_script(APPLY_LUA)
 
@@ -228,22 +239,69 @@ class UsageState:
         applied = [False] * len(planned)
         if not by_scope:
             return applied
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for positions in by_scope.values():
-                keys, argv = script_arguments([planned[n] for n in positions])
-                await self._apply(keys=keys, args=[orjson.dumps(argv)], client=pipe)
-            results = await pipe.execute()
+        calls = [script_arguments([planned[n] for n in positions]) for positions in by_scope.values()]
+        if isinstance(self.redis, RedisCluster):
+            results = await self._apply_on_cluster(self.redis, calls)
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for keys, argv in calls:
+                    await self._apply(keys=keys, args=[orjson.dumps(argv)], client=pipe)
+                results = await pipe.execute()
         for positions, flags in zip(by_scope.values(), results, strict=True):
             for n, flag in zip(positions, flags, strict=True):
                 applied[n] = flag == ONE
         return applied
+
+    async def _apply_on_cluster(self, redis: RedisCluster, calls: Sequence[tuple[list[str], list[str]]]) -> list[bytes]:
+        """The scripts of a batch on a Redis Cluster: one pipeline, which redis-py splits into one per master
+        (each script's keys share one hash slot) sent concurrently, and retries after a failover.
+
+        A master acknowledges a script before its replica has it (Redis replicates asynchronously): were it
+        killed then, its promoted replica would not have events the archive keeps. So each master's part ends
+        with WAIT for its replica, and a batch a replica did not acknowledge is retried (ReplicaLagError).
+        A script new to a master (a promoted replica has no script cache) is loaded and its calls sent again."""
+        results: list[bytes | Exception | None] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for _ in range(2):  # the second time after loading the script where it was missing
+            async with redis.pipeline(transaction=False) as pipe:
+                masters: dict[str, tuple[ClusterNode, int]] = {}
+                for n in todo:
+                    keys, argv = calls[n]
+                    # EVALSHA by name: redis-py blocks its pipelined method on a cluster, not the command
+                    pipe.execute_command("EVALSHA", self._apply.sha, len(keys), *keys, orjson.dumps(argv))
+                    master, replicas = _master_of(redis, keys[0])
+                    if replicas and master.name not in masters:
+                        masters[master.name] = (master, replicas)
+                for master, _replicas in masters.values():
+                    pipe.execute_command("WAIT", 1, REPLICA_ACK_TIMEOUT_MS, target_nodes=master)
+                answers = await pipe.execute(raise_on_error=False)
+            for n, answer in zip(todo, answers, strict=False):
+                results[n] = answer
+            acks = answers[len(todo):]
+            failed = next((answer for answer in answers if isinstance(answer, Exception)
+                           and not isinstance(answer, NoScriptError)), None)
+            if failed is not None:
+                raise failed
+            if any(ack == 0 for ack in acks):
+                raise ReplicaLagError(f"a replica did not acknowledge the batch within {REPLICA_ACK_TIMEOUT_MS} ms")
+            todo = [n for n in todo if isinstance(results[n], NoScriptError)]
+            if not todo:
+                return results  # type: ignore[return-value]  # every one answered its flags
+            await redis.script_load(APPLY_LUA)  # on every master
+        raise NoScriptError("the usage script could not be loaded on the cluster")
+
+
+def _master_of(redis: RedisCluster, key: str) -> tuple[ClusterNode, int]:
+    """The master serving a key's slot as the client knows the cluster now, and how many replicas it has."""
+    nodes = redis.nodes_manager.slots_cache[redis.keyslot(key)]
+    return nodes[0], len(nodes) - 1
 
 
 # "sum" holds what was summed in one word before sums were kept in two ("sh", "sl"): still read
 TOTALS_FIELDS = ("n", "sum", "sh", "sl", "max", "latest", "wh", "wl", "pl")
 
 
-async def read_usage(redis: Redis, scope: str, metric_ids: Sequence[str],
+async def read_usage(redis: AnyRedis, scope: str, metric_ids: Sequence[str],
                      period_key: str) -> dict[str, MetricUsage]:
     return (await read_usages(redis, [(scope, metric_ids, period_key)]))[0]
 
@@ -280,7 +338,7 @@ def _usage_of(raw: bytes) -> MetricUsage:
 
 
 @lru_cache(maxsize=16)
-def _reader(redis: Redis) -> AsyncScript:
+def _reader(redis: AnyRedis) -> AsyncScript:
     """READ_LUA registered once per client (its sha computed once), not per read."""
     return redis.register_script(READ_LUA)
 
@@ -288,26 +346,39 @@ def _reader(redis: Redis) -> AsyncScript:
 READ_TOGETHER = 200  # (scope, period) reads per script call
 
 
-async def read_usages(redis: Redis, wanted: Sequence[tuple[str, Sequence[str], str]]
+async def read_usages(redis: AnyRedis, wanted: Sequence[tuple[str, Sequence[str], str]]
                       ) -> list[dict[str, MetricUsage]]:
     """The usage of each (scope, metric ids, period key), in one round trip: one subscription (current
     usage) with one EVALSHA; many (the alerts worker's) READ_TOGETHER to a call, the calls in a pipeline.
     One call per subscription cost the alerts worker ~60 µs each in redis-py's command packing and reply
-    parsing, and Redis a script call each. (On a single Redis the keys of several subscriptions may meet
-    in one script; a Redis Cluster would need them grouped by hash slot.)"""
+    parsing, and Redis a script call each. A script's keys must share one hash slot on a Redis Cluster, so
+    there the reads of one subscription go together, one call per subscription, the pipeline sending each
+    master its own calls."""
     read = _reader(redis)
     keys_of = [[key for metric_id in metric_ids for key in (
         unique_key(scope, metric_id, period_key), totals_key(scope, metric_id, period_key))]
         for scope, metric_ids, period_key in wanted]
-    calls = [[key for keys in keys_of[start:start + READ_TOGETHER] for key in keys]
-             for start in range(0, len(keys_of), READ_TOGETHER)]
+    together = 1 if isinstance(redis, RedisCluster) else READ_TOGETHER
+    calls = [[key for keys in keys_of[start:start + together] for key in keys]
+             for start in range(0, len(keys_of), together)]
     calls = [keys for keys in calls if keys]
     if len(calls) == 1:
         replies = [await read(keys=calls[0], client=redis)]
+    elif isinstance(redis, RedisCluster):
+        async with redis.pipeline(transaction=False) as pipe:
+            for keys in calls:
+                pipe.execute_command("EVALSHA", read.sha, len(keys), *keys)
+            replies = await pipe.execute(raise_on_error=False)
+        if any(isinstance(reply, NoScriptError) for reply in replies):  # a master new since (a failover)
+            await redis.script_load(READ_LUA)
+            return await read_usages(redis, wanted)
+        failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
+        if failed is not None:
+            raise failed
     else:
         async with redis.pipeline(transaction=False) as pipe:
             for keys in calls:
-                await read(keys=keys, client=pipe)
+                await read(keys=keys, client=pipe)  # type: ignore[arg-type]  # redis-py takes a pipeline here
             replies = await pipe.execute()
     entries = [entry for reply in replies for entry in reply.split(b";")]
     if len(entries) != sum(len(keys) // 2 for keys in keys_of):

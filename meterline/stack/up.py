@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 import httpx
 
 from core.apikeys import new_api_key
 from core.db.migrate import upgrade
-from core.settings import DEFAULT_FONT_DIR, DOCUMENT_FONTS, Settings
+from core.settings import CLUSTER_SCHEME, DEFAULT_FONT_DIR, DEFAULT_REDIS_URL, DOCUMENT_FONTS, Settings
 from meterline.orgs import ensure_organization
-from meterline.stack import kafka, postgres, redis_server
+from meterline.stack import kafka, postgres, redis_cluster, redis_server
 from meterline.stack.proc import RunDir, StackError, apt_install, exited, running_pid, start, stop, wait_until
 from meterline.stack.topics import ensure_topics
 
@@ -31,19 +31,40 @@ class Process:
     command: str  # the `meterline` subcommand that runs it in the foreground
     health_url: Callable[[Settings], str] | None = None
     ready_line: str | None = None
+    env: tuple[tuple[str, str], ...] = ()  # its own variables, beside the stack's
 
     @property
     def marker(self) -> str:
         return f"meterline.cli {self.command}"
 
 
-PROCESSES = (
-    Process("api", "api", health_url=lambda s: f"http://{s.api_host}:{s.api_port}/health"),
-    Process("ingest", "ingest", health_url=lambda s: f"http://{s.ingest_host}:{s.ingest_port}/health"),
-    Process("aggregator", "aggregator", ready_line="Ready"),
-    Process("biller", "biller", ready_line="biller ready"),
-    Process("alerts", "alerts", ready_line="Ready"),
-)
+AGGREGATOR = "aggregator"
+# the aggregators after the first serve their /metrics here, one port each (the first one: its setting's)
+MORE_AGGREGATORS_METRICS_PORT = 9470
+
+
+def aggregator_name(n: int) -> str:
+    """The n-th aggregator's name (from 1): its pid file `run/aggregator-n.pid`, its log `log/aggregator-n.log`."""
+    return f"{AGGREGATOR}-{n}"
+
+
+def _aggregator(n: int) -> Process:
+    env = () if n == 1 else (("METERLINE_AGGREGATOR_METRICS_PORT", str(MORE_AGGREGATORS_METRICS_PORT + n - 2)),)
+    return Process(aggregator_name(n), "aggregator", ready_line="Ready", env=env)
+
+
+def processes(aggregators: int = 1) -> tuple[Process, ...]:
+    """meterline's processes in the order they start, with `aggregators` aggregators in one consumer group."""
+    return (
+        Process("api", "api", health_url=lambda s: f"http://{s.api_host}:{s.api_port}/health"),
+        Process("ingest", "ingest", health_url=lambda s: f"http://{s.ingest_host}:{s.ingest_port}/health"),
+        *(_aggregator(n) for n in range(1, aggregators + 1)),
+        Process("biller", "biller", ready_line="biller ready"),
+        Process("alerts", "alerts", ready_line="Ready"),
+    )
+
+
+PROCESSES = processes(1)
 SERVICES = (("kafka", kafka.MARKER), ("redis", redis_server.MARKER), ("postgres", postgres.MARKER))
 
 
@@ -79,7 +100,7 @@ def ensure_process(rundir: RunDir, settings: Settings, process: Process, say: Ca
     logfile = rundir.logfile(process.name)
     offset = logfile.stat().st_size if logfile.exists() else 0
     env = {**os.environ, **dict(line.split("=", 1) for line in env_lines(settings)),
-           "METERLINE_HOME": str(settings.home), "PYTHONUNBUFFERED": "1"}
+           "METERLINE_HOME": str(settings.home), "PYTHONUNBUFFERED": "1", **dict(process.env)}
     pid = start(rundir, process.name, [sys.executable, "-m", "meterline.cli", process.command], env=env)
     say(f"started {process.name}")
 
@@ -123,38 +144,82 @@ def ensure_fonts(settings: Settings) -> bool:
     return True
 
 
-def up(settings: Settings, say: Callable[[str], None] = print) -> str:
-    """Bring everything up; returns the default organization's API key."""
+def local_redis_url(settings: Settings, environ: Mapping[str, str]) -> str:
+    """The Redis the stack uses: METERLINE_REDIS_URL when it is set in the environment, else the local Redis
+    METERLINE_LOCAL_REDIS names (not what `.meterline/env` says: that is the previous `up`'s choice)."""
+    if "METERLINE_REDIS_URL" in environ:
+        return settings.redis_url
+    if settings.local_redis == "cluster":
+        return redis_cluster.URL
+    return DEFAULT_REDIS_URL
+
+
+def stray_aggregators(rundir: RunDir, keep: int) -> list[str]:
+    """Aggregators with a pid file beyond the first `keep` (the stack ran more before, or this is `down`)."""
+    wanted = {aggregator_name(n) for n in range(1, keep + 1)}
+    found = {path.stem for path in rundir.run.glob(f"{AGGREGATOR}*.pid")} if rundir.run.exists() else set()
+    return sorted(found - wanted)
+
+
+def up(settings: Settings, say: Callable[[str], None] = print, environ: Mapping[str, str] = os.environ) -> str:
+    """Bring everything up; returns the default organization's API key.
+
+    The processes run with `.meterline/env`: when this `up` writes a different one (another Redis, say), the
+    processes running with the old one are stopped first and started again with the new one."""
     began = time.monotonic()
+    settings = replace(settings, redis_url=local_redis_url(settings, environ))
     rundir = RunDir(settings.home)
     rundir.ensure()
     if kafka.ensure_running(rundir, settings):
         say(f"started Kafka {kafka.kafka_version()} (KRaft) at {settings.kafka_bootstrap}")
-    if redis_server.ensure_running(rundir, settings.redis_url):
+    if settings.redis_url == redis_cluster.URL:
+        if redis_cluster.ensure_running(rundir):
+            say(f"started the Redis Cluster at {settings.redis_url}")
+    elif not settings.redis_url.startswith(f"{CLUSTER_SCHEME}://") and \
+            redis_server.ensure_running(rundir, settings.redis_url):
         say(f"started Redis at {settings.redis_url}")
     if postgres.ensure_running(rundir, settings.database_url):
         say("started PostgreSQL")
     if ensure_fonts(settings):
         say(f"installed the fonts invoice documents are written in ({settings.document_font_dir})")
+    env_file = settings.home / "env"
+    before = env_file.read_text() if env_file.exists() else None
     key = init(settings)
-    for process in PROCESSES:
+    wanted = processes(settings.aggregators)
+    if before is not None and env_file.read_text() != before:
+        for process in reversed(wanted):
+            if stop(rundir, process.name, process.marker):
+                say(f"stopped {process.name} (the stack's settings changed)")
+    for name in stray_aggregators(rundir, settings.aggregators):
+        if stop(rundir, name, f"meterline.cli {AGGREGATOR}"):
+            say(f"stopped {name} (METERLINE_AGGREGATORS={settings.aggregators})")
+        rundir.pidfile(name).unlink(missing_ok=True)
+    for process in wanted:
         ensure_process(rundir, settings, process, say)
     say(f"meterline is up in {time.monotonic() - began:.1f}s: API http://{settings.api_host}:{settings.api_port}, "
         f"ingest http://{settings.ingest_host}:{settings.ingest_port}")
     return key
 
 
+def _entries(rundir: RunDir, settings: Settings) -> list[tuple[str, str]]:
+    """(name, marker) of every process and service of the stack, those it ran before included."""
+    aggregators = [(name, f"meterline.cli {AGGREGATOR}") for name in stray_aggregators(rundir, settings.aggregators)]
+    nodes = [(name, redis_cluster.MARKER) for name in redis_cluster.node_names(rundir)]
+    return [(p.name, p.marker) for p in processes(settings.aggregators)] + aggregators + list(SERVICES) + nodes
+
+
 def down(settings: Settings, say: Callable[[str], None] = print) -> None:
     rundir = RunDir(settings.home)
-    for process in reversed(PROCESSES):
-        if stop(rundir, process.name, process.marker):
-            say(f"stopped {process.name}")
-    for name, marker in SERVICES:
+    entries = _entries(rundir, settings)
+    services = {name for name, _ in SERVICES} | set(redis_cluster.node_names(rundir))
+    for name, marker in [entry for entry in entries if entry[0] not in services][::-1]:
+        if stop(rundir, name, marker):
+            say(f"stopped {name}")
+    for name, marker in [entry for entry in entries if entry[0] in services]:
         if stop(rundir, name, marker, timeout_s=60):
             say(f"stopped {name}")
 
 
 def status(settings: Settings) -> dict[str, int | None]:
     rundir = RunDir(settings.home)
-    entries = [(p.name, p.marker) for p in PROCESSES] + list(SERVICES)
-    return {name: running_pid(rundir, name, marker) for name, marker in entries}
+    return {name: running_pid(rundir, name, marker) for name, marker in _entries(rundir, settings)}

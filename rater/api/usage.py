@@ -21,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from redis.exceptions import RedisError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
@@ -29,6 +28,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from core.apikeys import authenticate
+from core.clients import REDIS_FAILED
 from core.db.catalog import charge_line, plan_charges, shown_usage_thresholds, subscription_query, usage_cycle
 from core.db.tables import progressive_crossings, subscriptions, test_clocks
 from core.db.taxes import TaxBook
@@ -173,7 +173,7 @@ async def period_usage(request: Request, view: UsageView, period: Period) -> Map
     """The usage state of a period, from Redis (503 when Redis does not answer)."""
     try:
         return await read_usage(request.app.state.redis, view.scope, view.metric_ids, period.key)
-    except RedisError as exc:
+    except REDIS_FAILED as exc:
         log.warning("current usage of %s unavailable: %r", view.scope, exc)
         raise unavailable("current usage cannot be read now (Redis unreachable), retry") from exc
 

@@ -12,11 +12,10 @@ from typing import Any
 
 import httpx
 import psycopg
-from redis.asyncio import Redis
 
 from aggregator.alerts import Evaluator
 from aggregator.catalog import SubscriptionCatalog
-from core.clients import database
+from core.clients import database, redis_client
 from core.settings import load_settings
 from meterline.orgs import ensure_organization
 from tests.conftest import Services
@@ -29,7 +28,7 @@ def evaluate_concurrently(services: Services, organization_id: str, subscription
     """(evaluated, fired) of: two fresh evaluators at once, the first again, then a third fresh one."""
     async def main() -> list[tuple[int, int]]:
         engine = database(load_settings(), pool_size=4)
-        redis = Redis.from_url(services.redis_url)
+        redis = redis_client(services.redis_url, timeout_s=5)
         try:
             views = await SubscriptionCatalog(engine).lookup([(organization_id, subscription_id)])
             view = views[(organization_id, subscription_id)]

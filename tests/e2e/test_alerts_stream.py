@@ -211,7 +211,7 @@ def restore_stack() -> Iterator[None]:
     meterline("up")
 
 
-@pytest.mark.parametrize("worker", ["aggregator", "alerts"])
+@pytest.mark.parametrize("worker", ["aggregator-1", "alerts"])
 def test_a_worker_killed_around_a_crossing_fires_each_threshold_exactly_once(
         client: httpx.Client, ingest: httpx.Client, receiver: tuple[Receiver, str], unique: str,
         services: Services, restore_stack: None, worker: str) -> None:

@@ -21,8 +21,8 @@ import pytest
 from core.settings import Settings, load_settings
 from meterline.stack import kafka
 from meterline.stack.proc import RunDir, running_pid, stop
-from meterline.stack.up import PROCESSES, ensure_process
-from tests.conftest import Services, Stack
+from meterline.stack.up import ensure_process
+from tests.conftest import STACK_PROCESSES, Services, Stack
 from tests.e2e.ingest_support import Org, new_org
 from tests.kafka_reading import end_offsets, read_since
 
@@ -111,14 +111,14 @@ def stack_settings(services: Services, stack: Stack) -> Iterator[Settings]:
     rundir = RunDir(settings.home)
     if running_pid(rundir, "kafka", kafka.MARKER) is None:
         pytest.fail(f"no Kafka broker started by `make up` under {settings.home}: this test stops and restarts it")
-    running = [process for process in PROCESSES if running_pid(rundir, process.name, process.marker)]
+    running = [process for process in STACK_PROCESSES if running_pid(rundir, process.name, process.marker)]
     try:
         yield settings
     finally:  # whatever happened, leave the stack as it was: broker first, then any process that died with it
         kafka.ensure_running(rundir, settings)
         for process in running:
             ensure_process(rundir, settings, process, lambda _: None)
-        if any(process.name == "aggregator" for process in running):
+        if any(process.command == "aggregator" for process in running):
             wait_for_pipeline(services, stack)  # the next tests find a working pipeline, not one catching up
 
 

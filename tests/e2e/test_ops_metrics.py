@@ -13,6 +13,7 @@ import httpx
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.clients import sync_redis
 from meterline.stack.proc import RunDir, running_pid
 from tests.builders import customer_body, metric_body, mtu_event, plan_body, subscription_body, wait_for
 from tests.conftest import HOME, ROOT, Services, Stack
@@ -48,12 +49,20 @@ def test_readiness_probes_reuse_their_redis_connection(stack: Stack, services: S
     for url in (stack.api_url, stack.ingest_url):
         for _ in range(20):  # every ingest worker has made its client (each misses all 20: 1 in 500,000)
             assert httpx.get(f"{url}/ready", timeout=10).status_code == 200
-    with redis.Redis.from_url(services.redis_url) as client:
-        before = int(client.info("stats")["total_connections_received"])  # opened ever, closed or not
+    with sync_redis(services.redis_url) as client:
+        before = connections_received(client)  # opened ever, closed or not
         for _ in range(40):
             for url in (stack.api_url, stack.ingest_url):
                 assert httpx.get(f"{url}/ready", timeout=10).status_code == 200
-        assert int(client.info("stats")["total_connections_received"]) == before
+        assert connections_received(client) == before
+
+
+def connections_received(client: redis.Redis | redis.RedisCluster) -> int:
+    """Connections Redis accepted ever: on a cluster, every node's."""
+    if isinstance(client, redis.RedisCluster):
+        stats = client.info("stats", target_nodes=redis.RedisCluster.ALL_NODES)
+        return sum(int(node["total_connections_received"]) for node in stats.values())
+    return int(client.info("stats")["total_connections_received"])
 
 
 def test_api_metrics_carry_pipeline_wide_series(stack: Stack) -> None:
@@ -76,7 +85,7 @@ def test_consumer_lag_counts_events_while_the_aggregator_is_paused(
     client.post("/customers", json=customer_body(f"lag-{unique}")).raise_for_status()
     client.post("/subscriptions", json=subscription_body(f"lag-{unique}", f"sub-lag-{unique}")).raise_for_status()
     wait_for(lambda: total_lag(stack) == 0, 30, "the aggregator to drain the topic")
-    aggregator = running_pid(RunDir(HOME), "aggregator", "meterline.cli aggregator")
+    aggregator = running_pid(RunDir(HOME), "aggregator-1", "meterline.cli aggregator")
     assert aggregator is not None
     events = [mtu_event(f"sub-lag-{unique}", f"tx-{n}", f"user-{n}") for n in range(300)]
 

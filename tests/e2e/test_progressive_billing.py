@@ -60,7 +60,7 @@ def july_invoice(client: httpx.Client, customer_id: str) -> dict[str, Any]:
 @contextmanager
 def aggregator_paused() -> Iterator[None]:
     """Events sent meanwhile wait in Kafka, and the aggregator then takes them in one batch: one evaluation."""
-    pid = pid_of("aggregator")
+    pid = pid_of("aggregator-1")
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     try:

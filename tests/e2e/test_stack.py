@@ -11,10 +11,9 @@ import time
 import httpx
 
 from meterline.stack.proc import RunDir, running_pid
-from meterline.stack.up import PROCESSES
-from tests.conftest import HOME, ROOT, Stack
+from tests.conftest import HOME, ROOT, STACK_PROCESSES, Stack
 
-MARKERS = {p.name: p.marker for p in PROCESSES}
+MARKERS = {p.name: p.marker for p in STACK_PROCESSES}
 
 
 def pid_of(name: str) -> int | None:
@@ -36,19 +35,19 @@ def test_health_endpoints_answer(stack: Stack) -> None:
 def test_up_restarts_a_killed_aggregator_and_leaves_the_rest_alone(stack: Stack) -> None:
     before = {name: pid_of(name) for name in MARKERS}
     assert all(before.values()), f"the stack is not fully up: {before}"
-    os.kill(before["aggregator"], signal.SIGKILL)
+    os.kill(before["aggregator-1"], signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while pid_of("aggregator") is not None and time.monotonic() < deadline:
+    while pid_of("aggregator-1") is not None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert pid_of("aggregator") is None
+    assert pid_of("aggregator-1") is None
 
     result = meterline_up()
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "started aggregator" in result.stdout
+    assert "started aggregator-1" in result.stdout
     assert "started api" not in result.stdout and "started ingest" not in result.stdout
     after = {name: pid_of(name) for name in MARKERS}
-    assert after["aggregator"] not in (None, before["aggregator"])
+    assert after["aggregator-1"] not in (None, before["aggregator-1"])
     assert after["api"] == before["api"] and after["ingest"] == before["ingest"]
 
 

@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from aggregator.behind import BEHIND_EVENTS, BEHIND_TTL_MS, BehindFlag, aggregators_behind
+from core.clients import redis_client
 from tests.conftest import Services
 
 
@@ -17,7 +18,7 @@ def test_each_aggregator_says_it_is_behind_and_takes_back_only_its_own_word_once
     key = f"test:behind:{uuid.uuid4()}"  # not the stack's: its aggregators may be behind meanwhile
 
     async def main() -> tuple[list[bool], int]:
-        client = Redis.from_url(services.redis_url)
+        client = redis_client(services.redis_url, timeout_s=5)
         first, second = BehindFlag(client, key, "a"), BehindFlag(client, key, "b")
         try:
             seen = [await aggregators_behind(client, key)]

@@ -10,10 +10,9 @@ from datetime import date
 from decimal import Decimal
 from typing import TypeVar
 
-from redis.asyncio import Redis
-
 from aggregator.model import SubscriptionView
 from aggregator.planning import period_of, plan
+from core.clients import AnyRedis, redis_client
 from core.domain.aggregation import Metric, Sample, fold
 from core.domain.periods import BillingCycle
 from core.usage_state.keys import dedup_key, totals_key, unique_key
@@ -27,9 +26,9 @@ ORG = "00000000-0000-0000-0000-0000000000aa"
 DAY_US = 86400 * 1_000_000
 
 
-def run(services: Services, body: Callable[[Redis], Awaitable[T]]) -> T:
+def run(services: Services, body: Callable[[AnyRedis], Awaitable[T]]) -> T:
     async def main() -> T:
-        redis = Redis.from_url(services.redis_url)
+        redis = redis_client(services.redis_url, timeout_s=5)
         try:
             return await body(redis)
         finally:
@@ -69,7 +68,7 @@ def check_against_fold(services: Services, unique: str, aggregation_type: str, v
     assert slot is not None
     items = planned(view, events)
 
-    async def body(redis: Redis) -> tuple[list[bool], list[bool], dict[str, object]]:
+    async def body(redis: AnyRedis) -> tuple[list[bool], list[bool], dict[str, object]]:
         state = UsageState(redis)
         first: list[bool] = []
         for start in range(0, len(items), 7):  # several batches, each one script per subscription
@@ -105,7 +104,7 @@ def test_marks_and_state_expire_after_the_period(services: Services, unique: str
     view = subscription(unique, "sum_agg")
     [item] = planned(view, events_of(view, [4]))
 
-    async def body(redis: Redis) -> tuple[int, int]:
+    async def body(redis: AnyRedis) -> tuple[int, int]:
         await UsageState(redis).apply([item])
         return await redis.expiretime(item.ops[0].key), await redis.expiretime(dedup_key(view.scope))
 
@@ -122,7 +121,7 @@ def test_state_of_a_period_past_its_retention_is_not_kept(services: Services, un
     item = plan(event, view)
     assert isinstance(item, Planned)
 
-    async def body(redis: Redis) -> tuple[list[bool], int, int]:
+    async def body(redis: AnyRedis) -> tuple[list[bool], int, int]:
         applied = await UsageState(redis).apply([item])
         return applied, await redis.exists(item.ops[0].key), await redis.sismember(dedup_key(view.scope), "old")
 
@@ -135,7 +134,7 @@ def test_one_script_per_subscription_in_one_batch(services: Services, unique: st
     # the same transaction_id under another subscription is another event
     assert {i.transaction_id for i in items} == {"tx-0", "tx-1", "tx-2"}
 
-    async def body(redis: Redis) -> tuple[list[bool], list[object]]:
+    async def body(redis: AnyRedis) -> tuple[list[bool], list[object]]:
         applied = await UsageState(redis).apply(items)
         counts = [await redis.hget(i.ops[0].key, "n") for i in (items[0], items[3])]
         return applied, counts
@@ -148,7 +147,7 @@ def test_each_event_s_flag_says_whether_it_was_applied_in_the_batch_s_order(serv
     a, b = planned(first, events_of(first, [0] * 4)), planned(second, events_of(second, [0] * 3))
     mixed = [a[0], b[0], a[1], a[2], b[1], a[3], b[2]]  # the two subscriptions' scripts interleave
 
-    async def body(redis: Redis) -> tuple[list[bool], list[bool], list[object]]:
+    async def body(redis: AnyRedis) -> tuple[list[bool], list[bool], list[object]]:
         state = UsageState(redis)
         before = await state.apply([a[1], b[2]])
         flags = await state.apply(mixed)
@@ -159,7 +158,7 @@ def test_each_event_s_flag_says_whether_it_was_applied_in_the_batch_s_order(serv
 
 
 def test_read_usage_of_an_empty_period(services: Services, unique: str) -> None:
-    async def body(redis: Redis) -> object:
+    async def body(redis: AnyRedis) -> object:
         return await read_usage(redis, f"{ORG}:nothing-{unique}", ["x"], "20260101T000000Z")
 
     usage = run(services, body)
@@ -179,7 +178,7 @@ def test_a_latest_of_equal_times_is_the_later_event_within_a_batch_and_after_the
         assert isinstance(item, Planned)
         return item
 
-    async def body(redis: Redis) -> list[object]:
+    async def body(redis: AnyRedis) -> list[object]:
         state = UsageState(redis)
         key = at("x", 0, now_us).ops[1].key
         seen = []
@@ -201,7 +200,7 @@ def test_thousands_of_events_of_one_subscription_in_one_script_repeats_included(
     slot = period_of(events[0].timestamp_us, view)
     assert slot is not None
 
-    async def body(redis: Redis) -> tuple[list[bool], list[bool], object, object]:
+    async def body(redis: AnyRedis) -> tuple[list[bool], list[bool], object, object]:
         state = UsageState(redis)
         first = await state.apply(items + items[:3])  # a transaction_id twice in one call counts once
         again = await state.apply(items)
@@ -223,7 +222,7 @@ def test_a_sum_past_64_bit_millionths_stays_exact_and_one_word_state_still_count
     assert slot is not None
     one_word = 2**63 - 1 - 5 * 10**15  # a sum kept in one word (before two): room for five more such events
 
-    async def body(redis: Redis) -> tuple[list[bool], list[bool], object]:
+    async def body(redis: AnyRedis) -> tuple[list[bool], list[bool], object]:
         await redis.hset(key, "sum", one_word)
         state = UsageState(redis)
         first = await state.apply(items)
@@ -245,7 +244,7 @@ def test_a_batch_s_sum_added_up_in_the_script_stays_exact_over_thousands_of_carr
     slot = period_of(events_of(view, [0])[0].timestamp_us, view)
     assert slot is not None
 
-    async def body(redis: Redis) -> tuple[list[bool], object]:
+    async def body(redis: AnyRedis) -> tuple[list[bool], object]:
         flags = await UsageState(redis).apply(items)
         usage = await read_usage(redis, view.scope, [f"metric-{unique}"], slot.key)
         return flags, usage[f"metric-{unique}"]
@@ -261,7 +260,7 @@ def test_many_subscriptions_read_together_come_back_each_to_its_own(services: Se
     usage goes back to its own (subscription, metric), a subscription without state included."""
     views = [subscription(f"{unique}-{n}", "sum_agg") for n in range(READ_TOGETHER + 7)]
 
-    async def body(redis: Redis) -> tuple[list[dict[str, MetricUsage]], str]:
+    async def body(redis: AnyRedis) -> tuple[list[dict[str, MetricUsage]], str]:
         state = UsageState(redis)
         batch: list[Planned] = []
         for n, view in enumerate(views):
