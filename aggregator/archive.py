@@ -89,6 +89,11 @@ CLOSED_SQL = """
 SELECT o.n FROM unnest(%(sids)s::uuid[], %(keys)s::text[]) WITH ORDINALITY AS o(sid, pk, n)
 JOIN closed_periods c ON c.subscription_id = o.sid AND c.period_key = o.pk
 """
+# which of a batch's (organization, subscription, transaction_id) the archive has: 1-based positions
+ARCHIVED_SQL = """
+SELECT o.n FROM unnest(%(orgs)s::uuid[], %(subs)s::text[], %(txs)s::text[]) WITH ORDINALITY AS o(org, sub, tx, n)
+JOIN event_keys k ON k.organization_id = o.org AND k.external_subscription_id = o.sub AND k.transaction_id = o.tx
+"""
 COPY_KEYS_SQL = "COPY event_keys ({}) FROM STDIN".format(", ".join(f'"{c}"' for c in KEY_COLUMNS))
 COPY_EVENTS_SQL = "COPY events ({}) FROM STDIN".format(", ".join(f'"{c}"' for c in EVENT_COLUMNS))
 PARTITION_SQL = "SELECT meterline_events_partition('epoch'::timestamptz + %(us)s * interval '1 microsecond')"
@@ -142,6 +147,17 @@ class EventArchive:
             end_year, end_month = (year + 1, 1) if month == 12 else (year, month + 1)
             end = epoch_us(datetime(end_year, end_month, 1, tzinfo=UTC))
             self._window = (start, end)
+
+    async def archived(self, identities: Sequence[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        """Which of these (organization id, subscription external id, transaction_id) the archive has: one
+        statement for a whole batch (one probe of `event_keys`' primary key each), outside any transaction."""
+        if not identities:
+            return set()
+        async with self.engine.connect() as conn:
+            result = await conn.exec_driver_sql(ARCHIVED_SQL, {"orgs": [o for o, _, _ in identities],
+                                                               "subs": [s for _, s, _ in identities],
+                                                               "txs": [t for _, _, t in identities]})
+            return {identities[n - 1] for (n,) in result}
 
     async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]],
                     new_to_redis: Sequence[bool] = (), prepared: tuple[str, str] | None = None) -> Stored:

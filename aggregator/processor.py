@@ -1,9 +1,15 @@
 """One batch of the events topic, start to finish.
 
 Order of side effects for a batch, and what a crash between two steps does:
-1. plan every event (pure: decode, dedup inside the batch, look up the subscription, find the period);
+1. plan every event (pure: decode, dedup inside the batch, look up the subscription, find the period),
+   and read which of the batch's transaction_ids the archive already has (one statement for the batch,
+   `EventArchive.archived`): those, and those of the batch still being archived (`Pipeline`'s
+   `in_flight`), are duplicates, whatever their timestamp: Redis's dedup marks are kept per period and
+   go with the period's state (core.usage_state.redis_state), so a copy sent after its marks went, or
+   with a timestamp in another period, is known only there;
+   - crash during 1: nothing was written anywhere;
 2. apply the planned events to Redis: one atomic Lua script per subscription marks transaction_ids
-   and updates usage together;
+   (in their period's set) and updates usage together;
    - crash after 2: offsets are not committed, the batch is redelivered; the dedup marks make the
      Redis step a no-op for every event already applied;
 3. insert the same events into the PostgreSQL archive, first copy wins: those step 2 applied are
@@ -31,7 +37,19 @@ Order of side effects for a batch, and what a crash between two steps does:
    - crash before 4: the pairs were not all published, but the batch is not acknowledged either, and
      its redelivery touches the same pairs (every planned event counts, one Redis already had too);
 5. return; the Faust agent acknowledges the messages and their offsets are committed.
-   - crash before the commit: everything above is redone, and every step is a no-op the second time.
+   - crash before the commit: everything above is redone, and every step is a no-op the second time
+     (step 1 now finds the batch's events in the archive: none reaches Redis again, and their touched
+     pairs are announced again).
+
+Bounded marks and the archive's part: an event's mark lives as long as its period's state, at least
+STATE_RETENTION_S after the event was received, so a batch applied to Redis and not archived (a crash
+between 2 and 3) finds its marks on redelivery for that long; after that, only archived events can come
+back, and step 1 finds them. One window is left: a rebalance while a batch is archived. The worker that
+lost the partition may still be archiving batch N (uncommitted) when the new owner plans the next one; a
+copy of an event of N carrying another timestamp (another period's marks) is then counted in Redis
+again, in that other period, while the archive keeps one (the copy's COPY fails on the key and the batch
+is inserted again with conflict checks). Current usage and alerts read that period one event high until its
+state expires; invoices, computed from the archive, are exact.
 
 While Redis runs step 2, `apply` also makes the COPY text step 3 will load (no side effect: the
 archive uses it only when it copies every event of the batch: all new to Redis, no period closed).
@@ -54,7 +72,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import NoReturn, TypeVar
@@ -84,6 +102,7 @@ MAX_BACKOFF_S = 5.0
 YIELD_EVERY = 200
 T = TypeVar("T")
 U = TypeVar("U")
+Identity = tuple[str, str, str]  # an event's (organization id, subscription external id, transaction_id)
 RejectSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # [(key, value)] -> all acknowledged
 TouchedSink = Callable[[Sequence[TouchedPair]], Awaitable[None]]  # -> all published and acknowledged
 
@@ -119,7 +138,7 @@ class Applied:
     new_to_redis: list[bool] = field(default_factory=list)  # whether step 2 applied each accepted event
     # the message of each accepted event, by (organization, subscription, transaction_id): also what
     # tells a later copy in the batch that it is one
-    payload_of: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
+    payload_of: dict[Identity, bytes] = field(default_factory=dict)
     rejects: list[tuple[bytes, Rejected]] = field(default_factory=list)
     copy: tuple[str, str] | None = None  # the accepted events' COPY text (copy_text), made for the archive
     # the (subscription, period) pairs the batch touched whose subscription has alerts or progressive
@@ -166,17 +185,17 @@ class BatchProcessor:
         self.reject = reject
         self.announce = announce
 
-    async def apply(self, payloads: Sequence[bytes]) -> Applied:
-        """Steps 1-2."""
+    async def apply(self, payloads: Sequence[bytes], in_flight: Container[Identity] = ()) -> Applied:
+        """Steps 1-2. `in_flight`: the events of a batch before this one whose archive step has not finished."""
         with transient_errors():
-            return await self._apply(payloads)
+            return await self._apply(payloads, in_flight)
 
     async def archive(self, applied: Applied) -> BatchResult:
         """Steps 3-4, for a batch `apply` went through."""
         with transient_errors():
             return await self._archive(applied)
 
-    async def _apply(self, payloads: Sequence[bytes]) -> Applied:
+    async def _apply(self, payloads: Sequence[bytes], in_flight: Container[Identity]) -> Applied:
         applied = Applied()
         result, rejects = applied.result, applied.rejects
         decoded: list[tuple[bytes, Event]] = []
@@ -189,6 +208,11 @@ class BatchProcessor:
                     rejects.append((payload, Rejected("malformed", str(exc))))
 
         views = await self.catalog.lookup({(e.organization_id, e.external_subscription_id) for _, e in decoded})
+        # step 1b: the transaction_ids the archive already has, whatever their period (Redis's marks go with
+        # their period), and those of the batch still being archived (not committed yet: `in_flight`)
+        repeated = await self.archive_store.archived(
+            [(e.organization_id, e.external_subscription_id, e.transaction_id) for _, e in decoded
+             if views.get((e.organization_id, e.external_subscription_id)) is not None])
         planned: list[Planned] = []
         # the first accepted copy of each transaction; a rejected copy wins nothing
         first_copies = applied.payload_of
@@ -209,6 +233,12 @@ class BatchProcessor:
                 identity = (event.organization_id, event.external_subscription_id, event.transaction_id)
                 if identity in first_copies:
                     result.duplicates += 1
+                    continue
+                if identity in repeated or identity in in_flight:  # counted before: never applied nor archived
+                    result.duplicates += 1
+                    first_copies[identity] = payload
+                    if view.watched:  # type: ignore[union-attr]  # announced again, as on a redelivery (step 4)
+                        watched[(view.id, outcome.period_key)] = view  # type: ignore[union-attr,index,assignment]
                     continue
                 to_apply(outcome)
                 accept(event)
@@ -322,6 +352,7 @@ class Pipeline:
         self.failed = failed
         self._archiving: asyncio.Future[None] | None = None
         self._archiving_size = 0
+        self._archiving_events: dict[Identity, bytes] = {}
 
     @property
     def archiving(self) -> int:
@@ -329,10 +360,14 @@ class Pipeline:
         return self._archiving_size if self._archiving is not None and not self._archiving.done() else 0
 
     async def submit(self, batch: Sequence[bytes], finished: Finished) -> None:
-        applied = await until_done(lambda: self.processor.apply(batch), len(batch))
+        # the batch being archived is not in the archive's committed rows yet: its events are passed along, so
+        # that a copy of one in this batch (a timestamp in another period: other marks) counts once
+        in_flight = self._archiving_events if self.archiving else {}
+        applied = await until_done(lambda: self.processor.apply(batch, in_flight), len(batch))
         await self.drain()
         self._archiving = asyncio.ensure_future(self._archive(applied, len(batch), finished))
         self._archiving_size = len(batch)
+        self._archiving_events = applied.payload_of
 
     async def drain(self) -> None:
         """Wait until the batch being archived, if any, is finished."""

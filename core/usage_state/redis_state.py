@@ -1,15 +1,19 @@
 """Usage state in Redis: one atomic Lua script per subscription per batch marks and applies events.
 
-The script checks each transaction_id against the subscription's dedup set and, only when it
-was not there, adds it and applies the event's operations. Marking and applying happen in one
-script, so a crash can never leave an event marked but not applied, or applied but not marked.
+The script checks each transaction_id against its period's dedup set and, only when it was not
+there, adds it and applies the event's operations. Marking and applying happen in one script, so a
+crash can never leave an event marked but not applied, or applied but not marked.
 Planning bounds every value (core.domain.aggregation.MAX_SCALED), and sums are kept in two words
 (a single 64-bit integer of millionths overflowed past ~9.2e12 units a period), so no HINCRBY overflows.
 
-Expiry: each state key expires `STATE_RETENTION_S` after its period ends, or after the last event written
-to it was received when that is later (a test clock's period long past, aggregator.planning): its invoice is
-computed from the archive, so Redis needs it only while the period is open or just closed, or its customer
-still billed for it; the dedup set expires with the newest state its marks protected.
+Expiry: each key of a period (its state and its dedup marks alike) expires `STATE_RETENTION_S` after the
+period ends, or after the last event written to it was received when that is later (a test clock's period
+long past, aggregator.planning): its invoice is computed from the archive, so Redis needs it only while the
+period is open or just closed, or its customer still billed for it. The marks go with their period: Redis
+holds the transaction_ids of a subscription's retained periods only, not of its whole life (at 64-112 bytes
+a mark, that grew without end for a subscription that kept receiving events). A transaction_id sent again
+after its marks went, whatever its timestamp, is found in the archive by the aggregator before Redis sees
+it (aggregator/processor.py), so it still counts once.
 """
 
 from __future__ import annotations
@@ -32,38 +36,54 @@ ONE = ord("1")  # a flag of the script's answer, as iterating bytes gives it
 
 __all__ = ["APPLY_LUA", "MetricUsage", "UsageState", "read_usage", "read_usages", "script_arguments"]
 
-# KEYS[1] dedup set, KEYS[2..m+1] state keys. ARGV[1] is one JSON array (decoded by Redis's cjson
-# in C: one argument instead of ~6 per event keeps client-side encoding and Redis's argument
-# parsing off the hot path) of strings: the expire-at of the dedup set, m, the expire-at of each
-# state key, then per event `tx, nops, (kind, key index, value, ts) * nops`. Every number travels
-# as a string; what the script adds up itself (a batch's counts, a sum's two words) stays an
+# KEYS: the batch's keys, dedup sets and state keys alike, in the order events first name them. ARGV[1] is
+# one JSON array (decoded by Redis's cjson in C: one argument instead of ~6 per event keeps client-side
+# encoding and Redis's argument parsing off the hot path) of strings: n, the expire-at of each of the n keys,
+# then per event `tx, its dedup set's index, nops, (kind, key index, value, ts) * nops`. Every number
+# travels as a string; what the script adds up itself (a batch's counts, a sum's two words) stays an
 # integer a Lua double holds exactly ('S' below). Returns one character per event, in order: 1 when
 # it was applied, 0 when it was a duplicate (the archive copies the new ones without conflict checks).
 #
 # A call into Redis from Lua costs more than the command itself, so the script makes few of them:
-# the marks are checked with SMISMEMBER and set with SADD a thousand at a time; members of a unique
-# set are added a thousand at a time, a count goes up once per key, a max or a latest is compared
+# the marks are checked with SMISMEMBER and set with SADD a thousand at a time per period; members of a
+# unique set are added a thousand at a time, a count goes up once per key, a max or a latest is compared
 # with the stored one once per key (the batch's own max, and its latest, the later of equal times
 # winning, as applying the events one by one would leave), and so is a sum (the batch's own, in two
 # words). A weighted sum is added per event: its words are too large to add up in a Lua double.
 # Sums go last, as exact integers in Redis (see the module's note).
 APPLY_LUA = """
 local A = cjson.decode(ARGV[1])
-local nkeys = tonumber(A[2])
+local nkeys = tonumber(A[1])
 local CHUNK = 1000
 local BASE = 1000000000000  -- a sum's low word stays below it (core.domain.aggregation.WEIGHT_BASE)
-local txs, starts = {}, {}
-local i = nkeys + 3
+local txs, sets, starts = {}, {}, {}
+local i = nkeys + 2
 while i <= #A do
   txs[#txs + 1] = A[i]
+  sets[#sets + 1] = tonumber(A[i + 1])
   starts[#starts + 1] = i
-  i = i + 2 + 4 * tonumber(A[i + 1])
+  i = i + 3 + 4 * tonumber(A[i + 2])
+end
+local by_set = {}  -- dedup set's key index -> the events it marks
+for e = 1, #txs do
+  local list = by_set[sets[e]]
+  if not list then
+    list = {}
+    by_set[sets[e]] = list
+  end
+  list[#list + 1] = e
 end
 local marked = {}
-for s = 1, #txs, CHUNK do
-  local answer = redis.call('SMISMEMBER', KEYS[1], unpack(txs, s, math.min(s + CHUNK - 1, #txs)))
-  for k = 1, #answer do
-    marked[s + k - 1] = answer[k] == 1
+for k, events in pairs(by_set) do
+  for s = 1, #events, CHUNK do
+    local some = {}
+    for n = s, math.min(s + CHUNK - 1, #events) do
+      some[#some + 1] = txs[events[n]]
+    end
+    local answer = redis.call('SMISMEMBER', KEYS[k], unpack(some))
+    for n = 1, #answer do
+      marked[events[s + n - 1]] = answer[n] == 1
+    end
   end
 end
 local flags, new, fresh, seen = {}, {}, {}, {}
@@ -73,20 +93,27 @@ for e = 1, #txs do
   seen[tx] = true
   flags[e] = fresh[e] and '1' or '0'
   if fresh[e] then
-    new[#new + 1] = tx
+    local list = new[sets[e]]
+    if not list then
+      list = {}
+      new[sets[e]] = list
+    end
+    list[#list + 1] = tx
   end
 end
 -- marked before anything is applied, as one by one: a call that fails half-way (Redis out of
 -- memory, say) leaves events marked and not counted, never counted and not marked (counted again)
-for s = 1, #new, CHUNK do
-  redis.call('SADD', KEYS[1], unpack(new, s, math.min(s + CHUNK - 1, #new)))
+for k, list in pairs(new) do
+  for s = 1, #list, CHUNK do
+    redis.call('SADD', KEYS[k], unpack(list, s, math.min(s + CHUNK - 1, #list)))
+  end
 end
 local members, counts, maxima, latest, lengths, sums, weighted = {}, {}, {}, {}, {}, {}, {}
 for e = 1, #txs do
   if fresh[e] then
     i = starts[e]
-    local nops = tonumber(A[i + 1])
-    i = i + 2
+    local nops = tonumber(A[i + 2])
+    i = i + 3
     for _ = 1, nops do
       local kind, k, value = A[i], tonumber(A[i + 1]), A[i + 2]
       if kind == 'U' then
@@ -153,18 +180,13 @@ for k, pair in pairs(latest) do
     redis.call('HSET', KEYS[k], 'latest', pair[1], 'latest_ts', pair[2])
   end
 end
--- state of a period past its retention is not kept (an expiry in the past deletes the key); the
--- marks are only given an expiry in the future, so they never go while newer state needs them
+-- a period past its retention is not kept, marks and state alike (an expiry in the past deletes the key)
 local function expire_state()
-  for k = 2, nkeys + 1 do
+  for k = 1, nkeys do
     redis.call('EXPIREAT', KEYS[k], A[k + 1])
   end
 end
 expire_state()
-if tonumber(A[1]) > tonumber(redis.call('TIME')[1]) then
-  redis.call('EXPIREAT', KEYS[1], A[1], 'NX')
-  redis.call('EXPIREAT', KEYS[1], A[1], 'GT')
-end
 -- sums last, each in two words (core.domain.aggregation.sum_words: the high word would need ~9.2e24 units
 -- to overflow), after everything else of the batch is applied and given its expiry
 local function add_words(key, high, low, high_value, low_value)
@@ -189,17 +211,24 @@ return table.concat(flags)
 
 def script_arguments(planned: Sequence[Planned]) -> tuple[list[str], list[str]]:
     """KEYS and the flat argument list (before JSON encoding) for events of one subscription."""
-    keys = [dedup_key(planned[0].scope)]
-    expiry: list[int] = []  # each state key's: the latest its events ask for
-    index: dict[str, tuple[str, int]] = {}  # state key -> its position in KEYS (as the script reads it), in expiry
+    scope = planned[0].scope
+    keys: list[str] = []
+    expiry: list[int] = []  # each key's: the latest its events ask for
+    index: dict[str, tuple[str, int]] = {}  # key -> its position in KEYS (as the script reads it), in expiry
+    marks: dict[str, tuple[str, int]] = {}  # period key -> its dedup set's position in KEYS, in expiry
     events: list[str] = []
-    newest = 0
     for item in planned:
         ops = item.ops
-        events += (item.transaction_id, _COUNTS[len(ops)])
         expire = item.expire_at_s
-        if expire > newest:
-            newest = expire
+        found = marks.get(item.period_key)
+        if found is None:
+            keys.append(dedup_key(scope, item.period_key))
+            expiry.append(expire)
+            found = marks[item.period_key] = (str(len(keys)), len(expiry) - 1)
+        elif expire > expiry[found[1]]:
+            expiry[found[1]] = expire
+        mark = found[0]
+        events += (item.transaction_id, mark, _COUNTS[len(ops)])
         for op in ops:
             found = index.get(op.key)
             if found is None:
@@ -208,9 +237,8 @@ def script_arguments(planned: Sequence[Planned]) -> tuple[list[str], list[str]]:
                 found = index[op.key] = (str(len(keys)), len(expiry) - 1)
             elif expire > expiry[found[1]]:  # an event of the period received later (aggregator.planning)
                 expiry[found[1]] = expire
-            position = found[0]
-            events += (op.kind, position, op.value, str(op.timestamp_us) if op.timestamp_us else "0")
-    return keys, [str(newest), str(len(expiry)), *map(str, expiry), *events]
+            events += (op.kind, found[0], op.value, str(op.timestamp_us) if op.timestamp_us else "0")
+    return keys, [str(len(expiry)), *map(str, expiry), *events]
 
 
 _COUNTS = tuple(str(n) for n in range(8))  # the operations of one event, as text (planning makes at most 4)

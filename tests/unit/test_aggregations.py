@@ -73,18 +73,18 @@ def test_weighted_contribution_is_exact_beyond_64_bits() -> None:
     assert value * length > 2**63
 
 
-def test_script_arguments_index_each_key_once_with_its_expiry() -> None:
+def test_script_arguments_index_each_key_once_with_its_expiry_and_each_period_s_marks_apart() -> None:
     planned = [
-        Planned("s", "tx-1", (Op("N", "k1"), Op("S", "k1", "5")), 100),
-        Planned("s", "tx-2", (Op("U", "k2", "u"),), 200),
-        Planned("s", "tx-3", (Op("L", "k1", "7", 42),), 100),
+        Planned("s", "tx-1", (Op("N", "k1"), Op("S", "k1", "5")), 100, "p1"),
+        Planned("s", "tx-2", (Op("U", "k2", "u"),), 200, "p2"),
+        Planned("s", "tx-3", (Op("L", "k1", "7", 42),), 150, "p1"),
     ]
     keys, argv = script_arguments(planned)
-    assert keys == ["ml:{s}:tx", "k1", "k2"]
-    assert argv == ["200", "2", "100", "200",
-                    "tx-1", "2", "N", "2", "", "0", "S", "2", "5", "0",
-                    "tx-2", "1", "U", "3", "u", "0",
-                    "tx-3", "1", "L", "2", "7", "42"]
+    assert keys == ["ml:{s}:tx:p1", "k1", "ml:{s}:tx:p2", "k2"]
+    assert argv == ["4", "150", "150", "200", "200",  # a period's marks expire with its latest state
+                    "tx-1", "1", "2", "N", "2", "", "0", "S", "2", "5", "0",
+                    "tx-2", "3", "1", "U", "4", "u", "0",
+                    "tx-3", "1", "1", "L", "2", "7", "42"]
 
 
 def test_stats_increments_of_a_batch() -> None:

@@ -47,9 +47,9 @@ VIEW = SubscriptionView(id="sub-1", organization_id=ORG, external_id="s1", statu
 NOW_US = 1_795_000_000_000_000
 
 
-def message(tx: str, subscription: str = "s1") -> bytes:
+def message(tx: str, subscription: str = "s1", timestamp_us: int = NOW_US) -> bytes:
     return event_to_message(Event(lago_id="x", organization_id=ORG, transaction_id=tx, code="calls",
-                                  external_subscription_id=subscription, timestamp_us=NOW_US,
+                                  external_subscription_id=subscription, timestamp_us=timestamp_us,
                                   received_at_us=NOW_US, properties={}))
 
 
@@ -71,6 +71,8 @@ class Journal:
         self.fail_archive_call = fail_archive_call
         self.applied_txs: set[str] = set()
         self.new_to_redis: list[list[bool]] = []  # what each archive call was told Redis applied
+        self.archived_keys: set[tuple[str, str, str]] = set()  # what the archive has (committed)
+        self.lookups: list[list[str]] = []  # the transaction_ids each batch asked the archive about
         self.prepared: list[tuple[str, str] | None] = []  # the COPY text each archive call was handed
 
     async def apply(self, planned: Sequence[Planned]) -> list[bool]:
@@ -93,7 +95,14 @@ class Journal:
         if calls == self.fail_archive_call:
             raise OSError("connection refused")  # a transient failure: PostgreSQL unreachable
         self.entries.append(("archive-end", txs))
-        return Stored(len(txs), [], 0)
+        keys = {(e.organization_id, e.external_subscription_id, e.transaction_id) for e in batch}
+        new = keys - self.archived_keys
+        self.archived_keys |= keys
+        return Stored(len(new), [], 0)
+
+    async def archived(self, identities: Sequence[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        self.lookups.append([tx for _, _, tx in identities])
+        return {identity for identity in identities if identity in self.archived_keys}
 
     async def announce(self, pairs: Sequence[TouchedPair]) -> None:
         self.entries.append(("announce", [f"{p.subscription_id}@{p.period_key}" for p in pairs]))
@@ -264,19 +273,53 @@ def test_a_bug_in_the_archive_step_goes_to_failed_without_finishing_the_batch() 
     assert finished == []
 
 
-def test_a_redelivered_batch_goes_through_both_stores_again_and_counts_what_redis_had_as_duplicates() -> None:
+def test_a_batch_redelivered_after_its_archive_reaches_neither_store_and_is_counted_as_duplicates() -> None:
     journal, rejected = Journal(), list[tuple[bytes, bytes]]()
     payloads = [message(f"t{n}") for n in range(5)]
     processor = make(journal, rejected)
     first = asyncio.run(process_until_done(processor, payloads))
     second = asyncio.run(process_until_done(processor, payloads))
-    assert (first.applied, first.duplicates) == (5, 0)
-    assert (second.applied, second.duplicates) == (0, 5)  # Redis's dedup marks decide, not the processor
-    # the second time the archive is told none was new to Redis: it inserts them with conflict checks
-    assert journal.new_to_redis == [[True] * 5, [False] * 5]
+    assert (first.applied, first.archived, first.duplicates) == (5, 5, 0)
+    assert (second.applied, second.archived, second.duplicates) == (0, 0, 5)  # the archive had them all
     txs = ["t0", "t1", "t2", "t3", "t4"]
-    assert journal.entries[4:] == [("redis-begin", txs), ("redis-end", txs), ("archive-begin", txs),
-                                   ("archive-end", txs)]  # a crash before the commit is redone in full
+    assert journal.lookups == [txs, txs]  # one lookup per batch
+    # no event reaches either store again
+    assert journal.entries[4:] == [("redis-begin", []), ("redis-end", []), ("archive-begin", []), ("archive-end", [])]
+
+
+def test_a_batch_redelivered_after_redis_only_counts_what_redis_had_as_duplicates_and_archives_them() -> None:
+    """A crash between Redis and the archive: the archive does not have them, Redis's marks decide."""
+    journal, rejected = Journal(), list[tuple[bytes, bytes]]()
+    payloads = [message(f"t{n}") for n in range(5)]
+    journal.applied_txs.update(["t0", "t1", "t2", "t3", "t4"])  # what the crashed try left in Redis
+    result = asyncio.run(process_until_done(make(journal, rejected), payloads))
+    assert (result.applied, result.archived, result.duplicates) == (0, 5, 5)
+    # the archive is told none was new to Redis: it inserts them with conflict checks
+    assert journal.new_to_redis == [[False] * 5]
+
+
+def test_a_copy_of_an_event_of_the_batch_being_archived_counts_once_whatever_its_timestamp() -> None:
+    """Batch 2 is planned while batch 1 is archived (not committed yet): a copy of one of batch 1's events
+    with a timestamp in another period (other dedup marks in Redis) is a duplicate all the same."""
+    journal, rejected = Journal(), list[tuple[bytes, bytes]]()
+    results: list[BatchResult] = []
+
+    def failed(size: int, exc: BaseException) -> NoReturn:
+        raise AssertionError(f"no batch may fail here: {exc!r}")
+
+    async def run() -> None:
+        pipeline = Pipeline(make(journal, rejected), failed)
+
+        async def done(result: BatchResult) -> None:
+            results.append(result)
+        await pipeline.submit([message("a"), message("b")], done)
+        assert pipeline.archiving == 2
+        await pipeline.submit([message("b", timestamp_us=NOW_US - 40 * 86_400_000_000), message("c")], done)
+        await pipeline.drain()
+
+    asyncio.run(run())
+    assert [(r.applied, r.duplicates, r.archived) for r in results] == [(2, 0, 2), (1, 1, 1)]
+    assert [txs for kind, txs in journal.entries if kind == "redis-begin"] == [["a", "b"], ["c"]]
 
 
 def test_events_the_archive_refuses_as_closed_are_rejected_with_their_original_message() -> None:
