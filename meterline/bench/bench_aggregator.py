@@ -1,4 +1,5 @@
-"""Aggregator throughput against the raw Kafka consume ceiling, and Redis memory per unique member.
+"""Aggregator throughput against the raw Kafka consume ceiling, on a Redis Cluster with one and two workers,
+and Redis memory per unique member and per dedup mark.
 
 1. Pre-create `ALERTED` (10,000) subscriptions on a plan with an MTU charge (unique_count_agg) and an
    API-calls charge (sum_agg): the plan and 100 customers through the API, the subscriptions straight
@@ -38,8 +39,15 @@
    per event drained, and `aggregator_and_alerts_cpu_us_per_event_with_alerts` the two together. The
    alerts are written straight into `alerts` and deleted after each drain.
 6. `redis_bytes_per_unique_member`: MEMORY USAGE of one period's unique set after 1,000,000
-   distinct users went through the real Lua script (100,000 with --quick), per member; and
-   `redis_bytes_per_event_with_mark`: the whole used_memory delta per event (member + dedup mark).
+   distinct users went through the real Lua script (100,000 with --quick), per member;
+   `redis_bytes_per_event_with_mark`: MEMORY USAGE of every key of the subscription (the set, its totals and
+   the period's dedup marks) per event, and `redis_bytes_per_dedup_mark` the marks' share;
+   `redis_bytes_of_a_subscription_after_its_periods_closed`: the same events in a period past its retention
+   (its marks and state go with it). The same four on the Redis Cluster, prefixed `cluster_`.
+7. On the Redis Cluster (the stack's, else the local one, started when not running): the throughput workload
+   drained (fresh events) by one aggregator, then by two in one consumer group, as `METERLINE_AGGREGATORS=2`
+   runs them: `aggregator_cluster_1_worker_events_per_s`, `aggregator_cluster_2_worker_events_per_s`, their CPU
+   per event (both workers' together), and `aggregator_cluster_2_workers_ratio` (two over one).
 
 Profiling the worker while this runs: `py-spy record -o aggregator.svg --pid <worker pid>`.
 """
@@ -64,10 +72,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from redis import Redis as SyncRedis
 
+from core.clients import is_cluster
 from core.lag import wait_caught_up
 from core.metrics import STATS_KEY
 from core.settings import Settings, load_settings
 from meterline.bench.run import BenchContext, add_alerts, forget_subscriptions, ok
+from meterline.stack import redis_cluster
 from meterline.stack.proc import RunDir, running_pid
 from schemas.events import Event, event_to_message
 
@@ -210,42 +220,50 @@ def _cpu_s(pid: int) -> float:
 
 
 def aggregator_rate(ctx: BenchContext, topic: str, group: str, count: int,
-                    runtime: str = "faust") -> tuple[float, float]:
-    """(events per second, CPU microseconds per event) of a dedicated worker draining the topic."""
+                    runtime: str = "faust", redis_url: str | None = None, workers: int = 1) -> tuple[float, float]:
+    """(events per second, CPU microseconds per event) of `workers` dedicated workers (one consumer group)
+    draining the topic, on the stack's Redis or on `redis_url`'s."""
     settings = ctx.settings
     env = {**os.environ, "METERLINE_HOME": str(settings.home), "METERLINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-           "METERLINE_REDIS_URL": settings.redis_url, "METERLINE_DATABASE_URL": settings.database_url,
+           "METERLINE_REDIS_URL": redis_url or settings.redis_url, "METERLINE_DATABASE_URL": settings.database_url,
            "METERLINE_EVENTS_TOPIC": topic, "METERLINE_CONSUMER_GROUP": group, "PYTHONUNBUFFERED": "1",
            "METERLINE_AGGREGATOR_RUNTIME": runtime,
            "METERLINE_AGGREGATOR_METRICS_PORT": "0"}  # the stack's worker serves /metrics on the port
     log = open(settings.home / "log" / "bench-aggregator.log", "ab")  # noqa: SIM115 - closed in finally
-    worker = subprocess.Popen([sys.executable, "-m", "meterline.cli", "aggregator"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    started = [subprocess.Popen([sys.executable, "-m", "meterline.cli", "aggregator"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True) for _ in range(workers)]
+
+    def cpu_s() -> float:
+        return sum(_cpu_s(worker.pid) for worker in started)
+
     try:
         first: tuple[float, int, float] | None = None
         deadline = time.monotonic() + (120 if ctx.quick else 600)
         while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise RuntimeError(f"the bench aggregator exited ({worker.returncode}); see bench-aggregator.log")
+            for worker in started:
+                if worker.poll() is not None:
+                    raise RuntimeError(f"a bench aggregator exited ({worker.returncode}); see bench-aggregator.log")
             done = committed(settings, group, topic)
             now = time.monotonic()
             if done and first is None:
-                first = (now, done, _cpu_s(worker.pid))
+                first = (now, done, cpu_s())
             if done >= count:
                 assert first is not None
                 if now == first[0]:
                     raise RuntimeError("everything was committed at once: use more events")
-                cpu_us = (_cpu_s(worker.pid) - first[2]) * 1e6 / (done - first[1])
+                cpu_us = (cpu_s() - first[2]) * 1e6 / (done - first[1])
                 return (done - first[1]) / (now - first[0]), cpu_us
             time.sleep(0.1)
         raise RuntimeError("the bench aggregator did not drain the topic in time")
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        for worker in started:
+            os.killpg(worker.pid, signal.SIGTERM)
+        for worker in started:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
         log.close()
 
 
@@ -292,52 +310,65 @@ def _floor_worker(topic: str, group: str, count: int) -> None:
     app.main()
 
 
-def redis_memory(settings: Settings, members: int) -> dict[str, float]:
-    """Bytes per distinct member of a unique_count set, through the real planning and Lua script."""
+def redis_memory(redis_url: str, members: int) -> dict[str, float]:
+    """Redis bytes of one subscription's MTU metric through the real Lua script, `members` distinct users in
+    the open period (one event each): MEMORY USAGE of the unique set, per member, and of every key of the
+    subscription (the set, its totals, the period's dedup marks), per event. Then the same number of events
+    in a period whose retention is over (ended, and received, more than STATE_RETENTION_S ago): what the
+    subscription keeps in Redis once its periods closed (its keys are gone)."""
     from datetime import date
-
-    from redis.asyncio import Redis
 
     from aggregator.model import SubscriptionView
     from aggregator.planning import plan
+    from core.clients import redis_client, sync_redis
     from core.domain.aggregation import Metric
     from core.domain.periods import BillingCycle
-    from core.usage_state.ops import Planned
+    from core.usage_state.keys import dedup_key
+    from core.usage_state.ops import STATE_RETENTION_S, Planned
     from core.usage_state.redis_state import UsageState
 
-    scope_id = f"bench-memory-{uuid.uuid4().hex[:8]}"
-    view = SubscriptionView(id=scope_id, organization_id="00000000-0000-0000-0000-00000000bead", external_id=scope_id,
-                            status="active", cycle=BillingCycle("monthly", "calendar", date(2020, 1, 1), "UTC"),
-                            metrics_by_code={"mtu": Metric("m", "mtu", "unique_count_agg", "user_id")})
-    now_us = int(time.time()) * 1_000_000
-    sync = SyncRedis.from_url(settings.redis_url)
+    def view_of(scope_id: str) -> SubscriptionView:
+        return SubscriptionView(
+            id=scope_id, organization_id="00000000-0000-0000-0000-00000000bead", external_id=scope_id,
+            status="active", cycle=BillingCycle("monthly", "calendar", date(2020, 1, 1), "UTC"),
+            metrics_by_code={"mtu": Metric("m", "mtu", "unique_count_agg", "user_id")})
 
-    async def fill() -> str:
-        redis = Redis.from_url(settings.redis_url)
+    async def fill(view: SubscriptionView, at_us: int) -> list[str]:
+        """The subscription's keys after `members` events at `at_us` (received then too)."""
+        redis = redis_client(redis_url, timeout_s=30)
         state = UsageState(redis)
-        key = ""
+        keys: set[str] = set()
         for start in range(0, members, 5000):
             batch = []
             for n in range(start, min(start + 5000, members)):
                 event = Event(lago_id="x", organization_id=view.organization_id, transaction_id=f"t{n}", code="mtu",
-                              external_subscription_id=scope_id, timestamp_us=now_us, received_at_us=now_us,
+                              external_subscription_id=view.external_id, timestamp_us=at_us, received_at_us=at_us,
                               properties={"user_id": f"user_{n}"})
                 item = plan(event, view)
                 assert isinstance(item, Planned)
                 batch.append(item)
-            key = batch[0].ops[0].key
+                keys.update(op.key for op in item.ops)
+                keys.add(dedup_key(item.scope, item.period_key))
             await state.apply(batch)
         await redis.aclose()
-        return key
+        return sorted(keys)
 
-    before = int(sync.info("memory")["used_memory"])
-    key = asyncio.run(fill())
-    after = int(sync.info("memory")["used_memory"])
-    set_bytes = int(sync.memory_usage(key, samples=0) or 0)
-    assert sync.scard(key) == members
-    sync.delete(key, f"ml:{{{view.scope}}}:tx")
-    return {"redis_bytes_per_unique_member": set_bytes / members,
-            "redis_bytes_per_event_with_mark": (after - before) / members}
+    sync = sync_redis(redis_url, timeout_s=30)
+    now_us = int(time.time()) * 1_000_000
+    open_keys = asyncio.run(fill(view_of(f"bench-memory-{uuid.uuid4().hex[:8]}"), now_us))
+    sizes = {key: int(sync.memory_usage(key, samples=0) or 0) for key in open_keys}
+    unique = next(key for key in open_keys if key.endswith(":u"))
+    assert sync.scard(unique) == members
+    past_us = now_us - (STATE_RETENTION_S + 40 * 86_400) * 1_000_000  # a period ended over the retention ago
+    closed_keys = asyncio.run(fill(view_of(f"bench-memory-{uuid.uuid4().hex[:8]}"), past_us))
+    closed_bytes = sum(int(sync.memory_usage(key, samples=0) or 0) for key in closed_keys)
+    for key in open_keys:
+        sync.delete(key)
+    sync.close()
+    return {"redis_bytes_per_unique_member": sizes[unique] / members,
+            "redis_bytes_per_event_with_mark": sum(sizes.values()) / members,
+            "redis_bytes_per_dedup_mark": sum(size for key, size in sizes.items() if ":tx:" in key) / members,
+            "redis_bytes_of_a_subscription_after_its_periods_closed": float(closed_bytes)}
 
 
 def cleanup(settings: Settings, topic: str, group: str, organization_id: str, run: str) -> None:
@@ -347,7 +378,7 @@ def cleanup(settings: Settings, topic: str, group: str, organization_id: str, ru
     for future in (admin.delete_topics(doomed).values() if doomed else []):
         with contextlib.suppress(Exception):
             future.result()
-    forget_subscriptions(settings, organization_id, f"bench-{run}-")
+    forget_subscriptions(settings, organization_id, f"bench-{run}-", [cluster_url(settings)])
 
 
 def alerts_cost(ctx: BenchContext, topic: str, group: str, organization_id: str, run: str,
@@ -425,6 +456,8 @@ def run(ctx: BenchContext) -> dict[str, float]:
         loop_rate, loop_cpu_us = aggregator_rate(ctx, f"{topic}.loop", f"{group}-loop", count, runtime="kafka")
         with_alerts = alerts_cost(ctx, topic, group, organization_id, run_id, everyone,
                                   ALERTS_EVENTS // 2 if ctx.quick else ALERTS_EVENTS)
+        on_cluster = cluster_rates(ctx, topic, group, organization_id, subscriptions, run_id, count)
+        archive_bytes = archive_bytes_per_event(settings, organization_id, run_id)
     finally:
         cleanup(settings, topic, group, organization_id, run_id)
     figures = {"aggregator_events_per_s": rate, "aggregator_slowest_drain_events_per_s": drains[0][0],
@@ -433,8 +466,56 @@ def run(ctx: BenchContext) -> dict[str, float]:
                "aggregator_ceiling_ratio": rate / raw if raw else 0.0, "aggregator_cpu_us_per_event": cpu_us,
                "aggregator_faust_floor_events_per_s": floor,
                "aggregator_kafka_loop_events_per_s": loop_rate, "aggregator_kafka_loop_cpu_us_per_event": loop_cpu_us,
-               "aggregator_kafka_loop_ceiling_ratio": loop_rate / raw if raw else 0.0, **with_alerts}
-    figures.update(redis_memory(settings, 100_000 if ctx.quick else 1_000_000))
+               "aggregator_kafka_loop_ceiling_ratio": loop_rate / raw if raw else 0.0, **with_alerts, **on_cluster,
+               "archive_bytes_per_event": archive_bytes}
+    members = 100_000 if ctx.quick else 1_000_000
+    figures.update(redis_memory(settings.redis_url, members))
+    figures.update({f"cluster_{name}": value for name, value in redis_memory(cluster_url(settings), members).items()})
+    return figures
+
+
+def archive_bytes_per_event(settings: Settings, organization_id: str, run: str) -> float:
+    """PostgreSQL bytes per archived event, indexes included: the run's events (`events` and `event_keys`
+    rows) copied into fresh tables of the same definition, measured, dropped (the archive's own tables also
+    hold other runs' rows and the free space of deleted ones)."""
+    pattern = f"bench-{run}-%"
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute("CREATE TEMP TABLE bench_events (LIKE events INCLUDING ALL)")
+        conn.execute("CREATE TEMP TABLE bench_event_keys (LIKE event_keys INCLUDING ALL)")
+        conn.execute("INSERT INTO bench_events SELECT * FROM events WHERE organization_id = %s "
+                     "AND external_subscription_id LIKE %s", (organization_id, pattern))
+        conn.execute("INSERT INTO bench_event_keys SELECT * FROM event_keys WHERE organization_id = %s "
+                     "AND external_subscription_id LIKE %s", (organization_id, pattern))
+        row = conn.execute("SELECT pg_total_relation_size('bench_events') + pg_total_relation_size('bench_event_keys'),"
+                           " (SELECT count(*) FROM bench_event_keys)").fetchone()
+        conn.rollback()
+    assert row is not None and row[1], "the run archived no event"
+    return float(row[0]) / float(row[1])
+
+
+def cluster_url(settings: Settings) -> str:
+    """The Redis Cluster the cluster figures are measured on: the stack's when it runs on one, else the local
+    one (`METERLINE_LOCAL_REDIS=cluster`'s, started here when it is not running)."""
+    if is_cluster(settings.redis_url):
+        return settings.redis_url
+    redis_cluster.ensure_running(RunDir(settings.home))
+    return redis_cluster.URL
+
+
+def cluster_rates(ctx: BenchContext, topic: str, group: str, organization_id: str, subscriptions: list[str],
+                  run: str, count: int) -> dict[str, float]:
+    """The throughput workload drained on the Redis Cluster by one aggregator, then by two in one consumer group
+    (fresh events each), as the stack's `METERLINE_AGGREGATORS=2` runs them."""
+    url = cluster_url(ctx.settings)
+    figures: dict[str, float] = {}
+    for workers in (1, 2):
+        name = f"{topic}.cluster{workers}"
+        fill_topic(ctx.settings, name, organization_id, subscriptions, run, count, prefix=f"cluster{workers}")
+        rate, cpu_us = aggregator_rate(ctx, name, f"{group}-cluster{workers}", count, redis_url=url, workers=workers)
+        figures[f"aggregator_cluster_{workers}_worker_events_per_s"] = rate
+        figures[f"aggregator_cluster_{workers}_worker_cpu_us_per_event"] = cpu_us
+    figures["aggregator_cluster_2_workers_ratio"] = (figures["aggregator_cluster_2_worker_events_per_s"]
+                                                     / figures["aggregator_cluster_1_worker_events_per_s"])
     return figures
 
 

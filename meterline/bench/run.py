@@ -8,7 +8,7 @@ import pkgutil
 import platform
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import psycopg
 from psycopg.types.json import Jsonb
-from redis import Redis
 
 from core.apikeys import key_hash
+from core.clients import sync_redis
 from core.settings import Settings
 
 
@@ -102,14 +102,14 @@ _FORGET_SQL = (
 )
 
 
-def forget_subscriptions(settings: Settings, organization_id: str, prefix: str) -> None:
+def forget_subscriptions(settings: Settings, organization_id: str, prefix: str, redis_urls: Sequence[str] = ()) -> None:
     """Remove what a benchmark left of the subscriptions whose external id starts with `prefix`:
     the subscriptions themselves, their customers, invoices and credit notes, their alerts with what
     they fired, their progressive billing thresholds and crossings, the webhooks queued about any of
     them (the stack's biller reads every subscription each round: ~30,000 left by earlier runs made
     its round ~3 s of CPU, in the middle of the next benchmark), their archived events and their
-    Redis state. The archive tables are vacuumed too: left to autovacuum, the dead rows of a
-    400,000-event run slowed the inserts of the next run by ~10%."""
+    Redis state (in the stack's Redis, and in `redis_urls`' too). The archive tables are vacuumed too:
+    left to autovacuum, the dead rows of a 400,000-event run slowed the inserts of the next run by ~10%."""
     pattern = _like_prefix(prefix)
     with psycopg.connect(settings.database_url, autocommit=True) as conn:  # VACUUM runs outside a transaction
         conn.execute("DELETE FROM events WHERE organization_id = %s AND external_subscription_id LIKE %s",
@@ -124,9 +124,10 @@ def forget_subscriptions(settings: Settings, organization_id: str, prefix: str) 
             for statement in _FORGET_SQL:
                 conn.execute(statement, ids)
         conn.execute("VACUUM events, event_keys")
-    with Redis.from_url(settings.redis_url) as redis:
-        for key in redis.scan_iter(match=f"ml:{{{organization_id}:{_glob_escape(prefix)}*", count=1000):
-            redis.delete(key)
+    for url in dict.fromkeys([settings.redis_url, *redis_urls]):
+        with sync_redis(url, timeout_s=30) as redis:  # a cluster's scan goes through every master
+            for key in redis.scan_iter(match=f"ml:{{{organization_id}:{_glob_escape(prefix)}*", count=1000):
+                redis.delete(key)
 
 
 def forget_organization(settings: Settings, organization_id: str) -> None:
