@@ -6,8 +6,9 @@ migration 0005 for why the key lives in its own table). Partitions are created t
 month is seen (`meterline_events_partition`). A batch takes one of two ways in:
 - COPY (aggregator/copy_text.py) for the events Redis's dedup marks took for new
   (`new_to_redis`): no JSON to parse, no conflict check per row, half of PostgreSQL's CPU per
-  event. Their keys are expected to be new to the archive too; when one is not (Redis lost marks
-  the archive kept: a flush, a failover), the COPY fails on the primary key, the transaction is
+  event. Their keys are expected to be new to the archive too (the processor looked the batch up in
+  it first, `archived`); when one is not (a copy that met its original's batch in another worker
+  during a rebalance, aggregator/processor.py), the COPY fails on the primary key, the transaction is
   rolled back and the whole batch is inserted again the careful way. A duplicate is never written.
 - INSERT ... ON CONFLICT DO NOTHING (INSERT_SQL) for the others: copies Redis had already counted
   (normally archived before, but not when a crash came between Redis and the archive), and rows of
@@ -89,10 +90,13 @@ CLOSED_SQL = """
 SELECT o.n FROM unnest(%(sids)s::uuid[], %(keys)s::text[]) WITH ORDINALITY AS o(sid, pk, n)
 JOIN closed_periods c ON c.subscription_id = o.sid AND c.period_key = o.pk
 """
-# which of a batch's (organization, subscription, transaction_id) the archive has: 1-based positions
+# which of a batch's transaction_ids the archive has, per subscription: its ids in one array each, probed with
+# `= ANY` (one index scan per subscription: a third of the time of joining the batch's rows one by one)
 ARCHIVED_SQL = """
-SELECT o.n FROM unnest(%(orgs)s::uuid[], %(subs)s::text[], %(txs)s::text[]) WITH ORDINALITY AS o(org, sub, tx, n)
-JOIN event_keys k ON k.organization_id = o.org AND k.external_subscription_id = o.sub AND k.transaction_id = o.tx
+SELECT g.n, k.transaction_id
+FROM jsonb_to_recordset(%(groups)s::jsonb) AS g(n int, o uuid, s text, t text[])
+JOIN LATERAL (SELECT transaction_id FROM event_keys
+              WHERE organization_id = g.o AND external_subscription_id = g.s AND transaction_id = ANY(g.t)) k ON true
 """
 COPY_KEYS_SQL = "COPY event_keys ({}) FROM STDIN".format(", ".join(f'"{c}"' for c in KEY_COLUMNS))
 COPY_EVENTS_SQL = "COPY events ({}) FROM STDIN".format(", ".join(f'"{c}"' for c in EVENT_COLUMNS))
@@ -150,14 +154,18 @@ class EventArchive:
 
     async def archived(self, identities: Sequence[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
         """Which of these (organization id, subscription external id, transaction_id) the archive has: one
-        statement for a whole batch (one probe of `event_keys`' primary key each), outside any transaction."""
+        statement for a whole batch (an index scan of `event_keys` per subscription), outside any transaction."""
         if not identities:
             return set()
+        groups: dict[tuple[str, str], list[str]] = {}
+        for organization_id, subscription_id, transaction_id in identities:
+            groups.setdefault((organization_id, subscription_id), []).append(transaction_id)
+        scopes = list(groups)
+        document = orjson.dumps([{"n": n, "o": o, "s": s, "t": groups[(o, s)]}
+                                 for n, (o, s) in enumerate(scopes)]).decode()
         async with self.engine.connect() as conn:
-            result = await conn.exec_driver_sql(ARCHIVED_SQL, {"orgs": [o for o, _, _ in identities],
-                                                               "subs": [s for _, s, _ in identities],
-                                                               "txs": [t for _, _, t in identities]})
-            return {identities[n - 1] for (n,) in result}
+            result = await conn.exec_driver_sql(ARCHIVED_SQL, {"groups": document})
+            return {(*scopes[n], transaction_id) for n, transaction_id in result}
 
     async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]],
                     new_to_redis: Sequence[bool] = (), prepared: tuple[str, str] | None = None) -> Stored:

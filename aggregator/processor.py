@@ -3,10 +3,11 @@
 Order of side effects for a batch, and what a crash between two steps does:
 1. plan every event (pure: decode, dedup inside the batch, look up the subscription, find the period),
    and read which of the batch's transaction_ids the archive already has (one statement for the batch,
-   `EventArchive.archived`): those, and those of the batch still being archived (`Pipeline`'s
-   `in_flight`), are duplicates, whatever their timestamp: Redis's dedup marks are kept per period and
-   go with the period's state (core.usage_state.redis_state), so a copy sent after its marks went, or
-   with a timestamp in another period, is known only there;
+   `EventArchive.archived`): those are duplicates, whatever their timestamp: Redis's dedup marks are
+   kept per period and go with the period's state (core.usage_state.redis_state), so a copy sent after
+   its marks went, or with a timestamp in another period, is known only there. A copy of an event of
+   the batch still being archived (`Pipeline`'s `in_flight`: not committed yet) waits for that archive
+   step to finish and is looked up then (its original may yet be refused as `period_closed`);
    - crash during 1: nothing was written anywhere;
 2. apply the planned events to Redis: one atomic Lua script per subscription marks transaction_ids
    (in their period's set) and updates usage together;
@@ -20,14 +21,13 @@ Order of side effects for a batch, and what a crash between two steps does:
    invoices come from the archive, current usage reads only the period containing now (which a
    biller closes only once it has ended or the subscription was terminated, after which events are
    refused at planning), and `meterline rebuild` re-applies only archived events;
-   - crash after 3: redelivery re-runs 2 (no-op) and 3 (no-op): exactly once in both stores;
+   - crash after 3: on redelivery step 1 finds every event in the archive: neither store is written
+     again, exactly once in both;
    - crash between 2 and 3: on redelivery step 2 finds every event marked, so step 3 inserts them
      all with conflict checks: each is archived once;
-   - Redis's marks lost (a flush) for events already archived (a crash after 3, say): the
-     redelivered batch is applied to Redis again, its copy into the archive fails on a key already
-     there, and the archive inserts the batch again with conflict checks (archived once);
-     `meterline rebuild` after a flush re-applies the archive through the same marks, so either way
-     each transaction_id counts once;
+   - Redis's marks lost (a flush) for events already archived: step 1 finds them in the archive, so a
+     redelivered batch is not applied to Redis again; `meterline rebuild` after a flush re-applies the
+     archive through the same marks, so each transaction_id counts once;
 4. publish rejected events to `events.rejected`, and the (subscription, period) pairs the batch touched
    whose subscription is watched (alerts, progressive billing) to `usage.touched` (beside step 3), and
    wait for Kafka's acknowledgement of all of them;
@@ -35,7 +35,7 @@ Order of side effects for a batch, and what a crash between two steps does:
      is idempotent because replayed events keep their transaction_id), and so are the touched pairs:
      the alerts worker evaluates them again, which fires nothing twice (aggregator/alerts_app.py);
    - crash before 4: the pairs were not all published, but the batch is not acknowledged either, and
-     its redelivery touches the same pairs (every planned event counts, one Redis already had too);
+     its redelivery touches the same pairs (every planned event counts, one counted before too);
 5. return; the Faust agent acknowledges the messages and their offsets are committed.
    - crash before the commit: everything above is redone, and every step is a no-op the second time
      (step 1 now finds the batch's events in the archive: none reaches Redis again, and their touched
@@ -114,6 +114,10 @@ async def in_turns(items: Sequence[T]) -> AsyncIterator[Sequence[T]]:
         yield items[start:start + YIELD_EVERY]
 
 
+async def _nothing() -> None:
+    return None
+
+
 class TransientError(RuntimeError):
     """A store is unreachable: retry the same batch later, commit nothing."""
 
@@ -185,17 +189,20 @@ class BatchProcessor:
         self.reject = reject
         self.announce = announce
 
-    async def apply(self, payloads: Sequence[bytes], in_flight: Container[Identity] = ()) -> Applied:
-        """Steps 1-2. `in_flight`: the events of a batch before this one whose archive step has not finished."""
+    async def apply(self, payloads: Sequence[bytes], in_flight: Container[Identity] = (),
+                    settle: Callable[[], Awaitable[None]] = _nothing) -> Applied:
+        """Steps 1-2. `in_flight`: the events of a batch before this one whose archive step has not finished;
+        `settle()` waits until it has."""
         with transient_errors():
-            return await self._apply(payloads, in_flight)
+            return await self._apply(payloads, in_flight, settle)
 
     async def archive(self, applied: Applied) -> BatchResult:
         """Steps 3-4, for a batch `apply` went through."""
         with transient_errors():
             return await self._archive(applied)
 
-    async def _apply(self, payloads: Sequence[bytes], in_flight: Container[Identity]) -> Applied:
+    async def _apply(self, payloads: Sequence[bytes], in_flight: Container[Identity],
+                     settle: Callable[[], Awaitable[None]]) -> Applied:
         applied = Applied()
         result, rejects = applied.result, applied.rejects
         decoded: list[tuple[bytes, Event]] = []
@@ -209,15 +216,16 @@ class BatchProcessor:
 
         views = await self.catalog.lookup({(e.organization_id, e.external_subscription_id) for _, e in decoded})
         # step 1b: the transaction_ids the archive already has, whatever their period (Redis's marks go with
-        # their period), and those of the batch still being archived (not committed yet: `in_flight`)
+        # their period); those of the batch still being archived (`in_flight`) are asked once it is done
         repeated = await self.archive_store.archived(
             [(e.organization_id, e.external_subscription_id, e.transaction_id) for _, e in decoded
              if views.get((e.organization_id, e.external_subscription_id)) is not None])
         planned: list[Planned] = []
         # the first accepted copy of each transaction; a rejected copy wins nothing
         first_copies = applied.payload_of
-        accept, own, to_apply = applied.accepted.append, applied.owners.append, planned.append
         watched = applied.watched
+        candidates: list[tuple[Event, SubscriptionView, Planned, Identity]] = []
+        later: list[Identity] = []  # copies of events of the batch being archived
         async for some_decoded in in_turns(decoded):
             for payload, event in some_decoded:
                 view = views.get((event.organization_id, event.external_subscription_id))
@@ -234,18 +242,25 @@ class BatchProcessor:
                 if identity in first_copies:
                     result.duplicates += 1
                     continue
-                if identity in repeated or identity in in_flight:  # counted before: never applied nor archived
-                    result.duplicates += 1
-                    first_copies[identity] = payload
-                    if view.watched:  # type: ignore[union-attr]  # announced again, as on a redelivery (step 4)
-                        watched[(view.id, outcome.period_key)] = view  # type: ignore[union-attr,index,assignment]
-                    continue
-                to_apply(outcome)
-                accept(event)
-                own((view.id, outcome.period_key))  # type: ignore[union-attr]  # planned: its view is known
-                if view.watched:  # type: ignore[union-attr]
-                    watched[(view.id, outcome.period_key)] = view  # type: ignore[union-attr,index,assignment]
                 first_copies[identity] = payload
+                candidates.append((event, view, outcome, identity))  # type: ignore[arg-type]  # planned: a view
+                if identity in in_flight:
+                    later.append(identity)
+        if later:
+            # a copy of an event of the batch still being archived: that batch may yet refuse its original (a
+            # period closed meanwhile), so its archive is awaited and asked, rather than the copy dropped
+            await settle()
+            repeated = repeated | await self.archive_store.archived(later)
+        accept, own, to_apply = applied.accepted.append, applied.owners.append, planned.append
+        for event, view, outcome, identity in candidates:
+            if view.watched:  # announced even when counted before, as on a redelivery (step 4)
+                watched[(view.id, outcome.period_key)] = view
+            if identity in repeated:  # counted before: neither applied nor archived again
+                result.duplicates += 1
+                continue
+            to_apply(outcome)
+            accept(event)
+            own((view.id, outcome.period_key))
 
         redis_step = asyncio.ensure_future(self._apply_to_redis(planned))  # step 2
         try:
@@ -363,7 +378,7 @@ class Pipeline:
         # the batch being archived is not in the archive's committed rows yet: its events are passed along, so
         # that a copy of one in this batch (a timestamp in another period: other marks) counts once
         in_flight = self._archiving_events if self.archiving else {}
-        applied = await until_done(lambda: self.processor.apply(batch, in_flight), len(batch))
+        applied = await until_done(lambda: self.processor.apply(batch, in_flight, self.drain), len(batch))
         await self.drain()
         self._archiving = asyncio.ensure_future(self._archive(applied, len(batch), finished))
         self._archiving_size = len(batch)

@@ -10,9 +10,10 @@ retry by itself: a failed batch is retried whole by its own backoff (aggregator/
 Redis Cluster: a `redis+cluster://host:port[,host:port...]` URL (core.settings) gives redis-py's cluster
 client instead, with the same timeouts. It routes each command by its key's hash slot, follows MOVED and
 ASK, and re-reads the cluster's layout after a connection error: while a master fails over, the first
-tries fail and later ones reach the promoted replica (`CLUSTER_RETRIES` of them, then the caller's own
-retry as above). Every multi-key command and script of meterline stays within one hash tag (one
-subscription's keys, core.usage_state.keys), which a cluster requires.
+tries fail and later ones reach the promoted replica (the HTTP processes' client tries `CLUSTER_RETRIES`
+times; the others' callers retry what they were doing, as above). Every multi-key command and script of
+meterline stays within one hash tag (one subscription's keys, core.usage_state.keys), which a cluster
+requires.
 
 PostgreSQL: JSON columns are read with orjson. PostgreSQL writes a JSONB number without an exponent
 (a property of 1e300 comes back as 301 digits); Python's json module reads that as an integer that
@@ -74,25 +75,27 @@ def _credentials(url: str) -> tuple[str | None, str | None]:
             unquote(parts.password) if parts.password else None)
 
 
-def _cluster(url: str, timeout_s: float, connect_timeout_s: float) -> RedisCluster:
+def _cluster(url: str, timeout_s: float, connect_timeout_s: float, retries: int) -> RedisCluster:
     username, password = _credentials(url)
     return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in redis_cluster_nodes(url)],
                         socket_timeout=timeout_s, socket_connect_timeout=connect_timeout_s,
-                        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), CLUSTER_RETRIES),
+                        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), retries),
                         username=username, password=password)
 
 
 def redis_client(url: str, *, timeout_s: float, connect_timeout_s: float = 3.0) -> AnyRedis:
-    """A Redis client that reports a connection error to its caller (who retries what it was doing)."""
+    """A Redis client that reports a connection error to its caller (who retries what it was doing). On a
+    cluster it does not retry either: a pipeline retried inside redis-py sends a command it was told to send
+    to one node (the aggregator's WAIT, core.usage_state.redis_state) to any node the second time."""
     if is_cluster(url):
-        return _cluster(url, timeout_s, connect_timeout_s)
+        return _cluster(url, timeout_s, connect_timeout_s, retries=0)
     return Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=connect_timeout_s)
 
 
 def reconnecting_redis(url: str, timeout_s: float, connect_timeout_s: float) -> AnyRedis:
     """The HTTP processes' Redis client: one immediate retry on a new connection after a connection error."""
     if is_cluster(url):  # the cluster client retries by itself, finding a failed-over master's replica
-        return _cluster(url, timeout_s, connect_timeout_s)
+        return _cluster(url, timeout_s, connect_timeout_s, retries=CLUSTER_RETRIES)
     return Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=connect_timeout_s,
                           retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
                           retry_on_error=[RedisConnectionError])

@@ -18,6 +18,7 @@ it (aggregator/processor.py), so it still counts once.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from functools import lru_cache
@@ -25,9 +26,10 @@ from functools import lru_cache
 import orjson
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
-from core.clients import AnyRedis
+from core.clients import REDIS_FAILED, AnyRedis
 from core.domain.aggregation import WEIGHT_BASE, MetricUsage, descale, weighted_units
 from core.usage_state.keys import dedup_key, totals_key, unique_key
 from core.usage_state.ops import Planned
@@ -180,10 +182,17 @@ for k, pair in pairs(latest) do
     redis.call('HSET', KEYS[k], 'latest', pair[1], 'latest_ts', pair[2])
   end
 end
--- a period past its retention is not kept, marks and state alike (an expiry in the past deletes the key)
+-- a period past its retention is not kept, marks and state alike (an expiry in the past deletes the key);
+-- a dedup set's expiry is only ever pushed later (a redelivered batch received earlier, or `meterline
+-- rebuild`, asks for an earlier one), so marks never go before the newest event they protect asks
 local function expire_state()
   for k = 1, nkeys do
-    redis.call('EXPIREAT', KEYS[k], A[k + 1])
+    if by_set[k] then
+      redis.call('EXPIREAT', KEYS[k], A[k + 1], 'NX')
+      redis.call('EXPIREAT', KEYS[k], A[k + 1], 'GT')
+    else
+      redis.call('EXPIREAT', KEYS[k], A[k + 1])
+    end
   end
 end
 expire_state()
@@ -248,15 +257,21 @@ _COUNTS = tuple(str(n) for n in range(8))  # the operations of one event, as tex
 REPLICA_ACK_TIMEOUT_MS = 2_000
 
 
-class ReplicaLagError(ConnectionError):
-    """A master's replica did not acknowledge a batch's scripts in time: the batch is retried (a no-op where
-    it was applied), so that nothing the archive then keeps can be lost by that master failing over."""
+LAYOUT_REFRESH_S = 10.0  # how often the aggregator reads the cluster's layout again (and after any failure)
+
+
+class ClusterChanging(RedisConnectionError):
+    """A master's replica did not acknowledge a batch's scripts in time, or a master is one no more: the
+    batch is retried (a no-op where it was applied), so that nothing the archive then keeps can be lost by
+    a master failing over."""
 
 
 class UsageState:
     def __init__(self, redis: AnyRedis):
         self.redis = redis
         self._apply = redis.register_script(APPLY_LUA)
+        self._layout_stale = False  # on a cluster: read its layout again before the next batch
+        self._layout_read_at = time.monotonic()
 
     async def apply(self, planned: Sequence[Planned]) -> list[bool]:
         """Apply a batch, one atomic script per subscription, in one round trip. Returns, for each
@@ -282,41 +297,53 @@ class UsageState:
 
     async def _apply_on_cluster(self, redis: RedisCluster, calls: Sequence[tuple[list[str], list[str]]]) -> list[bytes]:
         """The scripts of a batch on a Redis Cluster: one pipeline, which redis-py splits into one per master
-        (each script's keys share one hash slot) sent concurrently, and retries after a failover.
+        (each script's keys share one hash slot) sent concurrently.
 
         A master acknowledges a script before its replica has it (Redis replicates asynchronously): were it
         killed then, its promoted replica would not have events the archive keeps. So each master's part ends
-        with WAIT for its replica, and a batch a replica did not acknowledge is retried (ReplicaLagError).
+        with WAIT for its replica, on the same connection, and a batch a replica did not acknowledge is
+        retried whole (ClusterChanging: a no-op where it was applied). The client's picture of the cluster
+        (which master serves a slot, with which replicas) is read again after any failure and every
+        LAYOUT_REFRESH_S: a replica gone or back is then seen, and WAIT is sent where it means something.
         A script new to a master (a promoted replica has no script cache) is loaded and its calls sent again."""
+        if self._layout_stale or time.monotonic() - self._layout_read_at > LAYOUT_REFRESH_S:
+            await redis.nodes_manager.initialize()
+            self._layout_stale, self._layout_read_at = False, time.monotonic()
         results: list[bytes | Exception | None] = [None] * len(calls)
         todo = list(range(len(calls)))
-        for _ in range(2):  # the second time after loading the script where it was missing
-            async with redis.pipeline(transaction=False) as pipe:
-                masters: dict[str, tuple[ClusterNode, int]] = {}
-                for n in todo:
-                    keys, argv = calls[n]
-                    # EVALSHA by name: redis-py blocks its pipelined method on a cluster, not the command
-                    pipe.execute_command("EVALSHA", self._apply.sha, len(keys), *keys, orjson.dumps(argv))
-                    master, replicas = _master_of(redis, keys[0])
-                    if replicas and master.name not in masters:
-                        masters[master.name] = (master, replicas)
-                for master, _replicas in masters.values():
-                    pipe.execute_command("WAIT", 1, REPLICA_ACK_TIMEOUT_MS, target_nodes=master)
-                answers = await pipe.execute(raise_on_error=False)
-            for n, answer in zip(todo, answers, strict=False):
-                results[n] = answer
-            acks = answers[len(todo):]
-            failed = next((answer for answer in answers if isinstance(answer, Exception)
-                           and not isinstance(answer, NoScriptError)), None)
-            if failed is not None:
-                raise failed
-            if any(ack == 0 for ack in acks):
-                raise ReplicaLagError(f"a replica did not acknowledge the batch within {REPLICA_ACK_TIMEOUT_MS} ms")
-            todo = [n for n in todo if isinstance(results[n], NoScriptError)]
-            if not todo:
-                return results  # type: ignore[return-value]  # every one answered its flags
-            await redis.script_load(APPLY_LUA)  # on every master
-        raise NoScriptError("the usage script could not be loaded on the cluster")
+        try:
+            for _ in range(2):  # the second time after loading the script where it was missing
+                async with redis.pipeline(transaction=False) as pipe:
+                    masters: dict[str, ClusterNode] = {}
+                    for n in todo:
+                        keys, argv = calls[n]
+                        # EVALSHA by name: redis-py blocks its pipelined method on a cluster, not the command
+                        pipe.execute_command("EVALSHA", self._apply.sha, len(keys), *keys, orjson.dumps(argv))
+                        master, replicas = _master_of(redis, keys[0])
+                        if replicas:
+                            masters.setdefault(master.name, master)
+                    for master in masters.values():
+                        pipe.execute_command("WAIT", 1, REPLICA_ACK_TIMEOUT_MS, target_nodes=master)
+                    answers = await pipe.execute(raise_on_error=False)
+                for n, answer in zip(todo, answers, strict=False):
+                    results[n] = answer
+                failed = next((answer for answer in answers[:len(todo)] if isinstance(answer, Exception)
+                               and not isinstance(answer, NoScriptError)), None)
+                if failed is not None:
+                    raise failed
+                acks = answers[len(todo):]
+                if any(isinstance(ack, Exception) or ack == 0 for ack in acks):  # a replica lagging, or a
+                    # master that is one no more ("WAIT cannot be used with replica instances")
+                    raise ClusterChanging(f"a replica did not acknowledge the batch within {REPLICA_ACK_TIMEOUT_MS} "
+                                          f"ms: {[ack for ack in acks if isinstance(ack, Exception) or ack == 0]}")
+                todo = [n for n in todo if isinstance(results[n], NoScriptError)]
+                if not todo:
+                    return results  # type: ignore[return-value]  # every one answered its flags
+                await redis.script_load(APPLY_LUA)  # on every master
+            raise ClusterChanging("the usage script could not be loaded on every master")
+        except REDIS_FAILED:  # ResponseError, NoScriptError and ClusterChanging are RedisErrors too
+            self._layout_stale = True
+            raise
 
 
 def _master_of(redis: RedisCluster, key: str) -> tuple[ClusterNode, int]:
@@ -374,7 +401,7 @@ def _reader(redis: AnyRedis) -> AsyncScript:
 READ_TOGETHER = 200  # (scope, period) reads per script call
 
 
-async def read_usages(redis: AnyRedis, wanted: Sequence[tuple[str, Sequence[str], str]]
+async def read_usages(redis: AnyRedis, wanted: Sequence[tuple[str, Sequence[str], str]], *, loaded: bool = False
                       ) -> list[dict[str, MetricUsage]]:
     """The usage of each (scope, metric ids, period key), in one round trip: one subscription (current
     usage) with one EVALSHA; many (the alerts worker's) READ_TOGETHER to a call, the calls in a pipeline.
@@ -397,9 +424,9 @@ async def read_usages(redis: AnyRedis, wanted: Sequence[tuple[str, Sequence[str]
             for keys in calls:
                 pipe.execute_command("EVALSHA", read.sha, len(keys), *keys)
             replies = await pipe.execute(raise_on_error=False)
-        if any(isinstance(reply, NoScriptError) for reply in replies):  # a master new since (a failover)
-            await redis.script_load(READ_LUA)
-            return await read_usages(redis, wanted)
+        if any(isinstance(reply, NoScriptError) for reply in replies) and not loaded:  # a master new since
+            await redis.script_load(READ_LUA)  # (a failover): loaded on every master, then read once more
+            return await read_usages(redis, wanted, loaded=True)
         failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
         if failed is not None:
             raise failed

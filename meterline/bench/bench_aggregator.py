@@ -70,9 +70,8 @@ from typing import cast
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from redis import Redis as SyncRedis
 
-from core.clients import is_cluster
+from core.clients import is_cluster, sync_redis
 from core.lag import wait_caught_up
 from core.metrics import STATS_KEY
 from core.settings import Settings, load_settings
@@ -139,7 +138,7 @@ def alerts_off(ctx: BenchContext, organization_id: str, run: str) -> None:
 
 def alerts_evaluated(settings: Settings) -> int:
     """The pipeline's count of alert evaluations so far (every worker's, the stack's too)."""
-    with SyncRedis.from_url(settings.redis_url) as redis:
+    with sync_redis(settings.redis_url) as redis:
         return int(cast(bytes | None, redis.hget(STATS_KEY, "alerts_evaluated")) or 0)
 
 

@@ -190,6 +190,9 @@ def up(settings: Settings, say: Callable[[str], None] = print, environ: Mapping[
         for process in reversed(wanted):
             if stop(rundir, process.name, process.marker):
                 say(f"stopped {process.name} (the stack's settings changed)")
+        if f"METERLINE_REDIS_URL={settings.redis_url}\n" not in before:
+            say("the stack now uses another Redis, whose usage state starts empty: `meterline rebuild` restores the "
+                "open periods' from the archive")
     for name in stray_aggregators(rundir, settings.aggregators):
         if stop(rundir, name, f"meterline.cli {AGGREGATOR}"):
             say(f"stopped {name} (METERLINE_AGGREGATORS={settings.aggregators})")

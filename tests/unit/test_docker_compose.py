@@ -171,7 +171,11 @@ def test_observability_profile_scrapes_every_process_and_provisions_the_dashboar
     for name in ("prometheus", "grafana"):
         assert SERVICES[name]["profiles"] == ["observability"]
     scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
-    targets = {t for job in scrape["scrape_configs"] for group in job["static_configs"] for t in group["targets"]}
+    jobs = scrape["scrape_configs"]
+    targets = {t for job in jobs for group in job.get("static_configs", ()) for t in group["targets"]}
+    # the aggregators are found by DNS: one address per replica (`deploy: replicas`)
+    targets |= {f"{name}:{sd['port']}" for job in jobs for sd in job.get("dns_sd_configs", ())
+                for name in sd["names"] if sd["type"] == "A"}
     assert targets == {"api:3000", "ingest:3001", "aggregator:9464", "alerts:9466", "biller:9465"}
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "meterline-dashboard.json").read_text())
     expressions = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])

@@ -79,8 +79,9 @@ class Journal:
         txs = [item.transaction_id for item in planned]
         self.entries.append(("redis-begin", txs))
         await asyncio.sleep(0.002)
-        fresh = [tx not in self.applied_txs for tx in txs]
-        self.applied_txs.update(txs)
+        marks = [f"{item.transaction_id}@{item.period_key}" for item in planned]  # a period's marks, as Redis's
+        fresh = [mark not in self.applied_txs for mark in marks]
+        self.applied_txs.update(marks)
         self.entries.append(("redis-end", txs))
         return fresh
 
@@ -291,7 +292,9 @@ def test_a_batch_redelivered_after_redis_only_counts_what_redis_had_as_duplicate
     """A crash between Redis and the archive: the archive does not have them, Redis's marks decide."""
     journal, rejected = Journal(), list[tuple[bytes, bytes]]()
     payloads = [message(f"t{n}") for n in range(5)]
-    journal.applied_txs.update(["t0", "t1", "t2", "t3", "t4"])  # what the crashed try left in Redis
+    period = VIEW.cycle.period_at(datetime.fromtimestamp(NOW_US / 1e6, UTC))
+    assert period is not None
+    journal.applied_txs.update(f"t{n}@{period.key}" for n in range(5))  # what the crashed try left in Redis
     result = asyncio.run(process_until_done(make(journal, rejected), payloads))
     assert (result.applied, result.archived, result.duplicates) == (0, 5, 5)
     # the archive is told none was new to Redis: it inserts them with conflict checks
@@ -320,6 +323,39 @@ def test_a_copy_of_an_event_of_the_batch_being_archived_counts_once_whatever_its
     asyncio.run(run())
     assert [(r.applied, r.duplicates, r.archived) for r in results] == [(2, 0, 2), (1, 1, 1)]
     assert [txs for kind, txs in journal.entries if kind == "redis-begin"] == [["a", "b"], ["c"]]
+
+
+def test_a_copy_of_an_event_the_batch_being_archived_then_refuses_as_closed_is_counted() -> None:
+    """Batch 1's original is refused by its archive step (its period closed meanwhile): the copy in batch 2, with
+    a timestamp in an open period, waited for that archive step and counts, once."""
+    class Closing(Journal):
+        async def store(self, batch: Sequence[Event], owners: Sequence[tuple[str, str]],
+                        new_to_redis: Sequence[bool] = (), prepared: tuple[str, str] | None = None) -> Stored:
+            stored = await super().store(batch, owners, new_to_redis, prepared)
+            if [event.transaction_id for event in batch] == ["a", "b"]:  # batch 1's b: its period closed
+                self.archived_keys.discard((ORG, "s1", "b"))
+                return Stored(stored.archived - 1, [(ORG, "s1", "b")], 0)
+            return stored
+
+    journal, rejected = Closing(), list[tuple[bytes, bytes]]()
+    results: list[BatchResult] = []
+
+    def failed(size: int, exc: BaseException) -> NoReturn:
+        raise AssertionError(f"no batch may fail here: {exc!r}")
+
+    async def run() -> None:
+        pipeline = Pipeline(make(journal, rejected), failed)
+
+        async def done(result: BatchResult) -> None:
+            results.append(result)
+        await pipeline.submit([message("a"), message("b")], done)
+        await pipeline.submit([message("b", timestamp_us=NOW_US + 40 * 86_400_000_000), message("c")], done)
+        await pipeline.drain()
+
+    asyncio.run(run())
+    assert [(r.applied, r.duplicates, r.archived, r.rejected) for r in results] == [
+        (2, 0, 1, {"period_closed": 1}), (2, 0, 2, {})]
+    assert journal.lookups[-1] == ["b"]  # asked again once batch 1 was archived
 
 
 def test_events_the_archive_refuses_as_closed_are_rejected_with_their_original_message() -> None:
