@@ -66,14 +66,17 @@ while i <= #A do
   starts[#starts + 1] = i
   i = i + 3 + 4 * tonumber(A[i + 2])
 end
-local by_set = {}  -- dedup set's key index -> the events it marks
-for e = 1, #txs do
-  local list = by_set[sets[e]]
+local function push(lists, k, value)  -- lists[k], made when missing, gets value at its end
+  local list = lists[k]
   if not list then
     list = {}
-    by_set[sets[e]] = list
+    lists[k] = list
   end
-  list[#list + 1] = e
+  list[#list + 1] = value
+end
+local by_set = {}  -- dedup set's key index -> the events it marks
+for e = 1, #txs do
+  push(by_set, sets[e], e)
 end
 local marked = {}
 for k, events in pairs(by_set) do
@@ -95,12 +98,7 @@ for e = 1, #txs do
   seen[tx] = true
   flags[e] = fresh[e] and '1' or '0'
   if fresh[e] then
-    local list = new[sets[e]]
-    if not list then
-      list = {}
-      new[sets[e]] = list
-    end
-    list[#list + 1] = tx
+    push(new, sets[e], tx)
   end
 end
 -- marked before anything is applied, as one by one: a call that fails half-way (Redis out of

@@ -167,12 +167,20 @@ def pid_of(name: str) -> int | None:
 
 def wait_gone(pid: int, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
-        if stat and stat.rsplit(")", 1)[1].split()[0] == "Z":
+    while time.monotonic() < deadline:
+        state = process_state(pid)
+        if state in (None, "Z"):  # gone, or a zombie its parent has not reaped
             return
         time.sleep(0.1)
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    raise AssertionError(f"process {pid} still runs after {timeout_s} s ({process_state(pid)})")
+
+
+def process_state(pid: int) -> str | None:
+    """The process's state letter, None once it is gone (it may go between any two reads of /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
 
 
 @pytest.fixture

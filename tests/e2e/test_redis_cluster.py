@@ -84,6 +84,8 @@ def test_a_master_killed_mid_stream_fails_over_and_loses_and_doubles_nothing(
     assert victim is not None, f"the master on {victim_port} was not started by this stack"
     events, calls, seats = workload(subscription_id, 3000)
 
+    logs = sorted((HOME / "log").glob("aggregator-*.log"))
+    sizes = {log: log.stat().st_size for log in logs}
     sender = stream_in_background(ingest, events, pause_s=0.05)  # 36 requests over ~3 s
     time.sleep(1.0)
     os.kill(victim, signal.SIGKILL)
@@ -96,6 +98,9 @@ def test_a_master_killed_mid_stream_fails_over_and_loses_and_doubles_nothing(
 
     assert_exact(usage, calls, 2700, seats)
     assert archived(services, subscription_id) == (3000, 3000)
+    # an aggregator met the failover mid-stream: a batch held back while the master was gone, then retried
+    after = "".join(log.read_bytes()[sizes[log]:].decode(errors="replace") for log in logs)
+    assert "held back" in after and "Redis unavailable" in after
     # the killed node comes back (`up` starts what is not running) as the promoted one's replica
     assert f"started the Redis Cluster at {redis_cluster.URL}" in meterline("up").stdout
     deadline = time.monotonic() + 30

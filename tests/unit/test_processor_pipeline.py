@@ -301,26 +301,33 @@ def test_a_batch_redelivered_after_redis_only_counts_what_redis_had_as_duplicate
     assert journal.new_to_redis == [[False] * 5]
 
 
-def test_a_copy_of_an_event_of_the_batch_being_archived_counts_once_whatever_its_timestamp() -> None:
-    """Batch 2 is planned while batch 1 is archived (not committed yet): a copy of one of batch 1's events
-    with a timestamp in another period (other dedup marks in Redis) is a duplicate all the same."""
-    journal, rejected = Journal(), list[tuple[bytes, bytes]]()
+def two_batches(journal: Journal, first: list[bytes], second: list[bytes]) -> list[BatchResult]:
+    """The results of two batches through one Pipeline, the second submitted while the first is archived."""
     results: list[BatchResult] = []
 
     def failed(size: int, exc: BaseException) -> NoReturn:
         raise AssertionError(f"no batch may fail here: {exc!r}")
 
     async def run() -> None:
-        pipeline = Pipeline(make(journal, rejected), failed)
+        pipeline = Pipeline(make(journal, []), failed)
 
         async def done(result: BatchResult) -> None:
             results.append(result)
-        await pipeline.submit([message("a"), message("b")], done)
-        assert pipeline.archiving == 2
-        await pipeline.submit([message("b", timestamp_us=NOW_US - 40 * 86_400_000_000), message("c")], done)
+        await pipeline.submit(first, done)
+        assert pipeline.archiving == len(first)
+        await pipeline.submit(second, done)
         await pipeline.drain()
 
     asyncio.run(run())
+    return results
+
+
+def test_a_copy_of_an_event_of_the_batch_being_archived_counts_once_whatever_its_timestamp() -> None:
+    """Batch 2 is planned while batch 1 is archived (not committed yet): a copy of one of batch 1's events
+    with a timestamp in another period (other dedup marks in Redis) is a duplicate all the same."""
+    journal = Journal()
+    results = two_batches(journal, [message("a"), message("b")],
+                          [message("b", timestamp_us=NOW_US - 40 * 86_400_000_000), message("c")])
     assert [(r.applied, r.duplicates, r.archived) for r in results] == [(2, 0, 2), (1, 1, 1)]
     assert [txs for kind, txs in journal.entries if kind == "redis-begin"] == [["a", "b"], ["c"]]
 
@@ -337,22 +344,9 @@ def test_a_copy_of_an_event_the_batch_being_archived_then_refuses_as_closed_is_c
                 return Stored(stored.archived - 1, [(ORG, "s1", "b")], 0)
             return stored
 
-    journal, rejected = Closing(), list[tuple[bytes, bytes]]()
-    results: list[BatchResult] = []
-
-    def failed(size: int, exc: BaseException) -> NoReturn:
-        raise AssertionError(f"no batch may fail here: {exc!r}")
-
-    async def run() -> None:
-        pipeline = Pipeline(make(journal, rejected), failed)
-
-        async def done(result: BatchResult) -> None:
-            results.append(result)
-        await pipeline.submit([message("a"), message("b")], done)
-        await pipeline.submit([message("b", timestamp_us=NOW_US + 40 * 86_400_000_000), message("c")], done)
-        await pipeline.drain()
-
-    asyncio.run(run())
+    journal = Closing()
+    results = two_batches(journal, [message("a"), message("b")],
+                          [message("b", timestamp_us=NOW_US + 40 * 86_400_000_000), message("c")])
     assert [(r.applied, r.duplicates, r.archived, r.rejected) for r in results] == [
         (2, 0, 1, {"period_closed": 1}), (2, 0, 2, {})]
     assert journal.lookups[-1] == ["b"]  # asked again once batch 1 was archived
