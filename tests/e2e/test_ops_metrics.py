@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.clients import sync_redis
 from meterline.stack.proc import RunDir, running_pid
 from tests.builders import customer_body, metric_body, mtu_event, plan_body, subscription_body, wait_for
-from tests.conftest import HOME, ROOT, Services, Stack
+from tests.conftest import HOME, ROOT, STACK_PROCESSES, Services, Stack
 from tests.e2e.ingest_support import ServerProcess, private_server
 
 
@@ -144,11 +144,17 @@ def test_each_process_counts_its_own_work(stack: Stack, client: httpx.Client, un
     client.post("/plans", json=plan_body()).raise_for_status()
     client.post("/customers", json=customer_body(f"m-{unique}")).raise_for_status()
     client.post("/subscriptions", json=subscription_body(f"m-{unique}", f"sub-m-{unique}")).raise_for_status()
-    aggregator_url = "http://127.0.0.1:9464"
+    # every aggregator's /metrics (`make test-cluster` runs two; either may own the subscription's partition)
+    aggregator_urls = [f"http://127.0.0.1:{dict(process.env).get('METERLINE_AGGREGATOR_METRICS_PORT', '9464')}"
+                       for process in STACK_PROCESSES if process.command == "aggregator"]
+
+    def visible() -> float:
+        return sum(counter(url, "meterline_event_to_visible_seconds_count") for url in aggregator_urls)
+
     requests_before = counter(stack.api_url, "meterline_ingest_requests_total", endpoint="batch", status="200")
     invalid_before = counter(stack.api_url, "meterline_ingest_requests_total", endpoint="batch", status="422")
     accepted_before = counter(stack.api_url, "meterline_ingest_events_accepted_total")
-    visible_before = counter(aggregator_url, "meterline_event_to_visible_seconds_count")
+    visible_before = visible()
 
     events = [mtu_event(f"sub-m-{unique}", f"tx-{n}", f"user-{n}") for n in range(25)]
     client.post("/events/batch", json={"events": events}).raise_for_status()
@@ -159,8 +165,7 @@ def test_each_process_counts_its_own_work(stack: Stack, client: httpx.Client, un
     assert counter(stack.api_url, "meterline_ingest_requests_total", endpoint="batch", status="422") \
         == invalid_before + 1
     assert counter(stack.api_url, "meterline_ingest_events_accepted_total") == accepted_before + 25
-    wait_for(lambda: counter(aggregator_url, "meterline_event_to_visible_seconds_count") >= visible_before + 25,
-             30, "the aggregator to apply the 25 events")
+    wait_for(lambda: visible() >= visible_before + 25, 30, "the aggregator to apply the 25 events")
 
 
 def test_current_usage_answers_503_when_redis_is_unreachable(stack: Stack, client: httpx.Client,
