@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 import httpx
 
 from core.apikeys import new_api_key
+from core.clients import is_cluster
 from core.db.migrate import upgrade
-from core.settings import CLUSTER_SCHEME, DEFAULT_FONT_DIR, DEFAULT_REDIS_URL, DOCUMENT_FONTS, Settings
+from core.settings import DEFAULT_FONT_DIR, DEFAULT_REDIS_URL, DOCUMENT_FONTS, Settings
 from meterline.orgs import ensure_organization
 from meterline.stack import kafka, postgres, redis_cluster, redis_server
 from meterline.stack.proc import RunDir, StackError, apt_install, exited, running_pid, start, stop, wait_until
@@ -175,7 +176,7 @@ def up(settings: Settings, say: Callable[[str], None] = print, environ: Mapping[
     if settings.redis_url == redis_cluster.URL:
         if redis_cluster.ensure_running(rundir):
             say(f"started the Redis Cluster at {settings.redis_url}")
-    elif not settings.redis_url.startswith(f"{CLUSTER_SCHEME}://") and \
+    elif not is_cluster(settings.redis_url) and \
             redis_server.ensure_running(rundir, settings.redis_url):
         say(f"started Redis at {settings.redis_url}")
     if postgres.ensure_running(rundir, settings.database_url):

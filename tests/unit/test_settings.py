@@ -56,3 +56,39 @@ def test_invoice_document_links_name_the_api_and_last_a_day_by_default() -> None
 def test_a_document_setting_out_of_range_is_refused(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({name: value})
+
+
+def test_a_cluster_url_names_its_startup_nodes_with_or_without_credentials() -> None:
+    from core.settings import redis_cluster_nodes
+
+    assert redis_cluster_nodes("redis+cluster://127.0.0.1:7001,10.0.0.2:7002") == [
+        ("127.0.0.1", 7001), ("10.0.0.2", 7002)]
+    assert redis_cluster_nodes("redis+cluster://user:p%40ss@node-1:6379/0") == [("node-1", 6379)]
+    assert redis_cluster_nodes("redis+cluster://[::1]:7001") == [("::1", 7001)]
+    settings = Settings.from_env({"METERLINE_REDIS_URL": "redis+cluster://127.0.0.1:7001",
+                                  "METERLINE_LOCAL_REDIS": "cluster", "METERLINE_AGGREGATORS": "3"})
+    assert (settings.redis_url, settings.local_redis, settings.aggregators) == (
+        "redis+cluster://127.0.0.1:7001", "cluster", 3)
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("redis+cluster://node-1", r"^METERLINE_REDIS_URL: each cluster node is host:port, got 'node-1' in "),
+    ("redis+cluster://node-1:7001,:7002", r"^METERLINE_REDIS_URL: each cluster node is host:port, got ':7002' in "),
+    ("redis+cluster://node-1:70000", r"^METERLINE_REDIS_URL must be between 1 and 65535, got 70000$"),
+    ("redis+cluster://node-1:7001/2", r"^a Redis Cluster has only database 0, got "),
+    ("memcached://node-1:7001", r"^METERLINE_REDIS_URL must be a redis:// URL or a redis\+cluster://"),
+])
+def test_a_malformed_redis_url_is_refused(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"METERLINE_REDIS_URL": url})
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("METERLINE_LOCAL_REDIS", "sentinel", r"^METERLINE_LOCAL_REDIS must be single or cluster, got 'sentinel'$"),
+    ("METERLINE_AGGREGATORS", "0", r"^METERLINE_AGGREGATORS must be from 1 to 64$"),
+    ("METERLINE_AGGREGATORS", "65", r"^METERLINE_AGGREGATORS must be from 1 to 64$"),
+    ("METERLINE_AGGREGATORS", "two", r"^METERLINE_AGGREGATORS must be a whole number, got 'two'$"),
+])
+def test_the_local_stack_s_redis_and_aggregator_count_are_checked(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({name: value})
