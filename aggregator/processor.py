@@ -205,21 +205,22 @@ class BatchProcessor:
                      settle: Callable[[], Awaitable[None]]) -> Applied:
         applied = Applied()
         result, rejects = applied.result, applied.rejects
-        decoded: list[tuple[bytes, Event]] = []
+        decoded: list[tuple[bytes, Event, Identity]] = []
         keep = decoded.append
         async for some in in_turns(payloads):
             for payload in some:
                 try:
-                    keep((payload, event_from_message(payload)))
+                    event = event_from_message(payload)
                 except ValueError as exc:
                     rejects.append((payload, Rejected("malformed", str(exc))))
+                    continue
+                keep((payload, event, (event.organization_id, event.external_subscription_id, event.transaction_id)))
 
-        views = await self.catalog.lookup({(e.organization_id, e.external_subscription_id) for _, e in decoded})
+        views = await self.catalog.lookup({identity[:2] for _, _, identity in decoded})
         # step 1b: the transaction_ids the archive already has, whatever their period (Redis's marks go with
         # their period); those of the batch still being archived (`in_flight`) are asked once it is done
         repeated = await self.archive_store.archived(
-            [(e.organization_id, e.external_subscription_id, e.transaction_id) for _, e in decoded
-             if views.get((e.organization_id, e.external_subscription_id)) is not None])
+            [identity for _, _, identity in decoded if views.get(identity[:2]) is not None])
         planned: list[Planned] = []
         # the first accepted copy of each transaction; a rejected copy wins nothing
         first_copies = applied.payload_of
@@ -227,8 +228,8 @@ class BatchProcessor:
         candidates: list[tuple[Event, SubscriptionView, Planned, Identity]] = []
         later: list[Identity] = []  # copies of events of the batch being archived
         async for some_decoded in in_turns(decoded):
-            for payload, event in some_decoded:
-                view = views.get((event.organization_id, event.external_subscription_id))
+            for payload, event, identity in some_decoded:
+                view = views.get(identity[:2])
                 if view is not None:
                     view = view.at(event.timestamp_us)
                 try:
@@ -238,7 +239,6 @@ class BatchProcessor:
                 if isinstance(outcome, Rejected):
                     rejects.append((payload, outcome))
                     continue
-                identity = (event.organization_id, event.external_subscription_id, event.transaction_id)
                 if identity in first_copies:
                     result.duplicates += 1
                     continue

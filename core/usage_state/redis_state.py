@@ -117,12 +117,7 @@ for e = 1, #txs do
     for _ = 1, nops do
       local kind, k, value = A[i], tonumber(A[i + 1]), A[i + 2]
       if kind == 'U' then
-        local list = members[k]
-        if not list then
-          list = {}
-          members[k] = list
-        end
-        list[#list + 1] = value
+        push(members, k, value)
       elseif kind == 'N' then
         counts[k] = (counts[k] or 0) + 1
       elseif kind == 'S' then

@@ -18,6 +18,7 @@ from pathlib import Path
 import redis
 
 from meterline.stack.proc import RunDir, StackError, apt_install, running_pid, start, wait_until
+from meterline.stack.redis_server import answers
 
 MARKER = "redis-server"
 HOST = "127.0.0.1"
@@ -54,11 +55,7 @@ def _client(port: int) -> redis.Redis:
 
 
 def _node_answers(port: int) -> bool:
-    try:
-        with _client(port) as client:
-            return bool(client.ping())
-    except redis.exceptions.RedisError:
-        return False
+    return answers(f"redis://{HOST}:{port}/0")
 
 
 def cluster_ok(ports: tuple[int, ...]) -> bool:

@@ -10,7 +10,6 @@ import signal
 import time
 
 import httpx
-import psycopg
 import pytest
 import redis
 from redis.cluster import key_slot
@@ -23,6 +22,7 @@ from tests.e2e.test_aggregator_faults import (
     archived,
     assert_exact,
     meterline,
+    organization_of,
     seed,
     send,
     settle,
@@ -39,13 +39,6 @@ def cluster(services: Services) -> redis.RedisCluster:
     client = sync_redis(services.redis_url)
     assert isinstance(client, redis.RedisCluster)
     return client
-
-
-def organization_of(services: Services, customer_id: str) -> str:
-    with psycopg.connect(services.database_url) as conn:
-        row = conn.execute("SELECT organization_id FROM customers WHERE external_id = %s", (customer_id,)).fetchone()
-    assert row is not None
-    return str(row[0])
 
 
 def role_of(port: int) -> str:
@@ -76,7 +69,7 @@ def test_a_master_killed_mid_stream_fails_over_and_loses_and_doubles_nothing(
         client: httpx.Client, ingest: httpx.Client, unique: str, services: Services,
         cluster: redis.RedisCluster) -> None:
     customer_id, subscription_id = seed(client, unique)
-    slot = key_slot(f"ml:{{{organization_of(services, customer_id)}:{subscription_id}}}:x".encode())
+    slot = key_slot(f"ml:{{{organization_of(services, subscription_id)}:{subscription_id}}}:x".encode())
     victim_port = int(cluster.nodes_manager.slots_cache[slot][0].port)
     if not cluster.nodes_manager.slots_cache[slot][1:]:
         pytest.skip("the local cluster has no replicas (not enough memory when it was created)")
