@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,21 @@ def archived(services: Services, subscription_id: str) -> tuple[int, int]:
 
 def pid_of(name: str) -> int | None:
     return running_pid(RunDir(HOME), name, MARKERS.get(name, {"redis": "redis-server"}.get(name, "postgres")))
+
+
+@contextmanager
+def aggregators_paused() -> Iterator[None]:
+    """Every aggregator of the stack stopped (SIGSTOP) meanwhile: with several (`make test-cluster` runs
+    two), any of them may own the partition of the events a test sends."""
+    pids = [pid_of(process.name) for process in STACK_PROCESSES if process.command == "aggregator"]
+    assert pids and None not in pids, pids
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 def wait_gone(pid: int, timeout_s: float = 60) -> None:

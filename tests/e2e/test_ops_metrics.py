@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,10 +13,10 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.clients import sync_redis
-from meterline.stack.proc import RunDir, running_pid
 from tests.builders import customer_body, metric_body, mtu_event, plan_body, subscription_body, wait_for
 from tests.conftest import HOME, ROOT, STACK_PROCESSES, Services, Stack
 from tests.e2e.ingest_support import ServerProcess, private_server
+from tests.e2e.test_aggregator_faults import aggregators_paused
 
 
 def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -78,33 +77,28 @@ def test_api_metrics_carry_pipeline_wide_series(stack: Stack) -> None:
     assert {"applied", "deduplicated"} <= outcomes
 
 
-def test_consumer_lag_counts_events_while_the_aggregator_is_paused(
+def test_consumer_lag_counts_events_while_the_aggregators_are_paused(
         stack: Stack, client: httpx.Client, ingest: httpx.Client, unique: str) -> None:
     client.post("/billable_metrics", json=metric_body()).raise_for_status()
     client.post("/plans", json=plan_body()).raise_for_status()
     client.post("/customers", json=customer_body(f"lag-{unique}")).raise_for_status()
     client.post("/subscriptions", json=subscription_body(f"lag-{unique}", f"sub-lag-{unique}")).raise_for_status()
     wait_for(lambda: total_lag(stack) == 0, 30, "the aggregator to drain the topic")
-    aggregator = running_pid(RunDir(HOME), "aggregator-1", "meterline.cli aggregator")
-    assert aggregator is not None
     events = [mtu_event(f"sub-lag-{unique}", f"tx-{n}", f"user-{n}") for n in range(300)]
 
-    os.kill(aggregator, signal.SIGSTOP)
-    try:
+    with aggregators_paused():
         # A paused worker commits nothing, so the lag only moves with what we send. The metric is a
         # sample at most 2 s old: take as baseline a value that stays put across two refreshes
-        # (a batch the worker had in flight when it was paused is part of it).
+        # (a batch a worker had in flight when it was paused is part of it).
         readings = [total_lag(stack)]
         while len(readings) < 2 or readings[-1] != readings[-2]:
-            assert len(readings) < 10, f"the lag of the paused worker does not settle: {readings}"
+            assert len(readings) < 10, f"the lag of the paused workers does not settle: {readings}"
             time.sleep(2.5)
             readings.append(total_lag(stack))
         baseline = readings[-1]
         for start in range(0, 300, 100):
             ingest.post("/events/batch", json={"events": events[start:start + 100]}).raise_for_status()
         wait_for(lambda: total_lag(stack) == baseline + 300, 20, "the lag to grow by the 300 events sent")
-    finally:
-        os.kill(aggregator, signal.SIGCONT)
 
     wait_for(lambda: total_lag(stack) == 0, 60, "the lag to return to 0 after resuming")
 

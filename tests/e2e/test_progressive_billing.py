@@ -11,11 +11,7 @@ the events are last month's, and this month's first day bills them."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +20,7 @@ import httpx
 from meterline.example import MTU_METRIC, team_plan
 from tests.builders import wait_for
 from tests.e2e.invoice_support import bill, create, customer, epoch, invoices_of, subscribe, wait_archived
-from tests.e2e.test_aggregator_faults import pid_of
+from tests.e2e.test_aggregator_faults import aggregators_paused
 from tests.e2e.test_alerts_stream import evaluated, send_batch, users
 from tests.e2e.webhook_support import Receiver
 
@@ -57,23 +53,11 @@ def july_invoice(client: httpx.Client, customer_id: str) -> dict[str, Any]:
     return response.json()["invoice"]
 
 
-@contextmanager
-def aggregator_paused() -> Iterator[None]:
-    """Events sent meanwhile wait in Kafka, and the aggregator then takes them in one batch: one evaluation."""
-    pid = pid_of("aggregator-1")
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
 def step(client: httpx.Client, ingest: httpx.Client, subscription_id: str, numbers: range) -> None:
     """June users `numbers`, sent, archived and evaluated before the next step; in one batch. A
     fetch the paused worker had in flight is answered with the first events to arrive, so a copy of an
     event already counted (a no-op) goes first and takes that answer."""
-    with aggregator_paused():
+    with aggregators_paused():
         if numbers.start > 0:
             send_batch(ingest, june_users(subscription_id, range(numbers.start - 1, numbers.start)))
             time.sleep(0.3)
