@@ -166,12 +166,18 @@ def pid_of(name: str) -> int | None:
     return running_pid(RunDir(HOME), name, MARKERS.get(name, {"redis": "redis-server"}.get(name, "postgres")))
 
 
+def aggregator_pids() -> list[int]:
+    """The pids of the stack's aggregators, every one running."""
+    pids = [pid_of(process.name) for process in STACK_PROCESSES if process.command == "aggregator"]
+    assert pids and None not in pids, pids
+    return [pid for pid in pids if pid is not None]
+
+
 @contextmanager
 def aggregators_paused() -> Iterator[None]:
     """Every aggregator of the stack stopped (SIGSTOP) meanwhile: with several (`make test-cluster` runs
     two), any of them may own the partition of the events a test sends."""
-    pids = [pid_of(process.name) for process in STACK_PROCESSES if process.command == "aggregator"]
-    assert pids and None not in pids, pids
+    pids = aggregator_pids()
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     try:
@@ -213,11 +219,12 @@ def test_kill_9_mid_stream_then_restart_counts_exactly_once(
     sender = stream_in_background(ingest, events, 0.03)  # 72 batches: about 3 s
     time.sleep(1.0)  # mid-stream: the aggregator is busy with the first batches
     assert sender.is_alive()
-    victim = pid_of("aggregator-1")
-    assert victim is not None
-    os.kill(victim, signal.SIGKILL)
-    wait_gone(victim)
-    assert pid_of("aggregator-1") is None
+    victims = aggregator_pids()  # every one: with two (`make test-cluster`), either may own the partition
+    for victim in victims:
+        os.kill(victim, signal.SIGKILL)
+    for victim in victims:
+        wait_gone(victim)
+    assert all(pid_of(process.name) is None for process in STACK_PROCESSES if process.command == "aggregator")
     time.sleep(1.0)  # events keep arriving while no aggregator runs
     restart = meterline("up")
     assert "started aggregator" in restart.stdout
