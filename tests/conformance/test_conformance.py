@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from tests.e2e.invoice_support import create, epoch, invoices_of, send, wait_archived
+from tests.e2e.test_aggregator_faults import aggregators_paused
 from tests.e2e.test_alerts_stream import evaluated, send_batch
-from tests.e2e.test_progressive_billing import aggregator_paused
 
 ROWS: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "rows.yaml").read_text())
 METRICS = {
@@ -85,7 +85,7 @@ def _events(client: httpx.Client, ingest: httpx.Client, spec: dict[str, Any], at
         # the fetch the paused aggregator had in flight is answered by the first event to arrive: an event its
         # plan does not charge (refused, unknown_metric) takes it, and the batch comes whole in the next one
         primer = {**events[0], "transaction_id": f"primer-{step}", "code": "primer"}
-        with aggregator_paused():
+        with aggregators_paused():
             send_batch(ingest, [primer])
             time.sleep(0.3)
             send_batch(ingest, events)

@@ -26,8 +26,8 @@ from tests.e2e.invoice_support import (
     send,
     wait_archived,
 )
+from tests.e2e.test_aggregator_faults import aggregators_paused
 from tests.e2e.test_alerts_stream import evaluated, send_batch
-from tests.e2e.test_progressive_billing import aggregator_paused
 
 FREE = {"name": "Free", "code": "free", "interval": "monthly", "amount_cents": 0, "amount_currency": "USD",
         "pay_in_advance": False, "trial_period": 0, "charges": [per_unit(TEAM_METRIC, "0")]}
@@ -311,7 +311,7 @@ def june_10(subscription_id: str, numbers: range) -> list[dict[str, Any]]:
 def one_batch(client: httpx.Client, ingest: httpx.Client, subscription_id: str, numbers: range) -> None:
     """Users `numbers` on June 10, taken by the aggregator in one batch (one evaluation), archived and evaluated
     (as tests/e2e/test_progressive_billing.py sends them)."""
-    with aggregator_paused():
+    with aggregators_paused():
         if numbers.start > 0:  # a copy of one already counted takes the fetch the paused worker had in flight
             send_batch(ingest, june_10(subscription_id, range(numbers.start - 1, numbers.start)))
             time.sleep(0.3)
