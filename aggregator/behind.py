@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
 
-from core.clients import REDIS_FAILED, AnyRedis
+from core.clients import REDIS_FAILED, AnyRedis, once_more_on_connection_error
 
 log = logging.getLogger("meterline.aggregator")
 BEHIND_KEY = "ml:aggregators:behind"
@@ -60,7 +60,8 @@ class BehindFlag:
         behind = waiting > BEHIND_EVENTS
         if not behind and not (self.said and done):
             return
-        try:
+
+        async def write() -> None:
             if behind:
                 now = _now_ms()
                 async with self.client.pipeline(transaction=True) as pipe:
@@ -70,6 +71,9 @@ class BehindFlag:
                     await pipe.execute()
             else:
                 await self.client.zrem(self.key, self.worker)
+
+        try:
+            await once_more_on_connection_error(write)
             self.said = behind
         except REDIS_FAILED as exc:
             log.warning("could not tell the alerts workers whether the aggregator is behind: %s", exc)

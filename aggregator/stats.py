@@ -5,7 +5,9 @@ the aggregators; alerts_evaluated, alerts_fired from the alerts workers), summed
 the API's /metrics and /ops pages read; what alerts fired last goes to the list `RECENT_ALERTS_KEY` (the
 ops page's).
 They are counted after a batch went through, best effort: a Redis hiccup here never holds back a
-batch whose usage is already applied and archived (it only leaves the counters a batch short).
+batch whose usage is already applied and archived (it only leaves the counters a batch short). A
+connection Redis dropped meanwhile (a restart, a failover) is not a hiccup: the write is run once more
+on a new one (core.clients.once_more_on_connection_error).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from prometheus_client import Histogram
 
 from aggregator.alerts import Evaluated
 from aggregator.processor import BatchResult
-from core.clients import REDIS_UNAVAILABLE, AnyRedis
+from core.clients import REDIS_UNAVAILABLE, AnyRedis, once_more_on_connection_error
 from core.metrics import (
     AGGREGATOR_APPLY_LATENCY,
     AGGREGATOR_BATCH_SIZE,
@@ -94,14 +96,24 @@ async def alerts_done(client: AnyRedis, report: Evaluated, seconds: float) -> No
 async def _add_totals(client: AnyRedis, increments: dict[str, int], recent: list[dict[str, Any]], what: str) -> None:
     if not increments:
         return
-    try:
+    # one pipeline per key, so each goes to one node of a cluster: all of it runs or none (see
+    # once_more_on_connection_error)
+    async def add() -> None:
         async with client.pipeline(transaction=False) as pipe:
             for name, count in increments.items():
                 pipe.hincrby(STATS_KEY, name, count)
-            if recent:  # newest first, the last RECENT_ALERTS kept
-                pipe.lpush(RECENT_ALERTS_KEY, *(orjson.dumps(fired) for fired in recent))
-                pipe.ltrim(RECENT_ALERTS_KEY, 0, RECENT_ALERTS - 1)
             await pipe.execute()
+
+    async def push() -> None:  # newest first, the last RECENT_ALERTS kept
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.lpush(RECENT_ALERTS_KEY, *(orjson.dumps(fired) for fired in recent))
+            pipe.ltrim(RECENT_ALERTS_KEY, 0, RECENT_ALERTS - 1)
+            await pipe.execute()
+
+    try:
+        await once_more_on_connection_error(add)
+        if recent:
+            await once_more_on_connection_error(push)
     except REDIS_UNAVAILABLE as exc:
         log.warning("pipeline totals not updated for %s: %s", what, exc)
 

@@ -22,6 +22,8 @@ orjson then cannot write into a response, while orjson reads it as the float it 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -90,6 +92,23 @@ def redis_client(url: str, *, timeout_s: float, connect_timeout_s: float = 3.0) 
     if is_cluster(url):
         return _cluster(url, timeout_s, connect_timeout_s, retries=0)
     return Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=connect_timeout_s)
+
+
+T = TypeVar("T")
+
+
+async def once_more_on_connection_error(write: Callable[[], Awaitable[T]]) -> T:
+    """A worker's best-effort write to one key (pipeline totals, the behind word, the biller's last run) on
+    the workers' client, which does not retry: run once more, at once, after a connection error. A pooled
+    connection Redis dropped (a restart, a failover) is found dead only at its next use, so without this
+    the first such write after it would be lost. One key is one node, even on a cluster: a connection found
+    dead ran none of it (a pipeline over several nodes would be run again where it had succeeded). A
+    timeout is not retried (it would double the wait). The second run may count again what Redis applied
+    just before the connection broke (its reply lost): these writes are ops counters, never usage or money."""
+    try:
+        return await write()
+    except RedisConnectionError:
+        return await write()
 
 
 def reconnecting_redis(url: str, timeout_s: float, connect_timeout_s: float) -> AnyRedis:
