@@ -22,6 +22,7 @@ class ConfigError(ValueError):
 
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_AGGREGATOR_METRICS_PORT = 9464
 CLUSTER_SCHEME = "redis+cluster"  # METERLINE_REDIS_URL=redis+cluster://host:port[,host:port...]: a Redis Cluster
 
 
@@ -145,7 +146,8 @@ class Settings:
             # ingest processes sharing the port; measured on 2 cores: 2 beat 1 by ~60% (bench_ingest)
             ingest_workers=int(env.get("METERLINE_INGEST_WORKERS", "2")),
             aggregator_metrics_host=env.get("METERLINE_AGGREGATOR_METRICS_HOST", "127.0.0.1"),
-            aggregator_metrics_port=int(env.get("METERLINE_AGGREGATOR_METRICS_PORT", "9464")),
+            aggregator_metrics_port=int(env.get("METERLINE_AGGREGATOR_METRICS_PORT",
+                                                str(DEFAULT_AGGREGATOR_METRICS_PORT))),
             biller_metrics_host=env.get("METERLINE_BILLER_METRICS_HOST", "127.0.0.1"),
             biller_metrics_port=int(env.get("METERLINE_BILLER_METRICS_PORT", "9465")),
             alerts_metrics_host=env.get("METERLINE_ALERTS_METRICS_HOST", "127.0.0.1"),

@@ -17,7 +17,7 @@ import httpx
 from core.apikeys import new_api_key
 from core.clients import is_cluster
 from core.db.migrate import upgrade
-from core.settings import DEFAULT_FONT_DIR, DEFAULT_REDIS_URL, DOCUMENT_FONTS, Settings
+from core.settings import DEFAULT_AGGREGATOR_METRICS_PORT, DEFAULT_FONT_DIR, DEFAULT_REDIS_URL, DOCUMENT_FONTS, Settings
 from meterline.orgs import ensure_organization
 from meterline.stack import kafka, postgres, redis_cluster, redis_server
 from meterline.stack.proc import RunDir, StackError, apt_install, exited, running_pid, start, stop, wait_until
@@ -40,7 +40,8 @@ class Process:
 
 
 AGGREGATOR = "aggregator"
-# the aggregators after the first serve their /metrics here, one port each (the first one: its setting's)
+# the aggregators after the first serve their /metrics here, one port each (the first one: its setting's;
+# when that setting is 0, none of them serves /metrics)
 MORE_AGGREGATORS_METRICS_PORT = 9470
 
 
@@ -49,17 +50,19 @@ def aggregator_name(n: int) -> str:
     return f"{AGGREGATOR}-{n}"
 
 
-def _aggregator(n: int) -> Process:
-    env = () if n == 1 else (("METERLINE_AGGREGATOR_METRICS_PORT", str(MORE_AGGREGATORS_METRICS_PORT + n - 2)),)
-    return Process(aggregator_name(n), "aggregator", ready_line="Ready", env=env)
+def _aggregator(n: int, metrics_port: int) -> Process:
+    port = 0 if metrics_port == 0 else MORE_AGGREGATORS_METRICS_PORT + n - 2
+    env = () if n == 1 else (("METERLINE_AGGREGATOR_METRICS_PORT", str(port)),)
+    return Process(aggregator_name(n), AGGREGATOR, ready_line="Ready", env=env)
 
 
-def processes(aggregators: int = 1) -> tuple[Process, ...]:
-    """meterline's processes in the order they start, with `aggregators` aggregators in one consumer group."""
+def processes(aggregators: int = 1, metrics_port: int = DEFAULT_AGGREGATOR_METRICS_PORT) -> tuple[Process, ...]:
+    """meterline's processes in the order they start, with `aggregators` aggregators in one consumer group
+    (`metrics_port`: the first one's /metrics, its setting)."""
     return (
         Process("api", "api", health_url=lambda s: f"http://{s.api_host}:{s.api_port}/health"),
         Process("ingest", "ingest", health_url=lambda s: f"http://{s.ingest_host}:{s.ingest_port}/health"),
-        *(_aggregator(n) for n in range(1, aggregators + 1)),
+        *(_aggregator(n, metrics_port) for n in range(1, aggregators + 1)),
         Process("biller", "biller", ready_line="biller ready"),
         Process("alerts", "alerts", ready_line="Ready"),
     )
@@ -186,7 +189,7 @@ def up(settings: Settings, say: Callable[[str], None] = print, environ: Mapping[
     env_file = settings.home / "env"
     before = env_file.read_text() if env_file.exists() else None
     key = init(settings)
-    wanted = processes(settings.aggregators)
+    wanted = processes(settings.aggregators, settings.aggregator_metrics_port)
     if before is not None and env_file.read_text() != before:
         for process in reversed(wanted):
             if stop(rundir, process.name, process.marker):
@@ -197,7 +200,6 @@ def up(settings: Settings, say: Callable[[str], None] = print, environ: Mapping[
     for name in stray_aggregators(rundir, settings.aggregators):
         if stop(rundir, name, f"meterline.cli {AGGREGATOR}"):
             say(f"stopped {name} (METERLINE_AGGREGATORS={settings.aggregators})")
-        rundir.pidfile(name).unlink(missing_ok=True)
     for process in wanted:
         ensure_process(rundir, settings, process, say)
     say(f"meterline is up in {time.monotonic() - began:.1f}s: API http://{settings.api_host}:{settings.api_port}, "

@@ -35,6 +35,9 @@ def test_the_stack_runs_n_aggregators_each_with_its_own_name_and_metrics_port() 
                                          "alerts"]
     assert [dict(p.env).get("METERLINE_AGGREGATOR_METRICS_PORT") for p in started if p.command == "aggregator"] == [
         None, "9470", "9471"]  # the first one serves its setting's port (9464)
+    # with the setting at 0 (no /metrics), none of them serves one
+    assert [dict(p.env).get("METERLINE_AGGREGATOR_METRICS_PORT") for p in processes(3, 0)
+            if p.command == "aggregator"] == [None, "0", "0"]
 
 
 def test_aggregators_beyond_the_wanted_count_and_the_old_single_one_are_strays(tmp_path: Path) -> None:
