@@ -11,8 +11,8 @@ month is seen (`meterline_events_partition`). A batch takes one of two ways in:
   during a rebalance, aggregator/processor.py), the COPY fails on the primary key, the transaction is
   rolled back and the whole batch is inserted again the careful way. A duplicate is never written.
 - INSERT ... ON CONFLICT DO NOTHING (INSERT_SQL) for the others: copies Redis had already counted
-  (normally archived before, but not when a crash came between Redis and the archive), and rows of
-  a closed period. One statement per batch: the rows travel as one JSON document
+  but the archive had not (a crash came between Redis and the archive: the processor's lookup let them
+  through), and rows of a closed period. One statement per batch: the rows travel as one JSON document
   (`jsonb_to_recordset`), so the statement is the same for every batch size and planned once.
 
 Closed periods are decided here, inside PostgreSQL, not from the catalog's cached views: every row

@@ -23,7 +23,7 @@ from prometheus_client import Histogram
 
 from aggregator.alerts import Evaluated
 from aggregator.processor import BatchResult
-from core.clients import REDIS_UNAVAILABLE, AnyRedis, once_more_on_connection_error
+from core.clients import REDIS_FAILED, AnyRedis, once_more_on_connection_error
 from core.metrics import (
     AGGREGATOR_APPLY_LATENCY,
     AGGREGATOR_BATCH_SIZE,
@@ -114,7 +114,7 @@ async def _add_totals(client: AnyRedis, increments: dict[str, int], recent: list
         await once_more_on_connection_error(add)
         if recent:
             await once_more_on_connection_error(push)
-    except REDIS_UNAVAILABLE as exc:
+    except REDIS_FAILED as exc:  # any: this write never holds back a batch (an OOM or READONLY answer included)
         log.warning("pipeline totals not updated for %s: %s", what, exc)
 
 

@@ -98,13 +98,13 @@ T = TypeVar("T")
 
 
 async def once_more_on_connection_error(write: Callable[[], Awaitable[T]]) -> T:
-    """A worker's best-effort write to one key (pipeline totals, the behind word, the biller's last run) on
-    the workers' client, which does not retry: run once more, at once, after a connection error. A pooled
-    connection Redis dropped (a restart, a failover) is found dead only at its next use, so without this
-    the first such write after it would be lost. One key is one node, even on a cluster: a connection found
-    dead ran none of it (a pipeline over several nodes would be run again where it had succeeded). A
-    timeout is not retried (it would double the wait). The second run may count again what Redis applied
-    just before the connection broke (its reply lost): these writes are ops counters, never usage or money."""
+    """A worker's best-effort write to one key (pipeline totals, the behind word) on the workers' client,
+    which does not retry: run once more, at once, after a connection error. A pooled connection Redis
+    dropped (a restart, a failover) is found dead only at its next use, so without this the first such
+    write after it would be lost. One key is one node, even on a cluster: a connection found dead ran none
+    of it (a pipeline over several nodes would be run again where it had succeeded). A timeout is not
+    retried (it would double the wait). The second run may count again what Redis applied just before the
+    connection broke (its reply lost): these writes are ops counters, never usage or money."""
     try:
         return await write()
     except RedisConnectionError:

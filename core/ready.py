@@ -41,7 +41,8 @@ async def _kafka(request: Request) -> None:
 async def _redis(request: Request) -> None:
     state = request.app.state
     client: AnyRedis | None = getattr(state, "redis", None) or getattr(state, "ready_redis", None)
-    if client is None:  # a process without a Redis client of its own (the ingest) makes one, once
+    # a process without `state.redis` (the ingest, whose rate limiter's client gives up after 0.5 s) makes one, once
+    if client is None:
         client = state.ready_redis = reconnecting_redis(state.settings.redis_url, timeout_s=2, connect_timeout_s=2)
     await client.ping()
 

@@ -116,7 +116,7 @@ def _billing_engine(settings: Settings, connections: int = 10):  # type: ignore[
 def cmd_biller(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from core.clients import redis_client
+    from core.clients import reconnecting_redis
     from core.metrics import serve_metrics
     from rater.biller import record_run, run_loop
     from rater.billing.files import DocumentLinks
@@ -125,7 +125,8 @@ def cmd_biller(settings: Settings, args: argparse.Namespace) -> int:
 
     async def main() -> None:
         engine = _billing_engine(settings)
-        redis = redis_client(settings.redis_url, timeout_s=5)
+        # its one Redis write is the ops page's last run: a client that retries once after a connection error
+        redis = reconnecting_redis(settings.redis_url, timeout_s=5, connect_timeout_s=3)
         try:
             await run_loop(engine, lambda connections: _billing_engine(settings, connections),
                            DocumentLinks.of(settings), args.interval, on_run=lambda report: record_run(redis, report))

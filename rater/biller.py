@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.clients import REDIS_FAILED, AnyRedis, once_more_on_connection_error
+from core.clients import REDIS_FAILED, AnyRedis
 from core.metrics import BILLER_RUNS, INVOICES_WRITTEN, STATS_KEY
 from rater.billing.drafts import finalize_draft
 from rater.billing.files import DocumentLinks
@@ -139,16 +139,12 @@ async def record_run(redis: AnyRedis, report: RunReport) -> None:
     """Count a loop round for Prometheus and for the ops page (which reads the `ml:stats` hash in Redis)."""
     BILLER_RUNS.inc()
     INVOICES_WRITTEN.inc(report.invoices)
-
-    async def write() -> None:
+    try:
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hset(STATS_KEY, mapping={"biller_last_run_at": int(time.time()),
                                           "biller_last_run_invoices": report.invoices})
             pipe.hincrby(STATS_KEY, "biller_runs", 1)
             await pipe.execute()
-
-    try:
-        await once_more_on_connection_error(write)
     except REDIS_FAILED as exc:  # the ops page shows an older run; billing is unaffected
         log.warning("could not record the billing run in Redis: %s", exc)
 
