@@ -23,21 +23,23 @@ from tests.conftest import Services
 DROPPED = "meterline-test-dropped"
 
 
-async def drop_connection(client: AnyRedis, url: str, key: str) -> None:
-    """Redis closes the client's pooled connection to the node holding `key` (the one connection there:
-    the client's calls are sequential), as a restart or a failover would."""
+async def drop_connection(client: AnyRedis, url: str, *keys: str) -> None:
+    """Redis closes the client's pooled connection to each node holding one of `keys` (the one connection
+    there: the client's calls are sequential), as a restart or a failover would."""
     if isinstance(client, RedisCluster):
-        node = client.get_node_from_key(key)
-        assert node is not None
-        await client.execute_command("CLIENT SETNAME", DROPPED, target_nodes=node)
-        admin = redis.Redis(host=node.host, port=int(node.port))
+        nodes = {(node.host, int(node.port)): node for node in map(client.get_node_from_key, keys) if node}
+        assert nodes
+        for node in nodes.values():
+            await client.execute_command("CLIENT SETNAME", DROPPED, target_nodes=node)
+        admins = [redis.Redis(host=host, port=port) for host, port in nodes]
     else:
         await client.client_setname(DROPPED)
-        admin = redis.Redis.from_url(url)
-    with admin:
-        named = [entry["id"] for entry in admin.client_list() if entry["name"] == DROPPED]
-        assert len(named) == 1, named
-        assert admin.client_kill_filter(_id=named[0]) == 1
+        admins = [redis.Redis.from_url(url)]
+    for admin in admins:
+        with admin:
+            named = [entry["id"] for entry in admin.client_list() if entry["name"] == DROPPED]
+            assert len(named) == 1, named
+            assert admin.client_kill_filter(_id=named[0]) == 1
 
 
 def test_each_aggregator_says_it_is_behind_and_takes_back_only_its_own_word_once_a_batch_is_done(
@@ -98,9 +100,10 @@ def test_totals_and_recent_alerts_are_written_through_a_connection_redis_dropped
             await record(client, BatchResult(rejected={reason: 2}), 2, 0.01)
             await drop_connection(client, services.redis_url, STATS_KEY)
             await record(client, BatchResult(rejected={reason: 3}), 3, 0.01)
-            await drop_connection(client, services.redis_url, STATS_KEY)
+            # on a cluster the totals and the recent alerts are on two nodes: both connections dropped
+            await drop_connection(client, services.redis_url, STATS_KEY, RECENT_ALERTS_KEY)
             await alerts_done(client, Evaluated(evaluated=1, fired=1, recent=[fired[0]]), 0.01)
-            await drop_connection(client, services.redis_url, STATS_KEY)
+            await drop_connection(client, services.redis_url, STATS_KEY, RECENT_ALERTS_KEY)
             await alerts_done(client, Evaluated(evaluated=1, fired=1, recent=[fired[1]]), 0.01)
             total = int(await client.hget(STATS_KEY, f"rejected:{reason}") or 0)
             recent = [orjson.loads(raw) for raw in await client.lrange(RECENT_ALERTS_KEY, 0, -1)]
@@ -127,13 +130,17 @@ def test_the_behind_word_is_written_through_a_connection_redis_dropped(
         try:
             await flag.update(BEHIND_EVENTS + 1, done=False)
             seen = [await aggregators_behind(client, key)]
+            await client.delete(key)
             await drop_connection(client, services.redis_url, key)
-            await flag.update(0, done=True)
+            await flag.update(BEHIND_EVENTS + 1, done=False)  # said again (a transaction) on a new connection
+            seen.append(await aggregators_behind(client, key))
+            await drop_connection(client, services.redis_url, key)
+            await flag.update(0, done=True)  # taken back (one command) on a new connection
             seen.append(await aggregators_behind(client, key))
             return seen
         finally:
             await client.delete(key)
             await client.aclose()
 
-    assert asyncio.run(main()) == [True, False]
+    assert asyncio.run(main()) == [True, True, False]
     assert "could not tell the alerts workers" not in caplog.text
