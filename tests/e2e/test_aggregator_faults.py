@@ -166,11 +166,29 @@ def pid_of(name: str) -> int | None:
     return running_pid(RunDir(HOME), name, MARKERS.get(name, {"redis": "redis-server"}.get(name, "postgres")))
 
 
+AGGREGATORS = [process.name for process in STACK_PROCESSES if process.command == "aggregator"]
+
+
 def aggregator_pids() -> list[int]:
     """The pids of the stack's aggregators, every one running."""
-    pids = [pid_of(process.name) for process in STACK_PROCESSES if process.command == "aggregator"]
+    pids = [pid_of(name) for name in AGGREGATORS]
     assert pids and None not in pids, pids
     return [pid for pid in pids if pid is not None]
+
+
+def stop_aggregators(sig: signal.Signals) -> None:
+    """Every aggregator of the stack signalled and gone: with two (`make test-cluster`), either may own the
+    partition of the events a test sends."""
+    victims = aggregator_pids()
+    for victim in victims:
+        os.kill(victim, sig)
+    for victim in victims:
+        wait_gone(victim)
+    assert all(pid_of(name) is None for name in AGGREGATORS)
+
+
+def started_every_aggregator(up_output: str) -> bool:
+    return all(f"started {name}" in up_output for name in AGGREGATORS)
 
 
 @contextmanager
@@ -219,15 +237,9 @@ def test_kill_9_mid_stream_then_restart_counts_exactly_once(
     sender = stream_in_background(ingest, events, 0.03)  # 72 batches: about 3 s
     time.sleep(1.0)  # mid-stream: the aggregator is busy with the first batches
     assert sender.is_alive()
-    victims = aggregator_pids()  # every one: with two (`make test-cluster`), either may own the partition
-    for victim in victims:
-        os.kill(victim, signal.SIGKILL)
-    for victim in victims:
-        wait_gone(victim)
-    assert all(pid_of(process.name) is None for process in STACK_PROCESSES if process.command == "aggregator")
+    stop_aggregators(signal.SIGKILL)
     time.sleep(1.0)  # events keep arriving while no aggregator runs
-    restart = meterline("up")
-    assert "started aggregator" in restart.stdout
+    assert started_every_aggregator(meterline("up").stdout)
     sender.join(timeout=180)
     assert not sender.is_alive()
 
@@ -306,11 +318,8 @@ def test_postgres_stopped_during_ingestion_and_worker_stopped_meanwhile_loses_an
     assert all(committed[p] <= ends_before[p] for p in ends_before), (committed, ends_before)
     # a graceful stop while a batch is held back must not commit that batch (Faust acks a take()
     # buffer when its consumer goes away): the batch is processed by the next worker instead
-    worker = pid_of("aggregator-1")
-    assert worker is not None
-    os.kill(worker, signal.SIGTERM)
-    wait_gone(worker)
-    meterline("up")  # starts PostgreSQL and the aggregator again
+    stop_aggregators(signal.SIGTERM)
+    assert started_every_aggregator(meterline("up").stdout)  # and PostgreSQL
     send(ingest, events[2 * third:])
 
     usage = settle(client, customer_id, subscription_id, calls, seats)

@@ -33,7 +33,7 @@ from tests.e2e.invoice_support import (
     plan,
     wait_archived,
 )
-from tests.e2e.test_aggregator_faults import meterline, pid_of, wait_gone
+from tests.e2e.test_aggregator_faults import meterline, pid_of, started_every_aggregator, stop_aggregators, wait_gone
 from tests.e2e.test_ops_metrics import scrape
 from tests.e2e.webhook_support import Receiver
 
@@ -211,7 +211,21 @@ def restore_stack() -> Iterator[None]:
     meterline("up")
 
 
-@pytest.mark.parametrize("worker", ["aggregator-1", "alerts"])
+def killed_and_started_again(worker: str) -> None:
+    """The alerts worker, or every aggregator (with two, either may own the partition), killed with -9, then
+    started again by `meterline up`."""
+    if worker == "aggregator":
+        stop_aggregators(signal.SIGKILL)
+        assert started_every_aggregator(meterline("up").stdout)
+        return
+    victim = pid_of(worker)
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    wait_gone(victim)
+    assert f"started {worker}" in meterline("up").stdout
+
+
+@pytest.mark.parametrize("worker", ["aggregator", "alerts"])
 def test_a_worker_killed_around_a_crossing_fires_each_threshold_exactly_once(
         client: httpx.Client, ingest: httpx.Client, receiver: tuple[Receiver, str], unique: str,
         services: Services, restore_stack: None, worker: str) -> None:
@@ -229,25 +243,17 @@ def test_a_worker_killed_around_a_crossing_fires_each_threshold_exactly_once(
     # may or may not be acknowledged by then (if not, they come again to the next worker); either way the
     # threshold stays fired once
     send_batch(ingest, users(f"s-{unique}", "mtu", range(400, 500), "u"))  # one request: one batch
-    victim = pid_of(worker)
-    assert victim is not None
     deadline = time.monotonic() + 30
     while not triggered_rows(services, f"s-{unique}"):
         assert time.monotonic() < deadline
         time.sleep(0.002)
-    os.kill(victim, signal.SIGKILL)
-    wait_gone(victim)
-    assert f"started {worker}" in meterline("up").stdout
+    killed_and_started_again(worker)
     settle(client, f"c-{unique}", f"s-{unique}", 500)
 
     # killed right after the ingest accepted the crossing batch: most likely before the worker took it (or its
     # touched pairs), so the next worker does; if it was evaluated already, the record keeps it from firing again
-    victim = pid_of(worker)
-    assert victim is not None
     send_batch(ingest, users(f"s-{unique}", "mtu", range(500, 1000), "u"))
-    os.kill(victim, signal.SIGKILL)
-    wait_gone(victim)
-    assert f"started {worker}" in meterline("up").stdout
+    killed_and_started_again(worker)
     settle(client, f"c-{unique}", f"s-{unique}", 1000)
 
     hooks.wait_for_type("alert.triggered", 2)
