@@ -24,7 +24,9 @@ def test_trial_end_then_billing_day_with_full_fee_and_usage_since_the_start(clie
                                                                             unique: str) -> None:
     assert client.post("/billable_metrics", json=metric_body()).status_code == 200
     assert client.post("/plans", json={"plan": team_plan("team")}).status_code == 200
-    customer(client, f"acme-{unique}")
+    # never overdue: with the default term, the biller `make up` started (on the real clock) marks these
+    # long-past invoices overdue at any moment, say between the two reads compared below
+    customer(client, f"acme-{unique}", net_payment_term=3650)
     subscribe(client, f"acme-{unique}", f"sub-{unique}", "team", "2026-06-10T00:00:00Z")
     code = "monthly_tracked_users"
     june = mtu_events(f"sub-{unique}", "jun", range(10_050), "2026-06-12T10:00:00Z", code)
@@ -61,6 +63,7 @@ def test_trial_end_then_billing_day_with_full_fee_and_usage_since_the_start(clie
     assert period["invoicing_reason"] == "subscription_periodic"
     assert billing_day["subscriptions"][0]["external_id"] == f"sub-{unique}"
     assert billing_day["customer"]["external_id"] == f"acme-{unique}"
+    assert (billing_day["payment_due_date"], billing_day["payment_overdue"]) == ("2036-06-28", False)
 
     # the same run again changes nothing
     bill("2026-07-01T00:30:00Z", unique)
