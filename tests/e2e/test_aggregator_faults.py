@@ -27,8 +27,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from core.clients import is_cluster, sync_redis
 from meterline.stack.proc import RunDir, running_pid
 from schemas.events import Event, event_to_message
-from tests.builders import customer_body, wait_for
+from tests.builders import api, customer_body, wait_for
 from tests.conftest import HOME, ROOT, STACK_PROCESSES, Services
+from tests.e2e.ingest_support import private_ingest
 from tests.kafka_reading import end_offsets
 
 MARKERS = {p.name: p.marker for p in STACK_PROCESSES}
@@ -107,12 +108,20 @@ def send(ingest: httpx.Client, events: list[dict[str, Any]], deadline_s: float =
             time.sleep(0.2)
 
 
-def stream_in_background(ingest: httpx.Client, events: list[dict[str, Any]], pause_s: float) -> threading.Thread:
-    """A started thread sending the events in batches of 100, pausing between batches."""
+def stream_in_background(ingest: httpx.Client, events: list[dict[str, Any]], pause_s: float,
+                         copies_until: threading.Event | None = None) -> threading.Thread:
+    """A started thread sending the events in batches of 100, pausing between batches; then, with
+    `copies_until`, sending them all again (copies, which change nothing) until it is set."""
     def paced() -> None:
         for start in range(0, len(events), 100):
             send(ingest, events[start:start + 100])
             time.sleep(pause_s)
+        while copies_until is not None and not copies_until.is_set():
+            for start in range(0, len(events), 100):
+                if copies_until.is_set():
+                    break
+                send(ingest, events[start:start + 100])
+                time.sleep(pause_s)
 
     sender = threading.Thread(target=paced)
     sender.start()
@@ -299,33 +308,36 @@ def offsets(services: Services, topic: str = "events",
 
 
 def test_postgres_stopped_during_ingestion_and_worker_stopped_meanwhile_loses_and_doubles_nothing(
-        client: httpx.Client, ingest: httpx.Client, unique: str, services: Services, restore_stack: None) -> None:
+        client: httpx.Client, org_key: str, unique: str, services: Services, restore_stack: None) -> None:
+    """Through an ingest of one worker: while PostgreSQL is down, a worker accepts only the keys it has
+    seen, and of the stack's two, the one the first third reached may not get the second."""
     customer_id, subscription_id = seed(client, unique)
-    events, calls, seats = workload(subscription_id, 4000)
-    third = len(events) // 3
-    send(ingest, events[:third])
-    server = postmaster_pid()
-    os.kill(server, signal.SIGINT)  # fast shutdown: connections are cut, as in a crash of the database
-    wait_gone(server)
-    with pytest.raises(psycopg.OperationalError):
-        psycopg.connect(services.database_url, connect_timeout=2)
-    ends_before, _ = offsets(services)
-    send(ingest, events[third:2 * third])  # accepted into Kafka (or retried) while PostgreSQL is down
-    time.sleep(5.0)  # the aggregator holds its batch and backs off meanwhile
-    ends_after, committed = offsets(services)
-    assert sum(ends_after.values()) - sum(ends_before.values()) >= third
-    # none of the events it could not archive is committed (commits happen every second)
-    assert all(committed[p] <= ends_before[p] for p in ends_before), (committed, ends_before)
-    # a graceful stop while a batch is held back must not commit that batch (Faust acks a take()
-    # buffer when its consumer goes away): the batch is processed by the next worker instead
-    stop_aggregators(signal.SIGTERM)
-    assert started_every_aggregator(meterline("up").stdout)  # and PostgreSQL
-    send(ingest, events[2 * third:])
+    with private_ingest(METERLINE_INGEST_WORKERS="1") as one_worker, api(one_worker.url, org_key) as ingest:
+        events, calls, seats = workload(subscription_id, 4000)
+        third = len(events) // 3
+        send(ingest, events[:third])
+        server = postmaster_pid()
+        os.kill(server, signal.SIGINT)  # fast shutdown: connections are cut, as in a crash of the database
+        wait_gone(server)
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(services.database_url, connect_timeout=2)
+        ends_before, _ = offsets(services)
+        send(ingest, events[third:2 * third])  # accepted into Kafka (or retried) while PostgreSQL is down
+        time.sleep(5.0)  # the aggregator holds its batch and backs off meanwhile
+        ends_after, committed = offsets(services)
+        assert sum(ends_after.values()) - sum(ends_before.values()) >= third
+        # none of the events it could not archive is committed (commits happen every second)
+        assert all(committed[p] <= ends_before[p] for p in ends_before), (committed, ends_before)
+        # a graceful stop while a batch is held back must not commit that batch (Faust acks a take()
+        # buffer when its consumer goes away): the batch is processed by the next worker instead
+        stop_aggregators(signal.SIGTERM)
+        assert started_every_aggregator(meterline("up").stdout)  # and PostgreSQL
+        send(ingest, events[2 * third:])
 
-    usage = settle(client, customer_id, subscription_id, calls, seats)
+        usage = settle(client, customer_id, subscription_id, calls, seats)
 
-    assert_exact(usage, calls, 3600, seats)
-    assert archived(services, subscription_id) == (4000, 4000)
+        assert_exact(usage, calls, 3600, seats)
+        assert archived(services, subscription_id) == (4000, 4000)
 
 
 def rejected_messages(services: Services, organization_id: str) -> list[dict[str, Any]]:
@@ -421,7 +433,11 @@ def test_a_second_worker_joining_and_the_first_leaving_mid_stream_counts_exactly
     loads = {subscription_id: workload(subscription_id, 1500) for subscription_id in subscriptions}
     mixed = [event for batch in zip(*(events for events, _, _ in loads.values()), strict=True) for event in batch]
 
-    sender = stream_in_background(ingest, mixed, 0.1)  # 108 batches: over 11 s, beyond both rebalances
+    cut = 2 * len(mixed) // 3
+    left = threading.Event()
+    # 72 batches over 7 s, then copies of them until the first worker leaves: however long the second takes
+    # to join, events stream through both rebalances
+    sender = stream_in_background(ingest, mixed[:cut], 0.1, copies_until=left)
     time.sleep(1.5)
     log = (HOME / "log" / f"test-aggregator-{unique}.log").open("ab")
     second = subprocess.Popen([sys.executable, "-m", "meterline.cli", "aggregator"], cwd=ROOT, stdout=log,
@@ -433,11 +449,13 @@ def test_a_second_worker_joining_and_the_first_leaving_mid_stream_counts_exactly
         wait_for(lambda: assigned in second_log.read_text(), 60, "the group to rebalance over both workers")
         first_worker = pid_of("aggregator-1")
         assert first_worker is not None
-        assert sender.is_alive()
         os.kill(first_worker, signal.SIGTERM)  # the first leaves mid-stream: the second takes everything
+        left.set()
+        rest = stream_in_background(ingest, mixed[cut:], 0.1)
         wait_gone(first_worker)
-        sender.join(timeout=180)
-        assert not sender.is_alive()
+        for thread in (sender, rest):
+            thread.join(timeout=180)
+            assert not thread.is_alive()
 
         for subscription_id, (_, calls, seats) in loads.items():
             usage = settle(client, customer_id, subscription_id, calls, seats)
