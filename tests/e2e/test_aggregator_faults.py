@@ -464,6 +464,7 @@ def test_a_second_worker_joining_and_the_first_leaving_mid_stream_counts_exactly
         assert second.poll() is None
         assert second_log.read_text().count(assigned) >= 2  # it joined beside the first, then took over
     finally:
+        left.set()  # the copies stop, whatever failed
         second.terminate()
         second.wait(60)
         log.close()
