@@ -113,15 +113,14 @@ def stream_in_background(ingest: httpx.Client, events: list[dict[str, Any]], pau
     """A started thread sending the events in batches of 100, pausing between batches; then, with
     `copies_until`, sending them all again (copies, which change nothing) until it is set."""
     def paced() -> None:
-        for start in range(0, len(events), 100):
-            send(ingest, events[start:start + 100])
-            time.sleep(pause_s)
-        while copies_until is not None and not copies_until.is_set():
+        copies = False  # the first round sends the events; the next ones, copies of them
+        while not copies or (copies_until is not None and not copies_until.is_set()):
             for start in range(0, len(events), 100):
-                if copies_until.is_set():
+                if copies and copies_until is not None and copies_until.is_set():
                     break
                 send(ingest, events[start:start + 100])
                 time.sleep(pause_s)
+            copies = True
 
     sender = threading.Thread(target=paced)
     sender.start()

@@ -80,4 +80,3 @@ def test_a_cluster_url_names_its_startup_nodes_with_or_without_credentials() -> 
                                   "METERLINE_LOCAL_REDIS": "cluster", "METERLINE_AGGREGATORS": "3"})
     assert (settings.redis_url, settings.local_redis, settings.aggregators) == (
         "redis+cluster://127.0.0.1:7001", "cluster", 3)
-
